@@ -1,0 +1,39 @@
+# ntkexp: `make run` and `make test` work on a fresh clone (they create .venv).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NTKEXP := $(VENV)/bin/ntkexp
+SIZE ?= small
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-slow bench collect plot clean \
+        repro-jacot2018 repro-lee2020 repro-kopitkov2019 repro-resnet-ntk repro-nads
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  %-20s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install ntkexp with its test tools
+
+run: $(STAMP) ## Run the default job (NNGP/NTK kernel regression, FC ReLU, sklearn digits)
+	$(NTKEXP) run
+
+test: $(STAMP) ## Run the fast test suite (slow tests: make test-slow)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP) ## Run every test, slow ones included
+	$(PY) -m pytest -q -m ''
+
+bench: $(STAMP) ## Benchmark against plain neural-tangents; CSV under results/bench/
+	$(PY) -m ntkexp.bench
+
+clean: ## Remove run records (not results/)
+	rm -rf runs outputs multirun

@@ -1,0 +1,48 @@
+"""The ``jax.core`` names neural-tangents 0.6.5 uses, resolved on current JAX.
+
+JAX >= 0.6 moved the jaxpr types (``Jaxpr``, ``Var``, ``Literal``,
+``Primitive``, ...) from ``jax.core`` to ``jax.extend.core`` and dropped
+``get_aval``, ``lattice_join`` and ``DShapedArray`` from the public namespace.
+neural-tangents' modules are rewritten on import (see :mod:`ntkexp.compat`) to
+read these names from this module instead; JAX itself is left untouched.
+"""
+
+from typing import Any
+
+import jax
+import jax.core as _core
+import jax.extend.core as _ext_core
+
+
+def __getattr__(name: str) -> Any:
+    for module in (_ext_core, _core):
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f'jax.core shim for neural-tangents has no {name!r}')
+
+
+def get_aval(x: Any) -> Any:
+    """The abstract value (e.g. ``ShapedArray``) of ``x``."""
+    return jax.typeof(x)
+
+
+def lattice_join(a: Any, b: Any) -> Any:
+    """Join of two abstract values (removed from JAX; equal avals join to one).
+
+    Args:
+        a: an abstract value.
+        b: another abstract value.
+
+    Returns:
+        ``a``, if ``a`` and ``b`` agree up to weak typing.
+
+    Raises:
+        TypeError: the abstract values differ.
+    """
+    if a.strip_weak_type() == b.strip_weak_type():
+        return a
+    raise TypeError(f'Cannot join abstract values {a} and {b}.')
+
+
+class DShapedArray:
+    """Placeholder: dynamic shapes were removed from JAX; nothing is an instance."""

@@ -1,0 +1,1 @@
+"""Experiments: each module has ``run(cfg, run_dir, rows)`` (see ntkexp.runner)."""

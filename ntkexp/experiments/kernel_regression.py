@@ -1,0 +1,159 @@
+"""Experiment ``kernel_regression``: infinite-width NNGP and NTK predictions.
+
+Reproduces the kernel side of Lee et al. 2020 ("Finite Versus Infinite Neural
+Networks: an Empirical Study", Table 1 / Figs. 1, 5, 6: NNGP vs NTK, diagonal
+regularisation, ZCA, float64) and Arora et al. 2019/2020 (CNTK; small-data
+CIFAR-10). The train-train and test-train kernels are computed once by the
+block engine (:mod:`ntkexp.kernels`, cached on disk) and reused for every
+kernel x ``diag_reg`` x ``t`` combination; solves are float64
+(:mod:`ntkexp.solve`).
+
+Rows (metric per ``kernel`` in {nngp, ntk}, ``diag_reg``, ``t``; ``t = inf`` is
+the fully trained / posterior-mean prediction):
+
+* ``accuracy`` (classification), ``mse`` (mean over test points and outputs);
+* ``train_mse`` at finite ``t`` (inf: equals the regulariser's residual);
+* ``variance`` (mean predictive variance over test points) when
+  ``experiment.variance=true``;
+* ``kernel_seconds``: wall time of the kernel computation (0 if cached).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ntkexp import kernels
+from ntkexp import solve
+from ntkexp.records import RowWriter
+
+
+def _as_list(value: Any) -> list[Any]:
+    if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _time_value(t: Any) -> float:
+    return math.inf if t is None or str(t).lower() in ('inf', 'infinity') else float(t)
+
+
+def model_id(cfg: DictConfig) -> str:
+    """The architecture's identity for the kernel cache: its resolved config."""
+    return json.dumps(OmegaConf.to_container(cfg.model, resolve=True),
+                      sort_keys=True)
+
+
+def make_engine(cfg: DictConfig, kernel_fn, get: tuple[str, ...]) -> kernels.KernelEngine:
+    """The block engine configured by ``cfg.kernel`` and ``cfg.paths.cache``."""
+    kcfg = cfg.get('kernel', {})
+    cache_dir = None
+    if kcfg.get('cache', True) and cfg.get('paths', {}).get('cache'):
+        cache_dir = Path(cfg.paths.cache) / 'kernels'
+    return kernels.KernelEngine(
+        kernel_fn=kernel_fn,
+        model_id=model_id(cfg),
+        get=get,
+        memory_gb=float(kcfg.get('memory_gb', 4.0)),
+        block_size=kcfg.get('block_size', None),
+        cache_dir=cache_dir,
+        progress=bool(kcfg.get('progress', True)),
+    )
+
+
+def compute_kernels(cfg: DictConfig, kernel_fn, x_train: np.ndarray,
+                    x_test: np.ndarray, get: tuple[str, ...]):
+    """Train-train and test-train kernels, through submitit jobs if configured.
+
+    Returns:
+        ``(k_train_train, k_test_train, seconds)``, each kernel a dict by ``get``.
+    """
+    engine = make_engine(cfg, kernel_fn, get)
+    start = time.time()
+    jobs = int(cfg.get('kernel', {}).get('jobs', 1))
+    if jobs > 1:
+        from ntkexp import distributed  # pylint: disable=g-import-not-at-top
+        k_tt, k_st = distributed.compute_kernels(cfg, engine, x_train, x_test)
+    else:
+        k_tt = engine(x_train, None, desc='train x train')
+        k_st = engine(x_test, x_train, desc='test x train')
+    return k_tt, k_st, time.time() - start
+
+
+def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
+    """Runs kernel regression for every kernel, ``diag_reg`` and ``t``.
+
+    Args:
+        cfg: the composed config; ``cfg.experiment`` has ``kernels`` (list of
+            'nngp' / 'ntk'), ``diag_reg`` (float or list), ``t`` (null = inf,
+            or list), ``variance`` (bool).
+        run_dir: the run directory (unused: all output goes through ``rows``).
+        rows: the run's row writer.
+
+    Returns:
+        A summary table (kernel x diag_reg x t -> accuracy, mse).
+    """
+    del run_dir
+    exp = cfg.experiment
+    dtype = np.float64 if cfg.get('precision') == 'float64' else np.float32
+    data = instantiate(cfg.dataset)
+    x_train = np.asarray(data.x_train, dtype)
+    x_test = np.asarray(data.x_test, dtype)
+    y_train = np.asarray(data.y_train, np.float64)
+    y_test = np.asarray(data.y_test, np.float64)
+    _, _, kernel_fn = instantiate(cfg.model, out_dim=y_train.shape[1])
+
+    get = tuple(_as_list(exp.get('kernels', ['nngp', 'ntk'])))
+    unknown = sorted(set(get) - {'nngp', 'ntk'})
+    if unknown:
+        raise ValueError(f'experiment.kernels has {unknown}; choose from '
+                         "['nngp', 'ntk']")
+    variance = bool(exp.get('variance', False))
+    need = tuple(sorted(set(get) | ({'nngp'} if variance else set())))
+    k_tt, k_st, seconds = compute_kernels(cfg, kernel_fn, x_train, x_test, need)
+    rows.add('kernel_seconds', seconds, n_train=len(x_train), n_test=len(x_test))
+
+    k_test_diag = None
+    if variance:
+        engine = make_engine(cfg, kernel_fn, ('nngp',))
+        k_test_diag = np.diag(engine(x_test, None, desc='test x test')['nngp'])
+
+    summary = []
+    for kernel in get:
+        for diag_reg in _as_list(exp.get('diag_reg', 1e-4)):
+            diag_reg = float(diag_reg)
+            for t in _as_list(exp.get('t', None)):
+                t = _time_value(t)
+                pred = solve.predict_t(k_tt[kernel], k_st[kernel], y_train,
+                                       diag_reg, t, kernel)
+                params = dict(kernel=kernel, diag_reg=diag_reg, t=t)
+                entry = dict(params)
+                if data.labels_test is not None:
+                    entry['accuracy'] = solve.accuracy(pred, data.labels_test)
+                    rows.add('accuracy', entry['accuracy'], **params)
+                entry['mse'] = solve.mse(pred, y_test)
+                rows.add('mse', entry['mse'], **params)
+                if not math.isinf(t):
+                    train_pred = solve.predict_t(k_tt[kernel], k_tt[kernel],
+                                                 y_train, diag_reg, t, kernel)
+                    rows.add('train_mse', solve.mse(train_pred, y_train), **params)
+                if variance and math.isinf(t):
+                    if kernel == 'nngp':
+                        var = solve.nngp_variance(k_tt['nngp'], k_st['nngp'],
+                                                  k_test_diag, diag_reg)
+                    else:
+                        var = solve.ntk_variance(k_tt['ntk'], k_st['ntk'],
+                                                 k_tt['nngp'], k_st['nngp'],
+                                                 k_test_diag, diag_reg)
+                    entry['variance'] = float(np.mean(var))
+                    rows.add('variance', entry['variance'], **params)
+                summary.append(entry)
+    return pd.DataFrame(summary)

@@ -1,0 +1,206 @@
+"""Run records: the composed config, a status record and long-format rows.
+
+Every run directory holds (DESIGN.md, "Interfaces that others rely on"):
+
+* ``config.yaml``: the composed, resolved config of the run;
+* ``status.json``: ``ok`` / ``failed`` (with the error) / ``running``, wall time,
+  device, versions of jax, jaxlib, neural-tangents and ntkexp;
+* ``rows.jsonl``: one JSON object per measured value, appended (and flushed) as
+  soon as it is measured, so a run that dies loses nothing written before;
+* ``rows.csv`` and ``rows.parquet``: the same rows as a table, written when the
+  run ends, whether it succeeded or failed.
+
+Rows are long-format: ``experiment, model, dataset, seed, metric, value`` plus
+the run's parameters (width, depth, diag_reg, step, ...).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+ROWS_JSONL = 'rows.jsonl'
+ROWS_CSV = 'rows.csv'
+ROWS_PARQUET = 'rows.parquet'
+STATUS_JSON = 'status.json'
+CONFIG_YAML = 'config.yaml'
+
+# Columns every row starts with, in this order.
+BASE_COLUMNS = ('experiment', 'model', 'dataset', 'seed', 'metric', 'value')
+
+
+def _plain(value: Any) -> Any:
+    """Converts numpy / jax scalars to JSON-serialisable Python values."""
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if hasattr(value, 'shape') and getattr(value, 'shape') == ():
+        return float(value)
+    if isinstance(value, float) and math.isinf(value):
+        return value  # json writes Infinity; pandas reads it back
+    return value
+
+
+class RowWriter:
+    """Appends long-format rows to ``rows.jsonl`` as they are measured.
+
+    Args:
+        path: the ``rows.jsonl`` file (created or appended to).
+        base: columns shared by every row of the run (experiment, model, ...).
+    """
+
+    def __init__(self, path: Path, base: Mapping[str, Any]):
+        self.path = Path(path)
+        self.base = dict(base)
+        self.count = 0
+        self._file = open(self.path, 'a', encoding='utf-8')
+
+    def add(self, metric: str, value: Any, **params: Any) -> None:
+        """Writes one row: ``metric`` = ``value`` at the given parameters."""
+        row = dict(self.base)
+        row.update({k: _plain(v) for k, v in params.items()})
+        row['metric'] = metric
+        row['value'] = float(_plain(value))
+        self._file.write(json.dumps(row) + '\n')
+        self._file.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> 'RowWriter':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_rows(run_dir: Path) -> pd.DataFrame:
+    """Reads a run's rows (from ``rows.jsonl``) as a DataFrame."""
+    path = Path(run_dir) / ROWS_JSONL
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=list(BASE_COLUMNS))
+    frame = pd.read_json(path, lines=True)
+    first = [c for c in BASE_COLUMNS if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def write_tables(run_dir: Path) -> pd.DataFrame:
+    """Writes ``rows.csv`` and ``rows.parquet`` from ``rows.jsonl``."""
+    frame = read_rows(run_dir)
+    frame.to_csv(Path(run_dir) / ROWS_CSV, index=False)
+    frame.to_parquet(Path(run_dir) / ROWS_PARQUET, index=False)
+    return frame
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a result depends on."""
+    import importlib.metadata as md  # pylint: disable=g-import-not-at-top
+    out = {'python': platform.python_version()}
+    for package in ('jax', 'jaxlib', 'neural-tangents', 'ntkexp', 'numpy'):
+        try:
+            out[package] = md.version(package)
+        except md.PackageNotFoundError:
+            out[package] = 'not installed'
+    return out
+
+
+def device_description() -> dict[str, Any]:
+    """The JAX backend and devices this process computes on."""
+    import jax  # pylint: disable=g-import-not-at-top
+    devices = jax.local_devices()
+    return {
+        'platform': devices[0].platform,
+        'kind': devices[0].device_kind,
+        'count': len(devices),
+        'host': socket.gethostname(),
+    }
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A stable hash of a run's resolved config (excluding paths and hydra)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in ('paths', 'hydra'):
+        container.pop(key, None)
+    text = json.dumps(container, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Writes JSON to ``path`` through a temporary file and a rename."""
+    tmp = Path(str(path) + f'.tmp{os.getpid()}')
+    tmp.write_text(json.dumps(data, indent=2, default=str) + '\n')
+    os.replace(tmp, path)
+
+
+class StatusRecord:
+    """The ``status.json`` of a run: written at start, updated at the end."""
+
+    def __init__(self, run_dir: Path, cfg: DictConfig):
+        self.path = Path(run_dir) / STATUS_JSON
+        self.start = time.time()
+        self.data: dict[str, Any] = {
+            'status': 'running',
+            'error': None,
+            'started': datetime.datetime.now().isoformat(timespec='seconds'),
+            'finished': None,
+            'wall_time_s': None,
+            'config_hash': config_hash(cfg),
+            'device': device_description(),
+            'versions': versions(),
+            'pid': os.getpid(),
+        }
+        write_json_atomic(self.path, self.data)
+
+    def finish(self, error: BaseException | None = None, rows: int = 0) -> None:
+        """Marks the run ok, or failed with ``error``'s message and traceback."""
+        self.data['finished'] = datetime.datetime.now().isoformat(
+            timespec='seconds')
+        self.data['wall_time_s'] = round(time.time() - self.start, 3)
+        self.data['rows'] = rows
+        if error is None:
+            self.data['status'] = 'ok'
+        else:
+            self.data['status'] = 'failed'
+            self.data['error'] = f'{type(error).__name__}: {error}'
+            self.data['traceback'] = ''.join(
+                traceback.format_exception(type(error), error,
+                                           error.__traceback__))
+        write_json_atomic(self.path, self.data)
+
+
+def read_status(run_dir: Path) -> dict[str, Any] | None:
+    """The status record of a run directory, or None if it has none."""
+    path = Path(run_dir) / STATUS_JSON
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def find_finished_run(runs_root: Path, digest: str) -> Path | None:
+    """A run directory under ``runs_root`` with this config hash and status ok."""
+    runs_root = Path(runs_root)
+    if not runs_root.exists():
+        return None
+    for status_path in sorted(runs_root.rglob(STATUS_JSON)):
+        status = read_status(status_path.parent)
+        if (status and status.get('status') == 'ok' and
+                status.get('config_hash') == digest):
+            return status_path.parent
+    return None

@@ -1,0 +1,174 @@
+"""Run one composed config: validate it, set precision, call the experiment.
+
+The command line (:mod:`ntkexp.cli`) is a thin Hydra wrapper around
+:func:`run_job`; tests call :func:`run_job` directly with a config composed by
+Hydra's compose API.
+
+An experiment is a function ``run(cfg, run_dir, rows) -> pandas.DataFrame | None``
+named by ``cfg.experiment.run``; it writes its measurements with
+``rows.add(metric, value, **params)`` and may return a small summary table to
+print.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from ntkexp import records
+
+log = logging.getLogger(__name__)
+
+# Model hyper-parameters copied onto every row (when the model has them).
+_MODEL_COLUMNS = ('width', 'depth', 'k', 'filter_size', 'readout', 'alpha',
+                  'W_std', 'b_std', 'activation', 'parameterization')
+# Dataset options copied onto every row.
+_DATASET_COLUMNS = ('n_train', 'n_test', 'zca', 'standardize', 'targets')
+
+
+class ConfigError(ValueError):
+    """An invalid config value; the message names the problem and the fix."""
+
+
+def target_name(node: DictConfig | None) -> str:
+    """Short name of a config node: its ``name`` key or its ``_target_``'s."""
+    if node is None:
+        return 'none'
+    name = node.get('name', None)
+    if name:
+        return str(name)
+    target = node.get('_target_', None)
+    return str(target).rsplit('.', 1)[-1] if target else 'none'
+
+
+def base_columns(cfg: DictConfig) -> dict[str, Any]:
+    """Columns shared by every row of a run (DESIGN.md: long-format rows)."""
+    base = {
+        'experiment': str(cfg.experiment.name),
+        'model': target_name(cfg.get('model')),
+        'dataset': target_name(cfg.get('dataset')),
+        'seed': int(cfg.get('seed', 0)),
+    }
+    for key in _MODEL_COLUMNS:
+        if cfg.get('model') is not None and key in cfg.model:
+            base[key] = OmegaConf.to_container(cfg.model)[key]
+    for key in _DATASET_COLUMNS:
+        if cfg.get('dataset') is not None and key in cfg.dataset:
+            base[key] = OmegaConf.to_container(cfg.dataset)[key]
+    base['precision'] = str(cfg.get('precision', 'float32'))
+    return base
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks values that would otherwise fail deep inside a run.
+
+    Architectures validate their own hyper-parameters when built; this checks
+    the root and experiment options, then builds the model once.
+
+    Raises:
+        ConfigError: with one line naming the problem and the valid values.
+    """
+    _check(cfg.get('precision') in ('float32', 'float64'),
+           f"precision={cfg.get('precision')!r} is invalid; use precision=float32 "
+           'or precision=float64')
+    kernel = cfg.get('kernel', {})
+    _check(kernel.get('memory_gb', 1) > 0,
+           f"kernel.memory_gb={kernel.get('memory_gb')} must be > 0")
+    bs = kernel.get('block_size', None)
+    _check(bs is None or int(bs) > 0,
+           f'kernel.block_size={bs} must be a positive integer or null')
+    _check(int(kernel.get('jobs', 1)) >= 1,
+           f"kernel.jobs={kernel.get('jobs')} must be >= 1")
+    _check(kernel.get('executor', 'local') in ('local', 'slurm'),
+           f"kernel.executor={kernel.get('executor')!r} is invalid; use local "
+           'or slurm')
+    exp = cfg.experiment
+    for key in ('diag_reg',):
+        if key in exp:
+            values = exp[key]
+            values = list(values) if OmegaConf.is_list(values) else [values]
+            for value in values:
+                _check(value is not None and float(value) >= 0,
+                       f'experiment.{key}={value} is invalid; the diagonal '
+                       'regulariser must be >= 0 (e.g. experiment.diag_reg=1e-4)')
+    validator = exp.get('validate', None)
+    if validator:
+        get_method(validator)(cfg)
+    if cfg.get('model') is not None:
+        from hydra.utils import instantiate  # pylint: disable=g-import-not-at-top
+        try:
+            instantiate(cfg.model)
+        except Exception as error:  # Hydra wraps the model's ValueError.
+            cause = error
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            if isinstance(cause, ValueError):
+                raise ConfigError(f'model: {cause}') from None
+            raise
+
+
+def set_precision(cfg: DictConfig) -> None:
+    """Enables float64 in JAX when ``precision=float64``."""
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.config.update('jax_enable_x64', cfg.get('precision') == 'float64')
+
+
+def run_job(cfg: DictConfig, run_dir: Path | str) -> pd.DataFrame:
+    """Runs one job, writing its config, status and rows into ``run_dir``.
+
+    Args:
+        cfg: the composed config (model, dataset, experiment, paths, ...).
+        run_dir: the run directory (created if needed).
+
+    Returns:
+        The run's rows as a long-format DataFrame (also on disk).
+
+    Raises:
+        ConfigError: an invalid value; nothing is written.
+        Exception: whatever the experiment raised; status.json says failed and
+          the rows measured so far are kept.
+    """
+    validate(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    set_precision(cfg)
+    (run_dir / records.CONFIG_YAML).write_text(
+        OmegaConf.to_yaml(cfg, resolve=True))
+    status = records.StatusRecord(run_dir, cfg)
+    experiment: Callable[..., Any] = get_method(cfg.experiment.run)
+    rows = records.RowWriter(run_dir / records.ROWS_JSONL, base_columns(cfg))
+    error: BaseException | None = None
+    summary = None
+    try:
+        summary = experiment(cfg, run_dir, rows)
+    except BaseException as exc:  # KeyboardInterrupt too: record it.
+        error = exc
+        raise
+    finally:
+        rows.close()
+        frame = records.write_tables(run_dir)
+        status.finish(error, rows=rows.count)
+    if summary is not None:
+        frame.attrs['summary'] = summary
+    return frame
+
+
+def cleanup_failed_start(run_dir: Path) -> None:
+    """Removes a run directory Hydra created for a run that never started."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return
+    leftovers = {p.name for p in run_dir.iterdir()}
+    if leftovers <= {'.hydra', 'run.log', records.CONFIG_YAML}:
+        shutil.rmtree(run_dir, ignore_errors=True)
