@@ -15,7 +15,8 @@ engine computes ``kernel_fn(x1, x2, get)`` for large ``x1`` / ``x2`` in blocks:
   the blocks are computed identically whatever the order, so the assembled
   kernel is the same bit for bit. A finished kernel is never recomputed.
 * **Symmetry.** For a train-train kernel (``x2 is None``) only blocks with
-  ``i <= j`` are computed; the lower triangle is filled by transposition.
+  ``i <= j`` are computed; the lower triangle is filled by transposition and
+  diagonal blocks are symmetrised, so the kernel is exactly symmetric.
 * **Devices.** Blocks are dispatched round-robin over ``jax.local_devices()``.
 
 The same block plan and cache serve the submitit jobs of
@@ -316,6 +317,9 @@ class KernelEngine:
                 arrays = {g: np.asarray(getattr(out, g) if len(self.get) > 1
                                         else out)[:r, :c]
                           for g in self.get}
+                if plan.symmetric and i == j:
+                    # Diagonal blocks of k(x, x): exactly symmetric.
+                    arrays = {g: (a + a.T) / 2 for g, a in arrays.items()}
                 cache.save(i, j, arrays)
                 done += 1
                 bar.update(1)

@@ -1,0 +1,243 @@
+"""``make bench``: ntkexp against plain neural-tangents, side by side, as ratios.
+
+Measured on whatever JAX devices are present, in one process:
+
+* infinite-width NTK throughput (kernel entries per second) of FC, CNN-VEC,
+  CNN-GAP, Myrtle-5, WRN and ResNet on 32x32x3 inputs, for plain
+  neural-tangents (``jax.jit(kernel_fn)`` on the whole input, and ``nt.batch``
+  with its defaults) and for ntkexp's block engine (memory-budgeted blocks,
+  upper triangle only), with the largest relative difference between them;
+* empirical NTK throughput of a WRN for each ``nt.NtkImplementation``;
+* finite-width training steps per second (full-batch gradient descent);
+* peak device memory where the backend reports it
+  (``device.memory_stats()['peak_bytes_in_use']``), else the compiled
+  program's size from XLA's memory analysis.
+
+Each row is timed after a warm-up call (compilation excluded), as the median of
+``--repeats`` runs. The CSV goes to ``results/bench/bench_<device>.csv`` with the
+device, package versions and sizes in every row.
+
+Usage::
+
+    python -m ntkexp.bench                # sizes for a laptop CPU
+    python -m ntkexp.bench --size gpu     # sizes for one GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+import ntkexp  # noqa: F401  (neural-tangents on current JAX)
+import jax
+import jax.numpy as jnp
+import neural_tangents as nt
+
+from ntkexp import kernels
+from ntkexp import models
+from ntkexp import records
+
+# (name, model function, kwargs) for the infinite-width rows.
+ARCHITECTURES = {
+    'fc': (models.fc, dict(depth=3, width=512)),
+    'cnn_vec': (models.cnn, dict(depth=3, width=64, readout='flatten')),
+    'cnn_gap': (models.cnn, dict(depth=3, width=64, readout='gap')),
+    'myrtle5': (models.myrtle, dict(depth=5, width=64)),
+    'wrn': (models.wrn, dict(depth=10, width=16)),
+    'resnet': (models.resnet, dict(depth=4, width=64)),
+}
+
+# Inputs per architecture: (n for the kernel, block for nt.batch).
+SIZES = {
+    'cpu': {'fc': 512, 'cnn_vec': 8, 'cnn_gap': 8, 'myrtle5': 4, 'wrn': 4,
+            'resnet': 8, 'image': 32, 'empirical_n': 4, 'wrn_k': 1,
+            'train_n': 128},
+    'gpu': {'fc': 16384, 'cnn_vec': 256, 'cnn_gap': 64, 'myrtle5': 64,
+            'wrn': 64, 'resnet': 256, 'image': 32, 'empirical_n': 64,
+            'wrn_k': 4, 'train_n': 1024},
+}
+
+
+def _block_until_ready(out: Any) -> Any:
+    return jax.tree_util.tree_map(
+        lambda a: a.block_until_ready() if hasattr(a, 'block_until_ready')
+        else a, out)
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Median wall time of ``fn()`` after one warm-up call, and its output."""
+    out = _block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = _block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def peak_bytes() -> float:
+    """Peak device memory in use, or NaN where the backend does not report it."""
+    stats = jax.local_devices()[0].memory_stats()
+    if not stats or 'peak_bytes_in_use' not in stats:
+        return float('nan')
+    return float(stats['peak_bytes_in_use'])
+
+
+def _images(n: int, side: int, seed: int = 0) -> np.ndarray:
+    return np.random.RandomState(seed).randn(n, side, side, 3).astype(np.float32)
+
+
+def _rel_diff(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
+                   repeats: int) -> list[dict[str, Any]]:
+    """NTK entries/s: plain nt (jit, nt.batch) vs the ntkexp block engine."""
+    fn, kwargs = ARCHITECTURES[arch]
+    _, _, kernel_fn = fn(**kwargs)
+    x = _images(n, side)
+    rows = []
+    jitted = jax.jit(kernel_fn, static_argnames='get')
+    t_jit, ref = timed(lambda: jitted(x, x, get='ntk'), repeats)
+    ref = np.asarray(ref)
+    rows.append(dict(method='nt_jit', seconds=t_jit, rel_diff=0.0,
+                     block=n, peak_bytes=peak_bytes()))
+    engine = kernels.KernelEngine(kernel_fn, arch, get=('ntk',),
+                                  memory_gb=memory_gb, cache_dir=None,
+                                  progress=False)
+    block = engine.plan(x, None)[0].block
+    batched = nt.batch(kernel_fn, batch_size=block)
+    t_batch, out = timed(lambda: batched(x, x, 'ntk'), repeats)
+    rows.append(dict(method='nt_batch', seconds=t_batch,
+                     rel_diff=_rel_diff(out, ref), block=block,
+                     peak_bytes=peak_bytes()))
+    t_engine, out = timed(lambda: engine(x)['ntk'], repeats)
+    rows.append(dict(method='ntkexp_engine', seconds=t_engine,
+                     rel_diff=_rel_diff(out, ref), block=block,
+                     peak_bytes=peak_bytes(),
+                     compiled_bytes=kernels.measure_block_bytes(
+                         kernel_fn, x, block, ('ntk',))))
+    for row in rows:
+        row.update(benchmark='infinite_ntk', arch=arch, n=n,
+                   input=f'{side}x{side}x3',
+                   entries_per_s=n * n / row['seconds'],
+                   ratio_vs_nt_jit=t_jit / row['seconds'])
+    return rows
+
+
+def bench_empirical(n: int, side: int, wrn_k: int,
+                    repeats: int) -> list[dict[str, Any]]:
+    """Empirical NTK entries/s of a WRN for each ``nt.NtkImplementation``."""
+    init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * wrn_k, out_dim=10)
+    x = _images(n, side)
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    rows, reference, t_ref = [], None, None
+    for impl in (nt.NtkImplementation.JACOBIAN_CONTRACTION,
+                 nt.NtkImplementation.NTK_VECTOR_PRODUCTS,
+                 nt.NtkImplementation.STRUCTURED_DERIVATIVES):
+        row = dict(benchmark='empirical_ntk', arch=f'wrn-10-{wrn_k}', n=n,
+                   input=f'{side}x{side}x3', method=impl.name,
+                   n_params=models.count_params(params))
+        try:
+            ntk_fn = jax.jit(nt.empirical_ntk_fn(apply_fn, implementation=impl,
+                                                 vmap_axes=0))
+            seconds, out = timed(lambda: ntk_fn(x, None, params), repeats)
+            out = np.asarray(out)
+            if reference is None:
+                reference, t_ref = out, seconds
+            row.update(seconds=seconds, entries_per_s=n * n / seconds,
+                       rel_diff=_rel_diff(out, reference),
+                       ratio_vs_jacobian_contraction=t_ref / seconds,
+                       peak_bytes=peak_bytes())
+        except Exception as error:  # pylint: disable=broad-except
+            row.update(error=f'{type(error).__name__}: {error}'[:300])
+        rows.append(row)
+    return rows
+
+
+def bench_training(n: int, side: int, repeats: int) -> list[dict[str, Any]]:
+    """Full-batch gradient-descent steps per second for FC and WRN."""
+    rows = []
+    for arch, (fn, kwargs) in (('fc', ARCHITECTURES['fc']),
+                               ('wrn', ARCHITECTURES['wrn'])):
+        init_fn, apply_fn, _ = fn(out_dim=10, **kwargs)
+        x = jnp.asarray(_images(n, side))
+        y = jax.nn.one_hot(jnp.arange(n) % 10, 10)
+        _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+
+        @jax.jit
+        def step(p):
+            loss = lambda q: 0.5 * jnp.mean((apply_fn(q, x) - y) ** 2)
+            grads = jax.grad(loss)(p)
+            return jax.tree_util.tree_map(lambda a, g: a - 0.1 * g, p, grads)
+
+        seconds, _ = timed(lambda: step(params), repeats)
+        rows.append(dict(benchmark='training', arch=arch, n=n,
+                         input=f'{side}x{side}x3', method='jit_gd_step',
+                         seconds=seconds, steps_per_s=1 / seconds,
+                         peak_bytes=peak_bytes()))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Runs every benchmark and writes the CSV (see module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--size', choices=sorted(SIZES), default=None,
+                        help='problem sizes (default: gpu on a GPU, else cpu)')
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--memory-gb', type=float, default=None,
+                        help='block memory budget (default: 2 on CPU, 16 on GPU)')
+    parser.add_argument('--out', type=Path, default=Path('results/bench'))
+    parser.add_argument('--only', nargs='*', default=None,
+                        help='subset: infinite empirical training')
+    args = parser.parse_args(argv)
+    device = jax.local_devices()[0]
+    size = args.size or ('gpu' if device.platform == 'gpu' else 'cpu')
+    sizes = SIZES[size]
+    memory_gb = args.memory_gb or (16.0 if device.platform == 'gpu' else 2.0)
+    only = set(args.only or ['infinite', 'empirical', 'training'])
+    rows: list[dict[str, Any]] = []
+    if 'infinite' in only:
+        for arch in ARCHITECTURES:
+            rows += bench_infinite(arch, sizes[arch], sizes['image'], memory_gb,
+                                   args.repeats)
+            print(f'  infinite {arch} done', flush=True)
+    if 'empirical' in only:
+        rows += bench_empirical(sizes['empirical_n'], sizes['image'],
+                                sizes['wrn_k'], args.repeats)
+    if 'training' in only:
+        rows += bench_training(sizes['train_n'], sizes['image'], args.repeats)
+    frame = pd.DataFrame(rows)
+    meta = dict(device=f'{device.platform}:{device.device_kind}',
+                device_count=len(jax.local_devices()), size=size,
+                memory_gb=memory_gb,
+                date=datetime.date.today().isoformat(),
+                command='python -m ntkexp.bench ' + ' '.join(argv or []),
+                **{f'v_{k}': v for k, v in records.versions().items()})
+    for key, value in meta.items():
+        frame[key] = value
+    args.out.mkdir(parents=True, exist_ok=True)
+    kind = device.device_kind.replace(' ', '_').replace('/', '_')
+    path = args.out / f'bench_{device.platform}_{kind}.csv'
+    frame.to_csv(path, index=False)
+    shown = [c for c in ('benchmark', 'arch', 'n', 'method', 'entries_per_s',
+                         'steps_per_s', 'ratio_vs_nt_jit',
+                         'ratio_vs_jacobian_contraction', 'rel_diff', 'block',
+                         'error') if c in frame.columns]
+    print(f"device: {meta['device']}  size: {size}  memory_gb: {memory_gb}")
+    print(frame[shown].to_string(index=False, float_format=lambda v: f'{v:.4g}'))
+    print(f'written: {path}')
+    return frame
+
+
+if __name__ == '__main__':
+    main()

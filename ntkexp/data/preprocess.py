@@ -1,0 +1,210 @@
+"""Preprocessing: seeded class-balanced subsets, standardisation, ZCA, targets.
+
+Every statistic (means, deviations, the ZCA transform) is computed on the
+training split only and then applied to both splits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+STANDARDIZE = (None, 'per_feature', 'per_channel', 'per_image')
+TARGETS = ('onehot', 'onehot_centered', 'regression')
+
+
+def check_size(value, what: str, allow_none: bool = True) -> int | None:
+    """Validates a size option (``n_train``, ``n_test``, ``d``...).
+
+    Raises:
+        ValueError: if it is negative, not an integer, or None where not allowed.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f'{what} must be a non-negative integer'
+                         + (' or null (all)' if allow_none else '') + f', got {value!r}.')
+    if value < 0:
+        raise ValueError(f'{what} must be non-negative, got {value}.')
+    return int(value)
+
+
+def balanced_subset(labels: np.ndarray, n: int | None, seed: int,
+                    what: str = 'n_train') -> np.ndarray:
+    """Indices of a seeded, class-balanced subset of ``n`` examples.
+
+    Each class gets ``n // k`` examples; the remaining ``n % k`` go to classes
+    picked by the seed. Within a class the examples are a seeded random
+    permutation's prefix, so for one seed the subsets are nested: the first
+    100 are contained in the first 1000. A class with too few examples gives its
+    shortfall to the others.
+
+    Args:
+        labels: integer labels of the pool, shape (N,).
+        n: subset size; None = the whole pool (in its original order).
+        seed: the seed.
+        what: option name for error messages.
+
+    Returns:
+        Sorted indices into ``labels`` (original order is kept).
+
+    Raises:
+        ValueError: if ``n`` exceeds the pool.
+    """
+    labels = np.asarray(labels)
+    n = check_size(n, what)
+    if n is None:
+        return np.arange(len(labels))
+    if n > len(labels):
+        raise ValueError(f'{what}={n} is larger than the {len(labels)} examples '
+                         f'available; use {what}<={len(labels)} or null for all.')
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    members = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    k = len(classes)
+    quota = np.full(k, n // k)
+    quota[rng.permutation(k)[: n % k]] += 1
+    available = np.array([len(m) for m in members])
+    take = np.minimum(quota, available)
+    shortfall = n - take.sum()
+    while shortfall > 0:  # move the shortfall to classes with room, evenly
+        room = np.flatnonzero(take < available)
+        extra = np.zeros(k, int)
+        extra[room[: min(shortfall, len(room))]] = 1
+        take += extra
+        shortfall -= extra.sum()
+    chosen = np.concatenate([m[:t] for m, t in zip(members, take)])
+    return np.sort(chosen)
+
+
+def random_subset(n_total: int, n: int | None, seed: int,
+                  what: str = 'n_train') -> np.ndarray:
+    """Sorted indices of a seeded random subset (for unlabelled pools)."""
+    n = check_size(n, what)
+    if n is None:
+        return np.arange(n_total)
+    if n > n_total:
+        raise ValueError(f'{what}={n} is larger than the {n_total} examples '
+                         f'available; use {what}<={n_total} or null for all.')
+    return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
+
+
+def standardize(x_train: np.ndarray, x_test: np.ndarray,
+                mode: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Zero mean, unit variance.
+
+    Args:
+        x_train: training inputs (N, ...), float.
+        x_test: test inputs, same trailing shape.
+        mode: None (unchanged); ``'per_feature'`` (every input coordinate,
+            statistics over the training examples); ``'per_channel'`` (every
+            channel, i.e. the last axis, statistics over examples and pixels);
+            ``'per_image'`` (each example separately over all its features, the
+            layer-norm style preprocessing used with ZCA by Lee et al. 2020).
+            Constant features keep unit scale instead of dividing by zero.
+
+    Returns:
+        ``(x_train, x_test)`` standardised.
+    """
+    if mode is None:
+        return x_train, x_test
+    if mode == 'per_image':
+        def norm(x):
+            axes = tuple(range(1, x.ndim))
+            mean = x.mean(axis=axes, keepdims=True)
+            std = x.std(axis=axes, keepdims=True)
+            return (x - mean) / np.where(std > 0, std, 1.0)
+        return norm(x_train), norm(x_test)
+    if mode == 'per_feature':
+        axes = (0,)
+    elif mode == 'per_channel':
+        axes = tuple(range(x_train.ndim - 1))
+    else:
+        raise ValueError(f'standardize must be one of {STANDARDIZE}, got {mode!r}.')
+    mean = x_train.mean(axis=axes, keepdims=True)
+    std = x_train.std(axis=axes, keepdims=True)
+    std = np.where(std > 0, std, 1.0)
+    return (x_train - mean) / std, (x_test - mean) / std
+
+
+def fit_zca(x_train: np.ndarray, strength: float) -> tuple[np.ndarray, np.ndarray]:
+    """Regularised ZCA whitening transform, fit on the training inputs.
+
+    With the flattened, centred training inputs ``X`` (n x d), covariance
+    ``C = X^T X / n = U diag(l) U^T``, the transform is
+
+        ``W = U diag(l + eps)^(-1/2) U^T``,  ``eps = strength * tr(C) / d``,
+
+    i.e. the regulariser is relative to the mean eigenvalue, as in the ZCA
+    study of Lee et al. 2020 ("Finite Versus Infinite Neural Networks: an
+    Empirical Study") and Shankar et al. 2020. ``strength -> 0`` gives full whitening (covariance of
+    the output -> identity on the data's span); large ``strength`` approaches a
+    rescaled identity. Computed in float64.
+
+    Args:
+        x_train: training inputs (N, ...); images are whitened as whole
+            flattened images, as in Lee et al. 2020.
+        strength: the regulariser (> 0), e.g. 0.1.
+
+    Returns:
+        ``(mean, W)``: the flattened training mean (d,) and the (d, d) transform.
+    """
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
+            or not np.isfinite(strength) or strength <= 0:
+        raise ValueError(f'zca must be a positive regulariser strength relative to '
+                         f'the mean eigenvalue (e.g. 0.1), or null to disable; got '
+                         f'{strength!r}.')
+    x = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
+    mean = x.mean(axis=0)
+    x = x - mean
+    cov = x.T @ x / len(x)
+    eigvals, eigvecs = np.linalg.eigh(cov)
+    eigvals = np.clip(eigvals, 0.0, None)
+    eps = strength * np.trace(cov) / cov.shape[0]
+    if eps <= 0:
+        raise ValueError('zca: the training inputs are constant; nothing to whiten.')
+    w = (eigvecs * (eigvals + eps) ** -0.5) @ eigvecs.T
+    return mean, w
+
+
+def zca_whiten(x_train: np.ndarray, x_test: np.ndarray,
+               strength: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Applies :func:`fit_zca` (fit on ``x_train``) to both splits; shapes kept."""
+    if strength is None:
+        return x_train, x_test
+    mean, w = fit_zca(x_train, strength)
+
+    def apply(x):
+        flat = np.asarray(x, np.float64).reshape(len(x), -1)
+        return ((flat - mean) @ w).reshape(x.shape)
+    return apply(x_train), apply(x_test)
+
+
+def encode_targets(labels: np.ndarray, n_classes: int, kind: str) -> np.ndarray:
+    """Targets from integer labels, always 2-D float64.
+
+    Args:
+        labels: integer labels (N,).
+        n_classes: number of classes k.
+        kind: ``'onehot'``; ``'onehot_centered'``: one-hot minus 1/k, i.e. 0.9
+            for the correct class and -0.1 otherwise when k = 10 -- the
+            zero-mean targets of Lee et al. 2020 (and Novak et al. 2019), which
+            keep the kernel predictor's prior mean at the targets' mean;
+            ``'regression'``: the label as one real value, shape (N, 1).
+
+    Returns:
+        ``y`` of shape (N, k), or (N, 1) for ``'regression'``.
+    """
+    labels = np.asarray(labels, np.int64)
+    if kind == 'regression':
+        return labels.astype(np.float64)[:, None]
+    if kind not in TARGETS:
+        raise ValueError(f'targets must be one of {TARGETS}, got {kind!r}.')
+    y = np.eye(n_classes, dtype=np.float64)[labels]
+    if kind == 'onehot_centered':
+        y -= 1.0 / n_classes
+    return y
+
+
+def flatten(x: np.ndarray) -> np.ndarray:
+    """(N, ...) -> (N, prod(...)) ; (N, d) arrays are unchanged."""
+    return x.reshape(len(x), -1)

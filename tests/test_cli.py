@@ -1,0 +1,151 @@
+"""The default job, run records and bad input, as a user runs them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+import ntkexp
+from ntkexp import cli, records, runner, solve
+
+REPO = Path(__file__).resolve().parent.parent
+NTKEXP = [sys.executable, '-m', 'ntkexp.cli']
+
+
+def _compose(overrides):
+    with initialize_config_dir(config_dir=str(cli.CONF_DIR), version_base='1.3'):
+        return compose('config', overrides=overrides)
+
+
+def _ntkexp(args, tmp_path, timeout=300):
+    env = dict(os.environ, NTKEXP_HOME=str(tmp_path), JAX_PLATFORMS='cpu')
+    return subprocess.run(NTKEXP + args, capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope='module')
+def default_run(tmp_path_factory):
+    """The default job (`ntkexp run`), run once in-process."""
+    root = tmp_path_factory.mktemp('default')
+    cfg = _compose([f'paths.root={root}'])
+    run_dir = root / 'run'
+    frame = runner.run_job(cfg, run_dir)
+    return cfg, run_dir, frame
+
+
+def test_default_job_is_fc_kernel_regression_on_digits(default_run):
+    cfg, _, frame = default_run
+    assert cfg.experiment.name == 'kernel_regression'
+    assert runner.target_name(cfg.model) == 'fc'
+    assert runner.target_name(cfg.dataset) == 'digits'
+    acc = frame[frame.metric == 'accuracy'].set_index('kernel')['value']
+    # Kernel regression with an FC ReLU NNGP/NTK on 1000 digits: ~97-98%.
+    assert set(acc.index) == {'nngp', 'ntk'}
+    assert (acc > 0.93).all() and (acc <= 1).all()
+    mse = frame[frame.metric == 'mse']['value']
+    assert ((mse > 0) & (mse < 0.1)).all()
+
+
+def test_run_directory_holds_config_status_and_rows(default_run):
+    _, run_dir, frame = default_run
+    status = json.loads((run_dir / 'status.json').read_text())
+    assert status['status'] == 'ok' and status['error'] is None
+    assert status['wall_time_s'] > 0
+    assert status['device']['platform'] == 'cpu'
+    for package in ('jax', 'jaxlib', 'neural-tangents', 'ntkexp'):
+        assert status['versions'][package] not in ('', 'not installed')
+    assert status['versions']['neural-tangents'] == '0.6.5'
+    assert (run_dir / 'config.yaml').read_text().startswith('model:')
+    table = pd.read_parquet(run_dir / 'rows.parquet')
+    assert list(table.columns[:6]) == list(records.BASE_COLUMNS)
+    assert len(table) == len(frame) == status['rows']
+    row = table[table.metric == 'accuracy'].iloc[0]
+    assert row.experiment == 'kernel_regression' and row.model == 'fc'
+    assert row.dataset == 'digits' and row.seed == 0
+    assert {'width', 'depth', 'diag_reg', 't', 'kernel', 'n_train'} <= set(
+        table.columns)
+    assert pd.read_csv(run_dir / 'rows.csv').shape == table.shape
+
+
+def test_diag_reg_sweep_reuses_the_cached_kernel(default_run):
+    cfg, _, _ = default_run
+    root = Path(cfg.paths.root)
+    cfg2 = _compose([f'paths.root={root}', 'experiment.diag_reg=[1e-4,1e-2,1]',
+                     'experiment.t=[null,100]'])
+    frame = runner.run_job(cfg2, root / 'run2')
+    assert frame[frame.metric == 'kernel_seconds']['value'].iloc[0] < 5
+    acc = frame[frame.metric == 'accuracy']
+    assert len(acc) == 2 * 3 * 2  # kernels x diag_reg x t
+    same = acc[(acc.diag_reg == 1e-4) & (acc.t == float('inf'))]
+    first = pd.read_parquet(root / 'run' / 'rows.parquet')
+    first = first[first.metric == 'accuracy'].set_index('kernel')['value']
+    assert (same.set_index('kernel')['value'] == first).all()
+
+
+def test_failed_run_keeps_rows_and_records_the_error(tmp_path, monkeypatch):
+    cfg = _compose([f'paths.root={tmp_path}', 'dataset.n_train=100',
+                    'dataset.n_test=50', 'experiment.diag_reg=[1e-4,0.5]'])
+    calls = []
+    real = solve.predict_t
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise solve.KernelSolveError('injected failure')
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solve, 'predict_t', flaky)
+    with pytest.raises(solve.KernelSolveError):
+        runner.run_job(cfg, tmp_path / 'run')
+    status = records.read_status(tmp_path / 'run')
+    assert status['status'] == 'failed'
+    assert 'injected failure' in status['error']
+    rows = pd.read_parquet(tmp_path / 'run' / 'rows.parquet')
+    # The kernel timing and the first solve's rows survived.
+    assert {'kernel_seconds', 'accuracy', 'mse'} <= set(rows.metric)
+
+
+def test_cli_default_run_prints_table(tmp_path):
+    result = _ntkexp(['run'], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'accuracy' in result.stdout and 'nngp' in result.stdout
+    assert 'run directory:' in result.stdout
+    status_files = list((tmp_path / 'runs').rglob('status.json'))
+    assert len(status_files) == 1
+    assert json.loads(status_files[0].read_text())['status'] == 'ok'
+    # The same config again is skipped, not recomputed.
+    again = _ntkexp(['run'], tmp_path)
+    assert again.returncode == 0 and 'skipped' in again.stdout
+    assert len(list((tmp_path / 'runs').rglob('status.json'))) == 1
+
+
+@pytest.mark.parametrize('args, message', [
+    (['model=nope'], "unknown model 'nope'; choose one of: cnn, fc, myrtle, "
+                     'resnet, wrn'),
+    (['dataset=imagenet'], "unknown dataset 'imagenet'; choose one of:"),
+    (['model.width=0'], 'width'),
+    (['experiment.diag_reg=-1'], 'diag_reg=-1'),
+    (['precision=float16'], 'precision'),
+])
+def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
+                                                        message):
+    result = _ntkexp(['run'] + args, tmp_path, timeout=120)
+    assert result.returncode == 2
+    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith('ntkexp: error:') and message in lines[0]
+    assert not list(tmp_path.rglob('status.json'))
+    assert not list(tmp_path.rglob('rows.jsonl'))
+
+
+def test_import_leaves_tensorflow_out():
+    code = 'import sys, ntkexp, neural_tangents; print("tensorflow" in sys.modules)'
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == 'False'
+    assert ntkexp.__version__

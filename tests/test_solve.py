@@ -1,0 +1,84 @@
+"""Float64 kernel solves agree with neural-tangents' predict functions."""
+
+import jax
+import numpy as np
+import pytest
+
+import ntkexp  # noqa: F401
+import neural_tangents as nt
+from neural_tangents import stax
+
+from ntkexp import solve
+
+
+@pytest.fixture(scope='module')
+def problem():
+    rng = np.random.RandomState(0)
+    x_train, x_test = rng.randn(20, 4), rng.randn(7, 4)
+    y_train = rng.randn(20, 3)
+    _, _, kernel_fn = stax.serial(stax.Dense(64, 1.5, 0.1), stax.Relu(),
+                                  stax.Dense(3, 1.5, 0.1))
+    with jax.enable_x64(True):
+        k_tt = kernel_fn(x_train, None, ('nngp', 'ntk'))
+        k_st = kernel_fn(x_test, x_train, ('nngp', 'ntk'))
+        k_ss = kernel_fn(x_test, None, 'nngp')
+    return dict(kernel_fn=kernel_fn, x_train=x_train, x_test=x_test,
+                y_train=y_train, k_tt=k_tt, k_st=k_st, k_ss=np.asarray(k_ss))
+
+
+@pytest.mark.parametrize('diag_reg', [0.0, 1e-3, 0.1])
+@pytest.mark.parametrize('t', [0.5, 10.0, None])
+def test_predictions_match_nt_gradient_descent_mse(problem, diag_reg, t):
+    p = problem
+    k_tt, k_st = np.asarray(p['k_tt'].ntk), np.asarray(p['k_st'].ntk)
+    ours = solve.predict_t(k_tt, k_st, p['y_train'], diag_reg,
+                           np.inf if t is None else t)
+    with jax.enable_x64(True):
+        predict_fn = nt.predict.gradient_descent_mse(k_tt, p['y_train'],
+                                                     diag_reg=diag_reg)
+        _, theirs = predict_fn(t, 0., 0., k_st)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-9)
+
+
+def test_t_to_infinity_limit_and_t_zero(problem):
+    p = problem
+    k_tt, k_st = np.asarray(p['k_tt'].ntk), np.asarray(p['k_st'].ntk)
+    inf = solve.predict_inf(k_tt, k_st, p['y_train'], 1e-3)
+    late = solve.predict_t(k_tt, k_st, p['y_train'], 1e-3, 1e9)
+    np.testing.assert_allclose(late, inf, rtol=1e-8)
+    assert np.abs(solve.predict_t(k_tt, k_st, p['y_train'], 1e-3, 0.0)).max() == 0
+
+
+def test_variances_match_nt_ensemble(problem):
+    p = problem
+    with jax.enable_x64(True):
+        predict_fn = nt.predict.gradient_descent_mse_ensemble(
+            p['kernel_fn'], p['x_train'], p['y_train'], diag_reg=1e-2)
+        out = predict_fn(None, p['x_test'], ('nngp', 'ntk'),
+                         compute_cov=True)
+    k_tt, k_st, k_diag = p['k_tt'], p['k_st'], np.diag(p['k_ss'])
+    nngp_var = solve.nngp_variance(np.asarray(k_tt.nngp), np.asarray(k_st.nngp),
+                                   k_diag, 1e-2)
+    ntk_var = solve.ntk_variance(np.asarray(k_tt.ntk), np.asarray(k_st.ntk),
+                                 np.asarray(k_tt.nngp), np.asarray(k_st.nngp),
+                                 k_diag, 1e-2)
+    np.testing.assert_allclose(nngp_var, np.diag(out.nngp.covariance),
+                               rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(ntk_var, np.diag(out.ntk.covariance),
+                               rtol=1e-6, atol=1e-10)
+    assert np.all(nngp_var > 0) and np.all(ntk_var > 0)
+
+
+def test_not_positive_definite_is_a_clear_error():
+    k = np.array([[1.0, 2.0], [2.0, 1.0]])  # eigenvalues 3 and -1
+    with pytest.raises(solve.KernelSolveError, match='float64.*diag_reg'):
+        solve.predict_inf(k, k, np.ones((2, 1)), 0.0)
+    with pytest.raises(solve.KernelSolveError, match='NaN'):
+        solve.predict_inf(np.full((2, 2), np.nan), k, np.ones((2, 1)), 0.0)
+
+
+def test_accuracy_and_mse():
+    pred = np.array([[0.9, 0.1], [0.2, 0.7], [0.6, 0.5]])
+    assert solve.accuracy(pred, np.array([0, 1, 1])) == pytest.approx(2 / 3)
+    assert solve.mse(pred, np.zeros_like(pred)) == pytest.approx(
+        np.mean(pred ** 2))
