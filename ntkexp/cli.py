@@ -21,6 +21,8 @@ CONF_DIR = Path(__file__).resolve().parent.parent / 'conf'
 
 # Config groups a user picks with `group=choice` on the command line.
 GROUPS = ('model', 'dataset', 'experiment', 'paths')
+# Launchers Hydra's plugins register (no YAML file under conf/hydra/launcher/).
+BUILTIN_LAUNCHERS = ('basic', 'joblib', 'submitit_local', 'submitit_slurm')
 
 log = logging.getLogger('ntkexp')
 
@@ -35,6 +37,11 @@ def available(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob('*.yaml'))
 
 
+def launchers() -> list[str]:
+    """Sweep launchers: the presets under ``conf/hydra/launcher/`` and Hydra's."""
+    return sorted(set(available('hydra/launcher')) | set(BUILTIN_LAUNCHERS))
+
+
 def check_group_overrides(overrides: list[str]) -> None:
     """Fails with one line for `group=choice` overrides naming no config file.
 
@@ -43,9 +50,9 @@ def check_group_overrides(overrides: list[str]) -> None:
     """
     for override in overrides:
         key, sep, value = override.lstrip('+~').partition('=')
-        if not sep or key not in GROUPS:
+        if not sep or key not in GROUPS + ('hydra/launcher',):
             continue
-        choices = available(key)
+        choices = launchers() if key == 'hydra/launcher' else available(key)
         for choice in value.split(','):
             if choice.startswith(('choice(', 'range(', 'glob(')):
                 continue
@@ -54,20 +61,113 @@ def check_group_overrides(overrides: list[str]) -> None:
                       f"{', '.join(choices)} (e.g. {key}={choices[0]})")
 
 
+def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
+    """Runs one job of a sweep; never raises an ordinary exception.
+
+    The job's outcome goes to its ``status.json`` (by :func:`runner.run_job`)
+    and to a job record for the sweep summary (:mod:`ntkexp.sweep`); a failure
+    is printed as one line and returned, so the launcher goes on with the
+    other jobs.
+
+    Returns:
+        'ok', 'skipped' or 'failed'.
+    """
+    from ntkexp import records  # pylint: disable=g-import-not-at-top
+    from ntkexp import report  # pylint: disable=g-import-not-at-top
+    from ntkexp import runner  # pylint: disable=g-import-not-at-top
+    from ntkexp import sweep  # pylint: disable=g-import-not-at-top
+
+    sweep_dir = Path(str(hydra_cfg.sweep.dir))
+    num = int(hydra_cfg.job.num)
+    base = {'overrides': list(hydra_cfg.overrides.task), 'run_dir': str(run_dir)}
+    error_text = None
+    try:
+        done = None
+        if cfg.get('skip_done', True):
+            done = records.find_finished_run(Path(cfg.paths.runs),
+                                             records.config_hash(cfg))
+        if done is not None and done.resolve() != run_dir.resolve():
+            print(f'ntkexp: skipped, this config already ran ok in {done} '
+                  '(pass skip_done=false to run it again)')
+            runner.cleanup_failed_start(run_dir)
+            sweep.write_job_record(sweep_dir, num, {
+                **base, 'run_dir': None, 'status': 'skipped',
+                'same_as': str(done)})
+            return 'skipped'
+        sweep.write_job_record(sweep_dir, num, {**base, 'status': 'running'})
+        frame = runner.run_job(cfg, run_dir)
+    except runner.ConfigError as error:
+        # Nothing was written by run_job; record the failure for collect.
+        error_text = f'ConfigError: {error}'
+        run_dir.mkdir(parents=True, exist_ok=True)
+        status = {'status': 'failed', 'error': error_text, 'wall_time_s': 0.0,
+                  'rows': 0}
+        try:
+            status['config_hash'] = records.config_hash(cfg)
+        except Exception:  # pylint: disable=broad-except
+            pass
+        records.write_json_atomic(run_dir / records.STATUS_JSON, status)
+    except Exception as error:  # pylint: disable=broad-except
+        error_text = f'{type(error).__name__}: {error}'
+    if error_text is not None:
+        print(f'ntkexp: error: {error_text}\n(status and rows so far: '
+              f'{run_dir})', file=sys.stderr)
+        sys.stderr.flush()
+        sweep.write_job_record(sweep_dir, num, {
+            **base, 'status': 'failed', 'error': error_text})
+        return 'failed'
+    print(report.summary_table(frame))
+    print(f'run directory: {run_dir}')
+    status = records.read_status(run_dir) or {}
+    sweep.write_job_record(sweep_dir, num, {
+        **base, 'status': 'ok', 'wall_time_s': status.get('wall_time_s')})
+    return 'ok'
+
+
+# Hydra flags that take a value (the value is not an override).
+_VALUE_FLAGS = ('-cp', '--config-path', '-cn', '--config-name', '-cd',
+                '--config-dir', '-c', '--cfg', '-p', '--package', '-i', '--info',
+                '--experimental-rerun', '--shell-completion')
+
+
+def _add_overrides(argv: list[str], extra: list[str]) -> list[str]:
+    """``argv`` with ``extra`` overrides next to the user's own.
+
+    Hydra's parser takes the overrides as one group of positional arguments,
+    so they go just before the first override (or at the end if none).
+    """
+    for i, arg in enumerate(argv):
+        if ('=' in arg and not arg.startswith('-') and
+                (i == 0 or argv[i - 1] not in _VALUE_FLAGS)):
+            return argv[:i] + extra + argv[i:]
+    return argv + extra
+
+
 def _hydra_main(argv: list[str]) -> None:
-    """Runs Hydra's main with ``argv`` (overrides and Hydra flags)."""
+    """Runs Hydra's main with ``argv`` (overrides and Hydra flags).
+
+    A single run fails with a one-line error and a non-zero exit status. In a
+    sweep (``-m``) every job runs whatever the others do; failed jobs are
+    recorded, a summary of all jobs is printed at the end, and the exit status
+    is 1 if any job failed (see :mod:`ntkexp.sweep`).
+    """
     import hydra  # pylint: disable=g-import-not-at-top
     from hydra.core.hydra_config import HydraConfig  # pylint: disable=g-import-not-at-top
+    from hydra.types import RunMode  # pylint: disable=g-import-not-at-top
     from omegaconf import DictConfig  # pylint: disable=g-import-not-at-top
 
     import ntkexp  # noqa: F401  (makes neural-tangents importable)
     from ntkexp import runner  # pylint: disable=g-import-not-at-top
     from ntkexp import report  # pylint: disable=g-import-not-at-top
+    from ntkexp import sweep  # pylint: disable=g-import-not-at-top
 
     @hydra.main(config_path=str(CONF_DIR), config_name='config',
                 version_base='1.3')
-    def task(cfg: DictConfig) -> None:
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
+    def task(cfg: DictConfig) -> str | None:
+        hydra_cfg = HydraConfig.get()
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            return _sweep_job(cfg, hydra_cfg, run_dir)
         if cfg.get('skip_done', True):
             from ntkexp import records  # pylint: disable=g-import-not-at-top
             done = records.find_finished_run(Path(cfg.paths.runs),
@@ -76,7 +176,7 @@ def _hydra_main(argv: list[str]) -> None:
                 print(f'ntkexp: skipped, this config already ran ok in {done} '
                       '(pass skip_done=false to run it again)')
                 runner.cleanup_failed_start(run_dir)
-                return
+                return 'skipped'
         try:
             frame = runner.run_job(cfg, run_dir)
         except runner.ConfigError as error:
@@ -88,9 +188,28 @@ def _hydra_main(argv: list[str]) -> None:
             raise SystemExit(1) from None
         print(report.summary_table(frame))
         print(f'run directory: {run_dir}')
+        return 'ok'
 
-    sys.argv = ['ntkexp run'] + argv
-    task()  # pylint: disable=no-value-for-parameter
+    # The callback tells this process the sweep's directory and jobs; a job's
+    # log is <run dir>/run.log (runner.cleanup_failed_start expects it).
+    extra = ['++hydra.callbacks.ntkexp_sweep._target_=ntkexp.sweep.SweepCallback']
+    if not any(a.startswith('hydra.job.name=') for a in argv):
+        extra.append('hydra.job.name=run')
+    sys.argv = ['ntkexp run'] + _add_overrides(argv, extra)
+    sweep.reset()
+    code = 0
+    try:
+        task()  # pylint: disable=no-value-for-parameter
+    except SystemExit as exit_:
+        if not sweep.current():
+            raise
+        # The launcher itself failed (e.g. a submitit job was killed).
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    if sweep.current():
+        code = code or sweep.report()
+        sweep.reset()
+    if code:
+        raise SystemExit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
             print('Config groups:')
             for group in GROUPS:
                 print(f"  {group}: {', '.join(available(group))}")
+            print(f"  hydra/launcher (sweeps, -m): {', '.join(launchers())}")
             print('\nHydra help: ntkexp run --hydra-help')
             return
         check_group_overrides(overrides)

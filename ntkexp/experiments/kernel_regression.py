@@ -70,8 +70,12 @@ def make_engine(cfg: DictConfig, kernel_fn, get: tuple[str, ...]) -> kernels.Ker
 
 
 def compute_kernels(cfg: DictConfig, kernel_fn, x_train: np.ndarray,
-                    x_test: np.ndarray, get: tuple[str, ...]):
+                    x_test: np.ndarray, get: tuple[str, ...],
+                    run_dir: Path | None = None):
     """Train-train and test-train kernels, through submitit jobs if configured.
+
+    With ``kernel.jobs > 1`` the missing blocks are computed by submitit jobs
+    (:mod:`ntkexp.distributed`) whose logs go to ``<run_dir>/kernel_jobs``.
 
     Returns:
         ``(k_train_train, k_test_train, seconds)``, each kernel a dict by ``get``.
@@ -81,7 +85,8 @@ def compute_kernels(cfg: DictConfig, kernel_fn, x_train: np.ndarray,
     jobs = int(cfg.get('kernel', {}).get('jobs', 1))
     if jobs > 1:
         from ntkexp import distributed  # pylint: disable=g-import-not-at-top
-        k_tt, k_st = distributed.compute_kernels(cfg, engine, x_train, x_test)
+        k_tt, k_st = distributed.compute_kernels(cfg, engine, x_train, x_test,
+                                                 run_dir=run_dir)
     else:
         k_tt = engine(x_train, None, desc='train x train')
         k_st = engine(x_test, x_train, desc='test x train')
@@ -95,13 +100,13 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         cfg: the composed config; ``cfg.experiment`` has ``kernels`` (list of
             'nngp' / 'ntk'), ``diag_reg`` (float or list), ``t`` (null = inf,
             or list), ``variance`` (bool).
-        run_dir: the run directory (unused: all output goes through ``rows``).
+        run_dir: the run directory (kernel job logs go to
+            ``<run_dir>/kernel_jobs`` with ``kernel.jobs > 1``).
         rows: the run's row writer.
 
     Returns:
         A summary table (kernel x diag_reg x t -> accuracy, mse).
     """
-    del run_dir
     exp = cfg.experiment
     dtype = np.float64 if cfg.get('precision') == 'float64' else np.float32
     data = instantiate(cfg.dataset)
@@ -118,7 +123,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                          "['nngp', 'ntk']")
     variance = bool(exp.get('variance', False))
     need = tuple(sorted(set(get) | ({'nngp'} if variance else set())))
-    k_tt, k_st, seconds = compute_kernels(cfg, kernel_fn, x_train, x_test, need)
+    k_tt, k_st, seconds = compute_kernels(cfg, kernel_fn, x_train, x_test, need,
+                                          run_dir=run_dir)
     rows.add('kernel_seconds', seconds, n_train=len(x_train), n_test=len(x_test))
 
     k_test_diag = None
