@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
         repro-jacot2018 repro-lee2020 repro-kopitkov2019 repro-resnet-ntk repro-nads
 
 help: ## List the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  %-20s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
@@ -37,3 +37,5 @@ bench: $(STAMP) ## Benchmark against plain neural-tangents; CSV under results/be
 
 clean: ## Remove run records (not results/)
 	rm -rf runs outputs multirun
+
+include mk/repro.mk

@@ -166,6 +166,7 @@ def _hydra_main(argv: list[str]) -> None:
     def task(cfg: DictConfig) -> str | None:
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
+        logging.getLogger('jax').setLevel(logging.WARNING)
         if hydra_cfg.mode == RunMode.MULTIRUN:
             return _sweep_job(cfg, hydra_cfg, run_dir)
         if cfg.get('skip_done', True):

@@ -133,7 +133,7 @@ def device_description() -> dict[str, Any]:
 def config_hash(cfg: DictConfig) -> str:
     """A stable hash of a run's resolved config (excluding paths and hydra)."""
     container = OmegaConf.to_container(cfg, resolve=True)
-    for key in ('paths', 'hydra'):
+    for key in ('paths', 'hydra', 'skip_done'):
         container.pop(key, None)
     text = json.dumps(container, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,122 @@
+# Reproduction targets: one per paper. Included by the Makefile (`include mk/repro.mk`),
+# which defines NTKEXP (the ntkexp command), SIZE (small | full) and STAMP (the install).
+#
+#   make repro-jacot2018                      # small: CPU minutes; results/jacot2018/
+#   make repro-jacot2018 SIZE=full LAUNCHER=slurm        # the paper's sizes, on SLURM
+#   make repro-lee2020 SIZE=full LAUNCHER=local_mycluster  # your git-ignored preset
+#   make repro-nads EXTRA='seed=0,1,2'        # extra overrides / sweeps for every run
+#
+# Each target runs its paper-figure configs (conf/experiment/<config>.yaml), one
+# `ntkexp run -m` per config, into runs/repro/<SIZE>/<paper>/, then `ntkexp collect`
+# and `ntkexp plot` into results/<paper>/ (SIZE=small; committed) or
+# results/<paper>/full/ (SIZE=full). Runs that already finished ok are skipped, failed
+# ones are retried: re-running a target after a crash or a cancelled job only redoes
+# what is missing. A failing config does not stop the others; the target then
+# collects and plots what finished and exits non-zero. The commands are written to
+# results/<paper>[/full]/COMMANDS.txt.
+#
+# Per config: SMALL_<config> (the sweep that makes the figure at CPU size; often empty:
+# the config's own sizes) and FULL_<config> (the paper's sizes). Override any of them
+# from the command line, e.g. make repro-jacot2018 FULL_jacot2018_fig3='model.width=100,1000'.
+# Datasets that are not built in (MNIST, CIFAR-10) are read from DATA (default $NTKEXP_DATA),
+# e.g. make repro-jacot2018 DATA=../shared/data.
+
+LAUNCHER ?=
+EXTRA ?=
+DATA ?=
+REPRO_RUNS ?= runs/repro
+REPRO_RESULTS ?= results
+
+# --- Jacot et al. 2018 ---------------------------------------------------------------
+# Fig. 1: FC ReLU depth 4, widths 500 / 10000, 10 inits, 200 GD steps on the circle.
+# The config is the paper's setting; small: 3 of the 10 initialisations.
+SMALL_jacot2018_fig1 ?= 'experiment.seeds=[0,1,2]'
+FULL_jacot2018_fig1 ?=
+# Fig. 2: widths 50 / 1000, 4 training points, 1000 steps, 10 inits.
+# The config is the paper's setting and CPU-sized.
+SMALL_jacot2018_fig2 ?=
+FULL_jacot2018_fig2 ?=
+# Fig. 3: kernel PCA of 512 MNIST digits; widths 100 / 1000 / 10000.
+SMALL_jacot2018_fig3 ?= model.width=100,1000
+FULL_jacot2018_fig3 ?= model.width=100,1000,10000
+# --- Lee et al. 2020 -----------------------------------------------------------------
+SMALL_lee2020_cifar10 ?=
+FULL_lee2020_cifar10 ?= dataset.n_train=50000 dataset.n_test=10000
+# Finite nets (NTK and standard parameterisation) vs kernels; full: 45k CIFAR-10 images.
+SMALL_lee2020_finite ?= model.parameterization=ntk,standard
+FULL_lee2020_finite ?= model.parameterization=ntk,standard model.width=2048 dataset.n_train=45000 dataset.n_test=10000
+# --- Arora et al. 2020: CIFAR-10 subsets of 10 ... 1280 points, 20 draws each ---------
+SMALL_arora2020_small_data ?=
+FULL_arora2020_small_data ?= 'seed=range(20)'
+# --- Kopitkov & Indelman 2019: the three learning-rate schedules ----------------------
+SMALL_kopitkov2019 ?= experiment.schedule=constant,step,cosine
+FULL_kopitkov2019 ?= experiment.schedule=constant,step,cosine dataset.n_train=512 experiment.steps=10000
+# --- ResNets: NTK drift FC vs ResNet against width (NTH); ResNTK spectra --------------
+SMALL_ntk_drift ?= model=fc,resnet
+FULL_ntk_drift ?= model=fc,resnet 'experiment.widths=[64,128,256,512,1024,2048,4096,8192]' 'experiment.seeds=[0,1,2,3,4]'
+SMALL_resntk_spectrum ?= model=fc,resnet
+FULL_resntk_spectrum ?= model=fc,resnet experiment.lmax=128 experiment.gram_points=4000
+# --- Ortiz-Jimenez et al. 2020: NADs and accuracy maps ---------------------------------
+SMALL_ortiz2020_nads ?=
+FULL_ortiz2020_nads ?=
+SMALL_ortiz2020_accuracy_maps ?=
+FULL_ortiz2020_accuracy_maps ?=
+
+# --- which configs make each paper ---------------------------------------------------
+REPRO_jacot2018 := jacot2018_fig1 jacot2018_fig2 jacot2018_fig3
+REPRO_lee2020 := lee2020_cifar10 lee2020_finite
+REPRO_arora2020 := arora2020_small_data
+REPRO_kopitkov2019 := kopitkov2019
+REPRO_resnet-ntk := ntk_drift resntk_spectrum
+REPRO_nads := ortiz2020_nads ortiz2020_accuracy_maps
+
+repro_out = $(REPRO_RESULTS)/$(1)$(if $(filter full,$(SIZE)),/full,)
+repro_runs = $(REPRO_RUNS)/$(SIZE)/$(1)
+# $(call repro_cmd,paper,config): the sweep of one config.
+repro_cmd = $(NTKEXP) run -m experiment=$(2) paths.runs=$(call repro_runs,$(1)) \
+  $(if $(DATA),paths.data=$(abspath $(DATA)),) \
+  $(if $(filter full,$(SIZE)),$(FULL_$(2)),$(SMALL_$(2))) \
+  $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER),) $(EXTRA)
+repro_collect = $(NTKEXP) collect $(call repro_runs,$(1)) -o $(call repro_out,$(1))/table
+repro_plot = $(NTKEXP) plot $(call repro_out,$(1))/table.parquet -o $(call repro_out,$(1))/figures
+
+# $(call repro_recipe,paper): run every config, then collect and plot whatever finished.
+define repro_recipe
+@case "$(SIZE)" in small|full) ;; *) echo "make: SIZE must be small or full, not '$(SIZE)'" >&2; exit 2;; esac
+@mkdir -p $(call repro_out,$(1)) && { \
+  echo "# make repro-$(1) SIZE=$(SIZE)$(if $(LAUNCHER), LAUNCHER=$(LAUNCHER))$(if $(EXTRA), EXTRA=$(EXTRA)) ran:"; \
+  $(foreach c,$(REPRO_$(1)),echo "$(strip $(call repro_cmd,$(1),$(c)))"; ) \
+  echo "$(call repro_collect,$(1))"; echo "$(call repro_plot,$(1))"; \
+  } > $(call repro_out,$(1))/COMMANDS.txt
+@failed=0; \
+$(foreach c,$(REPRO_$(1)),echo "+ $(strip $(call repro_cmd,$(1),$(c)))"; \
+  $(call repro_cmd,$(1),$(c)) || failed=1; ) \
+echo "+ $(call repro_collect,$(1))"; $(call repro_collect,$(1)) || exit 1; \
+echo "+ $(call repro_plot,$(1))"; $(call repro_plot,$(1)) || failed=1; \
+echo "results: $(call repro_out,$(1))/ (table.parquet, table.csv, figures/, COMMANDS.txt)"; \
+if [ $$failed -ne 0 ]; then echo "make: some runs failed; see the sweep summaries above; re-run the target to retry only those" >&2; fi; \
+exit $$failed
+endef
+
+.PHONY: repro-jacot2018 repro-lee2020 repro-arora2020 repro-kopitkov2019 \
+        repro-resnet-ntk repro-nads repro-all
+
+repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
+	$(call repro_recipe,jacot2018)
+
+repro-lee2020: $(STAMP) ## Lee et al. 2020: NNGP/NTK kernel regression + finite nets -> results/lee2020/
+	$(call repro_recipe,lee2020)
+
+repro-arora2020: $(STAMP) ## Arora et al. 2020: infinite-width kernels on small data -> results/arora2020/
+	$(call repro_recipe,arora2020)
+
+repro-kopitkov2019: $(STAMP) ## Kopitkov & Indelman 2019: NTK spectrum alignment -> results/kopitkov2019/
+	$(call repro_recipe,kopitkov2019)
+
+repro-resnet-ntk: $(STAMP) ## NTK drift FC vs ResNet (NTH) + ResNTK spectrum -> results/resnet-ntk/
+	$(call repro_recipe,resnet-ntk)
+
+repro-nads: $(STAMP) ## Ortiz-Jimenez et al. 2020: NADs and accuracy maps -> results/nads/
+	$(call repro_recipe,nads)
+
+repro-all: repro-jacot2018 repro-lee2020 repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-nads ## Every repro target (SIZE as given)

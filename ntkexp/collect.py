@@ -1,0 +1,253 @@
+"""``ntkexp collect DIR...``: every run under the given directories, one table.
+
+A run directory is any directory holding a ``status.json`` (DESIGN.md,
+"Interfaces that others rely on"). The table is long-format: every row a run
+wrote (``experiment, model, dataset, seed, metric, value`` plus its
+parameters), with these columns added:
+
+* ``run_dir``, ``status`` (ok / failed / running), ``wall_time_s``, ``error``,
+  ``config_hash``, ``finished``;
+* ``experiment_run``: the experiment function (``experiment.run``), which
+  ``ntkexp plot`` uses to find the figures of paper-figure configs;
+* the parameters the run was swept over (its Hydra task overrides, e.g.
+  ``experiment.diag_reg=1e-2`` -> column ``diag_reg``) when the rows do not
+  already carry them.
+
+A run that wrote no rows (failed early) still gets one row, with empty
+``metric`` and ``value``, so the table shows every run and its status.
+
+Outputs: ``OUT.parquet`` (the full table) and ``OUT.csv``, a summary over
+seeds: the mean, standard deviation and count of ``value`` for each
+experiment, model, dataset, parameter setting and metric, from runs with
+status ok (a config that ran ok twice counts once: its latest run).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import yaml
+from omegaconf import OmegaConf
+
+from ntkexp import records
+
+# Columns that describe a run rather than a measurement setting.
+RUN_COLUMNS = ('run_dir', 'status', 'wall_time_s', 'error', 'config_hash',
+               'finished', 'experiment_run')
+# Columns averaged over (or measured) in the summary, not grouped by.
+NOT_GROUPED = ('seed', 'value') + RUN_COLUMNS
+# Group choices (the rows name them: model, dataset, experiment columns).
+_GROUP_KEYS = ('model', 'dataset', 'experiment', 'paths', 'hydra')
+# Override keys that are not parameters of the measurement.
+_IGNORED_OVERRIDES = ('paths', 'hydra', 'skip_done', 'kernel.progress',
+                      'kernel.cache', 'kernel.jobs', 'kernel.executor',
+                      'kernel.memory_gb', 'kernel.block_size', 'kernel.slurm')
+
+
+def find_runs(dirs: Iterable[Path]) -> list[Path]:
+    """Run directories (holding ``status.json``) under ``dirs``, sorted."""
+    found = set()
+    for folder in dirs:
+        folder = Path(folder)
+        if (folder / records.STATUS_JSON).exists():
+            found.add(folder.resolve())
+        if folder.is_dir():
+            found.update(p.parent.resolve()
+                         for p in folder.rglob(records.STATUS_JSON))
+    return sorted(found)
+
+
+def _load_config(run_dir: Path) -> Any:
+    """The run's config: ``config.yaml``, else Hydra's ``.hydra/config.yaml``."""
+    for path in (run_dir / records.CONFIG_YAML, run_dir / '.hydra' / 'config.yaml'):
+        if path.exists():
+            try:
+                return OmegaConf.load(path)
+            except Exception:  # pylint: disable=broad-except
+                continue
+    return None
+
+
+def _overrides(run_dir: Path) -> dict[str, Any]:
+    """The run's swept parameters from Hydra's ``.hydra/overrides.yaml``.
+
+    Group choices (``model=cnn``) and bookkeeping keys (``paths.*``,
+    ``hydra.*``, kernel-engine settings) are left out; each remaining key
+    ``a.b.c=v`` becomes column ``c`` (``a.b.c`` if two keys end alike).
+    """
+    path = run_dir / '.hydra' / 'overrides.yaml'
+    if not path.exists():
+        return {}
+    try:
+        items = yaml.safe_load(path.read_text()) or []
+    except yaml.YAMLError:
+        return {}
+    parsed = {}
+    for item in items:
+        key, sep, text = str(item).lstrip('+~').partition('=')
+        if (not sep or key in _GROUP_KEYS or '/' in key or
+                key.startswith(_IGNORED_OVERRIDES)):
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, (list, dict)):
+            value = json.dumps(value)
+        parsed[key] = value
+    leaves = [k.rsplit('.', 1)[-1] for k in parsed]
+    return {(k.rsplit('.', 1)[-1] if leaves.count(k.rsplit('.', 1)[-1]) == 1
+             else k): v for k, v in parsed.items()}
+
+
+def _base_from_config(cfg: Any) -> dict[str, Any]:
+    """The shared columns of a run that wrote no rows, from its config."""
+    if cfg is None:
+        return {}
+    from ntkexp import runner  # pylint: disable=g-import-not-at-top
+    try:
+        return runner.base_columns(cfg)
+    except Exception:  # pylint: disable=broad-except
+        return {}
+
+
+def read_run(run_dir: Path) -> pd.DataFrame:
+    """One run's rows with its run columns (one empty row if it wrote none)."""
+    run_dir = Path(run_dir)
+    status = records.read_status(run_dir) or {}
+    cfg = _load_config(run_dir)
+    frame = records.read_rows(run_dir)
+    if frame.empty:
+        frame = pd.DataFrame([{**_base_from_config(cfg), 'metric': None,
+                               'value': np.nan}])
+    for key, value in _overrides(run_dir).items():
+        if key not in frame.columns:
+            frame[key] = value
+    experiment_run = None
+    if cfg is not None:
+        experiment_run = OmegaConf.select(cfg, 'experiment.run', default=None)
+    frame['run_dir'] = str(run_dir)
+    frame['status'] = status.get('status', 'unknown')
+    frame['wall_time_s'] = status.get('wall_time_s')
+    frame['error'] = status.get('error')
+    frame['config_hash'] = status.get('config_hash')
+    frame['finished'] = status.get('finished')
+    frame['experiment_run'] = experiment_run
+    return frame
+
+
+def _text(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Makes every column storable in parquet.
+
+    Object columns of ints and floats become numeric; columns parquet cannot
+    store as they are (mixed types, e.g. ``'inf'`` and 3 or True and 3)
+    become text (lists as JSON).
+    """
+    import pyarrow as pa  # pylint: disable=g-import-not-at-top
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        values = frame[column].dropna()
+        kinds = {type(v) for v in values}
+        if kinds and kinds <= {int, float}:
+            frame[column] = pd.to_numeric(frame[column])
+            continue
+        try:
+            pa.array(frame[column], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            frame[column] = frame[column].map(_text)
+    return frame
+
+
+def collect(dirs: Iterable[Path]) -> pd.DataFrame:
+    """All runs under ``dirs`` as one long-format table (see the module doc).
+
+    Args:
+        dirs: directories to search (recursively) for run directories.
+
+    Returns:
+        The table; empty (with the base and run columns) if no run was found.
+    """
+    frames = [read_run(run_dir) for run_dir in find_runs(dirs)]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=list(records.BASE_COLUMNS) + list(RUN_COLUMNS))
+    frame = pd.concat(frames, ignore_index=True, sort=False)
+    first = [c for c in records.BASE_COLUMNS if c in frame.columns]
+    last = [c for c in RUN_COLUMNS if c in frame.columns]
+    middle = [c for c in frame.columns if c not in first and c not in last]
+    return arrow_safe(frame[first + middle + last])
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and count of ``value`` over seeds, per setting and metric.
+
+    Only runs with status ok count; of several ok runs of one config (same
+    ``config_hash``), the latest.
+    """
+    ok = frame[(frame['status'] == 'ok') & frame['metric'].notna()]
+    if ok.empty:
+        return pd.DataFrame(columns=['experiment', 'metric', 'mean', 'std',
+                                     'count'])
+    if 'config_hash' in ok.columns and ok['config_hash'].notna().any():
+        runs = (ok[['run_dir', 'config_hash', 'finished']].drop_duplicates('run_dir')
+                .sort_values(['finished', 'run_dir'], na_position='first')
+                .drop_duplicates('config_hash', keep='last'))
+        ok = ok[ok['run_dir'].isin(runs['run_dir'])]
+    keys = [c for c in ok.columns if c not in NOT_GROUPED]
+    keys = [c for c in keys if ok[c].notna().any()]
+    ok = ok.assign(**{c: ok[c].map(lambda v: _text(v) if isinstance(
+        v, (list, tuple, dict)) else v) for c in keys if ok[c].dtype == object})
+    aggregations = dict(mean=('value', 'mean'), std=('value', 'std'),
+                        count=('value', 'count'))
+    if 'seed' in ok.columns:
+        aggregations['n_seeds'] = ('seed', 'nunique')
+    return ok.groupby(keys, dropna=False, sort=True).agg(**aggregations).reset_index()
+
+
+def write(frame: pd.DataFrame, out: Path) -> tuple[Path, Path]:
+    """Writes ``OUT.parquet`` (all rows) and ``OUT.csv`` (the summary)."""
+    out = Path(out)
+    if out.suffix in ('.parquet', '.csv'):
+        out = out.with_suffix('')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parquet, csv = out.with_name(out.name + '.parquet'), out.with_name(out.name + '.csv')
+    arrow_safe(frame).to_parquet(parquet, index=False)
+    summarize(frame).to_csv(csv, index=False)
+    return parquet, csv
+
+
+def main(dirs: list[Path], out: Path) -> None:
+    """Entry of ``ntkexp collect``: prints what was gathered and where it went."""
+    missing = [str(d) for d in dirs if not Path(d).exists()]
+    if missing:
+        print(f"ntkexp: error: no such directory: {', '.join(missing)}",
+              file=sys.stderr)
+        raise SystemExit(2)
+    frame = collect(dirs)
+    if frame.empty:
+        print(f"ntkexp: error: no runs (directories with {records.STATUS_JSON}) "
+              f"under {', '.join(map(str, dirs))}", file=sys.stderr)
+        raise SystemExit(2)
+    parquet, csv = write(frame, out)
+    runs = frame.drop_duplicates('run_dir')
+    counts = runs['status'].value_counts().to_dict()
+    print(f"collected {int(frame['metric'].notna().sum())} rows from {len(runs)} runs ("
+          + ', '.join(f'{n} {s}' for s, n in sorted(counts.items())) + ')')
+    for _, run in runs[runs['status'] != 'ok'].iterrows():
+        print(f"  {run['status']}: {run['run_dir']}: {run['error']}")
+    print(f'table:   {parquet}\nsummary: {csv}')

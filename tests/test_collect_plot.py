@@ -1,0 +1,225 @@
+"""`ntkexp collect` and `ntkexp plot` on run directories written here.
+
+The run directories follow the records layout (status.json, rows.jsonl,
+config.yaml, Hydra's .hydra/overrides.yaml) with known values, so the table,
+the summary over seeds and the figures can be checked exactly. No JAX.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ntkexp import cli
+from ntkexp import collect
+from ntkexp import plot
+from ntkexp import records
+
+
+def fake_accuracy(kernel: str, diag_reg: float, n_train: int, seed: int) -> float:
+    """A made-up but deterministic accuracy for the synthetic runs."""
+    return (0.5 + 0.1 * math.log10(n_train) - 0.02 * abs(math.log10(diag_reg) + 3)
+            + (0.01 if kernel == 'nngp' else 0.0) + 0.001 * seed)
+
+
+def write_run(root: Path, name: str, *, status: str = 'ok', seed: int = 0,
+              n_train: int = 100, experiment: str = 'kernel_regression',
+              run: str = 'ntkexp.experiments.kernel_regression.run',
+              rows: bool = True, overrides=(), finished='2024-01-01T00:00:00',
+              config_hash: str | None = None) -> Path:
+    """One run directory with rows for 2 kernels x 3 diag_reg (t = inf)."""
+    run_dir = root / name
+    (run_dir / '.hydra').mkdir(parents=True)
+    cfg = {'experiment': {'name': experiment, 'run': run},
+           'model': {'name': 'fc', 'width': 512, 'depth': 2},
+           'dataset': {'name': 'digits', 'n_train': n_train, 'n_test': 50},
+           'seed': seed, 'precision': 'float64'}
+    (run_dir / records.CONFIG_YAML).write_text(yaml.safe_dump(cfg))
+    (run_dir / '.hydra' / 'overrides.yaml').write_text(yaml.safe_dump(
+        [f'seed={seed}', f'dataset.n_train={n_train}', *overrides]))
+    base = {'experiment': experiment, 'model': 'fc', 'dataset': 'digits',
+            'seed': seed, 'width': 512, 'depth': 2, 'n_train': n_train,
+            'n_test': 50, 'precision': 'float64'}
+    count = 0
+    if rows:
+        with records.RowWriter(run_dir / records.ROWS_JSONL, base) as writer:
+            writer.add('kernel_seconds', 1.5, n_train=n_train, n_test=50)
+            for kernel in ('nngp', 'ntk'):
+                for diag_reg in (1e-4, 1e-3, 1e-2):
+                    params = dict(kernel=kernel, diag_reg=diag_reg, t=math.inf)
+                    acc = fake_accuracy(kernel, diag_reg, n_train, seed)
+                    writer.add('accuracy', acc, **params)
+                    writer.add('mse', 1.0 - acc, **params)
+            count = writer.count
+    records.write_json_atomic(run_dir / records.STATUS_JSON, {
+        'status': status, 'error': None if status == 'ok' else 'ValueError: boom',
+        'wall_time_s': 2.5, 'finished': finished, 'rows': count,
+        'config_hash': config_hash or f'hash-{name}'})
+    return run_dir
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    root = tmp_path / 'runs'
+    for seed in range(3):
+        for n_train in (20, 100):
+            write_run(root / 'sweep', f'{seed}_{n_train}', seed=seed,
+                      n_train=n_train, overrides=['experiment.kernels=[nngp,ntk]'])
+    write_run(root / 'sweep', 'failed_early', status='failed', seed=7, rows=False)
+    return root
+
+
+def test_collect_table_has_every_run_row_and_run_columns(runs):
+    frame = collect.collect([runs])
+    assert frame['run_dir'].nunique() == 7
+    for column in ('run_dir', 'status', 'wall_time_s', 'metric', 'value', 'seed',
+                   'diag_reg', 'kernel', 'n_train', 'experiment_run', 'error'):
+        assert column in frame.columns, column
+    # 6 ok runs x (1 + 2 kernels x 3 regs x 2 metrics) rows + 1 row for the failed run.
+    assert len(frame) == 6 * 13 + 1
+    failed = frame[frame['status'] == 'failed']
+    assert len(failed) == 1 and failed['metric'].isna().all()
+    assert failed['seed'].iloc[0] == 7 and failed['error'].iloc[0] == 'ValueError: boom'
+    assert failed['experiment'].iloc[0] == 'kernel_regression'  # from config.yaml
+    assert (frame['wall_time_s'] == 2.5).all()
+    # A swept parameter the rows do not carry comes from the overrides.
+    assert set(frame.loc[frame['status'] == 'ok', 'kernels']) == {'["nngp", "ntk"]'}
+    row = frame[(frame['metric'] == 'accuracy') & (frame['kernel'] == 'ntk') &
+                (frame['diag_reg'] == 1e-3) & (frame['seed'] == 1) &
+                (frame['n_train'] == 100)]
+    assert row['value'].iloc[0] == pytest.approx(fake_accuracy('ntk', 1e-3, 100, 1))
+    assert np.isinf(row['t'].iloc[0])
+
+
+def test_summary_is_mean_and_std_over_seeds(runs):
+    frame = collect.collect([runs])
+    summary = collect.summarize(frame)
+    assert 'run_dir' not in summary.columns and 'seed' not in summary.columns
+    entry = summary[(summary['metric'] == 'accuracy') & (summary['kernel'] == 'nngp') &
+                    (summary['diag_reg'] == 1e-2) & (summary['n_train'] == 20)]
+    assert len(entry) == 1
+    values = [fake_accuracy('nngp', 1e-2, 20, s) for s in range(3)]
+    assert entry['mean'].iloc[0] == pytest.approx(np.mean(values))
+    assert entry['std'].iloc[0] == pytest.approx(np.std(values, ddof=1))
+    assert entry['count'].iloc[0] == 3 and entry['n_seeds'].iloc[0] == 3
+    # 2 n_train x (1 kernel_seconds + 2 kernels x 3 regs x 2 metrics) settings.
+    assert len(summary) == 2 * 13
+
+
+def test_summary_counts_a_config_that_ran_twice_once(tmp_path):
+    write_run(tmp_path, 'old', finished='2024-01-01T00:00:00', config_hash='same')
+    new = write_run(tmp_path, 'new', seed=1, finished='2024-02-01T00:00:00',
+                    config_hash='same')
+    summary = collect.summarize(collect.collect([tmp_path]))
+    assert (summary['count'] == 1).all()
+    entry = summary[(summary['metric'] == 'accuracy') & (summary['kernel'] == 'ntk') &
+                    (summary['diag_reg'] == 1e-4)]
+    assert entry['mean'].iloc[0] == pytest.approx(fake_accuracy('ntk', 1e-4, 100, 1))
+    assert new.exists()
+
+
+def test_collect_cli_writes_parquet_and_csv_that_round_trip(runs, tmp_path, capsys):
+    out = tmp_path / 'tables' / 'table'
+    cli.main(['collect', str(runs), '-o', str(out)])
+    printed = capsys.readouterr().out
+    assert '6 ok' in printed and '1 failed' in printed and 'failed_early' in printed
+    table = pd.read_parquet(out.with_suffix('.parquet'))
+    assert len(table) == 6 * 13 + 1 and np.isinf(table['t'].dropna()).all()
+    direct = collect.collect([runs])
+    assert list(table.columns) == list(direct.columns)
+    for column in ('value', 'seed', 'diag_reg', 'n_train', 'wall_time_s'):
+        np.testing.assert_array_equal(table[column].to_numpy(float),
+                                      direct[column].to_numpy(float))
+    assert list(table['status']) == list(direct['status'])
+    summary = pd.read_csv(out.with_suffix('.csv'))
+    assert {'mean', 'std', 'count', 'metric', 'kernel', 'diag_reg'} <= set(summary.columns)
+
+
+def test_collect_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['collect', str(tmp_path), '-o', str(tmp_path / 't')])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and 'no runs' in err
+    with pytest.raises(SystemExit):
+        cli.main(['collect', str(tmp_path / 'missing')])
+    assert 'no such directory' in capsys.readouterr().err
+
+
+def test_arrow_safe_mixed_types_round_trip(tmp_path):
+    frame = pd.DataFrame({'k': [1, 'wide', None], 'x': [1, 2.5, None],
+                          'metric': ['a', 'b', 'c'], 'value': [1.0, 2.0, 3.0]})
+    path = tmp_path / 'mixed.parquet'
+    collect.arrow_safe(frame).to_parquet(path)
+    back = pd.read_parquet(path)
+    assert list(back['k'][:2]) == ['1', 'wide'] and back['k'].isna().iloc[2]
+    assert back['x'].dtype.kind == 'f' and back['x'][1] == 2.5
+
+
+def test_plot_kernel_regression_figures_and_generic_fallback(runs, tmp_path, capsys):
+    write_run(runs, 'other', experiment='unknown_experiment',
+              run='ntkexp.experiments.nonexistent_module.run')
+    out = tmp_path / 'table'
+    cli.main(['collect', str(runs), '-o', str(out)])
+    figures = tmp_path / 'figures'
+    cli.main(['plot', str(out) + '.parquet', '-o', str(figures)])
+    printed = capsys.readouterr().out
+    kr = figures / 'kernel_regression'
+    for name in ('diag_reg', 'n_train', 'nngp_vs_ntk'):
+        for suffix in ('png', 'pdf'):
+            path = kr / f'{name}.{suffix}'
+            assert path.exists() and 1000 < path.stat().st_size < 300_000, path
+    assert not (kr / 'time.png').exists()  # no finite t in these runs
+    assert 'no figures module' in printed and 'unknown_experiment' in printed
+    assert (figures / 'unknown_experiment' / 'accuracy.png').exists()
+
+
+def test_plot_finds_the_figures_of_the_experiment_function(tmp_path):
+    """A paper-figure config with its own name is drawn by its experiment's module."""
+    for seed in range(2):
+        write_run(tmp_path / 'runs', f's{seed}', seed=seed,
+                  experiment='arora2020_small_data')
+    frame = collect.collect([tmp_path / 'runs'])
+    plotter, module = plot.find_plotter('arora2020_small_data', frame)
+    assert module == 'ntkexp.plots.kernel_regression'
+    written = plot.plot_table(frame, tmp_path / 'figs')
+    names = {p.name for p in written['arora2020_small_data']}
+    assert {'diag_reg.png', 'diag_reg.pdf', 'nngp_vs_ntk.png'} <= names
+
+
+def test_plot_reads_the_summary_csv_and_fails_clearly(runs, tmp_path, capsys):
+    out = tmp_path / 'table'
+    collect.write(collect.collect([runs]), out)
+    frame = plot.read_table(out.with_suffix('.csv'))
+    assert 'value' in frame.columns
+    written = plot.plot_table(frame, tmp_path / 'from_csv')
+    assert any(p.name == 'n_train.png' for p in written['kernel_regression'])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['plot', str(tmp_path / 'nothing.parquet')])
+    assert exit_.value.code == 2
+    assert 'no table' in capsys.readouterr().err
+
+
+def test_time_figure_when_t_is_finite(tmp_path):
+    from ntkexp.plots import kernel_regression as kr_plots
+    rows = []
+    for kernel in ('nngp', 'ntk'):
+        for t in (1.0, 10.0, 100.0, math.inf):
+            for metric, value in (('mse', 1 / (1 + t)), ('train_mse', 0.5 / (1 + t))):
+                rows.append(dict(experiment='kernel_regression', model='fc',
+                                 dataset='digits', seed=0, kernel=kernel,
+                                 diag_reg=1e-4, t=t, n_train=100, metric=metric,
+                                 value=value))
+    paths = kr_plots.plot(pd.DataFrame(rows), tmp_path)
+    assert (tmp_path / 'time.png').exists() and (tmp_path / 'time.pdf').exists()
+    assert tmp_path / 'nngp_vs_ntk.png' in paths
+
+
+def test_results_readme_explains_the_layout():
+    text = (cli.CONF_DIR.parent / 'results' / 'README.md').read_text()
+    assert 'ntkexp collect' in text and 'README.md' in text
