@@ -47,13 +47,35 @@ def target_name(node: DictConfig | None) -> str:
     return str(target).rsplit('.', 1)[-1] if target else 'none'
 
 
+def choice_name(group: str, node: DictConfig | None) -> str:
+    """The config-group choice (``model=cnn_vec`` -> 'cnn_vec') of a run.
+
+    Read from Hydra's runtime when the run was launched by Hydra, else from the
+    node (:func:`target_name`), e.g. for configs built with the compose API.
+    """
+    from hydra.core.hydra_config import HydraConfig  # pylint: disable=g-import-not-at-top
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get(group)
+        if choice:
+            return str(choice)
+    return target_name(node)
+
+
+def _hydra_ready() -> bool:
+    from hydra.core.hydra_config import HydraConfig  # pylint: disable=g-import-not-at-top
+    return HydraConfig.initialized()
+
+
 def base_columns(cfg: DictConfig) -> dict[str, Any]:
     """Columns shared by every row of a run (DESIGN.md: long-format rows)."""
     base = {
         'experiment': str(cfg.experiment.name),
-        'model': target_name(cfg.get('model')),
-        'dataset': target_name(cfg.get('dataset')),
+        'model': choice_name('model', cfg.get('model')),
+        'dataset': choice_name('dataset', cfg.get('dataset')),
         'seed': int(cfg.get('seed', 0)),
+        # The experiment config chosen (a paper figure such as lee2020_cifar10).
+        'setup': choice_name('experiment', None) if _hydra_ready() else
+                 str(cfg.experiment.name),
     }
     for key in _MODEL_COLUMNS:
         if cfg.get('model') is not None and key in cfg.model:

@@ -125,8 +125,8 @@ def test_cli_default_run_prints_table(tmp_path):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['model=nope'], "unknown model 'nope'; choose one of: cnn, fc, myrtle, "
-                     'resnet, wrn'),
+    (['model=nope'], "unknown model 'nope'; choose one of: cnn, cnn_gap, "
+                     'cnn_vec, fc, myrtle, resnet, wrn'),
     (['dataset=imagenet'], "unknown dataset 'imagenet'; choose one of:"),
     (['model.width=0'], 'width'),
     (['experiment.diag_reg=-1'], 'diag_reg=-1'),
