@@ -210,6 +210,12 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         ok = ok[ok['run_dir'].isin(runs['run_dir'])]
     keys = [c for c in ok.columns if c not in NOT_GROUPED]
     keys = [c for c in keys if ok[c].notna().any()]
+    # Row parameters named like the summary's own columns get a prefix.
+    clash = {c: f'param_{c}' for c in keys
+             if c in ('mean', 'std', 'count', 'n_seeds')}
+    if clash:
+        ok = ok.rename(columns=clash)
+        keys = [clash.get(c, c) for c in keys]
     ok = ok.assign(**{c: ok[c].map(lambda v: _text(v) if isinstance(
         v, (list, tuple, dict)) else v) for c in keys if ok[c].dtype == object})
     aggregations = dict(mean=('value', 'mean'), std=('value', 'std'),

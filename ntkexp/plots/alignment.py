@@ -1,0 +1,521 @@
+"""Figures and tables of the ``alignment`` experiment and its paper configs.
+
+Drawn from the long-format rows (many runs; means over seeds), each only when
+the rows it needs are present:
+
+Spectrum along training (Kopitkov & Indelman 2019, "Neural Spectrum
+Alignment: Empirical Study"; ``experiment=alignment`` / ``kopitkov2019``):
+
+* ``eigenvalues``: the top eigenvalues ``lambda_i(K_t)`` of the empirical NTK
+  Gram matrix against the training step, one panel per run (model, learning
+  rate schedule, ...), the infinite-width values at ``t = 0`` as open markers;
+* ``training``: learning rate, training loss, kernel-target alignment
+  ``A(K_t, Y)`` (uncentred and centred) and ``E_k(Y)`` for a small ``k``
+  against the step, one line per run (e.g. constant vs step decay vs cosine);
+* ``energy``: ``E_k(v) = sum_{i<=k} (u_i^T v)^2 / ||v||^2`` against ``k`` for the
+  target, the output and the residual, one curve per logged step;
+* ``alignment_summary.csv``: first and last logged step of each run.
+
+Kernel principal components (Jacot et al. 2018, Fig. 3; ``jacot2018_fig3``):
+
+* ``pc_scatter`` (Fig. 3a): the points at their coordinates on two kernel
+  principal components, coloured by digit;
+* ``pc_convergence`` (Figs. 3b, 3c): the deviation ``||h_t||_p`` from the
+  straight line against ``g_t``, and ``|g_t|`` against ``t`` with the
+  infinite-width ``0.5 exp(-lambda_2 t)``, one colour per width;
+* ``pc_summary.csv``.
+
+Spectra on the sphere (Belfer et al. 2021; ``resntk_spectrum``):
+
+* ``sphere_spectrum``: ``lambda_l / k(1)`` against the harmonic degree ``l``
+  (log-log), one panel per model and alpha, one line per depth, Gram-matrix
+  eigenvalues grouped by degree as markers, the slope ``-d`` for reference;
+* ``sphere_shape``: the kernel ``k(t) / k(1)`` against ``t = <x, x'>``;
+* ``sphere_exponents``: the fitted decay exponent against depth, and
+  ``sphere_exponents.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# Columns that describe a measurement, not a run: never used to tell runs apart.
+_MEASUREMENT = {
+    'experiment', 'metric', 'value', 'seed', 'step', 'time', 'lr', 'rank',
+    'vector', 'split', 'kernel', 'setup', 'point', 'component', 'label',
+    'init', 't', 'degree', 'multiplicity', 'method', 'parity', 'degree_min',
+    'degree_max', 'n_eigenvectors', 'n_points', 'mean', 'std', 'n_seeds', 'precision',
+    'run_dir', 'status', 'wall_time_s', 'error', 'config_hash', 'finished',
+    'experiment_run',
+}
+MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'myrtle': 'Myrtle', 'wrn': 'WRN',
+                'resnet': 'ResNet'}
+
+
+def _plt():
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    return plt
+
+
+def _save(fig, out_dir: Path, name: str, dpi: int = 100) -> list[Path]:
+    paths = []
+    for suffix in ('png', 'pdf'):
+        path = out_dir / f'{name}.{suffix}'
+        fig.savefig(path, dpi=dpi)
+        paths.append(path)
+    _plt().close(fig)
+    return paths
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f'{value:g}'
+    return str(value)
+
+
+def run_columns(frame: pd.DataFrame) -> list[str]:
+    """Parameter columns whose values tell the runs apart (model first)."""
+    cols = [c for c in frame.columns if c not in _MEASUREMENT
+            and frame[c].astype(str).nunique() > 1]
+    order = ['model', 'dataset', 'schedule', 'width', 'depth', 'alpha']
+    return sorted(cols, key=lambda c: (order.index(c) if c in order else 99, c))
+
+
+def run_labels(frame: pd.DataFrame, always=('model',)) -> pd.Series:
+    """One readable label per row: ``FC, schedule=step, width=256``."""
+    cols = list(dict.fromkeys([c for c in always if c in frame.columns]
+                              + run_columns(frame)))
+    if not cols:
+        return pd.Series(['all'] * len(frame), index=frame.index)
+
+    def one(row) -> str:
+        parts = []
+        for c in cols:
+            v = row[c]
+            if c == 'model':
+                parts.append(MODEL_LABELS.get(str(v), str(v)))
+            elif pd.isna(v):
+                continue
+            else:
+                parts.append(f'{c}={_fmt(v)}')
+        return ', '.join(parts)
+    return frame[cols].apply(one, axis=1)
+
+
+def _mean(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean ``value`` over seeds (and inits) at each ``by`` setting."""
+    return frame.groupby(by, dropna=False)['value'].mean().reset_index()
+
+
+def _step_axis(ax) -> None:
+    ax.set_xscale('symlog', linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.set_xlabel('training step $s$ (symlog)')
+
+
+# --- spectrum along training -------------------------------------------------
+
+
+def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    plt = _plt()
+    paths: list[Path] = []
+    frame = frame.copy()
+    frame['run'] = run_labels(frame)
+    train = frame[frame.get('split', 'train').fillna('train') == 'train'] \
+        if 'split' in frame.columns else frame
+    runs = sorted(train['run'].unique())
+
+    # Eigenvalue trajectories.
+    eig = train[train['metric'] == 'eigenvalue']
+    if not eig.empty:
+        ncols = min(3, len(runs))
+        nrows = int(np.ceil(len(runs) / ncols))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows),
+                                 squeeze=False)
+        for ax, run in zip(axes.flat, runs):
+            rows = eig[eig['run'] == run]
+            emp = _mean(rows[rows['kernel'] == 'empirical'], ['rank', 'step'])
+            inf = _mean(rows[rows['kernel'] == 'infinite'], ['rank'])
+            ranks = sorted(emp['rank'].unique())[:10]
+            colors = plt.cm.viridis(np.linspace(0, 0.9, len(ranks)))
+            for rank, color in zip(ranks, colors):
+                line = emp[emp['rank'] == rank].sort_values('step')
+                show = rank <= 3 or rank == ranks[-1]
+                ax.plot(line['step'], line['value'], '-o', ms=2.5, color=color,
+                        label=fr'$\lambda_{{{int(rank)}}}$' if show else None)
+                ref = inf[inf['rank'] == rank]
+                if not ref.empty:
+                    ax.plot([0], ref['value'].values[:1], 'o', mfc='none',
+                            color=color, ms=6)
+            ax.set_yscale('log')
+            _step_axis(ax)
+            ax.set_ylabel(r'eigenvalue of $K_t$ (NTK Gram)')
+            ax.set_title(run, fontsize=8)
+            ax.legend(fontsize=6, ncol=2)
+        for ax in list(axes.flat)[len(runs):]:
+            ax.axis('off')
+        fig.suptitle('Top NTK eigenvalues along training '
+                     '(open markers: infinite width, t = 0)', fontsize=9)
+        fig.tight_layout()
+        paths += _save(fig, out_dir, 'eigenvalues')
+
+    # Learning rate, loss, alignment, E_k(target) vs step.
+    panels = [('lr', 'learning rate', 'loss', True),
+              ('loss', 'training loss', 'loss', True),
+              ('alignment', r'alignment $A(K_t, Y)$', 'alignment', False),
+              ('alignment_centered', r'centred alignment $A(HK_tH, HY)$',
+               'alignment_centered', False)]
+    energy = train[(train['metric'] == 'energy') & (train.get('vector') == 'target')] \
+        if 'vector' in train.columns else train.iloc[:0]
+    k_star = None
+    if not energy.empty:
+        ks = sorted(energy['rank'].unique())
+        small = [k for k in ks if k >= 5] or ks
+        k_star = small[0]
+    npanel = len(panels) + (1 if k_star else 0)
+    fig, axes = plt.subplots(1, npanel, figsize=(3.7 * npanel, 3.4))
+    for ax, (metric, ylabel, source, logy) in zip(axes, panels):
+        if metric == 'lr':
+            rows = train[(train['metric'] == 'loss') & train['lr'].notna()] \
+                if 'lr' in train.columns else train.iloc[:0]
+            for run in runs:
+                line = rows[rows['run'] == run].groupby('step')['lr'].mean()
+                ax.step(line.index, line.values, where='post', label=run)
+        else:
+            rows = train[train['metric'] == metric]
+            if 'kernel' in rows.columns:
+                inf = rows[rows['kernel'] == 'infinite']
+                rows = rows[rows['kernel'] != 'infinite']
+            else:
+                inf = rows.iloc[:0]
+            for i, run in enumerate(runs):
+                line = _mean(rows[rows['run'] == run], ['step'])
+                handle, = ax.plot(line['step'], line['value'], '-o', ms=2.5, label=run)
+                ref = inf[inf['run'] == run]
+                if not ref.empty:
+                    ax.axhline(ref['value'].mean(), ls=':', lw=1,
+                               color=handle.get_color())
+        if logy:
+            ax.set_yscale('log')
+        _step_axis(ax)
+        ax.set_ylabel(ylabel)
+    if k_star:
+        ax = axes[len(panels)]
+        emp = energy[energy['kernel'] != 'infinite'] if 'kernel' in energy else energy
+        inf = energy[energy['kernel'] == 'infinite'] if 'kernel' in energy else energy.iloc[:0]
+        for run in runs:
+            line = _mean(emp[(emp['run'] == run) & (emp['rank'] == k_star)], ['step'])
+            handle, = ax.plot(line['step'], line['value'], '-o', ms=2.5, label=run)
+            ref = inf[(inf['run'] == run) & (inf['rank'] == k_star)]
+            if not ref.empty:
+                ax.axhline(ref['value'].mean(), ls=':', lw=1, color=handle.get_color())
+        _step_axis(ax)
+        ax.set_ylabel(fr'$E_{{{int(k_star)}}}(Y)$: target energy in top {int(k_star)}')
+    axes[0].legend(fontsize=6)
+    fig.suptitle('Along training (dotted: infinite-width NTK)', fontsize=9)
+    fig.tight_layout()
+    paths += _save(fig, out_dir, 'training')
+
+    # E_k curves per run.
+    en = train[train['metric'] == 'energy']
+    if not en.empty:
+        vectors = [v for v in ('target', 'output', 'residual')
+                   if v in set(en['vector'])]
+        fig, axes = plt.subplots(len(runs), len(vectors),
+                                 figsize=(4 * len(vectors), 3.2 * len(runs)),
+                                 squeeze=False)
+        for r, run in enumerate(runs):
+            rows = en[en['run'] == run]
+            emp = _mean(rows[rows['kernel'] == 'empirical'], ['vector', 'step', 'rank'])
+            inf = _mean(rows[rows['kernel'] == 'infinite'], ['vector', 'rank'])
+            steps = sorted(emp['step'].unique())
+            colors = plt.cm.plasma(np.linspace(0, 0.85, len(steps)))
+            for c, vector in enumerate(vectors):
+                ax = axes[r, c]
+                for step, color in zip(steps, colors):
+                    line = emp[(emp['vector'] == vector) & (emp['step'] == step)]
+                    ax.plot(line['rank'], line['value'], '-o', ms=2, color=color,
+                            label=f's={int(step)}')
+                ref = inf[inf['vector'] == vector]
+                if not ref.empty:
+                    ax.plot(ref['rank'], ref['value'], 'k--', lw=1,
+                            label='infinite width')
+                ax.set_xscale('log')
+                ax.set_ylim(-0.02, 1.02)
+                ax.set_xlabel('number of top eigenvectors $k$')
+                ax.set_ylabel(f'$E_k$({vector})')
+                ax.set_title(run, fontsize=7)
+                if c == 0:
+                    ax.legend(fontsize=5, ncol=2)
+        fig.tight_layout()
+        paths += _save(fig, out_dir, 'energy', dpi=70)
+
+    # Summary table: first and last logged step of each run.
+    lines = []
+    for run in runs:
+        rows = train[(train['run'] == run) & (train.get('kernel', 'empirical') != 'infinite')] \
+            if 'kernel' in train.columns else train[train['run'] == run]
+        if rows.empty or 'step' not in rows.columns:
+            continue
+        for step in (rows['step'].min(), rows['step'].max()):
+            at = rows[rows['step'] == step]
+            entry = {'run': run, 'step': int(step)}
+            for metric, name in (('loss', 'loss'), ('alignment', 'alignment'),
+                                 ('alignment_centered', 'alignment_centered'),
+                                 ('ntk_change', 'ntk_change'),
+                                 ('ntk_distance_infinite', 'ntk_distance_infinite')):
+                value = at[at['metric'] == metric]['value']
+                if not value.empty:
+                    entry[name] = float(value.mean())
+            value = at[(at['metric'] == 'eigenvalue') & (at['rank'] == 1)]['value']
+            if not value.empty:
+                entry['lambda_1'] = float(value.mean())
+            if k_star:
+                value = at[(at['metric'] == 'energy') & (at['vector'] == 'target')
+                           & (at['rank'] == k_star)]['value']
+                if not value.empty:
+                    entry[f'E_{int(k_star)}(target)'] = float(value.mean())
+                value = at[(at['metric'] == 'energy') & (at['vector'] == 'output')
+                           & (at['rank'] == k_star)]['value']
+                if not value.empty:
+                    entry[f'E_{int(k_star)}(output)'] = float(value.mean())
+            acc = frame[(frame['run'] == run) & (frame['metric'] == 'accuracy')
+                        & (frame['step'] == step)]['value']
+            if not acc.empty:
+                entry['test_accuracy'] = float(acc.mean())
+            lines.append(entry)
+    if lines:
+        path = out_dir / 'alignment_summary.csv'
+        pd.DataFrame(lines).to_csv(path, index=False, float_format='%.5g')
+        paths.append(path)
+    return paths
+
+
+# --- kernel principal components (Jacot et al. 2018, Fig. 3) ------------------
+
+
+def _pc_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    plt = _plt()
+    paths: list[Path] = []
+    frame = frame.copy()
+    frame['run'] = run_labels(frame, always=())
+    scatter = frame[frame['metric'] == 'pc_coordinate']
+    if not scatter.empty:
+        first = scatter[scatter['run'] == sorted(scatter['run'].unique())[0]]
+        comps = sorted(first['component'].unique())[:2]
+        if len(comps) == 2:
+            a = first[first['component'] == comps[0]].drop_duplicates('point').set_index('point')
+            b = first[first['component'] == comps[1]].drop_duplicates('point').set_index('point')
+            fig, ax = plt.subplots(figsize=(4.6, 4))
+            labels = a['label'] if 'label' in a.columns else None
+            sc = ax.scatter(a['value'], b.loc[a.index, 'value'], s=6,
+                            c=None if labels is None else labels, cmap='tab10')
+            if labels is not None:
+                fig.colorbar(sc, ax=ax, label='digit')
+            ax.set_xlabel(f'$f^{{({int(comps[0])})}}(x)$')
+            ax.set_ylabel(f'$f^{{({int(comps[1])})}}(x)$')
+            ax.set_title('Kernel principal components of the NTK (Fig. 3a)',
+                         fontsize=8)
+            fig.tight_layout()
+            paths += _save(fig, out_dir, 'pc_scatter')
+
+    coef = frame[frame['metric'] == 'pc_coefficient']
+    if not coef.empty:
+        orth = frame[frame['metric'] == 'pc_orthogonal']
+        theory = frame[frame['metric'] == 'pc_theory']
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        width_col = 'width' if 'width' in frame.columns else None
+        groups = sorted(coef[width_col].unique()) if width_col else [None]
+        colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(groups), 1)))
+        lines = []
+        for width, color in zip(groups, colors):
+            sel = (lambda f: f[f[width_col] == width]) if width_col else (lambda f: f)
+            c_w, o_w = sel(coef), sel(orth)
+            inits = sorted(c_w['init'].unique()) if 'init' in c_w else [0]
+            for j, init in enumerate(inits):
+                c_i = c_w[c_w['init'] == init].groupby('step')[['time', 'value']].mean()
+                o_i = o_w[o_w['init'] == init].groupby('step')['value'].mean()
+                label = f'width {_fmt(width)}' if (j == 0 and width is not None) else None
+                ax1.plot(c_i['value'], o_i.loc[c_i.index], '-', color=color,
+                         lw=1, label=label)
+                ax2.plot(c_i['time'], np.abs(c_i['value']), '-', color=color,
+                         lw=1, label=label)
+                last = c_i.index.max()
+                lines.append({'width': width, 'init': int(init),
+                              'step': int(last), 'time': float(c_i.loc[last, 'time']),
+                              'g': float(c_i.loc[last, 'value']),
+                              'h_max': float(o_i.max()),
+                              'h_last': float(o_i.loc[last])})
+        th = theory.groupby('step')[['time', 'value']].mean()
+        ax2.plot(th['time'], th['value'], 'b--', lw=1.5,
+                 label=r'$0.5\,e^{-\lambda_2 t}$ (infinite width)')
+        ax1.axhline(0, color='b', ls='--', lw=1)
+        ax1.set_xlabel(r'$g_t$: component of $f_t - f^*$ along $f^{(2)}$')
+        ax1.set_ylabel(r'$\|h_t\|_{p^{in}}$: deviation from the line')
+        ax1.set_title('Fig. 3b', fontsize=8)
+        ax2.set_yscale('log')
+        ax2.set_xlabel('time $t$ (learning rate x steps)')
+        ax2.set_ylabel(r'$|g_t|$')
+        ax2.set_title('Fig. 3c', fontsize=8)
+        ax1.legend(fontsize=7)
+        ax2.legend(fontsize=7)
+        fig.tight_layout()
+        paths += _save(fig, out_dir, 'pc_convergence')
+        lam = frame[(frame['metric'] == 'pc_eigenvalue')]
+        table = pd.DataFrame(lines)
+        if not lam.empty and not th.empty:
+            table['theory_last'] = float(th['value'].iloc[-1])
+        path = out_dir / 'pc_summary.csv'
+        table.to_csv(path, index=False, float_format='%.5g')
+        paths.append(path)
+    return paths
+
+
+# --- spectra on the sphere (Belfer et al. 2021) ------------------------------
+
+
+def _sphere_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    plt = _plt()
+    paths: list[Path] = []
+    frame = frame.copy()
+    if 'alpha' not in frame.columns:
+        frame['alpha'] = np.nan
+    if 'kernel' not in frame.columns:
+        frame['kernel'] = 'ntk'
+    frame['panel'] = frame.apply(
+        lambda r: MODEL_LABELS.get(str(r['model']), str(r['model']))
+        + ('' if pd.isna(r['alpha']) else f", alpha={_fmt(float(r['alpha']))}")
+        + ('' if r['kernel'] == 'ntk' else f" ({r['kernel']})"), axis=1)
+    panels = sorted(frame['panel'].unique())
+    norm = frame[frame['metric'] == 'eigenvalue_normalized']
+    raw = frame[frame['metric'] == 'eigenvalue']
+    gram = frame[frame['metric'] == 'gram_eigenvalue']
+    d = None
+    if 'd' in frame.columns and frame['d'].notna().any():
+        d = int(frame['d'].dropna().iloc[0])
+    if not norm.empty:
+        ncols = min(3, len(panels))
+        nrows = int(np.ceil(len(panels) / ncols))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.5 * nrows),
+                                 squeeze=False)
+        for ax, panel in zip(axes.flat, panels):
+            rows = norm[norm['panel'] == panel]
+            depths = sorted(rows['depth'].unique())
+            colors = plt.cm.viridis(np.linspace(0, 0.9, len(depths)))
+            for depth, color in zip(depths, colors):
+                line = _mean(rows[rows['depth'] == depth], ['degree'])
+                line = line[(line['degree'] >= 1) & (line['value'] > 0)]
+                ax.plot(line['degree'], line['value'], '-', color=color, lw=1,
+                        label=f'depth {int(depth)}')
+                g = gram[(gram['panel'] == panel) & (gram['depth'] == depth)]
+                r0 = raw[(raw['panel'] == panel) & (raw['depth'] == depth)
+                         & (raw['degree'] == 0)]['value'].mean()
+                n0 = rows[(rows['depth'] == depth) & (rows['degree'] == 0)]['value'].mean()
+                if not g.empty and n0 > 0:
+                    k1 = r0 / n0
+                    g = _mean(g, ['degree'])
+                    g = g[g['degree'] >= 1]
+                    ax.plot(g['degree'], g['value'] / k1, 'o', mfc='none',
+                            color=color, ms=4)
+            if d is not None:
+                ls = np.array([8.0, 64.0])
+                anchor = norm[(norm['panel'] == panel) & (norm['degree'] == 8)]['value'].median()
+                if np.isfinite(anchor) and anchor > 0:
+                    ax.plot(ls, anchor * 2 * (ls / 8) ** (-d), 'k:', lw=1,
+                            label=f'slope $-d={-d}$')
+            ax.set_xscale('log')
+            ax.set_yscale('log')
+            ax.set_xlabel('spherical-harmonic degree $l$')
+            ax.set_ylabel(r'$\lambda_l / k(1)$')
+            ax.set_title(panel + (f' on $S^{{{d - 1}}}$' if d else ''), fontsize=8)
+            ax.legend(fontsize=6)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.axis('off')
+        fig.suptitle('Mercer eigenvalues of the NTK by degree (lines: Funk-Hecke; '
+                     'circles: Gram matrix of uniform points)', fontsize=8)
+        fig.tight_layout()
+        paths += _save(fig, out_dir, 'sphere_spectrum')
+
+    shape = frame[frame['metric'] == 'kernel_shape']
+    if not shape.empty:
+        ncols = min(3, len(panels))
+        nrows = int(np.ceil(len(panels) / ncols))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.3 * nrows),
+                                 squeeze=False)
+        for ax, panel in zip(axes.flat, panels):
+            rows = shape[shape['panel'] == panel]
+            depths = sorted(rows['depth'].unique())
+            colors = plt.cm.viridis(np.linspace(0, 0.9, len(depths)))
+            for depth, color in zip(depths, colors):
+                line = _mean(rows[rows['depth'] == depth], ['t'])
+                ax.plot(line['t'], line['value'], '-', color=color,
+                        label=f'depth {int(depth)}')
+            ax.set_xlabel(r"$t = \langle x, x' \rangle$")
+            ax.set_ylabel(r'$k(t) / k(1)$')
+            ax.set_title(panel, fontsize=8)
+            ax.legend(fontsize=6)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.axis('off')
+        fig.tight_layout()
+        paths += _save(fig, out_dir, 'sphere_shape')
+
+    expo = frame[(frame['metric'] == 'decay_exponent')]
+    if not expo.empty:
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        table = []
+        for panel in panels:
+            rows = expo[(expo['panel'] == panel) & (expo['parity'] == 'all')]
+            if rows.empty:
+                continue
+            line = _mean(rows, ['depth'])
+            ax.plot(line['depth'], line['value'], '-o', ms=3, label=panel)
+            for parity in ('all', 'even', 'odd'):
+                sub = _mean(expo[(expo['panel'] == panel) & (expo['parity'] == parity)],
+                            ['depth'])
+                for _, r in sub.iterrows():
+                    table.append({'panel': panel, 'depth': int(r['depth']),
+                                  'parity': parity, 'exponent': r['value']})
+        if d is not None:
+            ax.axhline(-d, color='k', ls=':', lw=1, label=f'$-d = {-d}$')
+        ax.set_xscale('log', base=2)
+        ax.set_xlabel('depth $L$')
+        ax.set_ylabel(r'fitted exponent of $\lambda_l \sim l^{p}$')
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        paths += _save(fig, out_dir, 'sphere_exponents')
+        if table:
+            wide = (pd.DataFrame(table)
+                    .pivot_table(index=['panel', 'depth'], columns='parity',
+                                 values='exponent').reset_index())
+            path = out_dir / 'sphere_exponents.csv'
+            wide.to_csv(path, index=False, float_format='%.4f')
+            paths.append(path)
+    return paths
+
+
+def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Draws every figure whose rows are present; returns the files written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = set(frame['metric'].dropna())
+    paths: list[Path] = []
+    stepped = ('step' in frame.columns and
+               frame.loc[frame['metric'] == 'eigenvalue', 'step'].notna().any())
+    if 'energy' in metrics or ('eigenvalue' in metrics and stepped):
+        paths += _training_figures(frame[frame['metric'].isin(
+            {'eigenvalue', 'energy', 'alignment', 'alignment_centered', 'loss',
+             'accuracy',
+             'ntk_change', 'ntk_distance_infinite'})
+            & (frame['step'].notna() if 'step' in frame.columns else True)], out_dir)
+    if metrics & {'pc_coefficient', 'pc_coordinate'}:
+        paths += _pc_figures(frame, out_dir)
+    if metrics & {'eigenvalue_normalized', 'decay_exponent', 'kernel_shape'}:
+        paths += _sphere_figures(frame, out_dir)
+    return paths

@@ -1,0 +1,362 @@
+"""Experiment ``alignment``: spectra, energy fractions, alignment, Funk-Hecke, runs.
+
+Closed forms: the energy fractions of an eigenvector, ``A(y y^T, y) = 1``, the
+Funk-Hecke eigenvalues of ``exp(<x, x'>)`` (modified Bessel functions) and of
+the linear kernel, Mercer's trace identity; end to end: ``run_job`` with
+``model=fc`` and ``model=wrn`` at tiny sizes, the infinite-width reference
+equal to ``kernel_fn``, the kernel-PCA and sphere studies, and the figures.
+"""
+
+import math
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special
+
+import ntkexp  # noqa: F401  (neural-tangents on current JAX)
+import ntkexp.cli
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from ntkexp import spectrum
+from ntkexp.experiments import alignment
+from ntkexp.runner import ConfigError, run_job
+
+
+def _compose(tmp_path, *overrides):
+    with initialize_config_dir(config_dir=str(ntkexp.cli.CONF_DIR),
+                               version_base='1.3'):
+        return compose('config', overrides=[f'paths.root={tmp_path}',
+                                             'kernel.progress=false',
+                                             *overrides])
+
+
+def _random_psd(n, seed=0):
+    rng = np.random.RandomState(seed)
+    a = rng.randn(n, n)
+    return a @ a.T / n + np.eye(n) * 1e-3
+
+
+# --- spectrum: Gram matrices ---------------------------------------------------
+
+
+def test_eigh_desc_recovers_a_known_decomposition():
+    rng = np.random.RandomState(1)
+    q, _ = np.linalg.qr(rng.randn(7, 7))
+    lam = np.array([0.5, 3.0, 1.0, 7.0, 0.1, 2.0, 0.01])
+    evals, evecs = spectrum.eigh_desc(q @ np.diag(lam) @ q.T)
+    np.testing.assert_allclose(evals, np.sort(lam)[::-1], rtol=1e-12)
+    order = np.argsort(lam)[::-1]
+    # Same eigenvectors up to sign.
+    np.testing.assert_allclose(np.abs(np.sum(evecs * q[:, order], axis=0)),
+                               np.ones(7), atol=1e-12)
+
+
+def test_eigh_desc_of_a_circulant_kernel_is_its_fourier_spectrum():
+    # A shift-invariant kernel on n points of a ring: eigenvalues = DFT of a row.
+    n = 12
+    g = 2 * np.pi * np.arange(n) / n
+    row = np.exp(np.cos(g))
+    k = np.array([np.roll(row, i) for i in range(n)])
+    evals, _ = spectrum.eigh_desc(k)
+    np.testing.assert_allclose(evals, np.sort(np.fft.fft(row).real)[::-1],
+                               rtol=1e-10)
+
+
+def test_energy_fractions_sum_to_one_and_are_monotone():
+    k = _random_psd(20)
+    _, evecs = spectrum.eigh_desc(k)
+    rng = np.random.RandomState(2)
+    for v in (rng.randn(20), rng.randn(20, 3)):
+        cum = spectrum.cumulative_energy(evecs, v)
+        assert cum[-1] == pytest.approx(1.0, abs=1e-12)
+        assert np.all(np.diff(cum) >= -1e-15)
+        ks = [1, 5, 20]
+        np.testing.assert_allclose(spectrum.energy_fractions(evecs, v, ks),
+                                   cum[np.array(ks) - 1])
+    # An eigenvector has all its energy at its own rank.
+    e = spectrum.cumulative_energy(evecs, 3.0 * evecs[:, 4])
+    np.testing.assert_allclose(e, (np.arange(20) >= 4).astype(float), atol=1e-12)
+    # Multi-output: the weighted average of the columns' fractions.
+    v = rng.randn(20, 2)
+    both = spectrum.energy_fractions(evecs, v, [3])[0]
+    w = np.sum(v ** 2, axis=0)
+    cols = [spectrum.energy_fractions(evecs, v[:, i], [3])[0] for i in range(2)]
+    assert both == pytest.approx(np.dot(w, cols) / w.sum(), rel=1e-12)
+    with pytest.raises(ValueError):
+        spectrum.energy_fractions(evecs, v, [0])
+
+
+def test_k_grid_adds_n_and_drops_out_of_range():
+    assert spectrum.k_grid(10, [1, 5, 20, 0, 5]) == [1, 5, 10]
+
+
+def test_alignment_of_the_target_outer_product_is_one():
+    rng = np.random.RandomState(3)
+    y = rng.randn(15)
+    assert spectrum.kernel_target_alignment(np.outer(y, y), y) == pytest.approx(1.0)
+    y2 = rng.randn(15, 4)
+    assert spectrum.kernel_target_alignment(4.0 * y2 @ y2.T, y2) == pytest.approx(1.0)
+    # Matches y^T K y / (||K||_F ||y||^2), is scale invariant and at most 1.
+    k = _random_psd(15)
+    a = spectrum.kernel_target_alignment(k, y)
+    assert a == pytest.approx(y @ k @ y / (np.linalg.norm(k) * (y @ y)))
+    assert spectrum.kernel_target_alignment(7 * k, 2 * y) == pytest.approx(a)
+    assert 0 < a < 1
+    # Centred: a constant offset of K and y does not matter.
+    yc = y - y.mean()
+    assert spectrum.centered_alignment(np.outer(yc, yc) + 5.0, yc + 2.0) == \
+        pytest.approx(1.0)
+
+
+# --- spectrum: dot-product kernels on the sphere -------------------------------
+
+
+def test_harmonic_dimensions():
+    assert [spectrum.harmonic_dimension(3, l) for l in range(5)] == [1, 3, 5, 7, 9]
+    assert [spectrum.harmonic_dimension(2, l) for l in range(4)] == [1, 2, 2, 2]
+    assert [spectrum.harmonic_dimension(4, l) for l in range(4)] == [1, 4, 9, 16]
+    assert spectrum.harmonic_dimension(5, 2) == 14
+
+
+@pytest.mark.parametrize('d', [2, 3, 5])
+def test_funk_hecke_eigenvalues_of_the_exponential_kernel(d):
+    # exp(<x, x'>) on S^(d-1), uniform probability measure:
+    # lambda_l = Gamma(d/2) 2^(d/2-1) I_{l+d/2-1}(1).
+    lmax = 8
+    lam = spectrum.funk_hecke_eigenvalues(np.exp, d, lmax, n_quad=64)
+    ref = (special.gamma(d / 2) * 2 ** (d / 2 - 1)
+           * special.iv(np.arange(lmax + 1) + d / 2 - 1, 1.0))
+    np.testing.assert_allclose(lam, ref, rtol=1e-9, atol=1e-13)
+    # Mercer: k(1) = sum_l N(d, l) lambda_l.
+    lam = spectrum.funk_hecke_eigenvalues(np.exp, d, 30, n_quad=64)
+    mult = [spectrum.harmonic_dimension(d, l) for l in range(31)]
+    assert np.dot(mult, lam) == pytest.approx(math.e, rel=1e-12)
+
+
+@pytest.mark.parametrize('d', [2, 3, 7])
+def test_funk_hecke_eigenvalues_of_the_linear_kernel(d):
+    lam = spectrum.funk_hecke_eigenvalues(lambda t: t, d, 4, n_quad=16)
+    np.testing.assert_allclose(lam, [0, 1 / d, 0, 0, 0], atol=1e-14)
+
+
+def test_gram_eigenvalues_group_by_degree_and_match_funk_hecke():
+    d, n = 3, 800
+    x = spectrum.sphere_points(n, d, seed=0)
+    evals, evecs = spectrum.eigh_desc(np.exp(x @ x.T) / n)
+    groups = spectrum.group_by_degree(
+        evals, spectrum.degree_energies(x, evecs, 4), d)
+    lam = spectrum.funk_hecke_eigenvalues(np.exp, d, 4)
+    for l in range(3):
+        mean, count, purity = groups[l]
+        assert count == 2 * l + 1
+        assert purity > 0.95
+        assert mean == pytest.approx(lam[l], rel=0.05)
+
+
+def test_relu_ntk_eigenvalues_decay_like_l_to_the_minus_d():
+    # Bietti & Mairal 2019 / Belfer et al. 2021: lambda_l ~ l^(-d).
+    with jax.enable_x64(True):
+        from ntkexp.models import fc
+        _, _, kernel_fn = fc(depth=1, width=8, out_dim=1)
+        kfun = alignment.dot_product_kernel(kernel_fn, 3)
+        lam = spectrum.funk_hecke_eigenvalues(kfun, 3, 32, n_quad=1024)
+    degrees = np.arange(33)
+    fit = degrees >= 8
+    assert spectrum.decay_exponent(degrees[fit], lam[fit]) == pytest.approx(-3, abs=0.25)
+    assert np.all(lam[1:] > 0)
+
+
+# --- empirical NTK, schedules -------------------------------------------------
+
+
+@pytest.mark.parametrize('model', ['fc', pytest.param('wrn', marks=pytest.mark.slow)])
+def test_empirical_ntk_implementations_and_blocks_agree(model):
+    from ntkexp import models
+    x = np.random.RandomState(0).rand(5, 8, 8, 1).astype(np.float32)
+    if model == 'fc':
+        init_fn, apply_fn, _ = models.fc(depth=2, width=16, out_dim=3)
+    else:
+        init_fn, apply_fn, _ = models.wrn(depth=10, width=2, out_dim=3)
+        x = x[:3]
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    ref = alignment.EmpiricalNTK(apply_fn, 1)(x, None, params)
+    auto = alignment.EmpiricalNTK(apply_fn, 0)
+    k = auto(x, None, params)
+    assert auto.implementation == 3
+    tol = dict(rtol=2e-4, atol=1e-5 * np.abs(ref).max())
+    np.testing.assert_allclose(k, ref, **tol)
+    if model == 'fc':
+        # Padded 2 x 2 blocks, the upper triangle mirrored: the same kernel.
+        blocks = alignment.EmpiricalNTK(apply_fn, 3, block_size=2)
+        kb = blocks(x, None, params)
+        np.testing.assert_allclose(kb, ref, **tol)
+        np.testing.assert_array_equal(kb, kb.T)
+        np.testing.assert_allclose(blocks(x[:3], x, params), ref[:3], **tol)
+
+
+def test_schedules_times_and_logged_steps():
+    step = alignment.make_schedule('step', 2.0, 100, [0.5, 0.75], 0.1)
+    assert float(step(49)) == pytest.approx(2.0)
+    assert float(step(50)) == pytest.approx(0.2)
+    assert float(step(75)) == pytest.approx(0.02)
+    cos = alignment.make_schedule('cosine', 1.0, 10, final_fraction=0.1)
+    assert float(cos(0)) == pytest.approx(1.0)
+    assert float(cos(10)) == pytest.approx(0.1)
+    const = alignment.make_schedule('constant', 0.5, 4)
+    np.testing.assert_allclose(alignment.schedule_times(const, 4),
+                               [0, 0.5, 1.0, 1.5, 2.0])
+    times = alignment.schedule_times(step, 100)
+    assert times[100] == pytest.approx(50 * 2.0 + 25 * 0.2 + 25 * 0.02)
+    steps = alignment.logged_steps(100, 5, 'log', extra=[50, 75])
+    assert steps[0] == 0 and steps[-1] == 100 and {50, 75} <= set(steps)
+    assert alignment.logged_steps(10, [3, 20, 0]) == [0, 3, 10]
+    assert alignment.logged_steps(10, 3, 'linear') == [0, 5, 10]
+
+
+def test_principal_components_are_unit_norm_eigenfunctions():
+    k = _random_psd(30, seed=5)
+    lam, comps = alignment.principal_components(k, 3)
+    np.testing.assert_allclose(np.mean(comps ** 2, axis=0), 1.0)
+    np.testing.assert_allclose(k @ comps / 30, comps * lam, atol=1e-10)
+
+
+# --- configs and end-to-end runs ------------------------------------------------
+
+
+def test_paper_configs_compose(tmp_path):
+    cfg = _compose(tmp_path, 'experiment=kopitkov2019')
+    assert cfg.experiment.run == 'ntkexp.experiments.alignment.run'
+    assert cfg.experiment.name == 'kopitkov2019'
+    assert cfg.experiment.steps == 2000 and cfg.model.width == 64
+    assert cfg.experiment.ntk_implementation == 'auto'   # from alignment.yaml
+    cfg = _compose(tmp_path, 'experiment=jacot2018_fig3')
+    assert cfg.experiment.run.endswith('run_principal_component')
+    assert cfg.dataset.n_train == 512 and cfg.model.depth == 4
+    cfg = _compose(tmp_path, 'experiment=resntk_spectrum', 'model=resnet')
+    assert cfg.experiment.run.endswith('run_sphere')
+    assert cfg.dataset.d == cfg.experiment.d == 3
+
+
+def test_invalid_values_fail_with_one_line(tmp_path):
+    for override, word in (('experiment.schedule=linear', 'schedule'),
+                           ('experiment.ntk_implementation=fast', 'ntk_implementation'),
+                           ('experiment.decay_at=[1.5]', 'decay_at'),
+                           ('experiment.lr_fraction=-1', 'lr_fraction')):
+        cfg = _compose(tmp_path, 'experiment=alignment', override)
+        with pytest.raises(ConfigError, match=word):
+            run_job(cfg, tmp_path / 'run')
+
+
+def _tiny(tmp_path, model, *extra):
+    return _compose(tmp_path, 'experiment=alignment', f'model={model}',
+                    'dataset.n_train=8', 'dataset.n_test=8',
+                    'experiment.steps=4', 'experiment.log_steps=3',
+                    'experiment.energy_k=[1,2,4]', 'experiment.top_k=4', *extra)
+
+
+def test_run_fc_rows_and_infinite_reference_equal_kernel_fn(tmp_path):
+    cfg = _tiny(tmp_path, 'fc', 'model.width=32', 'experiment.on_test=true',
+                'experiment.schedule=step')
+    frame = run_job(cfg, tmp_path / 'run')
+    assert (tmp_path / 'run' / 'rows.csv').exists()
+    # The infinite-width rows are the spectrum of kernel_fn on the training set.
+    data = instantiate(cfg.dataset)
+    _, _, kernel_fn = instantiate(cfg.model, out_dim=data.y_train.shape[1])
+    k_inf = np.asarray(kernel_fn(np.asarray(data.x_train, np.float32), None, 'ntk'),
+                       np.float64)
+    rows = frame[frame['kernel'] == 'infinite']
+    eig = rows[rows['metric'] == 'eigenvalue'].sort_values('rank')['value'].to_numpy()
+    # float32 kernels, evaluated in blocks by the engine: agree to ~1e-4.
+    np.testing.assert_allclose(eig, spectrum.eigh_desc(k_inf)[0][:4], rtol=1e-3)
+    align = rows[rows['metric'] == 'alignment']['value'].item()
+    assert align == pytest.approx(
+        spectrum.kernel_target_alignment(k_inf, data.y_train), rel=1e-3)
+    # Energy rows: E_n = 1 for every vector, split and logged step.
+    emp = frame[(frame['metric'] == 'energy') & (frame['kernel'] == 'empirical')]
+    assert set(emp['vector']) == {'target', 'output', 'residual'}
+    assert set(emp['split']) == {'train', 'test'}
+    np.testing.assert_allclose(emp[emp['rank'] == 8]['value'], 1.0, atol=1e-9)
+    assert sorted(emp['step'].unique()) == [0, 1, 2, 3, 4]   # + decay boundaries
+    # lr is the fraction of the maximal rate; the loss goes down.
+    lr = frame[frame['metric'] == 'lr_used']['value'].item()
+    assert lr == pytest.approx(0.5 * frame[frame['metric'] == 'max_lr']['value'].item())
+    loss = frame[(frame['metric'] == 'loss') & (frame['split'] == 'train')]
+    assert loss.sort_values('step')['value'].iloc[-1] < loss['value'].iloc[0]
+    assert frame['precision'].eq('float32').all()
+    summary = frame.attrs['summary']
+    assert list(summary['step']) == [0, 1, 2, 3, 4]
+    # Figures and the summary table from these rows.
+    from ntkexp.plots import alignment as plots
+    names = {p.name for p in plots.plot(frame, tmp_path / 'figs')}
+    assert {'eigenvalues.png', 'training.png', 'energy.png',
+            'alignment_summary.csv'} <= names
+
+
+def test_run_wrn_tiny(tmp_path):
+    # The infinite-width reference is checked with FC above; skipping the WRN
+    # kernel here saves its compilation.
+    cfg = _tiny(tmp_path, 'wrn', 'model.width=2', 'experiment.schedule=cosine',
+                'experiment.infinite=false')
+    frame = run_job(cfg, tmp_path / 'run')
+    impl = frame[frame['metric'] == 'ntk_implementation']['value'].item()
+    assert impl == 3
+    change = frame[frame['metric'] == 'ntk_change'].sort_values('step')
+    assert change['value'].iloc[0] == 0 and np.all(np.isfinite(change['value']))
+    assert len(change) == 3
+    assert 'infinite' not in set(frame['kernel'].dropna())
+    al = frame[frame['metric'] == 'alignment']['value']
+    assert np.all((al > 0) & (al <= 1))
+    lr = frame[frame['metric'] == 'loss'].dropna(subset=['lr']).sort_values('step')['lr']
+    assert lr.iloc[-1] < lr.iloc[0]   # cosine decay
+
+
+def test_principal_component_study_starts_on_the_line(tmp_path):
+    cfg = _compose(tmp_path, 'experiment=jacot2018_fig3', 'dataset=digits',
+                   'dataset.n_train=32', 'dataset.n_test=8', 'model.width=512',
+                   'experiment.steps=20', 'experiment.log_steps=3',
+                   'experiment.n_inits=1')
+    frame = run_job(cfg, tmp_path / 'run')
+    coef = frame[frame['metric'] == 'pc_coefficient'].set_index('step')['value']
+    orth = frame[frame['metric'] == 'pc_orthogonal'].set_index('step')['value']
+    theory = frame[frame['metric'] == 'pc_theory'].set_index('step')['value']
+    # f_0 - f* = -0.5 f^(2): on the line at t = 0.
+    assert coef[0] == pytest.approx(-0.5, abs=1e-5)
+    assert orth[0] == pytest.approx(0.0, abs=1e-5)
+    # A wide net follows 0.5 exp(-lambda_2 t) and stays near the line.
+    assert abs(coef[20]) == pytest.approx(theory[20], rel=0.25)
+    assert orth[20] < 0.1
+    assert len(frame[frame['metric'] == 'pc_coordinate']) == 2 * 32
+    lam = frame[frame['metric'] == 'pc_eigenvalue'].sort_values('rank')['value']
+    assert np.all(np.diff(lam.to_numpy()) <= 0)
+
+
+def test_sphere_study_and_figures(tmp_path):
+    cfg = _compose(tmp_path, 'experiment=resntk_spectrum', 'model=resnet',
+                   'experiment.lmax=16', 'experiment.n_quad=512',
+                   'experiment.fit_degrees=[4,16]', 'experiment.depths=[1,2]',
+                   'experiment.alphas=[0.5]', 'experiment.gram_points=200',
+                   'experiment.gram_lmax=2', 'experiment.shape_points=5')
+    frame = run_job(cfg, tmp_path / 'run')
+    eig = frame[(frame['metric'] == 'eigenvalue') & (frame['depth'] == 1)]
+    gram = frame[(frame['metric'] == 'gram_eigenvalue') & (frame['depth'] == 1)]
+    for l in (0, 1):
+        fh = eig[eig['degree'] == l]['value'].item()
+        assert gram[gram['degree'] == l]['value'].item() == pytest.approx(fh, rel=0.15)
+    mercer = frame[frame['metric'] == 'mercer_fraction']['value']
+    assert np.all((mercer > 0.9) & (mercer <= 1 + 1e-9))
+    expo = frame[(frame['metric'] == 'decay_exponent') & (frame['parity'] == 'all')]
+    assert np.all((expo['value'] < -2) & (expo['value'] > -4))
+    shape = frame[(frame['metric'] == 'kernel_shape') & (frame['t'] == 1.0)]['value']
+    np.testing.assert_allclose(shape, 1.0)
+    assert frame['precision'].eq('float64').all()
+
+    from ntkexp.plots import alignment as plots
+    paths = plots.plot(frame, tmp_path / 'figs')
+    names = {p.name for p in paths}
+    assert {'sphere_spectrum.png', 'sphere_shape.png', 'sphere_exponents.png',
+            'sphere_exponents.csv'} <= names
+    table = pd.read_csv(tmp_path / 'figs' / 'sphere_exponents.csv')
+    assert len(table) == 2
