@@ -54,13 +54,16 @@ ARCHITECTURES = {
     'resnet': (models.resnet, dict(depth=4, width=64)),
 }
 
+# Architectures with a fast path (ntkexp.fastconv), benchmarked with and without.
+FAST_ARCHS = ('cnn_vec', 'cnn_gap', 'myrtle5')
+
 # Inputs per architecture: (n for the kernel, block for nt.batch).
 SIZES = {
     'cpu': {'fc': 512, 'cnn_vec': 8, 'cnn_gap': 8, 'myrtle5': 4, 'wrn': 4,
             'resnet': 8, 'image': 32, 'empirical_n': 4, 'wrn_k': 1,
             'train_n': 128},
-    'gpu': {'fc': 16384, 'cnn_vec': 256, 'cnn_gap': 64, 'myrtle5': 64,
-            'wrn': 64, 'resnet': 256, 'image': 32, 'empirical_n': 64,
+    'gpu': {'fc': 16384, 'cnn_vec': 256, 'cnn_gap': 16, 'myrtle5': 16,
+            'wrn': 16, 'resnet': 256, 'image': 32, 'empirical_n': 64,
             'wrn_k': 4, 'train_n': 1024},
 }
 
@@ -103,7 +106,9 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
                    repeats: int) -> list[dict[str, Any]]:
     """NTK entries/s: plain nt (jit, nt.batch) vs the ntkexp block engine."""
     fn, kwargs = ARCHITECTURES[arch]
-    _, _, kernel_fn = fn(**kwargs)
+    fast = arch in FAST_ARCHS
+    # Plain neural-tangents: the stax kernel_fn, without ntkexp's fast path.
+    _, _, kernel_fn = fn(**kwargs, **({'fast_kernel': False} if fast else {}))
     x = _images(n, side)
     rows = []
     jitted = jax.jit(kernel_fn, static_argnames='get')
@@ -126,6 +131,19 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
                      peak_bytes=peak_bytes(),
                      compiled_bytes=kernels.measure_block_bytes(
                          kernel_fn, x, block, ('ntk',))))
+    if fast:
+        # ntkexp's fused convolutional recursion (ntkexp.fastconv) in the engine.
+        _, _, fast_fn = fn(**kwargs, fast_kernel=True)
+        fast_engine = kernels.KernelEngine(fast_fn, arch + '_fast', get=('ntk',),
+                                           memory_gb=memory_gb, cache_dir=None,
+                                           progress=False)
+        fast_block = fast_engine.plan(x, None)[0].block
+        t_fast, out = timed(lambda: fast_engine(x)['ntk'], repeats)
+        rows.append(dict(method='ntkexp_fastconv_engine', seconds=t_fast,
+                         rel_diff=_rel_diff(out, ref), block=fast_block,
+                         peak_bytes=peak_bytes(),
+                         compiled_bytes=kernels.measure_block_bytes(
+                             fast_fn, x, fast_block, ('ntk',))))
     for row in rows:
         row.update(benchmark='infinite_ntk', arch=arch, n=n,
                    input=f'{side}x{side}x3',

@@ -14,9 +14,10 @@ from typing import Optional
 
 from neural_tangents import stax
 
+from ntkexp.fastconv import select as fastconv
 from ntkexp.models.common import (activation_layer, check_choice, check_int,
                                   common_hparams)
-from ntkexp.models.inputs import with_input_check
+from ntkexp.models.inputs import check_input, with_input_check
 
 READOUTS = ('flatten', 'gap')
 
@@ -37,7 +38,8 @@ def readout_layer(readout: str):
 def cnn(*, depth: int = 4, width: int = 64, W_std: float = 2 ** 0.5,
         b_std: Optional[float] = 0.1, activation: str = 'relu',
         parameterization: str = 'ntk', out_dim: int = 1,
-        filter_size: int = 3, readout: str = 'gap'):
+        filter_size: int = 3, readout: str = 'gap',
+        fast_kernel: bool | str = 'auto'):
     """Convolutional network with a ``flatten`` (CNN-VEC) or ``gap`` readout.
 
     Layers: ``[Conv(width, filter_size x filter_size, SAME) -> activation] *
@@ -54,6 +56,10 @@ def cnn(*, depth: int = 4, width: int = 64, W_std: float = 2 ** 0.5,
         out_dim: number of outputs (set from the dataset).
         filter_size: side of the square filters (>= 1).
         readout: ``flatten`` (CNN-VEC) or ``gap`` (global average pooling).
+        fast_kernel: ``auto`` (default): the triple's ``kernel_fn`` is
+            :mod:`ntkexp.fastconv`'s recursion when ``activation=relu`` and
+            neural-tangents' otherwise; ``true``: the fast one or an error;
+            ``false``: always neural-tangents.
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.
@@ -75,12 +81,20 @@ def cnn(*, depth: int = 4, width: int = 64, W_std: float = 2 ** 0.5,
                              padding='SAME', **lin),
                    activation_layer(hp['activation'])]
     layers += [readout_layer(readout), stax.Dense(hp['out_dim'], **lin)]
-    return with_input_check(stax.serial(*layers), 'cnn', 'image')
+    triple = with_input_check(stax.serial(*layers), 'cnn', 'image')
+    net, reason = fastconv.cnn_net(
+        depth=depth, W_std=hp['W_std'], b_std=hp['b_std'],
+        activation=hp['activation'], parameterization=hp['parameterization'],
+        width=hp['width'], filter_size=filter_size, readout=readout)
+    return fastconv.with_fast_kernel(
+        triple, net, fast_kernel, 'cnn', reason,
+        check=lambda shape: check_input('cnn', shape))
 
 
 def myrtle(*, depth: int = 5, width: int = 64, W_std: float = 2 ** 0.5,
            b_std: Optional[float] = None, activation: str = 'relu',
-           parameterization: str = 'ntk', out_dim: int = 1):
+           parameterization: str = 'ntk', out_dim: int = 1,
+           fast_kernel: bool | str = 'auto'):
     """Myrtle-5/7/10 of Shankar et al. 2020 ("Neural Kernels Without Tangents").
 
     Three stages of ``[Conv(width, 3x3, SAME) -> activation]`` with (2, 1, 1),
@@ -101,6 +115,8 @@ def myrtle(*, depth: int = 5, width: int = 64, W_std: float = 2 ** 0.5,
         activation: one of ``relu``, ``erf``, ``gelu``, ``abs``, ``sin``.
         parameterization: ``ntk`` or ``standard``.
         out_dim: number of outputs (set from the dataset).
+        fast_kernel: ``auto`` (default), ``true`` or ``false``, as for
+            :func:`cnn`.
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.
@@ -123,4 +139,11 @@ def myrtle(*, depth: int = 5, width: int = 64, W_std: float = 2 ** 0.5,
         if stage < 2:
             layers += [stax.AvgPool((2, 2), strides=(2, 2))]
     layers += [stax.GlobalAvgPool(), stax.Dense(hp['out_dim'], **lin)]
-    return with_input_check(stax.serial(*layers), 'myrtle', 'image')
+    triple = with_input_check(stax.serial(*layers), 'myrtle', 'image')
+    net, reason = fastconv.myrtle_net(
+        stages=MYRTLE_STAGES[depth], W_std=hp['W_std'], b_std=hp['b_std'],
+        activation=hp['activation'], parameterization=hp['parameterization'],
+        width=hp['width'])
+    return fastconv.with_fast_kernel(
+        triple, net, fast_kernel, 'myrtle', reason,
+        check=lambda shape: check_input('myrtle', shape))

@@ -1,0 +1,135 @@
+"""Fast convolutional kernels against plain neural-tangents, side by side.
+
+For each architecture (the ``cnn_gap``, ``cnn_vec`` and ``myrtle5`` networks of
+:mod:`ntkexp.bench`), times ``jax.jit(kernel_fn)(x1, x2, get='ntk')`` on one
+``n x n`` block of random ``side x side x 3`` images for neural-tangents
+(``fast_kernel=False``) and for :mod:`ntkexp.fastconv` (``fast_kernel=True``,
+plus ``impl=pallas`` with ``--pallas``), after a warm-up call (compilation
+excluded), as the median of ``--repeats`` runs. Reports wall and process CPU
+seconds, kernel entries per second, the speed-up, the largest relative
+difference ``max |fast - nt| / max |nt|``, XLA's compiled size of the block,
+and the projected time of the full 60,000-image CIFAR-10 kernel (upper
+triangle, ``60000 * 60001 / 2`` entries) at the measured rate.
+
+Usage::
+
+    python -m ntkexp.fastconv.bench --arch myrtle5 --side 32 --n 2
+    python -m ntkexp.fastconv.bench --arch cnn_gap,myrtle5 --side 32 --n 64 \\
+        --out results/bench/fastconv_gpu.csv      # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import ntkexp  # noqa: F401  (neural-tangents on current JAX)
+import jax
+
+from ntkexp import models
+
+ARCHITECTURES = {
+    'cnn_gap': (models.cnn, dict(depth=3, width=64, readout='gap')),
+    'cnn_vec': (models.cnn, dict(depth=3, width=64, readout='flatten')),
+    'myrtle5': (models.myrtle, dict(depth=5, width=64)),
+}
+
+CIFAR10_ENTRIES = 60000 * 60001 / 2
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
+    """Median wall and process-CPU seconds of ``fn()`` after a warm-up call."""
+    out = jax.block_until_ready(fn())
+    walls, cpus = [], []
+    for _ in range(repeats):
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = jax.block_until_ready(fn())
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus), out
+
+
+def compiled_bytes(fn: Callable, x: np.ndarray) -> float:
+    """Arguments + outputs + temporaries of the compiled block (XLA)."""
+    analysis = jax.jit(fn, static_argnames='get').lower(
+        x, x, get='ntk').compile().memory_analysis()
+    if analysis is None:
+        return float('nan')
+    return float(analysis.argument_size_in_bytes +
+                 analysis.output_size_in_bytes + analysis.temp_size_in_bytes)
+
+
+def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
+          skip_nt: bool = False, pallas: bool = False) -> list[dict[str, Any]]:
+    """Rows of one architecture: neural-tangents, fastconv (and Pallas)."""
+    fn, kwargs = ARCHITECTURES[arch]
+    rng = np.random.RandomState(0)
+    x1 = rng.randn(n, side, side, 3).astype(dtype)
+    x2 = rng.randn(n, side, side, 3).astype(dtype)
+    methods = [] if skip_nt else [('nt', dict(fast_kernel=False))]
+    methods.append(('fastconv', dict(fast_kernel=True)))
+    if pallas:
+        methods.append(('fastconv_pallas', dict(fast_kernel=True)))
+    rows, ref, t_ref = [], None, None
+    for method, extra in methods:
+        _, _, kernel_fn = fn(**kwargs, **extra)
+        if method == 'fastconv_pallas':
+            from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
+            kernel_fn = fc_pallas.pallas_kernel_fn(kernel_fn)
+        jitted = jax.jit(kernel_fn, static_argnames='get')
+        start = time.perf_counter()
+        jax.block_until_ready(jitted(x1, x2, get='ntk'))
+        first = time.perf_counter() - start
+        wall, cpu, out = timed(lambda: jitted(x1, x2, get='ntk'), repeats)
+        out = np.asarray(out, np.float64)
+        if ref is None and method == 'nt':
+            ref, t_ref = out, wall
+        row = dict(arch=arch, method=method, input=f'{side}x{side}x3', n=n,
+                   dtype=dtype, device=str(jax.devices()[0].device_kind),
+                   seconds=wall, cpu_seconds=cpu, first_call_seconds=first,
+                   entries_per_s=n * n / wall,
+                   speedup_vs_nt=(t_ref / wall) if t_ref else float('nan'),
+                   rel_diff_vs_nt=(float(np.abs(out - ref).max() /
+                                         np.abs(ref).max())
+                                   if ref is not None else float('nan')),
+                   compiled_bytes=compiled_bytes(kernel_fn, x1),
+                   cifar10_hours=CIFAR10_ENTRIES / (n * n / wall) / 3600)
+        rows.append(row)
+        print(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                       for k, v in row.items()), flush=True)
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--arch', default='cnn_gap,myrtle5')
+    parser.add_argument('--side', type=int, default=32)
+    parser.add_argument('--n', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--dtype', default='float32',
+                        choices=('float32', 'float64'))
+    parser.add_argument('--skip-nt', action='store_true')
+    parser.add_argument('--pallas', action='store_true',
+                        help='also time the Pallas kernel (GPU only)')
+    parser.add_argument('--out', type=Path, default=None, help='CSV path')
+    args = parser.parse_args(argv)
+    if args.dtype == 'float64':
+        jax.config.update('jax_enable_x64', True)
+    rows = []
+    for arch in args.arch.split(','):
+        rows += bench(arch, args.side, args.n, args.repeats, args.dtype,
+                      args.skip_nt, args.pallas)
+    if args.out is not None:
+        import pandas as pd  # pylint: disable=g-import-not-at-top
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(args.out, index=False)
+        print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,587 @@
+"""Pure-JAX CNN-GP / CNTK recursion for pooled ReLU convolutional networks.
+
+The infinite-width kernels of a convolutional net (Novak et al. 2019, "Bayesian
+Deep Convolutional Networks with Many Channels are Gaussian Processes"; Arora
+et al. 2019, "On Exact Computation with an Infinitely Wide Neural Net", Sec. 4
+and Appendix B) are a recursion on the spatial covariance of a pair of images,
+``Sigma(x, x')[h, w, h', w']``. This module computes exactly the numbers that
+neural-tangents' ``stax`` computes with ``diagonal_spatial=False`` for
+``Conv(SAME) -> Relu -> ... [AvgPool(2, 2)] ... -> GlobalAvgPool | Flatten ->
+Dense``, in a layout that XLA fuses well:
+
+* **Batch of pairs.** A block ``x1 (b1)`` x ``x2 (b2)`` is one array
+  ``(b1, b2, H, W, H, W)``; nothing is transposed between layers.
+* **First convolution as one matmul.** ``Conv(Sigma_in)[p, p'] =
+  <patch(x, p), patch(x', p')> / (C k^2)``, so the input covariance is never
+  materialised: one ``(b1 H W, k^2 C) @ (k^2 C, b2 H W)`` product.
+* **Later convolutions** with SAME zero padding shift both images by the same
+  offset, ``Conv(Sigma)[p, p'] = 1/k^2 sum_d Sigma[p + d, p' + d]`` (Arora et
+  al. 2019, Eq. 7): one zero pad and ``k^2`` slices, summed in one fused
+  pass (no depthwise convolution, no transposes). The NTK shares it where the
+  recursion is linear: ``Theta_out = W^2/k^2 sum_d (Theta + Sigma)[p + d, p' +
+  d] + b^2`` (NTK parameterisation).
+* **ReLU** uses the arc-cosine formulas (Cho & Saul 2009) with the per-pixel
+  variances of each image, written as neural-tangents' ``ABRelu`` (``arctan2``
+  form, same zero conventions), so both agree to rounding; ``arctan2`` is a
+  vectorised polynomial (:func:`angle`), and an image paired with itself gets
+  ``theta = 0`` exactly (:func:`relu`).
+* **Per-image variances** come from a cheaper recursion: only the diagonal
+  ``(b, H, W)`` once no pooling lies ahead (a SAME convolution maps the
+  diagonal to itself, and ReLU halves it), the full ``(b, H, W, H, W)`` self
+  covariance before an average pool.
+* **CNN-VEC (Flatten readout)** only needs ``Sigma[p, p]``, so the whole pair
+  recursion runs on ``(b1, b2, H, W)``.
+* **Symmetric kernels** ``k(x, None)`` compute the ``n (n + 1) / 2`` pairs
+  ``i <= j`` only and mirror them.
+* **Bounded memory.** Large ``k(x1, x2)`` blocks run over rows of ``x1`` in
+  chunks (``lax.map``) of at most :data:`STEP_ENTRIES` covariance entries.
+
+Everything is ``jax.jit``-able with ``get`` static; see
+:mod:`ntkexp.fastconv.select` for the wrapper that replaces a model's
+``kernel_fn``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+CONV, RELU, POOL = 'conv', 'relu', 'pool'
+KERNELS = ('nngp', 'ntk')
+# Full float32 products in the first layer's matmul (GPUs may otherwise use
+# TF32, a 1e-3 relative error).
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvNet:
+    """A supported architecture: SAME convolutions, ReLU, 2x2 average pools.
+
+    Attributes:
+        layers: the hidden layers in order, each ``'conv'``, ``'relu'`` or
+            ``'pool'`` (``AvgPool((p, p), strides=(p, p), 'VALID')``). The
+            first must be ``'conv'``.
+        readout: ``'gap'`` (``GlobalAvgPool``) or ``'flatten'``; both are
+            followed by ``Dense(out_dim)`` with the same ``W_std``, ``b_std``.
+        W_std: weight standard deviation sigma_w of every layer.
+        b_std: bias standard deviation sigma_b, or None for no biases.
+        parameterization: ``'ntk'`` or ``'standard'``.
+        width: channels of the hidden convolutions (only the standard
+            parameterisation's NTK depends on it).
+        filter_size: side ``k`` of the square filters (stride 1, SAME).
+        pool: window and stride of the average pools.
+    """
+    layers: tuple[str, ...]
+    readout: str
+    W_std: float
+    b_std: Optional[float]
+    parameterization: str = 'ntk'
+    width: int = 1
+    filter_size: int = 3
+    pool: int = 2
+
+    def __post_init__(self):
+        if not self.layers or self.layers[0] != CONV:
+            raise ValueError('the first layer must be a convolution')
+        if any(layer not in (CONV, RELU, POOL) for layer in self.layers):
+            raise ValueError(f'unknown layer in {self.layers}')
+        if self.readout not in ('gap', 'flatten'):
+            raise ValueError(f'unknown readout {self.readout!r}')
+        if self.parameterization not in ('ntk', 'standard'):
+            raise ValueError(f'unknown parameterization {self.parameterization!r}')
+
+    @property
+    def full_spatial(self) -> bool:
+        """Whether pairs need the full ``(H, W, H, W)`` covariance."""
+        return self.readout == 'gap' or POOL in self.layers
+
+    @property
+    def last_pool(self) -> int:
+        """Index of the last pooling layer, ``-1`` if there is none."""
+        pools = [i for i, layer in enumerate(self.layers) if layer == POOL]
+        return pools[-1] if pools else -1
+
+    def out_spatial(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial size after the hidden layers (VALID pools floor)."""
+        for layer in self.layers:
+            if layer == POOL:
+                height, width = height // self.pool, width // self.pool
+        return height, width
+
+    # Per-layer affine constants ------------------------------------------------
+
+    @property
+    def bias_var(self) -> float:
+        """``b_std^2`` (0 without biases)."""
+        return 0.0 if self.b_std is None else self.b_std ** 2
+
+    def conv_nngp_scale(self) -> float:
+        """``Sigma_out = scale * sum_d Sigma[p + d, p' + d] + b^2``."""
+        return self.W_std ** 2 / self.filter_size ** 2
+
+    def conv_ntk_coeffs(self, in_channels: int) -> tuple[float, float, float]:
+        """``(alpha, beta, gamma)``: ``Theta_out = sum_d (alpha Sigma + beta
+        Theta)[p + d, p' + d] + gamma`` (neural-tangents' ``Conv`` kernel)."""
+        k2 = self.filter_size ** 2
+        w2 = self.W_std ** 2
+        if self.parameterization == 'ntk':
+            return w2 / k2, w2 / k2, self.bias_var
+        # Standard: fan_in * mean_d Sigma + W^2 mean_d Theta (+1 with biases),
+        # fan_in = in_channels * k^2 (Sohl-Dickstein et al. 2020).
+        return float(in_channels), w2 / k2, 0.0 if self.b_std is None else 1.0
+
+
+# Spatial operators on the trailing axes ---------------------------------------
+
+
+def _same_pads(k: int) -> tuple[int, int]:
+    """Low / high zero padding of a SAME stride-1 convolution (as ``lax``)."""
+    lo = (k - 1) // 2
+    return lo, k - 1 - lo
+
+
+def shift_sum(a: jax.Array, axis_groups: Sequence[Sequence[int]],
+              k: int) -> jax.Array:
+    """``sum_d a[.., p + d, .., p' + d, ..]`` over SAME filter offsets ``d``.
+
+    Each group of axes (e.g. ``(h, h')``) is shifted together by ``d_g in
+    [-lo, hi]`` with zeros outside, and the ``k ** len(axis_groups)`` shifted
+    copies are summed: the covariance map of a stride-1 SAME convolution with
+    i.i.d. unit-variance taps (Arora et al. 2019, Eq. 7, without the
+    ``1/k^2``). One zero pad and ``k^2`` slices, which XLA fuses into a single
+    pass (about 3x faster on CPU than two separable passes).
+
+    Args:
+        a: the array.
+        axis_groups: axes shifted together, one group per spatial dimension.
+        k: filter size.
+
+    Returns:
+        An array of ``a``'s shape.
+    """
+    if k == 1:
+        return a
+    lo, hi = _same_pads(k)
+    groups = [[ax % a.ndim for ax in axes] for axes in axis_groups]
+    pads = [(0, 0, 0)] * a.ndim
+    for axes in groups:
+        for ax in axes:
+            pads[ax] = (lo, hi, 0)
+    padded = jax.lax.pad(a, jnp.zeros((), a.dtype), pads)
+    out = None
+    for offsets in itertools.product(range(k), repeat=len(groups)):
+        start = [0] * a.ndim
+        for j, axes in zip(offsets, groups):
+            for ax in axes:
+                start[ax] = j
+        piece = jax.lax.slice(padded, start,
+                              [s + n for s, n in zip(start, a.shape)])
+        out = piece if out is None else out + piece
+    return out
+
+
+def conv_full(a: jax.Array, k: int) -> jax.Array:
+    """Unnormalised conv map on ``(..., H, W, H', W')``."""
+    return shift_sum(a, ((-4, -2), (-3, -1)), k)
+
+
+def conv_diag(a: jax.Array, k: int) -> jax.Array:
+    """Unnormalised conv map on the spatial diagonal ``(..., H, W)``."""
+    return shift_sum(a, ((-2,), (-1,)), k)
+
+
+def avg_pool_full(a: jax.Array, p: int) -> jax.Array:
+    """``AvgPool((p, p), strides=(p, p), 'VALID')`` on both images' axes.
+
+    ``(..., H, W, H, W) -> (..., H//p, W//p, H//p, W//p)``: the mean over
+    ``p^4`` entries (neural-tangents divides the window sum by ``p^4``).
+    """
+    *batch, h, w, h2, w2 = a.shape
+    ho, wo = h // p, w // p
+    a = a[..., :ho * p, :wo * p, :ho * p, :wo * p]
+    a = a.reshape(*batch, ho, p, wo, p, ho, p, wo, p)
+    n = len(batch)
+    axes = tuple(n + i for i in (1, 3, 5, 7))
+    return jnp.sum(a, axis=axes) / p ** 4
+
+
+def full_diagonal(a: jax.Array) -> jax.Array:
+    """``a[..., h, w, h, w]`` of ``(..., H, W, H, W)`` as ``(..., H, W)``."""
+    *batch, h, w, _, _ = a.shape
+    flat = a.reshape(*batch, h * w, h * w)
+    return jnp.diagonal(flat, axis1=-2, axis2=-1).reshape(*batch, h, w)
+
+
+# Cephes' atan (S. L. Moshier): rational P/Q on |u| <= 0.66 for float64,
+# polynomial on |u| <= tan(pi/8) for float32; both within 2 ulp on [0, 1].
+_ATAN_P64 = (-8.750608600031904122785e-1, -1.615753718733365076637e1,
+             -7.500855792314704667340e1, -1.228866684490136173410e2,
+             -6.485021904942025371773e1)
+_ATAN_Q64 = (2.485846490142306297962e1, 1.650270098316988542046e2,
+             4.328810604912902668951e2, 4.853903996359136964868e2,
+             1.945506571482613964425e2)
+_ATAN_P32 = (8.05374449538e-2, -1.38776856032e-1, 1.99777106478e-1,
+             -3.33329491539e-1)
+_PI_4_LOW = 6.123233995736765886130e-17  # pi/4 - float64(pi/4)
+
+
+def _atan_reduced(num: jax.Array, den: jax.Array) -> jax.Array:
+    """``arctan(t)`` of ``t = num / den`` in ``[0, 1]``, in ``num``'s precision.
+
+    XLA's CPU ``atan2`` is a scalar library call (about 30x slower than a
+    polynomial); this is vectorised arithmetic, accurate to 2 ulp (Cephes'
+    reduction ``t > t0 -> pi/4 + arctan((t - 1) / (t + 1))`` done as a single
+    division ``(num - den) / (num + den)``).
+    """
+    f64 = num.dtype == jnp.float64
+    big = num > (0.66 if f64 else 0.41421356237309503) * den
+    u = (jnp.where(big, num - den, num) /
+         jnp.where(big, num + den, jnp.where(den > 0, den, 1)))
+    z = u * u
+    if f64:
+        p = _ATAN_P64[0]
+        for c in _ATAN_P64[1:]:
+            p = p * z + c
+        q = z + _ATAN_Q64[0]
+        for c in _ATAN_Q64[1:]:
+            q = q * z + c
+        r = u + u * (z * p / q)
+        return jnp.where(big, np.pi / 4 + (r + 0.5 * _PI_4_LOW), r)
+    p = _ATAN_P32[0]
+    for c in _ATAN_P32[1:]:
+        p = p * z + c
+    r = u + u * z * p
+    return jnp.where(big, np.float32(np.pi / 4) + r, r)
+
+
+def angle(y: jax.Array, x: jax.Array) -> jax.Array:
+    """``arctan2(y, x)`` for ``y >= 0`` (so in ``[0, pi]``), ``pi/2`` at 0/0.
+
+    The value neural-tangents' ``_arctan2(y, x, fill_zero=pi/2)`` gives, to
+    2 ulp: reduce to ``t = min / max`` in ``[0, 1]``, then reflect.
+    """
+    ax = jnp.abs(x)
+    a = _atan_reduced(jnp.minimum(y, ax), jnp.maximum(y, ax))
+    a = jnp.where(y > ax, np.pi / 2 - a, a)
+    a = jnp.where(x < 0, np.pi - a, a)
+    return jnp.where((y == 0) & (x == 0), np.pi / 2, a)
+
+
+def relu(nngp: jax.Array, prod: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """ReLU arc-cosine step: ``(E[relu(u) relu(v)], E[relu'(u) relu'(v)])``.
+
+    For ``u, v`` centred Gaussian with covariance ``nngp`` and variance product
+    ``prod`` (Cho & Saul 2009; Arora et al. 2019, Eq. 4-5):
+    ``(sqrt(prod - nngp^2) + (pi - theta) nngp) / 2 pi`` and ``(pi - theta) /
+    2 pi`` with ``theta = arctan2(sqrt(prod - nngp^2), nngp)``, written as
+    neural-tangents' ``ABRelu(0, 1)`` writes it (``theta = pi / 2`` where both
+    arguments vanish).
+
+    One deliberate difference: ``prod - nngp^2`` below ``32 eps prod`` is set
+    to 0. That is below its rounding noise (XLA contracts ``prod - nngp^2``
+    into a fused multiply-add, whose result is the rounding error of
+    ``nngp^2`` when ``nngp^2 = prod``), and the square root would amplify the
+    noise to ``sqrt(eps)``: neural-tangents' ``k(x, x)`` carries relative
+    errors of about 1e-4 (float32) and 1e-10 (float64) on its diagonal from
+    it. Here an image paired with itself gets ``theta = 0`` exactly.
+
+    Args:
+        nngp: pre-activation covariance.
+        prod: product of the two pre-activation variances (broadcastable).
+
+    Returns:
+        ``(nngp_out, dot)``: the post-activation covariance and the derivative
+        kernel that multiplies the NTK.
+    """
+    gap = prod - nngp ** 2
+    tol = 32 * jnp.finfo(gap.dtype).eps
+    square_root = jnp.sqrt(jnp.where(gap > tol * prod, gap, 0.))
+    angles = angle(square_root, nngp)
+    factor = 1. / (2 * jnp.pi)
+    dot = 0.5 - factor * angles
+    return factor * square_root + dot * nngp, dot
+
+
+def patches(x: jax.Array, k: int) -> jax.Array:
+    """``(b, H, W, C) -> (b, H, W, k*k*C)``: SAME zero-padded ``k x k`` patches."""
+    if k == 1:
+        return x
+    lo, hi = _same_pads(k)
+    b, h, w, c = x.shape
+    xp = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)))
+    cols = [xp[:, i:i + h, j:j + w, :] for i in range(k) for j in range(k)]
+    return jnp.concatenate(cols, axis=-1)
+
+
+# Per-image variances ----------------------------------------------------------
+
+
+def self_variances(net: ConvNet, x: jax.Array) -> list[jax.Array]:
+    """Pre-activation variances ``Sigma(x, x)[h, w, h, w]`` at every ReLU.
+
+    The full self covariance ``(b, H, W, H, W)`` is carried up to the last
+    average pool (pooling mixes off-diagonal entries into the diagonal), the
+    diagonal ``(b, H, W)`` after it (a SAME convolution and a ReLU map the
+    diagonal to itself: the ReLU halves it exactly, as neural-tangents'
+    arc-cosine step does at ``theta = 0``).
+
+    Args:
+        net: the architecture.
+        x: images ``(b, H, W, C)``.
+
+    Returns:
+        One ``(b, H_l, W_l)`` array per ReLU layer, in order.
+    """
+    k = net.filter_size
+    full = net.last_pool >= 0
+    c_in = x.shape[-1]
+    pt = patches(x, k)
+    scale = net.conv_nngp_scale()
+    b2 = net.bias_var
+    if full:
+        cov = jnp.einsum('ahwk,axyk->ahwxy', pt, pt, precision=HIGHEST) / c_in
+    else:
+        cov = jnp.sum(pt * pt, axis=-1) / c_in
+    cov = scale * cov + b2
+    out = []
+    layers = net.layers
+    for i in range(1, len(layers)):
+        layer = layers[i]
+        if layer == RELU:
+            if full:
+                var = full_diagonal(cov)
+                out.append(var)
+                prod = var[..., :, :, None, None] * var[..., None, None, :, :]
+                cov, _ = relu(cov, prod)
+            else:
+                out.append(cov)
+                cov = 0.5 * cov
+        elif layer == CONV:
+            if full:
+                cov = scale * conv_full(cov, k) + b2
+            else:
+                cov = scale * conv_diag(cov, k) + b2
+        elif layer == POOL:
+            cov = avg_pool_full(cov, net.pool)
+            if i == net.last_pool:
+                cov, full = full_diagonal(cov), False
+    return out
+
+
+# Pair recursion ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pairing:
+    """How pairs are laid out: a ``(b1, b2)`` block or a flat list of pairs."""
+    first: Callable[[jax.Array, jax.Array], jax.Array]
+    prod: Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _block_pairing(full: bool) -> _Pairing:
+    if full:
+        return _Pairing(
+            first=lambda p1, p2: jnp.einsum('ahwk,bxyk->abhwxy', p1, p2,
+                                             precision=HIGHEST),
+            prod=lambda v1, v2: (v1[:, None, :, :, None, None] *
+                                 v2[None, :, None, None, :, :]))
+    return _Pairing(
+        first=lambda p1, p2: jnp.einsum('ahwk,bhwk->abhw', p1, p2,
+                                         precision=HIGHEST),
+        prod=lambda v1, v2: v1[:, None] * v2[None, :])
+
+
+def _flat_pairing(full: bool) -> _Pairing:
+    if full:
+        return _Pairing(
+            first=lambda p1, p2: jnp.einsum('phwk,pxyk->phwxy', p1, p2,
+                                             precision=HIGHEST),
+            prod=lambda v1, v2: (v1[:, :, :, None, None] *
+                                 v2[:, None, None, :, :]))
+    return _Pairing(first=lambda p1, p2: jnp.sum(p1 * p2, axis=-1),
+                    prod=lambda v1, v2: v1 * v2)
+
+
+def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
+                 vars1: Sequence[jax.Array], vars2: Sequence[jax.Array],
+                 in_channels: int, get: Sequence[str],
+                 pairing: _Pairing, spatial: tuple[int, int],
+                 conv_relu: Optional[Callable] = None
+                 ) -> dict[str, jax.Array]:
+    """NNGP / NTK of the pairs laid out by ``pairing``.
+
+    Args:
+        net: the architecture.
+        pt1, pt2: first-layer patches of the two sides (already paired up for a
+            flat pairing).
+        vars1, vars2: per-ReLU variances of the two sides (same layout).
+        in_channels: channels of the input images.
+        get: which kernels.
+        pairing: block or flat layout.
+        spatial: input ``(H, W)``.
+        conv_relu: optional fused convolution + ReLU for block pairings
+            (:func:`ntkexp.fastconv.pallas.conv_relu`).
+
+    Returns:
+        ``{get: kernel}`` with the pairing's batch shape.
+    """
+    k = net.filter_size
+    full = net.full_spatial
+    need_ntk = 'ntk' in get
+    conv = conv_full if full else conv_diag
+    scale = net.conv_nngp_scale()
+    b2 = net.bias_var
+
+    # First convolution straight from the patches: its unnormalised conv of the
+    # input covariance x x' / C is <patch, patch'> / C (Arora et al. 2019, Eq. 7).
+    raw = pairing.first(pt1, pt2)
+    nngp = scale * (raw / in_channels) + b2
+    ntk = None
+    if need_ntk:
+        alpha, _, gamma = net.conv_ntk_coeffs(in_channels)
+        ntk = alpha * (raw / in_channels) + gamma
+    channels = net.width
+    relu_index = 0
+    layers = net.layers
+    i = 0
+    while i + 1 < len(layers):
+        i += 1
+        layer = layers[i]
+        if layer == RELU:
+            prod = pairing.prod(vars1[relu_index], vars2[relu_index])
+            relu_index += 1
+            nngp, dot = relu(nngp, prod)
+            if need_ntk:
+                ntk = ntk * dot
+        elif (layer == CONV and conv_relu is not None and need_ntk and full
+              and i + 1 < len(layers) and layers[i + 1] == RELU):
+            # Convolution + ReLU fused (ntkexp.fastconv.pallas).
+            alpha, beta, gamma = net.conv_ntk_coeffs(channels)
+            nngp, ntk = conv_relu(nngp, ntk, vars1[relu_index],
+                                  vars2[relu_index], k=k, scale=scale,
+                                  shift=b2, alpha=alpha, beta=beta,
+                                  gamma=gamma)
+            relu_index += 1
+            i += 1
+        elif layer == CONV:
+            if need_ntk:
+                # Linear in (Sigma, Theta): one pass for the NTK.
+                alpha, beta, gamma = net.conv_ntk_coeffs(channels)
+                ntk = conv(alpha * nngp + beta * ntk, k) + gamma
+            nngp = scale * conv(nngp, k) + b2
+        elif layer == POOL:
+            nngp = avg_pool_full(nngp, net.pool)
+            if need_ntk:
+                ntk = avg_pool_full(ntk, net.pool)
+
+    # Readout: GlobalAvgPool (mean over all (p, p')) or Flatten (mean of the
+    # diagonal p = p'), then Dense.
+    if net.readout == 'gap':
+        def pool(a):
+            return jnp.mean(a, axis=(-4, -3, -2, -1))
+        in_width = net.width
+    else:
+        def pool(a):
+            if full:
+                a = full_diagonal(a)
+            return jnp.mean(a, axis=(-2, -1))
+        h, w = net.out_spatial(*spatial)
+        in_width = net.width * h * w
+    nngp_m = pool(nngp)
+    w2 = net.W_std ** 2
+    nngp_out = w2 * nngp_m + b2
+    out = {'nngp': nngp_out}
+    if need_ntk:
+        ntk_m = pool(ntk)
+        if net.parameterization == 'ntk':
+            out['ntk'] = nngp_out + w2 * ntk_m
+        else:
+            out['ntk'] = (in_width * nngp_m + w2 * ntk_m +
+                          (0.0 if net.b_std is None else 1.0))
+    return {g: out[g] for g in get}
+
+
+# Pair-covariance entries per step of a block (2**26: 256 MiB per float32
+# array); bigger blocks are computed in row chunks of this size.
+STEP_ENTRIES = 2 ** 26
+
+
+def kernel(net: ConvNet, x1: jax.Array, x2: Optional[jax.Array] = None,
+           get: Sequence[str] = KERNELS,
+           conv_relu: Optional[Callable] = None,
+           step_entries: int = STEP_ENTRIES) -> dict[str, jax.Array]:
+    """Infinite-width NNGP / NTK of ``net`` between ``x1`` and ``x2``.
+
+    Equal (to rounding) to the neural-tangents ``kernel_fn(x1, x2, get)`` of the
+    same ``stax`` network. Inputs are cast like neural-tangents does (to
+    float64 when ``jax_enable_x64`` is on, float32 otherwise).
+
+    Args:
+        net: the architecture.
+        x1: images ``(n1, H, W, C)``.
+        x2: images ``(n2, H, W, C)``, or None for ``k(x1, x1)``: then only the
+            pairs ``i <= j`` are computed and mirrored, so the result is
+            exactly symmetric.
+        get: subset of ``('nngp', 'ntk')``.
+        conv_relu: optional fused convolution + ReLU step used for ``k(x1,
+            x2)`` blocks (:mod:`ntkexp.fastconv.pallas`).
+        step_entries: ``k(x1, x2)`` runs over rows of ``x1`` in chunks
+            (``lax.map``) of at most this many pair-covariance entries
+            (``rows * n2 * (H W)^2``; at least one row).
+
+    Returns:
+        ``{name: (n1, n2) array}`` for each name in ``get``.
+    """
+    get = tuple(get)
+    dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
+    x1 = jnp.asarray(x1).astype(dtype)
+    k = net.filter_size
+    full = net.full_spatial
+    in_channels = x1.shape[-1]
+    spatial = tuple(x1.shape[1:3])
+    pt1 = patches(x1, k)
+    vars1 = self_variances(net, x1)
+    if x2 is not None:
+        x2 = jnp.asarray(x2).astype(dtype)
+        pt2 = patches(x2, k)
+        vars2 = self_variances(net, x2)
+        pairing = _block_pairing(full)
+
+        def rows_block(args):
+            p1, v1 = args
+            return pair_kernels(net, p1, pt2, v1, vars2, in_channels, get,
+                                pairing, spatial, conv_relu)
+
+        n1, n2 = x1.shape[0], x2.shape[0]
+        per_pair = (spatial[0] * spatial[1]) ** (2 if full else 1)
+        chunk = max(1, step_entries // max(1, n2 * per_pair))
+        if chunk >= n1:
+            return rows_block((pt1, vars1))
+        # Rows of x1 in chunks (lax.map): the temporaries hold chunk * n2
+        # pairs, so memory grows linearly, not quadratically, with the block.
+        steps = -(-n1 // chunk)
+        pad = steps * chunk - n1
+
+        def split(a):
+            a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+            return a.reshape((steps, chunk) + a.shape[1:])
+
+        out = jax.lax.map(rows_block, (split(pt1), [split(v) for v in vars1]))
+        return {g: a.reshape((steps * chunk,) + a.shape[2:])[:n1]
+                for g, a in out.items()}
+    n = x1.shape[0]
+    rows, cols = np.triu_indices(n)
+    out = pair_kernels(net, pt1[rows], pt1[cols], [v[rows] for v in vars1],
+                       [v[cols] for v in vars1], in_channels, get,
+                       _flat_pairing(full), spatial)
+    result = {}
+    for g, values in out.items():
+        mat = jnp.zeros((n, n), values.dtype).at[rows, cols].set(values)
+        result[g] = mat.at[cols, rows].set(values)
+    return result
+

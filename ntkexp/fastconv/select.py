@@ -1,0 +1,205 @@
+"""Automatic selection of the fast convolutional kernel.
+
+:func:`with_fast_kernel` replaces the ``kernel_fn`` of a model's stax triple by
+the recursion of :mod:`ntkexp.fastconv.recursion` when the architecture is
+supported, and keeps neural-tangents' otherwise. Supported: ReLU networks of
+SAME stride-1 square convolutions, 2x2 average pools and a ``GlobalAvgPool``
+or ``Flatten`` readout followed by ``Dense`` -- ``model=cnn`` (both readouts,
+any depth and filter size) and ``model=myrtle`` (depth 5, 7, 10) -- in both
+parameterisations, with or without biases.
+
+The replacement keeps neural-tangents' calling convention, so
+:class:`ntkexp.kernels.KernelEngine`, ``nt.predict`` and ``nt.batch`` use it
+unchanged:
+
+* ``kernel_fn(x1, x2, get='ntk')`` returns an array;
+* ``kernel_fn(x1, x2, get=('nngp', 'ntk'))`` returns a namedtuple ``Kernel``
+  with those fields (in that order);
+* ``x2=None`` means ``k(x1, x1)``; ``jax.jit(kernel_fn, static_argnames='get')``
+  works.
+
+Any other call -- ``get=None`` (the full ``Kernel`` object), other kernels
+(``'cov1'``...), a ``Kernel`` object instead of inputs (stax composition),
+extra keyword arguments (masking, ``channel_axis``...) -- goes to
+neural-tangents' ``kernel_fn``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from typing import Any, Callable, Optional
+
+import jax
+
+from ntkexp.fastconv import recursion
+from ntkexp.fastconv.recursion import CONV, POOL, RELU, ConvNet
+
+# Values of the model option ``fast_kernel``: 'pallas' is 'true' with the
+# Pallas convolution + ReLU step (ntkexp.fastconv.pallas; not yet validated on
+# a GPU, so never chosen by 'auto').
+MODES = ('auto', 'true', 'false', 'pallas')
+
+
+def parse_mode(model: str, value: Any) -> str:
+    """``fast_kernel`` as ``'auto'``, ``'true'`` or ``'false'``.
+
+    Raises:
+        ValueError: not a bool or one of :data:`MODES` (one line, the choices).
+    """
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, str) and value.lower() in MODES:
+        return value.lower()
+    raise ValueError(f"model '{model}': fast_kernel={value!r} is not supported; "
+                     f"valid choices: {', '.join(MODES)}.")
+
+
+def cnn_net(*, depth: int, W_std: float, b_std: Optional[float],
+            activation: str, parameterization: str, width: int,
+            filter_size: int, readout: str) -> tuple[Optional[ConvNet], str]:
+    """The :class:`ConvNet` of :func:`ntkexp.models.cnn`, or why it is not one.
+
+    Returns:
+        ``(net, '')`` if supported, else ``(None, reason)``.
+    """
+    if activation != 'relu':
+        return None, f'activation={activation} (only relu)'
+    return ConvNet(layers=(CONV, RELU) * depth, readout=readout, W_std=W_std,
+                   b_std=b_std, parameterization=parameterization,
+                   width=width, filter_size=filter_size), ''
+
+
+def myrtle_net(*, stages: tuple[int, ...], W_std: float,
+               b_std: Optional[float], activation: str,
+               parameterization: str, width: int
+               ) -> tuple[Optional[ConvNet], str]:
+    """The :class:`ConvNet` of :func:`ntkexp.models.myrtle`, or why not.
+
+    Args:
+        stages: convolutions per stage (:data:`ntkexp.models.MYRTLE_STAGES`);
+            a 2x2 average pool follows every stage but the last.
+
+    Returns:
+        ``(net, '')`` if supported, else ``(None, reason)``.
+    """
+    if activation != 'relu':
+        return None, f'activation={activation} (only relu)'
+    layers: tuple[str, ...] = ()
+    for i, n_conv in enumerate(stages):
+        layers += (CONV, RELU) * n_conv
+        if i < len(stages) - 1:
+            layers += (POOL,)
+    return ConvNet(layers=layers, readout='gap', W_std=W_std, b_std=b_std,
+                   parameterization=parameterization, width=width,
+                   filter_size=3), ''
+
+
+_NAMEDTUPLES: dict[tuple[str, ...], type] = {}
+
+
+def _kernel_tuple(names: tuple[str, ...]) -> type:
+    """neural-tangents' return type for ``get=names`` (a namedtuple ``Kernel``)."""
+    if names not in _NAMEDTUPLES:
+        _NAMEDTUPLES[names] = collections.namedtuple('Kernel', names)
+    return _NAMEDTUPLES[names]
+
+
+def _is_array(x: Any) -> bool:
+    return hasattr(x, 'shape') and hasattr(x, 'dtype') and hasattr(x, 'ndim')
+
+
+def fast_kernel_fn(net: ConvNet, fallback: Callable,
+                   check: Optional[Callable[[tuple], None]] = None,
+                   conv_relu: Optional[Callable] = None) -> Callable:
+    """A ``kernel_fn`` computing ``net``'s kernels with the fast recursion.
+
+    Args:
+        net: the architecture.
+        fallback: neural-tangents' ``kernel_fn`` of the same network, used for
+            every call the fast path does not handle (module docstring).
+        check: called with each input's shape first (the model's input check).
+        conv_relu: optional fused convolution + ReLU step
+            (:func:`ntkexp.fastconv.pallas.make_conv_relu`), used for
+            ``k(x1, x2)`` blocks whose image size it supports.
+
+    Returns:
+        The kernel function; it carries ``fastconv = True``, ``net``,
+        ``fallback``, ``check`` and ``impl`` (``'xla'`` or ``'pallas'``)
+        attributes (and those of ``fallback``, e.g. ``input_req``,
+        ``model_name``).
+    """
+
+    @functools.wraps(fallback)
+    def kernel_fn(x1_or_kernel, x2=None, get=None, **kwargs):
+        if (kwargs or get is None or not _is_array(x1_or_kernel)
+                or (x2 is not None and not _is_array(x2))):
+            return fallback(x1_or_kernel, x2, get, **kwargs)
+        names = (get,) if isinstance(get, str) else tuple(get)
+        if not names or any(g not in recursion.KERNELS for g in names):
+            return fallback(x1_or_kernel, x2, get, **kwargs)
+        if check is not None:
+            check(tuple(x1_or_kernel.shape))
+            if x2 is not None:
+                check(tuple(x2.shape))
+        if (x1_or_kernel.ndim != 4 or
+                (x2 is not None and x2.shape[1:] != x1_or_kernel.shape[1:])):
+            return fallback(x1_or_kernel, x2, get, **kwargs)
+        step = None
+        if conv_relu is not None and x2 is not None:
+            from ntkexp.fastconv import pallas  # pylint: disable=g-import-not-at-top
+            if pallas.supported(net, *x1_or_kernel.shape[1:3],
+                                on_gpu=jax.default_backend() == 'gpu'):
+                step = conv_relu
+        out = recursion.kernel(net, x1_or_kernel, x2, names, conv_relu=step)
+        if isinstance(get, str):
+            return out[get]
+        return _kernel_tuple(names)(*(out[g] for g in names))
+
+    kernel_fn.fastconv = True
+    kernel_fn.net = net
+    kernel_fn.fallback = fallback
+    kernel_fn.check = check
+    kernel_fn.impl = 'xla' if conv_relu is None else 'pallas'
+    return kernel_fn
+
+
+def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
+                     net: Optional[ConvNet], mode: Any, model: str,
+                     reason: str = '',
+                     check: Optional[Callable[[tuple], None]] = None
+                     ) -> tuple[Callable, Callable, Callable]:
+    """The model triple with the fast ``kernel_fn`` where selected.
+
+    Args:
+        triple: neural-tangents' ``(init_fn, apply_fn, kernel_fn)``.
+        net: the architecture, or None if it is not supported.
+        mode: the ``fast_kernel`` option: ``'auto'`` (fast if supported),
+            ``True`` (fast, or an error if not supported), ``'pallas'`` (as
+            ``True``, with the Pallas step) or ``False``.
+        model: model name for messages.
+        reason: why ``net`` is None (for the error of ``fast_kernel=true``).
+        check: input-shape check (see :func:`fast_kernel_fn`).
+
+    Returns:
+        ``(init_fn, apply_fn, kernel_fn)``.
+
+    Raises:
+        ValueError: ``fast_kernel=true`` for an unsupported architecture, or an
+            invalid ``fast_kernel`` value.
+    """
+    mode = parse_mode(model, mode)
+    if mode == 'false':
+        return triple
+    if net is None:
+        if mode in ('true', 'pallas'):
+            raise ValueError(
+                f"model '{model}': fast_kernel=true does not support {reason}; "
+                'use fast_kernel=auto (neural-tangents for this architecture).')
+        return triple
+    init_fn, apply_fn, kernel_fn = triple
+    conv_relu = None
+    if mode == 'pallas':
+        from ntkexp.fastconv import pallas  # pylint: disable=g-import-not-at-top
+        conv_relu = pallas.make_conv_relu()
+    return init_fn, apply_fn, fast_kernel_fn(net, kernel_fn, check, conv_relu)

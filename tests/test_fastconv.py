@@ -1,0 +1,244 @@
+"""The fast convolutional kernels equal neural-tangents' and are selected automatically.
+
+Reference: neural-tangents' ``kernel_fn`` of the same ``stax`` network (the
+models built with ``fast_kernel=False``). Cross kernels ``k(x1, x2)`` of
+distinct images agree to rounding (float64: 1e-10 relative, float32: 1e-5).
+Self kernels ``k(x, x)`` agree to 1e-8 only: at correlation 1 the arc-cosine
+step takes ``sqrt(var^2 - nngp^2)`` of a rounding-level difference, and
+neural-tangents computes ``nngp`` and ``var`` by different contractions (see
+``tests/test_kernels.py``).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ntkexp  # noqa: F401  (neural-tangents on current JAX)
+from ntkexp import kernels, models
+from ntkexp.fastconv import recursion, select
+
+# (model function, kwargs, image side, channels); small enough for 2 CPU cores.
+CASES = {
+    'myrtle5_ntk': (models.myrtle, dict(depth=5, width=8), 4, 2),
+    'cnn_gap_standard': (models.cnn, dict(depth=2, width=8, b_std=0.1,
+                                          parameterization='standard'), 5, 1),
+    'cnn_vec_ntk': (models.cnn, dict(depth=2, width=8, b_std=0.2,
+                                     readout='flatten'), 5, 1),
+}
+SLOW_CASES = {
+    'myrtle5_standard_bias': (models.myrtle, dict(depth=5, width=8, b_std=0.3,
+                                                  parameterization='standard'),
+                              8, 3),
+    'myrtle7': (models.myrtle, dict(depth=7, width=8), 8, 1),
+    'myrtle10': (models.myrtle, dict(depth=10, width=8, W_std=1.3), 6, 2),
+    'cnn_gap_depth3': (models.cnn, dict(depth=3, width=8, b_std=None), 6, 3),
+    'cnn_gap_filter2': (models.cnn, dict(depth=2, width=8, filter_size=2), 5, 2),
+    'cnn_gap_filter4_std': (models.cnn, dict(depth=2, width=8, filter_size=4,
+                                             b_std=0.0,
+                                             parameterization='standard'), 6, 1),
+    'cnn_vec_standard': (models.cnn, dict(depth=3, width=8, readout='flatten',
+                                          parameterization='standard'), 4, 2),
+}
+
+
+def _images(n, side, channels, seed):
+    return np.random.RandomState(seed).randn(n, side, side, channels)
+
+
+def _compare(case, dtype, rtol):
+    fn, kwargs, side, channels = case
+    _, _, fast = fn(**kwargs)
+    _, _, reference = fn(fast_kernel=False, **kwargs)
+    assert getattr(fast, 'fastconv', False)
+    assert not getattr(reference, 'fastconv', False)
+    x1 = _images(3, side, channels, 0).astype(dtype)
+    x2 = _images(2, side, channels, 1).astype(dtype)
+    get = ('nngp', 'ntk')
+    out = jax.jit(fast, static_argnames='get')(x1, x2, get=get)
+    ref = jax.jit(reference, static_argnames='get')(x1, x2, get=get)
+    for g in get:
+        a, r = np.asarray(getattr(out, g)), np.asarray(getattr(ref, g))
+        assert a.shape == r.shape == (3, 2)
+        assert a.dtype == r.dtype == dtype
+        np.testing.assert_allclose(a, r, rtol=rtol, atol=rtol * np.abs(r).max())
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_equals_neural_tangents_float64(name):
+    with jax.enable_x64(True):
+        _compare(CASES[name], np.float64, 1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(SLOW_CASES))
+def test_equals_neural_tangents_float64_more(name):
+    with jax.enable_x64(True):
+        _compare(SLOW_CASES[name], np.float64, 1e-10)
+
+
+def test_equals_neural_tangents_float32():
+    _compare(CASES['myrtle5_ntk'], np.float32, 1e-5)
+
+
+def test_self_kernel_is_symmetric_and_matches_blocks():
+    """``k(x, None)`` computes pairs i <= j only; it equals the block ``k(x, x)``."""
+    fn, kwargs, side, channels = CASES['myrtle5_ntk']
+    _, _, fast = fn(**kwargs)
+    fast = jax.jit(fast, static_argnames='get')
+    x = _images(4, side, channels, 2)
+    with jax.enable_x64(True):
+        sym = fast(x, None, get=('nngp', 'ntk'))
+        block = fast(x, x, get=('nngp', 'ntk'))
+    for g in ('nngp', 'ntk'):
+        a = np.asarray(getattr(sym, g))
+        assert np.array_equal(a, a.T)
+        # Both set theta = 0 exactly for an image with itself (recursion.relu).
+        np.testing.assert_allclose(a, np.asarray(getattr(block, g)), rtol=1e-13)
+        # A kernel Gram matrix: positive semi-definite.
+        assert np.linalg.eigvalsh(a).min() > -1e-10 * np.abs(a).max()
+
+
+def test_engine_uses_fast_kernel_and_call_conventions(tmp_path):
+    fn, kwargs, side, channels = CASES['cnn_gap_standard']
+    _, _, fast = fn(**kwargs)
+    x = _images(4, side, channels, 3).astype(np.float32)
+    jitted = jax.jit(fast, static_argnames='get')
+    both = jitted(x[:2], x[2:], get=('nngp', 'ntk'))
+    assert type(both).__name__ == 'Kernel' and both._fields == ('nngp', 'ntk')
+    ntk = jitted(x[:2], x[2:], get='ntk')
+    assert isinstance(ntk, jax.Array) and ntk.shape == (2, 2)
+    np.testing.assert_allclose(ntk, both.ntk, rtol=1e-6)
+    engine = kernels.KernelEngine(fast, 'cnn', get=('ntk',), block_size=2,
+                                  cache_dir=tmp_path, progress=False)
+    out = engine(x)['ntk']
+    assert np.array_equal(out, out.T)
+    np.testing.assert_array_equal(out[:2, 2:], ntk)
+    # The engine's memory budget reads XLA's analysis of the fast kernel.
+    _, _, small = models.cnn(depth=1, width=8)
+    assert small.fastconv
+    assert kernels.measure_block_bytes(small, x, 2, ('ntk',)) > 0
+
+
+def test_fallback_to_neural_tangents():
+    # Unsupported activation: neural-tangents' kernel_fn, unchanged.
+    _, _, erf = models.cnn(depth=1, width=8, activation='erf')
+    assert not getattr(erf, 'fastconv', False)
+    with pytest.raises(ValueError, match='fast_kernel=true does not support '
+                       'activation=erf'):
+        models.cnn(depth=1, width=8, activation='erf', fast_kernel=True)
+    with pytest.raises(ValueError, match='fast_kernel'):
+        models.myrtle(depth=5, fast_kernel='sometimes')
+    _, _, forced = models.cnn(depth=1, width=8, fast_kernel=True)
+    assert forced.fastconv
+    # Calls the fast path does not handle go to neural-tangents.
+    x = _images(2, 4, 1, 4).astype(np.float32)
+    full = forced(x, None, None)  # get=None: the whole Kernel object
+    assert hasattr(full, 'cov1') and full.nngp.shape == (2, 2)
+    # Model input checks still apply.
+    with pytest.raises(ValueError, match='needs image inputs'):
+        forced(np.ones((2, 16), np.float32), None, 'ntk')
+
+
+def test_config_selects_fast_kernel(tmp_path):
+    import hydra
+    from hydra.utils import instantiate
+    import ntkexp.cli
+    with hydra.initialize_config_dir(config_dir=str(ntkexp.cli.CONF_DIR),
+                                     version_base='1.3'):
+        cfg = hydra.compose('config', overrides=['model=myrtle',
+                                                 f'paths.root={tmp_path}'])
+        off = hydra.compose('config', overrides=[
+            'model=myrtle', '++model.fast_kernel=false', f'paths.root={tmp_path}'])
+    assert instantiate(cfg.model, out_dim=2)[2].fastconv
+    assert not getattr(instantiate(off.model, out_dim=2)[2], 'fastconv', False)
+
+
+# Building blocks --------------------------------------------------------------
+
+
+def test_angle_is_arctan2():
+    rng = np.random.RandomState(0)
+    y = np.abs(rng.randn(5000)) * np.exp(rng.uniform(-10, 10, 5000))
+    x = rng.randn(5000) * np.exp(rng.uniform(-10, 10, 5000))
+    y[:3], x[:2] = 0, 0
+    expected = np.where((y == 0) & (x == 0), np.pi / 2, np.arctan2(y, x))
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(recursion.angle(y, x), expected, rtol=0,
+                                   atol=4.5e-16)
+    got32 = recursion.angle(y.astype(np.float32), x.astype(np.float32))
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, expected, rtol=0, atol=1e-6)
+
+
+def test_shift_sum_is_same_convolution_of_covariance():
+    """``conv_full`` maps the covariance of a SAME conv's input to its output's.
+
+    With i.i.d. unit-variance taps ``W_j``, ``out(p) = sum_j W_j x(p + d_j)``
+    has ``Cov(out(p), out(p')) = sum_j Cov(x(p + d_j), x(p' + d_j))``.
+    """
+    rng = np.random.RandomState(1)
+    for k in (2, 3, 4):
+        feats = rng.randn(5, 4, 50)  # (H, W, samples) of one image's features
+        cov = np.einsum('hwn,xyn->hwxy', feats, feats)
+        lo = (k - 1) // 2
+        padded = np.pad(feats, ((lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
+        diag = sum(np.einsum('hwn,xyn->hwxy', padded[i:i + 5, j:j + 4],
+                             padded[i:i + 5, j:j + 4])
+                   for i in range(k) for j in range(k))
+        with jax.enable_x64(True):
+            got = np.asarray(recursion.conv_full(jnp.asarray(cov), k))
+            np.testing.assert_allclose(got, diag, rtol=1e-12)
+            np.testing.assert_allclose(
+                np.asarray(recursion.conv_diag(jnp.asarray(
+                    np.einsum('hwhw->hw', cov)), k)),
+                np.einsum('hwhw->hw', diag), rtol=1e-12)
+
+
+def test_supported_set():
+    net, _ = select.myrtle_net(stages=models.MYRTLE_STAGES[10], W_std=1.0,
+                               b_std=None, activation='relu',
+                               parameterization='ntk', width=4)
+    assert net.layers.count('conv') == 9 and net.layers.count('pool') == 2
+    assert net.full_spatial and net.last_pool == 13
+    net, _ = select.cnn_net(depth=2, W_std=1.0, b_std=None, activation='relu',
+                            parameterization='ntk', width=4, filter_size=3,
+                            readout='flatten')
+    assert not net.full_spatial
+    assert select.cnn_net(depth=2, W_std=1.0, b_std=None, activation='gelu',
+                          parameterization='ntk', width=4, filter_size=3,
+                          readout='gap') == (None, 'activation=gelu (only relu)')
+
+
+# Pallas step (ntkexp.fastconv.pallas) -----------------------------------------
+
+
+@pytest.mark.slow
+def test_pallas_step_equals_xla_recursion_interpreted():
+    """``fast_kernel=pallas`` (interpret mode on CPU) equals the XLA recursion."""
+    fn, kwargs, side, channels = CASES['cnn_gap_standard']
+    _, _, xla = fn(**kwargs)
+    _, _, pal = fn(fast_kernel='pallas', **kwargs)
+    assert (xla.impl, pal.impl) == ('xla', 'pallas')
+    x1 = _images(1, side, channels, 5)
+    x2 = _images(2, side, channels, 6)
+    with jax.enable_x64(True):
+        a = jax.jit(pal, static_argnames='get')(x1, x2, get=('nngp', 'ntk'))
+        b = jax.jit(xla, static_argnames='get')(x1, x2, get=('nngp', 'ntk'))
+    for g in ('nngp', 'ntk'):
+        np.testing.assert_allclose(getattr(a, g), getattr(b, g), rtol=1e-13)
+
+
+def test_pallas_step_lowers_to_triton_for_cuda():
+    """Lowering for a CUDA GPU (no GPU needed) emits one Triton kernel per
+    convolution + ReLU after the first, with power-of-two tiles."""
+    from ntkexp.fastconv import pallas
+    _, _, xla = models.myrtle(depth=5, width=8)
+    fast = select.fast_kernel_fn(xla.net, xla.fallback,
+                                 conv_relu=pallas.make_conv_relu(False))
+    x = jax.ShapeDtypeStruct((2, 8, 8, 3), jnp.float32)
+    lowered = jax.jit(fast, static_argnames='get').trace(
+        x, x, get='ntk').lower(lowering_platforms=('cuda',))
+    assert lowered.as_text().count('xla.gpu.triton') == 3
+    assert pallas.supported(xla.net, 32, 32, on_gpu=True)
+    assert not pallas.supported(xla.net, 28, 28, on_gpu=True)

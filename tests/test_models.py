@@ -1,0 +1,541 @@
+"""Tests for ntkexp.models: kernels, finite networks, configs and input checks.
+
+* Monte Carlo: for every architecture, the empirical NNGP / NTK of finite
+  networks averaged over random initialisations (``nt.monte_carlo_kernel_fn``)
+  approaches the analytic ``kernel_fn``, and the error shrinks as width and the
+  number of samples grow.
+* Closed form: the FC ReLU kernels equal the arc-cosine recursion (Cho & Saul
+  2009; NNGP of Lee et al. 2018, NTK of Jacot et al. 2018 / Arora et al. 2019)
+  in float64 to 1e-10.
+* Finite networks: output shapes and exact parameter counts (by formula) on
+  8x8x1, 28x28x1 and 32x32x3 inputs.
+"""
+
+import inspect
+import math
+import pathlib
+
+import ntkexp  # noqa: F401  (before neural_tangents)
+
+import jax
+import jax.numpy as jnp
+import neural_tangents as nt
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from ntkexp import models
+from ntkexp.models import count_params
+
+CONF = pathlib.Path(__file__).resolve().parents[1] / 'conf' / 'model'
+
+# nt warns that FanIn layers assume independent branches (true here: every
+# residual branch has a Dense / Conv layer; the skip is the identity).
+pytestmark = pytest.mark.filterwarnings('ignore:`FanIn` layers assume')
+
+
+def _rel(a, b):
+    return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
+
+
+def _images(shape, seed=0):
+    return jax.random.normal(jax.random.PRNGKey(seed), shape)
+
+
+# --------------------------------------------------------------------------
+# Monte Carlo estimate of the finite network vs the analytic kernels.
+
+# name -> (function, kwargs, input shape, (small width, large width)). One case
+# per architecture runs by default; the variants (standard parameterization,
+# other activations and readouts) are slow. Compiling the empirical kernel for
+# each width dominates the cost; extra samples are cheap.
+MC_CASES = {
+    'fc': (models.fc, dict(depth=2), (2, 8), (8, 128)),
+    'cnn-gap': (models.cnn, dict(depth=2, readout='gap'), (2, 4, 4, 1),
+                (2, 32)),
+    'myrtle5': (models.myrtle, dict(depth=5), (2, 4, 4, 1), (2, 32)),
+    'wrn-10-1': (models.wrn, dict(depth=10), (2, 4, 4, 1), (1, 16)),
+    'resnet-flat': (models.resnet, dict(depth=2, alpha=0.7, b_std=0.1),
+                    (2, 8), (8, 128)),
+}
+MC_SLOW_CASES = {
+    'fc-standard': (models.fc, dict(depth=2, parameterization='standard'),
+                    (2, 8), (16, 512)),
+    'fc-gelu': (models.fc, dict(depth=3, activation='gelu', b_std=None),
+                (2, 8), (16, 512)),
+    'cnn-flatten-erf': (models.cnn, dict(depth=2, readout='flatten',
+                                         activation='erf', W_std=1.5),
+                        (2, 4, 4, 1), (4, 64)),
+    'cnn-standard': (models.cnn, dict(depth=2, parameterization='standard'),
+                     (2, 4, 4, 1), (4, 64)),
+    'resnet-standard': (models.resnet, dict(depth=2, alpha=0.7, b_std=0.1,
+                                            parameterization='standard'),
+                        (2, 8), (16, 512)),
+    'resnet-image-gelu': (models.resnet, dict(depth=1, alpha=0.5,
+                                              layout='image',
+                                              activation='gelu'),
+                          (2, 4, 4, 1), (4, 64)),
+}
+
+
+def _analytic(fn, kwargs, x, width):
+    _, _, kernel_fn = fn(width=width, **kwargs)
+    return jax.jit(kernel_fn, static_argnames='get')(x, None,
+                                                      get=('nngp', 'ntk'))
+
+
+def _mc_errors(fn, kwargs, x, width, n_samples, exact=None, out_dim=8,
+               seed=1):
+    """Relative NNGP and NTK errors of MC estimates with ``n_samples`` samples.
+
+    ``out_dim`` independent outputs each count as a sample (``trace_axes``
+    averages over them). Without ``exact`` the analytic kernel is computed for
+    the same width: under the standard parameterization the NTK depends on it.
+    """
+    if exact is None:
+        exact = _analytic(fn, kwargs, x, width)
+    init_fn, apply_fn, _ = fn(width=width, out_dim=out_dim, **kwargs)
+    # The RngBitGenerator PRNG compiles the jitted init_fn ~5x faster on CPU
+    # than threefry (whose compile time dominated these tests).
+    key = jax.random.key(seed, impl='unsafe_rbg')
+    mc = nt.monte_carlo_kernel_fn(init_fn, apply_fn, key, list(n_samples))
+    return [(_rel(k.nngp, exact.nngp), _rel(k.ntk, exact.ntk))
+            for k in mc(x, None, ('nngp', 'ntk'))]
+
+
+def _check_mc_convergence(case, fn, kwargs, shape, widths):
+    w_small, w_large = widths
+    x = _images(shape)
+    exact = None
+    if kwargs.get('parameterization', 'ntk') == 'ntk':
+        exact = _analytic(fn, kwargs, x, 1)  # width-free in NTK param
+    (small,) = _mc_errors(fn, kwargs, x, w_small, [1], exact)
+    (large,) = _mc_errors(fn, kwargs, x, w_large, [128], exact)
+    print(case, small, large)
+    for kind, e_small, e_large in zip(('nngp', 'ntk'), small, large):
+        assert e_large < 0.15, (case, kind, small, large)
+        assert e_large < 0.5 * e_small, (case, kind, small, large)
+
+
+@pytest.mark.parametrize('case', list(MC_CASES))
+def test_monte_carlo_converges_to_analytic_kernel(case):
+    _check_mc_convergence(case, *MC_CASES[case])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', list(MC_SLOW_CASES))
+def test_monte_carlo_converges_variants(case):
+    _check_mc_convergence(case, *MC_SLOW_CASES[case])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', list(MC_CASES) + list(MC_SLOW_CASES))
+def test_monte_carlo_error_decreases_with_width_and_samples(case):
+    fn, kwargs, shape, (w_small, w_large) = {**MC_CASES, **MC_SLOW_CASES}[case]
+    x = _images(shape, seed=3)
+    widths = [w_small, 4 * w_small, 4 * w_large]
+    errors = [_mc_errors(fn, kwargs, x, w, [n])[0]
+              for w, n in zip(widths, [4, 32, 256])]
+    for kind in (0, 1):
+        e = [err[kind] for err in errors]
+        assert e[2] < e[1] < e[0], (case, kind, e)
+        assert e[2] < 0.06, (case, kind, e)
+
+
+# --------------------------------------------------------------------------
+# FC ReLU: closed-form arc-cosine recursion in float64.
+
+def _relu_kernels(x1, x2, depth, W_std, b_std):
+    """NNGP and NTK of an FC ReLU net by the arc-cosine recursion (float64).
+
+    For a layer pair with covariance ``[[q1, s], [s, q2]]`` and
+    ``c = s / sqrt(q1 q2) = cos(theta)`` (Cho & Saul 2009):
+    ``E[relu(u) relu(v)] = sqrt(q1 q2) (sin theta + (pi - theta) cos theta) /
+    (2 pi)`` and ``E[relu'(u) relu'(v)] = (pi - theta) / (2 pi)``; then
+    ``Sigma' = W^2 E[relu relu] + b^2`` and
+    ``Theta' = Sigma' + W^2 E[relu' relu'] Theta`` (Jacot et al. 2018; Arora et
+    al. 2019), starting from ``Sigma = Theta = W^2 x.x' / d + b^2``.
+    ``x2=None`` means ``x2 = x1``; its diagonal then has ``theta = 0`` exactly.
+    """
+    same = x2 is None
+    x2 = x1 if same else x2
+    d = x1.shape[1]
+    w2, b2 = W_std ** 2, (0.0 if b_std is None else b_std ** 2)
+    q1 = w2 * np.sum(x1 ** 2, axis=1) / d + b2
+    q2 = w2 * np.sum(x2 ** 2, axis=1) / d + b2
+    nngp = w2 * x1 @ x2.T / d + b2
+    ntk = nngp.copy()
+    for _ in range(depth):
+        norm = np.sqrt(np.outer(q1, q2))
+        c = np.clip(nngp / norm, -1.0, 1.0)
+        if same:
+            np.fill_diagonal(c, 1.0)
+        theta = np.arccos(c)
+        e = norm * (np.sin(theta) + (np.pi - theta) * c) / (2 * np.pi)
+        e_dot = (np.pi - theta) / (2 * np.pi)
+        nngp = w2 * e + b2
+        ntk = nngp + w2 * e_dot * ntk
+        q1, q2 = w2 * q1 / 2 + b2, w2 * q2 / 2 + b2
+    return nngp, ntk
+
+
+def _assert_close_1e10(actual, desired, same):
+    """Agreement to 1e-10; the diagonal of a same-set kernel to 1e-8.
+
+    On the diagonal c = cos(theta) = 1, where arccos is ill-conditioned
+    (d theta / d c -> infinity): one rounding error of 1e-16 in c moves theta by
+    ~1e-8 and E[relu' relu'] = (pi - theta) / (2 pi) by ~1e-9, in any float64
+    implementation that does not special-case the diagonal (neural-tangents
+    does not). The reference uses theta = 0 exactly there.
+    """
+    scale = np.abs(desired).max()
+    if same:
+        np.testing.assert_allclose(np.diag(actual), np.diag(desired), rtol=1e-8)
+        off = ~np.eye(len(desired), dtype=bool)
+        actual, desired = actual[off], desired[off]
+    np.testing.assert_allclose(actual, desired, rtol=1e-10, atol=1e-10 * scale)
+
+
+@pytest.mark.parametrize('depth,W_std,b_std', [
+    (1, 2 ** 0.5, 0.1), (3, 1.3, 0.0), (4, 1.0, 0.1), (6, 2 ** 0.5, None),
+    (2, 0.8, 0.5)])
+def test_fc_relu_kernel_matches_arccos_recursion_float64(depth, W_std, b_std):
+    rng = np.random.default_rng(depth)
+    x1 = rng.normal(size=(5, 7))
+    x2 = 3.0 * rng.normal(size=(4, 7))
+    with jax.enable_x64(True):
+        _, _, kernel_fn = models.fc(depth=depth, width=8, W_std=W_std,
+                                    b_std=b_std)
+        for a, b in ((x1, x2), (x1, None)):
+            k = kernel_fn(jnp.asarray(a), None if b is None else jnp.asarray(b),
+                          ('nngp', 'ntk'))
+            assert k.ntk.dtype == jnp.float64
+            nngp, ntk = _relu_kernels(a, b, depth, W_std, b_std)
+            _assert_close_1e10(np.asarray(k.nngp), nngp, same=b is None)
+            _assert_close_1e10(np.asarray(k.ntk), ntk, same=b is None)
+    # The NNGP does not depend on the parameterization.
+    with jax.enable_x64(True):
+        _, _, std_kernel_fn = models.fc(depth=depth, width=8, W_std=W_std,
+                                        b_std=b_std,
+                                        parameterization='standard')
+        np.testing.assert_allclose(
+            np.asarray(std_kernel_fn(jnp.asarray(x1), jnp.asarray(x2), 'nngp')),
+            _relu_kernels(x1, x2, depth, W_std, b_std)[0], rtol=1e-10)
+
+
+@pytest.mark.parametrize('fn,kwargs', [
+    (models.fc, dict(depth=2, width=8)),
+    (models.resnet, dict(depth=2, width=8, b_std=0.1)),
+])
+def test_flat_models_flatten_images(fn, kwargs):
+    x = _images((3, 4, 4, 2))
+    flat = x.reshape(3, -1)
+    init_fn, apply_fn, kernel_fn = fn(out_dim=2, **kwargs)
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    np.testing.assert_allclose(apply_fn(params, x), apply_fn(params, flat),
+                               rtol=1e-6)
+    k_img = kernel_fn(x, None, ('nngp', 'ntk'))
+    k_flat = kernel_fn(flat, None, ('nngp', 'ntk'))
+    np.testing.assert_allclose(k_img.nngp, k_flat.nngp, rtol=1e-6)
+    np.testing.assert_allclose(k_img.ntk, k_flat.ntk, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# Finite networks: forward pass and parameter counts.
+
+IMAGE_SHAPES = [(8, 8, 1), (28, 28, 1), (32, 32, 3)]
+
+
+def _dense(n_in, n_out, bias):
+    return n_in * n_out + (n_out if bias else 0)
+
+
+def _conv(f, c_in, c_out, bias):
+    return f * f * c_in * c_out + (c_out if bias else 0)
+
+
+def _expected_params(name, kw, hwc, out):
+    """Parameter count of each architecture, from its definition."""
+    h, w, c = hwc
+    bias = kw.get('b_std') is not None
+    n = kw['width']
+    if name == 'fc':
+        dims = [h * w * c] + [n] * kw['depth'] + [out]
+        return sum(_dense(a, b, bias) for a, b in zip(dims, dims[1:]))
+    if name == 'cnn':
+        f = kw['filter_size']
+        total = _conv(f, c, n, bias) + (kw['depth'] - 1) * _conv(f, n, n, bias)
+        feat = n if kw['readout'] == 'gap' else h * w * n
+        return total + _dense(feat, out, bias)
+    if name == 'myrtle':
+        convs = sum(models.MYRTLE_STAGES[kw['depth']])
+        return (_conv(3, c, n, bias) + (convs - 1) * _conv(3, n, n, bias)
+                + _dense(n, out, bias))
+    if name == 'wrn':
+        blocks = (kw['depth'] - 4) // 6
+        total, c_in = _conv(3, c, n, bias), n
+        for g in range(3):
+            ch = n * kw['k'] * 2 ** g
+            for i in range(blocks):
+                total += _conv(3, c_in, ch, bias) + _conv(3, ch, ch, bias)
+                if i == 0 and (ch != c_in or g > 0):
+                    total += _conv(1, c_in, ch, bias)
+                c_in = ch
+        return total + _dense(c_in, out, bias)
+    if name == 'resnet':
+        if kw.get('layout') == 'image':
+            f = kw['filter_size']
+            return (_conv(f, c, n, bias) + 2 * kw['depth'] * _conv(f, n, n, bias)
+                    + _dense(n, out, bias))
+        return (_dense(h * w * c, n, bias) + 2 * kw['depth'] * _dense(n, n, bias)
+                + _dense(n, out, bias))
+    raise AssertionError(name)
+
+
+FORWARD_CASES = {
+    'fc': ('fc', dict(depth=2, width=6, b_std=0.1)),
+    'cnn-gap': ('cnn', dict(depth=2, width=3, filter_size=3, readout='gap',
+                            b_std=0.1)),
+    'cnn-flatten': ('cnn', dict(depth=1, width=2, filter_size=5,
+                                readout='flatten', b_std=None)),
+    'myrtle7': ('myrtle', dict(depth=7, width=3, b_std=None)),
+    'myrtle10': ('myrtle', dict(depth=10, width=2, b_std=0.1)),
+    'wrn-16-2': ('wrn', dict(depth=16, width=2, k=2, b_std=None)),
+    'wrn-10-1': ('wrn', dict(depth=10, width=2, k=1, b_std=0.1)),
+    'resnet-flat': ('resnet', dict(depth=2, width=5, b_std=0.1)),
+    'resnet-image': ('resnet', dict(depth=2, width=3, filter_size=3,
+                                    layout='image', b_std=None)),
+}
+
+
+@pytest.mark.parametrize('hwc', IMAGE_SHAPES, ids=lambda s: 'x'.join(map(str, s)))
+@pytest.mark.parametrize('case', list(FORWARD_CASES))
+def test_forward_pass_shape_and_parameter_count(case, hwc):
+    """Shapes and counts through the whole network, traced abstractly.
+
+    ``jax.eval_shape`` runs ``init_fn`` and ``apply_fn`` on abstract values (no
+    compilation), so every layer's shape logic runs on each input size; the
+    numbers the finite networks compute are checked by the Monte Carlo tests
+    and by the hand-computed forward passes below.
+    """
+    name, kw = FORWARD_CASES[case]
+    out = 10
+    init_fn, apply_fn, _ = getattr(models, name)(out_dim=out, **kw)
+    x = jax.ShapeDtypeStruct((2,) + hwc, jnp.float32)
+    shapes = []
+
+    def init_params(key):
+        out_shape, params = init_fn(key, x.shape)
+        shapes.append(tuple(int(d) for d in out_shape))
+        return params
+
+    params = jax.eval_shape(init_params, jax.random.PRNGKey(0))
+    assert shapes == [(2, out)]
+    assert count_params(params) == _expected_params(name, kw, hwc, out)
+    y = jax.eval_shape(apply_fn, params, x)
+    assert y.shape == (2, out) and y.dtype == jnp.float32
+
+
+@pytest.mark.parametrize('hwc', IMAGE_SHAPES, ids=lambda s: 'x'.join(map(str, s)))
+def test_forward_pass_runs_on_image_sizes(hwc):
+    """A real forward pass of a small CNN-GAP and an FC net on each size."""
+    x = _images((2,) + hwc)
+    for fn, kw in ((models.cnn, dict(depth=2, width=2)),
+                   (models.fc, dict(depth=1, width=4))):
+        init_fn, apply_fn, _ = fn(out_dim=3, **kw)
+        _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+        y = apply_fn(params, x)
+        assert y.shape == (2, 3) and bool(jnp.all(jnp.isfinite(y)))
+        assert float(jnp.std(y)) > 0
+
+
+def test_fc_forward_pass_by_hand():
+    """NTK parameterization: z = W_std / sqrt(n_in) W x + b_std b."""
+    W_std, b_std = 1.3, 0.2
+    init_fn, apply_fn, _ = models.fc(depth=2, width=5, W_std=W_std,
+                                     b_std=b_std, activation='erf', out_dim=3)
+    x = _images((4, 2, 3, 1))
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    h = np.asarray(x).reshape(4, -1)
+    dense = [p for p in params if p]
+    for i, (W, b) in enumerate(dense):
+        h = W_std / math.sqrt(h.shape[1]) * h @ np.asarray(W) + b_std * np.asarray(
+            b).reshape(-1)
+        if i < len(dense) - 1:
+            h = np.asarray(jax.scipy.special.erf(h))
+    np.testing.assert_allclose(apply_fn(params, x), h, rtol=1e-5, atol=1e-6)
+
+
+def test_resnet_forward_pass_by_hand():
+    """y = x + alpha * V act(W x): the residual scale multiplies the branch."""
+    alpha, W_std, V_std = 0.3, 1.4, 0.9
+    init_fn, apply_fn, _ = models.resnet(depth=2, width=4, alpha=alpha,
+                                         W_std=W_std, V_std=V_std, b_std=None,
+                                         out_dim=2)
+    x = _images((3, 5))
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    weights = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params)]
+    assert len(weights) == 1 + 2 * 2 + 1
+
+    def dense(h, W, std):
+        return std / math.sqrt(h.shape[1]) * h @ W
+
+    h = dense(np.asarray(x), weights[0], V_std)
+    for block in range(2):
+        W, V = weights[1 + 2 * block], weights[2 + 2 * block]
+        h = h + alpha * dense(np.maximum(dense(h, W, W_std), 0), V, V_std)
+    y = dense(h, weights[-1], V_std)
+    np.testing.assert_allclose(apply_fn(params, x), y, rtol=1e-5, atol=1e-6)
+
+
+def test_count_params_skips_absent_biases():
+    params = ((jnp.ones((3, 4)), None), (), (jnp.ones((4, 2)), jnp.ones((1, 2))))
+    assert count_params(params) == 12 + 8 + 2
+
+
+# --------------------------------------------------------------------------
+# Configs: one per architecture, instantiable, in sync with the functions.
+
+MODEL_NAMES = ['fc', 'cnn', 'myrtle', 'wrn', 'resnet']
+
+
+@pytest.mark.parametrize('name', MODEL_NAMES)
+def test_config_instantiates_triple_with_function_defaults(name):
+    cfg = OmegaConf.load(CONF / f'{name}.yaml')
+    assert cfg._target_ == f'ntkexp.models.{name}'
+    fn = getattr(models, name)
+    params = inspect.signature(fn).parameters
+    for key in ('depth', 'width', 'W_std', 'b_std', 'activation',
+                'parameterization', 'out_dim'):
+        assert key in params and params[key].kind == inspect.Parameter.KEYWORD_ONLY
+    for key, value in cfg.items():
+        if key != '_target_':
+            assert key in params, f'{name}.yaml: {key} is not an argument'
+            assert params[key].default == value, (name, key)
+    triple = instantiate(cfg, out_dim=3, width=2)
+    assert len(triple) == 3 and all(callable(f) for f in triple)
+    layout = models.input_layout(cfg)
+    shape = (2, 8, 8, 1) if name in ('cnn', 'myrtle', 'wrn') else (2, 8)
+    out_shape, params = triple[0](jax.random.PRNGKey(0), shape)
+    assert tuple(out_shape) == (2, 3)
+    assert layout == ('image' if name in ('cnn', 'myrtle', 'wrn') else 'any')
+
+
+# --------------------------------------------------------------------------
+# Invalid hyper-parameters: one clear ValueError naming the valid choices.
+
+@pytest.mark.parametrize('fn,kwargs,match', [
+    (models.fc, dict(width=0), r"model 'fc': width must be an integer >= 1, got 0"),
+    (models.fc, dict(width=-3), r'width must be an integer >= 1'),
+    (models.fc, dict(width=2.5), r'width must be an integer'),
+    (models.fc, dict(depth=-1), r'depth must be an integer >= 0'),
+    (models.fc, dict(activation='tanh'),
+     r"unknown activation 'tanh'; valid choices: relu, erf, gelu"),
+    (models.cnn, dict(parameterization='mup'),
+     r"unknown parameterization 'mup'; valid choices: ntk, standard"),
+    (models.cnn, dict(readout='max'), r'valid choices: flatten, gap'),
+    (models.cnn, dict(filter_size=0), r'filter_size must be an integer >= 1'),
+    (models.myrtle, dict(depth=6), r"model 'myrtle': depth=6 is not supported; "
+                                   r'valid choices: 5, 7, 10'),
+    (models.wrn, dict(depth=12), r'\(depth - 4\) % 6 == 0.*10, 16, 22, 28'),
+    (models.wrn, dict(depth=4), r'\(depth - 4\) % 6 == 0'),
+    (models.wrn, dict(k=0), r'k must be an integer >= 1'),
+    (models.resnet, dict(alpha=-1.0), r'alpha must be a finite number >= 0'),
+    (models.resnet, dict(layout='sequence'), r'valid choices: flat, image'),
+    (models.resnet, dict(W_std=0.0), r'W_std must be a finite number > 0'),
+    (models.fc, dict(b_std=-0.1), r'b_std must be .*or null'),
+    (models.fc, dict(out_dim=0), r'out_dim must be an integer >= 1'),
+])
+def test_invalid_hyperparameters_raise_one_line_value_error(fn, kwargs, match):
+    with pytest.raises(ValueError, match=match) as info:
+        fn(**kwargs)
+    assert '\n' not in str(info.value)
+
+
+def test_hydra_wraps_model_value_error():
+    cfg = OmegaConf.create({'_target_': 'ntkexp.models.myrtle', 'depth': 6})
+    with pytest.raises(Exception) as info:
+        instantiate(cfg)
+    cause = info.value
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    assert isinstance(cause, ValueError) and 'valid choices: 5, 7, 10' in str(
+        cause)
+
+
+# --------------------------------------------------------------------------
+# Input layouts and the checking wrapper.
+
+def test_input_layout_and_check_input():
+    assert models.input_layout('fc') == 'any'
+    assert models.input_layout('cnn') == 'image'
+    assert models.input_layout('resnet') == 'any'
+    image_resnet = OmegaConf.create({'_target_': 'ntkexp.models.resnet',
+                                     'layout': 'image'})
+    assert models.input_layout(image_resnet) == 'image'
+    assert models.input_layout(models.wrn(width=2)[2]) == 'image'
+    with pytest.raises(ValueError, match=r"unknown model 'mlp'; valid choices"):
+        models.input_layout('mlp')
+    models.check_input('fc', (100, 2))
+    models.check_input('fc', (100, 8, 8, 1))
+    models.check_input('cnn', (-1, 8, 8, 1))
+    models.validate_input(image_resnet, np.zeros((3, 8, 8, 1)))
+    with pytest.raises(ValueError) as info:
+        models.check_input('cnn', (100, 2))
+    assert str(info.value) == (
+        "model 'cnn' needs image inputs (N, H, W, C) but got shape (100, 2); "
+        'use an image dataset such as dataset=digits or model=fc.')
+    with pytest.raises(ValueError, match='needs image inputs'):
+        models.validate_input(image_resnet, np.zeros((3, 64)))
+    with pytest.raises(ValueError, match='at least 4x4'):
+        models.check_input('myrtle', (3, 2, 2, 1))
+    with pytest.raises(ValueError, match='leading batch axis'):
+        models.check_input('fc', (5,))
+
+
+@pytest.mark.parametrize('name', ['cnn', 'myrtle', 'wrn', 'resnet-image'])
+def test_convolutional_models_reject_flat_inputs(name):
+    if name == 'resnet-image':
+        triple, label = models.resnet(width=2, layout='image'), 'resnet'
+    else:
+        triple, label = getattr(models, name)(width=2), name
+    init_fn, apply_fn, kernel_fn = triple
+    x = jnp.ones((5, 16))
+    msg = rf"model '{label}' needs image inputs \(N, H, W, C\) but got shape \(5, 16\)"
+    with pytest.raises(ValueError, match=msg):
+        init_fn(jax.random.PRNGKey(0), x.shape)
+    with pytest.raises(ValueError, match=msg):
+        kernel_fn(x, None, 'ntk')
+    with pytest.raises(ValueError, match=msg):
+        kernel_fn(x, x, get='nngp')
+    _, params = init_fn(jax.random.PRNGKey(0), (5, 4, 4, 1))
+    with pytest.raises(ValueError, match=msg):
+        apply_fn(params, x)
+
+
+def test_wrapped_triple_works_with_neural_tangents_tools():
+    init_fn, apply_fn, kernel_fn = models.fc(depth=2, width=16, out_dim=2)
+    x = _images((4, 2, 2, 1))
+    y = _images((4, 2), seed=1)
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    exact = kernel_fn(x, None, ('nngp', 'ntk'))
+    assert inspect.signature(kernel_fn) == inspect.signature(kernel_fn.__wrapped__)
+    # nt.batch reads kernel_fn.input_req; jit needs the `get` argument name.
+    batched = nt.batch(kernel_fn, batch_size=2)(x, None, ('nngp', 'ntk'))
+    np.testing.assert_allclose(batched.ntk, exact.ntk, rtol=1e-3)  # float32
+    jitted = jax.jit(kernel_fn, static_argnames='get')(x, x, get='ntk')
+    np.testing.assert_allclose(jitted, exact.ntk, rtol=1e-3)
+    emp = nt.empirical_ntk_fn(apply_fn, vmap_axes=0)(x, None, params)
+    assert emp.shape == (4, 4)
+    f_lin = nt.linearize(apply_fn, params)
+    np.testing.assert_allclose(f_lin(params, x), apply_fn(params, x), rtol=1e-6)
+    predict_fn = nt.predict.gradient_descent_mse_ensemble(kernel_fn, x, y,
+                                                          diag_reg=1e-4)
+    assert predict_fn(None, x, 'ntk').shape == (4, 2)
+    # A wrong-rank input still fails clearly through nt.batch and jit.
+    _, _, cnn_kernel_fn = models.cnn(width=2)
+    with pytest.raises(ValueError, match="model 'cnn' needs image inputs"):
+        nt.batch(cnn_kernel_fn, batch_size=2)(jnp.ones((4, 3)), None, 'ntk')
+    with pytest.raises(ValueError, match="model 'cnn' needs image inputs"):
+        jax.jit(cnn_kernel_fn, static_argnames='get')(jnp.ones((4, 3)), get='ntk')
