@@ -63,7 +63,7 @@ SIZES = {
             'resnet': 8, 'image': 32, 'empirical_n': 4, 'wrn_k': 1,
             'train_n': 128},
     'gpu': {'fc': 16384, 'cnn_vec': 256, 'cnn_gap': 16, 'myrtle5': 16,
-            'wrn': 16, 'resnet': 256, 'image': 32, 'empirical_n': 64,
+            'wrn': 16, 'resnet': 256, 'image': 32, 'empirical_n': 16,
             'wrn_k': 4, 'train_n': 1024},
 }
 
@@ -224,29 +224,37 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     memory_gb = args.memory_gb or (16.0 if device.platform == 'gpu' else 2.0)
     only = set(args.only or ['infinite', 'empirical', 'training'])
     rows: list[dict[str, Any]] = []
-    if 'infinite' in only:
-        for arch in ARCHITECTURES:
-            rows += bench_infinite(arch, sizes[arch], sizes['image'], memory_gb,
-                                   args.repeats)
-            print(f'  infinite {arch} done', flush=True)
-    if 'empirical' in only:
-        rows += bench_empirical(sizes['empirical_n'], sizes['image'],
-                                sizes['wrn_k'], args.repeats)
-    if 'training' in only:
-        rows += bench_training(sizes['train_n'], sizes['image'], args.repeats)
-    frame = pd.DataFrame(rows)
     meta = dict(device=f'{device.platform}:{device.device_kind}',
                 device_count=len(jax.local_devices()), size=size,
                 memory_gb=memory_gb,
                 date=datetime.date.today().isoformat(),
                 command='python -m ntkexp.bench ' + ' '.join(argv or []),
                 **{f'v_{k}': v for k, v in records.versions().items()})
-    for key, value in meta.items():
-        frame[key] = value
     args.out.mkdir(parents=True, exist_ok=True)
     kind = device.device_kind.replace(' ', '_').replace('/', '_')
     path = args.out / f'bench_{device.platform}_{kind}.csv'
-    frame.to_csv(path, index=False)
+
+    def save() -> pd.DataFrame:
+        # Written after every benchmark: a run cut short keeps its rows.
+        frame = pd.DataFrame(rows)
+        for key, value in meta.items():
+            frame[key] = value
+        frame.to_csv(path, index=False)
+        return frame
+
+    if 'infinite' in only:
+        for arch in ARCHITECTURES:
+            rows += bench_infinite(arch, sizes[arch], sizes['image'], memory_gb,
+                                   args.repeats)
+            save()
+            print(f'  infinite {arch} done', flush=True)
+    if 'training' in only:
+        rows += bench_training(sizes['train_n'], sizes['image'], args.repeats)
+        save()
+    if 'empirical' in only:
+        rows += bench_empirical(sizes['empirical_n'], sizes['image'],
+                                sizes['wrn_k'], args.repeats)
+    frame = save()
     shown = [c for c in ('benchmark', 'arch', 'n', 'method', 'entries_per_s',
                          'steps_per_s', 'ratio_vs_nt_jit',
                          'ratio_vs_jacobian_contraction', 'rel_diff', 'block',
