@@ -162,7 +162,17 @@ def run_job(cfg: DictConfig, run_dir: Path | str) -> pd.DataFrame:
           the rows measured so far are kept.
     """
     validate(cfg)
-    run_dir = Path(run_dir)
+    import jax  # pylint: disable=g-import-not-at-top
+    x64_before = bool(jax.config.jax_enable_x64)
+    try:
+        return _run_job(cfg, Path(run_dir))
+    finally:
+        # A run sets JAX's precision for itself only (tests run many jobs).
+        jax.config.update('jax_enable_x64', x64_before)
+
+
+def _run_job(cfg: DictConfig, run_dir: Path) -> pd.DataFrame:
+    """:func:`run_job` after validation, with the run's precision set."""
     run_dir.mkdir(parents=True, exist_ok=True)
     set_precision(cfg)
     (run_dir / records.CONFIG_YAML).write_text(

@@ -60,7 +60,9 @@ def test_run_directory_holds_config_status_and_rows(default_run):
     for package in ('jax', 'jaxlib', 'neural-tangents', 'ntkexp'):
         assert status['versions'][package] not in ('', 'not installed')
     assert status['versions']['neural-tangents'] == '0.6.5'
-    assert (run_dir / 'config.yaml').read_text().startswith('model:')
+    config = (run_dir / 'config.yaml').read_text()
+    assert '\nmodel:\n  _target_: ntkexp.models.fc' in config
+    assert 'precision: float64' in config
     table = pd.read_parquet(run_dir / 'rows.parquet')
     assert list(table.columns[:6]) == list(records.BASE_COLUMNS)
     assert len(table) == len(frame) == status['rows']

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from numbers import Integral
 from typing import Any, Sequence
 
 # Which inputs each architecture accepts: 'any' = (N, d) vectors or
@@ -97,10 +98,11 @@ def check_input(model: Any, x_shape: Sequence[int]) -> None:
     layout = input_layout(model)
     if layout == 'image':
         if len(shape) != 4:
+            alternative = 'model.layout=flat' if name == 'resnet' else 'model=fc'
             raise ValueError(
                 f"model '{name}' needs image inputs (N, H, W, C) but got shape "
                 f'{shape}; use an image dataset such as dataset=digits or '
-                'model=fc.')
+                f'{alternative}.')
         min_hw = _MIN_SPATIAL.get(name, 1)
         if min(shape[1:3]) < min_hw:
             raise ValueError(
@@ -162,7 +164,7 @@ def with_input_check(triple, name: str, layout: str):
     @functools.wraps(init_fn)
     def checked_init_fn(rng, input_shape, *args, **kwargs):
         if isinstance(input_shape, (tuple, list)) and all(
-                isinstance(s, int) for s in input_shape):
+                isinstance(s, Integral) for s in input_shape):
             check(input_shape)
         return init_fn(rng, input_shape, *args, **kwargs)
 
