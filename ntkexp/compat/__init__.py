@@ -15,8 +15,12 @@ them at the small shim modules of this package:
   ``linearize`` and a per-equation transpose / JVP built on public JAX;
 * :mod:`ntkexp.compat.jax_util`: ``safe_map`` / ``safe_zip``;
 * :mod:`ntkexp.compat.lazy`: a lazy ``neural_tangents.experimental``;
-* :mod:`ntkexp.compat.rules`: structured-derivative rules for primitives JAX
-  added or renamed since 0.4 (e.g. ``square``, ``copy_p``).
+* :mod:`ntkexp.compat.rules`: structured-derivative rules for ``slice``, which
+  JAX's new ``split`` primitive is lowered to.
+
+A few rewrites fix other drift: SciPy's renamed ``eigvalsh`` keyword,
+``Compiled.cost_analysis()`` returning one dict, and ``eval_context()`` no
+longer accepting tracers of an enclosing transformation.
 
 JAX's namespaces are never modified. ``neural_tangents.experimental`` stays
 importable explicitly (it then needs TensorFlow); it is just no longer imported
@@ -109,6 +113,35 @@ _REWRITES = [
         _EMP, '.strip_weak_type().strip_named_shape()', '.strip_weak_type()', 2,
         'named shapes were removed from avals (only reached with '
         'jax_enable_checks).'),
+    Rewrite(
+        _EMP,
+        '    analysis = e.compile().cost_analysis()[0]\n',
+        '    analysis = e.compile().cost_analysis()\n'
+        '    if isinstance(analysis, (list, tuple)):  # (JAX < 0.4.3x)\n'
+        '      analysis = analysis[0]\n', 1,
+        'Compiled.cost_analysis() returns one dict now, not a list of dicts '
+        '(used by NtkImplementation.AUTO to pick the cheapest method).'),
+    Rewrite(
+        _EMP, '      lu.wrap_init(fn), in_tree)\n',
+        '      lu.wrap_init(fn, debug_info=jax.api_util.debug_info(\n'
+        '          \'empirical_ntk_fn\', fn, primals_in, {})), in_tree)\n', 1,
+        'lu.wrap_init without a DebugInfo is deprecated (JAX 0.5).'),
+    Rewrite(
+        _EMP, '  ndim = sum(map(jnp.size, leaves))\n',
+        '  ndim = sum(map(np.size, leaves))\n', 1,
+        'jnp.size of an abstract value (ShapedArray) is deprecated and will '
+        'become an error; np.size reads its .size the same way.'),
+    Rewrite(
+        _EMP,
+        '  shapes = [arr.shape[:axis] + jnp.shape(l) + arr.shape[axis + 1:]\n'
+        '            for l in leaves]\n'
+        '  parts = jnp.split(arr, np.cumsum([jnp.size(l) for l in '
+        'leaves[:-1]]), axis)\n',
+        '  shapes = [arr.shape[:axis] + np.shape(l) + arr.shape[axis + 1:]\n'
+        '            for l in leaves]\n'
+        '  parts = jnp.split(arr, np.cumsum([np.size(l) for l in '
+        'leaves[:-1]]), axis)\n', 1,
+        'as above, for jnp.shape / jnp.size of abstract values.'),
     # --- rules.py ------------------------------------------------------------
     Rewrite(
         _RULES, 'from jax.core import ', f'from {_PKG}.jax_core import ', 7,
@@ -129,9 +162,23 @@ _REWRITES = [
         f'from {_PKG}.rules import register as _ntkexp_register\n'
         '_ntkexp_register(STRUCTURE_RULES, JACOBIAN_RULES, EQN_PARAMS_RULES)\n',
         1,
-        'register rules for primitives JAX added or renamed since 0.4 (see '
-        'ntkexp.compat.rules).'),
-    # --- other modules ---------------------------------------------------------
+        'add structured-derivative rules for `slice`, which the new `split` '
+        'primitive is lowered to (see ntkexp.compat.rules).'),
+    # --- other modules -------------------------------------------------------
+    Rewrite(
+        'neural_tangents._src.predict', 'from jax import grad\n',
+        f'from jax import grad\nfrom {_PKG} import jax_core as _ntkexp_core\n',
+        1, 'import for the next rewrite.'),
+    Rewrite(
+        'neural_tangents._src.predict', 'with jax.core.eval_context():',
+        'with _ntkexp_core.eval_context_unless_traced(k_train_train):', 2,
+        'with stackless tracing, tracers of an enclosing jit/vmap cannot be '
+        'used inside eval_context(); gradient_descent_mse built inside '
+        'jit/vmap raised UnexpectedTracerError.'),
+    Rewrite(
+        'neural_tangents._src.predict', 'eigvals=(', 'subset_by_index=(', 1,
+        'scipy.linalg.eigvalsh lost `eigvals=` in SciPy 1.14 (renamed '
+        '`subset_by_index=`, same meaning); used by max_learning_rate.'),
     Rewrite(
         'neural_tangents._src.utils.utils', 'from jax import core\n',
         f'from {_PKG} import jax_core as core\n', 1,

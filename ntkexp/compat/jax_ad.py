@@ -7,15 +7,19 @@ JAX 0.4, whose ``ad`` module exposed the pieces of that walk. On current JAX:
 * ``ad.linearize(traceable, *primals)`` no longer returns
   ``(out_primals, out_tangent_pvals, jaxpr, consts)``. :func:`linearize`
   rebuilds that result from the public :func:`jax.linearize` and
-  :func:`jax.make_jaxpr`, and then, like the old partial evaluation did, leaves
-  only the equations that depend on the input tangents in the jaxpr (the rest
-  are evaluated into constants, dead equations are dropped).
+  :func:`jax.make_jaxpr`. The jaxpr is then put in the form neural-tangents
+  expects: call primitives (``jit``, ``remat``, ...) are inlined and the new
+  multiple-output ``split`` becomes ``slice`` equations (:func:`_eval_inlined`);
+  like the old partial evaluation, only the equations that depend on the
+  input tangents are kept (the others are evaluated into constants, dead
+  ones dropped; :func:`_hoist_known_and_dce`).
 * transposing or differentiating one equation went through
   ``ad.get_primitive_transpose``, ``ad.reducing_transposes``, the removed
   ``Primitive.map_primitive`` flag, the old call-primitive transpose signature
-  and ``ad.primitive_jvps``. Transpose rules of many primitives moved to the
-  accumulator-based ``fancy_transposes`` table (``slice``, ``jit``,
-  ``custom_jvp_call``, ...). :func:`transpose_eqn` and :func:`jvp_eqn` replace
+  and ``ad.primitive_jvps``. The transposes of many primitives now live (also
+  or only) in the accumulator-based ``fancy_transposes`` table (``slice``,
+  ``jit``, ``custom_jvp_call``, bilinear ones, ...), which expects different
+  arguments. :func:`transpose_eqn` and :func:`jvp_eqn` replace
   that code with the public :func:`jax.linear_transpose` and :func:`jax.jvp` of
   a function that binds the single equation, so every primitive JAX can
   transpose or differentiate is handled the same way.
@@ -27,11 +31,14 @@ Every other attribute (``Zero``, ``UndefinedPrimal``, ``add_tangents``,
 ``jax.interpreters.ad``.
 """
 
+import functools
 from typing import Any, Sequence
 
 import jax
+from jax import lax
 from jax.extend import source_info_util  # pylint: disable=unused-import
-from jax.extend.core import Jaxpr, JaxprEqn, Literal, Var
+from jax.extend.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Var
+from jax.extend.core import primitives as _prims
 from jax.interpreters import ad as _ad
 import numpy as np
 
@@ -102,6 +109,67 @@ def _tangent_dtype(x) -> np.dtype:
 
 def _is_known(v, known: set) -> bool:
     return isinstance(v, Literal) or v in known
+
+
+# Primitives that only call a sub-jaxpr: their equations are replaced by the
+# sub-jaxpr's equations (see :func:`_eval_inlined`).
+_INLINED_CALLS = {
+    _prims.call_p: 'call_jaxpr',
+    _prims.closed_call_p: 'call_jaxpr',
+    _prims.custom_jvp_call_p: 'call_jaxpr',
+    _prims.jit_p: 'jaxpr',
+    _prims.remat_p: 'jaxpr',
+}
+
+
+def _eval_inlined(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list:
+    """Evaluates ``jaxpr`` with call primitives inlined and ``split`` sliced.
+
+    Traced with :func:`jax.make_jaxpr`, this yields the same program written
+    with the primitives neural-tangents 0.6.5 can walk:
+
+    * call-like equations (``jit``, ``closed_call``, ``remat``, ...) are
+      replaced by their body, so that the structured-derivative rules see the
+      primitives inside (neural-tangents handled calls only as opaque
+      equations, and JAX >= 0.4.31 moved their transposes to the
+      accumulator-based ``fancy_transposes``);
+    * ``split`` (a multiple-output primitive added in JAX 0.4.36, replacing a
+      sequence of ``slice`` equations; neural-tangents rejects multiple-output
+      primitives) is evaluated as one ``slice`` per output.
+
+    Args:
+        jaxpr: the jaxpr to evaluate.
+        consts: values of its constant variables.
+        *args: values of its inputs.
+
+    Returns:
+        The list of output values.
+    """
+    env = dict(zip(jaxpr.constvars, consts))
+    env.update(zip(jaxpr.invars, args))
+
+    def read(v):
+        return v.val if isinstance(v, Literal) else env[v]
+
+    for eqn in jaxpr.eqns:
+        invals = [read(v) for v in eqn.invars]
+        key = _INLINED_CALLS.get(eqn.primitive)
+        if key is not None and key in eqn.params:
+            sub = eqn.params[key]
+            if isinstance(sub, ClosedJaxpr):
+                outs = _eval_inlined(sub.jaxpr, sub.consts, *invals)
+            else:
+                outs = _eval_inlined(sub, (), *invals)
+        elif eqn.primitive is lax.split_p:
+            axis = eqn.params['axis']
+            starts = np.cumsum((0,) + tuple(eqn.params['sizes']))
+            outs = [lax.slice_in_dim(invals[0], int(a), int(b), axis=axis)
+                    for a, b in zip(starts[:-1], starts[1:])]
+        else:
+            out = bind_eqn(eqn, invals)
+            outs = out if eqn.primitive.multiple_results else [out]
+        env.update(zip(eqn.outvars, outs))
+    return [read(v) for v in jaxpr.outvars]
 
 
 def _hoist_known_and_dce(jaxpr: Jaxpr, consts: Sequence[Any]):
@@ -186,6 +254,8 @@ def linearize(traceable, *primals, has_aux: bool = False):
     tangent_specs = [jax.ShapeDtypeStruct(np.shape(p), _tangent_dtype(p))
                      for p in primals]
     closed = jax.make_jaxpr(f_jvp)(*tangent_specs)
+    closed = jax.make_jaxpr(functools.partial(
+        _eval_inlined, closed.jaxpr, closed.consts))(*tangent_specs)
     jaxpr, consts, known = _hoist_known_and_dce(closed.jaxpr, closed.consts)
     pvals = [_PartialVal(k) for k in known]
     return list(out_primals), pvals, jaxpr, consts
@@ -227,6 +297,8 @@ def transpose_eqn(eqn: JaxprEqn, cts_in: Any,
     specs = [jax.ShapeDtypeStruct(invals[i].aval.shape, invals[i].aval.dtype)
              for i in lin]
     cts_in = _cast(cts_in, eqn.outvars[0].aval.dtype)
+    if eqn.primitive.multiple_results:
+        cts_in = [cts_in]
     lin_cts = jax.linear_transpose(f, *specs)(cts_in)
     cts_out = [None] * len(invals)
     for i, ct in zip(lin, lin_cts):

@@ -7,6 +7,7 @@ neural-tangents' modules are rewritten on import (see :mod:`ntkexp.compat`) to
 read these names from this module instead; JAX itself is left untouched.
 """
 
+import contextlib
 from typing import Any
 
 import jax
@@ -46,3 +47,27 @@ def lattice_join(a: Any, b: Any) -> Any:
 
 class DShapedArray:
     """Placeholder: dynamic shapes were removed from JAX; nothing is an instance."""
+
+
+def eval_context_unless_traced(*arrays: Any) -> contextlib.AbstractContextManager:
+    """``jax.core.eval_context()``, unless ``arrays`` hold tracers.
+
+    ``nt.predict.gradient_descent_mse`` computes (and caches) the
+    eigendecomposition / Cholesky factor of the train-train kernel inside
+    ``jax.core.eval_context()``, so that calling the predictor under ``jit``
+    does not cache tracers. With JAX's stackless tracing (0.4.36+), operating
+    on a tracer of an enclosing ``jit`` / ``vmap`` inside ``eval_context`` is an
+    ``UnexpectedTracerError``, so a predictor built *inside* a transformation
+    (e.g. ``vmap`` over kernel draws) broke. When the kernel is itself a tracer
+    the cache lives in that same transformation, so no eval context is needed.
+
+    Args:
+        *arrays: the pytrees the computation depends on.
+
+    Returns:
+        A context manager.
+    """
+    leaves = jax.tree_util.tree_leaves(arrays)
+    if any(isinstance(x, _core.Tracer) for x in leaves):
+        return contextlib.nullcontext()
+    return _core.eval_context()
