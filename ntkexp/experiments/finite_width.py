@@ -1,0 +1,657 @@
+"""Experiment ``finite_width``: finite networks trained at several widths.
+
+Reproduces the finite-network side of
+
+* Jacot et al. 2018, "Neural Tangent Kernel: Convergence and Generalization in
+  Neural Networks": Fig. 1 (the NTK slice ``Theta(x0, x)`` on the circle at
+  initialisation and after training moves for width 500 and hardly for 10000)
+  and Fig. 2 (trained functions against the 10/50/90 percentiles of the
+  infinite-width Gaussian);
+* Lee et al. 2019, "Wide Neural Networks of Any Depth Evolve as Linear Models
+  Under Gradient Descent": the trained network approaches its linearisation
+  (``nt.linearize``) and the infinite-width NTK dynamics as the width grows;
+* Lee et al. 2020, "Finite Versus Infinite Neural Networks: an Empirical
+  Study": finite networks (NTK or standard parameterisation) against the
+  infinite-width kernel predictors;
+* Li, Luo & Yip 2020, "Towards an Understanding of Residual Networks Using
+  Neural Tangent Hierarchy" (and Huang & Yau 2020): the relative change of the
+  empirical NTK during training shrinks with the width (about ``1/sqrt(n)``)
+  for fully connected and residual networks.
+
+For every width in ``experiment.widths`` and seed in ``experiment.seeds`` the
+network is trained by optax (full-batch GD, mini-batch SGD or momentum; MSE or
+cross-entropy; :mod:`ntkexp.training`) and at every evaluation step the run
+writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
+
+* ``train_loss``, ``test_loss``, ``train_accuracy``, ``test_accuracy`` (the
+  last two for classification) for each ``predictor``: ``net`` (the finite
+  network), ``linearized`` (``nt.linearize`` around the initial parameters,
+  trained by the same optimiser on the same batches), ``ntk`` (the
+  infinite-width NTK dynamics ``nt.predict`` started from the *same* initial
+  function ``f_0`` as the network: Lee et al. 2019, eqs. 9-10) and
+  ``ntk_mean`` (the same dynamics from ``f_0 = 0``: the mean over
+  initialisations for MSE, i.e. kernel regression at time ``t``);
+* ``dist_ntk``, ``dist_linearized``, ``dist_ntk_mean``: root mean square
+  distance between the network's outputs and each reference (``split`` =
+  train / test);
+* ``ntk_drift``: ``||Theta_t - Theta_0||_F / ||Theta_0||_F`` of the empirical
+  NTK on a probe set (the first ``probe_size`` training inputs);
+* ``weight_change``: ``||theta_t - theta_0|| / ||theta_0||``;
+* ``ntk_slice`` (with ``experiment.slice``): ``Theta(x0, x)`` for ``x`` on the
+  unit circle at angle ``gamma``, at the ``slice_steps``; the infinite-width
+  slice has ``predictor=infinite``;
+* ``function`` (with ``experiment.functions``): the trained network's outputs
+  at every test point (``index``, ``gamma`` for 2-D inputs) at the last step;
+  ``ensemble_mean`` / ``ensemble_std``: the infinite-width Gaussian of
+  ``nt.predict.gradient_descent_mse_ensemble`` at the same time;
+* ``ensemble_percentile`` (``percentile`` column): the percentiles
+  ``experiment.percentiles`` of that Gaussian; ``train_target``: the training
+  targets (``gamma`` for 2-D inputs);
+* ``kernel_test_accuracy`` / ``kernel_test_loss`` (with
+  ``experiment.kernel_inf``): NNGP and NTK kernel regression at ``t = inf``
+  (``kernel`` column), the infinite-width side of Lee et al. 2020;
+* ``lr``, ``max_lr``, ``n_params``, ``train_seconds`` once per width and seed.
+
+Time convention: the loss is ``nt.predict``'s, so ``s`` steps of full-batch GD
+(or SGD, in expectation) with learning rate ``lr`` are compared with the
+kernel gradient flow at time ``t = lr * s``; with momentum the reference is
+``nt.predict.gradient_descent(..., momentum)`` at ``s`` steps. The references
+are continuous-time flows, so a discretisation error of order ``lr`` remains
+in ``dist_ntk`` however wide the network (small ``lr_fraction`` shrinks it).
+
+Precision: the finite networks train in ``experiment.train_dtype`` (float32
+runs with JAX's x64 mode off); the infinite-width kernels, the references and
+the solves use ``precision`` (float64 by default).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ntkexp import ntk_drift
+from ntkexp import solve
+from ntkexp import training
+from ntkexp.models import count_params
+from ntkexp.records import RowWriter
+
+REFERENCES = ('ntk', 'ntk_mean', 'linearized')
+LR_KERNELS = ('analytic', 'empirical')
+DTYPES = ('float32', 'float64')
+
+
+def _as_list(value: Any) -> Optional[list[Any]]:
+    if value is None:
+        return None
+    if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+# ----------------------------------------------------------------------------
+# Config resolution and validation.
+
+
+def widths_of(cfg: DictConfig) -> list[int]:
+    """``experiment.widths``, or ``[model.width]`` when it is null."""
+    widths = _as_list(cfg.experiment.get('widths', None))
+    if widths is None:
+        widths = [cfg.model.get('width', None)]
+    return [int(w) for w in widths]
+
+
+def seeds_of(cfg: DictConfig) -> list[int]:
+    """``experiment.seeds``, or ``[seed]`` when it is null."""
+    seeds = _as_list(cfg.experiment.get('seeds', None))
+    return [int(s) for s in (seeds if seeds is not None else [cfg.seed])]
+
+
+def eval_steps_of(exp: DictConfig) -> list[int]:
+    """Sorted evaluation steps: 0, every ``eval_every`` and the last step.
+
+    ``experiment.eval_steps`` (a list) replaces the regular grid; 0 and
+    ``steps`` are always included.
+    """
+    steps = int(exp.steps)
+    listed = _as_list(exp.get('eval_steps', None))
+    if listed is not None:
+        grid = {int(s) for s in listed}
+    else:
+        every = int(exp.get('eval_every', None) or steps or 1)
+        grid = set(range(0, steps + 1, every))
+    grid |= {0, steps}
+    return sorted(s for s in grid if 0 <= s <= steps)
+
+
+def slice_steps_of(exp: DictConfig) -> list[int]:
+    """Steps at which the NTK slice is recorded (default: first and last)."""
+    listed = _as_list(exp.get('slice_steps', None))
+    if listed is None:
+        return [0, int(exp.steps)]
+    return sorted({int(s) for s in listed})
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks the ``experiment`` options (called by :func:`ntkexp.runner.validate`).
+
+    Raises:
+        ntkexp.runner.ConfigError: one line naming the bad value and the fix.
+    """
+    from ntkexp.runner import ConfigError  # pylint: disable=g-import-not-at-top
+
+    def check(condition, message):
+        if not condition:
+            raise ConfigError(message)
+
+    exp = cfg.experiment
+    widths = _as_list(exp.get('widths', None))
+    if widths is None:
+        check(cfg.model.get('width', None) is not None,
+              'experiment.widths is null and the model has no width; set '
+              'experiment.widths=[64,256]')
+        widths = [cfg.model.width]
+    for w in widths:
+        check(isinstance(w, int) and not isinstance(w, bool) and w >= 1,
+              f'experiment.widths has {w!r}; widths must be integers >= 1 '
+              '(e.g. experiment.widths=[64,256])')
+    for s in _as_list(exp.get('seeds', None)) or []:
+        check(isinstance(s, int) and not isinstance(s, bool),
+              f'experiment.seeds has {s!r}; seeds must be integers '
+              '(e.g. experiment.seeds=[0,1,2])')
+    steps = exp.get('steps', None)
+    check(isinstance(steps, int) and steps >= 0,
+          f'experiment.steps={steps!r} must be an integer >= 0')
+    every = exp.get('eval_every', None)
+    check(every is None or (isinstance(every, int) and every >= 1),
+          f'experiment.eval_every={every!r} must be an integer >= 1 or null')
+    for s in _as_list(exp.get('eval_steps', None)) or []:
+        check(isinstance(s, int) and 0 <= s <= steps,
+              f'experiment.eval_steps has {s!r}; use integers in [0, '
+              f'experiment.steps={steps}]')
+    optimizer = exp.get('optimizer', 'gd')
+    check(optimizer in training.OPTIMIZERS,
+          f'experiment.optimizer={optimizer!r} is invalid; use one of '
+          f"{', '.join(training.OPTIMIZERS)}")
+    batch = exp.get('batch_size', None)
+    check(batch is None or (isinstance(batch, int) and batch >= 1),
+          f'experiment.batch_size={batch!r} must be an integer >= 1 or null '
+          '(full batch)')
+    check(not (optimizer == 'gd' and batch is not None),
+          'experiment.optimizer=gd is full-batch; use experiment.optimizer=sgd '
+          'for mini-batches or experiment.batch_size=null')
+    momentum = exp.get('momentum', 0.9)
+    check(optimizer != 'momentum' or (momentum is not None and
+                                      0 <= float(momentum) < 1),
+          f'experiment.momentum={momentum!r} must be in [0, 1)')
+    loss = exp.get('loss', 'mse')
+    check(loss in training.LOSSES,
+          f"experiment.loss={loss!r} is invalid; use one of "
+          f"{', '.join(training.LOSSES)}")
+    lr, fraction = exp.get('lr', None), exp.get('lr_fraction', None)
+    check(fraction is not None or (lr is not None and float(lr) > 0),
+          f'experiment.lr={lr!r} must be > 0 (or set experiment.lr_fraction)')
+    check(fraction is None or float(fraction) > 0,
+          f'experiment.lr_fraction={fraction!r} must be > 0 (e.g. 0.5 of '
+          'nt.predict.max_learning_rate) or null')
+    lr_kernel = exp.get('lr_kernel', 'analytic')
+    check(lr_kernel in LR_KERNELS,
+          f'experiment.lr_kernel={lr_kernel!r} is invalid; use one of '
+          f"{', '.join(LR_KERNELS)}")
+    references = _as_list(exp.get('references', None)) or []
+    bad = sorted(set(references) - set(REFERENCES))
+    check(not bad, f'experiment.references has {bad}; choose from '
+          f'{list(REFERENCES)}')
+    probe = exp.get('probe_size', 0)
+    check(isinstance(probe, int) and probe >= 0,
+          f'experiment.probe_size={probe!r} must be an integer >= 0 (0 = no '
+          'NTK drift)')
+    dtype = exp.get('train_dtype', None)
+    check(dtype is None or dtype in DTYPES,
+          f'experiment.train_dtype={dtype!r} is invalid; use float32, float64 '
+          'or null (= precision)')
+    slice_cfg = exp.get('slice', None)
+    if slice_cfg is not None:
+        x0 = _as_list(slice_cfg.get('x0', None))
+        check(x0 is not None and len(x0) == 2,
+              'experiment.slice.x0 must be a 2-D point, e.g. [1.0, 0.0]')
+        check(int(slice_cfg.get('points', 0)) >= 2,
+              'experiment.slice.points must be >= 2')
+    for q in _as_list(exp.get('percentiles', None)) or []:
+        check(0 < float(q) < 100,
+              f'experiment.percentiles has {q!r}; use values in (0, 100)')
+    check(not (exp.get('functions', False) and loss != 'mse'),
+          'experiment.functions compares with the infinite-width Gaussian of '
+          'the MSE loss; use experiment.loss=mse')
+    reg = exp.get('kernel_diag_reg', 0.0)
+    check(reg is not None and float(reg) >= 0,
+          f'experiment.kernel_diag_reg={reg!r} must be >= 0')
+
+
+# ----------------------------------------------------------------------------
+# Helpers.
+
+
+def _model_cfg(cfg: DictConfig, width: int) -> DictConfig:
+    """``cfg`` with ``model.width`` replaced."""
+    new = cfg.copy()
+    OmegaConf.update(new, 'model.width', int(width), merge=False)
+    return new
+
+
+def _apply_batched(apply_fn: Callable, params, x, batch: int = 1024):
+    """``apply_fn(params, x)`` in chunks of ``batch`` inputs, as float64 numpy."""
+    outs = [np.asarray(apply_fn(params, x[i:i + batch]), np.float64)
+            for i in range(0, len(x), batch)]
+    return np.concatenate(outs, axis=0)
+
+
+def _rms(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+def _gamma(x: np.ndarray) -> Optional[np.ndarray]:
+    """Angle of 2-D inputs (the circle of Jacot et al. 2018), else None."""
+    flat = np.asarray(x).reshape(len(x), -1)
+    if flat.shape[1] != 2:
+        return None
+    return np.arctan2(flat[:, 1], flat[:, 0])
+
+
+class _Evaluator:
+    """Losses and accuracies of outputs on the train and test sets."""
+
+    def __init__(self, loss: Callable, y_train, y_test, labels_train,
+                 labels_test):
+        self.loss = loss
+        self.y = {'train': np.asarray(y_train, np.float64),
+                  'test': np.asarray(y_test, np.float64)}
+        self.labels = {'train': labels_train, 'test': labels_test}
+
+    def rows(self, rows: RowWriter, outputs: dict[str, np.ndarray],
+             **params) -> dict[str, float]:
+        out = {}
+        for split, fx in outputs.items():
+            value = float(self.loss(jnp.asarray(fx), jnp.asarray(self.y[split])))
+            out[f'{split}_loss'] = value
+            rows.add(f'{split}_loss', value, **params)
+            if self.labels[split] is not None:
+                acc = solve.accuracy(fx, self.labels[split])
+                out[f'{split}_accuracy'] = acc
+                rows.add(f'{split}_accuracy', acc, **params)
+        return out
+
+
+def _reference_fn(loss_name: str, optimizer: str, momentum: float,
+                  k_train_train: np.ndarray, y_train: np.ndarray, lr: float,
+                  loss: Callable) -> Callable:
+    """The infinite-width function-space dynamics of the training run.
+
+    Returns ``predict(steps, fx_train_0, fx_test_0, k_test_train) ->
+    (fx_train, fx_test)`` with a leading axis over ``steps``: the closed form
+    ``nt.predict.gradient_descent_mse`` for MSE with GD / SGD, else the ODE of
+    ``nt.predict.gradient_descent`` (cross-entropy, momentum).
+    """
+    import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+    k = jnp.asarray(k_train_train)
+    y = jnp.asarray(y_train, k.dtype)
+    if loss_name == 'mse' and optimizer != 'momentum':
+        fn = nt.predict.gradient_descent_mse(k, y, learning_rate=lr)
+    else:
+        fn = nt.predict.gradient_descent(
+            loss, k, y, learning_rate=lr,
+            momentum=momentum if optimizer == 'momentum' else None)
+
+    def predict(steps, fx_train_0, fx_test_0, k_test_train):
+        t = jnp.asarray(np.asarray(steps, np.float64), k.dtype)
+        fx_train, fx_test = fn(t, jnp.asarray(fx_train_0, k.dtype),
+                               jnp.asarray(fx_test_0, k.dtype),
+                               jnp.asarray(k_test_train, k.dtype))
+        return np.asarray(fx_train, np.float64), np.asarray(fx_test, np.float64)
+
+    return predict
+
+
+def _kernels(cfg: DictConfig, kernel_fn, x_train, x_test, get):
+    """Analytic train-train and test-train kernels via the cached engine."""
+    from ntkexp.experiments.kernel_regression import compute_kernels  # pylint: disable=g-import-not-at-top
+    k_tt, k_st, seconds = compute_kernels(cfg, kernel_fn, x_train, x_test, get)
+    return k_tt, k_st, seconds
+
+
+# ----------------------------------------------------------------------------
+# The experiment.
+
+
+def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
+    """Trains the model at every width and seed and writes the rows above.
+
+    Args:
+        cfg: the composed config (see ``conf/experiment/finite_width.yaml``).
+        run_dir: the run directory (unused: everything goes through ``rows``).
+        rows: the run's row writer.
+
+    Returns:
+        A summary: per width and predictor, the mean over seeds at the last
+        step of the test loss / accuracy, the distances and the NTK drift.
+    """
+    del run_dir
+    exp = cfg.experiment
+    kernel_dtype = np.float64 if cfg.get('precision') == 'float64' else np.float32
+    train_dtype = jnp.dtype(exp.get('train_dtype', None) or
+                            ('float64' if kernel_dtype == np.float64 else 'float32'))
+    if train_dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError('experiment.train_dtype=float64 needs precision=float64')
+
+    def net_precision():
+        """JAX's x64 mode for the finite networks: off for float32 training.
+
+        With x64 on, neural-tangents' layers multiply float32 activations by
+        float64 NumPy scales and silently compute in float64 (and its Conv
+        then fails on mixed dtypes); kernels and references stay in the
+        ambient ``precision``.
+        """
+        return jax.enable_x64(train_dtype == jnp.float64)
+
+    data = instantiate(cfg.dataset)
+    loss_name = str(exp.get('loss', 'mse'))
+    y_train, y_test = data.y_train, data.y_test
+    if loss_name == 'xent':
+        if data.labels_train is None:
+            raise ValueError('experiment.loss=xent needs a classification '
+                             'dataset; use experiment.loss=mse')
+        k = int(data.n_classes)
+        y_train = np.eye(k)[data.labels_train]
+        y_test = np.eye(k)[data.labels_test]
+    y_train = np.asarray(y_train, np.float64)
+    y_test = np.asarray(y_test, np.float64)
+    out_dim = y_train.shape[1]
+    x_train_k = np.asarray(data.x_train, kernel_dtype)
+    x_test_k = np.asarray(data.x_test, kernel_dtype)
+    x_train = jnp.asarray(data.x_train, train_dtype)
+    x_test = jnp.asarray(data.x_test, train_dtype)
+    y_train_t = jnp.asarray(y_train, train_dtype)
+    loss = training.get_loss(loss_name)
+    evaluator = _Evaluator(loss, y_train, y_test, data.labels_train,
+                           data.labels_test)
+
+    optimizer_name = str(exp.get('optimizer', 'gd'))
+    momentum = float(exp.get('momentum', 0.9) or 0.0)
+    opt_momentum = momentum if optimizer_name == 'momentum' else 0.0
+    batch_size = exp.get('batch_size', None)
+    references = list(_as_list(exp.get('references', None)) or [])
+    lr_kernel = str(exp.get('lr_kernel', 'analytic'))
+    lr_fraction = exp.get('lr_fraction', None)
+    eval_steps = eval_steps_of(exp)
+    probe_size = min(int(exp.get('probe_size', 0)), len(data.x_train))
+    slice_cfg = exp.get('slice', None)
+    slice_steps = set(slice_steps_of(exp)) if slice_cfg is not None else set()
+    functions = bool(exp.get('functions', False))
+    kernel_inf = bool(exp.get('kernel_inf', False))
+    gamma_test = _gamma(data.x_test)
+
+    need_ntk = bool({'ntk', 'ntk_mean'} & set(references)) or kernel_inf or (
+        lr_fraction is not None and lr_kernel == 'analytic')
+    get = ('nngp', 'ntk') if kernel_inf else ('ntk',)
+    width_free = str(cfg.model.get('parameterization', 'ntk')) == 'ntk'
+    cached_kernels = None
+
+    if slice_cfg is not None:
+        x0 = np.asarray([_as_list(slice_cfg.x0)], np.float64)
+        gammas = np.linspace(-np.pi, np.pi, int(slice_cfg.points))
+        x_circle = np.stack([np.cos(gammas), np.sin(gammas)], axis=1)
+        shape = tuple(data.x_train.shape[1:])
+        if int(np.prod(shape)) != 2:
+            raise ValueError('experiment.slice needs 2-D inputs (e.g. '
+                             'dataset=circle or dataset=gaussian with d=2); '
+                             f'this dataset has inputs of shape {shape}')
+        x0 = x0.reshape((1,) + shape)
+        x_circle = x_circle.reshape((-1,) + shape)
+
+    summary = []
+    for width in widths_of(cfg):
+        wcfg = _model_cfg(cfg, width)
+        init_fn, apply_fn, kernel_fn = instantiate(wcfg.model, out_dim=out_dim)
+        apply_jit = jax.jit(apply_fn)
+        k_tt = k_st = None
+        if need_ntk:
+            if width_free and cached_kernels is not None:
+                k_tt, k_st = cached_kernels
+            else:
+                k_tt, k_st, seconds = _kernels(wcfg, kernel_fn, x_train_k,
+                                               x_test_k, get)
+                rows.add('kernel_seconds', seconds, width=width)
+                cached_kernels = (k_tt, k_st)
+        if kernel_inf:
+            _kernel_inf_rows(rows, evaluator, k_tt, k_st, y_train,
+                             float(exp.get('kernel_diag_reg', 0.0) or 0.0),
+                             width=width)
+        if slice_cfg is not None:
+            inf_slice = np.asarray(jax.jit(kernel_fn, static_argnames='get')(
+                jnp.asarray(x0, kernel_dtype), jnp.asarray(x_circle, kernel_dtype),
+                get='ntk'))[0]
+            for g, v in zip(gammas, inf_slice):
+                rows.add('ntk_slice', v, gamma=float(g), predictor='infinite',
+                         width=width)
+        trainers = {}
+        f_lin = training.linearized_apply_fn(apply_fn)
+        f_lin_jit = jax.jit(f_lin)
+        slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
+        ntk_emp = (ntk_drift.empirical_ntk_fn(
+            apply_fn, int(exp.get('ntk_implementation', 1)))
+            if probe_size or lr_kernel == 'empirical' else None)
+
+        for seed in seeds_of(cfg):
+            start = time.time()
+            tag = dict(width=width, seed=seed)
+            with net_precision():
+                key = jax.random.PRNGKey(seed)
+                _, params0 = init_fn(key, (-1,) + tuple(data.x_train.shape[1:]))
+                params0 = training.cast(params0, train_dtype)
+                kernel_for_lr = None
+                if lr_kernel == 'empirical' and lr_fraction is not None:
+                    kernel_for_lr = np.asarray(ntk_emp(x_train, None, params0))
+                f0_train = _apply_batched(apply_jit, params0, x_train)
+                f0_test = _apply_batched(apply_jit, params0, x_test)
+                probe = x_train[:probe_size]
+                probe_k0 = (np.asarray(ntk_emp(probe, None, params0))
+                            if probe_size else None)
+                norm0 = float(training.tree_norm(params0))
+                batch_key = jax.random.fold_in(key, 1)
+            rows.add('n_params', count_params(params0), **tag)
+            if kernel_for_lr is None and k_tt is not None:
+                kernel_for_lr = k_tt['ntk']
+            lr, max_lr = training.resolve_learning_rate(
+                exp.get('lr', None), lr_fraction, kernel_for_lr, y_train.size,
+                opt_momentum)
+            rows.add('lr', lr, **tag)
+            if max_lr is not None:
+                rows.add('max_lr', max_lr, kernel=(
+                    lr_kernel if lr_fraction is not None else 'analytic'), **tag)
+
+            if lr not in trainers:  # one compiled loop per width and lr
+                optimizer = training.make_optimizer(optimizer_name, lr, momentum)
+                trainers[lr] = (
+                    training.Trainer(apply_fn, loss, optimizer, x_train,
+                                     y_train_t, batch_size),
+                    training.Trainer(f_lin, loss, optimizer, x_train,
+                                     y_train_t, batch_size, consts=(params0,))
+                    if 'linearized' in references else None)
+            net = trainers[lr][0].rebind(key=batch_key)
+            lin = lin_state = None
+            with net_precision():
+                state = net.init(params0)
+                if trainers[lr][1] is not None:
+                    lin = trainers[lr][1].rebind(key=batch_key, consts=(params0,))
+                    lin_state = lin.init(params0)
+                    lin_apply = functools.partial(f_lin_jit, params_0=params0)
+
+            ref = {}  # infinite-width references at every eval step (float64)
+            if {'ntk', 'ntk_mean'} & set(references):
+                predict = _reference_fn(loss_name, optimizer_name, momentum,
+                                        k_tt['ntk'], y_train, lr, loss)
+                if 'ntk' in references:
+                    ref['ntk'] = predict(eval_steps, f0_train, f0_test,
+                                         k_st['ntk'])
+                if 'ntk_mean' in references:
+                    ref['ntk_mean'] = predict(eval_steps, np.zeros_like(f0_train),
+                                              np.zeros_like(f0_test),
+                                              k_st['ntk'])
+
+            for i, step in enumerate(eval_steps):
+                # The network side, in the training dtype.
+                with net_precision():
+                    state = net.advance(state, step)
+                    outputs = {
+                        'train': _apply_batched(apply_jit, state.params, x_train),
+                        'test': _apply_batched(apply_jit, state.params, x_test)}
+                    l_out = None
+                    if lin is not None:
+                        lin_state = lin.advance(lin_state, step)
+                        l_out = {s: _apply_batched(lin_apply, lin_state.params, x)
+                                 for s, x in (('train', x_train), ('test', x_test))}
+                    k_t = (np.asarray(ntk_emp(probe, None, state.params))
+                           if probe_size else None)
+                    change = float(training.tree_distance(state.params,
+                                                          params0)) / norm0
+                    net_slice = None
+                    if step in slice_steps:
+                        net_slice = np.asarray(slice_fn(
+                            state.params, jnp.asarray(x0, train_dtype),
+                            jnp.asarray(x_circle, train_dtype)))
+
+                at = dict(step=step, t=lr * step, **tag)
+                final = evaluator.rows(rows, outputs, predictor='net', **at)
+                entry = dict(width=width, seed=seed, predictor='net', **final)
+                entries = [entry]
+                others = {name: {'train': r_train[i], 'test': r_test[i]}
+                          for name, (r_train, r_test) in ref.items()}
+                if l_out is not None:
+                    others['linearized'] = l_out
+                for name, r_out in others.items():
+                    values = evaluator.rows(rows, r_out, predictor=name, **at)
+                    entries.append(dict(width=width, seed=seed, predictor=name,
+                                        **values))
+                    for split in ('train', 'test'):
+                        d = _rms(outputs[split], r_out[split])
+                        rows.add(f'dist_{name}', d, split=split, **at)
+                        if split == 'test':
+                            entry[f'dist_{name}'] = d
+                if k_t is not None:
+                    drift = ntk_drift.relative_change(k_t, probe_k0)
+                    rows.add('ntk_drift', drift, probe_size=probe_size, **at)
+                    entry['ntk_drift'] = drift
+                rows.add('weight_change', change, **at)
+                if net_slice is not None:
+                    for g, v in zip(gammas, net_slice):
+                        rows.add('ntk_slice', v, gamma=float(g), predictor='net',
+                                 **at)
+                if functions and step == eval_steps[-1]:
+                    _function_rows(rows, outputs['test'], gamma_test, **at)
+            rows.add('train_seconds', time.time() - start, **tag)
+            for e in entries:
+                e['step'] = eval_steps[-1]
+            summary.extend(entries)
+
+        if functions:
+            percentiles = [float(q) for q in
+                           _as_list(exp.get('percentiles', None)) or []]
+            _ensemble_rows(rows, kernel_fn, data, y_train, lr, eval_steps[-1],
+                           kernel_dtype, gamma_test, percentiles, width=width,
+                           step=eval_steps[-1],
+                           t=lr * eval_steps[-1])
+            _train_point_rows(rows, data, y_train, width=width)
+
+    frame = pd.DataFrame(summary)
+    if frame.empty:
+        return frame
+    keys = ['width', 'predictor']
+    return frame.drop(columns=['seed']).groupby(keys, sort=False).mean(
+        numeric_only=True).reset_index()
+
+
+def _kernel_inf_rows(rows: RowWriter, evaluator: _Evaluator, k_tt, k_st,
+                     y_train, diag_reg: float, **params) -> None:
+    """NNGP / NTK kernel regression at ``t = inf`` (Lee et al. 2020)."""
+    for kernel in ('nngp', 'ntk'):
+        pred = solve.predict_inf(k_tt[kernel], k_st[kernel], y_train, diag_reg,
+                                 kernel)
+        value = float(evaluator.loss(jnp.asarray(pred),
+                                     jnp.asarray(evaluator.y['test'])))
+        at = dict(kernel=kernel, diag_reg=diag_reg, t=math.inf, **params)
+        rows.add('kernel_test_loss', value, **at)
+        if evaluator.labels['test'] is not None:
+            rows.add('kernel_test_accuracy',
+                     solve.accuracy(pred, evaluator.labels['test']), **at)
+
+
+def _function_rows(rows: RowWriter, fx_test: np.ndarray,
+                   gamma: Optional[np.ndarray], **params) -> None:
+    """The network's outputs at every test point (Jacot et al. 2018, Fig. 2)."""
+    for index in range(fx_test.shape[0]):
+        where = dict(index=index, **params)
+        if gamma is not None:
+            where['gamma'] = float(gamma[index])
+        for c in range(fx_test.shape[1]):
+            rows.add('function', fx_test[index, c], output=c, **where)
+
+
+def _ensemble_rows(rows: RowWriter, kernel_fn, data, y_train, lr: float,
+                   steps: int, dtype, gamma, percentiles: list[float],
+                   **params) -> None:
+    """The infinite-width Gaussian at the last step: mean, std, percentiles.
+
+    ``nt.predict.gradient_descent_mse_ensemble`` (Jacot et al. 2018, Sec. 5
+    and Fig. 2; Lee et al. 2019, eqs. 15-16): the distribution over
+    initialisations of an infinitely wide network trained for ``steps`` steps
+    of learning rate ``lr`` on the MSE loss. Rows ``ensemble_mean``,
+    ``ensemble_std`` and ``ensemble_percentile`` (``percentile`` column,
+    ``mean + z_q std``) per test point.
+    """
+    import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+    from scipy.stats import norm  # pylint: disable=g-import-not-at-top
+    x_train = jnp.asarray(data.x_train, dtype)
+    x_test = jnp.asarray(data.x_test, dtype)
+
+    @jax.jit
+    def ensemble(x_train, y_train, x_test):
+        predict = nt.predict.gradient_descent_mse_ensemble(
+            kernel_fn, x_train, y_train, learning_rate=lr)
+        gaussian = predict(t=float(steps), x_test=x_test, get='ntk',
+                           compute_cov=True)
+        return gaussian.mean, gaussian.covariance
+
+    mean, cov = ensemble(x_train, jnp.asarray(y_train, dtype), x_test)
+    mean = np.asarray(mean, np.float64)
+    std = np.sqrt(np.clip(np.diag(np.asarray(cov, np.float64)), 0, None))
+    for index in range(mean.shape[0]):
+        where = dict(index=index, predictor='infinite', **params)
+        if gamma is not None:
+            where['gamma'] = float(gamma[index])
+        for c in range(mean.shape[1]):
+            rows.add('ensemble_mean', mean[index, c], output=c, **where)
+            rows.add('ensemble_std', std[index], output=c, **where)
+            for q in percentiles:
+                rows.add('ensemble_percentile',
+                         mean[index, c] + norm.ppf(q / 100) * std[index],
+                         output=c, percentile=q, **where)
+
+
+def _train_point_rows(rows: RowWriter, data, y_train, **params) -> None:
+    """The training targets (``train_target`` rows, with ``gamma`` for 2-D)."""
+    gamma = _gamma(data.x_train)
+    for index in range(y_train.shape[0]):
+        where = dict(index=index, **params)
+        if gamma is not None:
+            where['gamma'] = float(gamma[index])
+        for c in range(y_train.shape[1]):
+            rows.add('train_target', y_train[index, c], output=c, **where)

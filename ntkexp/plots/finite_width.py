@@ -1,0 +1,485 @@
+"""Figures of the ``finite_width`` experiment and its paper-figure configs.
+
+Drawn from the long-format rows (many runs; the ``experiment`` column holds
+the config's name, e.g. ``jacot2018_fig1``), each only when the rows have what
+it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
+
+* ``ntk_slice`` (Jacot et al. 2018, Fig. 1): the empirical NTK
+  ``Theta(x0, x)`` with ``x0 = (1, 0)``, ``x = (cos gamma, sin gamma)`` at
+  initialisation and after training, one thin line per seed, per width, and
+  the infinite-width NTK (``<experiment>_ntk_slice_change.csv``: how far the
+  slice moves, and its distance to the infinite-width one at init);
+* ``functions`` (Jacot et al. 2018, Fig. 2): trained network functions on the
+  circle against the percentiles of the infinite-width Gaussian;
+* ``ntk_drift`` (Li, Luo & Yip 2020; Lee et al. 2019, Fig. 1): relative change
+  of the empirical NTK at the last step against the width, log-log, one line
+  per model with its fitted slope (theory: about -1/2); the slopes (over all
+  widths and over the three widest) go to ``<experiment>_ntk_drift_slopes.csv``;
+* ``distance`` (Lee et al. 2019, Fig. 2): RMS distance of the network's test
+  outputs to the infinite-width NTK dynamics and to the linearised network at
+  the last step against the width, log-log with fitted slopes
+  (``<experiment>_distance_slopes.csv``);
+* ``curves``: test loss along training for the network and its references,
+  one panel per width;
+* ``finite_vs_kernel`` (Lee et al. 2020, Fig. 1): best test accuracy over
+  training of the finite networks against NNGP / NTK kernel regression, per
+  model and parameterisation (also ``<experiment>_finite_vs_kernel.csv``).
+* ``functions_coverage.csv`` beside ``functions``: how many network outputs
+  fall between the Gaussian's percentiles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ntkexp import ntk_drift
+
+MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'myrtle': 'Myrtle', 'wrn': 'WRN',
+                'resnet': 'ResNet'}
+PREDICTOR_LABELS = {'net': 'network', 'linearized': 'linearised network',
+                    'ntk': 'NTK dynamics (same $f_0$)',
+                    'ntk_mean': 'NTK dynamics ($f_0=0$)',
+                    'infinite': r'$n=\infty$'}
+PREDICTOR_STYLE = {'net': '-', 'linearized': '--', 'ntk': ':', 'ntk_mean': '-.'}
+
+
+def _plt():
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    return plt
+
+
+def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix in ('png', 'pdf'):
+        path = out_dir / f'{name}.{suffix}'
+        fig.savefig(path, dpi=110, bbox_inches='tight')
+        paths.append(path)
+    _plt().close(fig)
+    return paths
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows without ``attrs`` (a run's summary table breaks joins)."""
+    frame = frame.copy(deep=False)
+    frame.attrs = {}
+    return frame
+
+
+def _metric(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return frame[frame['metric'] == metric]
+
+
+def _model_label(frame: pd.DataFrame, key) -> str:
+    parts = []
+    values = key if isinstance(key, tuple) else (key,)
+    for column, value in zip(_line_columns(frame), values):
+        if column == 'model':
+            parts.append(MODEL_LABELS.get(str(value), str(value)))
+        else:
+            parts.append(f'{column}={value}')
+    return ', '.join(parts)
+
+
+def _line_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns that tell lines apart: model and, when they vary, a few more."""
+    columns = ['model']
+    for column in ('parameterization', 'depth', 'alpha', 'dataset', 'optimizer'):
+        if column in frame.columns and frame[column].astype(str).nunique() > 1:
+            columns.append(column)
+    return columns
+
+
+def _last_step(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows at each run's last step (max ``step`` per run and width)."""
+    if rows.empty or 'step' not in rows.columns:
+        return rows
+    keys = [c for c in ('run_dir', 'model', 'parameterization', 'width', 'seed')
+            if c in rows.columns]
+    last = rows.groupby(keys, dropna=False)['step'].transform('max')
+    return rows[rows['step'] == last]
+
+
+def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Draws every figure the rows allow, per experiment name.
+
+    Args:
+        frame: the experiment's long-format rows (``ntkexp collect``).
+        out_dir: where the PNG / PDF files go.
+
+    Returns:
+        The paths written.
+    """
+    frame = _plain(frame)
+    out_dir = Path(out_dir)
+    paths: list[Path] = []
+    names = (frame['experiment'].dropna().unique()
+             if 'experiment' in frame.columns else ['finite_width'])
+    for name in names:
+        rows = (frame[frame['experiment'] == name]
+                if 'experiment' in frame.columns else frame)
+        for draw in (plot_ntk_slice, plot_functions, plot_ntk_drift,
+                     plot_distance, plot_curves, plot_finite_vs_kernel):
+            paths += draw(rows, out_dir, str(name))
+    return paths
+
+
+def plot_ntk_slice(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """Jacot et al. 2018, Fig. 1: ``Theta(x0, x)`` at init and after training."""
+    frame = _plain(frame)
+    rows = _metric(frame, 'ntk_slice')
+    if rows.empty:
+        return []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    net = rows[rows['predictor'] == 'net']
+    widths = sorted(net['width'].dropna().unique())
+    steps = sorted(net['step'].dropna().unique())
+    colors = plt.cm.viridis(np.linspace(0.1, 0.8, max(len(widths), 1)))
+    for color, width in zip(colors, widths):
+        for k, step in enumerate(steps):
+            part = net[(net['width'] == width) & (net['step'] == step)]
+            t = part['t'].iloc[0] if 't' in part.columns else step
+            style = '-' if k == 0 else '--'
+            for i, (_, line) in enumerate(part.groupby('seed')):
+                line = line.sort_values('gamma')
+                ax.plot(line['gamma'], line['value'], style, color=color,
+                        lw=0.8, alpha=0.7,
+                        label=f'$n={int(width)}$, $t={t:g}$' if i == 0 else None)
+    inf = rows[rows['predictor'] == 'infinite']
+    if not inf.empty:
+        first = inf[inf['width'] == inf['width'].iloc[0]].sort_values('gamma')
+        ax.plot(first['gamma'], first['value'], 'k-', lw=2,
+                label=r'$n=\infty$')
+    ax.set_xlabel(r'$\gamma$  ($x = (\cos\gamma, \sin\gamma)$)')
+    ax.set_ylabel(r'$\Theta^{(L)}(x_0, x)$, $x_0 = (1, 0)$')
+    ax.set_title('NTK at initialisation (solid) and after training (dashed)')
+    ax.legend(fontsize=8)
+    paths = _save(fig, out_dir, f'{name}_ntk_slice')
+    table = slice_change(rows)
+    if not table.empty:
+        path = out_dir / f'{name}_ntk_slice_change.csv'
+        table.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def slice_change(rows: pd.DataFrame) -> pd.DataFrame:
+    """How far the NTK slice moves in training, and its distance to n = inf.
+
+    Per width (mean and std over seeds): ``change`` = ``||S_T - S_0|| /
+    ||S_0||`` between the first and last recorded step, and ``init_error`` =
+    ``||S_0 - S_inf|| / ||S_inf||`` against the infinite-width slice.
+    """
+    net = rows[rows['predictor'] == 'net']
+    inf = rows[rows['predictor'] == 'infinite']
+    steps = sorted(net['step'].dropna().unique())
+    if len(steps) < 2:
+        return pd.DataFrame()
+    out = []
+    for width, part in net.groupby('width'):
+        ref = inf[inf['width'] == width].sort_values('gamma')['value'].to_numpy()
+        changes, errors = [], []
+        for _, seed_rows in part.groupby('seed'):
+            first = seed_rows[seed_rows['step'] == steps[0]].sort_values('gamma')
+            last = seed_rows[seed_rows['step'] == steps[-1]].sort_values('gamma')
+            a, b = first['value'].to_numpy(), last['value'].to_numpy()
+            if len(a) == 0 or len(a) != len(b):
+                continue
+            changes.append(np.linalg.norm(b - a) / np.linalg.norm(a))
+            if len(ref) == len(a):
+                errors.append(np.linalg.norm(a - ref) / np.linalg.norm(ref))
+        out.append(dict(width=width, steps=f'{steps[0]:g}->{steps[-1]:g}',
+                        change=np.mean(changes), change_std=np.std(changes),
+                        init_error=np.mean(errors) if errors else np.nan,
+                        seeds=len(changes)))
+    return pd.DataFrame(out)
+
+
+def plot_functions(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """Jacot et al. 2018, Fig. 2: trained functions vs the infinite Gaussian."""
+    frame = _plain(frame)
+    rows = _metric(frame, 'function')
+    if rows.empty or 'gamma' not in rows.columns:
+        return []
+    plt = _plt()
+    widths = sorted(rows['width'].dropna().unique())
+    fig, axes = plt.subplots(1, len(widths), figsize=(5 * len(widths), 3.8),
+                             squeeze=False, sharey=True)
+    perc = _metric(frame, 'ensemble_percentile')
+    targets = _metric(frame, 'train_target')
+    for ax, width in zip(axes[0], widths):
+        part = rows[rows['width'] == width]
+        for i, (_, line) in enumerate(part.groupby('seed')):
+            line = line.sort_values('gamma')
+            ax.plot(line['gamma'], line['value'], color='tab:blue', lw=0.8,
+                    alpha=0.7, label=f'$n={int(width)}$' if i == 0 else None)
+        wp = perc[perc['width'] == width] if not perc.empty else perc
+        for q, line in wp.groupby('percentile'):
+            line = line.sort_values('gamma')
+            ax.plot(line['gamma'], line['value'], 'k--' if q != 50 else 'k-',
+                    lw=1.2, label=f'$n=\\infty$, P{q:g}')
+        wt = targets[targets['width'] == width] if not targets.empty else targets
+        if not wt.empty and 'gamma' in wt.columns:
+            ax.plot(wt['gamma'], wt['value'], 'o', color='tab:red', ms=6,
+                    label='training points')
+        t = part['t'].iloc[0] if 't' in part.columns else None
+        ax.set_title(f'width $n={int(width)}$' +
+                     (f', $t={t:g}$' if t is not None else ''))
+        ax.set_xlabel(r'$\gamma$  ($x = (\cos\gamma, \sin\gamma)$)')
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(r'$f_\theta(x)$')
+    paths = _save(fig, out_dir, f'{name}_functions')
+    coverage = percentile_coverage(rows, perc, _metric(frame, 'ensemble_mean'),
+                                   _metric(frame, 'ensemble_std'))
+    if not coverage.empty:
+        table = out_dir / f'{name}_functions_coverage.csv'
+        coverage.to_csv(table, index=False)
+        paths.append(table)
+    return paths
+
+
+def percentile_coverage(functions: pd.DataFrame, percentiles: pd.DataFrame,
+                        mean: pd.DataFrame | None = None,
+                        std: pd.DataFrame | None = None) -> pd.DataFrame:
+    """How the trained networks sit in the infinite-width Gaussian.
+
+    Per width: ``inside``, the fraction of network outputs (over seeds and
+    test points) between the lowest and highest percentile (about 0.8 for
+    the 10th / 90th if the networks were distributed like the Gaussian,
+    Jacot et al. 2018, Fig. 2), the nominal ``expected`` fraction, and
+    ``mean_z2``, the mean of ``((f - mean) / std)^2`` over points with
+    ``std > 1e-3`` (1 for the Gaussian).
+    """
+    if percentiles.empty or functions.empty:
+        return pd.DataFrame()
+    out = []
+    for width, part in functions.groupby('width'):
+        wp = percentiles[percentiles['width'] == width]
+        if wp.empty:
+            continue
+        low_q, high_q = wp['percentile'].min(), wp['percentile'].max()
+        if low_q == high_q:
+            continue
+        bounds = wp.pivot_table(index=['index', 'output'], columns='percentile',
+                                values='value')
+        joined = part.join(bounds, on=['index', 'output'])
+        inside = ((joined['value'] >= joined[low_q]) &
+                  (joined['value'] <= joined[high_q]))
+        entry = dict(width=width, inside=float(inside.mean()),
+                     expected=(high_q - low_q) / 100,
+                     seeds=part['seed'].nunique(), points=len(part))
+        if mean is not None and std is not None and not mean.empty:
+            stats = pd.DataFrame({
+                'mu': mean[mean['width'] == width].set_index(
+                    ['index', 'output'])['value'],
+                'sigma': std[std['width'] == width].set_index(
+                    ['index', 'output'])['value']})
+            z = part.join(stats, on=['index', 'output'])
+            z = z[z['sigma'] > 1e-3]
+            entry['mean_z2'] = float((((z['value'] - z['mu']) / z['sigma'])
+                                      ** 2).mean())
+        out.append(entry)
+    return pd.DataFrame(out)
+
+
+def _loglog_by_model(ax, rows: pd.DataFrame, label_prefix: str = '',
+                     style: str = 'o-') -> list[dict]:
+    """Mean +- std over seeds against width per line; fitted slopes.
+
+    The slope is fitted to every (width, seed) point; ``slope_3_widest`` only
+    to the three widest widths (the asymptotic regime).
+    """
+    fits = []
+    columns = _line_columns(rows)
+    for key, part in rows.groupby(columns, dropna=False):
+        stats = part.groupby('width')['value'].agg(['mean', 'std']).sort_index()
+        label = _model_label(rows, key)
+        try:
+            slope, intercept = ntk_drift.loglog_slope(part['width'], part['value'])
+        except ValueError:
+            slope = intercept = float('nan')
+        top = sorted(part['width'].unique())[-3:]
+        wide_slope = None
+        if len(stats) > 3:
+            wide = part[part['width'].isin(top)]
+            wide_slope = ntk_drift.loglog_slope(wide['width'], wide['value'])[0]
+        text = f'{label_prefix}{label}: slope {slope:.2f}'
+        if wide_slope is not None:
+            text += f' (3 widest: {wide_slope:.2f})'
+        line = ax.errorbar(stats.index, stats['mean'],
+                           yerr=stats['std'].fillna(0), fmt=style, ms=4,
+                           capsize=2, label=text)
+        if np.isfinite(slope):
+            w = np.array([stats.index.min(), stats.index.max()], float)
+            ax.plot(w, np.exp(intercept) * w ** slope, ':',
+                    color=line[0].get_color(), lw=1)
+        fit = dict(zip(columns, key if isinstance(key, tuple) else (key,)))
+        fit.update(slope=slope, intercept=intercept,
+                   widths=len(stats), points=len(part))
+        if wide_slope is not None:
+            fit['slope_3_widest'] = wide_slope
+        fits.append(fit)
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    return fits
+
+
+def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """Relative NTK change at the last step against width, log-log."""
+    frame = _plain(frame)
+    rows = _last_step(_metric(frame, 'ntk_drift'))
+    if rows.empty or rows['width'].nunique() < 2:
+        return []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fits = _loglog_by_model(ax, rows)
+    w = np.array(sorted(rows['width'].unique()), float)
+    ref = rows.groupby('width')['value'].mean().sort_index()
+    ax.plot(w, ref.iloc[-1] * (w / w[-1]) ** -0.5, 'k--', lw=1,
+            label=r'$\propto n^{-1/2}$')
+    ax.set_xlabel('width $n$')
+    ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
+    t = rows['t'].iloc[0] if 't' in rows.columns else None
+    steps = rows['step'].iloc[0] if 'step' in rows.columns else None
+    ax.set_title('relative change of the empirical NTK' +
+                 (f' after {steps:g} steps' if steps is not None else ''))
+    ax.legend(fontsize=8)
+    paths = _save(fig, out_dir, f'{name}_ntk_drift')
+    table = out_dir / f'{name}_ntk_drift_slopes.csv'
+    pd.DataFrame(fits).to_csv(table, index=False)
+    return paths + [table]
+
+
+def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """Distance to the NTK dynamics and to the linearised net vs width."""
+    frame = _plain(frame)
+    present = [m for m in ('dist_ntk', 'dist_linearized')
+               if not _metric(frame, m).empty]
+    if not present:
+        return []
+    rows = frame[frame['metric'].isin(present)]
+    if 'split' in rows.columns:
+        rows = rows[rows['split'] == 'test']
+    rows = _last_step(rows)
+    if rows['width'].nunique() < 2:
+        return []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    styles = {'dist_ntk': 'o-', 'dist_linearized': 's--'}
+    labels = {'dist_ntk': 'to NTK dynamics: ', 'dist_linearized': 'to linearised: '}
+    fits = []
+    for metric in present:
+        for fit in _loglog_by_model(ax, rows[rows['metric'] == metric],
+                                    labels[metric], styles[metric]):
+            fits.append(dict(metric=metric, **fit))
+    ax.set_xlabel('width $n$')
+    ax.set_ylabel(r'RMS $|f_t(x) - f^{\mathrm{ref}}_t(x)|$ on the test set')
+    ax.set_title('finite network vs its infinite-width / linear references')
+    ax.legend(fontsize=7)
+    paths = _save(fig, out_dir, f'{name}_distance')
+    table = out_dir / f'{name}_distance_slopes.csv'
+    pd.DataFrame(fits).to_csv(table, index=False)
+    return paths + [table]
+
+
+def plot_curves(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """Test loss along training per width, network and references."""
+    frame = _plain(frame)
+    rows = _metric(frame, 'test_loss')
+    if rows.empty or 'step' not in rows.columns or rows['step'].nunique() < 2:
+        return []
+    plt = _plt()
+    widths = sorted(rows['width'].dropna().unique())
+    fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.4),
+                             squeeze=False, sharey=True)
+    lines = _line_columns(rows)
+    for ax, width in zip(axes[0], widths):
+        part = rows[rows['width'] == width]
+        for key, group in part.groupby(lines + ['predictor'], dropna=False):
+            predictor = key[-1]
+            stats = group.groupby('t')['value'].mean().sort_index()
+            label = (_model_label(rows, key[:-1]) + ', ' +
+                     PREDICTOR_LABELS.get(predictor, predictor))
+            ax.plot(stats.index, stats.values,
+                    PREDICTOR_STYLE.get(predictor, '-'), label=label)
+        ax.set_title(f'width $n={int(width)}$')
+        ax.set_xlabel('time $t$ = learning rate x steps')
+    axes[0][0].set_ylabel('test loss')
+    axes[0][-1].legend(fontsize=7)
+    return _save(fig, out_dir, f'{name}_curves')
+
+
+def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
+                          name: str) -> list[Path]:
+    """Lee et al. 2020, Fig. 1: best finite-net accuracy vs kernel accuracy.
+
+    Also writes ``<experiment>_finite_vs_kernel.csv``: per model,
+    parameterisation and width the best test accuracy over training (mean
+    over seeds) and the final one, and the NNGP / NTK accuracies.
+    """
+    frame = _plain(frame)
+    kernel = _metric(frame, 'kernel_test_accuracy')
+    net = _metric(frame, 'test_accuracy')
+    if kernel.empty or net.empty:
+        return []
+    net = net[net['predictor'] == 'net']
+    keys = [c for c in ('model', 'parameterization', 'width') if c in net.columns]
+    per_seed = net.groupby(keys + ['seed'], dropna=False)
+    best = (per_seed['value'].max().groupby(keys, dropna=False)
+            .agg(['mean', 'std']).reset_index())
+    final = (_last_step(net).groupby(keys, dropna=False)['value'].mean()
+             .rename('final').reset_index())
+    best = best.merge(final, on=keys, how='left')
+    kkeys = [c for c in ('model', 'parameterization', 'kernel')
+             if c in kernel.columns]
+    kstats = kernel.groupby(kkeys, dropna=False)['value'].mean().reset_index()
+    plt = _plt()
+    models = sorted(best['model'].unique())
+    fig, ax = plt.subplots(figsize=(2.5 + 2.2 * len(models), 4))
+    labels, values, errors, colors = [], [], [], []
+    table = []
+    for model in models:
+        mb = best[best['model'] == model]
+        for _, r in mb.iterrows():
+            par = r.get('parameterization', '')
+            labels.append(f"{MODEL_LABELS.get(model, model)}\n{par}\n"
+                          f"n={int(r['width'])}")
+            values.append(r['mean'])
+            errors.append(0 if pd.isna(r['std']) else r['std'])
+            colors.append('tab:blue' if par == 'ntk' else 'tab:orange')
+            table.append(dict(model=model, predictor=f'net ({par} param.)',
+                              width=int(r['width']), best_accuracy=r['mean'],
+                              final_accuracy=r['final']))
+        mk = kstats[kstats['model'] == model]
+        for kern in ('nngp', 'ntk'):
+            part = mk[mk['kernel'] == kern] if 'kernel' in mk.columns else mk
+            if part.empty:
+                continue
+            if 'parameterization' in part.columns:
+                part = part[part['parameterization'] == 'ntk'] if (
+                    part['parameterization'] == 'ntk').any() else part
+            labels.append(f'{MODEL_LABELS.get(model, model)}\n{kern.upper()}')
+            values.append(part['value'].mean())
+            errors.append(0)
+            colors.append('tab:green' if kern == 'nngp' else 'tab:red')
+            table.append(dict(model=model, predictor=kern.upper(),
+                              width=None, best_accuracy=None,
+                              final_accuracy=part['value'].mean()))
+    x = np.arange(len(values))
+    ax.bar(x, values, yerr=errors, color=colors, capsize=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel('test accuracy')
+    ax.set_ylim(max(0.0, min(values) - 0.1), min(1.0, max(values) + 0.05))
+    ax.set_title('finite nets (best over training; blue NTK, orange standard '
+                 'param.) vs NNGP (green) / NTK (red)', fontsize=8)
+    paths = _save(fig, out_dir, f'{name}_finite_vs_kernel')
+    path = out_dir / f'{name}_finite_vs_kernel.csv'
+    pd.DataFrame(table).to_csv(path, index=False)
+    return paths + [path]

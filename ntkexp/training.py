@@ -1,0 +1,255 @@
+"""Training finite networks with optax: losses, optimisers, the step loop.
+
+Conventions match ``nt.predict`` so that a trained network can be compared with
+its infinite-width prediction at the same time ``t`` (Lee et al. 2019, "Wide
+Neural Networks of Any Depth Evolve as Linear Models Under Gradient Descent",
+Sec. 2; Jacot et al. 2018, Sec. 5):
+
+* ``mse``: ``0.5 * mean((f - y)**2)`` over points *and* outputs, i.e.
+  ``||f - y||^2 / (2 y.size)``, the loss of ``nt.predict.gradient_descent_mse``
+  and ``nt.predict.max_learning_rate``. Full-batch gradient descent with
+  learning rate ``lr`` for ``s`` steps is then the Euler discretisation of the
+  kernel gradient flow ``df/dt = -Theta (f - y) / y.size`` up to time
+  ``t = lr * s`` (``predict_fn(t=s)`` with ``learning_rate=lr``).
+* ``xent``: softmax cross-entropy averaged over points, ``-sum(y log
+  softmax(f)) / n``, with one-hot targets.
+* Mini-batch SGD uses the same loss on the batch; its expected function-space
+  step equals the full-batch one, so ``t = lr * s`` still applies (in
+  expectation).
+* Momentum (heavy ball, ``optax.sgd(lr, momentum)``) corresponds to
+  ``nt.predict.gradient_descent(..., momentum=m)``, whose ODE runs in units of
+  ``sqrt(lr)``; pass ``t = s`` steps with ``learning_rate=lr`` there.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+LOSSES = ('mse', 'xent')
+OPTIMIZERS = ('gd', 'sgd', 'momentum')
+
+PyTree = Any
+Loss = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
+
+
+def mse_loss(fx: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """``0.5 * mean((fx - y)**2)``: nt.predict's MSE convention."""
+    return 0.5 * jnp.mean((fx - y) ** 2)
+
+
+def xent_loss(fx: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """Softmax cross-entropy with probability targets ``y``, mean over points."""
+    return -jnp.sum(y * jax.nn.log_softmax(fx, axis=-1)) / fx.shape[0]
+
+
+def get_loss(name: str) -> Loss:
+    """The loss ``loss(fx, y)`` named ``mse`` or ``xent``.
+
+    Raises:
+        ValueError: unknown name.
+    """
+    if name == 'mse':
+        return mse_loss
+    if name == 'xent':
+        return xent_loss
+    raise ValueError(f"unknown loss {name!r}; use 'mse' or 'xent'")
+
+
+def make_optimizer(name: str, lr: float, momentum: float = 0.9
+                   ) -> optax.GradientTransformation:
+    """``gd`` / ``sgd``: plain ``optax.sgd(lr)``; ``momentum``: heavy ball.
+
+    ``gd`` and ``sgd`` differ only in the batches the :class:`Trainer` feeds
+    (full batch vs mini-batches).
+
+    Raises:
+        ValueError: unknown name.
+    """
+    if name in ('gd', 'sgd'):
+        return optax.sgd(lr)
+    if name == 'momentum':
+        return optax.sgd(lr, momentum=momentum)
+    raise ValueError(f"unknown optimizer {name!r}; use one of {OPTIMIZERS}")
+
+
+def max_learning_rate(ntk_train_train: np.ndarray, y_train_size: int,
+                      momentum: float = 0.0) -> float:
+    """Largest stable learning rate of (momentum) GD on the MSE loss.
+
+    This is ``nt.predict.max_learning_rate``: ``2 (1 + momentum) y.size /
+    lambda_max(Theta)`` for the loss ``||f - y||^2 / (2 y.size)``, with
+    ``Theta`` the NTK on the training set (per output, i.e. traced over the
+    output axis). neural-tangents 0.6.5's own function calls
+    ``scipy.linalg.eigvalsh(eigvals=...)``, which SciPy >= 1.14 removed; it is
+    used when it works and this identical formula otherwise.
+
+    Args:
+        ntk_train_train: the ``(n, n)`` NTK on the training inputs.
+        y_train_size: ``y_train.size`` (``n`` times the number of outputs).
+        momentum: the momentum of heavy-ball GD (0 for plain GD).
+
+    Returns:
+        The maximal learning rate.
+    """
+    import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+    kernel = np.asarray(ntk_train_train, np.float64)
+    try:
+        return float(nt.predict.max_learning_rate(kernel, y_train_size,
+                                                  momentum=momentum))
+    except TypeError:  # scipy >= 1.14: eigvalsh() lost ``eigvals=``.
+        top = float(np.linalg.eigvalsh(kernel)[-1])
+        return 2 * (1 + momentum) * y_train_size / (top + 1e-12)
+
+
+def resolve_learning_rate(lr: Optional[float], lr_fraction: Optional[float],
+                          ntk_train_train: Optional[np.ndarray],
+                          y_train_size: int, momentum: float = 0.0
+                          ) -> tuple[float, Optional[float]]:
+    """The learning rate: ``lr``, or ``lr_fraction * max_learning_rate``.
+
+    Args:
+        lr: a fixed learning rate (used when ``lr_fraction`` is None).
+        lr_fraction: a fraction of :func:`max_learning_rate` of the kernel.
+        ntk_train_train: the NTK on the training set (needed with
+            ``lr_fraction``).
+        y_train_size: ``y_train.size``.
+        momentum: momentum (the stability bound grows by ``1 + momentum``).
+
+    Returns:
+        ``(lr, max_lr)``; ``max_lr`` is None when no kernel was given.
+    """
+    max_lr = None
+    if ntk_train_train is not None:
+        max_lr = max_learning_rate(ntk_train_train, y_train_size, momentum)
+    if lr_fraction is None:
+        if lr is None:
+            raise ValueError('set experiment.lr or experiment.lr_fraction')
+        return float(lr), max_lr
+    if max_lr is None:
+        raise ValueError('lr_fraction needs the NTK on the training set')
+    return float(lr_fraction) * max_lr, max_lr
+
+
+def cast(tree: PyTree, dtype: Any) -> PyTree:
+    """Casts the floating leaves of a pytree to ``dtype``."""
+    def one(leaf):
+        if hasattr(leaf, 'dtype') and jnp.issubdtype(leaf.dtype, jnp.floating):
+            return jnp.asarray(leaf, dtype)
+        return leaf
+    return jax.tree_util.tree_map(one, tree)
+
+
+def tree_norm(tree: PyTree) -> jnp.ndarray:
+    """Euclidean norm of all leaves of a pytree together."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
+
+
+def tree_distance(a: PyTree, b: PyTree) -> jnp.ndarray:
+    """``||a - b||`` over all leaves."""
+    return tree_norm(jax.tree_util.tree_map(lambda u, v: u - v, a, b))
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Parameters, optimiser state and the number of steps taken."""
+    params: PyTree
+    opt_state: PyTree
+    step: int = 0
+
+
+class Trainer:
+    """Runs optax steps of a model ``apply_fn(params, x, *consts)`` on fixed data.
+
+    Steps between two evaluation points run inside one jitted
+    ``lax.fori_loop``; the data and ``consts`` (e.g. the initial parameters of
+    a linearised model) are arguments of the jitted function, not constants
+    folded into it. With ``batch_size`` set, step ``s`` uses the batch
+    ``permutation(fold_in(key, s), n)[:batch_size]``: two trainers built with
+    the same key (e.g. a network and its linearisation) see the same batches.
+
+    Args:
+        apply_fn: ``apply_fn(params, x, *consts) -> f(x)``.
+        loss: ``loss(fx, y)`` (see :func:`get_loss`).
+        optimizer: an optax transformation (see :func:`make_optimizer`).
+        x: training inputs.
+        y: training targets (one-hot probabilities for ``xent``).
+        batch_size: mini-batch size; None = full batch.
+        key: PRNG key for the batches.
+        consts: extra arguments of ``apply_fn``.
+    """
+
+    def __init__(self, apply_fn: Callable, loss: Loss,
+                 optimizer: optax.GradientTransformation, x: jnp.ndarray,
+                 y: jnp.ndarray, batch_size: Optional[int] = None,
+                 key: Optional[jax.Array] = None, consts: tuple = ()):
+        self.optimizer = optimizer
+        self._data = (x, y, jax.random.PRNGKey(0) if key is None else key,
+                      tuple(consts))
+        n = x.shape[0]
+        full = batch_size is None or int(batch_size) >= n
+
+        def run(params, opt_state, start, stop, x, y, key, consts):
+            def batch(step):
+                if full:
+                    return x, y
+                idx = jax.random.permutation(jax.random.fold_in(key, step), n)
+                idx = idx[:int(batch_size)]
+                return x[idx], y[idx]
+
+            def objective(p, xb, yb):
+                return loss(apply_fn(p, xb, *consts), yb)
+
+            def body(step, carry):
+                p, s = carry
+                xb, yb = batch(step)
+                grads = jax.grad(objective)(p, xb, yb)
+                updates, s = optimizer.update(grads, s, p)
+                return optax.apply_updates(p, updates), s
+            return jax.lax.fori_loop(start, stop, body, (params, opt_state))
+
+        self._run = jax.jit(run)
+
+    def rebind(self, key: Optional[jax.Array] = None,
+               consts: Optional[tuple] = None) -> 'Trainer':
+        """A trainer with another batch key / consts, sharing the compiled loop."""
+        new = copy.copy(self)
+        x, y, old_key, old_consts = self._data
+        new._data = (x, y, old_key if key is None else key,
+                     old_consts if consts is None else tuple(consts))
+        return new
+
+    def init(self, params: PyTree) -> TrainState:
+        """The state at step 0."""
+        return TrainState(params, self.optimizer.init(params), 0)
+
+    def advance(self, state: TrainState, stop: int) -> TrainState:
+        """Runs the steps ``state.step, ..., stop - 1``."""
+        if stop <= state.step:
+            return state
+        params, opt_state = self._run(state.params, state.opt_state,
+                                      jnp.asarray(state.step),
+                                      jnp.asarray(stop), *self._data)
+        return TrainState(params, opt_state, int(stop))
+
+
+def linearized_apply_fn(apply_fn: Callable) -> Callable:
+    """``f_lin(params, x, params_0)``: ``nt.linearize(apply_fn, params_0)``.
+
+    The first-order Taylor expansion of the network around ``params_0``
+    (Lee et al. 2019, eq. 8), with ``params_0`` an argument so that a jitted
+    caller does not fold the initial parameters into its program.
+    """
+    import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+
+    def f_lin(params, x, params_0):
+        return nt.linearize(apply_fn, params_0)(params, x)
+
+    return f_lin

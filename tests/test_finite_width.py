@@ -1,0 +1,361 @@
+"""Experiment ``finite_width``: training loop, references, NTK drift, configs.
+
+Checks with real values: the learning-rate bound of ``nt.predict`` (GD is
+stable just below it and diverges just above), the time convention ``t = lr *
+steps`` against ``nt.predict`` for a linear model (whose NTK is exact), the
+NTK slice against ``nt.empirical_ntk_fn``, the linearised network against the
+network early in training, and, end to end through ``run_job``, that the
+distance to the infinite-width NTK dynamics and the NTK drift shrink with the
+width. Sizes are tiny; the whole file takes well under a minute alone on 2
+cores.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import hydra
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+import ntkexp  # noqa: F401  (before neural_tangents)
+import neural_tangents as nt
+from ntkexp import cli
+from ntkexp import ntk_drift
+from ntkexp import runner
+from ntkexp import training
+from ntkexp.experiments import finite_width
+from ntkexp.models import fc
+from ntkexp.plots import finite_width as fw_plots
+
+
+def compose(tmp_path: Path, *overrides: str):
+    with hydra.initialize_config_dir(config_dir=str(cli.CONF_DIR),
+                                     version_base='1.3'):
+        return hydra.compose('config', overrides=[
+            f'paths.root={tmp_path}', 'kernel.progress=false',
+            'kernel.block_size=64', *overrides])  # no block-size measurement
+
+
+def linear_problem(n: int = 8, d: int = 5, seed: int = 0):
+    """``f(w, x) = x @ w``: its NTK is exactly ``X X^T`` at every width."""
+    rng = np.random.RandomState(seed)
+    x = jnp.asarray(rng.randn(n, d))
+    y = jnp.asarray(rng.randn(n, 1))
+    return (lambda w, x: x @ w), x, y, jnp.zeros((d, 1)), x @ x.T
+
+
+# ----------------------------------------------------------------------------
+# training.py
+
+
+def test_max_learning_rate_is_the_gd_stability_bound():
+    with jax.enable_x64(True):
+        apply_fn, x, y, w0, kernel = linear_problem()
+        top = float(np.linalg.eigvalsh(np.asarray(kernel))[-1])
+        max_lr = training.max_learning_rate(kernel, y.size)
+        assert max_lr == pytest.approx(2 * y.size / top, rel=1e-10)
+        assert training.max_learning_rate(kernel, y.size, momentum=0.9) == \
+            pytest.approx(2 * 1.9 * y.size / top, rel=1e-10)
+        losses = {}
+        for fraction in (0.95, 1.05):
+            lr, resolved_max = training.resolve_learning_rate(
+                None, fraction, kernel, y.size)
+            assert resolved_max == pytest.approx(max_lr)
+            assert lr == pytest.approx(fraction * max_lr)
+            trainer = training.Trainer(apply_fn, training.mse_loss,
+                                       training.make_optimizer('gd', lr), x, y)
+            state = trainer.advance(trainer.init(w0), 400)
+            losses[fraction] = float(training.mse_loss(apply_fn(state.params, x), y))
+        initial = float(training.mse_loss(apply_fn(w0, x), y))
+        assert losses[0.95] < initial
+        assert losses[1.05] > 1e3 * initial  # diverged
+        # A fixed lr is used as is when no fraction is given.
+        assert training.resolve_learning_rate(0.3, None, kernel, y.size)[0] == 0.3
+
+
+@pytest.mark.parametrize('optimizer', ['gd', 'momentum'])
+def test_time_convention_matches_nt_predict(optimizer):
+    """s steps of lr match nt.predict at t = s (learning_rate=lr), not t = s/2."""
+    with jax.enable_x64(True):
+        apply_fn, x, y, w0, kernel = linear_problem()
+        momentum = 0.9 if optimizer == 'momentum' else 0.0
+        # Euler / heavy-ball discretisation errors vanish as lr -> 0.
+        fraction = 0.01 if optimizer == 'gd' else 0.001
+        lr = fraction * training.max_learning_rate(kernel, y.size, momentum)
+        trainer = training.Trainer(
+            apply_fn, training.mse_loss,
+            training.make_optimizer(optimizer, lr, 0.9), x, y)
+        steps = 200 if optimizer == 'gd' else 100
+        f = apply_fn(trainer.advance(trainer.init(w0), steps).params, x)
+        if optimizer == 'gd':
+            predict = nt.predict.gradient_descent_mse(kernel, y, learning_rate=lr)
+        else:
+            predict = nt.predict.gradient_descent(
+                training.mse_loss, kernel, y, learning_rate=lr, momentum=0.9)
+        at_t = predict(float(steps), jnp.zeros_like(y))
+        at_half = predict(float(steps) / 2, jnp.zeros_like(y))
+        moved = float(jnp.linalg.norm(f))
+        assert float(jnp.linalg.norm(f - at_t)) < 0.02 * moved
+        assert float(jnp.linalg.norm(f - at_half)) > 0.1 * moved
+
+
+def test_sgd_batches_are_shared_and_change_the_path():
+    with jax.enable_x64(True):
+        apply_fn, x, y, w0, kernel = linear_problem(n=16)
+        lr = 0.2 * training.max_learning_rate(kernel, y.size)
+        opt = training.make_optimizer('sgd', lr)
+        key = jax.random.PRNGKey(3)
+        runs = [training.Trainer(apply_fn, training.mse_loss, opt, x, y, 4, key)
+                .advance(training.Trainer(apply_fn, training.mse_loss, opt, x, y,
+                                          4, key).init(w0), 30).params
+                for _ in range(2)]
+        full = training.Trainer(apply_fn, training.mse_loss, opt, x, y)
+        full_params = full.advance(full.init(w0), 30).params
+        np.testing.assert_allclose(runs[0], runs[1])
+        assert float(jnp.linalg.norm(runs[0] - full_params)) > 1e-3
+        # ... but SGD still lowers the loss like GD does.
+        assert float(training.mse_loss(apply_fn(runs[0], x), y)) < \
+            float(training.mse_loss(apply_fn(w0, x), y))
+
+
+def test_xent_loss_matches_definition():
+    fx = jnp.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    y = jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    expected = -np.mean([np.log(np.exp(2) / np.exp([1, 2, 0.5]).sum()),
+                         np.log(np.exp(3) / np.exp([0, -1, 3]).sum())])
+    assert float(training.xent_loss(fx, y)) == pytest.approx(expected, rel=1e-6)
+    assert float(training.mse_loss(fx, y)) == pytest.approx(
+        0.5 * float(np.mean((np.asarray(fx) - np.asarray(y)) ** 2)))
+
+
+def test_linearized_network_matches_the_network_early():
+    """Lee et al. 2019: f and f_lin agree to second order in the step."""
+    with jax.enable_x64(True):
+        init_fn, apply_fn, kernel_fn = fc(depth=2, width=256, out_dim=2)
+        x = jnp.asarray(np.random.RandomState(0).randn(16, 3))
+        y = jnp.asarray(np.random.RandomState(1).randn(16, 2))
+        _, params0 = init_fn(jax.random.PRNGKey(0), x.shape)
+        lr = 0.5 * training.max_learning_rate(
+            np.asarray(kernel_fn(x, None, 'ntk')), y.size)
+        opt = training.make_optimizer('gd', lr)
+        f_lin = training.linearized_apply_fn(apply_fn)
+        net = training.Trainer(apply_fn, training.mse_loss, opt, x, y)
+        lin = training.Trainer(f_lin, training.mse_loss, opt, x, y,
+                               consts=(params0,))
+        f0 = apply_fn(params0, x)
+        gaps = {}
+        for steps in (2, 50):
+            fn = apply_fn(net.advance(net.init(params0), steps).params, x)
+            fl = f_lin(lin.advance(lin.init(params0), steps).params, x, params0)
+            gaps[steps] = (float(jnp.linalg.norm(fn - fl)),
+                           float(jnp.linalg.norm(fn - f0)))
+        assert gaps[2][0] < 0.02 * gaps[2][1]
+        assert gaps[50][0] > gaps[2][0]
+
+
+# ----------------------------------------------------------------------------
+# ntk_drift.py
+
+
+def test_ntk_slice_equals_nt_empirical_ntk():
+    with jax.enable_x64(True):
+        init_fn, apply_fn, _ = fc(depth=2, width=32, out_dim=3)
+        x = jnp.asarray(np.random.RandomState(0).randn(7, 2))
+        _, params = init_fn(jax.random.PRNGKey(1), x.shape)
+        full = ntk_drift.empirical_ntk_fn(apply_fn)(x, None, params)
+        sliced = ntk_drift.ntk_slice(apply_fn, params, x[:1], x)
+        np.testing.assert_allclose(sliced, full[0], rtol=1e-10)
+        assert ntk_drift.relative_change(full, full) == 0.0
+        assert ntk_drift.relative_change(2 * full, full) == pytest.approx(1.0)
+
+
+def test_loglog_slope():
+    w = np.array([64, 128, 256, 512])
+    slope, intercept = ntk_drift.loglog_slope(w, 3.0 * w ** -0.5)
+    assert slope == pytest.approx(-0.5)
+    assert math.exp(intercept) == pytest.approx(3.0)
+    with pytest.raises(ValueError):
+        ntk_drift.loglog_slope([4, 4], [1, 2])
+
+
+# ----------------------------------------------------------------------------
+# The experiment, end to end.
+
+
+def _final(frame: pd.DataFrame, metric: str, **where) -> pd.Series:
+    rows = frame[frame['metric'] == metric]
+    for key, value in where.items():
+        rows = rows[rows[key] == value]
+    rows = rows[rows['step'] == rows['step'].max()]
+    return rows.groupby('width')['value'].mean()
+
+
+def test_end_to_end_fc_wide_net_approaches_ntk(tmp_path):
+    cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
+                  'model.depth=2', 'dataset=gaussian', 'dataset.n_train=16',
+                  'dataset.n_test=16', 'experiment.widths=[16,1024]',
+                  'experiment.seeds=[0,1]', 'experiment.steps=40',
+                  'experiment.eval_every=20', 'experiment.lr_fraction=0.2',
+                  'experiment.references=[ntk,ntk_mean,linearized]',
+                  'experiment.probe_size=4')
+    frame = runner.run_job(cfg, tmp_path / 'run')
+    metrics = set(frame['metric'])
+    for metric in ('train_loss', 'test_loss', 'dist_ntk', 'dist_ntk_mean',
+                   'dist_linearized', 'ntk_drift', 'weight_change', 'lr',
+                   'max_lr', 'n_params'):
+        assert metric in metrics, metric
+    net = frame[(frame['metric'] == 'test_loss') & (frame['predictor'] == 'net')]
+    assert sorted(net['step'].unique()) == [0, 20, 40]
+    assert sorted(net['width'].unique()) == [16, 1024]
+    assert sorted(net['seed'].unique()) == [0, 1]
+    np.testing.assert_allclose(net['t'], net['step'] * frame[
+        frame['metric'] == 'lr']['value'].iloc[0])
+    # lr = 0.2 * max_lr of the analytic NTK.
+    lr = frame[frame['metric'] == 'lr']['value'].to_numpy()
+    max_lr = frame[frame['metric'] == 'max_lr']['value'].to_numpy()
+    np.testing.assert_allclose(lr, 0.2 * max_lr)
+    # At step 0 the network *is* its own f_0: zero distance to the references.
+    start = frame[(frame['metric'].isin(['dist_ntk', 'dist_linearized'])) &
+                  (frame['step'] == 0)]
+    assert start['value'].abs().max() < 1e-5
+    # Wider = closer to the NTK dynamics and to the linear model, smaller drift.
+    for metric in ('dist_ntk', 'dist_linearized'):
+        dist = _final(frame, metric, split='test')
+        assert dist[1024] < dist[16] / 3, (metric, dist)
+    drift = _final(frame, 'ntk_drift')
+    assert drift[1024] < drift[16] / 3
+    # Training worked: the train loss went down for every predictor.
+    train = frame[frame['metric'] == 'train_loss']
+    for _, rows in train.groupby(['predictor', 'width', 'seed']):
+        rows = rows.sort_values('step')
+        assert rows['value'].iloc[-1] < 0.5 * rows['value'].iloc[0]
+    summary = frame.attrs['summary']
+    assert set(summary['predictor']) == {'net', 'ntk', 'ntk_mean', 'linearized'}
+    paths = fw_plots.plot(frame, tmp_path / 'figs')
+    names = {p.name for p in paths}
+    assert 'finite_width_ntk_drift.png' in names
+    assert 'finite_width_distance.png' in names
+    assert 'finite_width_curves.png' in names
+    slopes = pd.read_csv(tmp_path / 'figs' / 'finite_width_ntk_drift_slopes.csv')
+    assert slopes['slope'].iloc[0] < -0.2
+
+
+def test_end_to_end_resnet_sgd_xent(tmp_path):
+    cfg = compose(tmp_path, 'experiment=finite_width', 'model=resnet',
+                  'model.depth=2', 'dataset.n_train=32', 'dataset.n_test=32',
+                  'experiment.widths=[16,256]', 'experiment.steps=20',
+                  'experiment.eval_every=10', 'experiment.optimizer=momentum',
+                  'experiment.batch_size=16', 'experiment.loss=xent',
+                  'experiment.lr_fraction=0.02', 'experiment.probe_size=4',
+                  'experiment.lr_kernel=empirical',
+                  'experiment.references=[ntk,linearized]')
+    frame = runner.run_job(cfg, tmp_path / 'run')
+    acc = frame[(frame['metric'] == 'test_accuracy')]
+    assert set(acc['predictor']) == {'net', 'ntk', 'linearized'}
+    assert acc['value'].between(0, 1).all()
+    assert (frame['model'] == 'resnet').all()
+    # lr from each initial network's own (empirical) NTK: width-dependent,
+    # close to the infinite-width bound for the wide net.
+    max_lr = frame[frame['metric'] == 'max_lr'].set_index('width')
+    assert (max_lr['kernel'] == 'empirical').all()
+    assert max_lr.loc[16, 'value'] != max_lr.loc[256, 'value']
+    np.testing.assert_allclose(
+        frame[frame['metric'] == 'lr']['value'].to_numpy(),
+        0.02 * max_lr['value'].to_numpy())
+    drift = _final(frame, 'ntk_drift')
+    assert drift[256] < drift[16]
+    drift = frame[frame['metric'] == 'ntk_drift']
+    assert (drift[drift['step'] == 0]['value'] == 0).all()
+    assert drift[drift['step'] > 0]['value'].gt(0).all()
+    # Momentum + cross-entropy at 2% of the MSE bound trains without blowing up.
+    loss = frame[(frame['metric'] == 'train_loss') & (frame['predictor'] == 'net')]
+    for _, rows in loss.groupby('width'):
+        rows = rows.sort_values('step')
+        assert rows['value'].iloc[-1] < rows['value'].iloc[0]
+
+
+def test_jacot_configs_compose_and_run_tiny(tmp_path):
+    cfg = compose(tmp_path, 'experiment=jacot2018_fig1')
+    assert cfg.experiment.name == 'jacot2018_fig1'
+    assert list(cfg.experiment.widths) == [500, 10000]
+    assert len(cfg.experiment.seeds) == 10 and cfg.experiment.steps == 200
+    assert cfg.model.depth == 3 and cfg.model.b_std == 0.1
+    assert cfg.experiment.lr == 1.0 and cfg.experiment.lr_fraction is None
+    assert cfg.dataset.d == 2 and cfg.dataset.target == 'x1*x2'
+    # Options inherited from finite_width.yaml.
+    assert cfg.experiment.run == 'ntkexp.experiments.finite_width.run'
+    assert cfg.experiment.optimizer == 'gd'
+
+    cfg = compose(tmp_path, 'experiment=jacot2018_fig1',
+                  'experiment.widths=[16,512]', 'experiment.seeds=[0]',
+                  'experiment.steps=20', 'experiment.slice_steps=[0,20]',
+                  'experiment.slice.points=9', 'dataset.n_train=8',
+                  'dataset.n_test=8', 'experiment.lr=0.5')
+    frame = runner.run_job(cfg, tmp_path / 'fig1')
+    sl = frame[frame['metric'] == 'ntk_slice']
+    assert len(sl[sl['predictor'] == 'infinite']) == 2 * 9
+    net = sl[sl['predictor'] == 'net']
+    assert sorted(net['step'].unique()) == [0, 20]
+    inf = sl[(sl['predictor'] == 'infinite') & (sl['width'] == 512)]
+    init = net[(net['width'] == 512) & (net['step'] == 0)]
+    # The slice at x = x0 (gamma = 0) is the kernel's diagonal, close for n=512.
+    np.testing.assert_allclose(init['value'].to_numpy(), inf['value'].to_numpy(),
+                               rtol=0.3, atol=0.1)
+    moved = {}
+    for width in (16, 512):
+        a = net[(net['width'] == width) & (net['step'] == 0)]['value'].to_numpy()
+        b = net[(net['width'] == width) & (net['step'] == 20)]['value'].to_numpy()
+        moved[width] = np.linalg.norm(b - a) / np.linalg.norm(a)
+    assert moved[512] < moved[16]
+    assert fw_plots.plot_ntk_slice(frame, tmp_path / 'figs', 'fig1')
+
+    cfg = compose(tmp_path, 'experiment=jacot2018_fig2',
+                  'experiment.widths=[32]', 'experiment.seeds=[0,1]',
+                  'experiment.steps=50', 'dataset.n_test=12')
+    assert cfg.dataset.n_train == 4 and cfg.dataset.grid
+    frame = runner.run_job(cfg, tmp_path / 'fig2')
+    perc = frame[frame['metric'] == 'ensemble_percentile']
+    assert sorted(perc['percentile'].unique()) == [10, 50, 90]
+    p = perc.pivot_table(index='index', columns='percentile', values='value')
+    assert (p[10] <= p[50]).all() and (p[50] <= p[90]).all()
+    mean = frame[frame['metric'] == 'ensemble_mean'].set_index('index')['value']
+    np.testing.assert_allclose(p[50], mean.loc[p.index], atol=1e-9)
+    assert len(frame[frame['metric'] == 'function']) == 2 * 12
+    assert len(frame[frame['metric'] == 'train_target']) == 4
+    assert fw_plots.plot_functions(frame, tmp_path / 'figs', 'fig2')
+
+
+def test_paper_configs_compose(tmp_path):
+    cfg = compose(tmp_path, 'experiment=ntk_drift', 'model=resnet')
+    assert cfg.experiment.name == 'ntk_drift' and cfg.model.alpha is not None
+    assert cfg.experiment.widths[-1] >= 1024 and cfg.experiment.probe_size > 0
+    cfg = compose(tmp_path, 'experiment=lee2020_finite', 'model=cnn')
+    assert cfg.experiment.kernel_inf and cfg.dataset.name == 'cifar10'
+    runner.validate(cfg)
+
+
+@pytest.mark.parametrize('override, message', [
+    ('experiment.optimizer=adam', 'experiment.optimizer'),
+    ('experiment.widths=[0,8]', 'experiment.widths'),
+    ('experiment.loss=hinge', 'experiment.loss'),
+    ('experiment.batch_size=8', 'full-batch'),
+    ('experiment.references=[ntk,gp]', 'experiment.references'),
+    ('experiment.lr_fraction=-1', 'experiment.lr_fraction'),
+])
+def test_validate_rejects_bad_values(tmp_path, override, message):
+    cfg = compose(tmp_path, 'experiment=finite_width', override)
+    with pytest.raises(runner.ConfigError, match=message):
+        runner.validate(cfg)
+
+
+def test_eval_steps():
+    from omegaconf import OmegaConf
+    exp = OmegaConf.create({'steps': 100, 'eval_every': 30})
+    assert finite_width.eval_steps_of(exp) == [0, 30, 60, 90, 100]
+    exp = OmegaConf.create({'steps': 10, 'eval_steps': [5, 1]})
+    assert finite_width.eval_steps_of(exp) == [0, 1, 5, 10]
