@@ -237,6 +237,34 @@ def test_structured_derivatives_through_split_jit_and_remat():
     assert _rel_err(sd, ref) < 1e-5
 
 
+@pytest.mark.parametrize('fwd', [False, True])
+def test_structured_derivatives_without_rules(fwd):
+    """The debugging paths: no structure/Jacobian rules, forward or reverse.
+
+    Per-primitive Jacobians then go through ``jax_ad.jvp_eqn`` /
+    ``transpose_eqn``, including neural-tangents' special-cased ``reshape``
+    (its cotangent has the input shape).
+    """
+
+    def apply_fn(params, x):
+        h = jnp.tanh(x @ params['w'] + params['b'].reshape(1, -1))
+        return h @ params['v'] + params['c'].reshape(1, -1)
+
+    k1, k2, k3, k4, k5 = _keys(5)
+    params = {'w': jax.random.normal(k1, (4, 6)),
+              'b': jax.random.normal(k2, (6,)),
+              'v': jax.random.normal(k3, (6, 5)),
+              'c': jax.random.normal(k4, (5,))}
+    x = jax.random.normal(k5, (3, 4))
+    kw = dict(trace_axes=(), vmap_axes=0)
+    ref = nt.empirical_ntk_fn(apply_fn, implementation=JC, **kw)(x, None, params)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # "No Jacobian rule" is expected here.
+        sd = nt.empirical_ntk_fn(apply_fn, implementation=SD, _j_rules=False,
+                                 _s_rules=False, _fwd=fwd, **kw)(x, None, params)
+    assert _rel_err(sd, ref) < 1e-5
+
+
 def test_empirical_kernel_fn_and_ntk_vp_fn():
     init_fn, apply_fn, _ = _fc('ntk')
     k1, k2, k3, k4 = _keys(4)

@@ -117,7 +117,7 @@ _REWRITES = [
         _EMP,
         '    analysis = e.compile().cost_analysis()[0]\n',
         '    analysis = e.compile().cost_analysis()\n'
-        '    if isinstance(analysis, (list, tuple)):  # (JAX < 0.4.3x)\n'
+        '    if isinstance(analysis, (list, tuple)):  # (older JAX)\n'
         '      analysis = analysis[0]\n', 1,
         'Compiled.cost_analysis() returns one dict now, not a list of dicts '
         '(used by NtkImplementation.AUTO to pick the cheapest method).'),
@@ -125,7 +125,7 @@ _REWRITES = [
         _EMP, '      lu.wrap_init(fn), in_tree)\n',
         '      lu.wrap_init(fn, debug_info=jax.api_util.debug_info(\n'
         '          \'empirical_ntk_fn\', fn, primals_in, {})), in_tree)\n', 1,
-        'lu.wrap_init without a DebugInfo is deprecated (JAX 0.5).'),
+        'lu.wrap_init without a DebugInfo is deprecated.'),
     Rewrite(
         _EMP, '  ndim = sum(map(jnp.size, leaves))\n',
         '  ndim = sum(map(np.size, leaves))\n', 1,

@@ -131,9 +131,9 @@ def _eval_inlined(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list:
     * call-like equations (``jit``, ``closed_call``, ``remat``, ...) are
       replaced by their body, so that the structured-derivative rules see the
       primitives inside (neural-tangents handled calls only as opaque
-      equations, and JAX >= 0.4.31 moved their transposes to the
+      equations, and current JAX keeps their transposes in the
       accumulator-based ``fancy_transposes``);
-    * ``split`` (a multiple-output primitive added in JAX 0.4.36, replacing a
+    * ``split`` (a multiple-output primitive new since JAX 0.4, replacing a
       sequence of ``slice`` equations; neural-tangents rejects multiple-output
       primitives) is evaluated as one ``slice`` per output.
 
@@ -221,8 +221,16 @@ def _hoist_known_and_dce(jaxpr: Jaxpr, consts: Sequence[Any]):
     kept.reverse()
 
     constvars = [v for v in env if v in live]
-    jaxpr = jaxpr.replace(constvars=constvars, eqns=kept, outvars=outvars)
-    return jaxpr, [env[v] for v in constvars], known_out
+    new_consts = [env[v] for v in constvars]
+    if hasattr(jaxpr, 'consts'):
+        # JAX >= 0.11 merged ClosedJaxpr into Jaxpr: its constant variables
+        # are the leading inputs that have values attached, so replacing
+        # `constvars` without `consts` would turn them into ordinary inputs.
+        jaxpr = jaxpr.replace(constvars=constvars, eqns=kept, outvars=outvars,
+                              consts=new_consts)
+    else:
+        jaxpr = jaxpr.replace(constvars=constvars, eqns=kept, outvars=outvars)
+    return jaxpr, new_consts, known_out
 
 
 def linearize(traceable, *primals, has_aux: bool = False):
@@ -285,8 +293,17 @@ def transpose_eqn(eqn: JaxprEqn, cts_in: Any,
     """
     lin = [i for i, x in enumerate(invals) if is_undefined_primal(x)]
     if isinstance(cts_in, Zero):
-        return [Zero(x.aval.to_ct_aval()) if is_undefined_primal(x) else None
+        return [Zero(x.aval) if is_undefined_primal(x) else None
                 for x in invals]
+
+    if (eqn.primitive is lax.reshape_p and lin == [0] and
+            eqn.params.get('dimensions') is None):
+        # neural-tangents special-cases `reshape`: its Jacobian is taken with a
+        # cotangent of the *input* shape. JAX 0.4's transpose rule reshaped any
+        # cotangent to the operand shape; do the same (linear_transpose would
+        # insist on the output shape).
+        return [lax.reshape(cts_in, invals[0].aval.shape)] + [None] * (
+            len(invals) - 1)
 
     def f(*lin_vals):
         args = list(invals)

@@ -55,7 +55,7 @@ def eval_context_unless_traced(*arrays: Any) -> contextlib.AbstractContextManage
     ``nt.predict.gradient_descent_mse`` computes (and caches) the
     eigendecomposition / Cholesky factor of the train-train kernel inside
     ``jax.core.eval_context()``, so that calling the predictor under ``jit``
-    does not cache tracers. With JAX's stackless tracing (0.4.36+), operating
+    does not cache tracers. With JAX's stackless tracing (since 0.4.3x), operating
     on a tracer of an enclosing ``jit`` / ``vmap`` inside ``eval_context`` is an
     ``UnexpectedTracerError``, so a predictor built *inside* a transformation
     (e.g. ``vmap`` over kernel draws) broke. When the kernel is itself a tracer

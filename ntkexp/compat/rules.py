@@ -10,7 +10,7 @@ warns ``No Jacobian rule found for X``: correct, but the speed-up is lost.
 The rules of 0.6.5 still apply to today's ``dot_general``,
 ``conv_general_dilated``, ``mul``, ``add``, ``add_any``, ``reshape``,
 ``transpose``, ``broadcast_in_dim``, ``reduce_sum``, ``convert_element_type``,
-``copy_p`` ... . The only gap created by JAX itself is ``split`` (JAX 0.4.36),
+``copy_p`` ... . The only gap created by JAX itself is ``split`` (new since 0.4),
 which replaced the ``slice`` equations ``jnp.split`` used to emit;
 :mod:`ntkexp.compat.jax_ad` lowers ``split`` back to ``slice`` (neural-tangents
 cannot walk multiple-output primitives), and this module gives ``slice`` a
@@ -33,7 +33,8 @@ def _strides(params: dict[str, Any], ndim: int) -> tuple[int, ...]:
 def _slice_s(eqn, idx, invals, cts_in):
     """``slice``: axes taken whole are constant-diagonal (the identity)."""
     del cts_in
-    from neural_tangents._src.utils.rules import Structure  # pylint: disable=import-outside-toplevel
+    # Imported here: this module is loaded while neural-tangents' `rules` is.
+    from neural_tangents._src.utils import rules  # pylint: disable=C0415
     inval = invals[idx]
     params = eqn.params
     strides = _strides(params, inval.ndim)
@@ -41,7 +42,7 @@ def _slice_s(eqn, idx, invals, cts_in):
         i for i in range(inval.ndim)
         if (params['start_indices'][i] == 0 and
             params['limit_indices'][i] == inval.shape[i] and strides[i] == 1))
-    return Structure(
+    return rules.Structure(
         out_trace=whole,
         in_trace=whole,
         in_trace_idxs=(idx,),
