@@ -25,6 +25,8 @@ CASES = {
                                           parameterization='standard'), 5, 1),
     'cnn_vec_ntk': (models.cnn, dict(depth=2, width=8, b_std=0.2,
                                      readout='flatten'), 5, 1),
+    # Odd sides: the strided SAME convolutions pad asymmetrically (6 -> 3 -> 2).
+    'wrn10_ntk': (models.wrn, dict(depth=10, width=4), 6, 2),
 }
 SLOW_CASES = {
     'myrtle5_standard_bias': (models.myrtle, dict(depth=5, width=8, b_std=0.3,
@@ -39,6 +41,9 @@ SLOW_CASES = {
                                              parameterization='standard'), 6, 1),
     'cnn_vec_standard': (models.cnn, dict(depth=3, width=8, readout='flatten',
                                           parameterization='standard'), 4, 2),
+    'wrn16_k2_bias': (models.wrn, dict(depth=16, width=4, k=2, b_std=0.3,
+                                       W_std=1.3), 5, 3),
+    'wrn10_32x32': (models.wrn, dict(depth=10, width=4), 32, 3),
 }
 
 
@@ -193,6 +198,51 @@ def test_shift_sum_is_same_convolution_of_covariance():
                 np.asarray(recursion.conv_diag(jnp.asarray(
                     np.einsum('hwhw->hw', cov)), k)),
                 np.einsum('hwhw->hw', diag), rtol=1e-12)
+
+
+@pytest.mark.parametrize('k,stride,size', [(3, 2, 8), (3, 2, 7), (1, 2, 8),
+                                            (3, 1, 5), (2, 2, 5), (4, 3, 7)])
+def test_strided_shift_sum_is_strided_convolution_of_covariance(k, stride, size):
+    """``conv_full(.., stride)`` is the covariance map of a strided SAME conv.
+
+    Built from a real ``lax.conv_general_dilated`` (the WRN's down-sampling
+    convolutions) applied to one image's features with unit taps per offset:
+    ``out_j(p) = x(s p + d_j - lo)``, whose covariances summed over ``j`` are
+    the conv map of the input covariance.
+    """
+    rng = np.random.RandomState(k + stride + size)
+    feats = rng.randn(1, size, size, 40)  # NHWC, channels = samples
+    with jax.enable_x64(True):
+        cov = np.einsum('hwn,xyn->hwxy', feats[0], feats[0])
+        # One output channel per (offset, sample): a one-hot k x k filter.
+        eye = np.eye(k * k).reshape(k, k, 1, k * k)
+        outs = [np.asarray(jax.lax.conv_general_dilated(
+            jnp.asarray(feats[..., i:i + 1]), jnp.asarray(eye),
+            (stride, stride), 'SAME',
+            dimension_numbers=('NHWC', 'HWIO', 'NHWC')))[0]
+            for i in range(feats.shape[-1])]
+        shifted = np.stack(outs, axis=-1)  # (H', W', k*k, samples)
+        expected = np.einsum('hwjn,xyjn->hwxy', shifted, shifted)
+        got = np.asarray(recursion.conv_full(jnp.asarray(cov), k, stride))
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+        diag = np.asarray(recursion.conv_diag(
+            jnp.asarray(np.einsum('hwhw->hw', cov)), k, stride))
+        np.testing.assert_allclose(diag, np.einsum('hwhw->hw', expected),
+                                   rtol=1e-12)
+
+
+def test_wrn_selection():
+    _, _, fast = models.wrn(depth=16, width=4)
+    assert fast.fastconv and fast.net.blocks == ((1, False), (1, False),
+                                                 (2, True), (1, False),
+                                                 (2, True), (1, False))
+    _, _, wide = models.wrn(depth=10, width=4, k=2)
+    assert wide.net.blocks == ((1, True), (2, True), (2, True))
+    _, _, standard = models.wrn(depth=10, width=4, parameterization='standard')
+    assert not getattr(standard, 'fastconv', False)
+    with pytest.raises(ValueError, match='only ntk for wrn'):
+        models.wrn(depth=10, width=4, parameterization='standard',
+                   fast_kernel=True)
 
 
 def test_supported_set():

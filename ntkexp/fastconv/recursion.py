@@ -145,8 +145,19 @@ def _same_pads(k: int) -> tuple[int, int]:
     return lo, k - 1 - lo
 
 
+def conv_pads(size: int, k: int, stride: int = 1) -> tuple[int, int, int]:
+    """``(out, low, high)`` of a SAME convolution along one axis (as ``lax``).
+
+    ``out = ceil(size / stride)``; the total zero padding
+    ``max((out - 1) stride + k - size, 0)`` is split with the smaller half low.
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + k - size, 0)
+    return out, total // 2, total - total // 2
+
+
 def shift_sum(a: jax.Array, axis_groups: Sequence[Sequence[int]],
-              k: int) -> jax.Array:
+              k: int, stride: int = 1) -> jax.Array:
     """``sum_d a[.., p + d, .., p' + d, ..]`` over SAME filter offsets ``d``.
 
     Each group of axes (e.g. ``(h, h')``) is shifted together by ``d_g in
@@ -160,18 +171,25 @@ def shift_sum(a: jax.Array, axis_groups: Sequence[Sequence[int]],
         a: the array.
         axis_groups: axes shifted together, one group per spatial dimension.
         k: filter size.
+        stride: convolution stride; the grouped axes shrink to
+            ``ceil(size / stride)`` (the strided SAME convolution of WRN's
+            down-sampling blocks: ``sum_d a[s p + d - lo, s p' + d - lo]``).
 
     Returns:
-        An array of ``a``'s shape.
+        An array of ``a``'s shape (grouped axes strided).
     """
-    if k == 1:
+    if k == 1 and stride == 1:
         return a
-    lo, hi = _same_pads(k)
     groups = [[ax % a.ndim for ax in axes] for axes in axis_groups]
     pads = [(0, 0, 0)] * a.ndim
+    sizes = list(a.shape)
+    strides = [1] * a.ndim
     for axes in groups:
         for ax in axes:
+            out_size, lo, hi = conv_pads(a.shape[ax], k, stride)
             pads[ax] = (lo, hi, 0)
+            sizes[ax] = (out_size - 1) * stride + 1
+            strides[ax] = stride
     padded = jax.lax.pad(a, jnp.zeros((), a.dtype), pads)
     out = None
     for offsets in itertools.product(range(k), repeat=len(groups)):
@@ -180,19 +198,19 @@ def shift_sum(a: jax.Array, axis_groups: Sequence[Sequence[int]],
             for ax in axes:
                 start[ax] = j
         piece = jax.lax.slice(padded, start,
-                              [s + n for s, n in zip(start, a.shape)])
+                              [s + n for s, n in zip(start, sizes)], strides)
         out = piece if out is None else out + piece
     return out
 
 
-def conv_full(a: jax.Array, k: int) -> jax.Array:
+def conv_full(a: jax.Array, k: int, stride: int = 1) -> jax.Array:
     """Unnormalised conv map on ``(..., H, W, H', W')``."""
-    return shift_sum(a, ((-4, -2), (-3, -1)), k)
+    return shift_sum(a, ((-4, -2), (-3, -1)), k, stride)
 
 
-def conv_diag(a: jax.Array, k: int) -> jax.Array:
+def conv_diag(a: jax.Array, k: int, stride: int = 1) -> jax.Array:
     """Unnormalised conv map on the spatial diagonal ``(..., H, W)``."""
-    return shift_sum(a, ((-2,), (-1,)), k)
+    return shift_sum(a, ((-2,), (-1,)), k, stride)
 
 
 def avg_pool_full(a: jax.Array, p: int) -> jax.Array:
@@ -506,6 +524,19 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
     return {g: out[g] for g in get}
 
 
+def _recursion_of(net) -> tuple[Callable, Callable]:
+    """``(self_variances, pair_kernels)`` for ``net``'s kind of architecture.
+
+    :class:`ConvNet` uses this module's; other architectures (e.g.
+    :class:`ntkexp.fastconv.residual.WideResNet`) carry theirs as the
+    ``self_variances`` / ``pair_kernels`` attributes of their class, with the
+    same signatures.
+    """
+    if isinstance(net, ConvNet):
+        return self_variances, pair_kernels
+    return type(net).self_variances, type(net).pair_kernels
+
+
 # Pair-covariance entries per step of a block (2**26: 256 MiB per float32
 # array); bigger blocks are computed in row chunks of this size.
 STEP_ENTRIES = 2 ** 26
@@ -545,17 +576,18 @@ def kernel(net: ConvNet, x1: jax.Array, x2: Optional[jax.Array] = None,
     in_channels = x1.shape[-1]
     spatial = tuple(x1.shape[1:3])
     pt1 = patches(x1, k)
-    vars1 = self_variances(net, x1)
+    variances, pairs = _recursion_of(net)
+    vars1 = variances(net, x1)
     if x2 is not None:
         x2 = jnp.asarray(x2).astype(dtype)
         pt2 = patches(x2, k)
-        vars2 = self_variances(net, x2)
+        vars2 = variances(net, x2)
         pairing = _block_pairing(full)
 
         def rows_block(args):
             p1, v1 = args
-            return pair_kernels(net, p1, pt2, v1, vars2, in_channels, get,
-                                pairing, spatial, conv_relu)
+            return pairs(net, p1, pt2, v1, vars2, in_channels, get,
+                         pairing, spatial, conv_relu)
 
         n1, n2 = x1.shape[0], x2.shape[0]
         per_pair = (spatial[0] * spatial[1]) ** (2 if full else 1)
@@ -576,9 +608,9 @@ def kernel(net: ConvNet, x1: jax.Array, x2: Optional[jax.Array] = None,
                 for g, a in out.items()}
     n = x1.shape[0]
     rows, cols = np.triu_indices(n)
-    out = pair_kernels(net, pt1[rows], pt1[cols], [v[rows] for v in vars1],
-                       [v[cols] for v in vars1], in_channels, get,
-                       _flat_pairing(full), spatial)
+    out = pairs(net, pt1[rows], pt1[cols], [v[rows] for v in vars1],
+                [v[cols] for v in vars1], in_channels, get,
+                _flat_pairing(full), spatial)
     result = {}
     for g, values in out.items():
         mat = jnp.zeros((n, n), values.dtype).at[rows, cols].set(values)

@@ -34,6 +34,7 @@ import jax
 
 from ntkexp.fastconv import recursion
 from ntkexp.fastconv.recursion import CONV, POOL, RELU, ConvNet
+from ntkexp.fastconv.residual import WideResNet
 
 # Values of the model option ``fast_kernel``: 'pallas' is 'true' with the
 # Pallas convolution + ReLU step (ntkexp.fastconv.pallas; not yet validated on
@@ -93,6 +94,25 @@ def myrtle_net(*, stages: tuple[int, ...], W_std: float,
     return ConvNet(layers=layers, readout='gap', W_std=W_std, b_std=b_std,
                    parameterization=parameterization, width=width,
                    filter_size=3), ''
+
+
+def wrn_net(*, blocks: tuple[tuple[int, bool], ...], W_std: float,
+            b_std: Optional[float], activation: str, parameterization: str
+            ) -> tuple[Optional[WideResNet], str]:
+    """The :class:`WideResNet` of :func:`ntkexp.models.wrn`, or why not.
+
+    Args:
+        blocks: ``(stride, project)`` of each residual block.
+
+    Returns:
+        ``(net, '')`` if supported (ReLU, NTK parameterisation), else
+        ``(None, reason)``.
+    """
+    if activation != 'relu':
+        return None, f'activation={activation} (only relu)'
+    if parameterization != 'ntk':
+        return None, f'parameterization={parameterization} (only ntk for wrn)'
+    return WideResNet(blocks=tuple(blocks), W_std=W_std, b_std=b_std), ''
 
 
 _NAMEDTUPLES: dict[tuple[str, ...], type] = {}

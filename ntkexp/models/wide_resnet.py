@@ -11,8 +11,9 @@ from typing import Optional
 
 from neural_tangents import stax
 
+from ntkexp.fastconv import select as fastconv
 from ntkexp.models.common import activation_layer, check_int, common_hparams
-from ntkexp.models.inputs import with_input_check
+from ntkexp.models.inputs import check_input, with_input_check
 
 
 def wrn_blocks_per_group(depth: int) -> int:
@@ -55,7 +56,8 @@ def _block(channels: int, stride: int, project: bool, act: str, lin: dict):
 
 def wrn(*, depth: int = 10, width: int = 16, W_std: float = 2 ** 0.5,
         b_std: Optional[float] = None, activation: str = 'relu',
-        parameterization: str = 'ntk', out_dim: int = 1, k: int = 1):
+        parameterization: str = 'ntk', out_dim: int = 1, k: int = 1,
+        fast_kernel: bool | str = 'auto'):
     """Wide ResNet WRN-``depth``-``k`` (Zagoruyko & Komodakis 2016).
 
     ``Conv(width, 3x3)`` stem; three groups of ``n = (depth - 4) / 6``
@@ -76,6 +78,10 @@ def wrn(*, depth: int = 10, width: int = 16, W_std: float = 2 ** 0.5,
         parameterization: ``ntk`` or ``standard``.
         out_dim: number of outputs (set from the dataset).
         k: widening factor (>= 1).
+        fast_kernel: ``auto`` (default): the triple's ``kernel_fn`` is
+            :mod:`ntkexp.fastconv.residual`'s recursion for ReLU in the NTK
+            parameterisation, neural-tangents' otherwise; ``true``: the fast
+            one or an error; ``false``: always neural-tangents.
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.
@@ -94,13 +100,21 @@ def wrn(*, depth: int = 10, width: int = 16, W_std: float = 2 ** 0.5,
     act = hp['activation']
     layers = [stax.Conv(hp['width'], (3, 3), padding='SAME', **lin)]
     in_channels = hp['width']
+    blocks = []
     for group, stride in enumerate((1, 2, 2)):
         channels = hp['width'] * k * 2 ** group
         for i in range(n):
             s = stride if i == 0 else 1
             project = i == 0 and (channels != in_channels or s != 1)
             layers += [_block(channels, s, project, act, lin)]
+            blocks.append((s, project))
             in_channels = channels
     layers += [activation_layer(act), stax.GlobalAvgPool(),
                stax.Dense(hp['out_dim'], **lin)]
-    return with_input_check(stax.serial(*layers), 'wrn', 'image')
+    triple = with_input_check(stax.serial(*layers), 'wrn', 'image')
+    net, reason = fastconv.wrn_net(
+        blocks=tuple(blocks), W_std=hp['W_std'], b_std=hp['b_std'],
+        activation=act, parameterization=hp['parameterization'])
+    return fastconv.with_fast_kernel(
+        triple, net, fast_kernel, 'wrn', reason,
+        check=lambda shape: check_input('wrn', shape))
