@@ -37,6 +37,7 @@ ARCHITECTURES = {
     'cnn_gap': (models.cnn, dict(depth=3, width=64, readout='gap')),
     'cnn_vec': (models.cnn, dict(depth=3, width=64, readout='flatten')),
     'myrtle5': (models.myrtle, dict(depth=5, width=64)),
+    'wrn': (models.wrn, dict(depth=10, width=16)),
 }
 
 CIFAR10_ENTRIES = 60000 * 60001 / 2
