@@ -7,6 +7,11 @@ Measured on whatever JAX devices are present, in one process:
   neural-tangents (``jax.jit(kernel_fn)`` on the whole input, and ``nt.batch``
   with its defaults) and for ntkexp's block engine (memory-budgeted blocks,
   upper triangle only), with the largest relative difference between them;
+  ``nt_jit_host`` is the jit call with its kernel copied to host memory, as
+  the engine returns it. Engine rows record the block size, the number of
+  blocks, the block memory predicted by the engine's fit
+  (``predicted_bytes``), XLA's compiled figure for that block
+  (``compiled_bytes``) and the budget (``budget_bytes``);
 * empirical NTK throughput of a WRN for each ``nt.NtkImplementation``;
 * finite-width training steps per second (full-batch gradient descent);
 * peak device memory where the backend reports it
@@ -21,6 +26,7 @@ Usage::
 
     python -m ntkexp.bench                # sizes for a laptop CPU
     python -m ntkexp.bench --size gpu     # sizes for one GPU
+    python -m ntkexp.bench --only infinite --arch fc resnet --n fc=4096
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ ARCHITECTURES = {
 }
 
 # Architectures with a fast path (ntkexp.fastconv), benchmarked with and without.
-FAST_ARCHS = ('cnn_vec', 'cnn_gap', 'myrtle5')
+FAST_ARCHS = ('cnn_vec', 'cnn_gap', 'myrtle5', 'wrn')
 
 # Inputs per architecture: (n for the kernel, block for nt.batch).
 SIZES = {
@@ -116,10 +122,15 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
     ref = np.asarray(ref)
     rows.append(dict(method='nt_jit', seconds=t_jit, rel_diff=0.0,
                      block=n, peak_bytes=peak_bytes()))
+    # The same, with the kernel copied to host memory as the engine returns it.
+    t_host, _ = timed(lambda: np.asarray(jitted(x, x, get='ntk')), repeats)
+    rows.append(dict(method='nt_jit_host', seconds=t_host, rel_diff=0.0,
+                     block=n, peak_bytes=peak_bytes()))
     engine = kernels.KernelEngine(kernel_fn, arch, get=('ntk',),
                                   memory_gb=memory_gb, cache_dir=None,
                                   progress=False)
-    block = engine.plan(x, None)[0].block
+    plan, _ = engine.plan(x, None)
+    block = plan.block
     batched = nt.batch(kernel_fn, batch_size=block)
     t_batch, out = timed(lambda: batched(x, x, 'ntk'), repeats)
     rows.append(dict(method='nt_batch', seconds=t_batch,
@@ -128,28 +139,40 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
     t_engine, out = timed(lambda: engine(x)['ntk'], repeats)
     rows.append(dict(method='ntkexp_engine', seconds=t_engine,
                      rel_diff=_rel_diff(out, ref), block=block,
-                     peak_bytes=peak_bytes(),
-                     compiled_bytes=kernels.measure_block_bytes(
-                         kernel_fn, x, block, ('ntk',))))
+                     peak_bytes=peak_bytes(), **_choice_columns(engine, plan)))
     if fast:
         # ntkexp's fused convolutional recursion (ntkexp.fastconv) in the engine.
         _, _, fast_fn = fn(**kwargs, fast_kernel=True)
         fast_engine = kernels.KernelEngine(fast_fn, arch + '_fast', get=('ntk',),
                                            memory_gb=memory_gb, cache_dir=None,
                                            progress=False)
-        fast_block = fast_engine.plan(x, None)[0].block
+        fast_plan, _ = fast_engine.plan(x, None)
         t_fast, out = timed(lambda: fast_engine(x)['ntk'], repeats)
         rows.append(dict(method='ntkexp_fastconv_engine', seconds=t_fast,
-                         rel_diff=_rel_diff(out, ref), block=fast_block,
+                         rel_diff=_rel_diff(out, ref), block=fast_plan.block,
                          peak_bytes=peak_bytes(),
-                         compiled_bytes=kernels.measure_block_bytes(
-                             fast_fn, x, fast_block, ('ntk',))))
+                         **_choice_columns(fast_engine, fast_plan)))
     for row in rows:
         row.update(benchmark='infinite_ntk', arch=arch, n=n,
                    input=f'{side}x{side}x3',
                    entries_per_s=n * n / row['seconds'],
-                   ratio_vs_nt_jit=t_jit / row['seconds'])
+                   ratio_vs_nt_jit=t_jit / row['seconds'],
+                   ratio_vs_nt_jit_host=t_host / row['seconds'])
     return rows
+
+
+def _choice_columns(engine: kernels.KernelEngine,
+                    plan: kernels.BlockPlan) -> dict[str, Any]:
+    """The engine's block choice: predicted vs XLA-measured bytes, budget."""
+    choice = engine.last_choice
+    cols = dict(blocks=len(plan.blocks()))
+    if choice is not None:
+        cols.update(predicted_bytes=choice.predicted_bytes,
+                    compiled_bytes=choice.measured_bytes,
+                    budget_bytes=choice.budget_bytes,
+                    choice_compiles=len(choice.measurements),
+                    choice_seconds=choice.seconds)
+    return cols
 
 
 def bench_empirical(n: int, side: int, wrn_k: int,
@@ -217,10 +240,22 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument('--out', type=Path, default=Path('results/bench'))
     parser.add_argument('--only', nargs='*', default=None,
                         help='subset: infinite empirical training')
+    parser.add_argument('--arch', nargs='*', default=None,
+                        choices=sorted(ARCHITECTURES),
+                        help='infinite-width architectures (default: all)')
+    parser.add_argument('--n', nargs='*', default=[], metavar='ARCH=N',
+                        help='override the inputs of an architecture, e.g. '
+                        'fc=16384')
     args = parser.parse_args(argv)
     device = jax.local_devices()[0]
     size = args.size or ('gpu' if device.platform == 'gpu' else 'cpu')
-    sizes = SIZES[size]
+    sizes = dict(SIZES[size])
+    for item in args.n:
+        arch, _, value = item.partition('=')
+        if arch not in sizes or not value.isdigit():
+            parser.error(f'--n {item}: expected ARCH=N with ARCH one of '
+                         f'{sorted(sizes)}')
+        sizes[arch] = int(value)
     memory_gb = args.memory_gb or (16.0 if device.platform == 'gpu' else 2.0)
     only = set(args.only or ['infinite', 'empirical', 'training'])
     rows: list[dict[str, Any]] = []
@@ -243,7 +278,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         return frame
 
     if 'infinite' in only:
-        for arch in ARCHITECTURES:
+        for arch in args.arch or ARCHITECTURES:
             rows += bench_infinite(arch, sizes[arch], sizes['image'], memory_gb,
                                    args.repeats)
             save()
@@ -257,7 +292,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     frame = save()
     shown = [c for c in ('benchmark', 'arch', 'n', 'method', 'entries_per_s',
                          'steps_per_s', 'ratio_vs_nt_jit',
+                         'ratio_vs_nt_jit_host',
                          'ratio_vs_jacobian_contraction', 'rel_diff', 'block',
+                         'blocks', 'predicted_bytes', 'compiled_bytes',
                          'error') if c in frame.columns]
     print(f"device: {meta['device']}  size: {size}  memory_gb: {memory_gb}")
     print(frame[shown].to_string(index=False, float_format=lambda v: f'{v:.4g}'))

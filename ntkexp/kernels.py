@@ -3,11 +3,17 @@
 Kernels are the expensive part of the papers (DESIGN.md, Conventions). This
 engine computes ``kernel_fn(x1, x2, get)`` for large ``x1`` / ``x2`` in blocks:
 
-* **Memory budget.** The block size is the largest whose compiled XLA program
-  (arguments + outputs + temporaries, from ``Compiled.memory_analysis()``)
-  fits ``memory_gb``. It is measured for the architecture at hand, so a
-  convolutional kernel whose intermediates grow like ``b**2 * (H*W)**2`` gets
-  small blocks and a fully-connected one large blocks.
+* **Memory budget.** No block's compiled XLA program (arguments + outputs +
+  temporaries, from ``Compiled.memory_analysis()``) exceeds ``memory_gb``.
+  :func:`choose_block` compiles (without running) blocks of 8, 16 and 32
+  inputs, fits ``bytes(B) = a + b B + c B^2`` (block memory is at most
+  quadratic in the block size ``B``: ``B^2`` covariances for a
+  fully-connected net, ``B^2 (H*W)^2`` for a convolutional one with pooling),
+  picks the largest balanced block size predicted to fit the budget less a
+  10 % margin (all inputs in one block when they fit) and compiles it to
+  check, refitting with that measurement until the check passes. The choice
+  (block, predicted and measured bytes) is logged, kept as
+  ``KernelEngine.last_choice`` and written to the cache's ``meta.json``.
 * **Cache and resume.** Each finished block is written atomically (temporary
   file + rename) as ``<cache>/<key>/b<size>/<i>_<j>.npz``; the key hashes the
   model config, the exact input bytes, the precision and the requested
@@ -103,17 +109,13 @@ def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([x, pad], axis=0)
 
 
-def measure_block_bytes(kernel_fn: Callable, x: np.ndarray, block: int,
-                        get: Sequence[str]) -> int:
-    """Device bytes XLA needs for one ``block x block`` kernel block.
+def _normalize_get(get: Sequence[str]) -> str | tuple[str, ...]:
+    """``get`` as the engine passes it to ``kernel_fn`` (a string if only one)."""
+    get = tuple(get)
+    return get[0] if len(get) == 1 else get
 
-    Compiles (without running) ``kernel_fn`` on two blocks of ``x``'s shape and
-    reads arguments + outputs + temporaries from ``memory_analysis()``.
-    """
-    import jax  # pylint: disable=g-import-not-at-top
-    spec = jax.ShapeDtypeStruct((block,) + tuple(x.shape[1:]), x.dtype)
-    fn = jax.jit(kernel_fn, static_argnames='get')
-    compiled = fn.lower(spec, spec, get=tuple(get)).compile()
+
+def _compiled_bytes(compiled) -> int:
     analysis = compiled.memory_analysis()
     if analysis is None:
         raise RuntimeError('this backend reports no memory analysis; set '
@@ -122,15 +124,146 @@ def measure_block_bytes(kernel_fn: Callable, x: np.ndarray, block: int,
                analysis.temp_size_in_bytes)
 
 
-def choose_block_size(kernel_fn: Callable, x: np.ndarray, n_max: int,
-                      get: Sequence[str], memory_bytes: float) -> int:
+def measure_block_bytes(kernel_fn: Callable, x: np.ndarray, block: int,
+                        get: Sequence[str]) -> int:
+    """Device bytes XLA needs for one ``block x block`` kernel block.
+
+    Compiles (without running) ``kernel_fn`` on two blocks of ``x``'s shape,
+    called exactly as the engine calls it, and reads arguments + outputs +
+    temporaries from ``memory_analysis()``.
+    """
+    import jax  # pylint: disable=g-import-not-at-top
+    spec = jax.ShapeDtypeStruct((block,) + tuple(x.shape[1:]), x.dtype)
+    fn = jax.jit(kernel_fn, static_argnames='get')
+    return _compiled_bytes(fn.lower(spec, spec, get=_normalize_get(get)).compile())
+
+
+def _symmetrize(out):
+    """``(k + k.T) / 2`` for each kernel of a diagonal block (on the device)."""
+    import jax  # pylint: disable=g-import-not-at-top
+    return jax.tree_util.tree_map(lambda k: (k + k.T) / 2, out)
+
+
+_SYMMETRIZE_JIT = None
+
+
+def _symmetrize_fn():
+    global _SYMMETRIZE_JIT  # pylint: disable=global-statement
+    if _SYMMETRIZE_JIT is None:
+        import jax  # pylint: disable=g-import-not-at-top
+        _SYMMETRIZE_JIT = jax.jit(_symmetrize)
+    return _SYMMETRIZE_JIT
+
+
+def measure_symmetrize_bytes(block: int, dtype: Any, n_kernels: int) -> int:
+    """Device bytes of symmetrising a diagonal block's ``n_kernels`` outputs."""
+    import jax  # pylint: disable=g-import-not-at-top
+    spec = jax.ShapeDtypeStruct((block, block), dtype)
+    compiled = _symmetrize_fn().lower(tuple([spec] * n_kernels)).compile()
+    return _compiled_bytes(compiled)
+
+
+def block_candidates(n: int) -> list[int]:
+    """Block sizes worth considering for ``n`` inputs, ascending.
+
+    ``n`` itself (one block, no padding) and, for ``k = 2, 3, ...`` blocks per
+    side, ``ceil(n / k)`` rounded up to a power-of-two multiple of at most 1/16
+    of its size (at most 128): balanced blocks (little padding) with sizes that
+    tile well on accelerators.
+    """
+    n = max(int(n), 1)
+    sizes = np.unique(-(-n // np.arange(1, n + 1)))
+    align = np.minimum(128, 2 ** np.maximum(0, np.floor(np.log2(sizes)) - 4))
+    aligned = np.minimum(n, -(-sizes // align) * align).astype(int)
+    out = set(aligned.tolist()) | {n}
+    return sorted(out)
+
+
+def fit_block_memory(points: dict[int, float]) -> tuple[float, float, float]:
+    """``(a, b, c)`` of ``bytes(B) = a + b B + c B^2`` through measured points.
+
+    Every stax kernel holds pairs of inputs, so its block memory is at most
+    quadratic in the block size ``B`` (fully-connected: ``B^2`` covariances;
+    convolutional with pooling: ``B^2 (HW)^2``). The coefficients are
+    non-negative (memory grows with ``B``) and minimise the *relative* error
+    over all points, so small and large measured blocks count alike.
+    """
+    from scipy import optimize  # pylint: disable=g-import-not-at-top
+    sizes = np.array(sorted(points), float)
+    values = np.array([points[int(s)] for s in sizes], float)
+    if len(sizes) == 1:
+        # One point: assume all of it scales like B^2 (conservative above it).
+        return 0.0, 0.0, float(values[0] / sizes[0] ** 2)
+    scale = sizes.max()
+    basis = np.stack([np.ones_like(sizes), sizes / scale, (sizes / scale) ** 2],
+                     axis=1)
+    coef, _ = optimize.nnls(basis / values[:, None], np.ones_like(values))
+    return float(coef[0]), float(coef[1] / scale), float(coef[2] / scale ** 2)
+
+
+def predict_block_bytes(coeffs: Sequence[float], block: int | np.ndarray):
+    a, b, c = coeffs
+    block = np.asarray(block, float)
+    return a + b * block + c * block ** 2
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockChoice:
+    """The block size chosen for a memory budget, and why.
+
+    Attributes:
+        block: rows and columns per block.
+        predicted_bytes: the fitted memory model at ``block`` (the prediction
+            made when ``block`` was picked, before compiling it).
+        measured_bytes: XLA's compiled arguments + outputs + temporaries of
+            one ``block x block`` block (the largest of the kernel program
+            and the diagonal-block symmetrisation).
+        budget_bytes: the configured budget (``kernel.memory_gb``).
+        usable_bytes: the budget less the safety margin; both the prediction
+            and the measurement of ``block`` are at most this.
+        coefficients: ``(a, b, c)`` of the fitted ``a + b B + c B^2``.
+        measurements: ``(B, bytes)`` of every compiled size.
+        seconds: time spent compiling.
+    """
+    block: int
+    predicted_bytes: float
+    measured_bytes: int
+    budget_bytes: float
+    usable_bytes: float
+    coefficients: tuple[float, float, float]
+    measurements: tuple[tuple[int, int], ...]
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(map(list, v)) if k == 'measurements' else
+                    list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+
+PROBE_SIZES = (8, 16, 32)
+
+
+def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
+                 get: Sequence[str], memory_bytes: float, safety: float = 0.1,
+                 max_compiles: int = 8,
+                 probe_sizes: Sequence[int] = PROBE_SIZES) -> BlockChoice:
     """The largest block size whose compiled program fits ``memory_bytes``.
 
-    Measures two sizes, fits ``bytes(b) = a b^2 + c b + d`` through them and a
-    third point, then verifies the chosen size by compiling it (halving until it
-    fits). Block memory grows at most quadratically in ``b`` for every stax
-    kernel (pairs of inputs), so the fit is an upper bound in practice, and the
-    final compile makes it exact.
+    1. Compiles (without running) blocks of ``probe_sizes`` (capped by
+       ``n_max``, and stopping at the first that exceeds the budget): sizes
+       large enough for the quadratic terms to show, small enough to compile
+       fast.
+    2. Fits ``bytes(B) = a + b B + c B^2`` (:func:`fit_block_memory`) and
+       picks the largest of :func:`block_candidates` (``n_max`` itself
+       included: small problems run in one block) whose prediction is under
+       the usable budget, ``memory_bytes * (1 - safety)``.
+    3. Compiles that size. If it does not fit, the measurement joins the fit
+       (now in the asymptotic regime) and a smaller size is picked; if it
+       fits and the refitted model says a larger one also fits, that one is
+       tried. At most ``max_compiles`` compiles in all.
+
+    The returned block's *measured* bytes are always within the usable
+    budget: no block the engine runs exceeds ``memory_bytes``.
 
     Args:
         kernel_fn: a neural-tangents ``kernel_fn``.
@@ -138,37 +271,89 @@ def choose_block_size(kernel_fn: Callable, x: np.ndarray, n_max: int,
         n_max: no block larger than this (the number of inputs).
         get: the kernels computed (``('nngp', 'ntk')``...).
         memory_bytes: the budget.
+        safety: fraction of the budget kept free.
+        max_compiles: compile at most this many block sizes (more only when
+            halving down to a size that fits).
+        probe_sizes: the first sizes compiled.
 
     Returns:
-        The block size, at least 1.
+        The :class:`BlockChoice`.
 
     Raises:
         MemoryError: even a 1 x 1 block exceeds the budget.
     """
-    sizes = [s for s in (1, 2, 4) if s <= max(n_max, 1)] or [1]
-    measured = [measure_block_bytes(kernel_fn, x, s, get) for s in sizes]
-    if measured[0] > memory_bytes:
-        raise MemoryError(
-            f'one kernel entry needs {measured[0] / GIB:.2f} GiB, more than '
-            f'kernel.memory_gb={memory_bytes / GIB:.2f}; raise kernel.memory_gb')
-    if len(sizes) == 1:
-        return 1
-    coeffs = np.polyfit(np.array(sizes, float), np.array(measured, float),
-                        deg=min(2, len(sizes) - 1))
-    coeffs = np.maximum(coeffs, 0)
-    candidates = 2 ** np.arange(0, 20)
-    predicted = np.polyval(coeffs, candidates.astype(float))
-    fits = candidates[predicted <= memory_bytes]
-    block = int(min(fits.max() if len(fits) else 1, _round_up_pow2(n_max)))
-    while block > sizes[-1]:
-        if measure_block_bytes(kernel_fn, x, block, get) <= memory_bytes:
+    start = time.time()
+    n_max = max(int(n_max), 1)
+    usable = memory_bytes * (1 - safety)
+    candidates = block_candidates(n_max)
+    n_kernels = len(tuple(get))
+    measured: dict[int, int] = {}
+    predicted_at_pick: dict[int, float] = {}
+
+    def measure(size: int) -> int:
+        if size not in measured:
+            measured[size] = max(
+                measure_block_bytes(kernel_fn, x, size, get),
+                measure_symmetrize_bytes(size, x.dtype, n_kernels))
+            log.debug('block %d: %d bytes', size, measured[size])
+        return measured[size]
+
+    for size in sorted({min(int(s), n_max) for s in probe_sizes}):
+        if measure(size) > usable:
+            break  # larger probes cannot fit either
+    while len(measured) < max_compiles:
+        fitting_sizes = [s for s, m in measured.items() if m <= usable]
+        best_ok = max(fitting_sizes, default=0)
+        min_fail = min((s for s, m in measured.items() if m > usable),
+                       default=n_max + 1)
+        open_sizes = [c for c in candidates if best_ok < c < min_fail]
+        if not open_sizes:
             break
-        block //= 2
-    return max(1, min(block, n_max))
+        coeffs = fit_block_memory(measured)
+        predicted = predict_block_bytes(coeffs, np.array(open_sizes))
+        fits = [c for c, p in zip(open_sizes, predicted) if p <= usable]
+        if fits:
+            size = max(fits)
+        elif best_ok:
+            break  # the model says nothing larger than best_ok fits
+        else:
+            size = min(open_sizes)  # nothing fits by the model: check the least
+        predicted_at_pick[size] = float(predict_block_bytes(coeffs, size))
+        measure(size)
+    # Halve down when the compile budget ran out before a size fitted.
+    while not any(m <= usable for m in measured.values()):
+        min_fail = min(measured)
+        if min_fail == 1:
+            raise MemoryError(
+                f'one kernel entry needs {measured[1] / GIB:.2f} GiB, more than '
+                f'kernel.memory_gb={memory_bytes / GIB:.2f} less its '
+                f'{safety:.0%} safety margin; raise kernel.memory_gb')
+        size = max([c for c in candidates if c <= min_fail // 2] or [1])
+        measure(size)
+    block = max(s for s, m in measured.items() if m <= usable)
+    coeffs = fit_block_memory(measured)
+    choice = BlockChoice(
+        block=int(block),
+        predicted_bytes=predicted_at_pick.get(
+            block, float(predict_block_bytes(coeffs, block))),
+        measured_bytes=int(measured[block]),
+        budget_bytes=float(memory_bytes),
+        usable_bytes=float(usable),
+        coefficients=coeffs,
+        measurements=tuple(sorted(measured.items())),
+        seconds=time.time() - start)
+    log.info('kernel block size %d of %d inputs: predicted %.3g GiB, XLA '
+             '%.3g GiB, budget %.3g GiB (%d compiles, %.1fs)', block, n_max,
+             choice.predicted_bytes / GIB, choice.measured_bytes / GIB,
+             memory_bytes / GIB, len(measured), choice.seconds)
+    return choice
 
 
-def _round_up_pow2(n: int) -> int:
-    return 1 << max(0, int(n - 1).bit_length())
+def choose_block_size(kernel_fn: Callable, x: np.ndarray, n_max: int,
+                      get: Sequence[str], memory_bytes: float,
+                      **kwargs) -> int:
+    """The block size of :func:`choose_block` (see there)."""
+    return choose_block(kernel_fn, x, n_max, get, memory_bytes, **kwargs).block
 
 
 class BlockCache:
@@ -229,10 +414,13 @@ class KernelEngine:
         model_id: a string identifying the architecture (its config), part of
             the cache key.
         get: which kernels to compute, e.g. ``('nngp', 'ntk')``.
-        memory_gb: device memory budget for one block.
+        memory_gb: device memory budget for one block (XLA's compiled
+            arguments + outputs + temporaries); block sizes derive from it
+            (:func:`choose_block`).
         block_size: fixed block size (overrides ``memory_gb``).
         cache_dir: root of the block cache, or ``None`` for no disk cache.
         progress: show a progress bar with ETA.
+        safety: fraction of ``memory_gb`` kept free when choosing blocks.
     """
     kernel_fn: Callable
     model_id: str
@@ -241,36 +429,58 @@ class KernelEngine:
     block_size: int | None = None
     cache_dir: Path | str | None = None
     progress: bool = True
+    safety: float = 0.1
 
     def __post_init__(self):
         self.get = tuple(self.get)
         self._jitted = None
+        self._choices: dict[tuple, BlockChoice] = {}
         self.last_plan: BlockPlan | None = None
         self.last_cache: BlockCache | None = None
+        self.last_choice: BlockChoice | None = None
         self.computed_blocks = 0
 
     # Planning -----------------------------------------------------------------
 
+    def choose(self, x: np.ndarray, n_max: int) -> BlockChoice:
+        """The memory-budgeted block choice (compiled once per input shape)."""
+        key = (tuple(x.shape[1:]), str(x.dtype), int(n_max), self.memory_gb,
+               self.safety)
+        if key not in self._choices:
+            self._choices[key] = choose_block(
+                self.kernel_fn, x, n_max, self.get, self.memory_gb * GIB,
+                safety=self.safety)
+        return self._choices[key]
+
     def plan(self, x1: np.ndarray, x2: np.ndarray | None) -> tuple[BlockPlan, BlockCache]:
-        """The block plan and cache of the kernel ``k(x1, x2)``."""
-        key = kernel_key(self.model_id, x1, x2, self.get, x1.dtype)
-        key_dir = None if self.cache_dir is None else Path(self.cache_dir) / key
+        """The block plan and cache of the kernel ``k(x1, x2)``.
+
+        Sets ``last_choice`` to the :class:`BlockChoice` when the block size
+        was derived from ``memory_gb`` here (``None`` when it was fixed or
+        taken from a kernel already in the cache).
+        """
+        key_dir = None
+        if self.cache_dir is not None:
+            # Hashing the inputs costs time; only the disk cache needs the key.
+            key = kernel_key(self.model_id, x1, x2, self.get, x1.dtype)
+            key_dir = Path(self.cache_dir) / key
         n1 = len(x1)
         n2 = n1 if x2 is None else len(x2)
         block = self.block_size
+        self.last_choice = None
         if block is None and key_dir is not None:
             block = existing_block_size(key_dir)
         if block is None:
-            block = choose_block_size(self.kernel_fn, x1, max(n1, n2), self.get,
-                                      self.memory_gb * GIB)
-            log.info('kernel block size %d (memory budget %.2f GiB)', block,
-                     self.memory_gb)
+            self.last_choice = self.choose(x1, max(n1, n2))
+            block = self.last_choice.block
         plan = BlockPlan(n1, n2, int(block), x2 is None)
         cache = BlockCache(None if key_dir is None else key_dir / f'b{block}')
         if key_dir is not None:
             meta = {'n1': n1, 'n2': n2, 'block': block, 'symmetric': x2 is None,
                     'get': list(self.get), 'model': self.model_id,
                     'dtype': str(x1.dtype)}
+            if self.last_choice is not None:
+                meta['block_choice'] = self.last_choice.as_dict()
             meta_path = key_dir / 'meta.json'
             if not meta_path.exists():
                 tmp = key_dir / f'.meta.{os.getpid()}.json'
@@ -304,7 +514,11 @@ class KernelEngine:
         todo = [b for b in blocks if not cache.has(*b)]
         devices = jax.local_devices()
         fn = self._fn()
+        symmetrize = _symmetrize_fn()
+        get = _normalize_get(self.get)
         b = plan.block
+        # A side shorter than a block is one block, not padded to ``b``.
+        rows_b, cols_b = min(b, plan.n1), min(b, plan.n2)
         bar = tqdm(total=len(todo), desc=desc, unit='block',
                    disable=not self.progress or not todo, leave=False)
         done = 0
@@ -314,12 +528,9 @@ class KernelEngine:
             nonlocal done
             while len(in_flight) > limit:
                 (i, j), out, (r, c) = in_flight.pop(0)
-                arrays = {g: np.asarray(getattr(out, g) if len(self.get) > 1
+                arrays = {g: np.asarray(getattr(out, g) if isinstance(get, tuple)
                                         else out)[:r, :c]
                           for g in self.get}
-                if plan.symmetric and i == j:
-                    # Diagonal blocks of k(x, x): exactly symmetric.
-                    arrays = {g: (a + a.T) / 2 for g, a in arrays.items()}
                 cache.save(i, j, arrays)
                 done += 1
                 bar.update(1)
@@ -328,9 +539,14 @@ class KernelEngine:
             rows = x1[i * b:(i + 1) * b]
             cols = x2_[j * b:(j + 1) * b]
             device = devices[n % len(devices)]
-            a = jax.device_put(_pad_rows(rows, b), device)
-            c = jax.device_put(_pad_rows(cols, b), device)
-            out = fn(a, c, get=self.get if len(self.get) > 1 else self.get[0])
+            a = jax.device_put(_pad_rows(rows, rows_b), device)
+            diagonal = plan.symmetric and i == j
+            c = a if diagonal else jax.device_put(_pad_rows(cols, cols_b), device)
+            out = fn(a, c, get=get)
+            if diagonal:
+                # Diagonal blocks of k(x, x): exactly symmetric (on the device;
+                # the same IEEE operations as on the host, so the same bits).
+                out = symmetrize(out)
             in_flight.append(((i, j), out, (len(rows), len(cols))))
             drain(len(devices) - 1)
         drain(0)

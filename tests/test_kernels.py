@@ -115,3 +115,123 @@ def test_budget_too_small_is_a_clear_error(conv_data):
     with pytest.raises(MemoryError, match='kernel.memory_gb'):
         kernels.choose_block_size(kernel_fn, x1.astype(np.float32), 8, ('ntk',),
                                   10.0)
+
+
+# Memory-bounded block sizes (issue 9) -------------------------------------------
+
+def test_block_candidates_are_balanced_and_include_n():
+    cands = kernels.block_candidates(10000)
+    assert cands[0] == 1 and cands[-1] == 10000
+    # ceil(10000 / 2) = 5000 and ceil(10000 / 4) = 2500, as multiples of 128.
+    assert 5120 in cands and 2560 in cands
+    for size in cands:
+        assert -(-10000 // size) * size - 10000 < size  # padding < one block
+    assert kernels.block_candidates(11) == [1, 2, 3, 4, 6, 11]
+
+
+def test_fit_recovers_a_quadratic_block_memory():
+    truth = (1000.0, 300.0, 7.0)
+    points = {b: kernels.predict_block_bytes(truth, b) for b in (8, 16, 32, 512)}
+    coeffs = kernels.fit_block_memory(points)
+    np.testing.assert_allclose(coeffs, truth, rtol=1e-6)
+    # One point: everything scales like B^2 (an upper bound above it).
+    assert kernels.fit_block_memory({8: 640.0}) == (0.0, 0.0, 10.0)
+
+
+def _fc_model():
+    from ntkexp.models import fc
+    return fc(depth=3, width=8)
+
+
+def test_fc_generous_budget_is_one_block_equal_to_jit():
+    """FC at n = 2048: the whole kernel in one block, as plain jit computes it."""
+    x = np.random.RandomState(0).randn(2048, 4, 4, 3).astype(np.float32)
+    _, _, kernel_fn = _fc_model()
+    engine = kernels.KernelEngine(kernel_fn, 'fc', get=('ntk',), memory_gb=2.0,
+                                  cache_dir=None, progress=False)
+    out = engine(x)['ntk']
+    plan, choice = engine.last_plan, engine.last_choice
+    assert plan.block == 2048 and plan.blocks() == [(0, 0)]
+    assert choice.block == 2048
+    assert choice.measured_bytes <= choice.usable_bytes < 2.0 * kernels.GIB
+    assert choice.predicted_bytes <= choice.usable_bytes
+    # The probes (8, 16, 32) and one check of the whole size.
+    assert [b for b, _ in choice.measurements] == [8, 16, 32, 2048]
+    ref = np.asarray(jax.jit(kernel_fn, static_argnames='get')(x, x, get='ntk'))
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max())
+    # The choice is compiled once per input shape, not on every call.
+    engine(x)
+    assert engine.last_choice is choice
+
+
+def _budget_models():
+    from ntkexp.models import cnn, myrtle, resnet, wrn
+    return {
+        'fc': (_fc_model, (4, 4, 3), 48),
+        'resnet': (lambda: resnet(depth=2, width=8), (4, 4, 3), 48),
+        'cnn_gap': (lambda: cnn(depth=2, width=8, readout='gap'), (4, 4, 2), 16),
+        'myrtle': (lambda: myrtle(depth=5, width=8), (4, 4, 2), 16),
+        'wrn': (lambda: wrn(depth=10, width=1), (4, 4, 2), 16),
+    }
+
+
+@pytest.mark.parametrize('arch', [
+    'fc', 'resnet', 'cnn_gap',
+    pytest.param('myrtle', marks=pytest.mark.slow),
+    pytest.param('wrn', marks=pytest.mark.slow)])
+def test_small_budget_blocks_fit_and_equal_jit(arch):
+    """A budget for about half the inputs: blocks fit it, kernels are exact."""
+    make, shape, n = _budget_models()[arch]
+    _, _, kernel_fn = make()
+    get = ('nngp', 'ntk')
+    with jax.enable_x64(True):
+        rng = np.random.RandomState(1)
+        x1, x2 = rng.randn(n, *shape), rng.randn(n // 3, *shape)
+        whole = kernels.measure_block_bytes(kernel_fn, x1, n, get)
+        budget = whole / 3
+        engine = kernels.KernelEngine(kernel_fn, arch, get=get,
+                                      memory_gb=budget / kernels.GIB,
+                                      cache_dir=None, progress=False)
+        k11 = engine(x1)
+        choice = engine.last_choice
+        assert 1 <= choice.block < n
+        assert choice.predicted_bytes <= budget
+        assert choice.measured_bytes <= choice.usable_bytes <= budget
+        # XLA's own figure for the block the engine ran, measured afresh.
+        assert kernels.measure_block_bytes(kernel_fn, x1, choice.block,
+                                           get) <= budget
+        k21 = engine(x2, x1)  # test-train: rows shorter than a block
+        fn = jax.jit(kernel_fn, static_argnames='get')
+        ref11, ref21 = fn(x1, x1, get=get), fn(x2, x1, get=get)
+    for g in get:
+        for out, ref in ((k11[g], getattr(ref11, g)), (k21[g], getattr(ref21, g))):
+            ref = np.asarray(ref)
+            assert out.dtype == np.float64
+            np.testing.assert_allclose(out, ref, rtol=1e-6,
+                                       atol=1e-6 * np.abs(ref).max())
+        assert np.array_equal(k11[g], k11[g].T)
+
+
+def test_automatic_block_size_resumes_bit_for_bit(conv_data, tmp_path):
+    """The block size of a cached kernel is reused, whatever the budget now."""
+    x1, _ = conv_data
+    x1 = x1.astype(np.float32)
+    _, _, kernel_fn = _conv_gap()
+    budget_gb = kernels.measure_block_bytes(kernel_fn, x1, 5, ('ntk',)) / kernels.GIB
+    make = lambda gb: kernels.KernelEngine(kernel_fn, 'conv', get=('ntk',),
+                                           memory_gb=gb, cache_dir=tmp_path,
+                                           progress=False)
+    first = make(budget_gb)
+    full = first(x1)['ntk']
+    block = first.last_plan.block
+    assert 1 < block < len(x1)
+    meta = __import__('json').loads(
+        (first.last_cache.root.parent / 'meta.json').read_text())
+    assert meta['block'] == block and meta['block_choice']['block'] == block
+    files = sorted(first.last_cache.root.glob('*.npz'))
+    os.remove(files[-1])  # a kill before the last block
+    resumed = make(100.0)  # a budget that would give one block
+    out = resumed(x1)['ntk']
+    assert resumed.last_plan.block == block
+    assert resumed.computed_blocks == 1
+    assert np.array_equal(out, full)
