@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -263,7 +264,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 device_count=len(jax.local_devices()), size=size,
                 memory_gb=memory_gb,
                 date=datetime.date.today().isoformat(),
-                command='python -m ntkexp.bench ' + ' '.join(argv or []),
+                command='python -m ntkexp.bench ' + ' '.join(
+                    sys.argv[1:] if argv is None else argv),
                 **{f'v_{k}': v for k, v in records.versions().items()})
     args.out.mkdir(parents=True, exist_ok=True)
     kind = device.device_kind.replace(' ', '_').replace('/', '_')

@@ -133,6 +133,8 @@ def test_cli_default_run_prints_table(tmp_path):
     (['model.width=0'], 'width'),
     (['experiment.diag_reg=-1'], 'diag_reg=-1'),
     (['precision=float16'], 'precision'),
+    (['matmul_precision=tf32'], "matmul_precision='tf32' is invalid; use "
+                                'matmul_precision=highest or'),
 ])
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
                                                         message):

@@ -51,7 +51,8 @@ def test_import_leaves_tensorflow_out():
         'bad = sorted(m for m in sys.modules if m.split(".")[0] in '
         '("tensorflow", "tf2jax"))\n'
         'print(bad); assert not bad, bad\n')
-    env = dict(os.environ, PYTHONPATH=root, JAX_PLATFORMS='cpu')
+    path = os.pathsep.join(p for p in (root, os.environ.get('PYTHONPATH')) if p)
+    env = dict(os.environ, PYTHONPATH=path, JAX_PLATFORMS='cpu')
     result = subprocess.run([sys.executable, '-c', code], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
