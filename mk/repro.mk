@@ -40,14 +40,22 @@ FULL_jacot2018_fig2 ?=
 SMALL_jacot2018_fig3 ?= model.width=100,1000
 FULL_jacot2018_fig3 ?= model.width=100,1000,10000
 # --- Lee et al. 2020 -----------------------------------------------------------------
-SMALL_lee2020_cifar10 ?=
-FULL_lee2020_cifar10 ?= dataset.n_train=50000 dataset.n_test=10000
+# Kernels (Table 1 / Fig. 5): NNGP vs NTK of FC and CNN-VEC on 1000 CIFAR-10 images (500 test),
+# with and without ZCA, five diag_reg. CNN-GAP at 32x32 is GPU-sized (~3 kernel entries/s on a
+# CPU), so the small size compares FC < CNN-VEC < CNN-GAP on 8x8 digits (lee2020_digits).
+# `make repro-lee2020-kernels` runs only these two configs (results/lee2020-kernels/).
+SMALL_lee2020_cifar10 ?= model=fc,cnn_vec dataset.zca=null,0.1
+FULL_lee2020_cifar10 ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.1 dataset.n_train=50000 dataset.n_test=10000
+SMALL_lee2020_digits ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.1
+FULL_lee2020_digits ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.1 dataset.n_train=null dataset.n_test=null
 # Finite nets (NTK and standard parameterisation) vs kernels; full: 45k CIFAR-10 images.
 SMALL_lee2020_finite ?= model.parameterization=ntk,standard
 FULL_lee2020_finite ?= model.parameterization=ntk,standard model.width=2048 dataset.n_train=45000 dataset.n_test=10000
 # --- Arora et al. 2020: CIFAR-10 subsets of 10 ... 1280 points, 20 draws each ---------
-SMALL_arora2020_small_data ?=
-FULL_arora2020_small_data ?= 'seed=range(20)'
+# Small: FC and CNN-VEC, one draw per size, 250 test images; full: CNN-GAP too, 20 draws, the
+# whole test set.
+SMALL_arora2020_small_data ?= model=fc,cnn_vec dataset.n_train=10,20,40,80,160,320,640,1280 dataset.n_test=250
+FULL_arora2020_small_data ?= model=fc,cnn_vec,cnn_gap dataset.n_train=10,20,40,80,160,320,640,1280 dataset.n_test=null 'seed=range(20)'
 # --- Kopitkov & Indelman 2019: the three learning-rate schedules ----------------------
 SMALL_kopitkov2019 ?= experiment.schedule=constant,step,cosine
 FULL_kopitkov2019 ?= experiment.schedule=constant,step,cosine dataset.n_train=512 experiment.steps=10000
@@ -64,7 +72,8 @@ FULL_ortiz2020_accuracy_maps ?=
 
 # --- which configs make each paper ---------------------------------------------------
 REPRO_jacot2018 := jacot2018_fig1 jacot2018_fig2 jacot2018_fig3
-REPRO_lee2020 := lee2020_cifar10 lee2020_finite
+REPRO_lee2020 := lee2020_cifar10 lee2020_digits lee2020_finite
+REPRO_lee2020-kernels := lee2020_cifar10 lee2020_digits
 REPRO_arora2020 := arora2020_small_data
 REPRO_kopitkov2019 := kopitkov2019
 REPRO_resnet-ntk := ntk_drift resntk_spectrum
@@ -98,7 +107,7 @@ if [ $$failed -ne 0 ]; then echo "make: some runs failed; see the sweep summarie
 exit $$failed
 endef
 
-.PHONY: repro-jacot2018 repro-lee2020 repro-arora2020 repro-kopitkov2019 \
+.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-arora2020 repro-kopitkov2019 \
         repro-resnet-ntk repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
@@ -106,6 +115,9 @@ repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained fun
 
 repro-lee2020: $(STAMP) ## Lee et al. 2020: NNGP/NTK kernel regression + finite nets -> results/lee2020/
 	$(call repro_recipe,lee2020)
+
+repro-lee2020-kernels: $(STAMP) ## Lee et al. 2020 kernel side only (NNGP/NTK, FC/CNN-VEC/CNN-GAP, ZCA, diag_reg) -> results/lee2020-kernels/
+	$(call repro_recipe,lee2020-kernels)
 
 repro-arora2020: $(STAMP) ## Arora et al. 2020: infinite-width kernels on small data -> results/arora2020/
 	$(call repro_recipe,arora2020)

@@ -3,6 +3,10 @@
 Drawn from the experiment's long-format rows (many runs; mean +- std over
 seeds), each only when the table has what it needs:
 
+* ``architectures``: the best test accuracy over ``diag_reg`` per
+  architecture (FC, CNN-VEC, CNN-GAP, ...), NNGP vs NTK, without / with ZCA,
+  one panel per dataset (Lee et al. 2020, Table 1; numbers from
+  :func:`architecture_table`);
 * ``diag_reg``: test accuracy and MSE against the diagonal regulariser
   ``eps`` of ``K + eps * mean(diag K) * I``, one line per kernel and model
   (Lee et al. 2020, Sec. 3.7 / Fig. 5: regularisation of NNGP and NTK);
@@ -26,8 +30,15 @@ import numpy as np
 import pandas as pd
 
 KERNEL_LABELS = {'nngp': 'NNGP', 'ntk': 'NTK'}
-MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'myrtle': 'Myrtle', 'wrn': 'WRN',
+MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'cnn_vec': 'CNN-VEC',
+                'cnn_gap': 'CNN-GAP', 'myrtle': 'Myrtle', 'wrn': 'WRN',
                 'resnet': 'ResNet'}
+# Architectures in the order of Lee et al. 2020's Table 1 (others after them).
+MODEL_ORDER = ('fc', 'cnn_vec', 'cnn', 'cnn_gap', 'myrtle', 'wrn', 'resnet')
+# Architecture options that a model name already fixes (not shown in labels
+# when they are constant per model).
+MODEL_OPTIONS = ('depth', 'W_std', 'b_std', 'activation', 'filter_size',
+                 'readout', 'k', 'alpha', 'parameterization', 'width')
 METRIC_LABELS = {
     'accuracy': 'test accuracy',
     'mse': 'test MSE',
@@ -56,7 +67,9 @@ def _plt():
 
 
 def _varies(frame: pd.DataFrame, column: str) -> bool:
-    return column in frame.columns and frame[column].astype(str).nunique() > 1
+    # dropna=False: a missing value (zca=null) is a setting of its own.
+    return (column in frame.columns
+            and frame[column].astype(str).nunique(dropna=False) > 1)
 
 
 def _label(column: str, value) -> str:
@@ -66,17 +79,38 @@ def _label(column: str, value) -> str:
         return MODEL_LABELS.get(str(value), str(value))
     if column == 'dataset':
         return str(value)
+    if column == 'zca':
+        return 'no ZCA' if _missing(value) else f'ZCA {float(value):g}'
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return f'{column}={value:g}' if isinstance(value, float) else f'{column}={value}'
 
 
+def _missing(value) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _fixed_by_model(frame: pd.DataFrame, column: str) -> bool:
+    """Whether an architecture option takes one value per model (e.g. readout)."""
+    if column not in MODEL_OPTIONS or 'model' not in frame.columns:
+        return False
+    values = frame[column].astype(str).groupby(frame['model'].astype(str))
+    return bool((values.nunique(dropna=False) <= 1).all())
+
+
 def _series(frame: pd.DataFrame, x: str, extra_exclude: Iterable[str] = ()):
-    """Groups of rows that form one line: the settings that vary, except x."""
+    """Groups of rows that form one line: the settings that vary, except x.
+
+    Architecture options that the model name fixes (CNN-VEC's flatten readout)
+    do not split lines further and stay out of the labels.
+    """
     exclude = {x, *extra_exclude}
     keys = [c for c in SETTING_COLUMNS
             if c not in exclude and (_varies(frame, c) or c in ('kernel', 'model'))
-            and c in frame.columns]
+            and c in frame.columns and not _fixed_by_model(frame, c)]
     for key, group in frame.groupby(keys, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         settings = dict(zip(keys, key))
@@ -113,6 +147,20 @@ def _set_y_scale(ax, metric: str, values: np.ndarray) -> None:
     if metric.endswith('mse') and values.size and values.max() / values.min() > 10:
         ax.set_yscale('log')
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _model_colors(frame: pd.DataFrame) -> dict[str, str]:
+    """One colour per model, in Table-1 order, shared by every panel."""
+    if 'model' not in frame.columns or not _varies(frame, 'model'):
+        return {}
+    cycle = [f'C{i}' for i in range(10)]
+    return {m: cycle[i % 10] for i, m in enumerate(_ordered_models(frame['model']))}
+
+
+def _ordered_models(models) -> list[str]:
+    present = list(dict.fromkeys(str(m) for m in models))
+    rank = {m: i for i, m in enumerate(MODEL_ORDER)}
+    return sorted(present, key=lambda m: (rank.get(m, len(rank)), m))
 
 
 def _line(ax, stats: pd.DataFrame, label: str, kernel: str | None, color=None):
@@ -184,36 +232,213 @@ def _at_inf(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[t.isna() | np.isinf(t)]
 
 
+def _facet_values(frame: pd.DataFrame, column: str) -> list:
+    """The values of a column to draw one panel each (``[None]``: no facet)."""
+    if not _varies(frame, column):
+        return [None]
+    values = frame[column].drop_duplicates().tolist()
+    return sorted(values, key=lambda v: (not _missing(v), str(v)))
+
+
+def _facet(frame: pd.DataFrame, column: str, value) -> pd.DataFrame:
+    if value is None and not _varies(frame, column):
+        return frame
+    if _missing(value):
+        return frame[frame[column].isna()]
+    return frame[frame[column] == value]
+
+
+def _all_handles(axes) -> dict:
+    """Legend entries of every panel, first occurrence of each label."""
+    handles: dict = {}
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    return handles
+
+
+def _with_title(text: str, rows: pd.DataFrame) -> str:
+    title = _title(rows)
+    return f'{text} — {title}' if title else text
+
+
+def _largest_n_train(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, the rows of its largest n_train (the n_train figure shows
+    the others)."""
+    if not _varies(rows, 'n_train'):
+        return rows
+    by = rows['dataset'] if 'dataset' in rows.columns else pd.Series(0, rows.index)
+    largest = rows.groupby(by)['n_train'].transform('max')
+    return rows[rows['n_train'] == largest]
+
+
 def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Accuracy / MSE against the diagonal regulariser (Lee et al. 2020)."""
+    """Accuracy / MSE against the diagonal regulariser (Lee et al. 2020).
+
+    One row of panels per dataset, one column per metric and ZCA setting
+    (when they vary); in each panel one line per model (colour) and kernel
+    (dashed NNGP, solid NTK).
+    """
     rows = _at_inf(frame)
     if not _varies(rows, 'diag_reg'):
         return []
-    if _varies(rows, 'n_train'):  # the n_train figure shows the others
-        rows = rows[rows['n_train'] == rows['n_train'].max()]
+    rows = _largest_n_train(rows)
     metrics = _metrics(rows)
     if not metrics:
         return []
+    datasets = _facet_values(rows, 'dataset')
+    zcas = _facet_values(rows, 'zca')
+    columns = [(metric, zca) for metric in metrics for zca in zcas]
+    colors = _model_colors(rows)
     plt = _plt()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6),
+    fig, axes = plt.subplots(len(datasets), len(columns),
+                             figsize=(4.2 * len(columns), 3.4 * len(datasets)),
                              squeeze=False, layout='constrained')
-    for ax, metric in zip(axes[0], metrics):
-        data = rows[rows['metric'] == metric]
-        for settings, label, group in _series(data, 'diag_reg'):
-            _line(ax, _mean_std(group, 'diag_reg'), label, settings.get('kernel'))
-        _set_log_x(ax, data['diag_reg'].to_numpy(float))
-        ax.set_xlabel(AXIS_LABELS['diag_reg'])
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        _set_y_scale(ax, metric, data['value'])
-        ax.grid(alpha=0.3)
-    _legend(fig, axes[0][0])
-    fig.suptitle(f'NNGP and NTK regularisation — {_title(rows)}', fontsize=9)
+    for i, dataset in enumerate(datasets):
+        part = _facet(rows, 'dataset', dataset)
+        for j, (metric, zca) in enumerate(columns):
+            ax = axes[i][j]
+            data = _facet(part[part['metric'] == metric], 'zca', zca)
+            lines = list(_series(data, 'diag_reg', ('dataset', 'zca')))
+            order = ({m: k for k, m in enumerate(_ordered_models(data['model']))}
+                     if 'model' in data.columns else {})
+            lines.sort(key=lambda item: order.get(str(item[0].get('model')), 0))
+            for settings, label, group in lines:
+                _line(ax, _mean_std(group, 'diag_reg'), label,
+                      settings.get('kernel'),
+                      color=colors.get(str(settings.get('model'))))
+            _set_log_x(ax, data['diag_reg'].to_numpy(float))
+            ax.set_xlabel(AXIS_LABELS['diag_reg'], fontsize=8)
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            _set_y_scale(ax, metric, data['value'])
+            ax.grid(alpha=0.3)
+            title = [_label('dataset', dataset) if dataset is not None else '',
+                     _label('zca', zca) if zca is not None else '']
+            title = ', '.join(t for t in title if t)
+            if title:
+                ax.set_title(title, fontsize=9)
+        for metric in metrics:  # one y range per metric in a row: ZCA off vs on
+            same = [axes[i][j] for j, (m, _) in enumerate(columns) if m == metric]
+            if len(same) > 1 and all(a.get_yscale() == 'linear' for a in same):
+                low = min(a.get_ylim()[0] for a in same)
+                high = max(a.get_ylim()[1] for a in same)
+                for a in same:
+                    a.set_ylim(low, high)
+    handles = _all_handles(axes)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc='outside lower center',
+                   fontsize=7, ncol=min(len(handles), 6))
+    fig.suptitle(_with_title('NNGP (dashed) and NTK (solid) against '
+                             'regularisation', rows), fontsize=9)
     return _save(fig, out_dir, 'diag_reg')
+
+
+def architecture_table(frame: pd.DataFrame, metric: str = 'accuracy') -> pd.DataFrame:
+    """Lee et al. 2020 Table 1 from the rows: the best ``metric`` over
+    ``diag_reg`` per dataset, model, ZCA setting and kernel (t = inf).
+
+    Seeds are averaged at each ``diag_reg`` before the best one is taken;
+    with several ``n_train`` only each dataset's largest enters. The best is
+    the largest accuracy (smallest MSE) on the test rows themselves: at these
+    sizes there is no separate validation split, so it is optimistic.
+
+    Returns:
+        Columns ``dataset, model, zca, kernel, value, diag_reg, n_train``
+        (``zca`` NaN = none), models in Table-1 order (FC, CNN-VEC, CNN-GAP).
+    """
+    rows = _largest_n_train(_at_inf(frame))
+    rows = rows[rows['metric'] == metric]
+    if rows.empty or 'kernel' not in rows.columns:
+        return pd.DataFrame(columns=['dataset', 'model', 'zca', 'kernel',
+                                     'value', 'diag_reg', 'n_train'])
+    rows = rows.copy()
+    for column, default in (('dataset', ''), ('model', ''), ('zca', np.nan),
+                            ('diag_reg', np.nan), ('n_train', np.nan)):
+        if column not in rows.columns:
+            rows[column] = default
+    rows['zca'] = pd.to_numeric(rows['zca'], errors='coerce')
+    keys = ['dataset', 'model', 'zca', 'kernel']
+    means = (rows.groupby(keys + ['diag_reg'], dropna=False)
+             .agg(value=('value', 'mean'), n_train=('n_train', 'max'))
+             .reset_index())
+    pick = means.groupby(keys, dropna=False)['value']
+    best = pick.idxmin() if metric.endswith('mse') else pick.idxmax()
+    table = means.loc[best.to_numpy()].reset_index(drop=True)
+    rank = {m: i for i, m in enumerate(_ordered_models(table['model']))}
+    table = table.assign(_rank=table['model'].astype(str).map(rank),
+                         _zca=table['zca'].fillna(-1.0))
+    table = table.sort_values(['dataset', '_rank', '_zca', 'kernel'])
+    return table.drop(columns=['_rank', '_zca']).reset_index(drop=True)[
+        ['dataset', 'model', 'zca', 'kernel', 'value', 'diag_reg', 'n_train']]
+
+
+def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Best accuracy per architecture, NNGP vs NTK, without / with ZCA
+    (Lee et al. 2020, Table 1): one panel per dataset, bars labelled."""
+    rows = _at_inf(frame)
+    if not (_varies(rows, 'model') or _varies(rows, 'zca')):
+        return []
+    metric = 'accuracy' if 'accuracy' in set(rows['metric']) else 'mse'
+    table = architecture_table(rows, metric)
+    if table.empty:
+        return []
+    datasets = list(dict.fromkeys(table['dataset']))
+    variants = (table[['zca', 'kernel']].drop_duplicates()
+                .assign(_z=lambda t: t['zca'].fillna(-1.0))
+                .sort_values(['_z', 'kernel']).drop(columns='_z'))
+    variants = list(variants.itertuples(index=False, name=None))
+    plt = _plt()
+    n_models = max(table.groupby('dataset')['model'].nunique())
+    fig, axes = plt.subplots(1, len(datasets),
+                             figsize=(max(3.6, 1.5 * n_models + 1.4) * len(datasets), 3.8),
+                             squeeze=False, layout='constrained')
+    width = 0.8 / max(1, len(variants))
+    shades = {'nngp': 0.55, 'ntk': 1.0}
+    for ax, dataset in zip(axes[0], datasets):
+        part = table[table['dataset'] == dataset]
+        models = _ordered_models(part['model'])
+        for v, (zca, kernel) in enumerate(variants):
+            sel = part[(part['kernel'] == kernel) &
+                       (part['zca'].isna() if _missing(zca) else part['zca'] == zca)]
+            values = sel.set_index(sel['model'].astype(str))['value']
+            x = np.arange(len(models)) + (v - (len(variants) - 1) / 2) * width
+            heights = [values.get(m, np.nan) for m in models]
+            color = 'C0' if _missing(zca) else 'C1'
+            bars = ax.bar(x, heights, width, color=color,
+                          alpha=shades.get(str(kernel), 1.0),
+                          hatch='//' if kernel == 'nngp' else None,
+                          edgecolor='white', lw=0.5,
+                          label=f"{_label('kernel', kernel)}, {_label('zca', zca)}")
+            for bar, h in zip(bars, heights):
+                if np.isfinite(h):
+                    ax.text(bar.get_x() + bar.get_width() / 2, h, f'{h:.3f}',
+                            ha='center', va='bottom', fontsize=6, rotation=90)
+        ax.set_xticks(np.arange(len(models)), [_label('model', m) for m in models])
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        finite = part['value'].to_numpy(float)
+        if metric == 'accuracy' and finite.size:
+            ax.set_ylim(max(0.0, finite.min() - 0.1), min(1.0, finite.max() + 0.08))
+        n = part['n_train'].max()
+        ax.set_title(f"{dataset}" + (f', n={int(n)}' if np.isfinite(n) else ''),
+                     fontsize=9)
+        ax.grid(alpha=0.3, axis='y')
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='outside lower center', fontsize=7,
+               ncol=len(handles))
+    best = 'highest' if metric == 'accuracy' else 'lowest'
+    fig.suptitle(f'Infinite-width kernels per architecture ({best} test {metric} '
+                 r'over $\varepsilon$)', fontsize=9)
+    return _save(fig, out_dir, 'architectures')
 
 
 def plot_n_train(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Accuracy against training-set size (Arora et al. 2020, Fig. 1)."""
     rows = _at_inf(frame)
+    if 'dataset' in rows.columns and 'n_train' in rows.columns:
+        # Only datasets run at several sizes (a table may also hold a
+        # dataset run at one size, e.g. Lee 2020's digits next to CIFAR-10).
+        sizes = rows.groupby(rows['dataset'].astype(str))['n_train'].nunique()
+        rows = rows[rows['dataset'].astype(str).isin(sizes[sizes > 1].index)]
     if not _varies(rows, 'n_train'):
         return []
     metrics = _metrics(rows, ('accuracy',)) or _metrics(rows, ('mse',))
@@ -224,14 +449,20 @@ def plot_n_train(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     regs = sorted(data['diag_reg'].dropna().unique()) if 'diag_reg' in data else [None]
     if len(regs) > 4:  # four evenly spaced panels
         regs = [regs[i] for i in np.linspace(0, len(regs) - 1, 4).round().astype(int)]
+    colors = _model_colors(data)
     plt = _plt()
     fig, axes = plt.subplots(1, len(regs), figsize=(4.6 * len(regs), 3.6),
                              squeeze=False, sharey=True,
                              layout='constrained')
     for ax, reg in zip(axes[0], regs):
         panel = data if reg is None else data[data['diag_reg'] == reg]
-        for settings, label, group in _series(panel, 'n_train', ('diag_reg',)):
-            _line(ax, _mean_std(group, 'n_train'), label, settings.get('kernel'))
+        lines = list(_series(panel, 'n_train', ('diag_reg',)))
+        order = ({m: k for k, m in enumerate(_ordered_models(panel['model']))}
+                 if 'model' in panel.columns else {})
+        lines.sort(key=lambda item: order.get(str(item[0].get('model')), 0))
+        for settings, label, group in lines:
+            _line(ax, _mean_std(group, 'n_train'), label, settings.get('kernel'),
+                  color=colors.get(str(settings.get('model'))))
         _set_log_x(ax, panel['n_train'].to_numpy(float), force=True)
         ax.set_xlabel(AXIS_LABELS['n_train'])
         if reg is not None and len(regs) > 1:
@@ -239,7 +470,7 @@ def plot_n_train(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3, which='both')
     axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric))
     _legend(fig, axes[0][0])
-    fig.suptitle(f'Small-data regime (Arora et al. 2020) — {_title(rows)}',
+    fig.suptitle(_with_title('Small-data regime (Arora et al. 2020)', rows),
                  fontsize=9)
     return _save(fig, out_dir, 'n_train')
 
@@ -266,10 +497,18 @@ def plot_nngp_vs_ntk(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         drawn = True
         colour_by = 'model' if _varies(data, 'model') else (
             'dataset' if _varies(data, 'dataset') else None)
+        marker_by = ('dataset' if colour_by == 'model' and _varies(data, 'dataset')
+                     else None)
         if colour_by:
-            for value, part in table.groupby(level=colour_by, dropna=False):
-                ax.scatter(part['nngp'], part['ntk'], s=14,
-                           label=_label(colour_by, value))
+            colors = _model_colors(data) if colour_by == 'model' else {}
+            markers = dict(zip(_facet_values(data, 'dataset'), 'o^sDv'))
+            levels = [colour_by] + ([marker_by] if marker_by else [])
+            for value, part in table.groupby(level=levels, dropna=False):
+                value = value if isinstance(value, tuple) else (value,)
+                label = ', '.join(_label(c, v) for c, v in zip(levels, value))
+                ax.scatter(part['nngp'], part['ntk'], s=14, label=label,
+                           color=colors.get(str(value[0])),
+                           marker=markers.get(value[1], 'o') if marker_by else 'o')
             ax.legend(fontsize=7)
         else:
             ax.scatter(table['nngp'], table['ntk'], s=14)
@@ -284,7 +523,7 @@ def plot_nngp_vs_ntk(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     if not drawn:
         _plt().close(fig)
         return []
-    fig.suptitle(f'NNGP vs NTK, each point one setting — {_title(rows)}',
+    fig.suptitle(_with_title('NNGP vs NTK, each point one setting', rows),
                  fontsize=9)
     return _save(fig, out_dir, 'nngp_vs_ntk')
 
@@ -359,7 +598,8 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             frame = frame.assign(**{column: pd.to_numeric(frame[column],
                                                           errors='coerce')})
     paths: list[Path] = []
-    for figure in (plot_diag_reg, plot_n_train, plot_nngp_vs_ntk, plot_time):
+    for figure in (plot_architectures, plot_diag_reg, plot_n_train,
+                   plot_nngp_vs_ntk, plot_time):
         paths += figure(frame, out_dir)
     if not paths:
         paths += plot_summary(frame, out_dir)
