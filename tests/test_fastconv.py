@@ -24,7 +24,7 @@ CASES = {
     'cnn_gap_standard': (models.cnn, dict(depth=2, width=8, b_std=0.1,
                                           parameterization='standard'), 5, 1),
     'cnn_vec_ntk': (models.cnn, dict(depth=2, width=8, b_std=0.2,
-                                     readout='flatten'), 5, 1),
+                                     readout='flatten', fast_kernel=True), 5, 1),
     # Odd sides: the strided SAME convolutions pad asymmetrically (6 -> 3 -> 2).
     'wrn10_ntk': (models.wrn, dict(depth=10, width=4), 6, 2),
 }
@@ -40,7 +40,8 @@ SLOW_CASES = {
                                              b_std=0.0,
                                              parameterization='standard'), 6, 1),
     'cnn_vec_standard': (models.cnn, dict(depth=3, width=8, readout='flatten',
-                                          parameterization='standard'), 4, 2),
+                                          parameterization='standard',
+                                          fast_kernel=True), 4, 2),
     'wrn16_k2_bias': (models.wrn, dict(depth=16, width=4, k=2, b_std=0.3,
                                        W_std=1.3), 5, 3),
     'wrn10_32x32': (models.wrn, dict(depth=10, width=4), 32, 3),
@@ -54,7 +55,7 @@ def _images(n, side, channels, seed):
 def _compare(case, dtype, rtol):
     fn, kwargs, side, channels = case
     _, _, fast = fn(**kwargs)
-    _, _, reference = fn(fast_kernel=False, **kwargs)
+    _, _, reference = fn(**{**kwargs, 'fast_kernel': False})
     assert getattr(fast, 'fastconv', False)
     assert not getattr(reference, 'fastconv', False)
     x1 = _images(3, side, channels, 0).astype(dtype)
@@ -229,6 +230,17 @@ def test_strided_shift_sum_is_strided_convolution_of_covariance(k, stride, size)
             jnp.asarray(np.einsum('hwhw->hw', cov)), k, stride))
         np.testing.assert_allclose(diag, np.einsum('hwhw->hw', expected),
                                    rtol=1e-12)
+
+
+def test_auto_keeps_neural_tangents_for_cnn_vec():
+    """CNN-VEC: neural-tangents tracks only the diagonal and is faster."""
+    _, _, vec = models.cnn(depth=2, width=8, readout='flatten')
+    assert not getattr(vec, 'fastconv', False)
+    _, _, forced = models.cnn(depth=2, width=8, readout='flatten',
+                              fast_kernel=True)
+    assert forced.fastconv and not forced.net.full_spatial
+    _, _, gap = models.cnn(depth=2, width=8, readout='gap')
+    assert gap.fastconv
 
 
 def test_wrn_selection():
