@@ -49,8 +49,10 @@ FULL_lee2020_cifar10 ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.1 dataset.n_
 SMALL_lee2020_digits ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.1
 FULL_lee2020_digits ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.1 dataset.n_train=null dataset.n_test=null
 # Finite nets (NTK and standard parameterisation) vs kernels; full: 45k CIFAR-10 images.
+# Small: FC 3x512 only, 256 images, 300 steps. The CNN-VEC (4x16 channels, model=cnn_vec) is
+# GPU-sized: XLA's CPU convolutions took ~60 s per full-batch GD step on 2 busy cores.
 SMALL_lee2020_finite ?= model.parameterization=ntk,standard
-FULL_lee2020_finite ?= model.parameterization=ntk,standard model.width=2048 dataset.n_train=45000 dataset.n_test=10000
+FULL_lee2020_finite ?= model=fc,cnn_vec model.parameterization=ntk,standard 'experiment.model_widths={fc:[2048],cnn:[512]}' dataset.n_train=45000 dataset.n_test=10000
 # --- Arora et al. 2020: CIFAR-10 subsets of 10 ... 1280 points, 20 draws each ---------
 # Small: FC and CNN-VEC, one draw per size, 250 test images; full: CNN-GAP too, 20 draws, the
 # whole test set.
@@ -60,7 +62,8 @@ FULL_arora2020_small_data ?= model=fc,cnn_vec,cnn_gap dataset.n_train=10,20,40,8
 SMALL_kopitkov2019 ?= experiment.schedule=constant,step,cosine
 FULL_kopitkov2019 ?= experiment.schedule=constant,step,cosine dataset.n_train=512 experiment.steps=10000
 # --- ResNets: NTK drift FC vs ResNet against width (NTH); ResNTK spectra --------------
-SMALL_ntk_drift ?= model=fc,resnet
+# Small: widths 64 ... 1024 (the config's own list goes to 2048), 3 seeds.
+SMALL_ntk_drift ?= model=fc,resnet 'experiment.widths=[64,128,256,512,1024]'
 FULL_ntk_drift ?= model=fc,resnet 'experiment.widths=[64,128,256,512,1024,2048,4096,8192]' 'experiment.seeds=[0,1,2,3,4]'
 SMALL_resntk_spectrum ?= model=fc,resnet
 FULL_resntk_spectrum ?= model=fc,resnet experiment.lmax=128 experiment.gram_points=4000

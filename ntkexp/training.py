@@ -253,3 +253,17 @@ def linearized_apply_fn(apply_fn: Callable) -> Callable:
         return nt.linearize(apply_fn, params_0)(params, x)
 
     return f_lin
+
+
+def centered_apply_fn(apply_fn: Callable) -> Callable:
+    """``f_c(params, x, params_0) = f(params, x) - f(params_0, x)``.
+
+    The centred network of Lee et al. 2020 (Sec. 3, "centering"): trained
+    from ``params_0`` it starts from the zero function, so the random initial
+    function no longer adds its variance to the predictions. ``params_0`` is
+    an argument, as in :func:`linearized_apply_fn`.
+    """
+    def f_c(params, x, params_0):
+        return apply_fn(params, x) - jax.lax.stop_gradient(apply_fn(params_0, x))
+
+    return f_c

@@ -174,6 +174,26 @@ def test_ntk_slice_equals_nt_empirical_ntk():
         assert ntk_drift.relative_change(2 * full, full) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize('model', [
+    'fc', 'resnet', pytest.param('cnn', marks=pytest.mark.slow)])
+def test_structured_ntk_implementation_matches_jacobian_contraction(model):
+    """ntk_implementation=3 (structured derivatives, ~50x faster on a CPU at
+    width 512) gives the kernel of the Jacobian contraction (1)."""
+    from ntkexp.models import cnn, resnet
+    build = {'fc': lambda: fc(depth=2, width=64, out_dim=3),
+             'resnet': lambda: resnet(depth=2, width=64, out_dim=3),
+             'cnn': lambda: cnn(depth=2, width=8, out_dim=3, readout='flatten')}
+    init_fn, apply_fn, _ = build[model]()
+    rng = np.random.RandomState(0)
+    x = jnp.asarray(rng.randn(5, 6, 6, 2) if model == 'cnn' else rng.randn(5, 7),
+                    jnp.float32)
+    _, params = init_fn(jax.random.PRNGKey(2), x.shape)
+    k1 = np.asarray(ntk_drift.empirical_ntk_fn(apply_fn, 1)(x, None, params))
+    k3 = np.asarray(ntk_drift.empirical_ntk_fn(apply_fn, 3)(x, None, params))
+    assert k1.shape == (5, 5) and np.abs(k1).max() > 0.1
+    np.testing.assert_allclose(k3, k1, rtol=1e-4, atol=1e-5 * np.abs(k1).max())
+
+
 def test_loglog_slope():
     w = np.array([64, 128, 256, 512])
     slope, intercept = ntk_drift.loglog_slope(w, 3.0 * w ** -0.5)
@@ -202,7 +222,7 @@ def test_end_to_end_fc_wide_net_approaches_ntk(tmp_path):
                   'experiment.seeds=[0,1]', 'experiment.steps=40',
                   'experiment.eval_every=20', 'experiment.lr_fraction=0.2',
                   'experiment.references=[ntk,ntk_mean,linearized]',
-                  'experiment.probe_size=4')
+                  'experiment.probe_size=4', 'experiment.centered=true')
     frame = runner.run_job(cfg, tmp_path / 'run')
     metrics = set(frame['metric'])
     for metric in ('train_loss', 'test_loss', 'dist_ntk', 'dist_ntk_mean',
@@ -235,7 +255,21 @@ def test_end_to_end_fc_wide_net_approaches_ntk(tmp_path):
         rows = rows.sort_values('step')
         assert rows['value'].iloc[-1] < 0.5 * rows['value'].iloc[0]
     summary = frame.attrs['summary']
-    assert set(summary['predictor']) == {'net', 'ntk', 'ntk_mean', 'linearized'}
+    assert set(summary['predictor']) == {'net', 'ntk', 'ntk_mean', 'linearized',
+                                         'net_centered'}
+    # The centred net f(theta) - f(theta_0) starts at the zero function and,
+    # wide, follows the NTK dynamics from f_0 = 0 (ntk_mean), not the net's.
+    loss = frame[frame['metric'] == 'test_loss']
+    y_test_loss = loss[(loss['predictor'] == 'ntk_mean') & (loss['step'] == 0)]
+    cen0 = loss[(loss['predictor'] == 'net_centered') & (loss['step'] == 0)]
+    np.testing.assert_allclose(cen0['value'].to_numpy(),
+                               y_test_loss['value'].to_numpy(), rtol=1e-5)
+    wide = loss[(loss['width'] == 1024) & (loss['step'] == 40)].groupby(
+        'predictor')['value'].mean()
+    assert abs(wide['net_centered'] - wide['ntk_mean']) < 0.1 * wide['ntk_mean']
+    assert abs(wide['net_centered'] - wide['ntk_mean']) < abs(
+        wide['net'] - wide['ntk_mean'])
+    assert 'dist_net_centered' not in metrics
     paths = fw_plots.plot(frame, tmp_path / 'figs')
     names = {p.name for p in paths}
     assert 'finite_width_ntk_drift.png' in names
@@ -245,6 +279,7 @@ def test_end_to_end_fc_wide_net_approaches_ntk(tmp_path):
     assert slopes['slope'].iloc[0] < -0.2
 
 
+@pytest.mark.slow
 def test_end_to_end_resnet_sgd_xent(tmp_path):
     cfg = compose(tmp_path, 'experiment=finite_width', 'model=resnet',
                   'model.depth=2', 'dataset.n_train=32', 'dataset.n_test=32',
@@ -279,6 +314,7 @@ def test_end_to_end_resnet_sgd_xent(tmp_path):
         assert rows['value'].iloc[-1] < rows['value'].iloc[0]
 
 
+@pytest.mark.slow
 def test_jacot_configs_compose_and_run_tiny(tmp_path):
     cfg = compose(tmp_path, 'experiment=jacot2018_fig1')
     assert cfg.experiment.name == 'jacot2018_fig1'
@@ -330,6 +366,42 @@ def test_jacot_configs_compose_and_run_tiny(tmp_path):
     assert fw_plots.plot_functions(frame, tmp_path / 'figs', 'fig2')
 
 
+def test_standard_parameterization_uses_the_width_aware_ntk(tmp_path):
+    """Standard param.: the NTK (and so max_lr) depends on the width.
+
+    Lee et al. 2020 train standard-parameterised nets at a fraction of the
+    maximal learning rate of their own, width-dependent NTK; the reference
+    dynamics must use that kernel too.
+    """
+    cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
+                  'model.depth=1', 'model.parameterization=standard',
+                  'dataset=gaussian', 'dataset.n_train=16', 'dataset.n_test=16',
+                  'experiment.widths=[32,1024]', 'experiment.seeds=[0]',
+                  'experiment.steps=20', 'experiment.eval_every=10',
+                  'experiment.lr_fraction=0.5', 'experiment.references=[ntk]',
+                  'experiment.probe_size=0')
+    frame = runner.run_job(cfg, tmp_path / 'run')
+    max_lr = frame[frame['metric'] == 'max_lr'].set_index('width')['value']
+    # The readout's NTK term grows like the width: max_lr shrinks like 1/n.
+    assert 10 < max_lr[32] / max_lr[1024] < 40
+    # ... and equals the bound of the initial wide network's empirical NTK.
+    data = hydra.utils.instantiate(cfg.dataset)
+    cfg.model.width = 1024
+    init_fn, apply_fn, _ = hydra.utils.instantiate(cfg.model, out_dim=1)
+    x = jnp.asarray(data.x_train, jnp.float32)
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    emp = np.asarray(ntk_drift.empirical_ntk_fn(apply_fn)(x, None, params))
+    emp_lr = training.max_learning_rate(emp, data.y_train.size)
+    assert emp_lr == pytest.approx(max_lr[1024], rel=0.15)
+    # The wide net follows its (width-aware) NTK dynamics more closely.
+    dist = _final(frame, 'dist_ntk', split='test')
+    assert dist[1024] < dist[32] / 2, dist
+    loss = frame[(frame['metric'] == 'train_loss') & (frame['predictor'] == 'net')]
+    for _, rows in loss.groupby('width'):
+        rows = rows.sort_values('step')
+        assert rows['value'].iloc[-1] < 0.7 * rows['value'].iloc[0]
+
+
 def test_paper_configs_compose(tmp_path):
     cfg = compose(tmp_path, 'experiment=ntk_drift', 'model=resnet')
     assert cfg.experiment.name == 'ntk_drift' and cfg.model.alpha is not None
@@ -337,6 +409,15 @@ def test_paper_configs_compose(tmp_path):
     cfg = compose(tmp_path, 'experiment=lee2020_finite', 'model=cnn')
     assert cfg.experiment.kernel_inf and cfg.dataset.name == 'cifar10'
     runner.validate(cfg)
+    # experiment.model_widths: each architecture of one sweep at its own widths.
+    widths = {model: finite_width.widths_of(compose(
+        tmp_path, 'experiment=lee2020_finite', f'model={model}'))
+        for model in ('fc', 'cnn_vec', 'resnet')}
+    assert widths == {'fc': [512], 'cnn_vec': [16], 'resnet': [512]}
+    cfg = compose(tmp_path, 'experiment=lee2020_finite', 'model=cnn_vec',
+                  'experiment.model_widths={cnn: [0]}')
+    with pytest.raises(runner.ConfigError, match='experiment.widths'):
+        runner.validate(cfg)
 
 
 @pytest.mark.parametrize('override, message', [

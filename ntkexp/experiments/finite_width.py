@@ -30,7 +30,11 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   infinite-width NTK dynamics ``nt.predict`` started from the *same* initial
   function ``f_0`` as the network: Lee et al. 2019, eqs. 9-10) and
   ``ntk_mean`` (the same dynamics from ``f_0 = 0``: the mean over
-  initialisations for MSE, i.e. kernel regression at time ``t``);
+  initialisations for MSE, i.e. kernel regression at time ``t``); with
+  ``experiment.centered``, ``net_centered``: the centred network
+  ``f(theta, x) - f(theta_0, x)``, trained as such by the same optimiser on
+  the same batches from ``theta_0`` (Lee et al. 2020, Sec. 3: centring
+  removes the random initial function);
 * ``dist_ntk``, ``dist_linearized``, ``dist_ntk_mean``: root mean square
   distance between the network's outputs and each reference (``split`` =
   train / test);
@@ -102,9 +106,27 @@ def _as_list(value: Any) -> Optional[list[Any]]:
 # Config resolution and validation.
 
 
+def _widths_setting(cfg: DictConfig) -> Optional[list[Any]]:
+    """The widths of this run's model as a list, or None (= ``[model.width]``).
+
+    ``experiment.model_widths`` (a mapping from the architecture, i.e. the
+    model's function name: ``fc``, ``cnn`` for ``model=cnn_vec``, ``resnet``,
+    ... to its widths) comes first, so that one sweep ``model=fc,cnn_vec``
+    trains each architecture at its own widths (e.g. ``{fc: [512], cnn:
+    [16]}``); an architecture missing from it uses ``experiment.widths``.
+    """
+    from ntkexp.runner import target_name  # pylint: disable=g-import-not-at-top
+    by_model = cfg.experiment.get('model_widths', None)
+    if by_model is not None:
+        name = target_name(cfg.model)
+        if name in by_model:
+            return _as_list(by_model[name])
+    return _as_list(cfg.experiment.get('widths', None))
+
+
 def widths_of(cfg: DictConfig) -> list[int]:
-    """``experiment.widths``, or ``[model.width]`` when it is null."""
-    widths = _as_list(cfg.experiment.get('widths', None))
+    """``experiment.widths`` (for this model), or ``[model.width]``."""
+    widths = _widths_setting(cfg)
     if widths is None:
         widths = [cfg.model.get('width', None)]
     return [int(w) for w in widths]
@@ -154,7 +176,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(message)
 
     exp = cfg.experiment
-    widths = _as_list(exp.get('widths', None))
+    widths = _widths_setting(cfg)
     if widths is None:
         check(cfg.model.get('width', None) is not None,
               'experiment.widths is null and the model has no width; set '
@@ -397,6 +419,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     slice_steps = set(slice_steps_of(exp)) if slice_cfg is not None else set()
     functions = bool(exp.get('functions', False))
     kernel_inf = bool(exp.get('kernel_inf', False))
+    centered = bool(exp.get('centered', False))
     gamma_test = _gamma(data.x_test)
 
     need_ntk = bool({'ntk', 'ntk_mean'} & set(references)) or kernel_inf or (
@@ -445,6 +468,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         trainers = {}
         f_lin = training.linearized_apply_fn(apply_fn)
         f_lin_jit = jax.jit(f_lin)
+        f_centered = training.centered_apply_fn(apply_fn)
+        f_centered_jit = jax.jit(f_centered)
         slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
         ntk_emp = (ntk_drift.empirical_ntk_fn(
             apply_fn, int(exp.get('ntk_implementation', 1)))
@@ -485,15 +510,22 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                                      y_train_t, batch_size),
                     training.Trainer(f_lin, loss, optimizer, x_train,
                                      y_train_t, batch_size, consts=(params0,))
-                    if 'linearized' in references else None)
+                    if 'linearized' in references else None,
+                    training.Trainer(f_centered, loss, optimizer, x_train,
+                                     y_train_t, batch_size, consts=(params0,))
+                    if centered else None)
             net = trainers[lr][0].rebind(key=batch_key)
-            lin = lin_state = None
+            lin = lin_state = cen = cen_state = None
             with net_precision():
                 state = net.init(params0)
                 if trainers[lr][1] is not None:
                     lin = trainers[lr][1].rebind(key=batch_key, consts=(params0,))
                     lin_state = lin.init(params0)
                     lin_apply = functools.partial(f_lin_jit, params_0=params0)
+                if trainers[lr][2] is not None:
+                    cen = trainers[lr][2].rebind(key=batch_key, consts=(params0,))
+                    cen_state = cen.init(params0)
+                    cen_apply = functools.partial(f_centered_jit, params_0=params0)
 
             ref = {}  # infinite-width references at every eval step (float64)
             if {'ntk', 'ntk_mean'} & set(references):
@@ -514,10 +546,14 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     outputs = {
                         'train': _apply_batched(apply_jit, state.params, x_train),
                         'test': _apply_batched(apply_jit, state.params, x_test)}
-                    l_out = None
+                    l_out = c_out = None
                     if lin is not None:
                         lin_state = lin.advance(lin_state, step)
                         l_out = {s: _apply_batched(lin_apply, lin_state.params, x)
+                                 for s, x in (('train', x_train), ('test', x_test))}
+                    if cen is not None:
+                        cen_state = cen.advance(cen_state, step)
+                        c_out = {s: _apply_batched(cen_apply, cen_state.params, x)
                                  for s, x in (('train', x_train), ('test', x_test))}
                     k_t = (np.asarray(ntk_emp(probe, None, state.params))
                            if probe_size else None)
@@ -537,11 +573,15 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                           for name, (r_train, r_test) in ref.items()}
                 if l_out is not None:
                     others['linearized'] = l_out
+                if c_out is not None:
+                    others['net_centered'] = c_out
                 for name, r_out in others.items():
                     values = evaluator.rows(rows, r_out, predictor=name, **at)
                     entries.append(dict(width=width, seed=seed, predictor=name,
                                         **values))
                     for split in ('train', 'test'):
+                        if name == 'net_centered':  # not a reference
+                            continue
                         d = _rms(outputs[split], r_out[split])
                         rows.add(f'dist_{name}', d, split=split, **at)
                         if split == 'test':

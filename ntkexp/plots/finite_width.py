@@ -40,10 +40,12 @@ from ntkexp import ntk_drift
 MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'myrtle': 'Myrtle', 'wrn': 'WRN',
                 'resnet': 'ResNet'}
 PREDICTOR_LABELS = {'net': 'network', 'linearized': 'linearised network',
+                    'net_centered': 'centred network $f_t - f_0$',
                     'ntk': 'NTK dynamics (same $f_0$)',
                     'ntk_mean': 'NTK dynamics ($f_0=0$)',
                     'infinite': r'$n=\infty$'}
-PREDICTOR_STYLE = {'net': '-', 'linearized': '--', 'ntk': ':', 'ntk_mean': '-.'}
+PREDICTOR_STYLE = {'net': '-', 'linearized': '--', 'ntk': ':', 'ntk_mean': '-.',
+                   'net_centered': '-'}
 
 
 def _plt():
@@ -130,17 +132,22 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def plot_ntk_slice(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
-    """Jacot et al. 2018, Fig. 1: ``Theta(x0, x)`` at init and after training."""
+    """Jacot et al. 2018, Fig. 1: ``Theta(x0, x)`` at init and after training.
+
+    Left: the slices (solid: first recorded step, dashed: last), one thin
+    line per seed, and the infinite-width NTK; right: how much each seed's
+    slice moved, ``Theta_T(x0, x) - Theta_0(x0, x)``, per width.
+    """
     frame = _plain(frame)
     rows = _metric(frame, 'ntk_slice')
     if rows.empty:
         return []
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, ax_d) = plt.subplots(1, 2, figsize=(11, 4))
     net = rows[rows['predictor'] == 'net']
     widths = sorted(net['width'].dropna().unique())
     steps = sorted(net['step'].dropna().unique())
-    colors = plt.cm.viridis(np.linspace(0.1, 0.8, max(len(widths), 1)))
+    colors = plt.cm.plasma(np.linspace(0.1, 0.7, max(len(widths), 1)))
     for color, width in zip(colors, widths):
         for k, step in enumerate(steps):
             part = net[(net['width'] == width) & (net['step'] == step)]
@@ -151,15 +158,35 @@ def plot_ntk_slice(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
                 ax.plot(line['gamma'], line['value'], style, color=color,
                         lw=0.8, alpha=0.7,
                         label=f'$n={int(width)}$, $t={t:g}$' if i == 0 else None)
+        if len(steps) >= 2:
+            wrows = net[net['width'] == width]
+            for i, (_, seed_rows) in enumerate(wrows.groupby('seed')):
+                a = seed_rows[seed_rows['step'] == steps[0]].sort_values('gamma')
+                b = seed_rows[seed_rows['step'] == steps[-1]].sort_values('gamma')
+                if len(a) != len(b) or a.empty:
+                    continue
+                ax_d.plot(a['gamma'], b['value'].to_numpy() - a['value'].to_numpy(),
+                          color=color, lw=1, alpha=0.8,
+                          label=f'$n={int(width)}$' if i == 0 else None)
     inf = rows[rows['predictor'] == 'infinite']
     if not inf.empty:
         first = inf[inf['width'] == inf['width'].iloc[0]].sort_values('gamma')
         ax.plot(first['gamma'], first['value'], 'k-', lw=2,
                 label=r'$n=\infty$')
-    ax.set_xlabel(r'$\gamma$  ($x = (\cos\gamma, \sin\gamma)$)')
+    for a in (ax, ax_d):
+        a.set_xlabel(r'$\gamma$  ($x = (\cos\gamma, \sin\gamma)$)')
     ax.set_ylabel(r'$\Theta^{(L)}(x_0, x)$, $x_0 = (1, 0)$')
-    ax.set_title('NTK at initialisation (solid) and after training (dashed)')
+    ax.set_title('NTK at initialisation (solid) and after training (dashed)',
+                 fontsize=10)
     ax.legend(fontsize=8)
+    if len(steps) >= 2:
+        ax_d.axhline(0, color='k', lw=0.8)
+        ax_d.set_ylabel(r'$\Theta_T(x_0, x) - \Theta_0(x_0, x)$')
+        ax_d.set_title(f'change of the NTK from step {steps[0]:g} to '
+                       f'{steps[-1]:g} (one line per seed)', fontsize=10)
+        ax_d.legend(fontsize=8)
+    else:
+        ax_d.set_visible(False)
     paths = _save(fig, out_dir, f'{name}_ntk_slice')
     table = slice_change(rows)
     if not table.empty:
@@ -343,6 +370,8 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     ref = rows.groupby('width')['value'].mean().sort_index()
     ax.plot(w, ref.iloc[-1] * (w / w[-1]) ** -0.5, 'k--', lw=1,
             label=r'$\propto n^{-1/2}$')
+    ax.plot(w, ref.iloc[-1] * (w / w[-1]) ** -1.0, '-.', color='gray', lw=1,
+            label=r'$\propto n^{-1}$')
     ax.set_xlabel('width $n$')
     ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
     t = rows['t'].iloc[0] if 't' in rows.columns else None
@@ -399,19 +428,25 @@ def plot_curves(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.4),
                              squeeze=False, sharey=True)
     lines = _line_columns(rows)
+    # Time t = lr * steps when every line shares the lr, else steps (the
+    # standard parameterisation's lr is width-dependent and tiny).
+    xcol = 't' if 't' in rows.columns and (
+        rows.groupby('step')['t'].nunique().max() <= 1) else 'step'
     for ax, width in zip(axes[0], widths):
         part = rows[rows['width'] == width]
         for key, group in part.groupby(lines + ['predictor'], dropna=False):
             predictor = key[-1]
-            stats = group.groupby('t')['value'].mean().sort_index()
+            stats = group.groupby(xcol)['value'].mean().sort_index()
             label = (_model_label(rows, key[:-1]) + ', ' +
                      PREDICTOR_LABELS.get(predictor, predictor))
             ax.plot(stats.index, stats.values,
                     PREDICTOR_STYLE.get(predictor, '-'), label=label)
         ax.set_title(f'width $n={int(width)}$')
-        ax.set_xlabel('time $t$ = learning rate x steps')
+        ax.set_xlabel('time $t$ = learning rate x steps' if xcol == 't'
+                      else 'GD steps')
+        ax.set_yscale('log')
     axes[0][0].set_ylabel('test loss')
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1))
     return _save(fig, out_dir, f'{name}_curves')
 
 
@@ -428,8 +463,9 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     net = _metric(frame, 'test_accuracy')
     if kernel.empty or net.empty:
         return []
-    net = net[net['predictor'] == 'net']
-    keys = [c for c in ('model', 'parameterization', 'width') if c in net.columns]
+    net = net[net['predictor'].isin(['net', 'net_centered'])]
+    keys = [c for c in ('model', 'parameterization', 'width', 'predictor')
+            if c in net.columns]
     per_seed = net.groupby(keys + ['seed'], dropna=False)
     best = (per_seed['value'].max().groupby(keys, dropna=False)
             .agg(['mean', 'std']).reset_index())
@@ -448,12 +484,14 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
         mb = best[best['model'] == model]
         for _, r in mb.iterrows():
             par = r.get('parameterization', '')
+            centred = r.get('predictor', 'net') == 'net_centered'
             labels.append(f"{MODEL_LABELS.get(model, model)}\n{par}\n"
-                          f"n={int(r['width'])}")
+                          f"n={int(r['width'])}" + ('\ncentred' if centred else ''))
             values.append(r['mean'])
             errors.append(0 if pd.isna(r['std']) else r['std'])
             colors.append('tab:blue' if par == 'ntk' else 'tab:orange')
-            table.append(dict(model=model, predictor=f'net ({par} param.)',
+            table.append(dict(model=model, predictor=(
+                f'net ({par} param.)' + (', centred f_t - f_0' if centred else '')),
                               width=int(r['width']), best_accuracy=r['mean'],
                               final_accuracy=r['final']))
         mk = kstats[kstats['model'] == model]
@@ -472,13 +510,15 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
                               width=None, best_accuracy=None,
                               final_accuracy=part['value'].mean()))
     x = np.arange(len(values))
-    ax.bar(x, values, yerr=errors, color=colors, capsize=3)
+    hatches = ['//' if 'centred' in label else '' for label in labels]
+    ax.bar(x, values, yerr=errors, color=colors, capsize=3, hatch=hatches)
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_ylabel('test accuracy')
     ax.set_ylim(max(0.0, min(values) - 0.1), min(1.0, max(values) + 0.05))
     ax.set_title('finite nets (best over training; blue NTK, orange standard '
-                 'param.) vs NNGP (green) / NTK (red)', fontsize=8)
+                 'param., hatched: centred)\nvs NNGP (green) / NTK (red) kernel '
+                 'regression', fontsize=8)
     paths = _save(fig, out_dir, f'{name}_finite_vs_kernel')
     path = out_dir / f'{name}_finite_vs_kernel.csv'
     pd.DataFrame(table).to_csv(path, index=False)
