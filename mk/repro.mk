@@ -68,10 +68,13 @@ FULL_ntk_drift ?= model=fc,resnet 'experiment.widths=[64,128,256,512,1024,2048,4
 SMALL_resntk_spectrum ?= model=fc,resnet
 FULL_resntk_spectrum ?= model=fc,resnet experiment.lmax=128 experiment.gram_points=4000
 # --- Ortiz-Jimenez et al. 2020: NADs and accuracy maps ---------------------------------
-SMALL_ortiz2020_nads ?=
-FULL_ortiz2020_nads ?=
-SMALL_ortiz2020_accuracy_maps ?=
-FULL_ortiz2020_accuracy_maps ?=
+# Small: 8x8 images, FC (isotropic) vs CNN (pooling); 512 networks with exact input
+# gradients for the NADs; every other frequency (10 directions) for the accuracy maps,
+# with the paper's 10000 / 10000 samples. Full: the configs' own settings (32x32, GPU-sized).
+SMALL_ortiz2020_nads ?= model=fc,cnn 'experiment.image_size=[8,8]' experiment.nad.n_networks=512 experiment.nad.gradient=exact
+FULL_ortiz2020_nads ?= model=fc,cnn,myrtle,wrn,resnet
+SMALL_ortiz2020_accuracy_maps ?= model=fc,cnn 'experiment.image_size=[8,8]' experiment.freq_stride=2
+FULL_ortiz2020_accuracy_maps ?= model=fc,cnn,myrtle,wrn,resnet
 
 # --- which configs make each paper ---------------------------------------------------
 REPRO_jacot2018 := jacot2018_fig1 jacot2018_fig2 jacot2018_fig3
