@@ -29,7 +29,7 @@ from ntkexp import ntk_drift
 from ntkexp import runner
 from ntkexp import training
 from ntkexp.experiments import finite_width
-from ntkexp.models import fc
+from ntkexp.models import cnn, fc
 from ntkexp.plots import finite_width as fw_plots
 
 
@@ -156,6 +156,55 @@ def test_linearized_network_matches_the_network_early():
                            float(jnp.linalg.norm(fn - f0)))
         assert gaps[2][0] < 0.02 * gaps[2][1]
         assert gaps[50][0] > gaps[2][0]
+
+
+def test_choose_loop():
+    assert training.choose_loop('auto', True, 'cpu') == 'python'
+    assert training.choose_loop('auto', False, 'cpu') == 'fori'
+    assert training.choose_loop('auto', True, 'gpu') == 'fori'
+    assert training.choose_loop('fori', True, 'cpu') == 'fori'
+    with pytest.raises(ValueError, match='unknown loop'):
+        training.choose_loop('scan', True)
+
+
+@pytest.mark.parametrize('batch_size', [None, 4])
+def test_cnn_trainer_python_loop_matches_fori_and_compiles_once(batch_size):
+    """CNNs on the CPU step in a Python loop (XLA's convolutions inside a
+    ``fori_loop`` body are ~80x slower there): same parameters as the
+    ``fori_loop``, the same batches, and one compilation for all steps."""
+    init_fn, apply_fn, _ = cnn(depth=2, width=4, readout='flatten', out_dim=3,
+                               fast_kernel=False)
+    rng = np.random.RandomState(0)
+    x = jnp.asarray(rng.randn(8, 6, 6, 3), jnp.float32)
+    y = jnp.asarray(rng.randn(8, 3), jnp.float32)
+    _, params0 = init_fn(jax.random.PRNGKey(0), x.shape)
+    params0 = training.cast(params0, jnp.float32)
+    opt = training.make_optimizer('sgd' if batch_size else 'gd', 0.05)
+    key = jax.random.PRNGKey(5)
+    kinds = {}
+    finals = {}
+    for loop in ('auto', 'fori', 'python'):
+        trainer = training.Trainer(apply_fn, training.mse_loss, opt, x, y,
+                                   batch_size, key, loop=loop)
+        state = trainer.init(params0)
+        for stop in (2, 5, 7):  # evaluation points: several advance() calls
+            state = trainer.advance(state, stop)
+        assert state.step == 7
+        kinds[loop] = trainer.loop_kind(params0)
+        finals[loop] = state.params
+        if kinds[loop] == 'python':
+            assert trainer._step._cache_size() == 1  # no recompilation per step
+    assert kinds == {'auto': 'python', 'fori': 'fori', 'python': 'python'}
+    moved = float(training.tree_distance(finals['fori'], params0))
+    assert moved > 1e-2
+    for loop in ('auto', 'python'):
+        assert float(training.tree_distance(finals[loop], finals['fori'])) < \
+            1e-4 * moved
+    # A dense network keeps the fori_loop.
+    fc_init, fc_apply, _ = fc(depth=2, width=8, out_dim=3)
+    xf = x.reshape(8, -1)
+    trainer = training.Trainer(fc_apply, training.mse_loss, opt, xf, y)
+    assert trainer.loop_kind(fc_init(key, xf.shape)[1]) == 'fori'
 
 
 # ----------------------------------------------------------------------------

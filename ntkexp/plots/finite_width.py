@@ -396,7 +396,9 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     if 'split' in rows.columns:
         rows = rows[rows['split'] == 'test']
     rows = _last_step(rows)
-    if rows['width'].nunique() < 2:
+    # A trend needs two widths of one architecture (e.g. lee2020_finite trains
+    # FC at 512 and CNN-VEC at 16 channels: no distance-vs-width figure).
+    if rows.groupby(_line_columns(rows), dropna=False)['width'].nunique().max() < 2:
         return []
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -446,7 +448,12 @@ def plot_curves(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
                       else 'GD steps')
         ax.set_yscale('log')
     axes[0][0].set_ylabel('test loss')
-    axes[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1))
+    models = [frozenset(rows.loc[rows['width'] == w, 'model']) for w in widths]
+    if len(set(models)) > 1:  # e.g. FC at 512 and CNN-VEC at 16: one legend each
+        for ax in axes[0]:
+            ax.legend(fontsize=6, loc='upper center', bbox_to_anchor=(0.5, -0.2))
+    else:
+        axes[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1))
     return _save(fig, out_dir, f'{name}_curves')
 
 
