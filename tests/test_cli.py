@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
@@ -153,3 +154,29 @@ def test_import_leaves_tensorflow_out():
                          text=True, check=True)
     assert out.stdout.strip() == 'False'
     assert ntkexp.__version__
+
+
+def test_run_sets_and_restores_precision_even_when_it_fails(tmp_path,
+                                                            monkeypatch):
+    """A run's ``precision`` / ``matmul_precision`` hold during it only."""
+    seen = {}
+
+    def experiment(cfg, run_dir, rows):
+        seen['x64'] = bool(jax.config.jax_enable_x64)
+        seen['matmul'] = jax.config.jax_default_matmul_precision
+        raise RuntimeError('experiment failed')
+
+    cfg = _compose([f'paths.root={tmp_path}', 'precision=float64',
+                    'matmul_precision=highest'])
+    real = runner.get_method
+    monkeypatch.setattr(runner, 'get_method', lambda path: (
+        experiment if path == cfg.experiment.run else real(path)))
+    jax.config.update('jax_enable_x64', False)
+    jax.config.update('jax_default_matmul_precision', 'default')
+    with pytest.raises(RuntimeError, match='experiment failed'):
+        runner.run_job(cfg, tmp_path / 'run')
+    assert seen == {'x64': True, 'matmul': 'highest'}
+    assert not jax.config.jax_enable_x64
+    assert jax.config.jax_default_matmul_precision == 'default'
+    status = json.loads((tmp_path / 'run' / 'status.json').read_text())
+    assert status['status'] == 'failed'

@@ -83,18 +83,3 @@ def test_accuracy_and_mse():
     assert solve.mse(pred, np.zeros_like(pred)) == pytest.approx(
         np.mean(pred ** 2))
 
-
-def test_run_sets_and_restores_matmul_precision(tmp_path):
-    """``matmul_precision`` holds during a run and is restored after it."""
-    from omegaconf import OmegaConf
-    from ntkexp import runner
-    seen = {}
-    cfg = OmegaConf.create({'precision': 'float32', 'matmul_precision': 'highest'})
-    before = jax.config.jax_default_matmul_precision
-    jax.config.update('jax_default_matmul_precision', 'default')
-    try:
-        runner.set_precision(cfg)
-        seen['during'] = jax.config.jax_default_matmul_precision
-    finally:
-        jax.config.update('jax_default_matmul_precision', before)
-    assert seen['during'] == 'highest'
