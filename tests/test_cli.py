@@ -180,3 +180,17 @@ def test_run_sets_and_restores_precision_even_when_it_fails(tmp_path,
     assert jax.config.jax_default_matmul_precision == 'default'
     status = json.loads((tmp_path / 'run' / 'status.json').read_text())
     assert status['status'] == 'failed'
+
+
+def test_experiment_option_as_list():
+    from omegaconf import OmegaConf
+    from ntkexp.experiments.options import as_list
+    cfg = OmegaConf.create({'a': [1, 2], 'b': 3, 'c': None})
+    assert as_list(cfg.a) == [1, 2] and isinstance(as_list(cfg.a), list)
+    assert as_list((1, 2)) == [1, 2] and as_list(cfg.b) == [3]
+    assert as_list(cfg.c) == [] and as_list(None, [None]) == [None]
+    assert as_list(None, None) is None
+    default = [5]
+    got = as_list(None, default)
+    got.append(6)
+    assert default == [5]  # a copy

@@ -73,6 +73,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import spectrum
 from ntkexp import training
+from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
 from ntkexp.runner import ConfigError
 
@@ -87,14 +88,6 @@ DTYPES = ('float32', 'float64')
 
 
 # --- configuration helpers --------------------------------------------------
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
 
 
 def _check(condition: bool, message: str) -> None:
@@ -161,13 +154,13 @@ def validate(cfg: DictConfig) -> None:
         for key, value in (('lr', lr), ('lr_fraction', fraction)):
             _check(value is None or float(value) > 0,
                    f'experiment.{key}={value} must be > 0')
-    for f in _as_list(exp.get('decay_at', None)):
+    for f in as_list(exp.get('decay_at', None)):
         _check(0 < float(f) < 1, f'experiment.decay_at has {f}; use fractions '
                'of the training steps in (0, 1), e.g. [0.5, 0.75]')
     if exp.get('decay_factor', None) is not None:
         _check(0 < float(exp.decay_factor) <= 1,
                f'experiment.decay_factor={exp.decay_factor} must be in (0, 1]')
-    for k in _as_list(exp.get('energy_k', None)):
+    for k in as_list(exp.get('energy_k', None)):
         _check(isinstance(k, int) and k >= 1,
                f'experiment.energy_k has {k!r}; use positive integers')
     spec = exp.get('log_steps', None)
@@ -179,16 +172,16 @@ def validate(cfg: DictConfig) -> None:
                f'experiment.log_spacing={exp.log_spacing!r}: use log or linear')
     fit = exp.get('fit_degrees', None)
     if fit is not None:
-        fit = _as_list(fit)
+        fit = as_list(fit)
         _check(len(fit) == 2 and 1 <= int(fit[0]) < int(fit[1]),
                f'experiment.fit_degrees={fit}: give [l_min, l_max] with '
                '1 <= l_min < l_max')
         _check(int(fit[1]) <= int(exp.get('lmax', fit[1])),
                f'experiment.fit_degrees={fit} exceeds experiment.lmax='
                f"{exp.get('lmax')}")
-    for a in _as_list(exp.get('alphas', None)):
+    for a in as_list(exp.get('alphas', None)):
         _check(float(a) >= 0, f'experiment.alphas has {a}; use values >= 0')
-    for depth in _as_list(exp.get('depths', None)):
+    for depth in as_list(exp.get('depths', None)):
         _check(isinstance(depth, int) and depth >= 0,
                f'experiment.depths has {depth!r}; use integers >= 0')
 
@@ -481,7 +474,7 @@ def _run_training(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
 
     ntk = EmpiricalNTK(apply_fn, _implementation_code(
         exp.get('ntk_implementation', 'auto')), exp.get('ntk_block_size', None))
-    ks = [int(k) for k in _as_list(exp.get('energy_k', [1, 2, 5, 10]))]
+    ks = [int(k) for k in as_list(exp.get('energy_k', [1, 2, 5, 10]))]
     top_k = int(exp.get('top_k', 20))
     tag = dict(setup=setup, schedule=str(exp.schedule))
 
@@ -506,14 +499,14 @@ def _run_training(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
     rows.add('max_lr', max_lr, **tag)
     rows.add('lr_used', lr, **tag)
     schedule = make_schedule(str(exp.schedule), lr, steps,
-                             _as_list(exp.get('decay_at', [0.5, 0.75])),
+                             as_list(exp.get('decay_at', [0.5, 0.75])),
                              float(exp.get('decay_factor', 0.1)),
                              float(exp.get('final_lr_fraction', 0.0)))
     times = schedule_times(schedule, steps)
     extra = []
     if exp.schedule == 'step':
         extra = [max(1, int(round(float(f) * steps)))
-                 for f in _as_list(exp.get('decay_at', []))]
+                 for f in as_list(exp.get('decay_at', []))]
     log_at = logged_steps(steps, exp.get('log_steps', 9),
                           str(exp.get('log_spacing', 'log')), extra)
 
@@ -627,7 +620,7 @@ def _run_principal_component(cfg: DictConfig, run_dir, rows: RowWriter
     init_fn, apply_fn, kernel_fn = instantiate(cfg.model, out_dim=1)
     k_inf = _infinite_kernel(cfg, kernel_fn,
                              np.asarray(data.x_train, _kernel_dtype(cfg)))
-    count = max(comp, max([int(c) for c in _as_list(exp.get('scatter', [2, 3]))]
+    count = max(comp, max([int(c) for c in as_list(exp.get('scatter', [2, 3]))]
                           + [1]), int(exp.get('top_k', 10)))
     count = min(count, n)
     lambdas, comps = principal_components(k_inf, count)
@@ -635,7 +628,7 @@ def _run_principal_component(cfg: DictConfig, run_dir, rows: RowWriter
     for i, lam in enumerate(lambdas):
         rows.add('pc_eigenvalue', lam, rank=i + 1, **tag)
     labels = data.labels_train
-    for c in _as_list(exp.get('scatter', [2, 3])):
+    for c in as_list(exp.get('scatter', [2, 3])):
         c = int(c)
         if c > count:
             continue
@@ -737,13 +730,13 @@ def _run_sphere(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
     d = int(exp.d)
     lmax = int(exp.get('lmax', 64))
     n_quad = int(exp.get('n_quad', 4096))
-    fit = [int(v) for v in _as_list(exp.get('fit_degrees', [8, lmax]))]
+    fit = [int(v) for v in as_list(exp.get('fit_degrees', [8, lmax]))]
     dtype = _kernel_dtype(cfg)
     has_alpha = 'alpha' in cfg.model
-    depths = _as_list(exp.get('depths', None)) or [int(cfg.model.depth)]
-    alphas = (_as_list(exp.get('alphas', None)) or [float(cfg.model.alpha)]
+    depths = as_list(exp.get('depths', None)) or [int(cfg.model.depth)]
+    alphas = (as_list(exp.get('alphas', None)) or [float(cfg.model.alpha)]
               if has_alpha else [None])
-    kernels = _as_list(exp.get('kernels', ['ntk']))
+    kernels = as_list(exp.get('kernels', ['ntk']))
     degrees = np.arange(lmax + 1)
     mult = np.array([spectrum.harmonic_dimension(d, l) for l in degrees])
     shape_t = np.linspace(-1.0, 1.0, int(exp.get('shape_points', 41)))

@@ -87,19 +87,12 @@ from ntkexp import ntk_drift
 from ntkexp import solve
 from ntkexp import training
 from ntkexp.models import count_params
+from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
 
 REFERENCES = ('ntk', 'ntk_mean', 'linearized')
 LR_KERNELS = ('analytic', 'empirical')
 DTYPES = ('float32', 'float64')
-
-
-def _as_list(value: Any) -> Optional[list[Any]]:
-    if value is None:
-        return None
-    if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
 
 
 # ----------------------------------------------------------------------------
@@ -120,8 +113,8 @@ def _widths_setting(cfg: DictConfig) -> Optional[list[Any]]:
     if by_model is not None:
         name = target_name(cfg.model)
         if name in by_model:
-            return _as_list(by_model[name])
-    return _as_list(cfg.experiment.get('widths', None))
+            return as_list(by_model[name], None)
+    return as_list(cfg.experiment.get('widths', None), None)
 
 
 def widths_of(cfg: DictConfig) -> list[int]:
@@ -134,7 +127,7 @@ def widths_of(cfg: DictConfig) -> list[int]:
 
 def seeds_of(cfg: DictConfig) -> list[int]:
     """``experiment.seeds``, or ``[seed]`` when it is null."""
-    seeds = _as_list(cfg.experiment.get('seeds', None))
+    seeds = as_list(cfg.experiment.get('seeds', None), None)
     return [int(s) for s in (seeds if seeds is not None else [cfg.seed])]
 
 
@@ -145,7 +138,7 @@ def eval_steps_of(exp: DictConfig) -> list[int]:
     ``steps`` are always included.
     """
     steps = int(exp.steps)
-    listed = _as_list(exp.get('eval_steps', None))
+    listed = as_list(exp.get('eval_steps', None), None)
     if listed is not None:
         grid = {int(s) for s in listed}
     else:
@@ -157,7 +150,7 @@ def eval_steps_of(exp: DictConfig) -> list[int]:
 
 def slice_steps_of(exp: DictConfig) -> list[int]:
     """Steps at which the NTK slice is recorded (default: first and last)."""
-    listed = _as_list(exp.get('slice_steps', None))
+    listed = as_list(exp.get('slice_steps', None), None)
     if listed is None:
         return [0, int(exp.steps)]
     return sorted({int(s) for s in listed})
@@ -186,7 +179,7 @@ def validate(cfg: DictConfig) -> None:
         check(isinstance(w, int) and not isinstance(w, bool) and w >= 1,
               f'experiment.widths has {w!r}; widths must be integers >= 1 '
               '(e.g. experiment.widths=[64,256])')
-    for s in _as_list(exp.get('seeds', None)) or []:
+    for s in as_list(exp.get('seeds', None)):
         check(isinstance(s, int) and not isinstance(s, bool),
               f'experiment.seeds has {s!r}; seeds must be integers '
               '(e.g. experiment.seeds=[0,1,2])')
@@ -196,7 +189,7 @@ def validate(cfg: DictConfig) -> None:
     every = exp.get('eval_every', None)
     check(every is None or (isinstance(every, int) and every >= 1),
           f'experiment.eval_every={every!r} must be an integer >= 1 or null')
-    for s in _as_list(exp.get('eval_steps', None)) or []:
+    for s in as_list(exp.get('eval_steps', None)):
         check(isinstance(s, int) and 0 <= s <= steps,
               f'experiment.eval_steps has {s!r}; use integers in [0, '
               f'experiment.steps={steps}]')
@@ -229,7 +222,7 @@ def validate(cfg: DictConfig) -> None:
     check(lr_kernel in LR_KERNELS,
           f'experiment.lr_kernel={lr_kernel!r} is invalid; use one of '
           f"{', '.join(LR_KERNELS)}")
-    references = _as_list(exp.get('references', None)) or []
+    references = as_list(exp.get('references', None))
     bad = sorted(set(references) - set(REFERENCES))
     check(not bad, f'experiment.references has {bad}; choose from '
           f'{list(REFERENCES)}')
@@ -243,12 +236,12 @@ def validate(cfg: DictConfig) -> None:
           'or null (= precision)')
     slice_cfg = exp.get('slice', None)
     if slice_cfg is not None:
-        x0 = _as_list(slice_cfg.get('x0', None))
+        x0 = as_list(slice_cfg.get('x0', None), None)
         check(x0 is not None and len(x0) == 2,
               'experiment.slice.x0 must be a 2-D point, e.g. [1.0, 0.0]')
         check(int(slice_cfg.get('points', 0)) >= 2,
               'experiment.slice.points must be >= 2')
-    for q in _as_list(exp.get('percentiles', None)) or []:
+    for q in as_list(exp.get('percentiles', None)):
         check(0 < float(q) < 100,
               f'experiment.percentiles has {q!r}; use values in (0, 100)')
     check(not (exp.get('functions', False) and loss != 'mse'),
@@ -410,7 +403,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     momentum = float(exp.get('momentum', 0.9) or 0.0)
     opt_momentum = momentum if optimizer_name == 'momentum' else 0.0
     batch_size = exp.get('batch_size', None)
-    references = list(_as_list(exp.get('references', None)) or [])
+    references = as_list(exp.get('references', None))
     lr_kernel = str(exp.get('lr_kernel', 'analytic'))
     lr_fraction = exp.get('lr_fraction', None)
     eval_steps = eval_steps_of(exp)
@@ -429,7 +422,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     cached_kernels = None
 
     if slice_cfg is not None:
-        x0 = np.asarray([_as_list(slice_cfg.x0)], np.float64)
+        x0 = np.asarray([as_list(slice_cfg.x0, None)], np.float64)
         gammas = np.linspace(-np.pi, np.pi, int(slice_cfg.points))
         x_circle = np.stack([np.cos(gammas), np.sin(gammas)], axis=1)
         shape = tuple(data.x_train.shape[1:])
@@ -604,7 +597,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
         if functions:
             percentiles = [float(q) for q in
-                           _as_list(exp.get('percentiles', None)) or []]
+                           as_list(exp.get('percentiles', None))]
             _ensemble_rows(rows, kernel_fn, data, y_train, lr, eval_steps[-1],
                            kernel_dtype, gamma_test, percentiles, width=width,
                            step=eval_steps[-1],

@@ -33,13 +33,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import kernels
 from ntkexp import solve
+from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
-
-
-def _as_list(value: Any) -> list[Any]:
-    if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
 
 
 def _time_value(t: Any) -> float:
@@ -116,7 +111,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     y_test = np.asarray(data.y_test, np.float64)
     _, _, kernel_fn = instantiate(cfg.model, out_dim=y_train.shape[1])
 
-    get = tuple(_as_list(exp.get('kernels', ['nngp', 'ntk'])))
+    get = tuple(as_list(exp.get('kernels', ['nngp', 'ntk']), [None]))
     unknown = sorted(set(get) - {'nngp', 'ntk'})
     if unknown:
         raise ValueError(f'experiment.kernels has {unknown}; choose from '
@@ -134,9 +129,9 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
     summary = []
     for kernel in get:
-        for diag_reg in _as_list(exp.get('diag_reg', 1e-4)):
+        for diag_reg in as_list(exp.get('diag_reg', 1e-4), [None]):
             diag_reg = float(diag_reg)
-            for t in _as_list(exp.get('t', None)):
+            for t in as_list(exp.get('t', None), [None]):
                 t = _time_value(t)
                 pred = solve.predict_t(k_tt[kernel], k_st[kernel], y_train,
                                        diag_reg, t, kernel)

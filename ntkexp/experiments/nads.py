@@ -59,11 +59,12 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ntkexp import anisotropy
 from ntkexp import solve
 from ntkexp import training
+from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
 
 VIEWS = ('finite', 'kernel')
@@ -73,17 +74,9 @@ SCHEDULES = ('linear', 'constant')
 DATASET_NAME = 'directional'
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
 def image_shape(exp: DictConfig) -> tuple[int, int, int]:
     """``(H, W, C)`` from ``experiment.image_size`` and ``experiment.channels``."""
-    size = _as_list(exp.image_size)
+    size = as_list(exp.image_size)
     if len(size) == 1:
         size = size * 2
     return int(size[0]), int(size[1]), int(exp.get('channels', 1))
@@ -119,7 +112,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(message)
 
     exp = cfg.experiment
-    size = _as_list(exp.get('image_size'))
+    size = as_list(exp.get('image_size'))
     check(len(size) in (1, 2) and all(isinstance(s, int) and s >= 2 for s in size),
           f'experiment.image_size={size} is invalid; give [height, width] with '
           'both >= 2 (e.g. experiment.image_size=[8,8])')
@@ -137,8 +130,8 @@ def validate(cfg: DictConfig) -> None:
           f'experiment.fourier_part={part!r} is invalid; use real or imag')
     check(int(exp.get('freq_stride', 1)) >= 1,
           f"experiment.freq_stride={exp.get('freq_stride')} must be >= 1")
-    for pair in _as_list(exp.get('frequencies', None)):
-        pair = _as_list(pair)
+    for pair in as_list(exp.get('frequencies', None)):
+        pair = as_list(pair)
         check(len(pair) == 2 and all(isinstance(a, int) for a in pair),
               f'experiment.frequencies has {pair}; give pairs [i, j] of '
               'integers, e.g. experiment.frequencies=[[0,1],[2,3]]')
@@ -146,10 +139,10 @@ def validate(cfg: DictConfig) -> None:
                   pair[0], pair[1], height, width),
               f'experiment.frequencies has {pair}, whose imaginary part is zero '
               'on this image size; drop it or use experiment.fourier_part=real')
-    views = _as_list(exp.get('accuracy', []))
+    views = as_list(exp.get('accuracy', []))
     check(set(views) <= set(VIEWS),
           f'experiment.accuracy={views} is invalid; choose from {list(VIEWS)}')
-    kernels = _as_list(exp.get('kernels', []))
+    kernels = as_list(exp.get('kernels', []))
     check(set(kernels) <= set(KERNELS) and ('kernel' not in views or kernels),
           f'experiment.kernels={kernels} is invalid; choose a non-empty subset '
           f'of {list(KERNELS)}')
@@ -325,7 +318,7 @@ def _kernel_accuracy(cfg: DictConfig, kernel_fn, kernels: list[str],
     seconds = time.time() - start
     out = {}
     for kernel in kernels:
-        for diag_reg in _as_list(exp.get('diag_reg', 1e-4)):
+        for diag_reg in as_list(exp.get('diag_reg', 1e-4)):
             pred = solve.predict_inf(k_tt[kernel], k_st[kernel], y_train[:, None],
                                      float(diag_reg), kernel)
             out[(kernel, float(diag_reg))] = float(
@@ -429,7 +422,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     if exp.nad.get('enabled', True):
         energy, stats = _nad_rows(cfg, run_dir, add, shape)
 
-    views = _as_list(exp.get('accuracy', []))
+    views = as_list(exp.get('accuracy', []))
     directions = directions_of(exp) if views else []
     # Common random numbers: one set of labels and base noise for every v.
     rng = np.random.default_rng(seed)
@@ -445,7 +438,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
         trainer = FiniteTrainer(init_fn, apply_fn, exp.train, shape, n_train, key)
     kernel_fn = None
-    kernels = [str(k) for k in _as_list(exp.get('kernels', ['ntk']))]
+    kernels = [str(k) for k in as_list(exp.get('kernels', ['ntk']))]
     if 'kernel' in views:
         _, _, kernel_fn = instantiate(cfg.model, out_dim=1)
 
