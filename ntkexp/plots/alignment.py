@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ntkexp.plots import figures
+
 # Columns that describe a measurement, not a run: never used to tell runs apart.
 _MEASUREMENT = {
     'experiment', 'metric', 'value', 'seed', 'step', 'time', 'lr', 'rank',
@@ -55,21 +57,8 @@ MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'myrtle': 'Myrtle', 'wrn': 'WRN',
                 'resnet': 'ResNet'}
 
 
-def _plt():
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-    return plt
-
-
 def _save(fig, out_dir: Path, name: str, dpi: int = 100) -> list[Path]:
-    paths = []
-    for suffix in ('png', 'pdf'):
-        path = out_dir / f'{name}.{suffix}'
-        fig.savefig(path, dpi=dpi)
-        paths.append(path)
-    _plt().close(fig)
-    return paths
+    return figures.save(fig, out_dir, name, dpi=dpi, tight=False)
 
 
 def _fmt(value) -> str:
@@ -124,7 +113,7 @@ def _step_axis(ax) -> None:
 
 
 def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    plt = _plt()
+    plt = figures.pyplot()
     paths: list[Path] = []
     frame = frame.copy()
     frame['run'] = run_labels(frame)
@@ -302,7 +291,7 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def _pc_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    plt = _plt()
+    plt = figures.pyplot()
     paths: list[Path] = []
     frame = frame.copy()
     frame['run'] = run_labels(frame, always=())
@@ -382,7 +371,7 @@ def _pc_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def _sphere_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    plt = _plt()
+    plt = figures.pyplot()
     paths: list[Path] = []
     frame = frame.copy()
     if 'alpha' not in frame.columns:

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ntkexp import ntk_drift
+from ntkexp.plots import figures
 
 MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'myrtle': 'Myrtle', 'wrn': 'WRN',
                 'resnet': 'ResNet'}
@@ -48,22 +49,8 @@ PREDICTOR_STYLE = {'net': '-', 'linearized': '--', 'ntk': ':', 'ntk_mean': '-.',
                    'net_centered': '-'}
 
 
-def _plt():
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-    return plt
-
-
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for suffix in ('png', 'pdf'):
-        path = out_dir / f'{name}.{suffix}'
-        fig.savefig(path, dpi=110, bbox_inches='tight')
-        paths.append(path)
-    _plt().close(fig)
-    return paths
+    return figures.save(fig, out_dir, name, dpi=110)
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -142,7 +129,7 @@ def plot_ntk_slice(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     rows = _metric(frame, 'ntk_slice')
     if rows.empty:
         return []
-    plt = _plt()
+    plt = figures.pyplot()
     fig, (ax, ax_d) = plt.subplots(1, 2, figsize=(11, 4))
     net = rows[rows['predictor'] == 'net']
     widths = sorted(net['width'].dropna().unique())
@@ -234,7 +221,7 @@ def plot_functions(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     rows = _metric(frame, 'function')
     if rows.empty or 'gamma' not in rows.columns:
         return []
-    plt = _plt()
+    plt = figures.pyplot()
     widths = sorted(rows['width'].dropna().unique())
     fig, axes = plt.subplots(1, len(widths), figsize=(5 * len(widths), 3.8),
                              squeeze=False, sharey=True)
@@ -363,7 +350,7 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     rows = _last_step(_metric(frame, 'ntk_drift'))
     if rows.empty or rows['width'].nunique() < 2:
         return []
-    plt = _plt()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     fits = _loglog_by_model(ax, rows)
     w = np.array(sorted(rows['width'].unique()), float)
@@ -374,7 +361,6 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
             label=r'$\propto n^{-1}$')
     ax.set_xlabel('width $n$')
     ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
-    t = rows['t'].iloc[0] if 't' in rows.columns else None
     steps = rows['step'].iloc[0] if 'step' in rows.columns else None
     ax.set_title('relative change of the empirical NTK' +
                  (f' after {steps:g} steps' if steps is not None else ''))
@@ -400,7 +386,7 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     # FC at 512 and CNN-VEC at 16 channels: no distance-vs-width figure).
     if rows.groupby(_line_columns(rows), dropna=False)['width'].nunique().max() < 2:
         return []
-    plt = _plt()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     styles = {'dist_ntk': 'o-', 'dist_linearized': 's--'}
     labels = {'dist_ntk': 'to NTK dynamics: ', 'dist_linearized': 'to linearised: '}
@@ -425,7 +411,7 @@ def plot_curves(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     rows = _metric(frame, 'test_loss')
     if rows.empty or 'step' not in rows.columns or rows['step'].nunique() < 2:
         return []
-    plt = _plt()
+    plt = figures.pyplot()
     widths = sorted(rows['width'].dropna().unique())
     fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.4),
                              squeeze=False, sharey=True)
@@ -482,7 +468,7 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     kkeys = [c for c in ('model', 'parameterization', 'kernel')
              if c in kernel.columns]
     kstats = kernel.groupby(kkeys, dropna=False)['value'].mean().reset_index()
-    plt = _plt()
+    plt = figures.pyplot()
     models = sorted(best['model'].unique())
     fig, ax = plt.subplots(figsize=(2.5 + 2.2 * len(models), 4))
     labels, values, errors, colors = [], [], [], []

@@ -29,6 +29,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from ntkexp.plots import figures
+
 KERNEL_LABELS = {'nngp': 'NNGP', 'ntk': 'NTK'}
 MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'cnn_vec': 'CNN-VEC',
                 'cnn_gap': 'CNN-GAP', 'myrtle': 'Myrtle', 'wrn': 'WRN',
@@ -57,13 +59,6 @@ SETTING_COLUMNS = ('model', 'kernel', 'dataset', 'depth', 'W_std', 'b_std',
                    'parameterization', 'precision', 'zca', 'standardize',
                    'targets', 'width', 'n_train', 'diag_reg', 't')
 KERNEL_STYLE = {'nngp': '--', 'ntk': '-'}
-
-
-def _plt():
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-    return plt
 
 
 def _varies(frame: pd.DataFrame, column: str) -> bool:
@@ -211,13 +206,7 @@ def _title(frame: pd.DataFrame) -> str:
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    paths = []
-    for suffix in ('png', 'pdf'):
-        path = out_dir / f'{name}.{suffix}'
-        fig.savefig(path, dpi=130, bbox_inches='tight')
-        paths.append(path)
-    _plt().close(fig)
-    return paths
+    return figures.save(fig, out_dir, name, dpi=130)
 
 
 def _metrics(frame: pd.DataFrame, wanted=('accuracy', 'mse')) -> list[str]:
@@ -290,7 +279,7 @@ def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     zcas = _facet_values(rows, 'zca')
     columns = [(metric, zca) for metric in metrics for zca in zcas]
     colors = _model_colors(rows)
-    plt = _plt()
+    plt = figures.pyplot()
     fig, axes = plt.subplots(len(datasets), len(columns),
                              figsize=(4.2 * len(columns), 3.4 * len(datasets)),
                              squeeze=False, layout='constrained')
@@ -387,7 +376,7 @@ def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 .assign(_z=lambda t: t['zca'].fillna(-1.0))
                 .sort_values(['_z', 'kernel']).drop(columns='_z'))
     variants = list(variants.itertuples(index=False, name=None))
-    plt = _plt()
+    plt = figures.pyplot()
     n_models = max(table.groupby('dataset')['model'].nunique())
     fig, axes = plt.subplots(1, len(datasets),
                              figsize=(max(3.6, 1.5 * n_models + 1.4) * len(datasets), 3.8),
@@ -450,7 +439,7 @@ def plot_n_train(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     if len(regs) > 4:  # four evenly spaced panels
         regs = [regs[i] for i in np.linspace(0, len(regs) - 1, 4).round().astype(int)]
     colors = _model_colors(data)
-    plt = _plt()
+    plt = figures.pyplot()
     fig, axes = plt.subplots(1, len(regs), figsize=(4.6 * len(regs), 3.6),
                              squeeze=False, sharey=True,
                              layout='constrained')
@@ -484,7 +473,7 @@ def plot_nngp_vs_ntk(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     if not metrics:
         return []
     keys = [c for c in SETTING_COLUMNS if c in rows.columns and c != 'kernel']
-    plt = _plt()
+    plt = figures.pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.8 * len(metrics), 3.6),
                              squeeze=False, layout='constrained')
     drawn = False
@@ -521,7 +510,7 @@ def plot_nngp_vs_ntk(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_ylabel(f'NTK {name}')
         ax.grid(alpha=0.3)
     if not drawn:
-        _plt().close(fig)
+        figures.pyplot().close(fig)
         return []
     fig.suptitle(_with_title('NNGP vs NTK, each point one setting', rows),
                  fontsize=9)
@@ -539,7 +528,7 @@ def plot_time(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     note: list[str] = []
     rows = _one_setting(rows, note)
     metrics = _metrics(rows, ('accuracy', 'mse', 'train_mse'))
-    plt = _plt()
+    plt = figures.pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.6),
                              squeeze=False, layout='constrained')
     for ax, metric in zip(axes[0], metrics):
@@ -570,7 +559,7 @@ def plot_summary(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         labels.append(label)
         means.append(group['value'].mean())
         stds.append(group['value'].std() if len(group) > 1 else 0.0)
-    plt = _plt()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(labels) + 1.5), 3.4),
                            layout='constrained')
     ax.bar(range(len(labels)), means, yerr=np.nan_to_num(stds), capsize=3)

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ntkexp.plots import figures
+
 # Columns that can tell two runs of the same architecture apart in a legend.
 _LABEL_COLUMNS = ('readout', 'depth', 'width', 'k', 'alpha', 'layout',
                   'parameterization', 'activation', 'eval_point', 'gradient',
@@ -38,15 +40,6 @@ def _labels(frame: pd.DataFrame) -> pd.Series:
             mask = frame['model'] == model
             label[mask] = label[mask] + f' {column}=' + frame.loc[mask, column].astype(str)
     return label
-
-
-def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    paths = []
-    for ext in ('png', 'pdf'):
-        path = Path(out_dir) / f'{name}.{ext}'
-        fig.savefig(path, dpi=110, bbox_inches='tight')
-        paths.append(path)
-    return paths
 
 
 def centred_map(sub: pd.DataFrame, height: int, width: int
@@ -86,9 +79,7 @@ def _ticks(ax, rows: list[int], cols: list[int]) -> None:
 
 def plot_accuracy_maps(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Accuracy per Fourier direction (rows: architectures; columns: views)."""
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    plt = figures.pyplot()
 
     acc = frame[frame['metric'] == 'accuracy']
     energy = frame[frame['metric'] == 'nad_energy']
@@ -134,17 +125,14 @@ def plot_accuracy_maps(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig.suptitle('Directional inductive bias (Ortiz-Jimenez et al. 2020, Fig. 1): '
                  'linearly separable data along Fourier directions', fontsize=10)
     fig.tight_layout()
-    paths = _save(fig, out_dir, 'nads_accuracy_maps')
-    plt.close(fig)
+    paths = figures.save(fig, out_dir, 'nads_accuracy_maps')
     return paths
 
 
 def plot_nad_images(frame: pd.DataFrame, out_dir: Path,
                     n_max: int = 8) -> list[Path]:
     """The leading NADs (channel 0) and their centred Fourier power."""
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    plt = figures.pyplot()
 
     pix = frame[frame['metric'] == 'nad_pixel']
     if pix.empty:
@@ -182,16 +170,13 @@ def plot_nad_images(frame: pd.DataFrame, out_dir: Path,
                  r'$E_\theta[\nabla_x f \nabla_x f^\top]$ at initialisation; '
                  'Ortiz-Jimenez et al. 2020, Fig. 2)', fontsize=9)
     fig.tight_layout()
-    paths = _save(fig, out_dir, 'nads_images')
-    plt.close(fig)
+    paths = figures.save(fig, out_dir, 'nads_images')
     return paths
 
 
 def plot_spectrum(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Eigenvalues of the gradient covariance, normalised by their mean."""
-    import matplotlib  # pylint: disable=g-import-not-at-top
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    plt = figures.pyplot()
 
     ev = frame[frame['metric'] == 'nad_eigenvalue']
     if ev.empty:
@@ -205,8 +190,7 @@ def plot_spectrum(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.set_title('Spectrum of the gradient covariance $G$', fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths = _save(fig, out_dir, 'nads_spectrum')
-    plt.close(fig)
+    paths = figures.save(fig, out_dir, 'nads_spectrum')
     return paths
 
 
