@@ -61,6 +61,26 @@ def check_group_overrides(overrides: list[str]) -> None:
                       f"{', '.join(choices)} (e.g. {key}={choices[0]})")
 
 
+def _skip_if_done(cfg, run_dir: Path) -> Path | None:
+    """With ``skip_done``: the run directory where this config already ran ok.
+
+    If there is one (other than ``run_dir``), says so, removes what Hydra
+    created in ``run_dir`` and returns it; else returns None.
+    """
+    if not cfg.get('skip_done', True):
+        return None
+    from ntkexp import records  # pylint: disable=g-import-not-at-top
+    from ntkexp import runner  # pylint: disable=g-import-not-at-top
+    done = records.find_finished_run(Path(cfg.paths.runs),
+                                     records.config_hash(cfg))
+    if done is None or done.resolve() == run_dir.resolve():
+        return None
+    print(f'ntkexp: skipped, this config already ran ok in {done} '
+          '(pass skip_done=false to run it again)')
+    runner.cleanup_failed_start(run_dir)
+    return done
+
+
 def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
     """Runs one job of a sweep; never raises an ordinary exception.
 
@@ -82,14 +102,8 @@ def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
     base = {'overrides': list(hydra_cfg.overrides.task), 'run_dir': str(run_dir)}
     error_text = None
     try:
-        done = None
-        if cfg.get('skip_done', True):
-            done = records.find_finished_run(Path(cfg.paths.runs),
-                                             records.config_hash(cfg))
-        if done is not None and done.resolve() != run_dir.resolve():
-            print(f'ntkexp: skipped, this config already ran ok in {done} '
-                  '(pass skip_done=false to run it again)')
-            runner.cleanup_failed_start(run_dir)
+        done = _skip_if_done(cfg, run_dir)
+        if done is not None:
             sweep.write_job_record(sweep_dir, num, {
                 **base, 'run_dir': None, 'status': 'skipped',
                 'same_as': str(done)})
@@ -169,15 +183,8 @@ def _hydra_main(argv: list[str]) -> None:
         logging.getLogger('jax').setLevel(logging.WARNING)
         if hydra_cfg.mode == RunMode.MULTIRUN:
             return _sweep_job(cfg, hydra_cfg, run_dir)
-        if cfg.get('skip_done', True):
-            from ntkexp import records  # pylint: disable=g-import-not-at-top
-            done = records.find_finished_run(Path(cfg.paths.runs),
-                                             records.config_hash(cfg))
-            if done is not None and done.resolve() != run_dir.resolve():
-                print(f'ntkexp: skipped, this config already ran ok in {done} '
-                      '(pass skip_done=false to run it again)')
-                runner.cleanup_failed_start(run_dir)
-                return 'skipped'
+        if _skip_if_done(cfg, run_dir) is not None:
+            return 'skipped'
         try:
             frame = runner.run_job(cfg, run_dir)
         except runner.ConfigError as error:
