@@ -589,7 +589,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                         rows.add('ntk_slice', v, gamma=float(g), predictor='net',
                                  **at)
                 if functions and step == eval_steps[-1]:
-                    _function_rows(rows, outputs['test'], gamma_test, **at)
+                    _point_rows(rows, 'function', outputs['test'], gamma_test,
+                                **at)
             rows.add('train_seconds', time.time() - start, **tag)
             for e in entries:
                 e['step'] = eval_steps[-1]
@@ -602,7 +603,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                            kernel_dtype, gamma_test, percentiles, width=width,
                            step=eval_steps[-1],
                            t=lr * eval_steps[-1])
-            _train_point_rows(rows, data, y_train, width=width)
+            _point_rows(rows, 'train_target', y_train, _gamma(data.x_train),
+                        width=width)
 
     frame = pd.DataFrame(summary)
     if frame.empty:
@@ -627,15 +629,17 @@ def _kernel_inf_rows(rows: RowWriter, evaluator: _Evaluator, k_tt, k_st,
                      solve.accuracy(pred, evaluator.labels['test']), **at)
 
 
-def _function_rows(rows: RowWriter, fx_test: np.ndarray,
-                   gamma: Optional[np.ndarray], **params) -> None:
-    """The network's outputs at every test point (Jacot et al. 2018, Fig. 2)."""
-    for index in range(fx_test.shape[0]):
+def _point_rows(rows: RowWriter, metric: str, values: np.ndarray,
+                gamma: Optional[np.ndarray], **params) -> None:
+    """One row per point and output: ``metric`` with ``index``, ``output``
+    and, for inputs on the circle, their angle ``gamma`` (Jacot et al. 2018,
+    Fig. 2: the network's test outputs and the training targets)."""
+    for index in range(values.shape[0]):
         where = dict(index=index, **params)
         if gamma is not None:
             where['gamma'] = float(gamma[index])
-        for c in range(fx_test.shape[1]):
-            rows.add('function', fx_test[index, c], output=c, **where)
+        for c in range(values.shape[1]):
+            rows.add(metric, values[index, c], output=c, **where)
 
 
 def _ensemble_rows(rows: RowWriter, kernel_fn, data, y_train, lr: float,
@@ -677,14 +681,3 @@ def _ensemble_rows(rows: RowWriter, kernel_fn, data, y_train, lr: float,
                 rows.add('ensemble_percentile',
                          mean[index, c] + norm.ppf(q / 100) * std[index],
                          output=c, percentile=q, **where)
-
-
-def _train_point_rows(rows: RowWriter, data, y_train, **params) -> None:
-    """The training targets (``train_target`` rows, with ``gamma`` for 2-D)."""
-    gamma = _gamma(data.x_train)
-    for index in range(y_train.shape[0]):
-        where = dict(index=index, **params)
-        if gamma is not None:
-            where['gamma'] = float(gamma[index])
-        for c in range(y_train.shape[1]):
-            rows.add('train_target', y_train[index, c], output=c, **where)
