@@ -250,6 +250,9 @@ def test_wrn_selection():
                                                  (2, True), (1, False))
     _, _, wide = models.wrn(depth=10, width=4, k=2)
     assert wide.net.blocks == ((1, True), (2, True), (2, True))
+    # The Pallas step serves ConvNet recursions only; a WRN keeps the XLA one.
+    from ntkexp.fastconv import pallas
+    assert not pallas.supported(fast.net, 32, 32, on_gpu=True)
     _, _, standard = models.wrn(depth=10, width=4, parameterization='standard')
     assert not getattr(standard, 'fastconv', False)
     with pytest.raises(ValueError, match='only ntk for wrn'):

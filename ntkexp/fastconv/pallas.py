@@ -107,8 +107,12 @@ def conv_relu(nngp: jax.Array, ntk: jax.Array, var1: jax.Array,
 
 def supported(net: recursion.ConvNet, height: int, width: int,
               on_gpu: bool) -> bool:
-    """Whether the Pallas step can serve ``net`` on ``height x width`` images."""
-    if not net.full_spatial:
+    """Whether the Pallas step can serve ``net`` on ``height x width`` images.
+
+    Only :class:`recursion.ConvNet` recursions use the step (not the residual
+    :class:`ntkexp.fastconv.residual.WideResNet`).
+    """
+    if not isinstance(net, recursion.ConvNet) or not net.full_spatial:
         return False
     if not on_gpu:
         return True

@@ -49,13 +49,13 @@ class WideResNet:
         b_std: bias standard deviation sigma_b, or None for no biases.
         filter_size: side ``k`` of the stem and block convolutions (the
             projection shortcut is 1x1).
+        parameterization: only ``'ntk'``.
     """
     blocks: tuple[tuple[int, bool], ...]
     W_std: float
     b_std: Optional[float]
     filter_size: int = 3
     parameterization: str = 'ntk'
-    readout: str = 'gap'
 
     def __post_init__(self):
         if self.parameterization != 'ntk':
