@@ -37,7 +37,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -176,16 +176,18 @@ def _choice_columns(engine: kernels.KernelEngine,
     return cols
 
 
-def bench_empirical(n: int, side: int, wrn_k: int,
-                    repeats: int) -> list[dict[str, Any]]:
-    """Empirical NTK entries/s of a WRN for each ``nt.NtkImplementation``."""
+def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
+                    implementations: Optional[Sequence[str]] = None
+                    ) -> list[dict[str, Any]]:
+    """Empirical NTK entries/s of a WRN for each ``nt.NtkImplementation``
+    (or those named in ``implementations``; the first is the reference)."""
     init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * wrn_k, out_dim=10)
     x = _images(n, side)
     _, params = init_fn(jax.random.PRNGKey(0), x.shape)
     rows, reference, t_ref = [], None, None
-    for impl in (nt.NtkImplementation.JACOBIAN_CONTRACTION,
-                 nt.NtkImplementation.NTK_VECTOR_PRODUCTS,
-                 nt.NtkImplementation.STRUCTURED_DERIVATIVES):
+    names = implementations or ('JACOBIAN_CONTRACTION', 'NTK_VECTOR_PRODUCTS',
+                                'STRUCTURED_DERIVATIVES')
+    for impl in (nt.NtkImplementation[name] for name in names):
         row = dict(benchmark='empirical_ntk', arch=f'wrn-10-{wrn_k}', n=n,
                    input=f'{side}x{side}x3', method=impl.name,
                    n_params=models.count_params(params))
@@ -244,6 +246,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument('--arch', nargs='*', default=None,
                         choices=sorted(ARCHITECTURES),
                         help='infinite-width architectures (default: all)')
+    parser.add_argument('--empirical-impl', nargs='*', default=None,
+                        choices=[i.name for i in nt.NtkImplementation],
+                        help='empirical NTK implementations (default: all; '
+                        'ratios are to the first)')
     parser.add_argument('--n', nargs='*', default=[], metavar='ARCH=N',
                         help='override the inputs of an architecture, e.g. '
                         'fc=16384')
@@ -262,6 +268,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     meta = dict(device=f'{device.platform}:{device.device_kind}',
                 device_count=len(jax.local_devices()), size=size,
+                matmul_precision=str(jax.config.jax_default_matmul_precision),
                 memory_gb=memory_gb,
                 date=datetime.date.today().isoformat(),
                 command='python -m ntkexp.bench ' + ' '.join(
@@ -290,7 +297,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         save()
     if 'empirical' in only:
         rows += bench_empirical(sizes['empirical_n'], sizes['image'],
-                                sizes['wrn_k'], args.repeats)
+                                sizes['wrn_k'], args.repeats,
+                                args.empirical_impl)
     frame = save()
     shown = [c for c in ('benchmark', 'arch', 'n', 'method', 'entries_per_s',
                          'steps_per_s', 'ratio_vs_nt_jit',

@@ -296,14 +296,78 @@ def test_pallas_step_equals_xla_recursion_interpreted():
 
 def test_pallas_step_lowers_to_triton_for_cuda():
     """Lowering for a CUDA GPU (no GPU needed) emits one Triton kernel per
-    convolution + ReLU after the first, with power-of-two tiles."""
+    convolution + ReLU after the first, the pooled ones fused with their pool
+    (and the last one of CNN-GAP with a 2x2 pool before the global mean), and
+    leaves tiles under ``MIN_GPU_TILE`` to XLA."""
+    import re
     from ntkexp.fastconv import pallas
+
+    def triton_kernels(fn, side, **kwargs):
+        _, _, xla = fn(**kwargs)
+        fast = select.fast_kernel_fn(xla.net, xla.fallback,
+                                     conv_relu=pallas.make_conv_relu(False))
+        x = jax.ShapeDtypeStruct((2, side, side, 3), jnp.float32)
+        text = jax.jit(fast, static_argnames='get').trace(
+            x, x, get='ntk').lower(lowering_platforms=('cuda',)).as_text()
+        return re.findall(r'name = "(cntk_[a-z_]+)"', text)
+
+    # Myrtle-5 at 32x32: stages 32 -> 16 and 16 -> 8 in Triton, 8 -> 4 in XLA.
+    assert triton_kernels(models.myrtle, 32, depth=5, width=8) == [
+        'cntk_conv_relu_pool'] * 2
+    assert triton_kernels(models.myrtle, 8, depth=5, width=8) == []
+    assert triton_kernels(models.cnn, 32, depth=3, width=8, readout='gap') == [
+        'cntk_conv_relu', 'cntk_conv_relu_pool']
     _, _, xla = models.myrtle(depth=5, width=8)
-    fast = select.fast_kernel_fn(xla.net, xla.fallback,
-                                 conv_relu=pallas.make_conv_relu(False))
-    x = jax.ShapeDtypeStruct((2, 8, 8, 3), jnp.float32)
-    lowered = jax.jit(fast, static_argnames='get').trace(
-        x, x, get='ntk').lower(lowering_platforms=('cuda',))
-    assert lowered.as_text().count('xla.gpu.triton') == 3
     assert pallas.supported(xla.net, 32, 32, on_gpu=True)
     assert not pallas.supported(xla.net, 28, 28, on_gpu=True)
+
+
+@pytest.mark.parametrize('pool', [None, 2])
+@pytest.mark.parametrize('pairs_last', [False, True])
+def test_pallas_conv_relu_step_equals_xla_interpreted(pool, pairs_last):
+    """One fused step (conv + ReLU, optionally + 2x2 average pool) in Pallas'
+    interpreter equals the XLA recursion on a block of 2 x 3 pairs, float64."""
+    from ntkexp.fastconv import pallas
+    rng = np.random.RandomState(0)
+    side, b1, b2 = 4, 2, 3
+    with jax.enable_x64(True):
+        x = rng.randn(b1 + b2, side, side, 3)
+        pt = recursion.patches(jnp.asarray(x), 3)
+        var = jnp.einsum('ahwk,ahwk->ahw', pt, pt) / 27
+        raw = jnp.einsum('ahwk,bxyk->abhwxy', pt[:b1], pt[b1:]) / 27
+        nngp, dot = recursion.relu(
+            raw, var[:b1, None, :, :, None, None] *
+            var[None, b1:, None, None, :, :])
+        args = (nngp, raw * dot + nngp, 0.5 * var[:b1], 0.5 * var[b1:])
+        coeffs = dict(k=3, scale=1.5 / 9, shift=0.01, alpha=1.5 / 9,
+                      beta=1.5 / 9, gamma=0.01, pool=pool)
+        got = pallas.conv_relu(*args, interpret=True, pairs_last=pairs_last,
+                               **coeffs)
+        want = pallas._xla_conv_relu(*args, **coeffs)  # pylint: disable=protected-access
+    out = side // (pool or 1)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape == (b1, b2, out, out, out, out)
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('fn, kwargs, side', [
+    (models.myrtle, dict(depth=5, width=8, b_std=0.2), 8),
+    (models.cnn, dict(depth=3, width=8, b_std=0.1, readout='gap'), 6),
+], ids=['myrtle5', 'cnn_gap_even'])
+def test_pallas_kernel_equals_neural_tangents_interpreted(fn, kwargs, side):
+    """The whole kernel with the Pallas steps (pooled stages, CNN-GAP's last
+    step pooled 2x2 before the global mean) equals neural-tangents, float64."""
+    from ntkexp.fastconv import pallas
+    _, _, reference = fn(**kwargs, fast_kernel=False)
+    _, _, xla = fn(**kwargs)
+    fast = select.fast_kernel_fn(xla.net, xla.fallback,
+                                 conv_relu=pallas.make_conv_relu(True))
+    x1 = _images(1, side, 3, 7)
+    x2 = _images(2, side, 3, 8)
+    with jax.enable_x64(True):
+        got = jax.jit(fast, static_argnames='get')(x1, x2, get=('nngp', 'ntk'))
+        want = reference(x1, x2, get=('nngp', 'ntk'))
+    for g in ('nngp', 'ntk'):
+        np.testing.assert_allclose(getattr(got, g), getattr(want, g),
+                                   rtol=1e-12)

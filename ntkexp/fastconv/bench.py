@@ -21,7 +21,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -55,10 +58,9 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
     return statistics.median(walls), statistics.median(cpus), out
 
 
-def compiled_bytes(fn: Callable, x: np.ndarray) -> float:
-    """Arguments + outputs + temporaries of the compiled block (XLA)."""
-    analysis = jax.jit(fn, static_argnames='get').lower(
-        x, x, get='ntk').compile().memory_analysis()
+def compiled_bytes(compiled: Any) -> float:
+    """Arguments + outputs + temporaries of a compiled block (XLA)."""
+    analysis = compiled.memory_analysis()
     if analysis is None:
         return float('nan')
     return float(analysis.argument_size_in_bytes +
@@ -66,39 +68,63 @@ def compiled_bytes(fn: Callable, x: np.ndarray) -> float:
 
 
 def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
-          skip_nt: bool = False, pallas: bool = False) -> list[dict[str, Any]]:
-    """Rows of one architecture: neural-tangents, fastconv (and Pallas)."""
+          skip_nt: bool = False, pallas: bool = False,
+          num_warps: tuple[int, ...] = (4,),
+          fused_pool: bool = False) -> list[dict[str, Any]]:
+    """Rows of one architecture: neural-tangents, fastconv (and Pallas, once
+    per Triton ``num_warps``)."""
     fn, kwargs = ARCHITECTURES[arch]
     rng = np.random.RandomState(0)
     x1 = rng.randn(n, side, side, 3).astype(dtype)
     x2 = rng.randn(n, side, side, 3).astype(dtype)
-    methods = [] if skip_nt else [('nt', dict(fast_kernel=False))]
-    methods.append(('fastconv', dict(fast_kernel=True)))
+    methods = [] if skip_nt else [('nt', None)]
+    methods.append(('fastconv', None))
+    if fused_pool:
+        methods.append(('fastconv_fused_pool', None))
     if pallas:
-        methods.append(('fastconv_pallas', dict(fast_kernel=True)))
+        methods += [(f'fastconv_pallas_w{w}', w) for w in num_warps]
     rows, ref, t_ref = [], None, None
-    for method, extra in methods:
-        _, _, kernel_fn = fn(**kwargs, **extra)
-        if method == 'fastconv_pallas':
+    for method, warps in methods:
+        _, _, kernel_fn = fn(**kwargs, fast_kernel=method != 'nt')
+        if method == 'fastconv_fused_pool':
+            from ntkexp.fastconv import select  # pylint: disable=g-import-not-at-top
+            kernel_fn = select.fast_kernel_fn(
+                dataclasses.replace(kernel_fn.net, fuse_pool=True),
+                kernel_fn.fallback)
+        if warps is not None:
             from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
-            kernel_fn = fc_pallas.pallas_kernel_fn(kernel_fn)
-        jitted = jax.jit(kernel_fn, static_argnames='get')
+            from ntkexp.fastconv import select  # pylint: disable=g-import-not-at-top
+            step = functools.partial(fc_pallas.conv_relu, interpret=False,
+                                     num_warps=warps)
+            kernel_fn = select.fast_kernel_fn(kernel_fn.net, kernel_fn.fallback,
+                                              conv_relu=step)
         start = time.perf_counter()
-        jax.block_until_ready(jitted(x1, x2, get='ntk'))
-        first = time.perf_counter() - start
-        wall, cpu, out = timed(lambda: jitted(x1, x2, get='ntk'), repeats)
+        try:
+            compiled = jax.jit(kernel_fn, static_argnames='get').lower(
+                x1, x2, get='ntk').compile()
+            jax.block_until_ready(compiled(x1, x2))
+            first = time.perf_counter() - start
+            wall, cpu, out = timed(lambda: compiled(x1, x2), repeats)
+        except Exception as error:  # pylint: disable=broad-except
+            row = dict(arch=arch, method=method, n=n,
+                       error=f'{type(error).__name__}: {error}'[:400])
+            print(row, flush=True)
+            rows.append(row)
+            continue
         out = np.asarray(out, np.float64)
         if ref is None and method == 'nt':
             ref, t_ref = out, wall
         row = dict(arch=arch, method=method, input=f'{side}x{side}x3', n=n,
                    dtype=dtype, device=str(jax.devices()[0].device_kind),
+                   matmul_precision=str(
+                       jax.config.jax_default_matmul_precision),
                    seconds=wall, cpu_seconds=cpu, first_call_seconds=first,
                    entries_per_s=n * n / wall,
                    speedup_vs_nt=(t_ref / wall) if t_ref else float('nan'),
                    rel_diff_vs_nt=(float(np.abs(out - ref).max() /
                                          np.abs(ref).max())
                                    if ref is not None else float('nan')),
-                   compiled_bytes=compiled_bytes(kernel_fn, x1),
+                   compiled_bytes=compiled_bytes(compiled),
                    cifar10_hours=CIFAR10_ENTRIES / (n * n / wall) / 3600)
         rows.append(row)
         print(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
@@ -117,18 +143,34 @@ def main(argv=None) -> None:
     parser.add_argument('--skip-nt', action='store_true')
     parser.add_argument('--pallas', action='store_true',
                         help='also time the Pallas kernel (GPU only)')
+    parser.add_argument('--fused-pool', action='store_true',
+                        help='also time ConvNet(fuse_pool=True)')
+    parser.add_argument('--num-warps', default='4',
+                        help='Triton warps of the Pallas rows, e.g. 2,4,8')
     parser.add_argument('--out', type=Path, default=None, help='CSV path')
     args = parser.parse_args(argv)
     if args.dtype == 'float64':
         jax.config.update('jax_enable_x64', True)
+    command = 'python -m ntkexp.fastconv.bench ' + ' '.join(
+        sys.argv[1:] if argv is None else argv)
+
+    def save() -> None:
+        # After every architecture, so a run cut short keeps its rows.
+        if args.out is not None:
+            import pandas as pd  # pylint: disable=g-import-not-at-top
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            frame = pd.DataFrame(rows)
+            frame['command'] = command
+            frame.to_csv(args.out, index=False)
+
     rows = []
     for arch in args.arch.split(','):
         rows += bench(arch, args.side, args.n, args.repeats, args.dtype,
-                      args.skip_nt, args.pallas)
+                      args.skip_nt, args.pallas,
+                      tuple(int(w) for w in args.num_warps.split(',')),
+                      args.fused_pool)
+        save()
     if args.out is not None:
-        import pandas as pd  # pylint: disable=g-import-not-at-top
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(args.out, index=False)
         print(f'wrote {args.out}')
 
 
