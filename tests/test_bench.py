@@ -31,3 +31,40 @@ def test_bench_infinite_records_block_size_and_memory(tmp_path):
         assert np.isfinite(row.ratio_vs_nt_jit_host)
     # 52 KiB is less than either whole kernel program (78 and 80 kB): blocks.
     assert engine.loc['fc'].block < 96 and engine.loc['resnet'].block < 40
+
+
+def test_bench_empirical_subset_ratio_and_agreement(tmp_path):
+    """``--empirical-impl`` times the named implementations only; the first
+    is the reference, and structured derivatives give the same NTK."""
+    frame = bench.main(['--only', 'empirical', '--empirical-impl',
+                        'JACOBIAN_CONTRACTION', 'STRUCTURED_DERIVATIVES',
+                        '--n', 'empirical_n=2', 'image=8', '--repeats', '1',
+                        '--out', str(tmp_path)])
+    assert list(frame.method) == ['JACOBIAN_CONTRACTION',
+                                  'STRUCTURED_DERIVATIVES']
+    assert frame.ratio_vs_jacobian_contraction.iloc[0] == 1.0
+    assert np.all(frame.ratio_vs_jacobian_contraction > 0)
+    assert frame.rel_diff.iloc[1] < 1e-5
+    assert set(frame.matmul_precision) == {str(bench.jax.config.jax_default_matmul_precision)}
+    assert frame.command.iloc[0].startswith('python -m ntkexp.bench --only empirical')
+
+
+def test_fastconv_bench_rows_agree_with_neural_tangents(tmp_path):
+    """``python -m ntkexp.fastconv.bench``: one row per method, the fast
+    kernel equal to neural-tangents (float32), the command in the CSV."""
+    from ntkexp.fastconv import bench as fastconv_bench
+    out = tmp_path / 'fastconv.csv'
+    fastconv_bench.main(['--arch', 'cnn_gap,myrtle5', '--side', '4', '--n', '2',
+                         '--repeats', '1', '--out', str(out)])
+    frame = pd.read_csv(out)
+    assert list(zip(frame.arch, frame.method)) == [
+        ('cnn_gap', 'nt'), ('cnn_gap', 'fastconv'),
+        ('myrtle5', 'nt'), ('myrtle5', 'fastconv')]
+    fast = frame[frame.method == 'fastconv']
+    assert np.all(fast.rel_diff_vs_nt < 2e-6)
+    assert np.all(fast.compiled_bytes > 0)
+    assert np.allclose(fast.speedup_vs_nt * fast.seconds,
+                       frame[frame.method == 'nt'].seconds.values)
+    assert set(frame.command) == {
+        'python -m ntkexp.fastconv.bench --arch cnn_gap,myrtle5 --side 4 '
+        f'--n 2 --repeats 1 --out {out}'}

@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import statistics
 import sys
@@ -69,8 +68,7 @@ def compiled_bytes(compiled: Any) -> float:
 
 def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
           skip_nt: bool = False, pallas: bool = False,
-          num_warps: tuple[int, ...] = (4,),
-          fused_pool: bool = False) -> list[dict[str, Any]]:
+          num_warps: tuple[int, ...] = (4,)) -> list[dict[str, Any]]:
     """Rows of one architecture: neural-tangents, fastconv (and Pallas, once
     per Triton ``num_warps``)."""
     fn, kwargs = ARCHITECTURES[arch]
@@ -79,18 +77,11 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
     x2 = rng.randn(n, side, side, 3).astype(dtype)
     methods = [] if skip_nt else [('nt', None)]
     methods.append(('fastconv', None))
-    if fused_pool:
-        methods.append(('fastconv_fused_pool', None))
     if pallas:
         methods += [(f'fastconv_pallas_w{w}', w) for w in num_warps]
     rows, ref, t_ref = [], None, None
     for method, warps in methods:
         _, _, kernel_fn = fn(**kwargs, fast_kernel=method != 'nt')
-        if method == 'fastconv_fused_pool':
-            from ntkexp.fastconv import select  # pylint: disable=g-import-not-at-top
-            kernel_fn = select.fast_kernel_fn(
-                dataclasses.replace(kernel_fn.net, fuse_pool=True),
-                kernel_fn.fallback)
         if warps is not None:
             from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
             from ntkexp.fastconv import select  # pylint: disable=g-import-not-at-top
@@ -143,8 +134,6 @@ def main(argv=None) -> None:
     parser.add_argument('--skip-nt', action='store_true')
     parser.add_argument('--pallas', action='store_true',
                         help='also time the Pallas kernel (GPU only)')
-    parser.add_argument('--fused-pool', action='store_true',
-                        help='also time ConvNet(fuse_pool=True)')
     parser.add_argument('--num-warps', default='4',
                         help='Triton warps of the Pallas rows, e.g. 2,4,8')
     parser.add_argument('--out', type=Path, default=None, help='CSV path')
@@ -167,8 +156,7 @@ def main(argv=None) -> None:
     for arch in args.arch.split(','):
         rows += bench(arch, args.side, args.n, args.repeats, args.dtype,
                       args.skip_nt, args.pallas,
-                      tuple(int(w) for w in args.num_warps.split(',')),
-                      args.fused_pool)
+                      tuple(int(w) for w in args.num_warps.split(',')))
         save()
     if args.out is not None:
         print(f'wrote {args.out}')

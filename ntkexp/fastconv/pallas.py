@@ -1,20 +1,28 @@
-"""Optional Pallas kernel of the hot step: SAME convolution + ReLU, fused.
+"""Optional Pallas kernels of the hot step: SAME convolution + ReLU (+ pool).
 
 In the CNTK of a pooled network most of the work is, at full resolution, the
 map ``(Sigma, Theta) -> ReLU(Conv(Sigma, Theta))`` on ``(b1 b2, H, W, H, W)``
-covariances (Arora et al. 2019, Eq. 7 and 4-5). :func:`conv_relu` does it in
-one pass: one program per pair and output row pair ``(h, h')`` loads the
-``k^2`` shifted ``(W, W)`` planes of the zero-padded inputs, sums them, applies
-the arc-cosine step with the two images' variances and writes the NNGP and NTK
-planes. Everything else (first layer, pools, readout) stays in XLA
+covariances (Arora et al. 2019, Eq. 7 and 4-5), followed in Myrtle by a 2x2
+average pool. :func:`conv_relu` does it in one pass: one program per output
+row pair ``(h, h')`` and pair loads the ``k^2`` shifted ``(W, W)`` planes of
+the zero-padded inputs, sums them, applies the arc-cosine step with the two
+images' variances and writes the NNGP and NTK planes; with ``pool`` one
+program per *pooled* row pair evaluates the ``pool^4`` sub-grids of the window
+as strided loads and writes only the pooled planes. The last step of a
+CNN-GAP net is pooled 2x2 before the global mean (the same mean). Everything
+else (first layer, small stages, readout) stays in XLA
 (:mod:`ntkexp.fastconv.recursion`).
 
-Status: checked against the XLA recursion in ``interpret=True`` mode on CPU
-(``tests/test_fastconv.py``). It has not been compiled or timed on a GPU yet,
-so it is not selected automatically; ``model.fast_kernel=pallas`` selects it
-(on CPU it runs in interpret mode, which is slow and only meant for tests).
-The loaded tiles are ``(W, W)``, so on a GPU (Triton) the image side at every
-stage must be a power of two (32x32 CIFAR: 32, 16, 8); other sizes use XLA.
+Status: equal to the XLA recursion (``interpret=True`` on CPU, float64, in
+``tests/test_fastconv.py``) and, compiled by Triton on an H100, equal to
+neural-tangents to 4e-7 (float32) and 5e-16 (float64), at the speed of the XLA
+recursion, not faster (Myrtle-5 4.21x plain neural-tangents against 4.20x,
+CNN-GAP 5.17x against 4.99x; ``results/bench/session3/``). So it is not
+selected automatically; ``model.fast_kernel=pallas`` selects it (on CPU it runs
+in interpret mode, which is slow and only meant for tests). Loaded tiles are
+``(W / pool, W / pool)``: on a GPU (Triton) the image side at every stage must
+be a power of two (32x32 CIFAR: 32, 16, 8), and tiles under
+:data:`MIN_GPU_TILE` go to XLA.
 """
 
 from __future__ import annotations

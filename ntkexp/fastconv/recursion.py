@@ -75,10 +75,6 @@ class ConvNet:
             parameterisation's NTK depends on it).
         filter_size: side ``k`` of the square filters (stride 1, SAME).
         pool: window and stride of the average pools.
-        fuse_pool: compute each ``conv -> relu -> pool`` (and the last
-            ``conv -> relu`` before a global average pool) as one step that
-            never stores the full-resolution result (:func:`conv_relu_pool`);
-            an implementation choice, the numbers agree to rounding.
     """
     layers: tuple[str, ...]
     readout: str
@@ -88,7 +84,6 @@ class ConvNet:
     width: int = 1
     filter_size: int = 3
     pool: int = 2
-    fuse_pool: bool = False
 
     def __post_init__(self):
         if not self.layers or self.layers[0] != CONV:
@@ -231,76 +226,6 @@ def avg_pool_full(a: jax.Array, p: int) -> jax.Array:
     n = len(batch)
     axes = tuple(n + i for i in (1, 3, 5, 7))
     return jnp.sum(a, axis=axes) / p ** 4
-
-
-def conv_relu_pool(nngp: jax.Array, ntk: Optional[jax.Array],
-                   var1: jax.Array, var2: jax.Array,
-                   prod: Callable[[jax.Array, jax.Array], jax.Array], *,
-                   k: int, scale: float, shift: float, alpha: float,
-                   beta: float, gamma: float, pool: int
-                   ) -> tuple[jax.Array, Optional[jax.Array]]:
-    """``AvgPool(ReLU(Conv(.)))`` written so the full-resolution result is
-    never stored.
-
-    The same numbers as :func:`conv_full`, :func:`relu` and
-    :func:`avg_pool_full` in a row, computed as a sum over the ``pool^4``
-    sub-grids of the window: each sub-grid's pre-activations are ``k^2``
-    strided slices of the zero-padded input, so every term has the pooled
-    shape and XLA can evaluate the whole step as one loop over the pooled
-    output (the full ``(H, W, H, W)`` covariance after the ReLU, 16x the
-    pooled one for 2x2 pools, is never written).
-
-    Args:
-        nngp, ntk: ``(..., H, W, H, W)`` covariances after the previous ReLU
-            (``ntk`` None for the NNGP alone).
-        var1, var2: per-pixel variances of the two sides at this ReLU
-            (``(..., H, W)``), combined by ``prod`` into the variance product
-            broadcastable against the covariance.
-        prod: the pairing's variance product (``_Pairing.prod``).
-        k, scale, shift, alpha, beta, gamma: the convolution's constants
-            (:meth:`ConvNet.conv_ntk_coeffs`).
-        pool: window and stride of the average pool (VALID).
-
-    Returns:
-        ``(nngp, ntk)`` pooled, ``(..., H//pool, W//pool, H//pool, W//pool)``.
-    """
-    *batch, h, w, _, _ = nngp.shape
-    nb = len(batch)
-    lo, hi = _same_pads(k)
-    ho, wo = h // pool, w // pool
-    zero = jnp.zeros((), nngp.dtype)
-    pads = [(0, 0, 0)] * nb + [(lo, hi, 0)] * 4
-    n_pad = jax.lax.pad(nngp, zero, pads)
-    u_pad = (None if ntk is None else
-             jax.lax.pad(alpha * nngp + beta * ntk, zero, pads))
-    limit = [(ho - 1) * pool + 1, (wo - 1) * pool + 1] * 2
-    strides = [1] * nb + [pool] * 4
-
-    def window(a, start):
-        start = [0] * nb + list(start)
-        stop = list(a.shape[:nb]) + [s + n for s, n in zip(start[nb:], limit)]
-        return jax.lax.slice(a, start, stop, strides)
-
-    acc_n = acc_t = None
-    for r, q, c, v in itertools.product(range(pool), repeat=4):
-        # Sub-grid (pool P + r, pool Q + q; pool P' + c, pool Q' + v).
-        sn = su = None
-        for dh, dw in itertools.product(range(k), repeat=2):
-            start = (r + dh, q + dw, c + dh, v + dw)
-            a = window(n_pad, start)
-            sn = a if sn is None else sn + a
-            if u_pad is not None:
-                b = window(u_pad, start)
-                su = b if su is None else su + b
-        v1 = var1[..., r::pool, q::pool][..., :ho, :wo]
-        v2 = var2[..., c::pool, v::pool][..., :ho, :wo]
-        out_n, dot = relu(scale * sn + shift, prod(v1, v2))
-        acc_n = out_n if acc_n is None else acc_n + out_n
-        if su is not None:
-            out_t = (su + gamma) * dot
-            acc_t = out_t if acc_t is None else acc_t + out_t
-    weight = 1.0 / pool ** 4
-    return acc_n * weight, (None if acc_t is None else acc_t * weight)
 
 
 def full_diagonal(a: jax.Array) -> jax.Array:
@@ -561,19 +486,6 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
                                   vars2[relu_index], k=k, scale=scale,
                                   shift=b2, alpha=alpha, beta=beta,
                                   gamma=gamma, pool=pool)
-            relu_index += 1
-            i += 1 + skip
-        elif (layer == CONV and net.fuse_pool and full
-              and i + 1 < len(layers) and layers[i + 1] == RELU
-              and _fused_pool(net, i, nngp.shape[-2:])[0] is not None):
-            # Convolution + ReLU + the pool after it, one pass over the pooled
-            # output.
-            pool, skip = _fused_pool(net, i, nngp.shape[-2:])
-            alpha, beta, gamma = net.conv_ntk_coeffs(channels)
-            nngp, ntk = conv_relu_pool(
-                nngp, ntk, vars1[relu_index], vars2[relu_index], pairing.prod,
-                k=k, scale=scale, shift=b2, alpha=alpha, beta=beta,
-                gamma=gamma, pool=pool)
             relu_index += 1
             i += 1 + skip
         elif layer == CONV:

@@ -1,62 +1,99 @@
 """One convolution + ReLU (+ 2x2 pool) step of the CNTK, variant by variant.
 
 Times the step that dominates the Myrtle / CNN-GAP kernels at full
-resolution, on a block of ``2 x 32`` pairs of ``side x side`` covariances
-(made from random images: the first layer's covariance after its ReLU), for
-the XLA recursion (:func:`ntkexp.fastconv.pallas._xla_conv_relu`), the
-alternative XLA formulation :func:`ntkexp.fastconv.recursion.conv_relu_pool`
-and the Pallas kernel (:func:`ntkexp.fastconv.pallas.conv_relu`) with both
-grid orders, each checked against the first. Prints microseconds per pair.
-On a CPU the Pallas rows run in the interpreter (slow; a check only).
+resolution, on a block of ``2 x 32`` pairs of ``side x side`` covariances (the
+first layer's covariance of random images after its ReLU), for the XLA
+recursion (:func:`ntkexp.fastconv.pallas._xla_conv_relu`) and the Pallas
+kernel (:func:`ntkexp.fastconv.pallas.conv_relu`) with both grid orders, each
+checked against the XLA result. Prints microseconds per pair. On a CPU the
+Pallas rows run in the interpreter (slow; a check only).
 
 Usage::
 
     JAX_DEFAULT_MATMUL_PRECISION=highest python -m ntkexp.fastconv.stage_bench 32
 """
-import functools, statistics, sys, time
-import numpy as np, jax, jax.numpy as jnp
-import ntkexp  # noqa
+
+from __future__ import annotations
+
+import functools
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+import ntkexp  # noqa: F401  (neural-tangents on current JAX)
+import jax
+import jax.numpy as jnp
+
 from ntkexp.fastconv import pallas, recursion
 
-def timed(f, reps=5):
-    jax.block_until_ready(f()); ts = []
-    for _ in range(reps):
-        t = time.perf_counter(); jax.block_until_ready(f()); ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+# The step's constants: a bias-free NTK-parameterised layer with W_std = 1.
+COEFFS = dict(k=3, scale=1.0, shift=0.0, alpha=1.0, beta=1.0, gamma=0.0)
 
-b1, b2, h = 2, 32, int(sys.argv[1]) if len(sys.argv) > 1 else 32
-interp = jax.default_backend() == 'cpu'
-rng = np.random.RandomState(0)
-x = rng.randn(b1 + b2, h, h, 3).astype(np.float32)
-pt = recursion.patches(jnp.asarray(x), 3)
-raw = jnp.einsum('ahwk,bxyk->abhwxy', pt[:b1], pt[b1:], precision='highest') / 27
-var = jnp.einsum('ahwk,ahwk->ahw', pt, pt, precision='highest') / 27
-prod = var[:b1, None, :, :, None, None] * var[None, b1:, None, None, :, :]
-n1, d1 = recursion.relu(raw, prod)
-t1 = raw * d1
-v2 = var * 0.5
-c = dict(k=3, scale=1.0, shift=0.0, alpha=1.0, beta=1.0, gamma=0.0)
-pairs = b1 * b2
-block_prod = lambda a, b: a[:, None, :, :, None, None] * b[None, :, None, None, :, :]
-args = (n1, t1, v2[:b1], v2[b1:])
-variants = {
-  (2, 'xla_separate'): jax.jit(functools.partial(pallas._xla_conv_relu, pool=2, **c)),
-  (2, 'xla_fused_pool'): jax.jit(lambda n, t, a, b: recursion.conv_relu_pool(n, t, a, b, block_prod, pool=2, **c)),
-  (2, 'pallas_w4'): jax.jit(functools.partial(pallas.conv_relu, pool=2, num_warps=4, interpret=interp, **c)),
-  (2, 'pallas_w4_pairs_last'): jax.jit(functools.partial(pallas.conv_relu, pool=2, num_warps=4, pairs_last=True, interpret=interp, **c)),
-  (None, 'xla_separate'): jax.jit(functools.partial(pallas._xla_conv_relu, pool=None, **c)),
-  (None, 'pallas_w4'): jax.jit(functools.partial(pallas.conv_relu, pool=None, num_warps=4, interpret=interp, **c)),
-  (None, 'pallas_w4_pairs_last'): jax.jit(functools.partial(pallas.conv_relu, pool=None, num_warps=4, pairs_last=True, interpret=interp, **c)),
-}
-ref, t_ref = {}, {}
-for (pool, name), f in variants.items():
-    try:
-        t0 = time.perf_counter(); out = jax.block_until_ready(f(*args)); comp = time.perf_counter() - t0
-        if pool not in ref:
-            ref[pool] = out
-        err = max(float(jnp.abs(a - b).max() / jnp.abs(b).max()) for a, b in zip(out, ref[pool]))
-        t = timed(lambda: f(*args))
-        t_ref.setdefault(pool, t)
-        print(f'side={h} pool={pool} {name}: {t / pairs * 1e6:.2f} us/pair, {t_ref[pool] / t:.2f}x xla_separate, rel err {err:.1e}, first call {comp:.1f}s', flush=True)
-    except Exception as e:
-        print(f'side={h} pool={pool} {name}: {type(e).__name__}: {str(e)[:300]}', flush=True)
+
+def timed(fn: Callable[[], Any], repeats: int = 5) -> float:
+    """Median wall seconds of ``fn()`` after a warm-up call."""
+    jax.block_until_ready(fn())
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls)
+
+
+def step_inputs(side: int, b1: int = 2, b2: int = 32) -> tuple[jax.Array, ...]:
+    """``(nngp, ntk, var1, var2)`` of a ``b1 x b2`` block after the first ReLU."""
+    x = np.random.RandomState(0).randn(b1 + b2, side, side, 3).astype(np.float32)
+    pt = recursion.patches(jnp.asarray(x), 3)
+    raw = jnp.einsum('ahwk,bxyk->abhwxy', pt[:b1], pt[b1:],
+                     precision='highest') / 27
+    var = jnp.einsum('ahwk,ahwk->ahw', pt, pt, precision='highest') / 27
+    nngp, dot = recursion.relu(raw, var[:b1, None, :, :, None, None] *
+                               var[None, b1:, None, None, :, :])
+    return nngp, raw * dot, 0.5 * var[:b1], 0.5 * var[b1:]
+
+
+def variants(interpret: bool) -> dict[tuple[Any, str], Callable]:
+    """The jitted step variants, keyed by ``(pool, name)``; XLA first."""
+    out = {}
+    for pool in (2, None):
+        out[pool, 'xla'] = jax.jit(functools.partial(
+            pallas._xla_conv_relu, pool=pool, **COEFFS))  # pylint: disable=protected-access
+        for pairs_last in (False, True):
+            name = 'pallas_w4' + ('_pairs_last' if pairs_last else '')
+            out[pool, name] = jax.jit(functools.partial(
+                pallas.conv_relu, pool=pool, num_warps=4, pairs_last=pairs_last,
+                interpret=interpret, **COEFFS))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    side = int(argv[0]) if argv else 32
+    args = step_inputs(side)
+    pairs = args[0].shape[0] * args[0].shape[1]
+    ref, t_ref = {}, {}
+    for (pool, name), fn in variants(jax.default_backend() == 'cpu').items():
+        try:
+            start = time.perf_counter()
+            out = jax.block_until_ready(fn(*args))
+            first = time.perf_counter() - start
+            ref.setdefault(pool, out)
+            err = max(float(jnp.abs(a - b).max() / jnp.abs(b).max())
+                      for a, b in zip(out, ref[pool]))
+            seconds = timed(lambda: fn(*args))  # pylint: disable=cell-var-from-loop
+            t_ref.setdefault(pool, seconds)
+            print(f'side={side} pool={pool} {name}: '
+                  f'{seconds / pairs * 1e6:.2f} us/pair, '
+                  f'{t_ref[pool] / seconds:.2f}x xla, rel err {err:.1e}, '
+                  f'first call {first:.1f}s', flush=True)
+        except Exception as error:  # pylint: disable=broad-except
+            print(f'side={side} pool={pool} {name}: '
+                  f'{type(error).__name__}: {str(error)[:300]}', flush=True)
+
+
+if __name__ == '__main__':
+    main()
