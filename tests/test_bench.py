@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ntkexp import bench
+from ntkexp import bench, models
 
 
 def test_bench_infinite_records_block_size_and_memory(tmp_path):
@@ -68,3 +68,16 @@ def test_fastconv_bench_rows_agree_with_neural_tangents(tmp_path):
     assert set(frame.command) == {
         'python -m ntkexp.fastconv.bench --arch cnn_gap,myrtle5 --side 4 '
         f'--n 2 --repeats 1 --out {out}'}
+
+
+def test_stage_bench_layer_profile_covers_every_layer():
+    """``stage_bench --layers``: one cumulative time per layer of the net,
+    whose differences are the per-layer figures."""
+    from ntkexp.fastconv import stage_bench
+    rows = stage_bench.layer_profile('myrtle5', side=4, n=1, repeats=1)
+    _, _, kernel_fn = models.myrtle(depth=5, width=64)
+    assert [r['kind'] for r in rows] == list(kernel_fn.net.layers)
+    cumulative = [r['us_per_pair_cumulative'] for r in rows]
+    assert all(c > 0 for c in cumulative)
+    assert np.allclose(np.cumsum([r['us_per_pair_layer'] for r in rows]),
+                       cumulative)

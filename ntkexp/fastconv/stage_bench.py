@@ -8,9 +8,16 @@ kernel (:func:`ntkexp.fastconv.pallas.conv_relu`) with both grid orders, each
 checked against the XLA result. Prints microseconds per pair. On a CPU the
 Pallas rows run in the interpreter (slow; a check only).
 
+With ``--layers ARCH``, instead times the whole fast kernel of a network of
+:mod:`ntkexp.fastconv.bench` on an ``n x n`` block of images cut after each of
+its layers (the readout applied there), so successive differences are the cost
+of each layer in the XLA recursion (per pair; a cut can change what XLA fuses
+across it, so the figures are approximate).
+
 Usage::
 
     JAX_DEFAULT_MATMUL_PRECISION=highest python -m ntkexp.fastconv.stage_bench 32
+    python -m ntkexp.fastconv.stage_bench --layers myrtle5 --side 32 --n 32
 """
 
 from __future__ import annotations
@@ -70,8 +77,42 @@ def variants(interpret: bool) -> dict[tuple[Any, str], Callable]:
     return out
 
 
+def layer_profile(arch: str, side: int, n: int,
+                  repeats: int = 3) -> list[dict[str, Any]]:
+    """Seconds per pair of ``arch``'s fast kernel cut after each layer."""
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from ntkexp.fastconv import bench  # pylint: disable=g-import-not-at-top
+    fn, kwargs = bench.ARCHITECTURES[arch]
+    net = fn(**kwargs, fast_kernel=True)[2].net
+    rng = np.random.RandomState(0)
+    x1, x2 = (jnp.asarray(rng.randn(n, side, side, 3).astype(np.float32))
+              for _ in range(2))
+    rows, before = [], 0.0
+    for cut in range(1, len(net.layers) + 1):
+        part = dataclasses.replace(net, layers=net.layers[:cut])
+        kernel = jax.jit(lambda a, b, part=part: recursion.kernel(
+            part, a, b, ('ntk',))['ntk'])
+        seconds = timed(lambda: kernel(x1, x2), repeats) / (n * n)
+        rows.append(dict(arch=arch, layer=cut - 1, kind=net.layers[cut - 1],
+                         us_per_pair_cumulative=seconds * 1e6,
+                         us_per_pair_layer=(seconds - before) * 1e6))
+        before = seconds
+        print(' '.join(f'{k}={v:.3g}' if isinstance(v, float) else f'{k}={v}'
+                       for k, v in rows[-1].items()), flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == '--layers':
+        import argparse  # pylint: disable=g-import-not-at-top
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--layers', required=True)
+        parser.add_argument('--side', type=int, default=32)
+        parser.add_argument('--n', type=int, default=32)
+        args = parser.parse_args(argv)
+        layer_profile(args.layers, args.side, args.n)
+        return
     side = int(argv[0]) if argv else 32
     args = step_inputs(side)
     pairs = args[0].shape[0] * args[0].shape[1]
