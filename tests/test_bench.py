@@ -81,3 +81,17 @@ def test_stage_bench_layer_profile_covers_every_layer():
     assert all(c > 0 for c in cumulative)
     assert np.allclose(np.cumsum([r['us_per_pair_layer'] for r in rows]),
                        cumulative)
+
+
+def test_stage_bench_kernel_profile_reads_the_trace(tmp_path):
+    """``stage_bench --kernels``: the profiler trace is read back into rows,
+    largest first, and the optimised HLO is written."""
+    from ntkexp.fastconv import stage_bench
+    hlo = tmp_path / 'kernel.hlo.txt'
+    rows = stage_bench.kernel_profile('cnn_gap', side=4, n=2, repeats=1,
+                                      hlo=str(hlo))
+    assert rows and all(r['us_per_pair'] >= 0 for r in rows)
+    times = [r['us_per_pair'] for r in rows]
+    assert times == sorted(times, reverse=True)
+    assert 0 < sum(r['share'] for r in rows) <= 1 + 1e-9
+    assert 'ENTRY' in hlo.read_text()

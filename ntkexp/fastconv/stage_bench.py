@@ -14,10 +14,17 @@ its layers (the readout applied there), so successive differences are the cost
 of each layer in the XLA recursion (per pair; a cut can change what XLA fuses
 across it, so the figures are approximate).
 
+With ``--kernels ARCH``, runs the whole fast kernel under JAX's profiler and
+prints the device's kernels (XLA fusions, matmuls, Triton kernels) by total
+time per pair, with ``--hlo PATH`` also writing the optimised HLO, which names
+what each fusion computes (:func:`kernel_profile`).
+
 Usage::
 
     JAX_DEFAULT_MATMUL_PRECISION=highest python -m ntkexp.fastconv.stage_bench 32
     python -m ntkexp.fastconv.stage_bench --layers myrtle5 --side 32 --n 32
+    python -m ntkexp.fastconv.stage_bench --kernels myrtle5 --side 32 --n 32 \
+        --hlo /tmp/myrtle5.hlo.txt
 """
 
 from __future__ import annotations
@@ -81,12 +88,7 @@ def layer_profile(arch: str, side: int, n: int,
                   repeats: int = 3) -> list[dict[str, Any]]:
     """Seconds per pair of ``arch``'s fast kernel cut after each layer."""
     import dataclasses  # pylint: disable=g-import-not-at-top
-    from ntkexp.fastconv import bench  # pylint: disable=g-import-not-at-top
-    fn, kwargs = bench.ARCHITECTURES[arch]
-    net = fn(**kwargs, fast_kernel=True)[2].net
-    rng = np.random.RandomState(0)
-    x1, x2 = (jnp.asarray(rng.randn(n, side, side, 3).astype(np.float32))
-              for _ in range(2))
+    net, x1, x2 = _net_and_images(arch, side, n)
     rows, before = [], 0.0
     for cut in range(1, len(net.layers) + 1):
         part = dataclasses.replace(net, layers=net.layers[:cut])
@@ -102,16 +104,80 @@ def layer_profile(arch: str, side: int, n: int,
     return rows
 
 
+def _net_and_images(arch: str, side: int, n: int):
+    from ntkexp.fastconv import bench  # pylint: disable=g-import-not-at-top
+    fn, kwargs = bench.ARCHITECTURES[arch]
+    net = fn(**kwargs, fast_kernel=True)[2].net
+    rng = np.random.RandomState(0)
+    x1, x2 = (jnp.asarray(rng.randn(n, side, side, 3).astype(np.float32))
+              for _ in range(2))
+    return net, x1, x2
+
+
+def kernel_profile(arch: str, side: int, n: int, repeats: int = 3,
+                   hlo: str | None = None, top: int = 25
+                   ) -> list[dict[str, Any]]:
+    """Device kernels of ``arch``'s fast kernel on an ``n x n`` block.
+
+    Traces ``repeats`` calls with :func:`jax.profiler.trace`, reads the trace
+    back (:class:`jax.profiler.ProfileData`) and sums the events of the
+    device planes (``/device:...``; on a CPU, which has none, the host's) by
+    line and name.
+
+    Returns:
+        Up to ``top`` rows ``{line, name, calls, us_per_pair, share}``,
+        largest first (``share`` of the summed time; lines may overlap, e.g.
+        an op line and the stream that ran it).
+    """
+    import collections  # pylint: disable=g-import-not-at-top
+    import pathlib  # pylint: disable=g-import-not-at-top
+    import tempfile  # pylint: disable=g-import-not-at-top
+    net, x1, x2 = _net_and_images(arch, side, n)
+    compiled = jax.jit(lambda a, b: recursion.kernel(net, a, b, ('ntk',))[
+        'ntk']).lower(x1, x2).compile()
+    if hlo:
+        pathlib.Path(hlo).write_text(compiled.as_text())
+    jax.block_until_ready(compiled(x1, x2))
+    with tempfile.TemporaryDirectory() as log_dir:
+        with jax.profiler.trace(log_dir):
+            for _ in range(repeats):
+                jax.block_until_ready(compiled(x1, x2))
+        path = next(pathlib.Path(log_dir).rglob('*.xplane.pb'))
+        data = jax.profiler.ProfileData.from_file(str(path))
+    planes = list(data.planes)
+    device = [p for p in planes if p.name.startswith('/device:')]
+    totals = collections.defaultdict(lambda: [0, 0.0])
+    for plane in device or [p for p in planes if p.name == '/host:CPU']:
+        for line in plane.lines:
+            for event in line.events:
+                key = (f'{plane.name} {line.name}', event.name)
+                totals[key][0] += 1
+                totals[key][1] += event.duration_ns
+    all_ns = sum(ns for _, ns in totals.values()) or 1.0
+    rows = [dict(line=line, name=name, calls=calls / repeats,
+                 us_per_pair=ns / 1e3 / repeats / (n * n), share=ns / all_ns)
+            for (line, name), (calls, ns) in totals.items()]
+    rows.sort(key=lambda r: -r['us_per_pair'])
+    return rows[:top]
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == '--layers':
+    if argv and argv[0] in ('--layers', '--kernels'):
         import argparse  # pylint: disable=g-import-not-at-top
         parser = argparse.ArgumentParser()
-        parser.add_argument('--layers', required=True)
+        parser.add_argument(argv[0], dest='arch', required=True)
         parser.add_argument('--side', type=int, default=32)
         parser.add_argument('--n', type=int, default=32)
+        parser.add_argument('--hlo', default=None,
+                            help='with --kernels: write the optimised HLO')
         args = parser.parse_args(argv)
-        layer_profile(args.layers, args.side, args.n)
+        if argv[0] == '--layers':
+            layer_profile(args.arch, args.side, args.n)
+            return
+        for row in kernel_profile(args.arch, args.side, args.n, hlo=args.hlo):
+            print(f"{row['us_per_pair']:9.3f} us/pair {row['share']:6.1%} "
+                  f"x{row['calls']:<5g} {row['line']} | {row['name']}")
         return
     side = int(argv[0]) if argv else 32
     args = step_inputs(side)
