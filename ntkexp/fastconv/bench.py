@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 import sys
 import time
@@ -84,11 +83,8 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
         _, _, kernel_fn = fn(**kwargs, fast_kernel=method != 'nt')
         if warps is not None:
             from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
-            from ntkexp.fastconv import select  # pylint: disable=g-import-not-at-top
-            step = functools.partial(fc_pallas.conv_relu, interpret=False,
-                                     num_warps=warps)
-            kernel_fn = select.fast_kernel_fn(kernel_fn.net, kernel_fn.fallback,
-                                              conv_relu=step)
+            kernel_fn = fc_pallas.pallas_kernel_fn(kernel_fn, interpret=False,
+                                                   num_warps=warps)
         start = time.perf_counter()
         try:
             compiled = jax.jit(kernel_fn, static_argnames='get').lower(

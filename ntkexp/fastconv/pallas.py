@@ -44,8 +44,9 @@ def _is_pow2(n: int) -> bool:
 def _xla_conv_relu(nngp, ntk, var1, var2, *, k, scale, shift, alpha, beta,
                    gamma, pool):
     """The same step in XLA (:mod:`recursion`): tiles too small for Triton."""
-    pre_t = recursion.conv_full(alpha * nngp + beta * ntk, k) + gamma
-    pre_n = scale * recursion.conv_full(nngp, k) + shift
+    pre_n, pre_t = recursion.conv_step(nngp, ntk, k=k, scale=scale,
+                                       shift=shift, alpha=alpha, beta=beta,
+                                       gamma=gamma)
     prod = (var1[:, None, :, :, None, None] * var2[None, :, None, None, :, :])
     out_n, dot = recursion.relu(pre_n, prod)
     out_t = pre_t * dot
@@ -198,20 +199,23 @@ def supported(net: recursion.ConvNet, height: int, width: int,
     return True
 
 
-def make_conv_relu(interpret: Optional[bool] = None) -> Callable:
-    """:func:`conv_relu` with ``interpret`` set (default: on CPU)."""
+def make_conv_relu(interpret: Optional[bool] = None,
+                   **options) -> Callable:
+    """:func:`conv_relu` with ``interpret`` set (default: on CPU) and any of
+    its other keyword ``options`` (``num_warps``, ``pairs_last``)."""
     if interpret is None:
         interpret = jax.default_backend() == 'cpu'
-    return functools.partial(conv_relu, interpret=interpret)
+    return functools.partial(conv_relu, interpret=interpret, **options)
 
 
-def pallas_kernel_fn(kernel_fn: Callable,
-                     interpret: Optional[bool] = None) -> Callable:
+def pallas_kernel_fn(kernel_fn: Callable, interpret: Optional[bool] = None,
+                     **options) -> Callable:
     """A fast ``kernel_fn`` (from :mod:`ntkexp.fastconv.select`) using Pallas.
 
     Args:
         kernel_fn: a ``kernel_fn`` with ``fastconv = True``.
         interpret: Pallas interpreter (default: on CPU).
+        **options: passed to :func:`conv_relu` (``num_warps``, ``pairs_last``).
 
     Returns:
         The same calling convention; blocks ``k(x1, x2)`` whose architecture
@@ -223,4 +227,4 @@ def pallas_kernel_fn(kernel_fn: Callable,
         raise ValueError('pallas_kernel_fn needs a fastconv kernel_fn')
     return select.fast_kernel_fn(kernel_fn.net, kernel_fn.fallback,
                                  getattr(kernel_fn, 'check', None),
-                                 conv_relu=make_conv_relu(interpret))
+                                 conv_relu=make_conv_relu(interpret, **options))

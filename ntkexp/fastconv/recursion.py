@@ -213,6 +213,22 @@ def conv_diag(a: jax.Array, k: int, stride: int = 1) -> jax.Array:
     return shift_sum(a, ((-2,), (-1,)), k, stride)
 
 
+def conv_step(nngp: jax.Array, ntk: Optional[jax.Array], *, k: int,
+              scale: float, shift: float, alpha: float, beta: float,
+              gamma: float, conv: Callable = conv_full
+              ) -> tuple[jax.Array, Optional[jax.Array]]:
+    """A SAME convolution layer's kernel map (Arora et al. 2019, Eq. 7).
+
+    ``Sigma' = scale S(Sigma) + shift`` and, linear in ``(Sigma, Theta)`` so in
+    one pass, ``Theta' = S(alpha Sigma + beta Theta) + gamma``, with ``S`` the
+    shift-sum ``conv`` (:func:`conv_full` or :func:`conv_diag`) and the
+    constants of :meth:`ConvNet.conv_ntk_coeffs`. ``ntk`` may be None.
+    """
+    if ntk is not None:
+        ntk = conv(alpha * nngp + beta * ntk, k) + gamma
+    return scale * conv(nngp, k) + shift, ntk
+
+
 def avg_pool_full(a: jax.Array, p: int) -> jax.Array:
     """``AvgPool((p, p), strides=(p, p), 'VALID')`` on both images' axes.
 
@@ -489,11 +505,10 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
             relu_index += 1
             i += 1 + skip
         elif layer == CONV:
-            if need_ntk:
-                # Linear in (Sigma, Theta): one pass for the NTK.
-                alpha, beta, gamma = net.conv_ntk_coeffs(channels)
-                ntk = conv(alpha * nngp + beta * ntk, k) + gamma
-            nngp = scale * conv(nngp, k) + b2
+            alpha, beta, gamma = net.conv_ntk_coeffs(channels)
+            nngp, ntk = conv_step(nngp, ntk, k=k, scale=scale, shift=b2,
+                                  alpha=alpha, beta=beta, gamma=gamma,
+                                  conv=conv)
         elif layer == POOL:
             nngp = avg_pool_full(nngp, net.pool)
             if need_ntk:

@@ -53,6 +53,15 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     return figures.save(fig, out_dir, name, dpi=110)
 
 
+def _save_with_slopes(fig, out_dir: Path, name: str,
+                      fits: list[dict]) -> list[Path]:
+    """The figure ``name`` and its fitted slopes as ``<name>_slopes.csv``."""
+    table = out_dir / f'{name}_slopes.csv'
+    paths = _save(fig, out_dir, name)
+    pd.DataFrame(fits).to_csv(table, index=False)
+    return paths + [table]
+
+
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows without ``attrs`` (a run's summary table breaks joins)."""
     frame = frame.copy(deep=False)
@@ -365,10 +374,7 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     ax.set_title('relative change of the empirical NTK' +
                  (f' after {steps:g} steps' if steps is not None else ''))
     ax.legend(fontsize=8)
-    paths = _save(fig, out_dir, f'{name}_ntk_drift')
-    table = out_dir / f'{name}_ntk_drift_slopes.csv'
-    pd.DataFrame(fits).to_csv(table, index=False)
-    return paths + [table]
+    return _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
 
 
 def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
@@ -399,10 +405,7 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     ax.set_ylabel(r'RMS $|f_t(x) - f^{\mathrm{ref}}_t(x)|$ on the test set')
     ax.set_title('finite network vs its infinite-width / linear references')
     ax.legend(fontsize=7)
-    paths = _save(fig, out_dir, f'{name}_distance')
-    table = out_dir / f'{name}_distance_slopes.csv'
-    pd.DataFrame(fits).to_csv(table, index=False)
-    return paths + [table]
+    return _save_with_slopes(fig, out_dir, f'{name}_distance', fits)
 
 
 def plot_curves(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
