@@ -12,7 +12,12 @@ Measured on whatever JAX devices are present, in one process:
   blocks, the block memory predicted by the engine's fit
   (``predicted_bytes``), XLA's compiled figure for that block
   (``compiled_bytes``) and the budget (``budget_bytes``);
-* empirical NTK throughput of a WRN for each ``nt.NtkImplementation``;
+* empirical NTK throughput of a WRN for each ``nt.NtkImplementation``, and
+  the time of the backward passes every exact method needs
+  (``COTANGENT_FLOOR``, :func:`cotangent_floor_fn`), whose ratio to Jacobian
+  contraction bounds what any implementation can gain over it, and of those
+  passes with weight gradients (``WEIGHT_GRADIENTS``,
+  :func:`weight_gradients_fn`);
 * finite-width training steps per second (full-batch gradient descent);
 * peak device memory where the backend reports it
   (``device.memory_stats()['peak_bytes_in_use']``), else the compiled
@@ -176,22 +181,96 @@ def _choice_columns(engine: kernels.KernelEngine,
     return cols
 
 
+# Not an nt.NtkImplementation: the time of the work every exact reverse-mode
+# method must do (cotangent_floor_fn), so t(JACOBIAN_CONTRACTION) / t(floor) is
+# the largest speed-up over Jacobian contraction any of them can reach.
+COTANGENT_FLOOR = 'COTANGENT_FLOOR'
+# Nor this: the floor plus the weight gradients of every logit, summed over
+# the images (weight_gradients_fn), the FLOPs of all per-image weight gradients.
+WEIGHT_GRADIENTS = 'WEIGHT_GRADIENTS'
+EMPIRICAL_METHODS = ('JACOBIAN_CONTRACTION', 'NTK_VECTOR_PRODUCTS',
+                     'STRUCTURED_DERIVATIVES', COTANGENT_FLOOR,
+                     WEIGHT_GRADIENTS)
+
+
+def cotangent_floor_fn(apply_fn: Callable, out_dim: int) -> Callable:
+    """``f(x, params)``: the forward pass and one backward pass per logit.
+
+    The traced empirical NTK ``sum_k <df_k(x)/dW, df_k(x')/dW>`` of a layer
+    ``W`` needs, for every image and logit ``k``, the cotangent ``df_k/dy`` of
+    the layer's output ``y`` (Jacot et al. 2018, Eq. 2; the structured
+    derivatives of Novak et al. 2022, Sec. 3, contract exactly these with the
+    layer's inputs). Getting them for every layer is one backward pass per
+    image and logit through the whole network, without the weight-gradient
+    products, which is what this function computes (the vector-Jacobian
+    product with respect to the input images, ``k`` cotangents vmapped).
+    Jacobian contraction does this plus the weight gradients and the
+    contraction; structured derivatives do this plus their contractions; so
+    neither can take less time (up to the one transposed first convolution to
+    the 3 input channels included here, a small share of the backward pass).
+    """
+    def floor(x, params):
+        logits, vjp = jax.vjp(lambda images: apply_fn(params, images), x)
+        eye = jnp.eye(out_dim, dtype=logits.dtype)
+        cotangents = jnp.broadcast_to(eye[:, None, :], (out_dim,) + logits.shape)
+        return jax.vmap(vjp)(cotangents)[0]
+    return floor
+
+
+def weight_gradients_fn(apply_fn: Callable, out_dim: int) -> Callable:
+    """``f(x, params)``: one backward pass per logit with weight gradients.
+
+    The gradients of each logit with respect to the parameters, summed over
+    the images of ``x`` (``k`` cotangents vmapped, the batch in each). Summing
+    over images costs the same multiply-adds as keeping one gradient per
+    image, which Jacobian contraction does (a convolution's weight gradient
+    is ``sum_p patch_p g_p^T`` either way, over the positions of one image or
+    of all), in XLA's batched convolutions; so this time, plus a contraction,
+    is what an implementation that forms per-image weight gradients at full
+    speed would take. (Structured derivatives can skip a layer's weight
+    gradients by contracting position pairs instead, which costs
+    ``(H W)^2`` per image pair: cheaper only for layers with few positions.)
+    """
+    def gradients(x, params):
+        logits, vjp = jax.vjp(apply_fn, params, x)
+        eye = jnp.eye(out_dim, dtype=logits.dtype)
+        cotangents = jnp.broadcast_to(eye[:, None, :], (out_dim,) + logits.shape)
+        return jax.vmap(vjp)(cotangents)[0]
+    return gradients
+
+
+BOUNDS = {COTANGENT_FLOOR: cotangent_floor_fn,
+          WEIGHT_GRADIENTS: weight_gradients_fn}
+
+
 def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
                     implementations: Optional[Sequence[str]] = None
                     ) -> list[dict[str, Any]]:
     """Empirical NTK entries/s of a WRN for each ``nt.NtkImplementation``
-    (or those named in ``implementations``; the first is the reference)."""
-    init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * wrn_k, out_dim=10)
+    (or those named in ``implementations``; the first is the reference), and
+    the two bounds on any implementation (:data:`BOUNDS`: the time of
+    :func:`cotangent_floor_fn` and of :func:`weight_gradients_fn`)."""
+    out_dim = 10
+    init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * wrn_k,
+                                      out_dim=out_dim)
     x = _images(n, side)
     _, params = init_fn(jax.random.PRNGKey(0), x.shape)
     rows, reference, t_ref = [], None, None
-    names = implementations or ('JACOBIAN_CONTRACTION', 'NTK_VECTOR_PRODUCTS',
-                                'STRUCTURED_DERIVATIVES')
-    for impl in (nt.NtkImplementation[name] for name in names):
+    for name in implementations or EMPIRICAL_METHODS:
         row = dict(benchmark='empirical_ntk', arch=f'wrn-10-{wrn_k}', n=n,
-                   input=f'{side}x{side}x3', method=impl.name,
+                   input=f'{side}x{side}x3', method=name,
                    n_params=models.count_params(params))
         try:
+            if name in BOUNDS:
+                bound_fn = jax.jit(BOUNDS[name](apply_fn, out_dim))
+                seconds, _ = timed(lambda: bound_fn(x, params), repeats)
+                row.update(seconds=seconds, entries_per_s=n * n / seconds,
+                           peak_bytes=peak_bytes())
+                if t_ref is not None:
+                    row['ratio_vs_jacobian_contraction'] = t_ref / seconds
+                rows.append(row)
+                continue
+            impl = nt.NtkImplementation[name]
             ntk_fn = jax.jit(nt.empirical_ntk_fn(apply_fn, implementation=impl,
                                                  vmap_axes=0))
             seconds, out = timed(lambda: ntk_fn(x, None, params), repeats)
@@ -247,9 +326,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         choices=sorted(ARCHITECTURES),
                         help='infinite-width architectures (default: all)')
     parser.add_argument('--empirical-impl', nargs='*', default=None,
-                        choices=[i.name for i in nt.NtkImplementation],
-                        help='empirical NTK implementations (default: all; '
-                        'ratios are to the first)')
+                        choices=[i.name for i in nt.NtkImplementation] +
+                        list(BOUNDS),
+                        help='empirical NTK implementations and bounds '
+                        '(default: ' + ' '.join(EMPIRICAL_METHODS) +
+                        '; ratios are to the first)')
     parser.add_argument('--n', nargs='*', default=[], metavar='ARCH=N',
                         help='override the inputs of an architecture, e.g. '
                         'fc=16384')

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ntkexp import bench, models
 
@@ -49,25 +50,71 @@ def test_bench_empirical_subset_ratio_and_agreement(tmp_path):
     assert frame.command.iloc[0].startswith('python -m ntkexp.bench --only empirical')
 
 
+def test_empirical_bounds_are_the_backward_passes(tmp_path):
+    """``cotangent_floor_fn`` runs one backward pass per image and logit: its
+    output is the per-logit gradient with respect to each image (equal to
+    ``jax.jacrev``); ``weight_gradients_fn`` gives each logit's parameter
+    gradient summed over the images. The bench adds both as rows with their
+    ratios to Jacobian contraction."""
+    init_fn, apply_fn, _ = models.wrn(depth=10, width=4, out_dim=3)
+    x = np.random.RandomState(0).randn(2, 6, 6, 3).astype(np.float32)
+    _, params = init_fn(bench.jax.random.PRNGKey(0), x.shape)
+    got = np.asarray(bench.cotangent_floor_fn(apply_fn, 3)(x, params))
+    jac = np.asarray(bench.jax.jacrev(lambda a: apply_fn(params, a))(x))
+    assert got.shape == (3, 2, 6, 6, 3)
+    for i in range(2):
+        for k in range(3):
+            np.testing.assert_allclose(got[k, i], jac[i, k, i], rtol=1e-5,
+                                       atol=1e-6 * np.abs(jac).max())
+    # weight_gradients_fn: each logit's parameter gradient summed over images.
+    grads = bench.weight_gradients_fn(apply_fn, 3)(x, params)
+    jac = bench.jax.jacrev(lambda p: apply_fn(p, x))(params)
+    flat_grads = bench.jax.tree_util.tree_leaves(grads)
+    flat_jac = bench.jax.tree_util.tree_leaves(jac)
+    # 7 convolutions, 2 shortcut projections, the readout.
+    assert len(flat_grads) == len(flat_jac) == 10
+    for g, j in zip(flat_grads, flat_jac):
+        j = np.asarray(j).sum(axis=0)  # (logit, *param shape), summed images
+        np.testing.assert_allclose(np.asarray(g), j, rtol=1e-4,
+                                   atol=1e-5 * max(np.abs(j).max(), 1e-6))
+    frame = bench.main(['--only', 'empirical', '--empirical-impl',
+                        'JACOBIAN_CONTRACTION', 'COTANGENT_FLOOR',
+                        'WEIGHT_GRADIENTS', '--n', 'empirical_n=2', 'image=8',
+                        '--repeats', '1', '--out', str(tmp_path)])
+    assert list(frame.method) == ['JACOBIAN_CONTRACTION', 'COTANGENT_FLOOR',
+                                  'WEIGHT_GRADIENTS']
+    for _, bound in frame.iloc[1:].iterrows():
+        assert bound.ratio_vs_jacobian_contraction == pytest.approx(
+            frame.seconds.iloc[0] / bound.seconds)
+        assert np.isnan(bound.rel_diff)
+
+
 def test_fastconv_bench_rows_agree_with_neural_tangents(tmp_path):
     """``python -m ntkexp.fastconv.bench``: one row per method, the fast
     kernel equal to neural-tangents (float32), the command in the CSV."""
     from ntkexp.fastconv import bench as fastconv_bench
     out = tmp_path / 'fastconv.csv'
     fastconv_bench.main(['--arch', 'cnn_gap,myrtle5', '--side', '4', '--n', '2',
-                         '--repeats', '1', '--out', str(out)])
+                         '--repeats', '1', '--variants', 'default,materialize_off',
+                         '--out', str(out)])
     frame = pd.read_csv(out)
     assert list(zip(frame.arch, frame.method)) == [
         ('cnn_gap', 'nt'), ('cnn_gap', 'fastconv'),
-        ('myrtle5', 'nt'), ('myrtle5', 'fastconv')]
+        ('cnn_gap', 'fastconv_materialize_off'),
+        ('myrtle5', 'nt'), ('myrtle5', 'fastconv'),
+        ('myrtle5', 'fastconv_materialize_off')]
+    # The default materialises the padded covariances on a CPU; both agree
+    # with nt.
+    assert list(frame.materialize_padded.fillna('-').astype(str)) == [
+        '-', 'True', 'False'] * 2
+    assert np.all(frame[frame.method != 'nt'].rel_diff_vs_nt < 2e-6)
     fast = frame[frame.method == 'fastconv']
-    assert np.all(fast.rel_diff_vs_nt < 2e-6)
     assert np.all(fast.compiled_bytes > 0)
     assert np.allclose(fast.speedup_vs_nt * fast.seconds,
                        frame[frame.method == 'nt'].seconds.values)
     assert set(frame.command) == {
         'python -m ntkexp.fastconv.bench --arch cnn_gap,myrtle5 --side 4 '
-        f'--n 2 --repeats 1 --out {out}'}
+        f'--n 2 --repeats 1 --variants default,materialize_off --out {out}'}
 
 
 def test_stage_bench_layer_profile_covers_every_layer():

@@ -9,6 +9,8 @@ neural-tangents computes ``nngp`` and ``var`` by different contractions (see
 ``tests/test_kernels.py``).
 """
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -199,6 +201,40 @@ def test_shift_sum_is_same_convolution_of_covariance():
                 np.asarray(recursion.conv_diag(jnp.asarray(
                     np.einsum('hwhw->hw', cov)), k)),
                 np.einsum('hwhw->hw', diag), rtol=1e-12)
+
+
+@pytest.mark.parametrize('name', ['myrtle5_ntk', 'wrn10_ntk'])
+def test_materialized_padding_changes_nothing(name, monkeypatch):
+    """``MATERIALIZE_PADDED`` (an optimisation barrier before the shift-sums)
+    only changes what XLA fuses: on and off agree to float64 rounding."""
+    fn, kwargs, side, channels = CASES[name]
+    net = fn(**kwargs)[2].net
+    x1, x2 = _images(3, side, channels, 0), _images(2, side, channels, 1)
+    out = {}
+    with jax.enable_x64(True):
+        for flag in (True, False):
+            monkeypatch.setattr(recursion, 'MATERIALIZE_PADDED', flag)
+            out[flag] = jax.jit(lambda a, b: recursion.kernel(net, a, b))(x1, x2)
+    for g in ('nngp', 'ntk'):
+        a, b = np.asarray(out[True][g]), np.asarray(out[False][g])
+        assert a.shape == (3, 2)
+        np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+def test_block_recursion_has_no_transposed_covariance():
+    """The first layer's matmul is batched over pairs, so its output is in the
+    recursion's ``(b1, b2, H, W, H, W)`` layout: the optimised HLO of a block
+    moves no pair covariance between layouts (the plain product ``(b1 H W, k)
+    x (k, b2 H W)`` made XLA transpose it into each fusion that read it)."""
+    fn, kwargs, _, channels = CASES['myrtle5_ntk']
+    net = fn(**kwargs)[2].net
+    x1, x2 = _images(2, 8, channels, 0), _images(3, 8, channels, 1)
+    text = jax.jit(lambda a, b: recursion.kernel(net, a, b)).lower(
+        x1.astype(np.float32), x2.astype(np.float32)).compile().as_text()
+    moved = [line for line in text.splitlines()
+             if re.search(r'= f32\[2,3,8,8,8,8\]\S* (transpose|copy)\(', line)]
+    assert not moved, moved
+    assert re.search(r'= f32\[2,3,64,64\]\S* dot\(', text)
 
 
 @pytest.mark.parametrize('k,stride,size', [(3, 2, 8), (3, 2, 7), (1, 2, 8),

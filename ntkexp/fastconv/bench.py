@@ -4,6 +4,7 @@ For each architecture (the ``cnn_gap``, ``cnn_vec`` and ``myrtle5`` networks of
 :mod:`ntkexp.bench`), times ``jax.jit(kernel_fn)(x1, x2, get='ntk')`` on one
 ``n x n`` block of random ``side x side x 3`` images for neural-tangents
 (``fast_kernel=False``) and for :mod:`ntkexp.fastconv` (``fast_kernel=True``,
+once per recursion variant named in ``--variants``, see :data:`VARIANTS`,
 plus ``impl=pallas`` with ``--pallas``), after a warm-up call (compilation
 excluded), as the median of ``--repeats`` runs. Reports wall and process CPU
 seconds, kernel entries per second, the speed-up, the largest relative
@@ -16,11 +17,14 @@ Usage::
     python -m ntkexp.fastconv.bench --arch myrtle5 --side 32 --n 2
     python -m ntkexp.fastconv.bench --arch cnn_gap,myrtle5 --side 32 --n 64 \\
         --out results/bench/fastconv_gpu.csv      # on a GPU
+    python -m ntkexp.fastconv.bench --arch myrtle5 --side 32 --n 4 \\
+        --variants default,materialize_off,session3
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -65,39 +69,71 @@ def compiled_bytes(compiled: Any) -> float:
                  analysis.output_size_in_bytes + analysis.temp_size_in_bytes)
 
 
+# Recursion variants (module settings of ntkexp.fastconv.recursion, read when
+# a kernel is traced) that ``--variants`` can time side by side.
+VARIANTS = {
+    'default': {},
+    'materialize_on': dict(MATERIALIZE_PADDED=True),
+    'materialize_off': dict(MATERIALIZE_PADDED=False),
+    'plain_first_matmul': dict(BATCHED_FIRST_MATMUL=False),
+    # The recursion as it was before both (third session's GPU figures).
+    'session3': dict(BATCHED_FIRST_MATMUL=False, MATERIALIZE_PADDED=False),
+}
+
+
+@contextlib.contextmanager
+def recursion_settings(variant: str):
+    """Sets ``VARIANTS[variant]`` on :mod:`ntkexp.fastconv.recursion`."""
+    from ntkexp.fastconv import recursion  # pylint: disable=g-import-not-at-top
+    settings = VARIANTS[variant]
+    before = {name: getattr(recursion, name) for name in settings}
+    for name, value in settings.items():
+        setattr(recursion, name, value)
+    try:
+        yield recursion
+    finally:
+        for name, value in before.items():
+            setattr(recursion, name, value)
+
+
 def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
           skip_nt: bool = False, pallas: bool = False,
-          num_warps: tuple[int, ...] = (4,)) -> list[dict[str, Any]]:
-    """Rows of one architecture: neural-tangents, fastconv (and Pallas, once
-    per Triton ``num_warps``)."""
+          num_warps: tuple[int, ...] = (4,),
+          variants: tuple[str, ...] = ('default',)) -> list[dict[str, Any]]:
+    """Rows of one architecture: neural-tangents, fastconv once per recursion
+    variant (:data:`VARIANTS`), and Pallas once per Triton ``num_warps``."""
     fn, kwargs = ARCHITECTURES[arch]
     rng = np.random.RandomState(0)
     x1 = rng.randn(n, side, side, 3).astype(dtype)
     x2 = rng.randn(n, side, side, 3).astype(dtype)
-    methods = [] if skip_nt else [('nt', None)]
-    methods.append(('fastconv', None))
+    methods = [] if skip_nt else [('nt', None, 'default')]
+    methods += [('fastconv' if v == 'default' else f'fastconv_{v}', None, v)
+                for v in variants]
     if pallas:
-        methods += [(f'fastconv_pallas_w{w}', w) for w in num_warps]
+        methods += [(f'fastconv_pallas_w{w}', w, 'default') for w in num_warps]
     rows, ref, t_ref = [], None, None
-    for method, warps in methods:
-        _, _, kernel_fn = fn(**kwargs, fast_kernel=method != 'nt')
-        if warps is not None:
-            from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
-            kernel_fn = fc_pallas.pallas_kernel_fn(kernel_fn, interpret=False,
-                                                   num_warps=warps)
-        start = time.perf_counter()
-        try:
-            compiled = jax.jit(kernel_fn, static_argnames='get').lower(
-                x1, x2, get='ntk').compile()
-            jax.block_until_ready(compiled(x1, x2))
-            first = time.perf_counter() - start
-            wall, cpu, out = timed(lambda: compiled(x1, x2), repeats)
-        except Exception as error:  # pylint: disable=broad-except
-            row = dict(arch=arch, method=method, n=n,
-                       error=f'{type(error).__name__}: {error}'[:400])
-            print(row, flush=True)
-            rows.append(row)
-            continue
+    for method, warps, variant in methods:
+        with recursion_settings(variant) as recursion:
+            _, _, kernel_fn = fn(**kwargs, fast_kernel=method != 'nt')
+            if warps is not None:
+                from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
+                kernel_fn = fc_pallas.pallas_kernel_fn(
+                    kernel_fn, interpret=False, num_warps=warps)
+            materialized = (float('nan') if method == 'nt'
+                            else recursion.materialize_padded())
+            start = time.perf_counter()
+            try:
+                compiled = jax.jit(kernel_fn, static_argnames='get').lower(
+                    x1, x2, get='ntk').compile()
+                jax.block_until_ready(compiled(x1, x2))
+                first = time.perf_counter() - start
+                wall, cpu, out = timed(lambda: compiled(x1, x2), repeats)
+            except Exception as error:  # pylint: disable=broad-except
+                row = dict(arch=arch, method=method, n=n,
+                           error=f'{type(error).__name__}: {error}'[:400])
+                print(row, flush=True)
+                rows.append(row)
+                continue
         out = np.asarray(out, np.float64)
         if ref is None and method == 'nt':
             ref, t_ref = out, wall
@@ -105,6 +141,8 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
                    dtype=dtype, device=str(jax.devices()[0].device_kind),
                    matmul_precision=str(
                        jax.config.jax_default_matmul_precision),
+                   variant='' if method == 'nt' else variant,
+                   materialize_padded=materialized,
                    seconds=wall, cpu_seconds=cpu, first_call_seconds=first,
                    entries_per_s=n * n / wall,
                    speedup_vs_nt=(t_ref / wall) if t_ref else float('nan'),
@@ -132,6 +170,9 @@ def main(argv=None) -> None:
                         help='also time the Pallas kernel (GPU only)')
     parser.add_argument('--num-warps', default='4',
                         help='Triton warps of the Pallas rows, e.g. 2,4,8')
+    parser.add_argument('--variants', default='default',
+                        help='fastconv rows, one per recursion variant: '
+                             + ','.join(VARIANTS))
     parser.add_argument('--out', type=Path, default=None, help='CSV path')
     args = parser.parse_args(argv)
     if args.dtype == 'float64':
@@ -152,7 +193,8 @@ def main(argv=None) -> None:
     for arch in args.arch.split(','):
         rows += bench(arch, args.side, args.n, args.repeats, args.dtype,
                       args.skip_nt, args.pallas,
-                      tuple(int(w) for w in args.num_warps.split(',')))
+                      tuple(int(w) for w in args.num_warps.split(',')),
+                      tuple(args.variants.split(',')))
         save()
     if args.out is not None:
         print(f'wrote {args.out}')

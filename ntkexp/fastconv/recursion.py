@@ -56,6 +56,24 @@ KERNELS = ('nngp', 'ntk')
 # Full float32 products in the first layer's matmul (GPUs may otherwise use
 # TF32, a 1e-3 relative error).
 HIGHEST = jax.lax.Precision.HIGHEST
+# Whether the first layer's matmul is batched over the pairs of a block
+# (:func:`_block_first`); False gives the plain product, which XLA transposes.
+BATCHED_FIRST_MATMUL = True
+# Whether :func:`shift_sum` writes its zero-padded input to memory once
+# (``jax.lax.optimization_barrier``) instead of letting XLA fuse the padded
+# producer (e.g. the ReLU's arc-cosine step) into each of the ``k^2`` shifted
+# reads, which recomputes it ``k^2`` times: ``'auto'`` (on for the CPU backend,
+# where it makes the 32x32 Myrtle-5 kernel 1.7x faster, ``docs/fastconv.md``;
+# off elsewhere until measured), ``True`` or ``False``. Both settings are read
+# when a kernel is traced.
+MATERIALIZE_PADDED = 'auto'
+
+
+def materialize_padded() -> bool:
+    """Whether :data:`MATERIALIZE_PADDED` is on for the default backend."""
+    if MATERIALIZE_PADDED == 'auto':
+        return jax.default_backend() == 'cpu'
+    return bool(MATERIALIZE_PADDED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +209,8 @@ def shift_sum(a: jax.Array, axis_groups: Sequence[Sequence[int]],
             sizes[ax] = (out_size - 1) * stride + 1
             strides[ax] = stride
     padded = jax.lax.pad(a, jnp.zeros((), a.dtype), pads)
+    if materialize_padded():
+        padded = jax.lax.optimization_barrier(padded)
     out = None
     for offsets in itertools.product(range(k), repeat=len(groups)):
         start = [0] * a.ndim
@@ -417,11 +437,29 @@ class _Pairing:
     prod: Callable[[jax.Array, jax.Array], jax.Array]
 
 
+def _block_first(p1: jax.Array, p2: jax.Array) -> jax.Array:
+    """``<patch(x_a, p), patch(x'_b, p')>`` laid out ``(a, b, H, W, H, W)``.
+
+    A matmul batched over the pairs ``(a, b)`` of the (broadcast) patches, so
+    that its output is already in the recursion's layout. The plain product
+    ``(a H W, k) x (k, b H W)`` comes out as ``(a, H, W, b, H, W)``, and XLA then
+    transposes it into every fusion that reads it (five transposed copies of
+    each pair's covariance on a CPU; the batched form makes the 32x32 Myrtle-5
+    kernel 1.5x faster there, ``docs/fastconv.md``). The broadcast patches are
+    ``2 k^2 C / (H W)`` of the output's size.
+    """
+    if not BATCHED_FIRST_MATMUL:
+        return jnp.einsum('ahwk,bxyk->abhwxy', p1, p2, precision=HIGHEST)
+    b1, b2 = p1.shape[0], p2.shape[0]
+    p1 = jnp.broadcast_to(p1[:, None], (b1, b2) + p1.shape[1:])
+    p2 = jnp.broadcast_to(p2[None], (b1, b2) + p2.shape[1:])
+    return jnp.einsum('abhwk,abxyk->abhwxy', p1, p2, precision=HIGHEST)
+
+
 def _block_pairing(full: bool) -> _Pairing:
     if full:
         return _Pairing(
-            first=lambda p1, p2: jnp.einsum('ahwk,bxyk->abhwxy', p1, p2,
-                                             precision=HIGHEST),
+            first=_block_first,
             prod=lambda v1, v2: (v1[:, None, :, :, None, None] *
                                  v2[None, :, None, None, :, :]))
     return _Pairing(
