@@ -204,21 +204,29 @@ def test_shift_sum_is_same_convolution_of_covariance():
 
 
 @pytest.mark.parametrize('name', ['myrtle5_ntk', 'wrn10_ntk'])
-def test_materialized_padding_changes_nothing(name, monkeypatch):
-    """``MATERIALIZE_PADDED`` (an optimisation barrier before the shift-sums)
-    only changes what XLA fuses: on and off agree to float64 rounding."""
+def test_fusion_switches_change_nothing(name, monkeypatch):
+    """``MATERIALIZE_PADDED`` and ``MATERIALIZE_CONV_OUTPUT`` (optimisation
+    barriers around the shift-sums) and ``BATCHED_FIRST_MATMUL`` only change
+    what XLA fuses: every setting agrees to float64 rounding."""
     fn, kwargs, side, channels = CASES[name]
     net = fn(**kwargs)[2].net
     x1, x2 = _images(3, side, channels, 0), _images(2, side, channels, 1)
     out = {}
     with jax.enable_x64(True):
-        for flag in (True, False):
-            monkeypatch.setattr(recursion, 'MATERIALIZE_PADDED', flag)
-            out[flag] = jax.jit(lambda a, b: recursion.kernel(net, a, b))(x1, x2)
+        for flags in ((True, True, True), (False, False, False),
+                      (True, False, True), (False, True, False)):
+            for attr, flag in zip(('MATERIALIZE_PADDED',
+                                   'MATERIALIZE_CONV_OUTPUT',
+                                   'BATCHED_FIRST_MATMUL'), flags):
+                monkeypatch.setattr(recursion, attr, flag)
+            out[flags] = jax.jit(lambda a, b: recursion.kernel(net, a, b))(
+                x1, x2)
     for g in ('nngp', 'ntk'):
-        a, b = np.asarray(out[True][g]), np.asarray(out[False][g])
-        assert a.shape == (3, 2)
-        np.testing.assert_allclose(a, b, rtol=1e-14)
+        reference = np.asarray(out[True, True, True][g])
+        assert reference.shape == (3, 2)
+        for result in out.values():
+            np.testing.assert_allclose(np.asarray(result[g]), reference,
+                                       rtol=1e-14)
 
 
 def test_block_recursion_has_no_transposed_covariance():

@@ -76,6 +76,9 @@ VARIANTS = {
     'materialize_on': dict(MATERIALIZE_PADDED=True),
     'materialize_off': dict(MATERIALIZE_PADDED=False),
     'plain_first_matmul': dict(BATCHED_FIRST_MATMUL=False),
+    'materialize_conv': dict(MATERIALIZE_CONV_OUTPUT=True),
+    'materialize_all': dict(MATERIALIZE_PADDED=True,
+                            MATERIALIZE_CONV_OUTPUT=True),
     # The recursion as it was before both (third session's GPU figures).
     'session3': dict(BATCHED_FIRST_MATMUL=False, MATERIALIZE_PADDED=False),
 }

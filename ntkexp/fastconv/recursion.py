@@ -67,6 +67,13 @@ BATCHED_FIRST_MATMUL = True
 # off elsewhere until measured), ``True`` or ``False``. Both settings are read
 # when a kernel is traced.
 MATERIALIZE_PADDED = 'auto'
+# Whether :func:`shift_sum` writes its result to memory once, so that the
+# ReLU's passes (where XLA splits the arc-cosine step into several fusions)
+# read one value each instead of re-summing the ``k^2`` shifted reads. Off:
+# within 5% either way on a CPU (``results/bench/session4/``); kept as a
+# variant to measure on a GPU (``python -m ntkexp.fastconv.bench --variants
+# default,materialize_conv,materialize_all``).
+MATERIALIZE_CONV_OUTPUT = False
 
 
 def materialize_padded() -> bool:
@@ -220,6 +227,8 @@ def shift_sum(a: jax.Array, axis_groups: Sequence[Sequence[int]],
         piece = jax.lax.slice(padded, start,
                               [s + n for s, n in zip(start, sizes)], strides)
         out = piece if out is None else out + piece
+    if MATERIALIZE_CONV_OUTPUT:
+        out = jax.lax.optimization_barrier(out)
     return out
 
 
