@@ -206,27 +206,50 @@ def test_shift_sum_is_same_convolution_of_covariance():
 @pytest.mark.parametrize('name', ['myrtle5_ntk', 'wrn10_ntk'])
 def test_fusion_switches_change_nothing(name, monkeypatch):
     """``MATERIALIZE_PADDED`` and ``MATERIALIZE_CONV_OUTPUT`` (optimisation
-    barriers around the shift-sums) and ``BATCHED_FIRST_MATMUL`` only change
-    what XLA fuses: every setting agrees to float64 rounding."""
+    barriers around the shift-sums), ``BATCHED_FIRST_MATMUL`` and
+    ``OFFSET_SELF_COVARIANCE`` change how, not what: every setting agrees to
+    float64 rounding."""
     fn, kwargs, side, channels = CASES[name]
     net = fn(**kwargs)[2].net
     x1, x2 = _images(3, side, channels, 0), _images(2, side, channels, 1)
     out = {}
     with jax.enable_x64(True):
-        for flags in ((True, True, True), (False, False, False),
-                      (True, False, True), (False, True, False)):
+        for flags in ((True, True, True, True), (False, False, False, False),
+                      (True, False, True, False), (False, True, False, True)):
             for attr, flag in zip(('MATERIALIZE_PADDED',
                                    'MATERIALIZE_CONV_OUTPUT',
-                                   'BATCHED_FIRST_MATMUL'), flags):
+                                   'BATCHED_FIRST_MATMUL',
+                                   'OFFSET_SELF_COVARIANCE'), flags):
                 monkeypatch.setattr(recursion, attr, flag)
             out[flags] = jax.jit(lambda a, b: recursion.kernel(net, a, b))(
                 x1, x2)
     for g in ('nngp', 'ntk'):
-        reference = np.asarray(out[True, True, True][g])
+        reference = np.asarray(out[True, True, True, True][g])
         assert reference.shape == (3, 2)
         for result in out.values():
             np.testing.assert_allclose(np.asarray(result[g]), reference,
                                        rtol=1e-14)
+
+
+@pytest.mark.parametrize('depth, side', [(5, 8), (5, 9), (7, 11), (10, 12)])
+def test_self_variances_at_offsets_equal_full_covariance(depth, side):
+    """The self covariance carried at the offsets the pools need (7x7 before
+    Myrtle's first pool, 3x3 before its second) gives the variances of the
+    whole ``(H, W, H, W)`` recursion (``full_self_variances``, which carries
+    every entry through every layer), odd sides (VALID pools) included."""
+    net = models.myrtle(depth=depth, width=8, b_std=0.3)[2].net
+    ranges = recursion._offset_ranges(net)  # pylint: disable=protected-access
+    first_pool = net.layers.index(recursion.POOL)
+    assert ranges[0] == 3 and ranges[first_pool] == 1
+    assert ranges[net.last_pool] is None
+    x = _images(2, side, 3, 4)
+    with jax.enable_x64(True):
+        got = recursion.self_variances(net, jnp.asarray(x))
+        ref = recursion.full_self_variances(net, jnp.asarray(x))
+    assert len(got) == len(ref) == net.layers.count(recursion.RELU)
+    for a, b in zip(got, ref):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-13)
 
 
 def test_block_recursion_has_no_transposed_covariance():

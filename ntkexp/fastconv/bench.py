@@ -79,8 +79,10 @@ VARIANTS = {
     'materialize_conv': dict(MATERIALIZE_CONV_OUTPUT=True),
     'materialize_all': dict(MATERIALIZE_PADDED=True,
                             MATERIALIZE_CONV_OUTPUT=True),
-    # The recursion as it was before both (third session's GPU figures).
-    'session3': dict(BATCHED_FIRST_MATMUL=False, MATERIALIZE_PADDED=False),
+    'full_self_covariance': dict(OFFSET_SELF_COVARIANCE=False),
+    # The recursion as it was in the third session (its GPU figures).
+    'session3': dict(BATCHED_FIRST_MATMUL=False, MATERIALIZE_PADDED=False,
+                     OFFSET_SELF_COVARIANCE=False),
 }
 
 

@@ -63,7 +63,7 @@ BATCHED_FIRST_MATMUL = True
 # (``jax.lax.optimization_barrier``) instead of letting XLA fuse the padded
 # producer (e.g. the ReLU's arc-cosine step) into each of the ``k^2`` shifted
 # reads, which recomputes it ``k^2`` times: ``'auto'`` (on for the CPU backend,
-# where it makes the 32x32 Myrtle-5 kernel 1.7x faster, ``docs/fastconv.md``;
+# where it makes the 32x32 Myrtle-5 kernel 1.8x faster, ``docs/fastconv.md``;
 # off elsewhere until measured), ``True`` or ``False``. Both settings are read
 # when a kernel is traced.
 MATERIALIZE_PADDED = 'auto'
@@ -74,6 +74,9 @@ MATERIALIZE_PADDED = 'auto'
 # variant to measure on a GPU (``python -m ntkexp.fastconv.bench --variants
 # default,materialize_conv,materialize_all``).
 MATERIALIZE_CONV_OUTPUT = False
+# Whether :func:`self_variances` carries the self covariance only at the
+# offsets the pools need (False: the whole ``(b, H, W, H, W)``, as before).
+OFFSET_SELF_COVARIANCE = True
 
 
 def materialize_padded() -> bool:
@@ -387,11 +390,16 @@ def patches(x: jax.Array, k: int) -> jax.Array:
 def self_variances(net: ConvNet, x: jax.Array) -> list[jax.Array]:
     """Pre-activation variances ``Sigma(x, x)[h, w, h, w]`` at every ReLU.
 
-    The full self covariance ``(b, H, W, H, W)`` is carried up to the last
-    average pool (pooling mixes off-diagonal entries into the diagonal), the
-    diagonal ``(b, H, W)`` after it (a SAME convolution and a ReLU map the
+    Up to the last average pool the self covariance is carried at the
+    position offsets the remaining pools can mix into the diagonal
+    (:func:`_offset_ranges`), as ``(b, H, W, 2r + 1, 2r + 1)`` arrays of
+    ``Sigma[p, p + delta]`` (:func:`_offset_covariance`): a SAME convolution
+    keeps each offset, a ReLU is element-wise and a ``P x P`` pool turns
+    offset range ``r`` into ``(r - P + 1) / P``. After the last pool only the
+    diagonal ``(b, H, W)`` is carried (a SAME convolution and a ReLU map the
     diagonal to itself: the ReLU halves it exactly, as neural-tangents'
-    arc-cosine step does at ``theta = 0``).
+    arc-cosine step does at ``theta = 0``). For Myrtle's 32x32 stage that is
+    ``7^2`` offsets per pixel instead of all ``32^2``.
 
     Args:
         net: the architecture.
@@ -400,40 +408,135 @@ def self_variances(net: ConvNet, x: jax.Array) -> list[jax.Array]:
     Returns:
         One ``(b, H_l, W_l)`` array per ReLU layer, in order.
     """
+    if not OFFSET_SELF_COVARIANCE and net.last_pool >= 0:
+        return full_self_variances(net, x)
     k = net.filter_size
-    full = net.last_pool >= 0
     c_in = x.shape[-1]
     pt = patches(x, k)
     scale = net.conv_nngp_scale()
     b2 = net.bias_var
-    if full:
-        cov = jnp.einsum('ahwk,axyk->ahwxy', pt, pt, precision=HIGHEST) / c_in
+    ranges = _offset_ranges(net)
+    r = ranges[0]
+    if r is not None:
+        cov = _offset_covariance(pt, r) / c_in
+        valid = _offset_mask(pt.shape[1:3], r, pt.dtype)
+        cov = (scale * cov + b2) * valid
     else:
-        cov = jnp.sum(pt * pt, axis=-1) / c_in
-    cov = scale * cov + b2
+        cov = scale * (jnp.sum(pt * pt, axis=-1) / c_in) + b2
     out = []
     layers = net.layers
     for i in range(1, len(layers)):
         layer = layers[i]
         if layer == RELU:
-            if full:
-                var = full_diagonal(cov)
+            if r is not None:
+                var = cov[..., r, r]
                 out.append(var)
-                prod = var[..., :, :, None, None] * var[..., None, None, :, :]
-                cov, _ = relu(cov, prod)
+                cov, _ = relu(cov, var[..., None, None] * _offset_values(var, r))
             else:
                 out.append(cov)
                 cov = 0.5 * cov
         elif layer == CONV:
-            if full:
-                cov = scale * conv_full(cov, k) + b2
+            if r is not None:
+                cov = (scale * shift_sum(cov, ((-4,), (-3,)), k) + b2) * valid
             else:
                 cov = scale * conv_diag(cov, k) + b2
         elif layer == POOL:
-            cov = avg_pool_full(cov, net.pool)
-            if i == net.last_pool:
-                cov, full = full_diagonal(cov), False
+            r = ranges[i]
+            cov = _pool_offsets(cov, net.pool, r or 0)
+            if r is None:
+                cov = cov[..., 0, 0]
+            else:
+                valid = _offset_mask(cov.shape[-4:-2], r, cov.dtype)
+                cov = cov * valid
     return out
+
+
+def full_self_variances(net: ConvNet, x: jax.Array) -> list[jax.Array]:
+    """:func:`self_variances` from the whole self covariance ``(b, H, W, H,
+    W)`` through every layer (the reference, and ``OFFSET_SELF_COVARIANCE =
+    False``)."""
+    k, scale, b2 = net.filter_size, net.conv_nngp_scale(), net.bias_var
+    pt = patches(x, k)
+    cov = scale * jnp.einsum('ahwk,axyk->ahwxy', pt, pt,
+                             precision=HIGHEST) / x.shape[-1] + b2
+    out = []
+    for layer in net.layers[1:]:
+        if layer == RELU:
+            var = full_diagonal(cov)
+            out.append(var)
+            cov, _ = relu(cov, var[..., :, :, None, None] *
+                          var[..., None, None, :, :])
+        elif layer == CONV:
+            cov = scale * conv_full(cov, k) + b2
+        else:
+            cov = avg_pool_full(cov, net.pool)
+    return out
+
+
+def _offset_ranges(net: ConvNet) -> list[Optional[int]]:
+    """Offset range of the self covariance needed after each layer.
+
+    ``ranges[i]`` is the range after layer ``i``; None where only the diagonal
+    is needed (after the last pool, or everywhere without pools). Walking
+    back from the output, a ``P x P`` pool that needs range ``r`` after it
+    needs ``P r + P - 1`` before it (``r = 0``: the diagonal).
+    """
+    ranges: list[Optional[int]] = [None] * len(net.layers)
+    needed: Optional[int] = None
+    for i in range(len(net.layers) - 1, -1, -1):
+        ranges[i] = needed
+        if net.layers[i] == POOL:
+            needed = net.pool * (needed or 0) + net.pool - 1
+    return ranges
+
+
+def _offset_covariance(pt: jax.Array, r: int) -> jax.Array:
+    """``<patch(p), patch(p + delta)>`` as ``(b, H, W, 2r + 1, 2r + 1)``
+    (zero where ``p + delta`` is outside the image)."""
+    padded = jnp.pad(pt, ((0, 0), (r, r), (r, r), (0, 0)))
+    h, w = pt.shape[1:3]
+    rows = []
+    for dh in range(2 * r + 1):
+        cols = [jnp.sum(pt * padded[:, dh:dh + h, dw:dw + w], axis=-1)
+                for dw in range(2 * r + 1)]
+        rows.append(jnp.stack(cols, axis=-1))
+    return jnp.stack(rows, axis=-2)
+
+
+def _offset_values(a: jax.Array, r: int) -> jax.Array:
+    """``a[p + delta]`` of ``(b, H, W)`` as ``(b, H, W, 2r + 1, 2r + 1)``
+    (zero outside)."""
+    padded = jnp.pad(a, ((0, 0), (r, r), (r, r)))
+    h, w = a.shape[1:3]
+    return jnp.stack([jnp.stack([padded[:, dh:dh + h, dw:dw + w]
+                                 for dw in range(2 * r + 1)], axis=-1)
+                      for dh in range(2 * r + 1)], axis=-2)
+
+
+def _offset_mask(spatial: Sequence[int], r: int, dtype) -> jax.Array:
+    """1 where ``p + delta`` lies inside the ``spatial`` image, else 0."""
+    ones = jnp.ones((1,) + tuple(spatial), dtype)
+    return _offset_values(ones, r)[0]
+
+
+def _pool_offsets(cov: jax.Array, p: int, r: int) -> jax.Array:
+    """``AvgPool((p, p))`` of an offset covariance, to offset range ``r``.
+
+    ``Sigma'[P, D] = p^-4 sum_{i, j in [0, p)^2} Sigma[p P + i, p D + j - i]``
+    (VALID: rows and columns past ``p * (H // p)`` dropped).
+    """
+    r_in = (cov.shape[-1] - 1) // 2
+    h, w = cov.shape[-4] // p, cov.shape[-3] // p
+    total = 0.
+    for ih, iw in itertools.product(range(p), repeat=2):
+        rows = cov[..., ih:h * p:p, iw:w * p:p, :, :]
+        for jh, jw in itertools.product(range(p), repeat=2):
+            # Offset p D + j - i for D in [-r, r], as an index into [-r_in, r_in].
+            start_h = r_in - p * r + jh - ih
+            start_w = r_in - p * r + jw - iw
+            total = total + rows[..., start_h:start_h + p * 2 * r + 1:p,
+                                 start_w:start_w + p * 2 * r + 1:p]
+    return total / p ** 4
 
 
 # Pair recursion ---------------------------------------------------------------
