@@ -193,6 +193,15 @@ EMPIRICAL_METHODS = ('JACOBIAN_CONTRACTION', 'NTK_VECTOR_PRODUCTS',
                      WEIGHT_GRADIENTS)
 
 
+def _backward_per_logit(fn: Callable, primals: tuple, out_dim: int) -> Any:
+    """``vjp`` of ``fn`` at ``primals`` for each of its ``out_dim`` logits
+    (the one-hot cotangents vmapped; each cotangent covers every image)."""
+    logits, vjp = jax.vjp(fn, *primals)
+    eye = jnp.eye(out_dim, dtype=logits.dtype)
+    return jax.vmap(vjp)(jnp.broadcast_to(eye[:, None, :],
+                                          (out_dim,) + logits.shape))
+
+
 def cotangent_floor_fn(apply_fn: Callable, out_dim: int) -> Callable:
     """``f(x, params)``: the forward pass and one backward pass per logit.
 
@@ -210,10 +219,8 @@ def cotangent_floor_fn(apply_fn: Callable, out_dim: int) -> Callable:
     the 3 input channels included here, a small share of the backward pass).
     """
     def floor(x, params):
-        logits, vjp = jax.vjp(lambda images: apply_fn(params, images), x)
-        eye = jnp.eye(out_dim, dtype=logits.dtype)
-        cotangents = jnp.broadcast_to(eye[:, None, :], (out_dim,) + logits.shape)
-        return jax.vmap(vjp)(cotangents)[0]
+        return _backward_per_logit(lambda images: apply_fn(params, images),
+                                   (x,), out_dim)[0]
     return floor
 
 
@@ -232,10 +239,7 @@ def weight_gradients_fn(apply_fn: Callable, out_dim: int) -> Callable:
     ``(H W)^2`` per image pair: cheaper only for layers with few positions.)
     """
     def gradients(x, params):
-        logits, vjp = jax.vjp(apply_fn, params, x)
-        eye = jnp.eye(out_dim, dtype=logits.dtype)
-        cotangents = jnp.broadcast_to(eye[:, None, :], (out_dim,) + logits.shape)
-        return jax.vmap(vjp)(cotangents)[0]
+        return _backward_per_logit(apply_fn, (params, x), out_dim)[0]
     return gradients
 
 

@@ -493,20 +493,15 @@ def _offset_ranges(net: ConvNet) -> list[Optional[int]]:
 def _offset_covariance(pt: jax.Array, r: int) -> jax.Array:
     """``<patch(p), patch(p + delta)>`` as ``(b, H, W, 2r + 1, 2r + 1)``
     (zero where ``p + delta`` is outside the image)."""
-    padded = jnp.pad(pt, ((0, 0), (r, r), (r, r), (0, 0)))
-    h, w = pt.shape[1:3]
-    rows = []
-    for dh in range(2 * r + 1):
-        cols = [jnp.sum(pt * padded[:, dh:dh + h, dw:dw + w], axis=-1)
-                for dw in range(2 * r + 1)]
-        rows.append(jnp.stack(cols, axis=-1))
-    return jnp.stack(rows, axis=-2)
+    return jnp.einsum('ahwk,ahwkxy->ahwxy', pt, _offset_values(pt, r),
+                      precision=HIGHEST)
 
 
 def _offset_values(a: jax.Array, r: int) -> jax.Array:
-    """``a[p + delta]`` of ``(b, H, W)`` as ``(b, H, W, 2r + 1, 2r + 1)``
-    (zero outside)."""
-    padded = jnp.pad(a, ((0, 0), (r, r), (r, r)))
+    """``a[:, p + delta]`` of ``(b, H, W, ...)`` as ``(b, H, W, ..., 2r + 1,
+    2r + 1)`` (zero outside the image)."""
+    pads = [(0, 0), (r, r), (r, r)] + [(0, 0)] * (a.ndim - 3)
+    padded = jnp.pad(a, pads)
     h, w = a.shape[1:3]
     return jnp.stack([jnp.stack([padded[:, dh:dh + h, dw:dw + w]
                                  for dw in range(2 * r + 1)], axis=-1)

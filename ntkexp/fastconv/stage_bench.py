@@ -30,7 +30,6 @@ Usage::
 from __future__ import annotations
 
 import functools
-import statistics
 import sys
 import time
 from typing import Any, Callable
@@ -41,6 +40,7 @@ import ntkexp  # noqa: F401  (neural-tangents on current JAX)
 import jax
 import jax.numpy as jnp
 
+from ntkexp import bench as ntkexp_bench
 from ntkexp.fastconv import pallas, recursion
 
 # The step's constants: a bias-free NTK-parameterised layer with W_std = 1.
@@ -49,13 +49,7 @@ COEFFS = dict(k=3, scale=1.0, shift=0.0, alpha=1.0, beta=1.0, gamma=0.0)
 
 def timed(fn: Callable[[], Any], repeats: int = 5) -> float:
     """Median wall seconds of ``fn()`` after a warm-up call."""
-    jax.block_until_ready(fn())
-    walls = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        walls.append(time.perf_counter() - start)
-    return statistics.median(walls)
+    return ntkexp_bench.timed(fn, repeats)[0]
 
 
 def step_inputs(side: int, b1: int = 2, b2: int = 32) -> tuple[jax.Array, ...]:
