@@ -12,8 +12,9 @@ Measured on whatever JAX devices are present, in one process:
   blocks, the block memory predicted by the engine's fit
   (``predicted_bytes``), XLA's compiled figure for that block
   (``compiled_bytes``) and the budget (``budget_bytes``);
-* empirical NTK throughput of a WRN for each ``nt.NtkImplementation``, and
-  the time of the backward passes every exact method needs
+* empirical NTK throughput of a WRN for each ``nt.NtkImplementation`` and
+  ntkexp's own (``NTKEXP_STRUCTURED``,
+  :func:`ntkexp.structured_ntk.structured_ntk_fn`), and the time of the backward passes every exact method needs
   (``COTANGENT_FLOOR``, :func:`cotangent_floor_fn`), whose ratio to Jacobian
   contraction bounds what any implementation can gain over it, and of those
   passes with weight gradients (``WEIGHT_GRADIENTS``,
@@ -55,6 +56,7 @@ import neural_tangents as nt
 from ntkexp import kernels
 from ntkexp import models
 from ntkexp import records
+from ntkexp import structured_ntk
 
 # (name, model function, kwargs) for the infinite-width rows.
 ARCHITECTURES = {
@@ -188,9 +190,12 @@ COTANGENT_FLOOR = 'COTANGENT_FLOOR'
 # Nor this: the floor plus the weight gradients of every logit, summed over
 # the images (weight_gradients_fn), the FLOPs of all per-image weight gradients.
 WEIGHT_GRADIENTS = 'WEIGHT_GRADIENTS'
+# ntkexp's own: per-image weight gradients or position pairs from each
+# layer's inputs and output cotangents (ntkexp.structured_ntk).
+NTKEXP_STRUCTURED = 'NTKEXP_STRUCTURED'
 EMPIRICAL_METHODS = ('JACOBIAN_CONTRACTION', 'NTK_VECTOR_PRODUCTS',
-                     'STRUCTURED_DERIVATIVES', COTANGENT_FLOOR,
-                     WEIGHT_GRADIENTS)
+                     'STRUCTURED_DERIVATIVES', NTKEXP_STRUCTURED,
+                     COTANGENT_FLOOR, WEIGHT_GRADIENTS)
 
 
 def _backward_per_logit(fn: Callable, primals: tuple, out_dim: int) -> Any:
@@ -274,9 +279,12 @@ def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
                     row['ratio_vs_jacobian_contraction'] = t_ref / seconds
                 rows.append(row)
                 continue
-            impl = nt.NtkImplementation[name]
-            ntk_fn = jax.jit(nt.empirical_ntk_fn(apply_fn, implementation=impl,
-                                                 vmap_axes=0))
+            if name == NTKEXP_STRUCTURED:
+                ntk_fn = jax.jit(structured_ntk.structured_ntk_fn(apply_fn))
+            else:
+                ntk_fn = jax.jit(nt.empirical_ntk_fn(
+                    apply_fn, implementation=nt.NtkImplementation[name],
+                    vmap_axes=0))
             seconds, out = timed(lambda: ntk_fn(x, None, params), repeats)
             out = np.asarray(out)
             if reference is None:
@@ -331,7 +339,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         help='infinite-width architectures (default: all)')
     parser.add_argument('--empirical-impl', nargs='*', default=None,
                         choices=[i.name for i in nt.NtkImplementation] +
-                        list(BOUNDS),
+                        [NTKEXP_STRUCTURED] + list(BOUNDS),
                         help='empirical NTK implementations and bounds '
                         '(default: ' + ' '.join(EMPIRICAL_METHODS) +
                         '; ratios are to the first)')

@@ -6,9 +6,10 @@ it moves by ``O(1/sqrt(n))`` (Lee et al. 2019, Thm. 2.1; Huang & Yau 2020, the
 Neural Tangent Hierarchy; Li, Luo & Yip 2020 for residual networks). This
 module measures that:
 
-* :func:`empirical_ntk`: ``Theta(x1, x2) = J(x1) J(x2)^T`` via
-  ``nt.empirical_ntk_fn``, traced (averaged) over the outputs, so it is
-  comparable with the infinite-width ``kernel_fn(..., 'ntk')``;
+* :func:`empirical_ntk_fn`: ``Theta(x1, x2) = J(x1) J(x2)^T`` via
+  ``nt.empirical_ntk_fn`` or ntkexp's layer-tap structured derivatives
+  (:mod:`ntkexp.structured_ntk`), traced (averaged) over the outputs, so it
+  is comparable with the infinite-width ``kernel_fn(..., 'ntk')``;
 * :func:`relative_change`: ``||Theta_t - Theta_0||_F / ||Theta_0||_F``;
 * :func:`ntk_slice`: ``Theta(x0, x)`` for one point ``x0`` against many ``x``
   (Jacot et al. 2018, Fig. 1) from one gradient and one JVP per output, so it
@@ -28,6 +29,11 @@ import numpy as np
 PyTree = Any
 
 
+#: ``implementation`` code of :func:`ntkexp.structured_ntk.structured_ntk_fn`
+#: (codes 1-3 are ``nt.NtkImplementation``).
+NTKEXP_STRUCTURED = 4
+
+
 def empirical_ntk_fn(apply_fn: Callable, implementation: int = 1,
                      vmap_axes: Optional[int] = 0) -> Callable:
     """``kernel(x1, x2, params) -> (n1, n2)`` empirical NTK traced over outputs.
@@ -36,13 +42,29 @@ def empirical_ntk_fn(apply_fn: Callable, implementation: int = 1,
         apply_fn: ``apply_fn(params, x)``.
         implementation: ``nt.NtkImplementation`` value: 1 Jacobian
             contraction (default, most reliable), 2 NTK-vector products, 3
-            structured derivatives.
+            structured derivatives; or 4 (:data:`NTKEXP_STRUCTURED`):
+            ntkexp's structured derivatives from layer inputs and cotangents
+            (the same kernel, tested to float64 precision; 3x Jacobian
+            contraction for a WRN-10-4 on a CPU, ``results/bench/session5``).
         vmap_axes: batch axis of inputs and outputs for ``nt``'s vmapping
-            (0 for the stax models, whose examples are independent).
+            (0 for the stax models, whose examples are independent; 4
+            requires 0).
 
     Returns:
         A jitted kernel function.
+
+    Raises:
+        ValueError: implementation 4 with ``vmap_axes`` other than 0.
     """
+    if int(implementation) == NTKEXP_STRUCTURED:
+        if vmap_axes != 0:
+            raise ValueError(
+                'implementation=4 (ntkexp structured) needs independent '
+                f'examples along axis 0 (vmap_axes=0), got {vmap_axes!r}; use '
+                'implementation 1-3 for other networks')
+        from ntkexp import structured_ntk  # pylint: disable=g-import-not-at-top
+        return jax.jit(structured_ntk.structured_ntk_fn(apply_fn,
+                                                        trace_axes=(-1,)))
     import neural_tangents as nt  # pylint: disable=g-import-not-at-top
     fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=vmap_axes,
                              implementation=int(implementation))
@@ -63,7 +85,7 @@ def ntk_slice(apply_fn: Callable, params: PyTree, x0: jnp.ndarray,
     For each output ``c``: ``g = d f_c(x0) / d params`` (one VJP), then
     ``J(x) g`` (one JVP) gives ``<df_c(x0), df(x_i)>``; its ``c``-th output is
     the ``(c, c)`` entry of the NTK. The mean over ``c`` is the traced kernel of
-    :func:`empirical_ntk` (``trace_axes=(-1,)`` in neural-tangents).
+    :func:`empirical_ntk_fn` (``trace_axes=(-1,)`` in neural-tangents).
 
     Args:
         apply_fn: ``apply_fn(params, x)`` returning ``(N, k)``.

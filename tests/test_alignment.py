@@ -172,12 +172,17 @@ def test_relu_ntk_eigenvalues_decay_like_l_to_the_minus_d():
 # --- empirical NTK, schedules -------------------------------------------------
 
 
-@pytest.mark.parametrize('model', ['fc', pytest.param('wrn', marks=pytest.mark.slow)])
+@pytest.mark.parametrize('model', [
+    'fc', 'cnn', pytest.param('wrn', marks=pytest.mark.slow)])
 def test_empirical_ntk_implementations_and_blocks_agree(model):
     from ntkexp import models
     x = np.random.RandomState(0).rand(5, 8, 8, 1).astype(np.float32)
     if model == 'fc':
         init_fn, apply_fn, _ = models.fc(depth=2, width=16, out_dim=3)
+    elif model == 'cnn':
+        init_fn, apply_fn, _ = models.cnn(depth=1, width=4, out_dim=3,
+                                          readout='gap')
+        x = x[:3, :5, :5]
     else:
         init_fn, apply_fn, _ = models.wrn(depth=10, width=2, out_dim=3)
         x = x[:3]
@@ -185,9 +190,13 @@ def test_empirical_ntk_implementations_and_blocks_agree(model):
     ref = alignment.EmpiricalNTK(apply_fn, 1)(x, None, params)
     auto = alignment.EmpiricalNTK(apply_fn, 0)
     k = auto(x, None, params)
-    assert auto.implementation == 3
+    # ntkexp's structured derivatives on convolutions, nt's on dense nets.
+    assert auto.implementation == (3 if model == 'fc' else 4)
     tol = dict(rtol=2e-4, atol=1e-5 * np.abs(ref).max())
     np.testing.assert_allclose(k, ref, **tol)
+    for implementation in (3, 4):
+        np.testing.assert_allclose(alignment.EmpiricalNTK(
+            apply_fn, implementation)(x, None, params), ref, **tol)
     if model == 'fc':
         # Padded 2 x 2 blocks, the upper triangle mirrored: the same kernel.
         blocks = alignment.EmpiricalNTK(apply_fn, 3, block_size=2)

@@ -71,7 +71,9 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ntkexp import ntk_drift
 from ntkexp import spectrum
+from ntkexp import structured_ntk
 from ntkexp import training
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
@@ -80,10 +82,13 @@ from ntkexp.runner import ConfigError
 log = logging.getLogger(__name__)
 
 SCHEDULES = ('constant', 'step', 'cosine')
-# nt.NtkImplementation by name; 'auto' = structured derivatives (3), checked
-# once against Jacobian contraction (1) and replaced by it if it fails.
+# nt.NtkImplementation by name, and ntkexp's structured derivatives (4,
+# ntkexp.structured_ntk); 'auto' tries ntkexp's first on networks with
+# convolutions (faster there), neural-tangents' first otherwise, keeps the
+# first that works, else Jacobian contraction (1).
 IMPLEMENTATIONS = {'auto': 0, 'jacobian_contraction': 1,
-                   'ntk_vector_products': 2, 'structured_derivatives': 3}
+                   'ntk_vector_products': 2, 'structured_derivatives': 3,
+                   'ntkexp_structured': ntk_drift.NTKEXP_STRUCTURED}
 DTYPES = ('float32', 'float64')
 
 
@@ -98,12 +103,12 @@ def _check(condition: bool, message: str) -> None:
 def _implementation_code(value: Any) -> int:
     if isinstance(value, str) and value.lower() in IMPLEMENTATIONS:
         return IMPLEMENTATIONS[value.lower()]
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 3:
+    if (isinstance(value, int) and not isinstance(value, bool)
+            and value in IMPLEMENTATIONS.values()):
         return int(value)
     raise ConfigError(
-        f'experiment.ntk_implementation={value!r} is invalid; use auto, '
-        'jacobian_contraction, ntk_vector_products, structured_derivatives '
-        '(or 0-3)')
+        f'experiment.ntk_implementation={value!r} is invalid; use '
+        + ', '.join(IMPLEMENTATIONS) + ' (or 0-4)')
 
 
 def validate(cfg: DictConfig) -> None:
@@ -192,18 +197,22 @@ def validate(cfg: DictConfig) -> None:
 class EmpiricalNTK:
     """Empirical NTK Gram matrices ``J(x1) J(x2)^T``, averaged over outputs.
 
-    ``nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0,
-    implementation=...)``, jitted, evaluated in ``block_size`` x
+    :func:`ntkexp.ntk_drift.empirical_ntk_fn` (``nt.empirical_ntk_fn(apply_fn,
+    trace_axes=(-1,), vmap_axes=0, implementation=...)`` or ntkexp's
+    structured derivatives), jitted, evaluated in ``block_size`` x
     ``block_size`` blocks (symmetric blocks computed once) and returned as a
-    float64 numpy array. ``implementation=0`` ('auto') uses structured
-    derivatives (Novak et al. 2022, "Fast Finite Width Neural Tangent
-    Kernel"; 10-100x faster than the others on CPU for FC and WRN here) and
-    falls back to the Jacobian contraction if they fail on the model
-    (``tests/test_alignment.py`` checks that both agree).
+    float64 numpy array. ``implementation=0`` ('auto') tries ntkexp's
+    structured derivatives (:mod:`ntkexp.structured_ntk`) and
+    neural-tangents' (Novak et al. 2022, "Fast Finite Width Neural Tangent
+    Kernel"), ntkexp's first on networks with convolutions
+    (:func:`ntkexp.structured_ntk.has_convolution_taps`), and falls back to
+    the Jacobian contraction if both fail on the model
+    (``tests/test_alignment.py`` checks that all agree).
 
     Args:
         apply_fn: ``apply_fn(params, x)``.
-        implementation: 0 (auto), 1, 2 or 3 (``nt.NtkImplementation``).
+        implementation: 0 (auto), 1, 2 or 3 (``nt.NtkImplementation``) or 4
+            (ntkexp's structured derivatives).
         block_size: rows per block; None = one block.
     """
 
@@ -216,25 +225,33 @@ class EmpiricalNTK:
 
     def _fn(self, implementation: int) -> Callable:
         if implementation not in self._fns:
-            import neural_tangents as nt  # pylint: disable=g-import-not-at-top
-            self._fns[implementation] = jax.jit(nt.empirical_ntk_fn(
-                self.apply_fn, trace_axes=(-1,), vmap_axes=0,
-                implementation=implementation))
+            self._fns[implementation] = ntk_drift.empirical_ntk_fn(
+                self.apply_fn, implementation)
         return self._fns[implementation]
 
     def __call__(self, x1: jnp.ndarray, x2: Optional[jnp.ndarray],
                  params: Any) -> np.ndarray:
         """The ``(n1, n2)`` kernel (``x2=None``: ``x1`` against itself)."""
         if self.implementation == 0:
-            try:
-                out = self._compute(3, x1, x2, params)
-                self.implementation = 3
-                return out
-            except Exception as error:  # pylint: disable=broad-except
-                log.warning('structured-derivatives NTK failed (%s); using the '
-                            'Jacobian contraction', error)
-                self.implementation = 1
+            for implementation in self._auto_order(x1, params):
+                try:
+                    out = self._compute(implementation, x1, x2, params)
+                    self.implementation = implementation
+                    return out
+                except Exception as error:  # pylint: disable=broad-except
+                    log.warning('empirical NTK implementation %d failed (%s); '
+                                'trying the next', implementation, error)
+            self.implementation = 1
         return self._compute(self.implementation, x1, x2, params)
+
+    def _auto_order(self, x: jnp.ndarray, params: Any) -> tuple[int, int]:
+        ours = ntk_drift.NTKEXP_STRUCTURED
+        try:
+            convolutions = structured_ntk.has_convolution_taps(
+                self.apply_fn, params, x)
+        except Exception:  # pylint: disable=broad-except
+            convolutions = False
+        return (ours, 3) if convolutions else (3, ours)
 
     def _compute(self, implementation: int, x1: jnp.ndarray,
                  x2: Optional[jnp.ndarray], params: Any) -> np.ndarray:
