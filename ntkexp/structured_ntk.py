@@ -36,7 +36,15 @@ to float64 precision in ``tests/test_structured_ntk.py``).
 
 Requirements: ``apply_fn(params, x)`` treats the images of a batch
 independently (as every stax network does; ``vmap_axes=0`` in
-neural-tangents) and returns ``(batch, logits)``.
+neural-tangents) and returns ``(batch, logits)``. Matrix products follow
+``jax_default_matmul_precision``, as neural-tangents' do (``ntkexp run`` sets
+``highest``; JAX's GPU default is TF32).
+
+Speed (``make bench``, ``results/bench/session5/``): on the 2-core CPU, for a
+WRN-10-4 on 32x32x3 images, 2.7x Jacobian contraction at 8 and 16 images and
+3.2x at 32 (neural-tangents' structured derivatives 1.9x, 1.7x, 2.0x), about
+the time of the backward passes plus the summed weight gradients
+(``WEIGHT_GRADIENTS`` in :mod:`ntkexp.bench`); GPU figures are owed.
 """
 
 from __future__ import annotations
@@ -241,10 +249,10 @@ def conv_factors(tap_input: jnp.ndarray, cotangent: jnp.ndarray,
         cotangent: ``(K, N, ...)`` the cotangents of its output, per logit.
 
     Returns:
-        ``(N, P, F)`` patches (``P`` output positions, ``F`` the filter's
-        taps times input channels) and ``(K, N, P, C)`` cotangents: image
-        ``n``'s gradient of logit ``k`` is ``sum_p patches[n, p] (x)
-        cotangents[k, n, p]`` (the weight's entries permuted).
+        ``(N, P, T, C_in)`` patches (``P`` output positions, ``T`` filter
+        taps) and ``(K, N, P, C)`` cotangents: image ``n``'s gradient of
+        logit ``k`` is ``sum_p patches[n, p] (x) cotangents[k, n, p]`` (the
+        weight's entries permuted).
     """
     lhs_spec, rhs_spec, out_spec = eqn.params['dimension_numbers']
     rhs_shape = eqn.invars[1].aval.shape
@@ -254,7 +262,7 @@ def conv_factors(tap_input: jnp.ndarray, cotangent: jnp.ndarray,
     patches = conv_patches(lhs, [rhs_shape[d] for d in rhs_spec[2:]],
                            eqn.params)
     n = lhs.shape[0]
-    patches = patches.reshape(n, -1, patches.shape[-2] * patches.shape[-1])
+    patches = patches.reshape((n, -1) + patches.shape[-2:])
     return patches, cot.reshape(cot.shape[0], n, -1, cot.shape[-1])
 
 
@@ -277,9 +285,6 @@ def _dense_weight_gradients(tap_input: jnp.ndarray, cotangent: jnp.ndarray,
 
     per_logit = jax.vmap(one, in_axes=(0, 0))
     return jax.vmap(per_logit, in_axes=(None, 0))(tap_input, cotangent)
-
-
-_HI = lax.Precision.HIGHEST
 
 
 #: Multiply-adds one number written to memory and read back costs, in
@@ -324,34 +329,37 @@ def _conv_term(f1: tuple, f2: Optional[tuple], traced: bool,
     """One convolution's NTK term from :func:`conv_factors` of each side
     (``f2=None``: the same images); ``contraction`` as in
     :func:`structured_ntk_fn`."""
-    (p1, c1), (p2, c2) = f1, f1 if f2 is None else f2
+    (q1, c1), (q2, c2) = f1, f1 if f2 is None else f2
     k, n1, positions, channels = c1.shape
+    n2 = q2.shape[0]
+    p1 = q1.reshape(n1, positions, -1)      # (N, P, F): F = taps x C_in
+    p2 = q2.reshape(n2, positions, -1)
     if contraction == 'auto':
-        pairs = prefer_position_pairs(
-            n1, None if f2 is None else p2.shape[0], positions, p1.shape[-1],
-            channels, k, traced)
+        pairs = prefer_position_pairs(n1, None if f2 is None else n2,
+                                      positions, p1.shape[-1], channels, k,
+                                      traced)
     else:
         pairs = contraction == 'pairs'
     if pairs:
-        inputs = jnp.einsum('ipf,jqf->ipjq', p1, p2, precision=_HI)
+        inputs = jnp.einsum('ipf,jqf->ipjq', p1, p2)
         if traced:
-            cots = jnp.einsum('kipc,kjqc->ipjq', c1, c2, precision=_HI)
-            return jnp.einsum('ipjq,ipjq->ij', inputs, cots, precision=_HI)
-        cots = jnp.einsum('kipc,ljqc->ipjqkl', c1, c2, precision=_HI)
-        return jnp.einsum('ipjq,ipjqkl->ijkl', inputs, cots, precision=_HI)
+            cots = jnp.einsum('kipc,kjqc->ipjq', c1, c2)
+            return jnp.einsum('ipjq,ipjq->ij', inputs, cots)
+        cots = jnp.einsum('kipc,ljqc->ipjqkl', c1, c2)
+        return jnp.einsum('ipjq,ipjqkl->ijkl', inputs, cots)
 
     def gradients(p, c):
         n = p.shape[0]
         c = jnp.moveaxis(c, 0, 2).reshape(n, positions, k * channels)
-        g = jnp.einsum('npf,npx->nfx', p, c, precision=_HI)
+        g = jnp.einsum('npf,npx->nfx', p, c)
         return g.reshape(n, -1, k, channels)
 
     g1 = gradients(p1, c1)
     g2 = g1 if f2 is None else gradients(p2, c2)
     if traced:
         return jnp.einsum('ix,jx->ij', g1.reshape(n1, -1),
-                          g2.reshape(g2.shape[0], -1), precision=_HI)
-    return jnp.einsum('ifkc,jflc->ijkl', g1, g2, precision=_HI)
+                          g2.reshape(g2.shape[0], -1))
+    return jnp.einsum('ifkc,jflc->ijkl', g1, g2)
 
 
 def _term(kind: str, f1: tuple, f2: Optional[tuple], traced: bool,
@@ -364,14 +372,13 @@ def _term(kind: str, f1: tuple, f2: Optional[tuple], traced: bool,
     if kind == 'gradients':       # (K, N, F) per-image, per-logit gradients
         (g1,), (g2,) = f1, f2
         spec = 'kif,kjf->ij' if traced else 'kif,ljf->ijkl'
-        return jnp.einsum(spec, g1, g2, precision=_HI)
+        return jnp.einsum(spec, g1, g2)
     # 'outer': gradients a (x) g, a (N, D) and g (K, N, E): <a, a'> <g, g'>
     (a1, g1), (a2, g2) = f1, f2
-    inputs = jnp.einsum('id,jd->ij', a1, a2, precision=_HI)
+    inputs = jnp.einsum('id,jd->ij', a1, a2)
     if traced:
-        return inputs * jnp.einsum('kie,kje->ij', g1, g2, precision=_HI)
-    return inputs[:, :, None, None] * jnp.einsum('kie,lje->ijkl', g1, g2,
-                                                 precision=_HI)
+        return inputs * jnp.einsum('kie,kje->ij', g1, g2)
+    return inputs[:, :, None, None] * jnp.einsum('kie,lje->ijkl', g1, g2)
 
 
 CONV_CONTRACTIONS = ('auto', 'gradients', 'pairs')
