@@ -401,12 +401,13 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
         diagonal_axes: only ``()``.
         conv_contraction: how each convolution's term is contracted:
             ``'gradients'`` (per-image weight gradients), ``'pairs'`` (pairs
-            of positions) or ``'auto'`` (the cheaper in multiply-adds,
-            :func:`prefer_position_pairs`).
+            of positions) or ``'auto'`` (the cheaper in multiply-adds and
+            memory traffic, :func:`prefer_position_pairs`).
 
     Raises:
         NotImplementedError: for other ``trace_axes`` or ``diagonal_axes``.
-        ValueError: for an unknown ``conv_contraction``.
+        ValueError: for an unknown ``conv_contraction``; (when called) for an
+            ``apply_fn`` whose output is not one ``(batch, logits)`` array.
     """
     if conv_contraction not in CONV_CONTRACTIONS:
         raise ValueError(f'conv_contraction={conv_contraction!r}: expected '
@@ -424,9 +425,11 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
         jaxpr = closed.jaxpr
         tapped = {tap.leaf for tap in taps}
         free = [i for i in range(len(leaves)) if i not in tapped]
-        if len(jaxpr.outvars) != 1:
-            raise ValueError('structured_ntk_fn: apply_fn must return one '
-                             f'array, got {len(jaxpr.outvars)} outputs')
+        if len(jaxpr.outvars) != 1 or jaxpr.outvars[0].aval.ndim != 2:
+            raise ValueError(
+                'structured_ntk_fn: apply_fn must return one (batch, logits) '
+                'array, got ' + ', '.join(str(v.aval) for v in jaxpr.outvars)
+                + '; reshape the output or use nt.empirical_ntk_fn')
         n = x.shape[0]
         eps_shapes = [jaxpr.eqns[tap.eqn_index].outvars[0].aval for tap in taps]
 
@@ -476,6 +479,7 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
     return kernel
 
 
-__all__ = ['TAPPABLE', 'Tap', 'conv_factors', 'conv_patches',
-           'CONV_CONTRACTIONS', 'MEMORY_COST', 'evaluate_with_taps', 'find_taps', 'has_convolution_taps',
-           'prefer_position_pairs', 'structured_ntk_fn', 'trace_taps']
+__all__ = ['CONV_CONTRACTIONS', 'MEMORY_COST', 'TAPPABLE', 'Tap', 'conv_factors',
+           'conv_patches', 'evaluate_with_taps', 'find_taps',
+           'has_convolution_taps', 'prefer_position_pairs',
+           'structured_ntk_fn', 'trace_taps']

@@ -193,3 +193,8 @@ def test_bad_arguments_are_named():
         S.structured_ntk_fn(apply_fn, diagonal_axes=(-1,))
     with pytest.raises(ValueError, match="conv_contraction='fast'"):
         S.structured_ntk_fn(apply_fn, conv_contraction='fast')
+    init_fn, apply_fn, _ = models.fc(depth=1, width=4, out_dim=1)
+    _, params = init_fn(jax.random.PRNGKey(0), (2, 3))
+    flat = S.structured_ntk_fn(lambda p, x: apply_fn(p, x)[:, 0])
+    with pytest.raises(ValueError, match=r'\(batch, logits\) array, got f'):
+        flat(jnp.ones((2, 3)), None, params)
