@@ -148,9 +148,9 @@ def trace_taps(apply_fn: Callable, params: PyTree, x: Any
 
 def has_convolution_taps(apply_fn: Callable, params: PyTree, x: Any) -> bool:
     """Whether ``apply_fn`` has a tapped convolution: where this module beats
-    neural-tangents' structured derivatives (CNN-GAP 1.8x, WRN-10-1 1.6x on
+    neural-tangents' structured derivatives (CNN-GAP 2.2x, WRN-10-1 1.4x on
     the CPU, ``results/bench/session5/structured_ntk_timings.csv``); on
-    dense-only networks the two are about equally fast (FC: 0.98-1.01x)."""
+    dense-only networks the two are about equally fast (FC: 0.99-1.04x)."""
     return any(tap.kind == 'conv' for tap in trace_taps(apply_fn, params, x)[2])
 
 

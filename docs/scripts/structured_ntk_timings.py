@@ -10,11 +10,15 @@ Two tables (float32, median of 3 after a warm-up, compilation excluded):
 * ``parts``: for a WRN-10-4 on 16 images of 32x32x3, the whole kernel and its
   backward passes alone (every layer's term replaced by a trivial sum of a
   few of its inputs, so only the traced program's forward and backward
-  passes are left).
+  passes are left);
+* ``memory`` (compiled only, nothing run): XLA's temporary memory of the
+  jitted kernel for Jacobian contraction, neural-tangents' and ntkexp's
+  structured derivatives (WRN-10-4 on 64 images, WRN-10-1 on 256).
 
 Usage (``results/bench/session5/README.md``)::
 
-    python docs/scripts/structured_ntk_timings.py --out results/bench/session5/structured_ntk_timings.csv
+    python docs/scripts/structured_ntk_timings.py --tables networks parts --out results/bench/session5/structured_ntk_timings.csv
+    python docs/scripts/structured_ntk_timings.py --tables memory --out results/bench/session5/structured_ntk_memory.csv
 """
 
 import argparse
@@ -86,12 +90,40 @@ def parts(repeats):
                  terms_s=t_whole - t_passes)]
 
 
+def memory(repeats):
+    del repeats
+    rows = []
+    for width, n in ((64, 64), (16, 256)):
+        init_fn, apply_fn, _ = models.wrn(depth=10, width=width, out_dim=10)
+        x = jax.ShapeDtypeStruct((n, 32, 32, 3), jnp.float32)
+        params = jax.eval_shape(lambda key: init_fn(key, x.shape)[1],
+                                jax.random.PRNGKey(0))
+        fns = {'JACOBIAN_CONTRACTION': nt.empirical_ntk_fn(
+                   apply_fn, vmap_axes=0, implementation=1),
+               'STRUCTURED_DERIVATIVES': nt.empirical_ntk_fn(
+                   apply_fn, vmap_axes=0, implementation=3),
+               'NTKEXP_STRUCTURED': S.structured_ntk_fn(apply_fn)}
+        for method, fn in fns.items():
+            analysis = jax.jit(fn).lower(x, None, params).compile(
+            ).memory_analysis()
+            rows.append(dict(table='memory', network=f'wrn-10-{width // 16}',
+                             n=n, input='32x32x3', method=method,
+                             temp_bytes=analysis.temp_size_in_bytes))
+    return rows
+
+
+TABLES = {'networks': networks, 'parts': parts, 'memory': memory}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--tables', nargs='*', default=list(TABLES),
+                        choices=list(TABLES))
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
-    frame = pd.DataFrame(networks(args.repeats) + parts(args.repeats))
+    frame = pd.DataFrame([row for table in args.tables
+                          for row in TABLES[table](args.repeats)])
     frame['device'] = str(jax.devices()[0].device_kind)
     frame['command'] = 'python docs/scripts/structured_ntk_timings.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv)
