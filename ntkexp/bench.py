@@ -14,11 +14,11 @@ Measured on whatever JAX devices are present, in one process:
   (``compiled_bytes``) and the budget (``budget_bytes``);
 * empirical NTK throughput of a WRN for each ``nt.NtkImplementation`` and
   ntkexp's own (``NTKEXP_STRUCTURED``,
-  :func:`ntkexp.structured_ntk.structured_ntk_fn`), and the time of the backward passes every exact method needs
-  (``COTANGENT_FLOOR``, :func:`cotangent_floor_fn`), whose ratio to Jacobian
-  contraction bounds what any implementation can gain over it, and of those
-  passes with weight gradients (``WEIGHT_GRADIENTS``,
-  :func:`weight_gradients_fn`);
+  :func:`ntkexp.structured_ntk.structured_ntk_fn`), and the time of the
+  backward passes every exact method needs (``COTANGENT_FLOOR``,
+  :func:`cotangent_floor_fn`), whose ratio to Jacobian contraction bounds
+  what any implementation can gain over it, and of those passes with weight
+  gradients (``WEIGHT_GRADIENTS``, :func:`weight_gradients_fn`);
 * finite-width training steps per second (full-batch gradient descent);
 * peak device memory where the backend reports it
   (``device.memory_stats()['peak_bytes_in_use']``), else the compiled
@@ -198,16 +198,7 @@ EMPIRICAL_METHODS = ('JACOBIAN_CONTRACTION', 'NTK_VECTOR_PRODUCTS',
                      COTANGENT_FLOOR, WEIGHT_GRADIENTS)
 
 
-def _backward_per_logit(fn: Callable, primals: tuple, out_dim: int) -> Any:
-    """``vjp`` of ``fn`` at ``primals`` for each of its ``out_dim`` logits
-    (the one-hot cotangents vmapped; each cotangent covers every image)."""
-    logits, vjp = jax.vjp(fn, *primals)
-    eye = jnp.eye(out_dim, dtype=logits.dtype)
-    return jax.vmap(vjp)(jnp.broadcast_to(eye[:, None, :],
-                                          (out_dim,) + logits.shape))
-
-
-def cotangent_floor_fn(apply_fn: Callable, out_dim: int) -> Callable:
+def cotangent_floor_fn(apply_fn: Callable) -> Callable:
     """``f(x, params)``: the forward pass and one backward pass per logit.
 
     The traced empirical NTK ``sum_k <df_k(x)/dW, df_k(x')/dW>`` of a layer
@@ -224,12 +215,12 @@ def cotangent_floor_fn(apply_fn: Callable, out_dim: int) -> Callable:
     the 3 input channels included here, a small share of the backward pass).
     """
     def floor(x, params):
-        return _backward_per_logit(lambda images: apply_fn(params, images),
-                                   (x,), out_dim)[0]
+        return structured_ntk.backward_per_logit(
+            lambda images: apply_fn(params, images), (x,))[0]
     return floor
 
 
-def weight_gradients_fn(apply_fn: Callable, out_dim: int) -> Callable:
+def weight_gradients_fn(apply_fn: Callable) -> Callable:
     """``f(x, params)``: one backward pass per logit with weight gradients.
 
     The gradients of each logit with respect to the parameters, summed over
@@ -244,7 +235,7 @@ def weight_gradients_fn(apply_fn: Callable, out_dim: int) -> Callable:
     ``(H W)^2`` per image pair: cheaper only for layers with few positions.)
     """
     def gradients(x, params):
-        return _backward_per_logit(apply_fn, (params, x), out_dim)[0]
+        return structured_ntk.backward_per_logit(apply_fn, (params, x))[0]
     return gradients
 
 
@@ -259,9 +250,7 @@ def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
     (or those named in ``implementations``; the first is the reference), and
     the two bounds on any implementation (:data:`BOUNDS`: the time of
     :func:`cotangent_floor_fn` and of :func:`weight_gradients_fn`)."""
-    out_dim = 10
-    init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * wrn_k,
-                                      out_dim=out_dim)
+    init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * wrn_k, out_dim=10)
     x = _images(n, side)
     _, params = init_fn(jax.random.PRNGKey(0), x.shape)
     rows, reference, t_ref = [], None, None
@@ -271,7 +260,7 @@ def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
                    n_params=models.count_params(params))
         try:
             if name in BOUNDS:
-                bound_fn = jax.jit(BOUNDS[name](apply_fn, out_dim))
+                bound_fn = jax.jit(BOUNDS[name](apply_fn))
                 seconds, _ = timed(lambda: bound_fn(x, params), repeats)
                 row.update(seconds=seconds, entries_per_s=n * n / seconds,
                            peak_bytes=peak_bytes())

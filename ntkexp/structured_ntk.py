@@ -154,6 +154,25 @@ def has_convolution_taps(apply_fn: Callable, params: PyTree, x: Any) -> bool:
     return any(tap.kind == 'conv' for tap in trace_taps(apply_fn, params, x)[2])
 
 
+def backward_per_logit(fn: Callable, primals: Sequence[Any],
+                       has_aux: bool = False) -> Any:
+    """One backward pass of ``fn`` per logit, the logits vmapped.
+
+    ``fn(*primals)`` returns ``(batch, logits)`` (and an auxiliary output if
+    ``has_aux``); logit ``k``'s one-hot cotangent covers every image.
+
+    Returns:
+        The cotangents of ``primals``, each stacked over the logits
+        (``(K, ...)``), and the auxiliary output if ``has_aux``.
+    """
+    logits, vjp, *aux = jax.vjp(fn, *primals, has_aux=has_aux)
+    k = logits.shape[-1]
+    eye = jnp.eye(k, dtype=logits.dtype)
+    cotangents = jax.vmap(vjp)(jnp.broadcast_to(eye[:, None, :],
+                                                (k,) + logits.shape))
+    return (cotangents, *aux) if has_aux else cotangents
+
+
 def bind(eqn: jex_core.JaxprEqn, invals: Sequence[Any]) -> Any:
     """Apply one traced operation to ``invals`` (as ``jax.core.eval_jaxpr``;
     ``get_bind_params`` returned ``(subfuns, params)`` before JAX 0.6)."""
@@ -205,6 +224,10 @@ def _merge_image_axis(x: jnp.ndarray, lead: int, batch_axis: int) -> jnp.ndarray
 def conv_patches(lhs: jnp.ndarray, filter_shape: Sequence[int],
                  params: dict) -> jnp.ndarray:
     """``im2col`` patches of a convolution's input, by padding and slicing.
+
+    (``lax.conv_general_dilated_patches`` gives the same numbers as a grouped
+    convolution with a one-hot filter: slower on the CPU, and rounded under
+    JAX's TF32 default on GPUs; slicing is exact at any precision.)
 
     Args:
         lhs: ``(N, *spatial, C)``, channels last.
@@ -447,11 +470,9 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
         free_copies = [jnp.broadcast_to(leaves[i], (n,) + leaves[i].shape)
                        for i in free]
         eps = [jnp.zeros((n,) + a.shape, a.dtype) for a in eps_shapes]
-        logits, vjp, inputs = jax.vjp(network, free_copies, eps, has_aux=True)
-        k = logits.shape[-1]
-        eye = jnp.eye(k, dtype=logits.dtype)
-        free_grads, eps_grads = jax.vmap(vjp)(
-            jnp.broadcast_to(eye[:, None, :], (k,) + logits.shape))
+        (free_grads, eps_grads), inputs = backward_per_logit(
+            network, (free_copies, eps), has_aux=True)
+        k = jaxpr.outvars[0].aval.shape[-1]
         terms = [('gradients', (g.reshape(k, n, -1),)) for g in free_grads]
         for tap, tap_input, cot in zip(taps, inputs, eps_grads):
             eqn = jaxpr.eqns[tap.eqn_index]
@@ -479,7 +500,8 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
     return kernel
 
 
-__all__ = ['CONV_CONTRACTIONS', 'MEMORY_COST', 'TAPPABLE', 'Tap', 'conv_factors',
+__all__ = ['CONV_CONTRACTIONS', 'MEMORY_COST', 'TAPPABLE', 'Tap',
+           'backward_per_logit', 'conv_factors',
            'conv_patches', 'evaluate_with_taps', 'find_taps',
            'has_convolution_taps', 'prefer_position_pairs',
            'structured_ntk_fn', 'trace_taps']

@@ -61,7 +61,7 @@ def test_empirical_bounds_are_the_backward_passes(tmp_path):
     init_fn, apply_fn, _ = models.wrn(depth=10, width=4, out_dim=3)
     x = np.random.RandomState(0).randn(2, 6, 6, 3).astype(np.float32)
     _, params = init_fn(bench.jax.random.PRNGKey(0), x.shape)
-    got = np.asarray(bench.cotangent_floor_fn(apply_fn, 3)(x, params))
+    got = np.asarray(bench.cotangent_floor_fn(apply_fn)(x, params))
     jac = np.asarray(bench.jax.jacrev(lambda a: apply_fn(params, a))(x))
     assert got.shape == (3, 2, 6, 6, 3)
     for i in range(2):
@@ -69,7 +69,7 @@ def test_empirical_bounds_are_the_backward_passes(tmp_path):
             np.testing.assert_allclose(got[k, i], jac[i, k, i], rtol=1e-5,
                                        atol=1e-6 * np.abs(jac).max())
     # weight_gradients_fn: each logit's parameter gradient summed over images.
-    grads = bench.weight_gradients_fn(apply_fn, 3)(x, params)
+    grads = bench.weight_gradients_fn(apply_fn)(x, params)
     jac = bench.jax.jacrev(lambda p: apply_fn(p, x))(params)
     flat_grads = bench.jax.tree_util.tree_leaves(grads)
     flat_jac = bench.jax.tree_util.tree_leaves(jac)

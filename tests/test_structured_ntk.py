@@ -81,11 +81,9 @@ def _taps(model, shape):
     init_fn, apply_fn, _ = model
     params = jax.eval_shape(lambda key: init_fn(key, shape)[1],
                             jax.random.PRNGKey(0))
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    jaxpr = jax.make_jaxpr(lambda ls, x: apply_fn(
-        jax.tree_util.tree_unflatten(treedef, ls), x))(
-            leaves, jax.ShapeDtypeStruct(shape, jnp.float32)).jaxpr
-    return S.find_taps(jaxpr, len(leaves)), leaves
+    _, leaves, taps = S.trace_taps(apply_fn, params,
+                                   jax.ShapeDtypeStruct(shape, jnp.float32))
+    return taps, leaves
 
 
 def test_wrn_taps_every_weight_and_fc_biases_are_not_tapped():
@@ -136,9 +134,7 @@ def test_untapped_weights_stay_exact(contraction):
     params = [p.astype(jnp.float64) for p in params]
     x1 = jax.random.normal(jax.random.PRNGKey(4), (3, 6, 5, 4), jnp.float64)
     x2 = jax.random.normal(jax.random.PRNGKey(5), (2, 6, 5, 4), jnp.float64)
-    leaves = jax.tree_util.tree_leaves(params)
-    jaxpr = jax.make_jaxpr(apply_fn)(params, x1[:1]).jaxpr
-    taps = S.find_taps(jaxpr, len(leaves))
+    taps = S.trace_taps(apply_fn, params, x1)[2]
     assert [(t.kind, t.leaf) for t in taps] == [('dense', 3)]
     for trace_axes in ((-1,), ()):
         want = nt.empirical_ntk_fn(apply_fn, trace_axes=trace_axes,
