@@ -119,6 +119,13 @@ def test_fastconv_bench_rows_agree_with_neural_tangents(tmp_path):
         f'--n 2 --repeats 1 --variants default,materialize_off --out {out}'}
 
 
+def test_fastconv_bench_rejects_unknown_pallas_kinds(capsys):
+    from ntkexp.fastconv import bench as fastconv_bench
+    with pytest.raises(SystemExit):
+        fastconv_bench.main(['--pallas', '--pallas-kinds', 'rows,diagonals'])
+    assert "unknown ['diagonals']" in capsys.readouterr().err
+
+
 def test_stage_bench_layer_profile_covers_every_layer():
     """``stage_bench --layers``: one cumulative time per layer of the net,
     whose differences are the per-layer figures."""

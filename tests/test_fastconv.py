@@ -361,6 +361,19 @@ def test_pallas_step_equals_xla_recursion_interpreted():
         np.testing.assert_allclose(getattr(a, g), getattr(b, g), rtol=1e-13)
 
 
+def _abstract_h100():
+    """An abstract H100 to lower Pallas' Triton kernels for without a GPU
+    (JAX 0.11 reads the target from the abstract mesh; 0.10 accepts it)."""
+    import inspect
+    params = inspect.signature(jax.sharding.AbstractDevice).parameters
+    extra = dict(platform='gpu') if 'platform' in params else {}
+    device = jax.sharding.AbstractDevice(device_kind='NVIDIA H100',
+                                         num_cores=None, **extra)
+    return jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh(
+        (1,), ('x',), axis_types=(jax.sharding.AxisType.Auto,),
+        abstract_device=device))
+
+
 def test_pallas_step_lowers_to_triton_for_cuda():
     """Lowering for a CUDA GPU (no GPU needed) emits one Triton kernel per
     convolution + ReLU after the first, the pooled ones fused with their pool
@@ -369,13 +382,15 @@ def test_pallas_step_lowers_to_triton_for_cuda():
     import re
     from ntkexp.fastconv import pallas
 
-    def triton_kernels(fn, side, **kwargs):
+    def triton_kernels(fn, side, kind='rows', **kwargs):
         _, _, xla = fn(**kwargs)
-        fast = select.fast_kernel_fn(xla.net, xla.fallback,
-                                     conv_relu=pallas.make_conv_relu(False))
+        fast = select.fast_kernel_fn(
+            xla.net, xla.fallback,
+            conv_relu=pallas.make_conv_relu(False, kind=kind))
         x = jax.ShapeDtypeStruct((2, side, side, 3), jnp.float32)
-        text = jax.jit(fast, static_argnames='get').trace(
-            x, x, get='ntk').lower(lowering_platforms=('cuda',)).as_text()
+        with _abstract_h100():
+            text = jax.jit(fast, static_argnames='get').trace(
+                x, x, get='ntk').lower(lowering_platforms=('cuda',)).as_text()
         return re.findall(r'name = "(cntk_[a-z_]+)"', text)
 
     # Myrtle-5 at 32x32: stages 32 -> 16 and 16 -> 8 in Triton, 8 -> 4 in XLA.
@@ -384,6 +399,17 @@ def test_pallas_step_lowers_to_triton_for_cuda():
     assert triton_kernels(models.myrtle, 8, depth=5, width=8) == []
     assert triton_kernels(models.cnn, 32, depth=3, width=8, readout='gap') == [
         'cntk_conv_relu', 'cntk_conv_relu_pool']
+    # The diagonal kernels: with the first ReLU fused, Myrtle's 32x32 stage
+    # (ReLU -> conv -> ReLU -> pool) and CNN-GAP's first ReLU -> conv -> ReLU
+    # each become one kernel.
+    for kind, first in (('diagonal', 'cntk_diag_conv_relu'),
+                        ('diagonal_relu_in', 'cntk_diag_relu_conv_relu')):
+        assert triton_kernels(models.myrtle, 32, depth=5, width=8,
+                              kind=kind) == [first + '_pool',
+                                             'cntk_diag_conv_relu_pool']
+        assert triton_kernels(models.cnn, 32, depth=3, width=8,
+                              readout='gap', kind=kind) == [
+            first, 'cntk_diag_conv_relu_pool']
     _, _, xla = models.myrtle(depth=5, width=8)
     assert pallas.supported(xla.net, 32, 32, on_gpu=True)
     assert not pallas.supported(xla.net, 28, 28, on_gpu=True)
@@ -418,18 +444,22 @@ def test_pallas_conv_relu_step_equals_xla_interpreted(pool, pairs_last):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('kind', ['rows', 'diagonal', 'diagonal_relu_in'])
 @pytest.mark.parametrize('fn, kwargs, side', [
     (models.myrtle, dict(depth=5, width=8, b_std=0.2), 8),
     (models.cnn, dict(depth=3, width=8, b_std=0.1, readout='gap'), 6),
 ], ids=['myrtle5', 'cnn_gap_even'])
-def test_pallas_kernel_equals_neural_tangents_interpreted(fn, kwargs, side):
+def test_pallas_kernel_equals_neural_tangents_interpreted(fn, kwargs, side,
+                                                          kind):
     """The whole kernel with the Pallas steps (pooled stages, CNN-GAP's last
-    step pooled 2x2 before the global mean) equals neural-tangents, float64."""
+    step pooled 2x2 before the global mean; ``diagonal_relu_in``: the first
+    ReLU -> conv -> ReLU from the padded first-layer product) equals
+    neural-tangents, float64."""
     from ntkexp.fastconv import pallas
     _, _, reference = fn(**kwargs, fast_kernel=False)
     _, _, xla = fn(**kwargs)
-    fast = select.fast_kernel_fn(xla.net, xla.fallback,
-                                 conv_relu=pallas.make_conv_relu(True))
+    fast = select.fast_kernel_fn(
+        xla.net, xla.fallback, conv_relu=pallas.make_conv_relu(True, kind=kind))
     x1 = _images(1, side, 3, 7)
     x2 = _images(2, side, 3, 8)
     with jax.enable_x64(True):
@@ -438,3 +468,72 @@ def test_pallas_kernel_equals_neural_tangents_interpreted(fn, kwargs, side):
     for g in ('nngp', 'ntk'):
         np.testing.assert_allclose(getattr(got, g), getattr(want, g),
                                    rtol=1e-12)
+
+
+def _step_arguments(rng, side, b1, b2, k):
+    """A first layer's product ``raw`` (zero-padded by the SAME pads of
+    ``k``, from zero patches around the images), its ReLU's variances ``u``
+    (padded) and the next ReLU's ``var``, float64; and the slices of the
+    interior."""
+    lo, hi = recursion._same_pads(k)  # pylint: disable=protected-access
+    x = rng.randn(b1 + b2, side, side, 3)
+    pt = jnp.pad(recursion.patches(jnp.asarray(x), 3),
+                 ((0, 0), (lo, hi), (lo, hi), (0, 0)))
+    raw = jnp.einsum('ahwk,bxyk->abhwxy', pt[:b1], pt[b1:]) / 27
+    u = jnp.einsum('ahwk,ahwk->ahw', pt, pt) / 27 + 0.3
+    u = u * jnp.pad(jnp.ones((side, side)), ((lo, hi), (lo, hi)))
+    inner = slice(lo, lo + side)
+    var = 0.5 * u[:, inner, inner] + 0.1
+    return raw, u, var, inner
+
+
+@pytest.mark.parametrize('side, pool, k, inputs, carry', [
+    (5, 2, 3, 'relu_in', True),
+    pytest.param(4, None, 2, 'post_relu', False, marks=pytest.mark.slow),
+    pytest.param(6, 3, 3, 'relu_in', True, marks=pytest.mark.slow),
+    pytest.param(5, None, 3, 'first_layer', True, marks=pytest.mark.slow),
+    pytest.param(6, 2, 2, 'first_layer', False, marks=pytest.mark.slow),
+])
+def test_diagonal_step_equals_xla_interpreted(side, pool, k, inputs, carry):
+    """The diagonal kernel (Pallas interpreter) equals the XLA step on a block
+    of 2 x 3 pairs, float64: after a ReLU, with the ReLU before the
+    convolution fused, and in the first-layer form (padded product, affine
+    NNGP / NTK); odd sides with a pool drop the last row and column like
+    ``AvgPool``; sums carried between windows or recomputed."""
+    from ntkexp.fastconv import diagonal, pallas
+    rng = np.random.RandomState(side)
+    b1, b2 = 2, 3
+    coeffs = dict(k=k, scale=1.5 / 9, shift=0.01, alpha=1.5 / 9,
+                  beta=1.2 / 9, gamma=0.02, pool=pool)
+    with jax.enable_x64(True):
+        raw_pad, u_pad, var, inner = _step_arguments(rng, side, b1, b2, k)
+        raw = raw_pad[:, :, inner, inner, inner, inner]
+        u = u_pad[:, inner, inner]
+        affine = (0.9, 0.3, 0.8, 0.25)
+        nngp, ntk = affine[0] * raw + affine[1], affine[2] * raw + affine[3]
+        in_vars = (u[:b1], u[b1:])
+        want = pallas._xla_conv_relu(  # pylint: disable=protected-access
+            nngp, ntk, var[:b1], var[b1:], in_vars=in_vars, **coeffs)
+        if inputs == 'post_relu':
+            post, dot = recursion.relu(nngp, u[:b1, None, :, :, None, None] *
+                                       u[None, b1:, None, None, :, :])
+            args, extra = (post, ntk * dot), {}
+        elif inputs == 'relu_in':
+            args, extra = (nngp, ntk), dict(in_vars=in_vars)
+        else:
+            args, extra = (raw_pad, None), dict(
+                in_vars=(u_pad[:b1], u_pad[b1:]), padded=True,
+                input_affine=affine)
+        got = diagonal.conv_relu_diagonal(*args, var[:b1], var[b1:],
+                                          interpret=True, carry_sums=carry,
+                                          **extra, **coeffs)
+    out = side // (pool or 1)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape == (b1, b2, out, out, out, out)
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=0)
+
+
+def test_pallas_step_kind_is_checked():
+    from ntkexp.fastconv import pallas
+    with pytest.raises(ValueError, match='diagonal_relu_in'):
+        pallas.make_conv_relu(True, kind='diagonals')

@@ -5,7 +5,8 @@ For each architecture (the ``cnn_gap``, ``cnn_vec`` and ``myrtle5`` networks of
 ``n x n`` block of random ``side x side x 3`` images for neural-tangents
 (``fast_kernel=False``) and for :mod:`ntkexp.fastconv` (``fast_kernel=True``,
 once per recursion variant named in ``--variants``, see :data:`VARIANTS`,
-plus ``impl=pallas`` with ``--pallas``), after a warm-up call (compilation
+plus ``impl=pallas`` with ``--pallas``, once per step kind of
+``--pallas-kinds`` and Triton ``--num-warps``), after a warm-up call (compilation
 excluded), as the median of ``--repeats`` runs. Reports wall and process CPU
 seconds, kernel entries per second, the speed-up, the largest relative
 difference ``max |fast - nt| / max |nt|``, XLA's compiled size of the block,
@@ -19,6 +20,8 @@ Usage::
         --out results/bench/fastconv_gpu.csv      # on a GPU
     python -m ntkexp.fastconv.bench --arch myrtle5 --side 32 --n 4 \\
         --variants default,materialize_off,session3
+    python -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side 32 --n 32 \\
+        --pallas --pallas-kinds rows,diagonal,diagonal_relu_in --num-warps 4,8
 """
 
 from __future__ import annotations
@@ -104,9 +107,11 @@ def recursion_settings(variant: str):
 def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
           skip_nt: bool = False, pallas: bool = False,
           num_warps: tuple[int, ...] = (4,),
-          variants: tuple[str, ...] = ('default',)) -> list[dict[str, Any]]:
+          variants: tuple[str, ...] = ('default',),
+          pallas_kinds: tuple[str, ...] = ('rows',)) -> list[dict[str, Any]]:
     """Rows of one architecture: neural-tangents, fastconv once per recursion
-    variant (:data:`VARIANTS`), and Pallas once per Triton ``num_warps``."""
+    variant (:data:`VARIANTS`), and Pallas once per step kind
+    (:data:`ntkexp.fastconv.pallas.KINDS`) and Triton ``num_warps``."""
     fn, kwargs = ARCHITECTURES[arch]
     rng = np.random.RandomState(0)
     x1 = rng.randn(n, side, side, 3).astype(dtype)
@@ -115,15 +120,19 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
     methods += [('fastconv' if v == 'default' else f'fastconv_{v}', None, v)
                 for v in variants]
     if pallas:
-        methods += [(f'fastconv_pallas_w{w}', w, 'default') for w in num_warps]
+        # 'fastconv_pallas_w4' is the rows kernel, as in earlier CSVs.
+        methods += [('fastconv_pallas' + ('' if kind == 'rows' else f'_{kind}')
+                     + f'_w{w}', (kind, w), 'default')
+                    for kind in pallas_kinds for w in num_warps]
     rows, ref, t_ref = [], None, None
-    for method, warps, variant in methods:
+    for method, pallas_step, variant in methods:
         with recursion_settings(variant) as recursion:
             _, _, kernel_fn = fn(**kwargs, fast_kernel=method != 'nt')
-            if warps is not None:
+            if pallas_step is not None:
                 from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
+                kind, warps = pallas_step
                 kernel_fn = fc_pallas.pallas_kernel_fn(
-                    kernel_fn, interpret=False, num_warps=warps)
+                    kernel_fn, interpret=False, kind=kind, num_warps=warps)
             materialized = (float('nan') if method == 'nt'
                             else recursion.materialize_padded())
             start = time.perf_counter()
@@ -175,11 +184,19 @@ def main(argv=None) -> None:
                         help='also time the Pallas kernel (GPU only)')
     parser.add_argument('--num-warps', default='4',
                         help='Triton warps of the Pallas rows, e.g. 2,4,8')
+    parser.add_argument('--pallas-kinds', default='rows',
+                        help='Pallas steps to time with --pallas: '
+                             'rows,diagonal,diagonal_relu_in')
     parser.add_argument('--variants', default='default',
                         help='fastconv rows, one per recursion variant: '
                              + ','.join(VARIANTS))
     parser.add_argument('--out', type=Path, default=None, help='CSV path')
     args = parser.parse_args(argv)
+    from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
+    unknown = set(args.pallas_kinds.split(',')) - set(fc_pallas.KINDS)
+    if unknown:
+        parser.error(f'--pallas-kinds: unknown {sorted(unknown)}; choose from '
+                     + ','.join(fc_pallas.KINDS))
     if args.dtype == 'float64':
         jax.config.update('jax_enable_x64', True)
     command = 'python -m ntkexp.fastconv.bench ' + ' '.join(
@@ -199,7 +216,8 @@ def main(argv=None) -> None:
         rows += bench(arch, args.side, args.n, args.repeats, args.dtype,
                       args.skip_nt, args.pallas,
                       tuple(int(w) for w in args.num_warps.split(',')),
-                      tuple(args.variants.split(',')))
+                      tuple(args.variants.split(',')),
+                      tuple(args.pallas_kinds.split(',')))
         save()
     if args.out is not None:
         print(f'wrote {args.out}')

@@ -19,7 +19,11 @@ neural-tangents to 4e-7 (float32) and 5e-16 (float64), at the speed of the XLA
 recursion, not faster (Myrtle-5 4.21x plain neural-tangents against 4.20x,
 CNN-GAP 5.17x against 4.99x; ``results/bench/session3/``). So it is not
 selected automatically; ``model.fast_kernel=pallas`` selects it (on CPU it runs
-in interpret mode, which is slow and only meant for tests). Loaded tiles are
+in interpret mode, which is slow and only meant for tests). A second design,
+:mod:`ntkexp.fastconv.diagonal` (one program per diagonal of row pairs, ``k``
+instead of ``k^2`` loads per output, optionally with the ReLU before the
+convolution fused), is exact but not yet timed on a GPU; :func:`make_conv_relu`
+builds either (:data:`KINDS`). Loaded tiles are
 ``(W / pool, W / pool)``: on a GPU (Triton) the image side at every stage must
 be a power of two (32x32 CIFAR: 32, 16, 8), and tiles under
 :data:`MIN_GPU_TILE` go to XLA.
@@ -42,8 +46,15 @@ def _is_pow2(n: int) -> bool:
 
 
 def _xla_conv_relu(nngp, ntk, var1, var2, *, k, scale, shift, alpha, beta,
-                   gamma, pool):
-    """The same step in XLA (:mod:`recursion`): tiles too small for Triton."""
+                   gamma, pool, in_vars=None):
+    """The same step in XLA (:mod:`recursion`): tiles too small for Triton.
+    ``in_vars``: a ReLU applied first, as in
+    :func:`ntkexp.fastconv.diagonal.conv_relu_diagonal`."""
+    if in_vars is not None:
+        u1, u2 = in_vars
+        nngp, dot = recursion.relu(
+            nngp, u1[:, None, :, :, None, None] * u2[None, :, None, None, :, :])
+        ntk = ntk * dot
     pre_n, pre_t = recursion.conv_step(nngp, ntk, k=k, scale=scale,
                                        shift=shift, alpha=alpha, beta=beta,
                                        gamma=gamma)
@@ -199,13 +210,38 @@ def supported(net: recursion.ConvNet, height: int, width: int,
     return True
 
 
-def make_conv_relu(interpret: Optional[bool] = None,
+#: Pallas steps :func:`make_conv_relu` can build: ``'rows'`` (:func:`conv_relu`,
+#: one program per output row pair), ``'diagonal'``
+#: (:func:`ntkexp.fastconv.diagonal.conv_relu_diagonal`, one program per
+#: diagonal of row pairs) and ``'diagonal_relu_in'`` (the same, with the ReLU
+#: before the convolution fused too).
+KINDS = ('rows', 'diagonal', 'diagonal_relu_in')
+
+
+def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
                    **options) -> Callable:
-    """:func:`conv_relu` with ``interpret`` set (default: on CPU) and any of
-    its other keyword ``options`` (``num_warps``, ``pairs_last``)."""
+    """A Pallas step of :data:`KINDS` with ``interpret`` set (default: on CPU)
+    and any of its other keyword ``options`` (``num_warps``, ``pairs_last``
+    for ``'rows'``, ``carry_sums`` for the diagonal kinds).
+
+    The returned function has the signature of :func:`conv_relu`; its
+    attribute ``fuses_input_relu`` tells :func:`recursion.pair_kernels`
+    whether to hand it the ReLU before the convolution too (keyword
+    ``in_vars``).
+    """
+    if kind not in KINDS:
+        raise ValueError(f'Pallas step kind={kind!r}: expected one of {KINDS}')
     if interpret is None:
         interpret = jax.default_backend() == 'cpu'
-    return functools.partial(conv_relu, interpret=interpret, **options)
+    if kind == 'rows':
+        step = functools.partial(conv_relu, interpret=interpret, **options)
+    else:
+        from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
+        step = functools.partial(diagonal.conv_relu_diagonal,
+                                 interpret=interpret, **options)
+    step.fuses_input_relu = kind == 'diagonal_relu_in'
+    step.kind = kind
+    return step
 
 
 def pallas_kernel_fn(kernel_fn: Callable, interpret: Optional[bool] = None,
@@ -215,7 +251,8 @@ def pallas_kernel_fn(kernel_fn: Callable, interpret: Optional[bool] = None,
     Args:
         kernel_fn: a ``kernel_fn`` with ``fastconv = True``.
         interpret: Pallas interpreter (default: on CPU).
-        **options: passed to :func:`conv_relu` (``num_warps``, ``pairs_last``).
+        **options: passed to :func:`make_conv_relu` (``kind``,
+            ``num_warps``, ``pairs_last``, ``carry_sums``).
 
     Returns:
         The same calling convention; blocks ``k(x1, x2)`` whose architecture

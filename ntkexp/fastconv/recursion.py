@@ -616,22 +616,50 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
     scale = net.conv_nngp_scale()
     b2 = net.bias_var
 
-    # First convolution straight from the patches: its unnormalised conv of the
-    # input covariance x x' / C is <patch, patch'> / C (Arora et al. 2019, Eq. 7).
-    raw = pairing.first(pt1, pt2)
-    nngp = scale * (raw / in_channels) + b2
-    ntk = None
-    if need_ntk:
-        alpha, _, gamma = net.conv_ntk_coeffs(in_channels)
-        ntk = alpha * (raw / in_channels) + gamma
-    channels = net.width
-    relu_index = 0
     layers = net.layers
-    i = 0
+    # A step that also takes the ReLU before its convolution
+    # (ntkexp.fastconv.diagonal, ``in_vars``) gets it here.
+    fuse_in = (getattr(conv_relu, 'fuses_input_relu', False) and need_ntk
+               and full)
+    in_vars = {}
+    alpha, _, gamma = net.conv_ntk_coeffs(in_channels)
+    i = relu_index = 0
+    if fuse_in and tuple(layers[1:4]) == (RELU, CONV, RELU):
+        # The first ReLU -> conv -> ReLU (+ pool) as one step, reading the
+        # first layer's product once: zero patches around the images make it
+        # come out zero-padded for the convolution, and NNGP and NTK are both
+        # affine in it (``input_affine``).
+        lo, hi = _same_pads(k)
+
+        def pad(a):
+            return jnp.pad(a, ((0, 0), (lo, hi), (lo, hi)) +
+                           ((0, 0),) * (a.ndim - 3))
+        raw = pairing.first(pad(pt1), pad(pt2))
+        alpha2, beta2, gamma2 = net.conv_ntk_coeffs(net.width)
+        pool, skip = _fused_pool(net, 2, spatial)
+        nngp, ntk = conv_relu(
+            raw, None, vars1[1], vars2[1], k=k, scale=scale, shift=b2,
+            alpha=alpha2, beta=beta2, gamma=gamma2, pool=pool,
+            in_vars=(pad(vars1[0]), pad(vars2[0])), padded=True,
+            input_affine=(scale / in_channels, b2, alpha / in_channels,
+                          gamma))
+        relu_index, i = 2, 3 + skip
+    else:
+        # First convolution straight from the patches: its unnormalised conv
+        # of the input covariance x x' / C is <patch, patch'> / C (Arora et
+        # al. 2019, Eq. 7).
+        raw = pairing.first(pt1, pt2)
+        nngp = scale * (raw / in_channels) + b2
+        ntk = alpha * (raw / in_channels) + gamma if need_ntk else None
+    channels = net.width
     while i + 1 < len(layers):
         i += 1
         layer = layers[i]
-        if layer == RELU:
+        if (layer == RELU and fuse_in and
+                tuple(layers[i + 1:i + 3]) == (CONV, RELU)):
+            in_vars = dict(in_vars=(vars1[relu_index], vars2[relu_index]))
+            relu_index += 1
+        elif layer == RELU:
             prod = pairing.prod(vars1[relu_index], vars2[relu_index])
             relu_index += 1
             nngp, dot = relu(nngp, prod)
@@ -646,7 +674,8 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
             nngp, ntk = conv_relu(nngp, ntk, vars1[relu_index],
                                   vars2[relu_index], k=k, scale=scale,
                                   shift=b2, alpha=alpha, beta=beta,
-                                  gamma=gamma, pool=pool)
+                                  gamma=gamma, pool=pool, **in_vars)
+            in_vars = {}
             relu_index += 1
             i += 1 + skip
         elif layer == CONV:

@@ -3,10 +3,13 @@
 Times the step that dominates the Myrtle / CNN-GAP kernels at full
 resolution, on a block of ``2 x 32`` pairs of ``side x side`` covariances (the
 first layer's covariance of random images after its ReLU), for the XLA
-recursion (:func:`ntkexp.fastconv.pallas._xla_conv_relu`) and the Pallas
-kernel (:func:`ntkexp.fastconv.pallas.conv_relu`) with both grid orders, each
-checked against the XLA result. Prints microseconds per pair. On a CPU the
-Pallas rows run in the interpreter (slow; a check only).
+recursion (:func:`ntkexp.fastconv.pallas._xla_conv_relu`), the Pallas rows
+kernel (:func:`ntkexp.fastconv.pallas.conv_relu`) with both grid orders and
+the diagonal kernel (:func:`ntkexp.fastconv.diagonal.conv_relu_diagonal`;
+4 and 8 warps, sums carried or not), each checked against the XLA result; and
+the first ReLU + that step, in XLA and with the ReLU fused into the diagonal
+kernel. Prints microseconds per pair. On a CPU the Pallas rows run in the
+interpreter (slow; a check only).
 
 With ``--layers ARCH``, instead times the whole fast kernel of a network of
 :mod:`ntkexp.fastconv.bench` on an ``n x n`` block of images cut after each of
@@ -53,28 +56,49 @@ def timed(fn: Callable[[], Any], repeats: int = 5) -> float:
 
 
 def step_inputs(side: int, b1: int = 2, b2: int = 32) -> tuple[jax.Array, ...]:
-    """``(nngp, ntk, var1, var2)`` of a ``b1 x b2`` block after the first ReLU."""
+    """``(raw, raw_ntk, u1, u2, var1, var2)`` of a ``b1 x b2`` block: the first
+    layer's covariance of random images before its ReLU (NNGP and NTK, equal
+    for a bias-free layer), that ReLU's variances ``u`` and the next one's
+    ``var``."""
     x = np.random.RandomState(0).randn(b1 + b2, side, side, 3).astype(np.float32)
     pt = recursion.patches(jnp.asarray(x), 3)
     raw = jnp.einsum('ahwk,bxyk->abhwxy', pt[:b1], pt[b1:],
                      precision='highest') / 27
     var = jnp.einsum('ahwk,ahwk->ahw', pt, pt, precision='highest') / 27
-    nngp, dot = recursion.relu(raw, var[:b1, None, :, :, None, None] *
-                               var[None, b1:, None, None, :, :])
-    return nngp, raw * dot, 0.5 * var[:b1], 0.5 * var[b1:]
+    return raw, raw, var[:b1], var[b1:], 0.5 * var[:b1], 0.5 * var[b1:]
 
 
-def variants(interpret: bool) -> dict[tuple[Any, str], Callable]:
-    """The jitted step variants, keyed by ``(pool, name)``; XLA first."""
+def variants(interpret: bool) -> dict[tuple[Any, str, str], Callable]:
+    """Jitted step variants keyed by ``(pool, group, name)``, each group's XLA
+    one first. Group ``'step'`` times conv + ReLU (+ pool) on the first ReLU's
+    output; group ``'relu+step'`` times the first ReLU too (XLA: the ReLU
+    then the step; Pallas: the diagonal kernel with the ReLU fused)."""
+    from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
     out = {}
     for pool in (2, None):
-        out[pool, 'xla'] = jax.jit(functools.partial(
+        out[pool, 'step', 'xla'] = jax.jit(functools.partial(
             pallas._xla_conv_relu, pool=pool, **COEFFS))  # pylint: disable=protected-access
         for pairs_last in (False, True):
             name = 'pallas_w4' + ('_pairs_last' if pairs_last else '')
-            out[pool, name] = jax.jit(functools.partial(
+            out[pool, 'step', name] = jax.jit(functools.partial(
                 pallas.conv_relu, pool=pool, num_warps=4, pairs_last=pairs_last,
                 interpret=interpret, **COEFFS))
+        for warps in (4, 8):
+            for carry in (True, False):
+                name = f'diagonal_w{warps}' + ('' if carry else '_no_carry')
+                out[pool, 'step', name] = jax.jit(functools.partial(
+                    diagonal.conv_relu_diagonal, pool=pool, num_warps=warps,
+                    carry_sums=carry, interpret=interpret, **COEFFS))
+        out[pool, 'relu+step', 'xla'] = jax.jit(
+            lambda n, t, u1, u2, v1, v2, pool=pool:
+            pallas._xla_conv_relu(n, t, v1, v2, pool=pool, in_vars=(u1, u2),  # pylint: disable=protected-access
+                                  **COEFFS))
+        for warps in (4, 8):
+            out[pool, 'relu+step', f'diagonal_relu_in_w{warps}'] = jax.jit(
+                lambda n, t, u1, u2, v1, v2, pool=pool, warps=warps:
+                diagonal.conv_relu_diagonal(
+                    n, t, v1, v2, pool=pool, in_vars=(u1, u2),
+                    num_warps=warps, interpret=interpret, **COEFFS))
     return out
 
 
@@ -175,24 +199,32 @@ def main(argv: list[str] | None = None) -> None:
         return
     side = int(argv[0]) if argv else 32
     args = step_inputs(side)
+    # The 'step' group's inputs: after the first ReLU.
+    nngp, dot = recursion.relu(args[0], args[2][:, None, :, :, None, None] *
+                               args[3][None, :, None, None, :, :])
+    after = (nngp, args[1] * dot) + args[2:]
     pairs = args[0].shape[0] * args[0].shape[1]
     ref, t_ref = {}, {}
-    for (pool, name), fn in variants(jax.default_backend() == 'cpu').items():
+    for (pool, group, name), fn in variants(
+            jax.default_backend() == 'cpu').items():
+        inputs = args if group == 'relu+step' else after
+        call = (fn if group == 'relu+step' else
+                (lambda fn: lambda n, t, u1, u2, v1, v2: fn(n, t, v1, v2))(fn))
         try:
             start = time.perf_counter()
-            out = jax.block_until_ready(fn(*args))
+            out = jax.block_until_ready(call(*inputs))
             first = time.perf_counter() - start
             ref.setdefault(pool, out)
             err = max(float(jnp.abs(a - b).max() / jnp.abs(b).max())
                       for a, b in zip(out, ref[pool]))
-            seconds = timed(lambda: fn(*args))  # pylint: disable=cell-var-from-loop
-            t_ref.setdefault(pool, seconds)
-            print(f'side={side} pool={pool} {name}: '
+            seconds = timed(lambda: call(*inputs))  # pylint: disable=cell-var-from-loop
+            t_ref.setdefault((pool, group), seconds)
+            print(f'side={side} pool={pool} {group} {name}: '
                   f'{seconds / pairs * 1e6:.2f} us/pair, '
-                  f'{t_ref[pool] / seconds:.2f}x xla, rel err {err:.1e}, '
+                  f'{t_ref[pool, group] / seconds:.2f}x xla, rel err {err:.1e}, '
                   f'first call {first:.1f}s', flush=True)
         except Exception as error:  # pylint: disable=broad-except
-            print(f'side={side} pool={pool} {name}: '
+            print(f'side={side} pool={pool} {group} {name}: '
                   f'{type(error).__name__}: {str(error)[:300]}', flush=True)
 
 

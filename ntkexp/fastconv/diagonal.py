@@ -1,0 +1,266 @@
+"""A Pallas step that walks the pair covariance along its diagonals.
+
+The SAME convolution of the CNTK shifts *both* images' positions by the same
+filter offset (Arora et al. 2019, Eq. 7): ``S(Sigma)[r, c, r', c'] = sum_{dh,
+dw} Sigma[r + dh, c + dw, r' + dh, c' + dw]`` (zero-padded). Along a diagonal
+of row pairs ``r' - r = delta`` the row shift ``dh`` never leaves the
+diagonal, so one program per pair and diagonal can walk down it keeping the
+last ``k - 1`` column-shifted sums ``s(i, i + delta) = sum_dw Sigma[i, . + dw,
+i + delta, . + dw]`` in registers:
+
+* every padded row pair ``(i, i')`` of the input is loaded by one program only
+  (the rows kernel :func:`ntkexp.fastconv.pallas.conv_relu` loads each ``k^2``
+  times, in separate programs, so through L2), as ``k`` contiguous ``(W, W)``
+  tiles shifted by ``dw`` (no strided loads);
+* ``S`` then costs ``k`` tile loads per output row pair instead of ``k^2``;
+* with ``pool`` the program walks pooled row pairs: the ``pool^2`` row pairs of
+  a window lie on three neighbouring diagonals (for ``pool = 2``), their
+  column-shifted sums are carried from one window to the next in the same
+  way, and the columns are pooled in registers (a reshape and a sum), so only
+  the pooled covariances are written;
+* with ``in_vars`` the ReLU *before* the convolution is applied to each loaded
+  tile (its variances padded with zeros, which makes the ReLU of the padding
+  exactly 0), so the post-ReLU covariances of that layer are never written
+  either: for Myrtle's 32x32 stage the whole ``ReLU -> conv -> ReLU -> pool``
+  is one pass from the first layer's covariance to the pooled one.
+
+It computes exactly what :func:`ntkexp.fastconv.pallas.conv_relu` does (the
+shift-sum in another order; equal to 1e-13 in float64, tested in interpret
+mode) and lowers to Triton for CUDA (tested without a GPU). Its speed on a
+GPU has not been measured yet: ``python -m ntkexp.fastconv.bench --pallas
+--pallas-kinds rows,diagonal,diagonal_relu_in`` times it there.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from ntkexp.fastconv import pallas, recursion
+
+
+def _window_keys(step: int, k: int) -> list[tuple[int, int]]:
+    """Padded row offsets ``(x, x')`` of the column-shifted sums one window of
+    ``step x step`` output row pairs needs: ``(a + dh, a' + dh)``."""
+    keys = {(a + dh, b + dh) for a in range(step) for b in range(step)
+            for dh in range(k)}
+    return sorted(keys)
+
+
+def _carried_keys(step: int, k: int) -> list[tuple[int, int]]:
+    """Keys of the next window (offsets ``- step``) this window computes."""
+    keys = set(_window_keys(step, k))
+    return [key for key in sorted(keys)
+            if key[0] >= step and key[1] >= step
+            and (key[0] - step, key[1] - step) in keys]
+
+
+def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
+                       var1: jax.Array, var2: jax.Array, *, k: int,
+                       scale: float, shift: float, alpha: float, beta: float,
+                       gamma: float, pool: Optional[int] = None,
+                       in_vars: Optional[Sequence[jax.Array]] = None,
+                       padded: bool = False,
+                       input_affine: Optional[Sequence[float]] = None,
+                       interpret: bool = False, num_warps: int = 4,
+                       carry_sums: bool = True) -> tuple[jax.Array, jax.Array]:
+    """``ReLU(Conv(.))`` (+ pool) of a block of pair covariances, by diagonals.
+
+    The same map as :func:`ntkexp.fastconv.pallas.conv_relu` (see there for
+    the constants), optionally preceded by a ReLU: with ``in_vars = (u1,
+    u2)``, ``nngp`` and ``ntk`` are that ReLU's *pre-activation* covariances
+    and ``u1``, ``u2`` its per-image variances, and the step computes
+    ``ReLU(Conv(ReLU(.)))`` (Arora et al. 2019, Eq. 4-7, twice).
+
+    For the first layer of a network (:func:`recursion.pair_kernels`) the
+    input can come as it leaves the first layer's matrix product: already
+    zero-padded by the SAME pads (``padded``, the padding computed by the
+    product itself from zero patches, so no pass of its own), and as one array
+    ``raw`` with ``input_affine = (s1, s0, a1, a0)``: ``nngp = s1 raw + s0``,
+    ``ntk = a1 raw + a0`` (``ntk`` None), so that only one covariance is read.
+    The padding is then masked to 0 after the affine map.
+
+    Args:
+        nngp, ntk: ``(b1, b2, H, W, H, W)`` covariances (with ``padded``,
+            ``(b1, b2, H + k - 1, W + k - 1, H + k - 1, W + k - 1)``);
+            with ``input_affine``, ``nngp`` is ``raw`` and ``ntk`` None.
+        var1, var2: ``(b1, H, W)``, ``(b2, H, W)`` pre-activation variances of
+            the ReLU after the convolution.
+        k, scale, shift, alpha, beta, gamma: the convolution's constants
+            (:meth:`recursion.ConvNet.conv_ntk_coeffs`).
+        pool: window (and stride) of a fused average pool, or None.
+        in_vars: ``(u1, u2)`` variances of a ReLU applied first, or None
+            (padded like the covariances with ``padded``).
+        padded: inputs come zero-padded.
+        input_affine: ``(s1, s0, a1, a0)``, see above, or None.
+        interpret: run in Pallas' interpreter (CPU tests).
+        num_warps: Triton warps per program (GPU).
+        carry_sums: carry the column-shifted sums from one window to the
+            next (``k`` tile loads per output row pair); False recomputes
+            them (``k^2``, fewer registers held across the loop).
+
+    Returns:
+        ``(nngp, ntk)`` after the ReLU (and pool), unpadded.
+    """
+    from jax.experimental import pallas as pl  # pylint: disable=g-import-not-at-top
+
+    lo, hi = recursion._same_pads(k)     # pylint: disable=protected-access
+    b1, b2, h, w = var1.shape[0], var2.shape[0], *var1.shape[1:]
+    pairs = b1 * b2
+    step = 1 if pool is None else pool
+    ho, wo = h // step, w // step
+    if not interpret and wo < pallas.MIN_GPU_TILE:
+        nngp, ntk, in_vars = _unpadded(nngp, ntk, in_vars, padded,
+                                       input_affine, lo, h, w)
+        return pallas._xla_conv_relu(  # pylint: disable=protected-access
+            nngp, ntk, var1, var2, k=k, scale=scale, shift=shift,
+            alpha=alpha, beta=beta, gamma=gamma, pool=pool, in_vars=in_vars)
+    wc = wo * step                       # columns that reach the output
+    hp, wp = h + lo + hi, w + lo + hi
+    if input_affine is not None:
+        ntk = None
+    args = [x if padded else jnp.pad(x, ((0, 0),) * 2 + ((lo, hi),) * 4)
+            for x in (nngp, ntk) if x is not None]
+    args = [x.reshape(pairs, hp, wp, hp, wp) for x in args]
+    relu_in = in_vars is not None
+    if relu_in:
+        args += [u if padded else jnp.pad(u, ((0, 0), (lo, hi), (lo, hi)))
+                 for u in in_vars]
+    args += [var1, var2]
+    carried = _carried_keys(step, k) if carry_sums else []
+    incoming = [(x - step, y - step) for x, y in carried]
+    weight = 1.0 / step ** 4
+
+    def kernel(*refs):
+        refs = list(refs)
+        n_ref = refs.pop(0)
+        t_ref = None if input_affine is not None else refs.pop(0)
+        u1_ref, u2_ref = (refs.pop(0), refs.pop(0)) if relu_in else (None,
+                                                                      None)
+        v1_ref, v2_ref, n_out, t_out = refs
+        delta = pl.program_id(1) - (ho - 1)
+        first = jnp.maximum(0, -delta)
+        last = jnp.minimum(ho, ho - delta)
+
+        def inside(i, size):
+            return (i >= lo) & (i < lo + size)
+
+        def load(i, i2, dw):
+            """The (ReLU'd) ``(wc, wc)`` tiles of padded rows ``(i, i2)``,
+            columns shifted by ``dw``."""
+            cols = pl.ds(dw, wc)
+            a = n_ref[i, cols, i2, cols]
+            if input_affine is not None:
+                s1, s0, a1, a0 = input_affine
+                a, b = s1 * a + s0, a1 * a + a0
+            else:
+                b = t_ref[i, cols, i2, cols]
+            if relu_in:
+                prod = u1_ref[i, cols][:, None] * u2_ref[i2, cols][None, :]
+                a, dot = recursion.relu(a, prod)
+                b = b * dot
+            if input_affine is not None:
+                c = inside(jax.lax.iota(jnp.int32, wc) + dw, w)
+                keep = (c[:, None] & c[None, :]) & (inside(i, h) &
+                                                    inside(i2, h))
+                a, b = jnp.where(keep, a, 0.), jnp.where(keep, b, 0.)
+            return a, b
+
+        def shifted_sum(i, i2):
+            """``sum_dw`` of the tiles: the NNGP and the NTK's convolution
+            input ``alpha Sigma + beta Theta``."""
+            acc_n = acc_x = None
+            for dw in range(k):
+                a, b = load(i, i2, dw)
+                x = alpha * a + beta * b
+                acc_n = a if acc_n is None else acc_n + a
+                acc_x = x if acc_x is None else acc_x + x
+            return acc_n, acc_x
+
+        def window(big_r, sums):
+            big_r2 = big_r + delta
+            sums = dict(sums)
+
+            def get(key):
+                # Computed where first needed (shorter live ranges).
+                if key not in sums:
+                    sums[key] = shifted_sum(step * big_r + key[0],
+                                            step * big_r2 + key[1])
+                return sums[key]
+
+            acc_n = acc_t = None
+            for a in range(step):
+                for b in range(step):
+                    sn = sx = None
+                    for dh in range(k):
+                        pn, px = get((a + dh, b + dh))
+                        sn = pn if sn is None else sn + pn
+                        sx = px if sx is None else sx + px
+                    cols = pl.ds(0, wc)
+                    prod = (v1_ref[step * big_r + a, cols][:, None] *
+                            v2_ref[step * big_r2 + b, cols][None, :])
+                    out_n, dot = recursion.relu(scale * sn + shift, prod)
+                    out_t = (sx + gamma) * dot
+                    acc_n = out_n if acc_n is None else acc_n + out_n
+                    acc_t = out_t if acc_t is None else acc_t + out_t
+            if step > 1:
+                acc_n = acc_n.reshape(wo, step, wo, step).sum(axis=(1, 3))
+                acc_t = acc_t.reshape(wo, step, wo, step).sum(axis=(1, 3))
+                acc_n, acc_t = acc_n * weight, acc_t * weight
+            out_cols = pl.ds(0, wo)
+            n_out[big_r, out_cols, big_r2, out_cols] = acc_n.astype(n_out.dtype)
+            t_out[big_r, out_cols, big_r2, out_cols] = acc_t.astype(t_out.dtype)
+            return tuple(sums[key] for key in carried)
+
+        def body(big_r, carry):
+            return window(big_r, zip(incoming, carry))
+
+        start = tuple(shifted_sum(step * first + x, step * (first + delta) + y)
+                      for x, y in incoming)
+        jax.lax.fori_loop(first, last, body, start)
+
+    def pair_spec(block, index):
+        return pl.BlockSpec(block, lambda p, d: index(p))
+
+    full = pair_spec((None, hp, wp, hp, wp), lambda p: (p, 0, 0, 0, 0))
+    specs = [full] * (1 if input_affine is not None else 2)
+    if relu_in:
+        specs += [pair_spec((None, hp, wp), lambda p: (p // b2, 0, 0)),
+                  pair_spec((None, hp, wp), lambda p: (p % b2, 0, 0))]
+    specs += [pair_spec((None, h, w), lambda p: (p // b2, 0, 0)),
+              pair_spec((None, h, w), lambda p: (p % b2, 0, 0))]
+    out_spec = pair_spec((None, ho, wo, ho, wo), lambda p: (p, 0, 0, 0, 0))
+    shape = jax.ShapeDtypeStruct((pairs, ho, wo, ho, wo), var1.dtype)
+    params = None
+    if not interpret:
+        from jax.experimental.pallas import triton as pl_triton  # pylint: disable=g-import-not-at-top
+        params = pl_triton.CompilerParams(num_warps=num_warps, num_stages=1)
+    name = 'cntk_diag_' + ('relu_' if relu_in else '') + (
+        'conv_relu' if pool is None else 'conv_relu_pool')
+    out_n, out_t = pl.pallas_call(
+        kernel, out_shape=(shape, shape), grid=(pairs, 2 * ho - 1),
+        in_specs=specs, out_specs=(out_spec, out_spec),
+        interpret=interpret, name=name, compiler_params=params,
+    )(*args)
+    return (out_n.reshape(b1, b2, ho, wo, ho, wo),
+            out_t.reshape(b1, b2, ho, wo, ho, wo))
+
+
+def _unpadded(nngp, ntk, in_vars, padded, input_affine, lo, h, w):
+    """The arguments of :func:`conv_relu_diagonal` as the XLA step takes them:
+    unpadded, the affine map applied, and ``in_vars`` as a keyword."""
+    if padded:
+        inner = (slice(lo, lo + h), slice(lo, lo + w)) * 2
+        nngp = nngp[(Ellipsis,) + inner]
+        ntk = None if ntk is None else ntk[(Ellipsis,) + inner]
+        if in_vars is not None:
+            in_vars = [u[:, lo:lo + h, lo:lo + w] for u in in_vars]
+    if input_affine is not None:
+        s1, s0, a1, a0 = input_affine
+        nngp, ntk = s1 * nngp + s0, a1 * nngp + a0
+    return nngp, ntk, in_vars
+
+
+__all__ = ['conv_relu_diagonal']
