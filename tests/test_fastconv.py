@@ -231,6 +231,41 @@ def test_fusion_switches_change_nothing(name, monkeypatch):
                                        rtol=1e-14)
 
 
+@pytest.mark.parametrize('name', ['myrtle5_ntk', 'wrn10_ntk'])
+def test_kernel_in_steps_equals_one_step(name):
+    """``step_entries`` cuts a block into steps of rows of ``x1`` and, below
+    one row, columns of ``x2`` (remainders padded), and ``k(x, None)`` into
+    steps of its pairs: the same numbers (float64) in every case."""
+    fn, kwargs, side, channels = CASES[name]
+    net = fn(**kwargs)[2].net
+    x1, x2 = _images(3, side, channels, 0), _images(5, side, channels, 1)
+    per_pair = side ** 4
+
+    def block(steps, a, b):
+        return jax.jit(lambda a, b: recursion.kernel(
+            net, a, b, step_entries=steps * per_pair))(a, b)
+
+    with jax.enable_x64(True):
+        whole = block(15, x1, x2)
+        cut = {pairs: block(pairs, x1, x2) for pairs in (1, 2, 7, 11)}
+        sym_whole = block(15, x1, None)
+        sym_cut = block(4, x1, None)
+        square = block(15, x1, x1)
+    for g in ('nngp', 'ntk'):
+        assert whole[g].shape == (3, 5)
+        for result in cut.values():
+            np.testing.assert_allclose(result[g], whole[g], rtol=1e-14)
+        np.testing.assert_allclose(sym_cut[g], sym_whole[g], rtol=1e-14)
+        np.testing.assert_allclose(sym_whole[g], square[g], rtol=1e-12)
+
+
+def test_default_steps_depend_on_the_backend(monkeypatch):
+    monkeypatch.setattr(jax, 'default_backend', lambda: 'cpu')
+    assert recursion.default_step_entries() == recursion.STEP_ENTRIES_CPU
+    monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+    assert recursion.default_step_entries() == recursion.STEP_ENTRIES
+
+
 @pytest.mark.parametrize('depth, side', [(5, 8), (5, 9), (7, 11), (10, 12)])
 def test_self_variances_at_offsets_equal_full_covariance(depth, side):
     """The self covariance carried at the offsets the pools need (7x7 before

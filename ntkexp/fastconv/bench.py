@@ -83,9 +83,15 @@ VARIANTS = {
     'materialize_all': dict(MATERIALIZE_PADDED=True,
                             MATERIALIZE_CONV_OUTPUT=True),
     'full_self_covariance': dict(OFFSET_SELF_COVARIANCE=False),
+    # CPU steps as large as on GPUs (as before the sixth session).
+    'large_steps': dict(STEP_ENTRIES_CPU=2 ** 26),
+    # Steps of 2**p pair-covariance entries on every backend (on a GPU, steps
+    # whose arrays fit the L2 cache against fewer, larger launches).
+    **{f'steps_2p{p}': dict(STEP_ENTRIES=2 ** p, STEP_ENTRIES_CPU=2 ** p)
+       for p in (20, 22, 24)},
     # The recursion as it was in the third session (its GPU figures).
     'session3': dict(BATCHED_FIRST_MATMUL=False, MATERIALIZE_PADDED=False,
-                     OFFSET_SELF_COVARIANCE=False),
+                     OFFSET_SELF_COVARIANCE=False, STEP_ENTRIES_CPU=2 ** 26),
 }
 
 
