@@ -52,14 +52,14 @@ def _xla_conv_relu(nngp, ntk, var1, var2, *, k, scale, shift, alpha, beta,
     :func:`ntkexp.fastconv.diagonal.conv_relu_diagonal`."""
     if in_vars is not None:
         u1, u2 = in_vars
-        nngp, dot = recursion.relu(
-            nngp, u1[:, None, :, :, None, None] * u2[None, :, None, None, :, :])
+        nngp, dot = recursion.relu(nngp,
+                                   recursion.block_variance_product(u1, u2))
         ntk = ntk * dot
     pre_n, pre_t = recursion.conv_step(nngp, ntk, k=k, scale=scale,
                                        shift=shift, alpha=alpha, beta=beta,
                                        gamma=gamma)
-    prod = (var1[:, None, :, :, None, None] * var2[None, :, None, None, :, :])
-    out_n, dot = recursion.relu(pre_n, prod)
+    out_n, dot = recursion.relu(pre_n,
+                                recursion.block_variance_product(var1, var2))
     out_t = pre_t * dot
     if pool is not None:
         out_n = recursion.avg_pool_full(out_n, pool)

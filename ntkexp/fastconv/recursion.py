@@ -563,12 +563,15 @@ def _block_first(p1: jax.Array, p2: jax.Array) -> jax.Array:
     return jnp.einsum('abhwk,abxyk->abhwxy', p1, p2, precision=HIGHEST)
 
 
+def block_variance_product(v1: jax.Array, v2: jax.Array) -> jax.Array:
+    """``v1[a, h, w] v2[b, x, y]`` as ``(a, b, H, W, H, W)``: the variance
+    products a block's ReLU takes (:func:`relu`)."""
+    return v1[:, None, :, :, None, None] * v2[None, :, None, None, :, :]
+
+
 def _block_pairing(full: bool) -> _Pairing:
     if full:
-        return _Pairing(
-            first=_block_first,
-            prod=lambda v1, v2: (v1[:, None, :, :, None, None] *
-                                 v2[None, :, None, None, :, :]))
+        return _Pairing(first=_block_first, prod=block_variance_product)
     return _Pairing(
         first=lambda p1, p2: jnp.einsum('ahwk,bhwk->abhw', p1, p2,
                                          precision=HIGHEST),

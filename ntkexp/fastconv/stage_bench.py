@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     side = int(argv[0]) if argv else 32
     args = step_inputs(side)
     # The 'step' group's inputs: after the first ReLU.
-    nngp, dot = recursion.relu(args[0], args[2][:, None, :, :, None, None] *
-                               args[3][None, :, None, None, :, :])
+    nngp, dot = recursion.relu(
+        args[0], recursion.block_variance_product(args[2], args[3]))
     after = (nngp, args[1] * dot) + args[2:]
     pairs = args[0].shape[0] * args[0].shape[1]
     ref, t_ref = {}, {}
