@@ -231,7 +231,8 @@ def test_fusion_switches_change_nothing(name, monkeypatch):
                                        rtol=1e-14)
 
 
-@pytest.mark.parametrize('name', ['myrtle5_ntk', 'wrn10_ntk'])
+@pytest.mark.parametrize('name', [
+    'myrtle5_ntk', pytest.param('wrn10_ntk', marks=pytest.mark.slow)])
 def test_kernel_in_steps_equals_one_step(name):
     """``step_entries`` cuts a block into steps of rows of ``x1`` and, below
     one row, columns of ``x2`` (remainders padded), and ``k(x, None)`` into
@@ -247,16 +248,16 @@ def test_kernel_in_steps_equals_one_step(name):
 
     with jax.enable_x64(True):
         whole = block(15, x1, x2)
-        cut = {pairs: block(pairs, x1, x2) for pairs in (1, 2, 7, 11)}
+        # 2 pairs: columns of x2 in 3 steps (the last padded), rows one by
+        # one; 11: rows of x1 two at a time (the last padded).
+        cut = {pairs: block(pairs, x1, x2) for pairs in (2, 11)}
         sym_whole = block(15, x1, None)
         sym_cut = block(4, x1, None)
-        square = block(15, x1, x1)
     for g in ('nngp', 'ntk'):
         assert whole[g].shape == (3, 5)
         for result in cut.values():
             np.testing.assert_allclose(result[g], whole[g], rtol=1e-14)
         np.testing.assert_allclose(sym_cut[g], sym_whole[g], rtol=1e-14)
-        np.testing.assert_allclose(sym_whole[g], square[g], rtol=1e-12)
 
 
 def test_default_steps_depend_on_the_backend(monkeypatch):
