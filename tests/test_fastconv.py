@@ -267,7 +267,10 @@ def test_default_steps_depend_on_the_backend(monkeypatch):
     assert recursion.default_step_entries() == recursion.STEP_ENTRIES
 
 
-@pytest.mark.parametrize('depth, side', [(5, 8), (5, 9), (7, 11), (10, 12)])
+@pytest.mark.parametrize('depth, side', [
+    (5, 9), pytest.param(5, 8, marks=pytest.mark.slow),
+    pytest.param(7, 11, marks=pytest.mark.slow),
+    pytest.param(10, 12, marks=pytest.mark.slow)])
 def test_self_variances_at_offsets_equal_full_covariance(depth, side):
     """The self covariance carried at the offsets the pools need (7x7 before
     Myrtle's first pool, 3x3 before its second) gives the variances of the
@@ -451,8 +454,10 @@ def test_pallas_step_lowers_to_triton_for_cuda():
     assert not pallas.supported(xla.net, 28, 28, on_gpu=True)
 
 
-@pytest.mark.parametrize('pool', [None, 2])
-@pytest.mark.parametrize('pairs_last', [False, True])
+@pytest.mark.parametrize('pool, pairs_last', [
+    (2, True), pytest.param(None, True, marks=pytest.mark.slow),
+    pytest.param(2, False, marks=pytest.mark.slow),
+    pytest.param(None, False, marks=pytest.mark.slow)])
 def test_pallas_conv_relu_step_equals_xla_interpreted(pool, pairs_last):
     """One fused step (conv + ReLU, optionally + 2x2 average pool) in Pallas'
     interpreter equals the XLA recursion on a block of 2 x 3 pairs, float64."""
