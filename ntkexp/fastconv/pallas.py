@@ -240,7 +240,6 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
     step.fuses_input_relu = kind == 'diagonal_relu_in'
-    step.kind = kind
     return step
 
 

@@ -620,33 +620,27 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
     b2 = net.bias_var
 
     layers = net.layers
-    # A step that also takes the ReLU before its convolution
-    # (ntkexp.fastconv.diagonal, ``in_vars``) gets it here.
-    fuse_in = (getattr(conv_relu, 'fuses_input_relu', False) and need_ntk
-               and full)
-    in_vars = {}
     alpha, _, gamma = net.conv_ntk_coeffs(in_channels)
+    # Extra arguments of the next fused step (below): its input as the first
+    # layer's product, with the ReLU before its convolution.
+    step_input = {}
     i = relu_index = 0
-    if fuse_in and tuple(layers[1:4]) == (RELU, CONV, RELU):
-        # The first ReLU -> conv -> ReLU (+ pool) as one step, reading the
-        # first layer's product once: zero patches around the images make it
-        # come out zero-padded for the convolution, and NNGP and NTK are both
-        # affine in it (``input_affine``).
+    if (getattr(conv_relu, 'fuses_input_relu', False) and need_ntk and full
+            and tuple(layers[1:4]) == (RELU, CONV, RELU)):
+        # The first ReLU -> conv -> ReLU (+ pool) as one step
+        # (ntkexp.fastconv.diagonal), reading the first layer's product once:
+        # zero patches around the images make it come out zero-padded for the
+        # convolution, and NNGP and NTK are both affine in it.
         lo, hi = _same_pads(k)
 
         def pad(a):
             return jnp.pad(a, ((0, 0), (lo, hi), (lo, hi)) +
                            ((0, 0),) * (a.ndim - 3))
-        raw = pairing.first(pad(pt1), pad(pt2))
-        alpha2, beta2, gamma2 = net.conv_ntk_coeffs(net.width)
-        pool, skip = _fused_pool(net, 2, spatial)
-        nngp, ntk = conv_relu(
-            raw, None, vars1[1], vars2[1], k=k, scale=scale, shift=b2,
-            alpha=alpha2, beta=beta2, gamma=gamma2, pool=pool,
-            in_vars=(pad(vars1[0]), pad(vars2[0])), padded=True,
-            input_affine=(scale / in_channels, b2, alpha / in_channels,
-                          gamma))
-        relu_index, i = 2, 3 + skip
+        nngp, ntk = pairing.first(pad(pt1), pad(pt2)), None
+        step_input = dict(in_vars=(pad(vars1[0]), pad(vars2[0])), padded=True,
+                          input_affine=(scale / in_channels, b2,
+                                        alpha / in_channels, gamma))
+        i = relu_index = 1
     else:
         # First convolution straight from the patches: its unnormalised conv
         # of the input covariance x x' / C is <patch, patch'> / C (Arora et
@@ -658,11 +652,7 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
     while i + 1 < len(layers):
         i += 1
         layer = layers[i]
-        if (layer == RELU and fuse_in and
-                tuple(layers[i + 1:i + 3]) == (CONV, RELU)):
-            in_vars = dict(in_vars=(vars1[relu_index], vars2[relu_index]))
-            relu_index += 1
-        elif layer == RELU:
+        if layer == RELU:
             prod = pairing.prod(vars1[relu_index], vars2[relu_index])
             relu_index += 1
             nngp, dot = relu(nngp, prod)
@@ -672,13 +662,13 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
               and i + 1 < len(layers) and layers[i + 1] == RELU):
             # Convolution + ReLU (+ the average pool that follows) fused
             # (ntkexp.fastconv.pallas).
-            pool, skip = _fused_pool(net, i, nngp.shape[-2:])
+            pool, skip = _fused_pool(net, i, vars1[relu_index].shape[-2:])
             alpha, beta, gamma = net.conv_ntk_coeffs(channels)
             nngp, ntk = conv_relu(nngp, ntk, vars1[relu_index],
                                   vars2[relu_index], k=k, scale=scale,
                                   shift=b2, alpha=alpha, beta=beta,
-                                  gamma=gamma, pool=pool, **in_vars)
-            in_vars = {}
+                                  gamma=gamma, pool=pool, **step_input)
+            step_input = {}
             relu_index += 1
             i += 1 + skip
         elif layer == CONV:
@@ -755,7 +745,7 @@ def _recursion_of(net) -> tuple[Callable, Callable]:
 # (256 MiB per float32 array): large steps keep the device busy and the
 # memory bounded. On CPUs 2**20 (one pair of 32x32 images, 4 MiB per array):
 # the arrays of a step then stay in the last-level cache, and the 32x32
-# Myrtle-5 / CNN-GAP / WRN-10-1 kernels are 1.3-1.7x faster than in
+# Myrtle-5 / CNN-GAP / WRN-10-1 kernels are 1.7-1.9x faster than in
 # 2**26-entry steps (docs/fastconv.md).
 STEP_ENTRIES = 2 ** 26
 STEP_ENTRIES_CPU = 2 ** 20

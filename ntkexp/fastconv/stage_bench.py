@@ -199,25 +199,23 @@ def main(argv: list[str] | None = None) -> None:
         return
     side = int(argv[0]) if argv else 32
     args = step_inputs(side)
-    # The 'step' group's inputs: after the first ReLU.
+    # The 'step' group's inputs (nngp, ntk, var1, var2): after the first ReLU.
     nngp, dot = recursion.relu(
         args[0], recursion.block_variance_product(args[2], args[3]))
-    after = (nngp, args[1] * dot) + args[2:]
+    after = (nngp, args[1] * dot) + args[4:]
     pairs = args[0].shape[0] * args[0].shape[1]
     ref, t_ref = {}, {}
     for (pool, group, name), fn in variants(
             jax.default_backend() == 'cpu').items():
         inputs = args if group == 'relu+step' else after
-        call = (fn if group == 'relu+step' else
-                (lambda fn: lambda n, t, u1, u2, v1, v2: fn(n, t, v1, v2))(fn))
         try:
             start = time.perf_counter()
-            out = jax.block_until_ready(call(*inputs))
+            out = jax.block_until_ready(fn(*inputs))
             first = time.perf_counter() - start
             ref.setdefault(pool, out)
             err = max(float(jnp.abs(a - b).max() / jnp.abs(b).max())
                       for a, b in zip(out, ref[pool]))
-            seconds = timed(lambda: call(*inputs))  # pylint: disable=cell-var-from-loop
+            seconds = timed(lambda: fn(*inputs))  # pylint: disable=cell-var-from-loop
             t_ref.setdefault((pool, group), seconds)
             print(f'side={side} pool={pool} {group} {name}: '
                   f'{seconds / pairs * 1e6:.2f} us/pair, '
