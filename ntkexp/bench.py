@@ -33,6 +33,7 @@ Usage::
     python -m ntkexp.bench                # sizes for a laptop CPU
     python -m ntkexp.bench --size gpu     # sizes for one GPU
     python -m ntkexp.bench --only infinite --arch fc resnet --n fc=4096
+    python -m ntkexp.bench --only infinite --dtype float64   # as `ntkexp run`
 """
 
 from __future__ import annotations
@@ -117,13 +118,16 @@ def _rel_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
-                   repeats: int) -> list[dict[str, Any]]:
-    """NTK entries/s: plain nt (jit, nt.batch) vs the ntkexp block engine."""
+                   repeats: int, dtype: str = 'float32'
+                   ) -> list[dict[str, Any]]:
+    """NTK entries/s: plain nt (jit, nt.batch) vs the ntkexp block engine,
+    on ``dtype`` images (``float64`` needs ``jax_enable_x64``; it is what
+    ``ntkexp run`` computes kernels in, ``precision: float64``)."""
     fn, kwargs = ARCHITECTURES[arch]
     fast = arch in FAST_ARCHS
     # Plain neural-tangents: the stax kernel_fn, without ntkexp's fast path.
     _, _, kernel_fn = fn(**kwargs, **({'fast_kernel': False} if fast else {}))
-    x = _images(n, side)
+    x = _images(n, side).astype(dtype)
     rows = []
     jitted = jax.jit(kernel_fn, static_argnames='get')
     t_jit, ref = timed(lambda: jitted(x, x, get='ntk'), repeats)
@@ -162,7 +166,7 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
                          **_choice_columns(fast_engine, fast_plan)))
     for row in rows:
         row.update(benchmark='infinite_ntk', arch=arch, n=n,
-                   input=f'{side}x{side}x3',
+                   input=f'{side}x{side}x3', dtype=dtype,
                    entries_per_s=n * n / row['seconds'],
                    ratio_vs_nt_jit=t_jit / row['seconds'],
                    ratio_vs_nt_jit_host=t_host / row['seconds'])
@@ -332,6 +336,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         help='empirical NTK implementations and bounds '
                         '(default: ' + ' '.join(EMPIRICAL_METHODS) +
                         '; ratios are to the first)')
+    parser.add_argument('--dtype', choices=('float32', 'float64'),
+                        default='float32',
+                        help='precision of the infinite-width kernels (float64: '
+                        "what `ntkexp run` uses; on a CPU, neural-tangents' "
+                        'float32 kernels are slower than its float64 ones, '
+                        'results/bench/session7/)')
     parser.add_argument('--n', nargs='*', default=[], metavar='ARCH=N',
                         help='override the inputs of an architecture, e.g. '
                         'fc=16384')
@@ -347,6 +357,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         sizes[arch] = int(value)
     memory_gb = args.memory_gb or (16.0 if device.platform == 'gpu' else 2.0)
     only = set(args.only or ['infinite', 'empirical', 'training'])
+    if args.dtype == 'float64':
+        if only != {'infinite'}:
+            parser.error('--dtype float64 times the infinite-width kernels '
+                         'only: add --only infinite')
+        jax.config.update('jax_enable_x64', True)
     rows: list[dict[str, Any]] = []
     meta = dict(device=f'{device.platform}:{device.device_kind}',
                 device_count=len(jax.local_devices()), size=size,
@@ -358,7 +373,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 **{f'v_{k}': v for k, v in records.versions().items()})
     args.out.mkdir(parents=True, exist_ok=True)
     kind = device.device_kind.replace(' ', '_').replace('/', '_')
-    path = args.out / f'bench_{device.platform}_{kind}.csv'
+    suffix = '' if args.dtype == 'float32' else f'_{args.dtype}'
+    path = args.out / f'bench_{device.platform}_{kind}{suffix}.csv'
 
     def save() -> pd.DataFrame:
         # Written after every benchmark: a run cut short keeps its rows.
@@ -371,7 +387,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if 'infinite' in only:
         for arch in args.arch or ARCHITECTURES:
             rows += bench_infinite(arch, sizes[arch], sizes['image'], memory_gb,
-                                   args.repeats)
+                                   args.repeats, args.dtype)
             save()
             print(f'  infinite {arch} done', flush=True)
     if 'training' in only:

@@ -61,16 +61,18 @@ def test_empirical_bounds_are_the_backward_passes(tmp_path):
     init_fn, apply_fn, _ = models.wrn(depth=10, width=4, out_dim=3)
     x = np.random.RandomState(0).randn(2, 6, 6, 3).astype(np.float32)
     _, params = init_fn(bench.jax.random.PRNGKey(0), x.shape)
-    got = np.asarray(bench.cotangent_floor_fn(apply_fn)(x, params))
-    jac = np.asarray(bench.jax.jacrev(lambda a: apply_fn(params, a))(x))
+    got = np.asarray(bench.jax.jit(bench.cotangent_floor_fn(apply_fn))(
+        x, params))
+    jac = np.asarray(bench.jax.jit(bench.jax.jacrev(
+        lambda a: apply_fn(params, a)))(x))
     assert got.shape == (3, 2, 6, 6, 3)
     for i in range(2):
         for k in range(3):
             np.testing.assert_allclose(got[k, i], jac[i, k, i], rtol=1e-5,
                                        atol=1e-6 * np.abs(jac).max())
     # weight_gradients_fn: each logit's parameter gradient summed over images.
-    grads = bench.weight_gradients_fn(apply_fn)(x, params)
-    jac = bench.jax.jacrev(lambda p: apply_fn(p, x))(params)
+    grads = bench.jax.jit(bench.weight_gradients_fn(apply_fn))(x, params)
+    jac = bench.jax.jit(bench.jax.jacrev(lambda p: apply_fn(p, x)))(params)
     flat_grads = bench.jax.tree_util.tree_leaves(grads)
     flat_jac = bench.jax.tree_util.tree_leaves(jac)
     # 7 convolutions, 2 shortcut projections, the readout.
@@ -151,3 +153,22 @@ def test_stage_bench_kernel_profile_reads_the_trace(tmp_path):
     assert times == sorted(times, reverse=True)
     assert 0 < sum(r['share'] for r in rows) <= 1 + 1e-9
     assert 'ENTRY' in hlo.read_text()
+
+
+def test_bench_float64_kernels_equal_and_are_labelled(tmp_path):
+    """``--dtype float64`` (the precision ``ntkexp run`` computes kernels in):
+    the engine's blocks equal one jitted call to float64 rounding, rows and
+    file say float64; other sections refuse it (they would silently change
+    precision)."""
+    frame = bench.main(['--only', 'infinite', '--arch', 'fc', '--dtype',
+                        'float64', '--n', 'fc=40', 'image=4', '--repeats', '1',
+                        '--memory-gb', '0.00002', '--out', str(tmp_path)])
+    (written,) = tmp_path.iterdir()
+    assert written.name.startswith('bench_') and written.name.endswith(
+        '_float64.csv')
+    assert set(frame.dtype) == {'float64'}
+    engine = frame.set_index('method').loc['ntkexp_engine']
+    assert engine.block < 40
+    assert engine.rel_diff < 1e-12
+    with pytest.raises(SystemExit):
+        bench.main(['--dtype', 'float64', '--out', str(tmp_path)])

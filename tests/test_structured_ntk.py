@@ -137,8 +137,9 @@ def test_untapped_weights_stay_exact(contraction):
     taps = S.trace_taps(apply_fn, params, x1)[2]
     assert [(t.kind, t.leaf) for t in taps] == [('dense', 3)]
     for trace_axes in ((-1,), ()):
-        want = nt.empirical_ntk_fn(apply_fn, trace_axes=trace_axes,
-                                   vmap_axes=0, implementation=1)(x1, x2, params)
+        want = jax.jit(nt.empirical_ntk_fn(
+            apply_fn, trace_axes=trace_axes, vmap_axes=0,
+            implementation=1))(x1, x2, params)
         got = jax.jit(S.structured_ntk_fn(
             apply_fn, trace_axes=trace_axes,
             conv_contraction=contraction))(x1, x2, params)
