@@ -32,8 +32,9 @@ test: $(STAMP) ## Run the fast test suite (slow tests: make test-slow)
 test-slow: $(STAMP) ## Run every test, slow ones included
 	$(PY) -m pytest -q -m ''
 
-bench: $(STAMP) ## Benchmark against plain neural-tangents; CSV under results/bench/
+bench: $(STAMP) ## Benchmark against plain neural-tangents (float32, then the kernels in float64, as runs use); CSVs under results/bench/
 	$(PY) -m ntkexp.bench
+	$(PY) -m ntkexp.bench --only infinite --dtype float64
 
 clean: ## Remove run records (not results/)
 	rm -rf runs outputs multirun
