@@ -203,7 +203,8 @@ def test_shift_sum_is_same_convolution_of_covariance():
                 np.einsum('hwhw->hw', diag), rtol=1e-12)
 
 
-@pytest.mark.parametrize('name', ['myrtle5_ntk', 'wrn10_ntk'])
+@pytest.mark.parametrize('name', [
+    'myrtle5_ntk', pytest.param('wrn10_ntk', marks=pytest.mark.slow)])
 def test_fusion_switches_change_nothing(name, monkeypatch):
     """``MATERIALIZE_PADDED`` and ``MATERIALIZE_CONV_OUTPUT`` (optimisation
     barriers around the shift-sums), ``BATCHED_FIRST_MATMUL`` and
