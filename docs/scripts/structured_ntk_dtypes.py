@@ -17,11 +17,11 @@ Usage (``results/bench/session7/README.md``)::
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 
 import numpy as np
+
+import script_rows
 
 
 def measure(dtype: str, n: int) -> dict:
@@ -69,20 +69,12 @@ def main(argv=None) -> None:
     if args.one:
         print(json.dumps(measure(args.one, args.n)))
         return
-    import pandas as pd  # pylint: disable=g-import-not-at-top
     rows = []
     for dtype in ('float32', 'float64'):
-        done = subprocess.run([sys.executable, __file__, '--one', dtype,
-                               '--n', str(args.n)], capture_output=True,
-                              text=True, check=True)
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        rows.append(json.loads(script_rows.in_fresh_process(
+            __file__, ['--one', dtype, '--n', str(args.n)])))
         print(rows[-1], flush=True)
-    frame = pd.DataFrame(rows)
-    frame['command'] = 'python docs/scripts/structured_ntk_dtypes.py ' + ' '.join(
-        sys.argv[1:] if argv is None else argv)
-    if args.out:
-        frame.to_csv(args.out, index=False)
-        print(f'wrote {args.out}')
+    script_rows.write_rows(rows, __file__, argv, args.out)
 
 
 if __name__ == '__main__':

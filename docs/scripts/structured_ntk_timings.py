@@ -22,10 +22,10 @@ Usage (``results/bench/session5/README.md``)::
 """
 
 import argparse
-import sys
 
 import numpy as np
-import pandas as pd
+
+import script_rows
 
 import ntkexp  # noqa: F401  (neural-tangents on current JAX)
 import jax
@@ -122,14 +122,11 @@ def main(argv=None):
                         choices=list(TABLES))
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
-    frame = pd.DataFrame([row for table in args.tables
-                          for row in TABLES[table](args.repeats)])
-    frame['device'] = str(jax.devices()[0].device_kind)
-    frame['command'] = 'python docs/scripts/structured_ntk_timings.py ' + ' '.join(
-        sys.argv[1:] if argv is None else argv)
+    device = str(jax.devices()[0].device_kind)
+    frame = script_rows.write_rows(
+        [dict(row, device=device) for table in args.tables
+         for row in TABLES[table](args.repeats)], __file__, argv, args.out)
     print(frame.drop(columns=['command']).to_string())
-    if args.out:
-        frame.to_csv(args.out, index=False)
 
 
 if __name__ == '__main__':

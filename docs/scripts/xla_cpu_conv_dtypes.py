@@ -22,16 +22,15 @@ Usage (``results/bench/session7/README.md``)::
 """
 
 import argparse
-import statistics
-import subprocess
-import sys
-import time
 
 import numpy as np
-import pandas as pd
+
+import script_rows
 
 import jax
 from jax import lax
+
+from ntkexp import bench
 
 jax.config.update('jax_enable_x64', True)
 
@@ -48,27 +47,7 @@ def conv_seconds(batch: int, side: int, channels: int, dtype: str,
     w = jax.numpy.asarray(rng.randn(3, 3, channels, channels), dtype)
     conv = jax.jit(lambda a, b: lax.conv_general_dilated(
         a, b, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
-    conv(x, w).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        conv(x, w).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def measured(batch: int, side: int, channels: int, dtype: str,
-             tries: int = 5) -> float:
-    """:func:`conv_seconds` in a fresh process, tried again after a crash."""
-    for _ in range(tries):
-        done = subprocess.run(
-            [sys.executable, __file__, '--one', str(batch), str(side),
-             str(channels), dtype], capture_output=True, text=True)
-        if done.returncode == 0:
-            return float(done.stdout.split()[-1])
-        print(f'  {dtype} {batch}x{side}x{side}x{channels}: exit status '
-              f'{done.returncode}, trying again', flush=True)
-    raise RuntimeError(f'{dtype} convolution crashed {tries} times')
+    return bench.timed(lambda: conv(x, w), repeats)[0]
 
 
 def main(argv=None) -> None:
@@ -83,7 +62,10 @@ def main(argv=None) -> None:
     rows = []
     for batch, side, channels in SHAPES:
         for dtype in ('float32', 'float64'):
-            seconds = measured(batch, side, channels, dtype)
+            # A crashed float64 measurement is run again (module docstring).
+            seconds = float(script_rows.in_fresh_process(
+                __file__, ['--one', str(batch), str(side), str(channels),
+                           dtype], tries=5))
             outputs = batch * side * side * channels
             rows.append(dict(shape=f'{batch}x{side}x{side}x{channels}',
                              dtype=dtype, seconds=seconds,
@@ -91,12 +73,7 @@ def main(argv=None) -> None:
                              device=jax.devices()[0].device_kind,
                              jax=jax.__version__))
             print(rows[-1], flush=True)
-    frame = pd.DataFrame(rows)
-    frame['command'] = 'python docs/scripts/xla_cpu_conv_dtypes.py ' + ' '.join(
-        sys.argv[1:] if argv is None else argv)
-    if args.out:
-        frame.to_csv(args.out, index=False)
-        print(f'wrote {args.out}')
+    script_rows.write_rows(rows, __file__, argv, args.out)
 
 
 if __name__ == '__main__':
