@@ -431,7 +431,13 @@ def test_pallas_step_lowers_to_triton_for_cuda():
         with _abstract_h100():
             text = jax.jit(fast, static_argnames='get').trace(
                 x, x, get='ntk').lower(lowering_platforms=('cuda',)).as_text()
+        # Whether XLA forms the first layer's product of the pairs (a matrix
+        # product with a 6-D (b1, b2, H, W, H, W) result).
+        products.append(bool(re.search(
+            r'stablehlo\.dot_general.*-> tensor<(\d+x){6}f32>', text)))
         return re.findall(r'name = "(cntk_[a-z_]+)"', text)
+
+    products = []
 
     # Myrtle-5 at 32x32: stages 32 -> 16 and 16 -> 8 in Triton, 8 -> 4 in XLA.
     assert triton_kernels(models.myrtle, 32, depth=5, width=8) == [
@@ -441,15 +447,19 @@ def test_pallas_step_lowers_to_triton_for_cuda():
         'cntk_conv_relu', 'cntk_conv_relu_pool']
     # The diagonal kernels: with the first ReLU fused, Myrtle's 32x32 stage
     # (ReLU -> conv -> ReLU -> pool) and CNN-GAP's first ReLU -> conv -> ReLU
-    # each become one kernel.
+    # each become one kernel; with the product fused too, from the patches.
     for kind, first in (('diagonal', 'cntk_diag_conv_relu'),
-                        ('diagonal_relu_in', 'cntk_diag_relu_conv_relu')):
+                        ('diagonal_relu_in', 'cntk_diag_relu_conv_relu'),
+                        ('diagonal_patches',
+                         'cntk_diag_patches_relu_conv_relu')):
         assert triton_kernels(models.myrtle, 32, depth=5, width=8,
                               kind=kind) == [first + '_pool',
                                              'cntk_diag_conv_relu_pool']
         assert triton_kernels(models.cnn, 32, depth=3, width=8,
                               readout='gap', kind=kind) == [
             first, 'cntk_diag_conv_relu_pool']
+    # diagonal_patches computes it in the Triton kernel.
+    assert products[-6:] == [True, True, True, True, False, False]
     _, _, xla = models.myrtle(depth=5, width=8)
     assert pallas.supported(xla.net, 32, 32, on_gpu=True)
     assert not pallas.supported(xla.net, 28, 28, on_gpu=True)
@@ -486,7 +496,8 @@ def test_pallas_conv_relu_step_equals_xla_interpreted(pool, pairs_last):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('kind', ['rows', 'diagonal', 'diagonal_relu_in'])
+@pytest.mark.parametrize('kind', ['rows', 'diagonal', 'diagonal_relu_in',
+                                  'diagonal_patches'])
 @pytest.mark.parametrize('fn, kwargs, side', [
     (models.myrtle, dict(depth=5, width=8, b_std=0.2), 8),
     (models.cnn, dict(depth=3, width=8, b_std=0.1, readout='gap'), 6),
@@ -495,7 +506,8 @@ def test_pallas_kernel_equals_neural_tangents_interpreted(fn, kwargs, side,
                                                           kind):
     """The whole kernel with the Pallas steps (pooled stages, CNN-GAP's last
     step pooled 2x2 before the global mean; ``diagonal_relu_in``: the first
-    ReLU -> conv -> ReLU from the padded first-layer product) equals
+    ReLU -> conv -> ReLU from the padded first-layer product;
+    ``diagonal_patches``: the same from the patches) equals
     neural-tangents, float64."""
     from ntkexp.fastconv import pallas
     _, _, reference = fn(**kwargs, fast_kernel=False)
@@ -515,8 +527,8 @@ def test_pallas_kernel_equals_neural_tangents_interpreted(fn, kwargs, side,
 def _step_arguments(rng, side, b1, b2, k):
     """A first layer's product ``raw`` (zero-padded by the SAME pads of
     ``k``, from zero patches around the images), its ReLU's variances ``u``
-    (padded) and the next ReLU's ``var``, float64; and the slices of the
-    interior."""
+    (padded) and the next ReLU's ``var``, float64; the slices of the
+    interior; and the padded patches ``pt`` (``raw`` is their product / 27)."""
     lo, hi = recursion._same_pads(k)  # pylint: disable=protected-access
     x = rng.randn(b1 + b2, side, side, 3)
     pt = jnp.pad(recursion.patches(jnp.asarray(x), 3),
@@ -526,7 +538,7 @@ def _step_arguments(rng, side, b1, b2, k):
     u = u * jnp.pad(jnp.ones((side, side)), ((lo, hi), (lo, hi)))
     inner = slice(lo, lo + side)
     var = 0.5 * u[:, inner, inner] + 0.1
-    return raw, u, var, inner
+    return raw, u, var, inner, pt
 
 
 @pytest.mark.parametrize('side, pool, k, inputs, carry', [
@@ -535,12 +547,15 @@ def _step_arguments(rng, side, b1, b2, k):
     pytest.param(6, 3, 3, 'relu_in', True, marks=pytest.mark.slow),
     pytest.param(5, None, 3, 'first_layer', True, marks=pytest.mark.slow),
     pytest.param(6, 2, 2, 'first_layer', False, marks=pytest.mark.slow),
+    (6, 2, 3, 'first_patches', True),
+    pytest.param(5, None, 3, 'first_patches', False, marks=pytest.mark.slow),
 ])
 def test_diagonal_step_equals_xla_interpreted(side, pool, k, inputs, carry):
     """The diagonal kernel (Pallas interpreter) equals the XLA step on a block
     of 2 x 3 pairs, float64: after a ReLU, with the ReLU before the
-    convolution fused, and in the first-layer form (padded product, affine
-    NNGP / NTK); odd sides with a pool drop the last row and column like
+    convolution fused, in the first-layer form (padded product, affine
+    NNGP / NTK) and with that product computed in the kernel from the
+    patches; odd sides with a pool drop the last row and column like
     ``AvgPool``; sums carried between windows or recomputed."""
     from ntkexp.fastconv import diagonal, pallas
     rng = np.random.RandomState(side)
@@ -548,7 +563,8 @@ def test_diagonal_step_equals_xla_interpreted(side, pool, k, inputs, carry):
     coeffs = dict(k=k, scale=1.5 / 9, shift=0.01, alpha=1.5 / 9,
                   beta=1.2 / 9, gamma=0.02, pool=pool)
     with jax.enable_x64(True):
-        raw_pad, u_pad, var, inner = _step_arguments(rng, side, b1, b2, k)
+        raw_pad, u_pad, var, inner, pt = _step_arguments(rng, side, b1, b2,
+                                                         k)
         raw = raw_pad[:, :, inner, inner, inner, inner]
         u = u_pad[:, inner, inner]
         affine = (0.9, 0.3, 0.8, 0.25)
@@ -562,10 +578,16 @@ def test_diagonal_step_equals_xla_interpreted(side, pool, k, inputs, carry):
             args, extra = (post, ntk * dot), {}
         elif inputs == 'relu_in':
             args, extra = (nngp, ntk), dict(in_vars=in_vars)
-        else:
+        elif inputs == 'first_layer':
             args, extra = (raw_pad, None), dict(
                 in_vars=(u_pad[:b1], u_pad[b1:]), padded=True,
                 input_affine=affine)
+        else:
+            args, extra = (None, None), dict(
+                in_vars=(u_pad[:b1], u_pad[b1:]), padded=True,
+                input_affine=(affine[0] / 27, affine[1], affine[2] / 27,
+                              affine[3]),
+                input_patches=(pt[:b1], pt[b1:]))
         got = diagonal.conv_relu_diagonal(*args, var[:b1], var[b1:],
                                           interpret=True, carry_sums=carry,
                                           **extra, **coeffs)
@@ -579,3 +601,10 @@ def test_pallas_step_kind_is_checked():
     from ntkexp.fastconv import pallas
     with pytest.raises(ValueError, match='diagonal_relu_in'):
         pallas.make_conv_relu(True, kind='diagonals')
+    from ntkexp.fastconv import diagonal
+    var = jnp.ones((1, 4, 4))
+    with pytest.raises(ValueError, match='input_patches needs padded=True'):
+        diagonal.conv_relu_diagonal(
+            None, None, var, var, k=3, scale=1., shift=0., alpha=1., beta=1.,
+            gamma=0., input_patches=(jnp.ones((1, 6, 6, 27)),) * 2,
+            interpret=True)

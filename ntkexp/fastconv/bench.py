@@ -21,7 +21,8 @@ Usage::
     python -m ntkexp.fastconv.bench --arch myrtle5 --side 32 --n 4 \\
         --variants default,materialize_off,session3
     python -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side 32 --n 32 \\
-        --pallas --pallas-kinds rows,diagonal,diagonal_relu_in --num-warps 4,8
+        --pallas --pallas-kinds diagonal,diagonal_relu_in,diagonal_patches \\
+        --num-warps 4,8
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
 
 
 def main(argv=None) -> None:
+    from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--arch', default='cnn_gap,myrtle5')
     parser.add_argument('--side', type=int, default=32)
@@ -192,13 +194,12 @@ def main(argv=None) -> None:
                         help='Triton warps of the Pallas rows, e.g. 2,4,8')
     parser.add_argument('--pallas-kinds', default='rows',
                         help='Pallas steps to time with --pallas: '
-                             'rows,diagonal,diagonal_relu_in')
+                             + ','.join(fc_pallas.KINDS))
     parser.add_argument('--variants', default='default',
                         help='fastconv rows, one per recursion variant: '
                              + ','.join(VARIANTS))
     parser.add_argument('--out', type=Path, default=None, help='CSV path')
     args = parser.parse_args(argv)
-    from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
     unknown = set(args.pallas_kinds.split(',')) - set(fc_pallas.KINDS)
     if unknown:
         parser.error(f'--pallas-kinds: unknown {sorted(unknown)}; choose from '

@@ -22,13 +22,19 @@ i + delta, . + dw]`` in registers:
   tile (its variances padded with zeros, which makes the ReLU of the padding
   exactly 0), so the post-ReLU covariances of that layer are never written
   either: for Myrtle's 32x32 stage the whole ``ReLU -> conv -> ReLU -> pool``
-  is one pass from the first layer's covariance to the pooled one.
+  is one pass from the first layer's covariance to the pooled one;
+* with ``input_patches`` (kind ``diagonal_patches``) that covariance is not
+  read either but computed in the kernel from the two images' patches, one
+  ``(W, F) x (F, W)`` matrix product per loaded tile: Myrtle's 32x32 stage
+  then reads only the patches (``34 x 34 x 32`` floats per image) and writes
+  the pooled covariances.
 
 It computes exactly what :func:`ntkexp.fastconv.pallas.conv_relu` does (the
 shift-sum in another order; equal to 1e-13 in float64, tested in interpret
 mode) and lowers to Triton for CUDA (tested without a GPU). Its speed on a
 GPU has not been measured yet: ``python -m ntkexp.fastconv.bench --pallas
---pallas-kinds rows,diagonal,diagonal_relu_in`` times it there.
+--pallas-kinds diagonal,diagonal_relu_in,diagonal_patches`` times it there.
+
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                        in_vars: Optional[Sequence[jax.Array]] = None,
                        padded: bool = False,
                        input_affine: Optional[Sequence[float]] = None,
+                       input_patches: Optional[Sequence[jax.Array]] = None,
                        interpret: bool = False, num_warps: int = 4,
                        carry_sums: bool = True) -> tuple[jax.Array, jax.Array]:
     """``ReLU(Conv(.))`` (+ pool) of a block of pair covariances, by diagonals.
@@ -82,6 +89,16 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     ``ntk = a1 raw + a0`` (``ntk`` None), so that only one covariance is read.
     The padding is then masked to 0 after the affine map.
 
+    With ``input_patches = (p1, p2)`` (kind ``diagonal_patches``) even
+    ``raw`` is never read: each program computes its tiles of it as the
+    matrix products ``p1[i, c + dw] . p2[i', c' + dw]`` of the two images'
+    zero-padded first-layer patches (``(b, H + k - 1, W + k - 1, F)``,
+    ``F = k^2 C``), so Myrtle's whole 32x32 stage reads only the patches and
+    writes the pooled covariances. ``nngp`` and ``ntk`` are then None. Each
+    product tile is computed once per program (``k`` per output row pair
+    with carried sums), in the precision of ``jax.lax.Precision.HIGHEST``
+    (IEEE float32 on a GPU, not TF32).
+
     Args:
         nngp, ntk: ``(b1, b2, H, W, H, W)`` covariances (with ``padded``,
             ``(b1, b2, H + k - 1, W + k - 1, H + k - 1, W + k - 1)``);
@@ -95,6 +112,9 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             (padded like the covariances with ``padded``).
         padded: inputs come zero-padded.
         input_affine: ``(s1, s0, a1, a0)``, see above, or None.
+        input_patches: ``(p1, p2)`` padded first-layer patches of the two
+            sides, see above, or None (needs ``padded``, ``input_affine``
+            and ``in_vars``).
         interpret: run in Pallas' interpreter (CPU tests).
         num_warps: Triton warps per program (GPU).
         carry_sums: carry the column-shifted sums from one window to the
@@ -111,6 +131,13 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     pairs = b1 * b2
     step = 1 if pool is None else pool
     ho, wo = h // step, w // step
+    if input_patches is not None:
+        if not (padded and input_affine is not None and in_vars is not None):
+            raise ValueError('input_patches needs padded=True, input_affine '
+                             'and in_vars (the first ReLU -> conv -> ReLU)')
+        if not interpret and wo < pallas.MIN_GPU_TILE:
+            nngp = recursion._block_first(*input_patches)  # pylint: disable=protected-access
+            input_patches = None
     if not interpret and wo < pallas.MIN_GPU_TILE:
         nngp, ntk, in_vars = _unpadded(nngp, ntk, in_vars, padded,
                                        input_affine, lo, h, w)
@@ -121,9 +148,12 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     hp, wp = h + lo + hi, w + lo + hi
     if input_affine is not None:
         ntk = None
-    args = [x if padded else jnp.pad(x, ((0, 0),) * 2 + ((lo, hi),) * 4)
-            for x in (nngp, ntk) if x is not None]
-    args = [x.reshape(pairs, hp, wp, hp, wp) for x in args]
+    if input_patches is not None:
+        args = [_feature_padded(p) for p in input_patches]
+    else:
+        args = [x if padded else jnp.pad(x, ((0, 0),) * 2 + ((lo, hi),) * 4)
+                for x in (nngp, ntk) if x is not None]
+        args = [x.reshape(pairs, hp, wp, hp, wp) for x in args]
     relu_in = in_vars is not None
     if relu_in:
         args += [u if padded else jnp.pad(u, ((0, 0), (lo, hi), (lo, hi)))
@@ -135,7 +165,10 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
 
     def kernel(*refs):
         refs = list(refs)
-        n_ref = refs.pop(0)
+        if input_patches is not None:
+            p1_ref, p2_ref = refs.pop(0), refs.pop(0)
+        else:
+            n_ref = refs.pop(0)
         t_ref = None if input_affine is not None else refs.pop(0)
         u1_ref, u2_ref = (refs.pop(0), refs.pop(0)) if relu_in else (None,
                                                                       None)
@@ -151,7 +184,13 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             """The (ReLU'd) ``(wc, wc)`` tiles of padded rows ``(i, i2)``,
             columns shifted by ``dw``."""
             cols = pl.ds(dw, wc)
-            a = n_ref[i, cols, i2, cols]
+            if input_patches is not None:
+                a = jax.lax.dot_general(
+                    p1_ref[i, cols, :], p2_ref[i2, cols, :],
+                    (((1,), (1,)), ((), ())),
+                    precision=jax.lax.Precision.HIGHEST)
+            else:
+                a = n_ref[i, cols, i2, cols]
             if input_affine is not None:
                 s1, s0, a1, a0 = input_affine
                 a, b = s1 * a + s0, a1 * a + a0
@@ -224,8 +263,15 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     def pair_spec(block, index):
         return pl.BlockSpec(block, lambda p, d: index(p))
 
-    full = pair_spec((None, hp, wp, hp, wp), lambda p: (p, 0, 0, 0, 0))
-    specs = [full] * (1 if input_affine is not None else 2)
+    if input_patches is not None:
+        features = args[0].shape[-1]
+        specs = [pair_spec((None, hp, wp, features),
+                           lambda p: (p // b2, 0, 0, 0)),
+                 pair_spec((None, hp, wp, features),
+                           lambda p: (p % b2, 0, 0, 0))]
+    else:
+        full = pair_spec((None, hp, wp, hp, wp), lambda p: (p, 0, 0, 0, 0))
+        specs = [full] * (1 if input_affine is not None else 2)
     if relu_in:
         specs += [pair_spec((None, hp, wp), lambda p: (p // b2, 0, 0)),
                   pair_spec((None, hp, wp), lambda p: (p % b2, 0, 0))]
@@ -237,7 +283,8 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     if not interpret:
         from jax.experimental.pallas import triton as pl_triton  # pylint: disable=g-import-not-at-top
         params = pl_triton.CompilerParams(num_warps=num_warps, num_stages=1)
-    name = 'cntk_diag_' + ('relu_' if relu_in else '') + (
+    name = 'cntk_diag_' + ('patches_' if input_patches is not None else '') + (
+        'relu_' if relu_in else '') + (
         'conv_relu' if pool is None else 'conv_relu_pool')
     out_n, out_t = pl.pallas_call(
         kernel, out_shape=(shape, shape), grid=(pairs, 2 * ho - 1),
@@ -246,6 +293,16 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     )(*args)
     return (out_n.reshape(b1, b2, ho, wo, ho, wo),
             out_t.reshape(b1, b2, ho, wo, ho, wo))
+
+
+def _feature_padded(p: jax.Array) -> jax.Array:
+    """Patches with their feature axis zero-padded to a power of two of at
+    least 16 (Triton's tensors have power-of-two sides, and its float64
+    matrix product needs a contraction of 16 or more); the products are
+    unchanged."""
+    features = p.shape[-1]
+    target = max(16, 1 << (features - 1).bit_length())
+    return jnp.pad(p, ((0, 0),) * (p.ndim - 1) + ((0, target - features),))
 
 
 def _unpadded(nngp, ntk, in_vars, padded, input_affine, lo, h, w):

@@ -22,7 +22,8 @@ selected automatically; ``model.fast_kernel=pallas`` selects it (on CPU it runs
 in interpret mode, which is slow and only meant for tests). A second design,
 :mod:`ntkexp.fastconv.diagonal` (one program per diagonal of row pairs, ``k``
 instead of ``k^2`` loads per output, optionally with the ReLU before the
-convolution fused), is exact but not yet timed on a GPU; :func:`make_conv_relu`
+convolution fused, and with it the first layer's product from the patches),
+is exact but not yet timed on a GPU; :func:`make_conv_relu`
 builds either (:data:`KINDS`). Loaded tiles are
 ``(W / pool, W / pool)``: on a GPU (Triton) the image side at every stage must
 be a power of two (32x32 CIFAR: 32, 16, 8), and tiles under
@@ -213,9 +214,11 @@ def supported(net: recursion.ConvNet, height: int, width: int,
 #: Pallas steps :func:`make_conv_relu` can build: ``'rows'`` (:func:`conv_relu`,
 #: one program per output row pair), ``'diagonal'``
 #: (:func:`ntkexp.fastconv.diagonal.conv_relu_diagonal`, one program per
-#: diagonal of row pairs) and ``'diagonal_relu_in'`` (the same, with the ReLU
-#: before the convolution fused too).
-KINDS = ('rows', 'diagonal', 'diagonal_relu_in')
+#: diagonal of row pairs), ``'diagonal_relu_in'`` (the same, with the ReLU
+#: before the convolution fused too) and ``'diagonal_patches'`` (the same
+#: again, with the first layer's product computed in the kernel from the
+#: images' patches).
+KINDS = ('rows', 'diagonal', 'diagonal_relu_in', 'diagonal_patches')
 
 
 def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
@@ -227,7 +230,8 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
     The returned function has the signature of :func:`conv_relu`; its
     attribute ``fuses_input_relu`` tells :func:`recursion.pair_kernels`
     whether to hand it the ReLU before the convolution too (keyword
-    ``in_vars``).
+    ``in_vars``), and ``fuses_input_product`` whether to hand it the first
+    layer's patches instead of their product (keyword ``input_patches``).
     """
     if kind not in KINDS:
         raise ValueError(f'Pallas step kind={kind!r}: expected one of {KINDS}')
@@ -239,7 +243,8 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
         from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
-    step.fuses_input_relu = kind == 'diagonal_relu_in'
+    step.fuses_input_relu = kind in ('diagonal_relu_in', 'diagonal_patches')
+    step.fuses_input_product = kind == 'diagonal_patches'
     return step
 
 

@@ -636,10 +636,15 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         def pad(a):
             return jnp.pad(a, ((0, 0), (lo, hi), (lo, hi)) +
                            ((0, 0),) * (a.ndim - 3))
-        nngp, ntk = pairing.first(pad(pt1), pad(pt2)), None
         step_input = dict(in_vars=(pad(vars1[0]), pad(vars2[0])), padded=True,
                           input_affine=(scale / in_channels, b2,
                                         alpha / in_channels, gamma))
+        if getattr(conv_relu, 'fuses_input_product', False):
+            # Not even the product: the step computes it from the patches.
+            nngp = ntk = None
+            step_input['input_patches'] = (pad(pt1), pad(pt2))
+        else:
+            nngp, ntk = pairing.first(pad(pt1), pad(pt2)), None
         i = relu_index = 1
     else:
         # First convolution straight from the patches: its unnormalised conv

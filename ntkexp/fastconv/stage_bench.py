@@ -8,7 +8,9 @@ kernel (:func:`ntkexp.fastconv.pallas.conv_relu`) with both grid orders and
 the diagonal kernel (:func:`ntkexp.fastconv.diagonal.conv_relu_diagonal`;
 4 and 8 warps, sums carried or not), each checked against the XLA result; and
 the first ReLU + that step, in XLA and with the ReLU fused into the diagonal
-kernel. Prints microseconds per pair. On a CPU the Pallas rows run in the
+kernel; and the whole first stage from the images' patches (product, ReLU,
+step), in XLA, with the ReLU fused, and with the product fused too
+(``diagonal_patches``). Prints microseconds per pair. On a CPU the Pallas rows run in the
 interpreter (slow; a check only).
 
 With ``--layers ARCH``, instead times the whole fast kernel of a network of
@@ -68,11 +70,51 @@ def step_inputs(side: int, b1: int = 2, b2: int = 32) -> tuple[jax.Array, ...]:
     return raw, raw, var[:b1], var[b1:], 0.5 * var[:b1], 0.5 * var[b1:]
 
 
+def patch_inputs(side: int, b1: int = 2, b2: int = 32
+                 ) -> tuple[jax.Array, ...]:
+    """``(p1, p2, u1, u2, var1, var2)``: the same block as
+    :func:`step_inputs` given by the images' first-layer patches instead of
+    their product."""
+    x = np.random.RandomState(0).randn(b1 + b2, side, side, 3).astype(np.float32)
+    pt = recursion.patches(jnp.asarray(x), 3)
+    var = jnp.einsum('ahwk,ahwk->ahw', pt, pt, precision='highest') / 27
+    return pt[:b1], pt[b1:], var[:b1], var[b1:], 0.5 * var[:b1], 0.5 * var[b1:]
+
+
+def _first_stage(kind: str, pool, warps: int, interpret: bool) -> Callable:
+    """Product, ReLU and step from :func:`patch_inputs`: ``'xla'`` (the
+    recursion's passes), ``'diagonal_relu_in'`` (XLA's padded product, then
+    one kernel) or ``'diagonal_patches'`` (one kernel)."""
+    from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
+    lo, hi = recursion._same_pads(COEFFS['k'])  # pylint: disable=protected-access
+
+    def pad(a):
+        return jnp.pad(a, ((0, 0), (lo, hi), (lo, hi)) + ((0, 0),) * (a.ndim - 3))
+
+    def stage(p1, p2, u1, u2, v1, v2):
+        if kind == 'xla':
+            raw = recursion._block_first(p1, p2) / 27  # pylint: disable=protected-access
+            return pallas._xla_conv_relu(raw, raw, v1, v2, pool=pool,  # pylint: disable=protected-access
+                                         in_vars=(u1, u2), **COEFFS)
+        options = dict(padded=True, in_vars=(pad(u1), pad(u2)),
+                       input_affine=(1 / 27, 0.0, 1 / 27, 0.0), pool=pool,
+                       num_warps=warps, interpret=interpret, **COEFFS)
+        if kind == 'diagonal_patches':
+            return diagonal.conv_relu_diagonal(
+                None, None, v1, v2, input_patches=(pad(p1), pad(p2)), **options)
+        raw = recursion._block_first(pad(p1), pad(p2))  # pylint: disable=protected-access
+        return diagonal.conv_relu_diagonal(raw, None, v1, v2, **options)
+
+    return jax.jit(stage)
+
+
 def variants(interpret: bool) -> dict[tuple[Any, str, str], Callable]:
     """Jitted step variants keyed by ``(pool, group, name)``, each group's XLA
     one first. Group ``'step'`` times conv + ReLU (+ pool) on the first ReLU's
     output; group ``'relu+step'`` times the first ReLU too (XLA: the ReLU
-    then the step; Pallas: the diagonal kernel with the ReLU fused)."""
+    then the step; Pallas: the diagonal kernel with the ReLU fused); group
+    ``'product+relu+step'`` the first layer's product too
+    (:func:`patch_inputs`)."""
     from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
     out = {}
     for pool in (2, None):
@@ -99,6 +141,12 @@ def variants(interpret: bool) -> dict[tuple[Any, str, str], Callable]:
                 diagonal.conv_relu_diagonal(
                     n, t, v1, v2, pool=pool, in_vars=(u1, u2),
                     num_warps=warps, interpret=interpret, **COEFFS))
+        out[pool, 'product+relu+step', 'xla'] = _first_stage(
+            'xla', pool, 4, interpret)
+        for kind in ('diagonal_relu_in', 'diagonal_patches'):
+            for warps in (4, 8):
+                out[pool, 'product+relu+step', f'{kind}_w{warps}'] = (
+                    _first_stage(kind, pool, warps, interpret))
     return out
 
 
@@ -203,11 +251,13 @@ def main(argv: list[str] | None = None) -> None:
     nngp, dot = recursion.relu(
         args[0], recursion.block_variance_product(args[2], args[3]))
     after = (nngp, args[1] * dot) + args[4:]
+    patched = patch_inputs(side)
     pairs = args[0].shape[0] * args[0].shape[1]
     ref, t_ref = {}, {}
     for (pool, group, name), fn in variants(
             jax.default_backend() == 'cpu').items():
-        inputs = args if group == 'relu+step' else after
+        inputs = {'relu+step': args, 'step': after,
+                  'product+relu+step': patched}[group]
         try:
             start = time.perf_counter()
             out = jax.block_until_ready(fn(*inputs))
