@@ -158,8 +158,14 @@ def test_config_selects_fast_kernel(tmp_path):
                                                  f'paths.root={tmp_path}'])
         off = hydra.compose('config', overrides=[
             'model=myrtle', '++model.fast_kernel=false', f'paths.root={tmp_path}'])
-    assert instantiate(cfg.model, out_dim=2)[2].fastconv
+        kind = hydra.compose('config', overrides=[
+            'model=myrtle', '++model.fast_kernel=pallas_diagonal_patches',
+            f'paths.root={tmp_path}'])
+    assert instantiate(cfg.model, out_dim=2)[2].impl == 'xla'
     assert not getattr(instantiate(off.model, out_dim=2)[2], 'fastconv', False)
+    assert instantiate(kind.model, out_dim=2)[2].impl == 'pallas'
+    with pytest.raises(ValueError, match='pallas_diagonal_patches'):
+        models.myrtle(depth=5, fast_kernel='pallas_diagonals')
 
 
 # Building blocks --------------------------------------------------------------
@@ -386,11 +392,13 @@ def test_supported_set():
 
 
 @pytest.mark.slow
-def test_pallas_step_equals_xla_recursion_interpreted():
-    """``fast_kernel=pallas`` (interpret mode on CPU) equals the XLA recursion."""
+@pytest.mark.parametrize('mode', ['pallas', 'pallas_diagonal_patches'])
+def test_pallas_step_equals_xla_recursion_interpreted(mode):
+    """``fast_kernel=pallas`` and ``pallas_<kind>`` (interpret mode on CPU)
+    equal the XLA recursion."""
     fn, kwargs, side, channels = CASES['cnn_gap_standard']
     _, _, xla = fn(**kwargs)
-    _, _, pal = fn(fast_kernel='pallas', **kwargs)
+    _, _, pal = fn(fast_kernel=mode, **kwargs)
     assert (xla.impl, pal.impl) == ('xla', 'pallas')
     x1 = _images(1, side, channels, 5)
     x2 = _images(2, side, channels, 6)

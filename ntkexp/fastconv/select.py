@@ -32,15 +32,17 @@ from typing import Any, Callable, Optional
 
 import jax
 
-from ntkexp.fastconv import recursion
+from ntkexp.fastconv import pallas, recursion
 from ntkexp.fastconv.recursion import CONV, POOL, RELU, ConvNet
 from ntkexp.fastconv.residual import WideResNet
 
 # Values of the model option ``fast_kernel``: 'pallas' is 'true' with the
-# Pallas convolution + ReLU (+ pool) steps (ntkexp.fastconv.pallas; exact on an
-# H100 but no faster than XLA there, and slower to compile, so never chosen by
-# 'auto').
-MODES = ('auto', 'true', 'false', 'pallas')
+# Pallas convolution + ReLU (+ pool) steps of kind 'rows' (ntkexp.fastconv.pallas;
+# exact on an H100 but no faster than XLA there, and slower to compile, so never
+# chosen by 'auto'); 'pallas_<kind>' with another of pallas.KINDS (the diagonal
+# steps, not yet timed on a GPU).
+MODES = ('auto', 'true', 'false', 'pallas') + tuple(
+    f'pallas_{kind}' for kind in pallas.KINDS if kind != 'rows')
 
 
 def parse_mode(model: str, value: Any) -> str:
@@ -168,7 +170,6 @@ def fast_kernel_fn(net: ConvNet, fallback: Callable,
             return fallback(x1_or_kernel, x2, get, **kwargs)
         step = None
         if conv_relu is not None and x2 is not None:
-            from ntkexp.fastconv import pallas  # pylint: disable=g-import-not-at-top
             if pallas.supported(net, *x1_or_kernel.shape[1:3],
                                 on_gpu=jax.default_backend() == 'gpu'):
                 step = conv_relu
@@ -198,7 +199,9 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
         mode: the ``fast_kernel`` option: ``'auto'`` (fast if supported and
             pooled -- CNN-GAP, Myrtle, WRN; neural-tangents for CNN-VEC),
             ``True`` (fast, or an error if not supported), ``'pallas'`` (as
-            ``True``, with the Pallas step) or ``False``.
+            ``True``, with the Pallas step of kind ``rows``), ``'pallas_<kind>'``
+            (with another kind of :data:`ntkexp.fastconv.pallas.KINDS`) or
+            ``False``.
         model: model name for messages.
         reason: why ``net`` is None (for the error of ``fast_kernel=true``).
         check: input-shape check (see :func:`fast_kernel_fn`).
@@ -219,14 +222,14 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
         # 4.8x on a CPU; results/bench/session1, conf/model/cnn_vec.yaml).
         return triple
     if net is None:
-        if mode in ('true', 'pallas'):
+        if mode == 'true' or mode.startswith('pallas'):
             raise ValueError(
                 f"model '{model}': fast_kernel=true does not support {reason}; "
                 'use fast_kernel=auto (neural-tangents for this architecture).')
         return triple
     init_fn, apply_fn, kernel_fn = triple
     conv_relu = None
-    if mode == 'pallas':
-        from ntkexp.fastconv import pallas  # pylint: disable=g-import-not-at-top
-        conv_relu = pallas.make_conv_relu()
+    if mode.startswith('pallas'):
+        conv_relu = pallas.make_conv_relu(
+            kind=mode[len('pallas_'):] if mode != 'pallas' else 'rows')
     return init_fn, apply_fn, fast_kernel_fn(net, kernel_fn, check, conv_relu)
