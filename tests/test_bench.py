@@ -1,5 +1,6 @@
 """``make bench`` at tiny sizes: the engine rows record the block choice."""
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -139,6 +140,25 @@ def test_stage_bench_layer_profile_covers_every_layer():
     assert all(c > 0 for c in cumulative)
     assert np.allclose(np.cumsum([r['us_per_pair_layer'] for r in rows]),
                        cumulative)
+
+
+def test_stage_bench_steps_compute_the_same_stage():
+    """``stage_bench``'s groups time one computation: the first stage from
+    the patches (XLA, and in the interpreter the diagonal steps after XLA's
+    product and from the patches) equals the first ReLU then the step from the product, and
+    that equals the step on the ReLU'd covariances, float64."""
+    from ntkexp.fastconv import pallas, recursion, stage_bench
+    with jax.enable_x64(True):
+        side, coeffs = 6, dict(pool=2, **stage_bench.COEFFS)
+        raw, raw_t, u1, u2, v1, v2 = stage_bench.step_inputs(side, 1, 2,
+                                                             np.float64)
+        nngp, dot = recursion.relu(raw, recursion.block_variance_product(u1, u2))
+        want = pallas._xla_conv_relu(nngp, raw_t * dot, v1, v2, **coeffs)  # pylint: disable=protected-access
+        patched = stage_bench.patch_inputs(side, 1, 2, np.float64)
+        for kind in ('xla', 'diagonal_relu_in', 'diagonal_patches'):
+            got = stage_bench._first_stage(kind, 2, 4, True)(*patched)  # pylint: disable=protected-access
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
 def test_stage_bench_kernel_profile_reads_the_trace(tmp_path):

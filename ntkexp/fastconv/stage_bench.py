@@ -57,12 +57,13 @@ def timed(fn: Callable[[], Any], repeats: int = 5) -> float:
     return ntkexp_bench.timed(fn, repeats)[0]
 
 
-def step_inputs(side: int, b1: int = 2, b2: int = 32) -> tuple[jax.Array, ...]:
+def step_inputs(side: int, b1: int = 2, b2: int = 32,
+                dtype: Any = np.float32) -> tuple[jax.Array, ...]:
     """``(raw, raw_ntk, u1, u2, var1, var2)`` of a ``b1 x b2`` block: the first
     layer's covariance of random images before its ReLU (NNGP and NTK, equal
     for a bias-free layer), that ReLU's variances ``u`` and the next one's
     ``var``."""
-    x = np.random.RandomState(0).randn(b1 + b2, side, side, 3).astype(np.float32)
+    x = np.random.RandomState(0).randn(b1 + b2, side, side, 3).astype(dtype)
     pt = recursion.patches(jnp.asarray(x), 3)
     raw = jnp.einsum('ahwk,bxyk->abhwxy', pt[:b1], pt[b1:],
                      precision='highest') / 27
@@ -70,12 +71,12 @@ def step_inputs(side: int, b1: int = 2, b2: int = 32) -> tuple[jax.Array, ...]:
     return raw, raw, var[:b1], var[b1:], 0.5 * var[:b1], 0.5 * var[b1:]
 
 
-def patch_inputs(side: int, b1: int = 2, b2: int = 32
-                 ) -> tuple[jax.Array, ...]:
+def patch_inputs(side: int, b1: int = 2, b2: int = 32,
+                 dtype: Any = np.float32) -> tuple[jax.Array, ...]:
     """``(p1, p2, u1, u2, var1, var2)``: the same block as
     :func:`step_inputs` given by the images' first-layer patches instead of
     their product."""
-    x = np.random.RandomState(0).randn(b1 + b2, side, side, 3).astype(np.float32)
+    x = np.random.RandomState(0).randn(b1 + b2, side, side, 3).astype(dtype)
     pt = recursion.patches(jnp.asarray(x), 3)
     var = jnp.einsum('ahwk,ahwk->ahw', pt, pt, precision='highest') / 27
     return pt[:b1], pt[b1:], var[:b1], var[b1:], 0.5 * var[:b1], 0.5 * var[b1:]
