@@ -213,25 +213,28 @@ def test_shift_sum_is_same_convolution_of_covariance():
     'myrtle5_ntk', pytest.param('wrn10_ntk', marks=pytest.mark.slow)])
 def test_fusion_switches_change_nothing(name, monkeypatch):
     """``MATERIALIZE_PADDED`` and ``MATERIALIZE_CONV_OUTPUT`` (optimisation
-    barriers around the shift-sums), ``BATCHED_FIRST_MATMUL`` and
-    ``OFFSET_SELF_COVARIANCE`` change how, not what: every setting agrees to
-    float64 rounding."""
+    barriers around the shift-sums), ``BATCHED_FIRST_MATMUL``,
+    ``OFFSET_SELF_COVARIANCE`` and ``PACK_RELU_OUTPUTS`` (the last ReLU's
+    outputs as one complex array) change how, not what: every setting agrees
+    to float64 rounding."""
     fn, kwargs, side, channels = CASES[name]
     net = fn(**kwargs)[2].net
     x1, x2 = _images(3, side, channels, 0), _images(2, side, channels, 1)
     out = {}
     with jax.enable_x64(True):
-        for flags in ((True, True, True, True), (False, False, False, False),
-                      (True, False, True, False), (False, True, False, True)):
+        for flags in ((True,) * 5, (False,) * 5,
+                      (True, False, True, False, True),
+                      (False, True, False, True, False)):
             for attr, flag in zip(('MATERIALIZE_PADDED',
                                    'MATERIALIZE_CONV_OUTPUT',
                                    'BATCHED_FIRST_MATMUL',
-                                   'OFFSET_SELF_COVARIANCE'), flags):
+                                   'OFFSET_SELF_COVARIANCE',
+                                   'PACK_RELU_OUTPUTS'), flags):
                 monkeypatch.setattr(recursion, attr, flag)
             out[flags] = jax.jit(lambda a, b: recursion.kernel(net, a, b))(
                 x1, x2)
     for g in ('nngp', 'ntk'):
-        reference = np.asarray(out[True, True, True, True][g])
+        reference = np.asarray(out[(True,) * 5][g])
         assert reference.shape == (3, 2)
         for result in out.values():
             np.testing.assert_allclose(np.asarray(result[g]), reference,
@@ -312,6 +315,25 @@ def test_block_recursion_has_no_transposed_covariance():
              if re.search(r'= f32\[2,3,8,8,8,8\]\S* (transpose|copy)\(', line)]
     assert not moved, moved
     assert re.search(r'= f32\[2,3,64,64\]\S* dot\(', text)
+
+
+def test_last_relu_is_packed_on_cpu(monkeypatch):
+    """On a CPU the ReLU before the readout writes NNGP and NTK as one complex
+    array (``PACK_RELU_OUTPUTS``), so XLA computes its arc-cosine step once
+    instead of inside each of the readout's two means."""
+    fn, kwargs, side, channels = CASES['cnn_gap_standard']
+    net = fn(**kwargs)[2].net
+    x1, x2 = _images(2, side, channels, 0), _images(3, side, channels, 1)
+    pair = rf'c64\[\d+,\d+,{side},{side},{side},{side}\]'
+
+    def packed():
+        text = jax.jit(lambda a, b: recursion.kernel(net, a, b)).lower(
+            x1.astype(np.float32), x2.astype(np.float32)).compile().as_text()
+        return bool(re.search(pair, text))
+
+    assert recursion.pack_relu_outputs() and packed()
+    monkeypatch.setattr(recursion, 'PACK_RELU_OUTPUTS', False)
+    assert not packed()
 
 
 @pytest.mark.parametrize('k,stride,size', [(3, 2, 8), (3, 2, 7), (1, 2, 8),

@@ -84,6 +84,8 @@ VARIANTS = {
     'materialize_all': dict(MATERIALIZE_PADDED=True,
                             MATERIALIZE_CONV_OUTPUT=True),
     'full_self_covariance': dict(OFFSET_SELF_COVARIANCE=False),
+    'pack_relu_off': dict(PACK_RELU_OUTPUTS=False),
+    'pack_relu_on': dict(PACK_RELU_OUTPUTS=True),
     # CPU steps as large as on GPUs (as before the sixth session).
     'large_steps': dict(STEP_ENTRIES_CPU=2 ** 26),
     # Steps of 2**p pair-covariance entries on every backend (on a GPU, steps

@@ -74,9 +74,23 @@ MATERIALIZE_PADDED = 'auto'
 # variant to measure on a GPU (``python -m ntkexp.fastconv.bench --variants
 # default,materialize_conv,materialize_all``).
 MATERIALIZE_CONV_OUTPUT = False
+# Whether the ReLU right before the readout (:func:`relu_pair`) writes its two
+# outputs as one complex array (NNGP real, NTK imaginary): 'auto' (on for the
+# CPU backend), True or False. Otherwise XLA's CPU fuses the arc-cosine step
+# into the two global means of the readout, and computes it twice in scalar
+# reduction loops: a 32x32 CNN-GAP kernel (float64) then takes 1.7x as long
+# (docs/fastconv.md). Earlier ReLUs gain nothing from it (measured).
+PACK_RELU_OUTPUTS = 'auto'
 # Whether :func:`self_variances` carries the self covariance only at the
 # offsets the pools need (False: the whole ``(b, H, W, H, W)``, as before).
 OFFSET_SELF_COVARIANCE = True
+
+
+def pack_relu_outputs() -> bool:
+    """Whether :data:`PACK_RELU_OUTPUTS` is on for the default backend."""
+    if PACK_RELU_OUTPUTS == 'auto':
+        return jax.default_backend() == 'cpu'
+    return bool(PACK_RELU_OUTPUTS)
 
 
 def materialize_padded() -> bool:
@@ -373,6 +387,25 @@ def relu(nngp: jax.Array, prod: jax.Array) -> tuple[jax.Array, jax.Array]:
     return factor * square_root + dot * nngp, dot
 
 
+def relu_pair(nngp: jax.Array, ntk: Optional[jax.Array], prod: jax.Array,
+              pack: bool = False) -> tuple[jax.Array, Optional[jax.Array]]:
+    """The ReLU step of a pair's NNGP and NTK: ``(nngp_out, ntk * dot)``
+    (:func:`relu`; ``ntk`` None: only the NNGP).
+
+    With ``pack`` and :func:`pack_relu_outputs` the two come out of one
+    complex array (written once, ``jax.lax.optimization_barrier``), so that
+    XLA computes the arc-cosine step once per entry and in one pass; the
+    values are the same.
+    """
+    out, dot = relu(nngp, prod)
+    if ntk is None:
+        return out, None
+    if not (pack and pack_relu_outputs()):
+        return out, ntk * dot
+    packed = jax.lax.optimization_barrier(jax.lax.complex(out, ntk * dot))
+    return jnp.real(packed), jnp.imag(packed)
+
+
 def patches(x: jax.Array, k: int) -> jax.Array:
     """``(b, H, W, C) -> (b, H, W, k*k*C)``: SAME zero-padded ``k x k`` patches."""
     if k == 1:
@@ -660,9 +693,9 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         if layer == RELU:
             prod = pairing.prod(vars1[relu_index], vars2[relu_index])
             relu_index += 1
-            nngp, dot = relu(nngp, prod)
-            if need_ntk:
-                ntk = ntk * dot
+            # Packed before the readout (see PACK_RELU_OUTPUTS).
+            nngp, ntk = relu_pair(nngp, ntk if need_ntk else None, prod,
+                                  pack=i + 1 == len(layers))
         elif (layer == CONV and conv_relu is not None and need_ntk and full
               and i + 1 < len(layers) and layers[i + 1] == RELU):
             # Convolution + ReLU (+ the average pool that follows) fused

@@ -181,8 +181,7 @@ class _PairOps(_Ops):
     def relu(self, state):
         nngp, ntk = state
         v1, v2 = next(self.vars)
-        nngp, dot = recursion.relu(nngp, self.pairing.prod(v1, v2))
-        return nngp, (None if ntk is None else ntk * dot)
+        return recursion.relu_pair(nngp, ntk, self.pairing.prod(v1, v2))
 
     def conv(self, state, k, stride):
         nngp, ntk = state
