@@ -74,13 +74,14 @@ MATERIALIZE_PADDED = 'auto'
 # variant to measure on a GPU (``python -m ntkexp.fastconv.bench --variants
 # default,materialize_conv,materialize_all``).
 MATERIALIZE_CONV_OUTPUT = False
-# Whether a ReLU followed by a pool or the readout (:func:`relu_pair`) writes
-# its two outputs as one complex array (NNGP real, NTK imaginary): 'auto' (on
-# for the CPU backend), True or False. Otherwise XLA's CPU fuses the arc-cosine
-# step into the two means that follow (one for the NNGP, one for the NTK) and
-# computes it twice, in scalar reduction loops: a 32x32 CNN-GAP kernel
-# (float64) then takes 1.9x as long, Myrtle-5 about 1.06x (docs/fastconv.md).
-# ReLUs followed by a convolution gain nothing from it (measured).
+# Whether the ReLU right before the readout (:func:`relu_pair`) writes its two
+# outputs as one complex array (NNGP real, NTK imaginary): 'auto' (on for the
+# CPU backend), True or False. Otherwise XLA's CPU fuses the arc-cosine step
+# into the readout's two global means (one for the NNGP, one for the NTK) and
+# computes it twice, in scalar reduction loops: the 32x32 CNN-GAP kernel, whose
+# last ReLU is at full resolution, then takes 1.7-1.9x as long
+# (docs/fastconv.md). Packing the ReLUs before convolutions or pools made no
+# difference above the CPU's noise (Myrtle-5, float32 and float64).
 PACK_RELU_OUTPUTS = 'auto'
 # Whether :func:`self_variances` carries the self covariance only at the
 # offsets the pools need (False: the whole ``(b, H, W, H, W)``, as before).
@@ -694,10 +695,9 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         if layer == RELU:
             prod = pairing.prod(vars1[relu_index], vars2[relu_index])
             relu_index += 1
-            # Packed before a pool or the readout (see PACK_RELU_OUTPUTS).
+            # Packed before the readout (see PACK_RELU_OUTPUTS).
             nngp, ntk = relu_pair(nngp, ntk if need_ntk else None, prod,
-                                  pack=i + 1 == len(layers)
-                                  or layers[i + 1] == POOL)
+                                  pack=i + 1 == len(layers))
         elif (layer == CONV and conv_relu is not None and need_ntk and full
               and i + 1 < len(layers) and layers[i + 1] == RELU):
             # Convolution + ReLU (+ the average pool that follows) fused
