@@ -34,7 +34,6 @@ shift-sum in another order; equal to 1e-13 in float64, tested in interpret
 mode) and lowers to Triton for CUDA (tested without a GPU). Its speed on a
 GPU has not been measured yet: ``python -m ntkexp.fastconv.bench --pallas
 --pallas-kinds diagonal,diagonal_relu_in,diagonal_patches`` times it there.
-
 """
 
 from __future__ import annotations
