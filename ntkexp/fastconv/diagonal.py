@@ -130,14 +130,13 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     pairs = b1 * b2
     step = 1 if pool is None else pool
     ho, wo = h // step, w // step
-    if input_patches is not None:
-        if not (padded and input_affine is not None and in_vars is not None):
-            raise ValueError('input_patches needs padded=True, input_affine '
-                             'and in_vars (the first ReLU -> conv -> ReLU)')
-        if not interpret and wo < pallas.MIN_GPU_TILE:
-            nngp = recursion._block_first(*input_patches)  # pylint: disable=protected-access
-            input_patches = None
+    if input_patches is not None and not (
+            padded and input_affine is not None and in_vars is not None):
+        raise ValueError('input_patches needs padded=True, input_affine '
+                         'and in_vars (the first ReLU -> conv -> ReLU)')
     if not interpret and wo < pallas.MIN_GPU_TILE:
+        if input_patches is not None:
+            nngp = recursion._block_first(*input_patches)  # pylint: disable=protected-access
         nngp, ntk, in_vars = _unpadded(nngp, ntk, in_vars, padded,
                                        input_affine, lo, h, w)
         return pallas._xla_conv_relu(  # pylint: disable=protected-access
@@ -155,8 +154,7 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
         args = [x.reshape(pairs, hp, wp, hp, wp) for x in args]
     relu_in = in_vars is not None
     if relu_in:
-        args += [u if padded else jnp.pad(u, ((0, 0), (lo, hi), (lo, hi)))
-                 for u in in_vars]
+        args += [u if padded else recursion.pad_images(u, k) for u in in_vars]
     args += [var1, var2]
     carried = _carried_keys(step, k) if carry_sums else []
     incoming = [(x - step, y - step) for x, y in carried]

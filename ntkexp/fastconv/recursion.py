@@ -408,13 +408,19 @@ def relu_pair(nngp: jax.Array, ntk: Optional[jax.Array], prod: jax.Array,
     return jnp.real(packed), jnp.imag(packed)
 
 
+def pad_images(a: jax.Array, k: int) -> jax.Array:
+    """``(b, H, W, ...)`` zero-padded on ``H`` and ``W`` by the SAME pads of a
+    ``k x k`` filter."""
+    lo, hi = _same_pads(k)
+    return jnp.pad(a, ((0, 0), (lo, hi), (lo, hi)) + ((0, 0),) * (a.ndim - 3))
+
+
 def patches(x: jax.Array, k: int) -> jax.Array:
     """``(b, H, W, C) -> (b, H, W, k*k*C)``: SAME zero-padded ``k x k`` patches."""
     if k == 1:
         return x
-    lo, hi = _same_pads(k)
     b, h, w, c = x.shape
-    xp = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)))
+    xp = pad_images(x, k)
     cols = [xp[:, i:i + h, j:j + w, :] for i in range(k) for j in range(k)]
     return jnp.concatenate(cols, axis=-1)
 
@@ -666,11 +672,8 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         # (ntkexp.fastconv.diagonal), reading the first layer's product once:
         # zero patches around the images make it come out zero-padded for the
         # convolution, and NNGP and NTK are both affine in it.
-        lo, hi = _same_pads(k)
-
         def pad(a):
-            return jnp.pad(a, ((0, 0), (lo, hi), (lo, hi)) +
-                           ((0, 0),) * (a.ndim - 3))
+            return pad_images(a, k)
         step_input = dict(in_vars=(pad(vars1[0]), pad(vars2[0])), padded=True,
                           input_affine=(scale / in_channels, b2,
                                         alpha / in_channels, gamma))

@@ -62,13 +62,10 @@ def step_inputs(side: int, b1: int = 2, b2: int = 32,
     """``(raw, raw_ntk, u1, u2, var1, var2)`` of a ``b1 x b2`` block: the first
     layer's covariance of random images before its ReLU (NNGP and NTK, equal
     for a bias-free layer), that ReLU's variances ``u`` and the next one's
-    ``var``."""
-    x = np.random.RandomState(0).randn(b1 + b2, side, side, 3).astype(dtype)
-    pt = recursion.patches(jnp.asarray(x), 3)
-    raw = jnp.einsum('ahwk,bxyk->abhwxy', pt[:b1], pt[b1:],
-                     precision='highest') / 27
-    var = jnp.einsum('ahwk,ahwk->ahw', pt, pt, precision='highest') / 27
-    return raw, raw, var[:b1], var[b1:], 0.5 * var[:b1], 0.5 * var[b1:]
+    ``var`` (:func:`patch_inputs` with the patches multiplied out)."""
+    p1, p2, *variances = patch_inputs(side, b1, b2, dtype)
+    raw = jnp.einsum('ahwk,bxyk->abhwxy', p1, p2, precision='highest') / 27
+    return (raw, raw, *variances)
 
 
 def patch_inputs(side: int, b1: int = 2, b2: int = 32,
@@ -87,10 +84,9 @@ def _first_stage(kind: str, pool, warps: int, interpret: bool) -> Callable:
     recursion's passes), ``'diagonal_relu_in'`` (XLA's padded product, then
     one kernel) or ``'diagonal_patches'`` (one kernel)."""
     from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
-    lo, hi = recursion._same_pads(COEFFS['k'])  # pylint: disable=protected-access
 
     def pad(a):
-        return jnp.pad(a, ((0, 0), (lo, hi), (lo, hi)) + ((0, 0),) * (a.ndim - 3))
+        return recursion.pad_images(a, COEFFS['k'])
 
     def stage(p1, p2, u1, u2, v1, v2):
         if kind == 'xla':
