@@ -129,6 +129,24 @@ def test_fastconv_bench_rejects_unknown_pallas_kinds(capsys):
     assert "unknown ['diagonals']" in capsys.readouterr().err
 
 
+def test_stage_bench_command_line(capsys):
+    """``stage_bench``'s modes parse as its docstring shows them; ``--help``
+    prints the usage (it once raised ``ValueError``)."""
+    from ntkexp.fastconv import stage_bench
+    args = stage_bench.parse_args(['16'])
+    assert (args.step_side, args.layers, args.kernels) == (16, None, None)
+    args = stage_bench.parse_args(['--layers', 'myrtle5', '--side', '8',
+                                   '--n', '4'])
+    assert (args.layers, args.side, args.n) == ('myrtle5', 8, 4)
+    args = stage_bench.parse_args(['--kernels', 'wrn', '--hlo', 'x.txt'])
+    assert (args.kernels, args.hlo, args.side) == ('wrn', 'x.txt', 32)
+    with pytest.raises(SystemExit):
+        stage_bench.parse_args(['--layers', 'a', '--kernels', 'b'])
+    with pytest.raises(SystemExit):
+        stage_bench.main(['--help'])
+    assert '--layers ARCH' in capsys.readouterr().out
+
+
 def test_stage_bench_layer_profile_covers_every_layer():
     """``stage_bench --layers``: one cumulative time per layer of the net,
     whose differences are the per-layer figures."""

@@ -224,36 +224,55 @@ def kernel_profile(arch: str, side: int, n: int, repeats: int = 3,
     return rows[:top]
 
 
+def parse_args(argv: list[str]):
+    """The command line: ``[SIDE]``, or ``--layers ARCH`` / ``--kernels ARCH``
+    with ``--side``, ``--n`` (and ``--hlo`` for ``--kernels``)."""
+    import argparse  # pylint: disable=g-import-not-at-top
+    parser = argparse.ArgumentParser(
+        prog='python -m ntkexp.fastconv.stage_bench',
+        description='Times one conv + ReLU (+ pool) step of the CNTK per '
+        'variant (default), the cost of each layer (--layers) or the '
+        "device's kernels (--kernels).")
+    parser.add_argument('step_side', nargs='?', type=int, default=32,
+                        metavar='SIDE',
+                        help='image side of the one-step timings (default 32)')
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument('--layers', metavar='ARCH',
+                      help='time the whole kernel of ARCH cut after each layer')
+    mode.add_argument('--kernels', metavar='ARCH',
+                      help="profile the whole kernel of ARCH's device kernels")
+    parser.add_argument('--side', type=int, default=32,
+                        help='with --layers / --kernels: image side')
+    parser.add_argument('--n', type=int, default=32,
+                        help='with --layers / --kernels: images per block side')
+    parser.add_argument('--hlo', default=None,
+                        help='with --kernels: write the optimised HLO')
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ('--layers', '--kernels'):
-        import argparse  # pylint: disable=g-import-not-at-top
-        parser = argparse.ArgumentParser()
-        parser.add_argument(argv[0], dest='arch', required=True)
-        parser.add_argument('--side', type=int, default=32)
-        parser.add_argument('--n', type=int, default=32)
-        parser.add_argument('--hlo', default=None,
-                            help='with --kernels: write the optimised HLO')
-        args = parser.parse_args(argv)
-        if argv[0] == '--layers':
-            layer_profile(args.arch, args.side, args.n)
-            return
-        for row in kernel_profile(args.arch, args.side, args.n, hlo=args.hlo):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.layers:
+        layer_profile(args.layers, args.side, args.n)
+        return
+    if args.kernels:
+        for row in kernel_profile(args.kernels, args.side, args.n,
+                                  hlo=args.hlo):
             print(f"{row['us_per_pair']:9.3f} us/pair {row['share']:6.1%} "
                   f"x{row['calls']:<5g} {row['line']} | {row['name']}")
         return
-    side = int(argv[0]) if argv else 32
-    args = step_inputs(side)
+    side = args.step_side
+    step_args = step_inputs(side)
     # The 'step' group's inputs (nngp, ntk, var1, var2): after the first ReLU.
-    nngp, dot = recursion.relu(
-        args[0], recursion.block_variance_product(args[2], args[3]))
-    after = (nngp, args[1] * dot) + args[4:]
+    nngp, dot = recursion.relu(step_args[0], recursion.block_variance_product(
+        step_args[2], step_args[3]))
+    after = (nngp, step_args[1] * dot) + step_args[4:]
     patched = patch_inputs(side)
-    pairs = args[0].shape[0] * args[0].shape[1]
+    pairs = step_args[0].shape[0] * step_args[0].shape[1]
     ref, t_ref = {}, {}
     for (pool, group, name), fn in variants(
             jax.default_backend() == 'cpu').items():
-        inputs = {'relu+step': args, 'step': after,
+        inputs = {'relu+step': step_args, 'step': after,
                   'product+relu+step': patched}[group]
         try:
             start = time.perf_counter()
