@@ -29,6 +29,30 @@ CASES = {
                                      readout='flatten', fast_kernel=True), 5, 1),
     # Odd sides: the strided SAME convolutions pad asymmetrically (6 -> 3 -> 2).
     'wrn10_ntk': (models.wrn, dict(depth=10, width=4), 6, 2),
+    # Other activations (ntkexp.fastconv.activations): one per architecture
+    # here, the other combinations in SLOW_CASES.
+    'myrtle5_erf': (models.myrtle, dict(depth=5, width=8, activation='erf'),
+                    4, 2),
+    'cnn_gap_gelu_standard': (models.cnn, dict(depth=2, width=8, b_std=0.1,
+                                               activation='gelu',
+                                               parameterization='standard'),
+                              5, 1),
+    'cnn_vec_sin': (models.cnn, dict(depth=2, width=8, readout='flatten',
+                                     activation='sin', fast_kernel=True), 5, 1),
+    'wrn10_abs': (models.wrn, dict(depth=10, width=4, activation='abs'), 6, 2),
+}
+# The remaining architecture x activation combinations (slow).
+ACTIVATION_CASES = {
+    f'{arch}_{act}': (fn, dict(kwargs, activation=act), side, channels)
+    for arch, (fn, kwargs, side, channels) in {
+        'myrtle5': (models.myrtle, dict(depth=5, width=8, b_std=0.2), 8, 1),
+        'cnn_gap': (models.cnn, dict(depth=3, width=8), 5, 2),
+        'cnn_vec': (models.cnn, dict(depth=2, width=8, readout='flatten',
+                                     fast_kernel=True), 5, 2),
+        'wrn10': (models.wrn, dict(depth=10, width=4, b_std=0.1), 5, 1),
+    }.items()
+    for act in ('abs', 'erf', 'gelu', 'sin')
+    if f'{arch}_{act}' not in ('myrtle5_erf', 'cnn_vec_sin', 'wrn10_abs')
 }
 SLOW_CASES = {
     'myrtle5_standard_bias': (models.myrtle, dict(depth=5, width=8, b_std=0.3,
@@ -47,6 +71,7 @@ SLOW_CASES = {
     'wrn16_k2_bias': (models.wrn, dict(depth=16, width=4, k=2, b_std=0.3,
                                        W_std=1.3), 5, 3),
     'wrn10_32x32': (models.wrn, dict(depth=10, width=4), 32, 3),
+    **ACTIVATION_CASES,
 }
 
 
@@ -89,6 +114,29 @@ def test_equals_neural_tangents_float32():
     _compare(CASES['myrtle5_ntk'], np.float32, 1e-5)
 
 
+@pytest.mark.parametrize('name', [
+    'myrtle5_erf', 'cnn_gap_gelu_standard',
+    pytest.param('wrn10_abs', marks=pytest.mark.slow)])
+def test_self_kernel_equals_neural_tangents(name):
+    """``k(x, None)`` of other activations. Erf and GELU have no square root
+    that vanishes at correlation 1, so they agree with neural-tangents to
+    rounding on the diagonal too; ``abs`` has the ReLU's (``recursion.relu``),
+    where jitted neural-tangents is off by its FMA noise (module docstring)."""
+    fn, kwargs, side, channels = CASES[name]
+    _, _, fast = fn(**kwargs)
+    _, _, reference = fn(**{**kwargs, 'fast_kernel': False})
+    x = _images(3, side, channels, 5)
+    with jax.enable_x64(True):
+        out = jax.jit(fast, static_argnames='get')(x, None, get=('nngp', 'ntk'))
+        ref = jax.jit(reference, static_argnames='get')(x, None,
+                                                          get=('nngp', 'ntk'))
+    rtol = 1e-8 if kwargs['activation'] == 'abs' else 1e-10
+    for g in ('nngp', 'ntk'):
+        a, r = np.asarray(getattr(out, g)), np.asarray(getattr(ref, g))
+        assert np.array_equal(a, a.T)
+        np.testing.assert_allclose(a, r, rtol=rtol, atol=rtol * np.abs(r).max())
+
+
 def test_self_kernel_is_symmetric_and_matches_blocks():
     """``k(x, None)`` computes pairs i <= j only; it equals the block ``k(x, x)``."""
     fn, kwargs, side, channels = CASES['myrtle5_ntk']
@@ -129,12 +177,22 @@ def test_engine_uses_fast_kernel_and_call_conventions(tmp_path):
 
 
 def test_fallback_to_neural_tangents():
-    # Unsupported activation: neural-tangents' kernel_fn, unchanged.
-    _, _, erf = models.cnn(depth=1, width=8, activation='erf')
-    assert not getattr(erf, 'fastconv', False)
+    # Unsupported architecture: neural-tangents' kernel_fn, unchanged.
+    _, _, standard = models.wrn(depth=10, width=4, parameterization='standard')
+    assert not getattr(standard, 'fastconv', False)
     with pytest.raises(ValueError, match='fast_kernel=true does not support '
-                       'activation=erf'):
-        models.cnn(depth=1, width=8, activation='erf', fast_kernel=True)
+                       'parameterization=standard'):
+        models.wrn(depth=10, width=4, parameterization='standard',
+                   fast_kernel=True)
+    # The Pallas steps fuse ReLU only: one error naming the fix.
+    with pytest.raises(ValueError, match='fast_kernel=pallas fuses ReLU steps '
+                       'only, not activation=erf; use fast_kernel=true or auto'):
+        models.myrtle(depth=5, activation='erf', fast_kernel='pallas')
+    net = models.myrtle(depth=5, activation='erf')[2].net
+    with pytest.raises(ValueError, match='ReLU only, not erf'):
+        recursion.pair_kernels(net, None, None, [], [], 3, ('ntk',),
+                               recursion._block_pairing(True), (4, 4),
+                               conv_relu=lambda *a, **k: None)
     with pytest.raises(ValueError, match='fast_kernel'):
         models.myrtle(depth=5, fast_kernel='sometimes')
     _, _, forced = models.cnn(depth=1, width=8, fast_kernel=True)
@@ -405,9 +463,19 @@ def test_supported_set():
                             parameterization='ntk', width=4, filter_size=3,
                             readout='flatten')
     assert not net.full_spatial
-    assert select.cnn_net(depth=2, W_std=1.0, b_std=None, activation='gelu',
+    net, _ = select.cnn_net(depth=2, W_std=1.0, b_std=None, activation='gelu',
+                            parameterization='ntk', width=4, filter_size=3,
+                            readout='gap')
+    assert net.activation == 'gelu'
+    assert select.cnn_net(depth=2, W_std=1.0, b_std=None, activation='tanh',
                           parameterization='ntk', width=4, filter_size=3,
-                          readout='gap') == (None, 'activation=gelu (only relu)')
+                          readout='gap') == (None, 'activation=tanh')
+    # Every activation of the models is supported, by every architecture.
+    for act in ('relu', 'abs', 'erf', 'gelu', 'sin'):
+        for fn in (models.cnn, models.myrtle, models.wrn):
+            kernel_fn = fn(depth=10 if fn is models.wrn else 5, width=4,
+                           activation=act)[2]
+            assert kernel_fn.fastconv and kernel_fn.net.activation == act
 
 
 # Pallas step (ntkexp.fastconv.pallas) -----------------------------------------

@@ -1,4 +1,4 @@
-"""Fast infinite-width kernels of pooled ReLU convolutional networks.
+"""Fast infinite-width kernels of pooled convolutional networks.
 
 neural-tangents computes the CNN-GP / CNTK of a pooled network (CNN-GAP,
 Myrtle) layer by layer on ``(b1, b2, H, H, W, W)`` covariances with depthwise
@@ -7,10 +7,12 @@ numbers (Arora et al. 2019, "On Exact Computation with an Infinitely Wide
 Neural Net", Sec. 4; Novak et al. 2019) with a recursion laid out for XLA's
 fusion (:mod:`ntkexp.fastconv.recursion`), and plugs it into the models'
 triples (:mod:`ntkexp.fastconv.select`): ``model=cnn``, ``model=myrtle``
-and ``model=wrn`` (NTK parameterisation; :mod:`ntkexp.fastconv.residual`)
-with ``activation=relu`` use it unless ``model.fast_kernel=false``; anything
-else keeps neural-tangents. :mod:`ntkexp.fastconv.pallas` holds an optional
-Pallas kernel of the hot step (convolution + ReLU), checked in interpret mode.
+and ``model=wrn`` (NTK parameterisation; :mod:`ntkexp.fastconv.residual`),
+with any of the models' activations (:mod:`ntkexp.fastconv.activations`), use
+it unless ``model.fast_kernel=false``; anything else keeps neural-tangents.
+:mod:`ntkexp.fastconv.pallas` and :mod:`ntkexp.fastconv.diagonal` hold
+optional Pallas kernels of the hot step (convolution + ReLU, ReLU networks
+only), checked in interpret mode.
 
 See ``docs/fastconv.md`` for accuracy and timings.
 """

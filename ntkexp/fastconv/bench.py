@@ -23,12 +23,18 @@ Usage::
     python -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side 32 --n 32 \\
         --pallas --pallas-kinds diagonal,diagonal_relu_in,diagonal_patches \\
         --num-warps 4,8
+    python -m ntkexp.fastconv.bench --arch myrtle5,wrn --side 32 --n 4 \\
+        --activation erf,gelu --dtype float64
+
+``--activation`` builds the networks with other activations than ReLU (each
+architecture once per activation; the Pallas steps are ReLU only).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import statistics
 import sys
 import time
@@ -117,11 +123,14 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
           skip_nt: bool = False, pallas: bool = False,
           num_warps: tuple[int, ...] = (4,),
           variants: tuple[str, ...] = ('default',),
-          pallas_kinds: tuple[str, ...] = ('rows',)) -> list[dict[str, Any]]:
+          pallas_kinds: tuple[str, ...] = ('rows',),
+          activation: str = 'relu') -> list[dict[str, Any]]:
     """Rows of one architecture: neural-tangents, fastconv once per recursion
     variant (:data:`VARIANTS`), and Pallas once per step kind
-    (:data:`ntkexp.fastconv.pallas.KINDS`) and Triton ``num_warps``."""
+    (:data:`ntkexp.fastconv.pallas.KINDS`) and Triton ``num_warps``; the
+    network built with ``activation``."""
     fn, kwargs = ARCHITECTURES[arch]
+    kwargs = dict(kwargs, activation=activation)
     rng = np.random.RandomState(0)
     x1 = rng.randn(n, side, side, 3).astype(dtype)
     x2 = rng.randn(n, side, side, 3).astype(dtype)
@@ -160,7 +169,8 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
         out = np.asarray(out, np.float64)
         if ref is None and method == 'nt':
             ref, t_ref = out, wall
-        row = dict(arch=arch, method=method, input=f'{side}x{side}x3', n=n,
+        row = dict(arch=arch, activation=activation, method=method,
+                   input=f'{side}x{side}x3', n=n,
                    dtype=dtype, device=str(jax.devices()[0].device_kind),
                    matmul_precision=str(
                        jax.config.jax_default_matmul_precision),
@@ -181,6 +191,7 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
 
 
 def main(argv=None) -> None:
+    from ntkexp.fastconv import activations as fc_activations  # pylint: disable=g-import-not-at-top
     from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--arch', default='cnn_gap,myrtle5')
@@ -200,8 +211,19 @@ def main(argv=None) -> None:
     parser.add_argument('--variants', default='default',
                         help='fastconv rows, one per recursion variant: '
                              + ','.join(VARIANTS))
+    parser.add_argument('--activation', default='relu',
+                        help='activations of the networks, e.g. relu,erf: '
+                             + ','.join(fc_activations.ACTIVATIONS))
     parser.add_argument('--out', type=Path, default=None, help='CSV path')
     args = parser.parse_args(argv)
+    unknown = (set(args.activation.split(','))
+               - set(fc_activations.ACTIVATIONS))
+    if unknown:
+        parser.error(f'--activation: unknown {sorted(unknown)}; choose from '
+                     + ','.join(fc_activations.ACTIVATIONS))
+    if args.pallas and args.activation != 'relu':
+        parser.error('--pallas times ReLU steps only; leave out --activation '
+                     'or --pallas')
     unknown = set(args.pallas_kinds.split(',')) - set(fc_pallas.KINDS)
     if unknown:
         parser.error(f'--pallas-kinds: unknown {sorted(unknown)}; choose from '
@@ -221,12 +243,13 @@ def main(argv=None) -> None:
             frame.to_csv(args.out, index=False)
 
     rows = []
-    for arch in args.arch.split(','):
+    for arch, activation in itertools.product(args.arch.split(','),
+                                              args.activation.split(',')):
         rows += bench(arch, args.side, args.n, args.repeats, args.dtype,
                       args.skip_nt, args.pallas,
                       tuple(int(w) for w in args.num_warps.split(',')),
                       tuple(args.variants.split(',')),
-                      tuple(args.pallas_kinds.split(',')))
+                      tuple(args.pallas_kinds.split(',')), activation)
         save()
     if args.out is not None:
         print(f'wrote {args.out}')

@@ -1,4 +1,4 @@
-"""Pure-JAX CNN-GP / CNTK recursion for pooled ReLU convolutional networks.
+"""Pure-JAX CNN-GP / CNTK recursion for pooled convolutional networks.
 
 The infinite-width kernels of a convolutional net (Novak et al. 2019, "Bayesian
 Deep Convolutional Networks with Many Channels are Gaussian Processes"; Arora
@@ -24,11 +24,14 @@ Dense``, in a layout that XLA fuses well:
   variances of each image, written as neural-tangents' ``ABRelu`` (``arctan2``
   form, same zero conventions), so both agree to rounding; ``arctan2`` is a
   vectorised polynomial (:func:`angle`), and an image paired with itself gets
-  ``theta = 0`` exactly (:func:`relu`).
+  ``theta = 0`` exactly (:func:`relu`). The other activations of the models
+  (``abs``, ``erf``, ``gelu``, ``sin``) take their closed forms from
+  :mod:`ntkexp.fastconv.activations` at the same place (``ConvNet.activation``;
+  the layer is still called ``'relu'``).
 * **Per-image variances** come from a cheaper recursion: only the diagonal
   ``(b, H, W)`` once no pooling lies ahead (a SAME convolution maps the
-  diagonal to itself, and ReLU halves it), the full ``(b, H, W, H, W)`` self
-  covariance before an average pool.
+  diagonal to itself, and ReLU halves it), the self covariance at the offsets
+  the pools mix in (``(b, H, W, 2r + 1, 2r + 1)``) before an average pool.
 * **CNN-VEC (Flatten readout)** only needs ``Sigma[p, p]``, so the whole pair
   recursion runs on ``(b1, b2, H, W)``.
 * **Symmetric kernels** ``k(x, None)`` compute the ``n (n + 1) / 2`` pairs
@@ -50,6 +53,10 @@ from typing import Any, Callable, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ntkexp.fastconv import activations
+# Re-exported: the Pallas steps, benches and tests use them from here.
+from ntkexp.fastconv.activations import angle, relu  # noqa: F401
 
 CONV, RELU, POOL = 'conv', 'relu', 'pool'
 KERNELS = ('nngp', 'ntk')
@@ -74,14 +81,14 @@ MATERIALIZE_PADDED = 'auto'
 # variant to measure on a GPU (``python -m ntkexp.fastconv.bench --variants
 # default,materialize_conv,materialize_all``).
 MATERIALIZE_CONV_OUTPUT = False
-# Whether the ReLU right before the readout (:func:`relu_pair`) writes its two
-# outputs as one complex array (NNGP real, NTK imaginary): 'auto' (on for the
-# CPU backend), True or False. Otherwise XLA's CPU fuses the arc-cosine step
-# into the readout's two global means (one for the NNGP, one for the NTK) and
-# computes it twice, in scalar reduction loops: the 32x32 CNN-GAP kernel, whose
-# last ReLU is at full resolution, then takes 1.7-1.9x as long
-# (docs/fastconv.md). Packing the ReLUs before convolutions or pools made no
-# difference above the CPU's noise (Myrtle-5, float32 and float64).
+# Whether the activation right before the readout (:func:`activation_pair`)
+# writes its two outputs as one complex array (NNGP real, NTK imaginary):
+# 'auto' (on for the CPU backend), True or False. Otherwise XLA's CPU fuses the
+# arc-cosine step into the readout's two global means (one for the NNGP, one
+# for the NTK) and computes it twice, in scalar reduction loops: the 32x32
+# CNN-GAP kernel, whose last ReLU is at full resolution, then takes 1.7-1.9x
+# as long (docs/fastconv.md). Packing the ReLUs before convolutions or pools
+# made no difference above the CPU's noise (Myrtle-5, float32 and float64).
 PACK_RELU_OUTPUTS = 'auto'
 # Whether :func:`self_variances` carries the self covariance only at the
 # offsets the pools need (False: the whole ``(b, H, W, H, W)``, as before).
@@ -104,12 +111,13 @@ def materialize_padded() -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class ConvNet:
-    """A supported architecture: SAME convolutions, ReLU, 2x2 average pools.
+    """A supported architecture: SAME convolutions, an element-wise
+    activation, 2x2 average pools.
 
     Attributes:
-        layers: the hidden layers in order, each ``'conv'``, ``'relu'`` or
-            ``'pool'`` (``AvgPool((p, p), strides=(p, p), 'VALID')``). The
-            first must be ``'conv'``.
+        layers: the hidden layers in order, each ``'conv'``, ``'relu'`` (the
+            activation, ``activation``) or ``'pool'`` (``AvgPool((p, p),
+            strides=(p, p), 'VALID')``). The first must be ``'conv'``.
         readout: ``'gap'`` (``GlobalAvgPool``) or ``'flatten'``; both are
             followed by ``Dense(out_dim)`` with the same ``W_std``, ``b_std``.
         W_std: weight standard deviation sigma_w of every layer.
@@ -119,6 +127,8 @@ class ConvNet:
             parameterisation's NTK depends on it).
         filter_size: side ``k`` of the square filters (stride 1, SAME).
         pool: window and stride of the average pools.
+        activation: the activation of every ``'relu'`` layer, a name of
+            :data:`ntkexp.fastconv.activations.ACTIVATIONS`.
     """
     layers: tuple[str, ...]
     readout: str
@@ -128,6 +138,7 @@ class ConvNet:
     width: int = 1
     filter_size: int = 3
     pool: int = 2
+    activation: str = 'relu'
 
     def __post_init__(self):
         if not self.layers or self.layers[0] != CONV:
@@ -138,6 +149,7 @@ class ConvNet:
             raise ValueError(f'unknown readout {self.readout!r}')
         if self.parameterization not in ('ntk', 'standard'):
             raise ValueError(f'unknown parameterization {self.parameterization!r}')
+        activations.get(self.activation)
 
     @property
     def full_spatial(self) -> bool:
@@ -299,107 +311,25 @@ def full_diagonal(a: jax.Array) -> jax.Array:
     return jnp.diagonal(flat, axis1=-2, axis2=-1).reshape(*batch, h, w)
 
 
-# Cephes' atan (S. L. Moshier): rational P/Q on |u| <= 0.66 for float64,
-# polynomial on |u| <= tan(pi/8) for float32; both within 2 ulp on [0, 1].
-_ATAN_P64 = (-8.750608600031904122785e-1, -1.615753718733365076637e1,
-             -7.500855792314704667340e1, -1.228866684490136173410e2,
-             -6.485021904942025371773e1)
-_ATAN_Q64 = (2.485846490142306297962e1, 1.650270098316988542046e2,
-             4.328810604912902668951e2, 4.853903996359136964868e2,
-             1.945506571482613964425e2)
-_ATAN_P32 = (8.05374449538e-2, -1.38776856032e-1, 1.99777106478e-1,
-             -3.33329491539e-1)
-_PI_4_LOW = 6.123233995736765886130e-17  # pi/4 - float64(pi/4)
-
-
-def _atan_reduced(num: jax.Array, den: jax.Array) -> jax.Array:
-    """``arctan(t)`` of ``t = num / den`` in ``[0, 1]``, in ``num``'s precision.
-
-    XLA's CPU ``atan2`` is a scalar library call (about 30x slower than a
-    polynomial); this is vectorised arithmetic, accurate to 2 ulp (Cephes'
-    reduction ``t > t0 -> pi/4 + arctan((t - 1) / (t + 1))`` done as a single
-    division ``(num - den) / (num + den)``).
-    """
-    f64 = num.dtype == jnp.float64
-    big = num > (0.66 if f64 else 0.41421356237309503) * den
-    u = (jnp.where(big, num - den, num) /
-         jnp.where(big, num + den, jnp.where(den > 0, den, 1)))
-    z = u * u
-    if f64:
-        p = _ATAN_P64[0]
-        for c in _ATAN_P64[1:]:
-            p = p * z + c
-        q = z + _ATAN_Q64[0]
-        for c in _ATAN_Q64[1:]:
-            q = q * z + c
-        r = u + u * (z * p / q)
-        return jnp.where(big, np.pi / 4 + (r + 0.5 * _PI_4_LOW), r)
-    p = _ATAN_P32[0]
-    for c in _ATAN_P32[1:]:
-        p = p * z + c
-    r = u + u * z * p
-    return jnp.where(big, np.float32(np.pi / 4) + r, r)
-
-
-def angle(y: jax.Array, x: jax.Array) -> jax.Array:
-    """``arctan2(y, x)`` for ``y >= 0`` (so in ``[0, pi]``), ``pi/2`` at 0/0.
-
-    The value neural-tangents' ``_arctan2(y, x, fill_zero=pi/2)`` gives, to
-    2 ulp: reduce to ``t = min / max`` in ``[0, 1]``, then reflect.
-    """
-    ax = jnp.abs(x)
-    a = _atan_reduced(jnp.minimum(y, ax), jnp.maximum(y, ax))
-    a = jnp.where(y > ax, np.pi / 2 - a, a)
-    a = jnp.where(x < 0, np.pi - a, a)
-    return jnp.where((y == 0) & (x == 0), np.pi / 2, a)
-
-
-def relu(nngp: jax.Array, prod: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """ReLU arc-cosine step: ``(E[relu(u) relu(v)], E[relu'(u) relu'(v)])``.
-
-    For ``u, v`` centred Gaussian with covariance ``nngp`` and variance product
-    ``prod`` (Cho & Saul 2009; Arora et al. 2019, Eq. 4-5):
-    ``(sqrt(prod - nngp^2) + (pi - theta) nngp) / 2 pi`` and ``(pi - theta) /
-    2 pi`` with ``theta = arctan2(sqrt(prod - nngp^2), nngp)``, written as
-    neural-tangents' ``ABRelu(0, 1)`` writes it (``theta = pi / 2`` where both
-    arguments vanish).
-
-    One deliberate difference: ``prod - nngp^2`` below ``32 eps prod`` is set
-    to 0. That is below its rounding noise (XLA contracts ``prod - nngp^2``
-    into a fused multiply-add, whose result is the rounding error of
-    ``nngp^2`` when ``nngp^2 = prod``), and the square root would amplify the
-    noise to ``sqrt(eps)``: neural-tangents' ``k(x, x)`` carries relative
-    errors of about 1e-4 (float32) and 1e-10 (float64) on its diagonal from
-    it. Here an image paired with itself gets ``theta = 0`` exactly.
+def activation_pair(activation: str, nngp: jax.Array,
+                    ntk: Optional[jax.Array], v1: jax.Array, v2: jax.Array,
+                    pack: bool = False
+                    ) -> tuple[jax.Array, Optional[jax.Array]]:
+    """The activation step of a pair's NNGP and NTK: ``(nngp_out, ntk * dot)``
+    (:meth:`ntkexp.fastconv.activations.Activation.pair`, e.g. :func:`relu`;
+    ``ntk`` None: only the NNGP).
 
     Args:
-        nngp: pre-activation covariance.
-        prod: product of the two pre-activation variances (broadcastable).
-
-    Returns:
-        ``(nngp_out, dot)``: the post-activation covariance and the derivative
-        kernel that multiplies the NTK.
+        activation: a name of :data:`ntkexp.fastconv.activations.ACTIVATIONS`.
+        nngp, ntk: the pair's kernels.
+        v1, v2: the two images' variances, broadcastable to ``nngp``
+            (:attr:`_Pairing.expand`).
+        pack: with :func:`pack_relu_outputs`, the two come out of one complex
+            array (written once, ``jax.lax.optimization_barrier``), so that XLA
+            computes the step once per entry and in one pass; the values are
+            the same.
     """
-    gap = prod - nngp ** 2
-    tol = 32 * jnp.finfo(gap.dtype).eps
-    square_root = jnp.sqrt(jnp.where(gap > tol * prod, gap, 0.))
-    angles = angle(square_root, nngp)
-    factor = 1. / (2 * jnp.pi)
-    dot = 0.5 - factor * angles
-    return factor * square_root + dot * nngp, dot
-
-
-def relu_pair(nngp: jax.Array, ntk: Optional[jax.Array], prod: jax.Array,
-              pack: bool = False) -> tuple[jax.Array, Optional[jax.Array]]:
-    """The ReLU step of a pair's NNGP and NTK: ``(nngp_out, ntk * dot)``
-    (:func:`relu`; ``ntk`` None: only the NNGP).
-
-    With ``pack`` and :func:`pack_relu_outputs` the two come out of one
-    complex array (written once, ``jax.lax.optimization_barrier``), so that
-    XLA computes the arc-cosine step once per entry and in one pass; the
-    values are the same.
-    """
-    out, dot = relu(nngp, prod)
+    out, dot = activations.get(activation).pair(nngp, v1, v2)
     if ntk is None:
         return out, None
     if not (pack and pack_relu_outputs()):
@@ -429,18 +359,22 @@ def patches(x: jax.Array, k: int) -> jax.Array:
 
 
 def self_variances(net: ConvNet, x: jax.Array) -> list[jax.Array]:
-    """Pre-activation variances ``Sigma(x, x)[h, w, h, w]`` at every ReLU.
+    """Pre-activation variances ``Sigma(x, x)[h, w, h, w]`` at every
+    activation (``'relu'`` layer).
 
     Up to the last average pool the self covariance is carried at the
     position offsets the remaining pools can mix into the diagonal
     (:func:`_offset_ranges`), as ``(b, H, W, 2r + 1, 2r + 1)`` arrays of
     ``Sigma[p, p + delta]`` (:func:`_offset_covariance`): a SAME convolution
-    keeps each offset, a ReLU is element-wise and a ``P x P`` pool turns
-    offset range ``r`` into ``(r - P + 1) / P``. After the last pool only the
-    diagonal ``(b, H, W)`` is carried (a SAME convolution and a ReLU map the
-    diagonal to itself: the ReLU halves it exactly, as neural-tangents'
-    arc-cosine step does at ``theta = 0``). For Myrtle's 32x32 stage that is
-    ``7^2`` offsets per pixel instead of all ``32^2``.
+    keeps each offset, an activation is element-wise (its pair step with the
+    variances at ``p`` and ``p + delta``) and a ``P x P`` pool turns offset
+    range ``r`` into ``(r - P + 1) / P``. After the last pool only the
+    diagonal ``(b, H, W)`` is carried (a SAME convolution and an activation map
+    the diagonal to itself, the latter by
+    :meth:`~ntkexp.fastconv.activations.Activation.diagonal`: the ReLU halves
+    it exactly, as neural-tangents' arc-cosine step does at ``theta = 0``).
+    For Myrtle's 32x32 stage that is ``7^2`` offsets per pixel instead of all
+    ``32^2``.
 
     Args:
         net: the architecture.
@@ -452,6 +386,7 @@ def self_variances(net: ConvNet, x: jax.Array) -> list[jax.Array]:
     if not OFFSET_SELF_COVARIANCE and net.last_pool >= 0:
         return full_self_variances(net, x)
     k = net.filter_size
+    act = activations.get(net.activation)
     c_in = x.shape[-1]
     pt = patches(x, k)
     scale = net.conv_nngp_scale()
@@ -472,10 +407,11 @@ def self_variances(net: ConvNet, x: jax.Array) -> list[jax.Array]:
             if r is not None:
                 var = cov[..., r, r]
                 out.append(var)
-                cov, _ = relu(cov, var[..., None, None] * _offset_values(var, r))
+                cov, _ = act.pair(cov, var[..., None, None],
+                                  _offset_values(var, r))
             else:
                 out.append(cov)
-                cov = 0.5 * cov
+                cov = act.diagonal(cov)
         elif layer == CONV:
             if r is not None:
                 cov = (scale * shift_sum(cov, ((-4,), (-3,)), k) + b2) * valid
@@ -497,6 +433,7 @@ def full_self_variances(net: ConvNet, x: jax.Array) -> list[jax.Array]:
     W)`` through every layer (the reference, and ``OFFSET_SELF_COVARIANCE =
     False``)."""
     k, scale, b2 = net.filter_size, net.conv_nngp_scale(), net.bias_var
+    act = activations.get(net.activation)
     pt = patches(x, k)
     cov = scale * jnp.einsum('ahwk,axyk->ahwxy', pt, pt,
                              precision=HIGHEST) / x.shape[-1] + b2
@@ -505,8 +442,8 @@ def full_self_variances(net: ConvNet, x: jax.Array) -> list[jax.Array]:
         if layer == RELU:
             var = full_diagonal(cov)
             out.append(var)
-            cov, _ = relu(cov, var[..., :, :, None, None] *
-                          var[..., None, None, :, :])
+            cov, _ = act.pair(cov, var[..., :, :, None, None],
+                              var[..., None, None, :, :])
         elif layer == CONV:
             cov = scale * conv_full(cov, k) + b2
         else:
@@ -580,9 +517,15 @@ def _pool_offsets(cov: jax.Array, p: int, r: int) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class _Pairing:
-    """How pairs are laid out: a ``(b1, b2)`` block or a flat list of pairs."""
+    """How pairs are laid out: a ``(b1, b2)`` block or a flat list of pairs.
+
+    Attributes:
+        first: the first layer's patch products of the pairs.
+        expand: the two sides' per-image variances as views broadcastable to
+            the pairs' covariance (what an activation step takes).
+    """
     first: Callable[[jax.Array, jax.Array], jax.Array]
-    prod: Callable[[jax.Array, jax.Array], jax.Array]
+    expand: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
 def _block_first(p1: jax.Array, p2: jax.Array) -> jax.Array:
@@ -604,19 +547,27 @@ def _block_first(p1: jax.Array, p2: jax.Array) -> jax.Array:
     return jnp.einsum('abhwk,abxyk->abhwxy', p1, p2, precision=HIGHEST)
 
 
+def block_variances(v1: jax.Array, v2: jax.Array
+                    ) -> tuple[jax.Array, jax.Array]:
+    """``v1[a, h, w]`` and ``v2[b, x, y]`` broadcastable to ``(a, b, H, W, H,
+    W)``."""
+    return v1[:, None, :, :, None, None], v2[None, :, None, None, :, :]
+
+
 def block_variance_product(v1: jax.Array, v2: jax.Array) -> jax.Array:
     """``v1[a, h, w] v2[b, x, y]`` as ``(a, b, H, W, H, W)``: the variance
     products a block's ReLU takes (:func:`relu`)."""
-    return v1[:, None, :, :, None, None] * v2[None, :, None, None, :, :]
+    u1, u2 = block_variances(v1, v2)
+    return u1 * u2
 
 
 def _block_pairing(full: bool) -> _Pairing:
     if full:
-        return _Pairing(first=_block_first, prod=block_variance_product)
+        return _Pairing(first=_block_first, expand=block_variances)
     return _Pairing(
         first=lambda p1, p2: jnp.einsum('ahwk,bhwk->abhw', p1, p2,
                                          precision=HIGHEST),
-        prod=lambda v1, v2: v1[:, None] * v2[None, :])
+        expand=lambda v1, v2: (v1[:, None], v2[None, :]))
 
 
 def _flat_pairing(full: bool) -> _Pairing:
@@ -624,10 +575,10 @@ def _flat_pairing(full: bool) -> _Pairing:
         return _Pairing(
             first=lambda p1, p2: jnp.einsum('phwk,pxyk->phwxy', p1, p2,
                                              precision=HIGHEST),
-            prod=lambda v1, v2: (v1[:, :, :, None, None] *
-                                 v2[:, None, None, :, :]))
+            expand=lambda v1, v2: (v1[:, :, :, None, None],
+                                   v2[:, None, None, :, :]))
     return _Pairing(first=lambda p1, p2: jnp.sum(p1 * p2, axis=-1),
-                    prod=lambda v1, v2: v1 * v2)
+                    expand=lambda v1, v2: (v1, v2))
 
 
 def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
@@ -648,11 +599,17 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         pairing: block or flat layout.
         spatial: input ``(H, W)``.
         conv_relu: optional fused convolution + ReLU for block pairings
-            (:func:`ntkexp.fastconv.pallas.conv_relu`).
+            (:func:`ntkexp.fastconv.pallas.conv_relu`; ReLU networks only).
 
     Returns:
         ``{get: kernel}`` with the pairing's batch shape.
+
+    Raises:
+        ValueError: ``conv_relu`` for a network whose activation is not ReLU.
     """
+    if conv_relu is not None and net.activation != 'relu':
+        raise ValueError(f'the fused Pallas steps compute ReLU only, not '
+                         f'{net.activation}; use the XLA recursion.')
     k = net.filter_size
     full = net.full_spatial
     need_ntk = 'ntk' in get
@@ -696,11 +653,12 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         i += 1
         layer = layers[i]
         if layer == RELU:
-            prod = pairing.prod(vars1[relu_index], vars2[relu_index])
+            v1, v2 = pairing.expand(vars1[relu_index], vars2[relu_index])
             relu_index += 1
             # Packed before the readout (see PACK_RELU_OUTPUTS).
-            nngp, ntk = relu_pair(nngp, ntk if need_ntk else None, prod,
-                                  pack=i + 1 == len(layers))
+            nngp, ntk = activation_pair(net.activation, nngp,
+                                        ntk if need_ntk else None, v1, v2,
+                                        pack=i + 1 == len(layers))
         elif (layer == CONV and conv_relu is not None and need_ntk and full
               and i + 1 < len(layers) and layers[i + 1] == RELU):
             # Convolution + ReLU (+ the average pool that follows) fused

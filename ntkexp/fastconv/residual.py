@@ -24,8 +24,10 @@ Perspective", Eq. 3):
   stride. It also maps the diagonal ``p = p'`` to itself, so the per-image
   variances that the ReLUs need stay a cheap ``(b, H, W)`` recursion.
 
-Only the NTK parameterisation and ReLU are supported; other WRNs keep
-neural-tangents' ``kernel_fn`` (:func:`ntkexp.fastconv.select.wrn_net`).
+The activation is any of :data:`ntkexp.fastconv.activations.ACTIVATIONS`
+(``activation``; the walk still calls its step ``relu``). Only the NTK
+parameterisation is supported; other WRNs keep neural-tangents' ``kernel_fn``
+(:func:`ntkexp.fastconv.select.wrn_net`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any, Callable, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from ntkexp.fastconv import recursion
+from ntkexp.fastconv import activations, recursion
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,12 +52,14 @@ class WideResNet:
         filter_size: side ``k`` of the stem and block convolutions (the
             projection shortcut is 1x1).
         parameterization: only ``'ntk'``.
+        activation: a name of :data:`ntkexp.fastconv.activations.ACTIVATIONS`.
     """
     blocks: tuple[tuple[int, bool], ...]
     W_std: float
     b_std: Optional[float]
     filter_size: int = 3
     parameterization: str = 'ntk'
+    activation: str = 'relu'
 
     def __post_init__(self):
         if self.parameterization != 'ntk':
@@ -63,6 +67,7 @@ class WideResNet:
         for stride, _ in self.blocks:
             if stride < 1:
                 raise ValueError(f'WideResNet: stride {stride} < 1')
+        activations.get(self.activation)
 
     # The attributes recursion.kernel reads.
     full_spatial = True
@@ -152,15 +157,17 @@ class _Ops:
 
 
 class _DiagonalOps(_Ops):
-    """Per-image variances ``(b, H, W)``: a ReLU halves them (``theta = 0``)."""
+    """Per-image variances ``(b, H, W)``: an activation maps them by its
+    ``diagonal`` (a ReLU halves them, ``theta = 0``)."""
 
     def __init__(self, net: WideResNet):
         self.net = net
+        self.activation = activations.get(net.activation)
         self.variances: list[jax.Array] = []
 
     def relu(self, var):
         self.variances.append(var)
-        return 0.5 * var
+        return self.activation.diagonal(var)
 
     def conv(self, var, k, stride):
         return (self.net.scale(k) * recursion.conv_diag(var, k, stride)
@@ -180,8 +187,8 @@ class _PairOps(_Ops):
 
     def relu(self, state):
         nngp, ntk = state
-        v1, v2 = next(self.vars)
-        return recursion.relu_pair(nngp, ntk, self.pairing.prod(v1, v2))
+        v1, v2 = self.pairing.expand(*next(self.vars))
+        return recursion.activation_pair(self.net.activation, nngp, ntk, v1, v2)
 
     def conv(self, state, k, stride):
         nngp, ntk = state

@@ -2,11 +2,15 @@
 
 :func:`with_fast_kernel` replaces the ``kernel_fn`` of a model's stax triple by
 the recursion of :mod:`ntkexp.fastconv.recursion` when the architecture is
-supported, and keeps neural-tangents' otherwise. Supported: ReLU networks of
-SAME stride-1 square convolutions, 2x2 average pools and a ``GlobalAvgPool``
-or ``Flatten`` readout followed by ``Dense`` -- ``model=cnn`` (both readouts,
-any depth and filter size) and ``model=myrtle`` (depth 5, 7, 10) -- in both
-parameterisations, with or without biases.
+supported, and keeps neural-tangents' otherwise. Supported: networks of
+SAME stride-1 square convolutions, an element-wise activation (every one of
+the models': ``relu``, ``abs``, ``erf``, ``gelu``, ``sin``;
+:mod:`ntkexp.fastconv.activations`), 2x2 average pools and a
+``GlobalAvgPool`` or ``Flatten`` readout followed by ``Dense`` --
+``model=cnn`` (both readouts, any depth and filter size) and ``model=myrtle``
+(depth 5, 7, 10) -- in both parameterisations, with or without biases; and
+``model=wrn`` in the NTK parameterisation. The Pallas steps
+(``fast_kernel=pallas*``) compute ReLU networks only.
 
 The replacement keeps neural-tangents' calling convention, so
 :class:`ntkexp.kernels.KernelEngine`, ``nt.predict`` and ``nt.batch`` use it
@@ -32,7 +36,7 @@ from typing import Any, Callable, Optional
 
 import jax
 
-from ntkexp.fastconv import pallas, recursion
+from ntkexp.fastconv import activations, pallas, recursion
 from ntkexp.fastconv.recursion import CONV, POOL, RELU, ConvNet
 from ntkexp.fastconv.residual import WideResNet
 
@@ -67,11 +71,12 @@ def cnn_net(*, depth: int, W_std: float, b_std: Optional[float],
     Returns:
         ``(net, '')`` if supported, else ``(None, reason)``.
     """
-    if activation != 'relu':
-        return None, f'activation={activation} (only relu)'
+    if activation not in activations.ACTIVATIONS:
+        return None, f'activation={activation}'
     return ConvNet(layers=(CONV, RELU) * depth, readout=readout, W_std=W_std,
                    b_std=b_std, parameterization=parameterization,
-                   width=width, filter_size=filter_size), ''
+                   width=width, filter_size=filter_size,
+                   activation=activation), ''
 
 
 def myrtle_net(*, stages: tuple[int, ...], W_std: float,
@@ -87,8 +92,8 @@ def myrtle_net(*, stages: tuple[int, ...], W_std: float,
     Returns:
         ``(net, '')`` if supported, else ``(None, reason)``.
     """
-    if activation != 'relu':
-        return None, f'activation={activation} (only relu)'
+    if activation not in activations.ACTIVATIONS:
+        return None, f'activation={activation}'
     layers: tuple[str, ...] = ()
     for i, n_conv in enumerate(stages):
         layers += (CONV, RELU) * n_conv
@@ -96,7 +101,7 @@ def myrtle_net(*, stages: tuple[int, ...], W_std: float,
             layers += (POOL,)
     return ConvNet(layers=layers, readout='gap', W_std=W_std, b_std=b_std,
                    parameterization=parameterization, width=width,
-                   filter_size=3), ''
+                   filter_size=3, activation=activation), ''
 
 
 def wrn_net(*, blocks: tuple[tuple[int, bool], ...], W_std: float,
@@ -108,14 +113,15 @@ def wrn_net(*, blocks: tuple[tuple[int, bool], ...], W_std: float,
         blocks: ``(stride, project)`` of each residual block.
 
     Returns:
-        ``(net, '')`` if supported (ReLU, NTK parameterisation), else
-        ``(None, reason)``.
+        ``(net, '')`` if supported (NTK parameterisation), else ``(None,
+        reason)``.
     """
-    if activation != 'relu':
-        return None, f'activation={activation} (only relu)'
+    if activation not in activations.ACTIVATIONS:
+        return None, f'activation={activation}'
     if parameterization != 'ntk':
         return None, f'parameterization={parameterization} (only ntk for wrn)'
-    return WideResNet(blocks=tuple(blocks), W_std=W_std, b_std=b_std), ''
+    return WideResNet(blocks=tuple(blocks), W_std=W_std, b_std=b_std,
+                      activation=activation), ''
 
 
 _NAMEDTUPLES: dict[tuple[str, ...], type] = {}
@@ -210,7 +216,8 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
         ``(init_fn, apply_fn, kernel_fn)``.
 
     Raises:
-        ValueError: ``fast_kernel=true`` for an unsupported architecture, or an
+        ValueError: ``fast_kernel=true`` for an unsupported architecture,
+            ``fast_kernel=pallas*`` for another activation than ReLU, or an
             invalid ``fast_kernel`` value.
     """
     mode = parse_mode(model, mode)
@@ -229,6 +236,12 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
         return triple
     init_fn, apply_fn, kernel_fn = triple
     conv_relu = None
+    activation = getattr(net, 'activation', 'relu')
+    if mode.startswith('pallas') and activation != 'relu':
+        raise ValueError(
+            f"model '{model}': fast_kernel={mode} fuses ReLU steps only, not "
+            f'activation={activation}; use fast_kernel=true or auto (the XLA '
+            'recursion, any activation).')
     if mode.startswith('pallas'):
         conv_relu = pallas.make_conv_relu(
             kind=mode[len('pallas_'):] if mode != 'pallas' else 'rows')

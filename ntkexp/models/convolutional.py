@@ -57,9 +57,10 @@ def cnn(*, depth: int = 4, width: int = 64, W_std: float = 2 ** 0.5,
         filter_size: side of the square filters (>= 1).
         readout: ``flatten`` (CNN-VEC) or ``gap`` (global average pooling).
         fast_kernel: ``auto`` (default): the triple's ``kernel_fn`` is
-            :mod:`ntkexp.fastconv`'s recursion when ``activation=relu`` and
-            neural-tangents' otherwise; ``true``: the fast one or an error;
-            ``false``: always neural-tangents.
+            :mod:`ntkexp.fastconv`'s recursion (any activation) for
+            ``readout=gap`` and neural-tangents' for ``flatten`` (faster
+            there); ``true``: the fast one; ``false``: always
+            neural-tangents; ``pallas*``: with Pallas steps (ReLU only).
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.

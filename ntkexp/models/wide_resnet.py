@@ -79,9 +79,9 @@ def wrn(*, depth: int = 10, width: int = 16, W_std: float = 2 ** 0.5,
         out_dim: number of outputs (set from the dataset).
         k: widening factor (>= 1).
         fast_kernel: ``auto`` (default): the triple's ``kernel_fn`` is
-            :mod:`ntkexp.fastconv.residual`'s recursion for ReLU in the NTK
-            parameterisation, neural-tangents' otherwise; ``true``: the fast
-            one or an error; ``false``: always neural-tangents.
+            :mod:`ntkexp.fastconv.residual`'s recursion (any activation) in
+            the NTK parameterisation, neural-tangents' otherwise; ``true``:
+            the fast one or an error; ``false``: always neural-tangents.
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.
