@@ -40,6 +40,10 @@ CASES = {
     'cnn_vec_sin': (models.cnn, dict(depth=2, width=8, readout='flatten',
                                      activation='sin', fast_kernel=True), 5, 1),
     'wrn10_abs': (models.wrn, dict(depth=10, width=4, activation='abs'), 6, 2),
+    # The ResNTK papers' convolutional ResNet (Scale(alpha) branches, V_std).
+    'resnet_image': (models.resnet, dict(depth=2, width=8, layout='image',
+                                         alpha=0.3, V_std=1.3, b_std=0.2),
+                     5, 2),
 }
 # The remaining architecture x activation combinations (slow).
 ACTIVATION_CASES = {
@@ -71,6 +75,9 @@ SLOW_CASES = {
     'wrn16_k2_bias': (models.wrn, dict(depth=16, width=4, k=2, b_std=0.3,
                                        W_std=1.3), 5, 3),
     'wrn10_32x32': (models.wrn, dict(depth=10, width=4), 32, 3),
+    'resnet_image_erf_filter2': (models.resnet, dict(
+        depth=3, width=8, layout='image', activation='erf', filter_size=2,
+        alpha=0.7), 6, 1),
     **ACTIVATION_CASES,
 }
 
@@ -451,6 +458,26 @@ def test_wrn_selection():
     with pytest.raises(ValueError, match='only ntk for wrn'):
         models.wrn(depth=10, width=4, parameterization='standard',
                    fast_kernel=True)
+
+
+def test_resnet_selection():
+    """``model=resnet``: the fast kernel for ``layout=image readout=gap`` in
+    the NTK parameterisation; neural-tangents otherwise, and one clear error
+    for ``fast_kernel=true`` there."""
+    _, _, fast = models.resnet(depth=3, width=4, layout='image', alpha=0.2)
+    assert fast.fastconv and fast.net.depth == 3 and fast.net.alpha == 0.2
+    for kwargs, reason in [
+            (dict(), 'layout=flat'),
+            (dict(layout='image', readout='flatten'), 'readout=flatten'),
+            (dict(layout='image', parameterization='standard'),
+             'parameterization=standard')]:
+        assert not getattr(models.resnet(width=4, **kwargs)[2], 'fastconv',
+                           False)
+        with pytest.raises(ValueError, match=f'does not support {reason}'):
+            models.resnet(width=4, fast_kernel=True, **kwargs)
+    # The image check still names the fix for vector inputs.
+    with pytest.raises(ValueError, match='model.layout=flat'):
+        fast(np.ones((2, 16), np.float32), None, 'ntk')
 
 
 def test_supported_set():

@@ -1,7 +1,8 @@
 """Fast convolutional kernels against plain neural-tangents, side by side.
 
-For each architecture (the ``cnn_gap``, ``cnn_vec`` and ``myrtle5`` networks of
-:mod:`ntkexp.bench`), times ``jax.jit(kernel_fn)(x1, x2, get='ntk')`` on one
+For each architecture (the ``cnn_gap``, ``cnn_vec``, ``myrtle5`` and ``wrn``
+networks of :mod:`ntkexp.bench`, and ``resnet_image``: ``model=resnet
+layout=image``), times ``jax.jit(kernel_fn)(x1, x2, get='ntk')`` on one
 ``n x n`` block of random ``side x side x 3`` images for neural-tangents
 (``fast_kernel=False``) and for :mod:`ntkexp.fastconv` (``fast_kernel=True``,
 once per recursion variant named in ``--variants``, see :data:`VARIANTS`,
@@ -53,6 +54,8 @@ ARCHITECTURES = {
     'cnn_vec': (models.cnn, dict(depth=3, width=64, readout='flatten')),
     'myrtle5': (models.myrtle, dict(depth=5, width=64)),
     'wrn': (models.wrn, dict(depth=10, width=16)),
+    # The ResNTK papers' convolutional ResNet (model=resnet layout=image).
+    'resnet_image': (models.resnet, dict(depth=4, width=64, layout='image')),
 }
 
 CIFAR10_ENTRIES = 60000 * 60001 / 2

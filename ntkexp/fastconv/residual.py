@@ -28,6 +28,11 @@ The activation is any of :data:`ntkexp.fastconv.activations.ACTIVATIONS`
 (``activation``; the walk still calls its step ``relu``). Only the NTK
 parameterisation is supported; other WRNs keep neural-tangents' ``kernel_fn``
 (:func:`ntkexp.fastconv.select.wrn_net`).
+
+:class:`ScaledResNet` walks the same operations for the convolutional ResNet
+of the ResNTK papers (``model=resnet layout=image``; Huang et al. 2020, Belfer
+et al. 2021), whose branches end in ``Scale(alpha)``: the branch's kernels
+times ``alpha^2``.
 """
 
 from __future__ import annotations
@@ -41,8 +46,75 @@ import jax.numpy as jnp
 from ntkexp.fastconv import activations, recursion
 
 
+class _ResidualNet:
+    """What the residual nets share: a ``k x k`` convolution stem from the
+    images' patches, :meth:`walk` over the blocks, then ``GlobalAvgPool ->
+    Dense``. Subclasses set ``filter_size``, ``b_std``, ``activation``,
+    ``stem_std`` (the stem's sigma_w), ``readout_std`` (the readout's) and
+    :meth:`walk`."""
+
+    # The attributes recursion.kernel reads.
+    full_spatial = True
+
+    @property
+    def bias_var(self) -> float:
+        """``b_std^2`` (0 without biases)."""
+        return 0.0 if self.b_std is None else self.b_std ** 2
+
+    def walk(self, state: Any, ops: '_Ops') -> Any:
+        raise NotImplementedError
+
+    def self_variances(self, x: jax.Array) -> list[jax.Array]:
+        """Pre-activation variances ``Sigma(x, x)[p, p]`` at every activation.
+
+        Args:
+            x: images ``(b, H, W, C)``.
+
+        Returns:
+            One ``(b, H_l, W_l)`` array per activation, in :meth:`walk` order.
+        """
+        k = self.filter_size
+        pt = recursion.patches(x, k)
+        var = _scale(self.stem_std, k) * jnp.sum(pt * pt, axis=-1) / x.shape[-1]
+        ops = _DiagonalOps(self)
+        self.walk(var + self.bias_var, ops)
+        return ops.variances
+
+    def pair_kernels(self, pt1: jax.Array, pt2: jax.Array,
+                     vars1: Sequence[jax.Array], vars2: Sequence[jax.Array],
+                     in_channels: int, get: Sequence[str],
+                     pairing: Any, spatial: tuple[int, int],
+                     conv_relu: Optional[Callable] = None
+                     ) -> dict[str, jax.Array]:
+        """NNGP / NTK of the pairs laid out by ``pairing``.
+
+        Arguments as :func:`ntkexp.fastconv.recursion.pair_kernels`
+        (``conv_relu`` is not used).
+        """
+        del spatial, conv_relu
+        k = self.filter_size
+        need_ntk = 'ntk' in get
+        b2 = self.bias_var
+        raw = pairing.first(pt1, pt2) / in_channels
+        nngp = _scale(self.stem_std, k) * raw + b2
+        ntk = nngp if need_ntk else None
+        ops = _PairOps(self, pairing, vars1, vars2)
+        nngp, ntk = self.walk((nngp, ntk), ops)
+        w2 = self.readout_std ** 2
+        nngp_out = w2 * jnp.mean(nngp, axis=(-4, -3, -2, -1)) + b2
+        out = {'nngp': nngp_out}
+        if need_ntk:
+            out['ntk'] = nngp_out + w2 * jnp.mean(ntk, axis=(-4, -3, -2, -1))
+        return {g: out[g] for g in get}
+
+
+def _scale(std: float, k: int) -> float:
+    """``std^2 / k^2``: a ``k x k`` convolution's weight on ``sum_d``."""
+    return std ** 2 / k ** 2
+
+
 @dataclasses.dataclass(frozen=True)
-class WideResNet:
+class WideResNet(_ResidualNet):
     """A pre-activation WRN: stem, residual blocks, ReLU, GAP, Dense.
 
     Attributes:
@@ -69,17 +141,13 @@ class WideResNet:
                 raise ValueError(f'WideResNet: stride {stride} < 1')
         activations.get(self.activation)
 
-    # The attributes recursion.kernel reads.
-    full_spatial = True
+    @property
+    def stem_std(self) -> float:
+        return self.W_std
 
     @property
-    def bias_var(self) -> float:
-        """``b_std^2`` (0 without biases)."""
-        return 0.0 if self.b_std is None else self.b_std ** 2
-
-    def scale(self, k: int) -> float:
-        """``W^2 / k^2``: a ``k x k`` convolution's weight on ``sum_d``."""
-        return self.W_std ** 2 / k ** 2
+    def readout_std(self) -> float:
+        return self.W_std
 
     def walk(self, state: Any, ops: '_Ops') -> Any:
         """Applies the blocks and the final ReLU to ``state`` with ``ops``.
@@ -87,72 +155,89 @@ class WideResNet:
         One traversal for both recursions (per-image variances and pairs), so
         the ReLUs are met in the same order by both.
         """
-        k = self.filter_size
+        k, w = self.filter_size, self.W_std
         for stride, project in self.blocks:
             if project:
                 act = ops.relu(state)
-                main = ops.conv(ops.relu(ops.conv(act, k, stride)), k, 1)
-                short = ops.conv(act, 1, stride)
+                main = ops.conv(ops.relu(ops.conv(act, k, stride, w)), k, 1, w)
+                short = ops.conv(act, 1, stride, w)
             else:
-                main = ops.conv(ops.relu(ops.conv(ops.relu(state), k, 1)), k, 1)
+                main = ops.conv(ops.relu(ops.conv(ops.relu(state), k, 1, w)),
+                                k, 1, w)
                 short = state
             state = ops.add(main, short)
         return ops.relu(state)
 
-    def self_variances(self, x: jax.Array) -> list[jax.Array]:
-        """Pre-activation variances ``Sigma(x, x)[p, p]`` at every ReLU.
 
-        Args:
-            x: images ``(b, H, W, C)``.
+@dataclasses.dataclass(frozen=True)
+class ScaledResNet(_ResidualNet):
+    """The convolutional ResNet of the ResNTK papers (``model=resnet
+    layout=image readout=gap``, :func:`ntkexp.models.resnet`).
 
-        Returns:
-            One ``(b, H_l, W_l)`` array per ReLU, in :meth:`walk` order.
-        """
+    ``x_0 = Conv_V(x)``, ``x_l = x_{l-1} + alpha Conv_V(act(Conv_W(x_{l-1})))``
+    for ``l = 1..depth`` (Huang et al. 2020, Eq. 1; Belfer et al. 2021), then
+    ``GlobalAvgPool -> Dense_V``: SAME ``k x k`` convolutions, no activation
+    on the trunk. ``Scale(alpha)`` multiplies the branch's kernels by
+    ``alpha^2``.
+
+    Attributes:
+        depth: residual blocks.
+        alpha: the residual-branch scale.
+        W_std: sigma_w of the convolution before each activation.
+        V_std: sigma_w of the stem, of each branch's second convolution and of
+            the readout.
+        b_std: bias standard deviation of every layer, or None.
+        filter_size: side ``k`` of every convolution.
+        parameterization: only ``'ntk'``.
+        activation: a name of :data:`ntkexp.fastconv.activations.ACTIVATIONS`.
+    """
+    depth: int
+    alpha: float
+    W_std: float
+    V_std: float
+    b_std: Optional[float]
+    filter_size: int = 3
+    parameterization: str = 'ntk'
+    activation: str = 'relu'
+
+    def __post_init__(self):
+        if self.parameterization != 'ntk':
+            raise ValueError('ScaledResNet: only the ntk parameterization')
+        activations.get(self.activation)
+
+    @property
+    def stem_std(self) -> float:
+        return self.V_std
+
+    @property
+    def readout_std(self) -> float:
+        return self.V_std
+
+    def walk(self, state: Any, ops: '_Ops') -> Any:
+        """Applies the residual blocks to ``state`` with ``ops``."""
         k = self.filter_size
-        pt = recursion.patches(x, k)
-        var = self.scale(k) * jnp.sum(pt * pt, axis=-1) / x.shape[-1]
-        ops = _DiagonalOps(self)
-        self.walk(var + self.bias_var, ops)
-        return ops.variances
-
-    def pair_kernels(self, pt1: jax.Array, pt2: jax.Array,
-                     vars1: Sequence[jax.Array], vars2: Sequence[jax.Array],
-                     in_channels: int, get: Sequence[str],
-                     pairing: Any, spatial: tuple[int, int],
-                     conv_relu: Optional[Callable] = None
-                     ) -> dict[str, jax.Array]:
-        """NNGP / NTK of the pairs laid out by ``pairing``.
-
-        Arguments as :func:`ntkexp.fastconv.recursion.pair_kernels`
-        (``conv_relu`` is not used).
-        """
-        del spatial, conv_relu
-        k = self.filter_size
-        need_ntk = 'ntk' in get
-        b2 = self.bias_var
-        raw = pairing.first(pt1, pt2) / in_channels
-        nngp = self.scale(k) * raw + b2
-        ntk = self.scale(k) * raw + b2 if need_ntk else None
-        ops = _PairOps(self, pairing, vars1, vars2)
-        nngp, ntk = self.walk((nngp, ntk), ops)
-        w2 = self.W_std ** 2
-        nngp_out = w2 * jnp.mean(nngp, axis=(-4, -3, -2, -1)) + b2
-        out = {'nngp': nngp_out}
-        if need_ntk:
-            out['ntk'] = nngp_out + w2 * jnp.mean(ntk, axis=(-4, -3, -2, -1))
-        return {g: out[g] for g in get}
+        for _ in range(self.depth):
+            branch = ops.conv(ops.relu(ops.conv(state, k, 1, self.W_std)),
+                              k, 1, self.V_std)
+            state = ops.add(state, ops.scale(branch, self.alpha ** 2))
+        return state
 
 
 class _Ops:
-    """The three operations :meth:`WideResNet.walk` needs."""
+    """The operations the nets' ``walk`` needs: the activation (``relu``), a
+    SAME ``k x k`` convolution of weight std ``std``, the sum of two branches
+    and a constant factor on the kernels (``Scale``)."""
 
     def relu(self, state):
         raise NotImplementedError
 
-    def conv(self, state, k: int, stride: int):
+    def conv(self, state, k: int, stride: int, std: float):
         raise NotImplementedError
 
     def add(self, a, b):
+        raise NotImplementedError
+
+    def scale(self, state, factor: float):
         raise NotImplementedError
 
 
@@ -160,7 +245,7 @@ class _DiagonalOps(_Ops):
     """Per-image variances ``(b, H, W)``: an activation maps them by its
     ``diagonal`` (a ReLU halves them, ``theta = 0``)."""
 
-    def __init__(self, net: WideResNet):
+    def __init__(self, net: _ResidualNet):
         self.net = net
         self.activation = activations.get(net.activation)
         self.variances: list[jax.Array] = []
@@ -169,18 +254,21 @@ class _DiagonalOps(_Ops):
         self.variances.append(var)
         return self.activation.diagonal(var)
 
-    def conv(self, var, k, stride):
-        return (self.net.scale(k) * recursion.conv_diag(var, k, stride)
+    def conv(self, var, k, stride, std):
+        return (_scale(std, k) * recursion.conv_diag(var, k, stride)
                 + self.net.bias_var)
 
     def add(self, a, b):
         return a + b
 
+    def scale(self, var, factor):
+        return factor * var
+
 
 class _PairOps(_Ops):
     """``(nngp, ntk)`` of pairs; the ReLUs take the variances in order."""
 
-    def __init__(self, net: WideResNet, pairing: Any,
+    def __init__(self, net: _ResidualNet, pairing: Any,
                  vars1: Sequence[jax.Array], vars2: Sequence[jax.Array]):
         self.net, self.pairing = net, pairing
         self.vars = iter(zip(vars1, vars2))
@@ -190,9 +278,9 @@ class _PairOps(_Ops):
         v1, v2 = self.pairing.expand(*next(self.vars))
         return recursion.activation_pair(self.net.activation, nngp, ntk, v1, v2)
 
-    def conv(self, state, k, stride):
+    def conv(self, state, k, stride, std):
         nngp, ntk = state
-        scale, b2 = self.net.scale(k), self.net.bias_var
+        scale, b2 = _scale(std, k), self.net.bias_var
         if ntk is not None:
             # NTK parameterisation: Theta' = W^2/k^2 sum_d (Sigma + Theta) + b^2.
             ntk = scale * recursion.conv_full(nngp + ntk, k, stride) + b2
@@ -200,3 +288,7 @@ class _PairOps(_Ops):
 
     def add(self, a, b):
         return a[0] + b[0], (None if a[1] is None else a[1] + b[1])
+
+    def scale(self, state, factor):
+        nngp, ntk = state
+        return factor * nngp, (None if ntk is None else factor * ntk)

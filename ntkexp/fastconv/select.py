@@ -9,7 +9,8 @@ the models': ``relu``, ``abs``, ``erf``, ``gelu``, ``sin``;
 ``GlobalAvgPool`` or ``Flatten`` readout followed by ``Dense`` --
 ``model=cnn`` (both readouts, any depth and filter size) and ``model=myrtle``
 (depth 5, 7, 10) -- in both parameterisations, with or without biases; and
-``model=wrn`` in the NTK parameterisation. The Pallas steps
+``model=wrn`` and ``model=resnet layout=image readout=gap`` in the NTK
+parameterisation (:mod:`ntkexp.fastconv.residual`). The Pallas steps
 (``fast_kernel=pallas*``) compute ReLU networks only.
 
 The replacement keeps neural-tangents' calling convention, so
@@ -38,7 +39,7 @@ import jax
 
 from ntkexp.fastconv import activations, pallas, recursion
 from ntkexp.fastconv.recursion import CONV, POOL, RELU, ConvNet
-from ntkexp.fastconv.residual import WideResNet
+from ntkexp.fastconv.residual import ScaledResNet, WideResNet
 
 # Values of the model option ``fast_kernel``: 'pallas' is 'true' with the
 # Pallas convolution + ReLU (+ pool) steps of kind 'rows' (ntkexp.fastconv.pallas;
@@ -122,6 +123,30 @@ def wrn_net(*, blocks: tuple[tuple[int, bool], ...], W_std: float,
         return None, f'parameterization={parameterization} (only ntk for wrn)'
     return WideResNet(blocks=tuple(blocks), W_std=W_std, b_std=b_std,
                       activation=activation), ''
+
+
+def resnet_net(*, depth: int, alpha: float, W_std: float, V_std: float,
+               b_std: Optional[float], activation: str, parameterization: str,
+               layout: str, filter_size: int, readout: str
+               ) -> tuple[Optional[ScaledResNet], str]:
+    """The :class:`ScaledResNet` of :func:`ntkexp.models.resnet`, or why not.
+
+    Returns:
+        ``(net, '')`` for ``layout=image``, ``readout=gap`` in the NTK
+        parameterisation, else ``(None, reason)``.
+    """
+    if layout != 'image':
+        return None, f'layout={layout} (dense layers; only layout=image)'
+    if readout != 'gap':
+        return None, f'readout={readout} (only gap for resnet)'
+    if activation not in activations.ACTIVATIONS:
+        return None, f'activation={activation}'
+    if parameterization != 'ntk':
+        return None, (f'parameterization={parameterization} (only ntk for '
+                      'resnet)')
+    return ScaledResNet(depth=depth, alpha=alpha, W_std=W_std, V_std=V_std,
+                        b_std=b_std, filter_size=filter_size,
+                        activation=activation), ''
 
 
 _NAMEDTUPLES: dict[tuple[str, ...], type] = {}

@@ -19,14 +19,15 @@ pre-activation ResNets of He et al. 2016); the activation lives in the branch.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from neural_tangents import stax
 
+from ntkexp.fastconv import select as fastconv
 from ntkexp.models.common import (Scale, activation_layer, check_choice,
                                   check_float, check_int, common_hparams)
 from ntkexp.models.convolutional import READOUTS, readout_layer
-from ntkexp.models.inputs import with_input_check
+from ntkexp.models.inputs import check_input, with_input_check
 
 LAYOUTS = ('flat', 'image')
 
@@ -35,7 +36,8 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
            b_std: Optional[float] = None, activation: str = 'relu',
            parameterization: str = 'ntk', out_dim: int = 1,
            alpha: float = 0.5, V_std: float = 1.0, layout: str = 'flat',
-           filter_size: int = 3, readout: str = 'gap'):
+           filter_size: int = 3, readout: str = 'gap',
+           fast_kernel: Any = 'auto'):
     """Residual network ``x_l = x_{l-1} + alpha * V sigma(W x_{l-1})``.
 
     ``layout='flat'``: ``Flatten -> Dense(width) -> depth blocks of
@@ -64,6 +66,11 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
         layout: ``flat`` (vectors or flattened images) or ``image``.
         filter_size: filter side for ``layout='image'``.
         readout: ``gap`` or ``flatten`` for ``layout='image'``.
+        fast_kernel: ``auto`` (default): the triple's ``kernel_fn`` is
+            :mod:`ntkexp.fastconv.residual`'s recursion for ``layout=image``,
+            ``readout=gap`` in the NTK parameterisation (any activation),
+            neural-tangents' otherwise; ``true``: the fast one or an error;
+            ``false``: always neural-tangents.
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.
@@ -102,5 +109,13 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
         layers += [stax.FanOut(2), stax.parallel(stax.Identity(), branch),
                    stax.FanInSum()]
     layers += tail + [stax.Dense(hp['out_dim'], W_std=V_std, **common)]
-    return with_input_check(stax.serial(*layers), 'resnet',
-                            'any' if layout == 'flat' else 'image')
+    triple = with_input_check(stax.serial(*layers), 'resnet',
+                              'any' if layout == 'flat' else 'image')
+    net, reason = fastconv.resnet_net(
+        depth=depth, alpha=alpha, W_std=hp['W_std'], V_std=V_std,
+        b_std=hp['b_std'], activation=hp['activation'],
+        parameterization=hp['parameterization'], layout=layout,
+        filter_size=filter_size, readout=readout)
+    return fastconv.with_fast_kernel(
+        triple, net, fast_kernel, 'resnet', reason,
+        check=lambda shape: check_input(triple[2], shape))
