@@ -49,12 +49,29 @@ from ntkexp.fastconv import activations, recursion
 class _ResidualNet:
     """What the residual nets share: a ``k x k`` convolution stem from the
     images' patches, :meth:`walk` over the blocks, then ``GlobalAvgPool ->
-    Dense``. Subclasses set ``filter_size``, ``b_std``, ``activation``,
-    ``stem_std`` (the stem's sigma_w), ``readout_std`` (the readout's) and
-    :meth:`walk`."""
+    Dense``. Subclasses are frozen dataclasses with ``W_std``, ``b_std``,
+    ``filter_size``, ``parameterization`` and ``activation`` fields and a
+    :meth:`walk`; the stem and the readout use ``W_std`` unless they override
+    ``stem_std`` / ``readout_std``."""
 
     # The attributes recursion.kernel reads.
     full_spatial = True
+
+    def __post_init__(self):
+        if self.parameterization != 'ntk':
+            raise ValueError(
+                f'{type(self).__name__}: only the ntk parameterization')
+        activations.get(self.activation)
+
+    @property
+    def stem_std(self) -> float:
+        """sigma_w of the stem convolution."""
+        return self.W_std
+
+    @property
+    def readout_std(self) -> float:
+        """sigma_w of the readout ``Dense``."""
+        return self.W_std
 
     @property
     def bias_var(self) -> float:
@@ -134,20 +151,10 @@ class WideResNet(_ResidualNet):
     activation: str = 'relu'
 
     def __post_init__(self):
-        if self.parameterization != 'ntk':
-            raise ValueError('WideResNet: only the ntk parameterization')
+        super().__post_init__()
         for stride, _ in self.blocks:
             if stride < 1:
                 raise ValueError(f'WideResNet: stride {stride} < 1')
-        activations.get(self.activation)
-
-    @property
-    def stem_std(self) -> float:
-        return self.W_std
-
-    @property
-    def readout_std(self) -> float:
-        return self.W_std
 
     def walk(self, state: Any, ops: '_Ops') -> Any:
         """Applies the blocks and the final ReLU to ``state`` with ``ops``.
@@ -199,11 +206,6 @@ class ScaledResNet(_ResidualNet):
     filter_size: int = 3
     parameterization: str = 'ntk'
     activation: str = 'relu'
-
-    def __post_init__(self):
-        if self.parameterization != 'ntk':
-            raise ValueError('ScaledResNet: only the ntk parameterization')
-        activations.get(self.activation)
 
     @property
     def stem_std(self) -> float:
