@@ -196,6 +196,9 @@ def test_fallback_to_neural_tangents():
                        'only, not activation=erf; use fast_kernel=true or auto'):
         models.myrtle(depth=5, activation='erf', fast_kernel='pallas')
     net = models.myrtle(depth=5, activation='erf')[2].net
+    from ntkexp.fastconv import pallas
+    assert not pallas.supported(net, 32, 32, on_gpu=True)
+    assert pallas.supported(models.myrtle(depth=5)[2].net, 32, 32, on_gpu=True)
     with pytest.raises(ValueError, match='ReLU only, not erf'):
         recursion.pair_kernels(net, None, None, [], [], 3, ('ntk',),
                                recursion._block_pairing(True), (4, 4),

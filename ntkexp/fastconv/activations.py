@@ -113,14 +113,7 @@ def relu(nngp: jax.Array, prod: jax.Array) -> tuple[jax.Array, jax.Array]:
         ``(nngp_out, dot)``: the post-activation covariance and the derivative
         kernel that multiplies the NTK.
     """
-    gap = prod - nngp ** 2
-    tol = 32 * jnp.finfo(gap.dtype).eps
-    square_root = jnp.sqrt(jnp.where(gap > tol * prod, gap, 0.))
-    angles = angle(square_root, nngp)
-    factor = 1. / (2 * jnp.pi)
-    dot = 0.5 - factor * angles
-    return factor * square_root + dot * nngp, dot
-
+    return ab_relu(nngp, prod, 0., 1.)
 
 
 def signed_angle(y: jax.Array, x: jax.Array) -> jax.Array:
@@ -134,9 +127,7 @@ def ab_relu(nngp: jax.Array, prod: jax.Array, a: float,
     """:func:`relu` for ``a min(x, 0) + b max(x, 0)`` (neural-tangents'
     ``ABRelu``): ``((a - b)^2 / 2 pi) sqrt(prod - nngp^2) + dot nngp`` and
     ``dot = (a^2 + b^2) / 2 - ((a - b)^2 / 2 pi) theta``, with the same
-    treatment of correlation 1."""
-    if (a, b) == (0., 1.):
-        return relu(nngp, prod)
+    treatment of correlation 1 (``prod - nngp^2 < 32 eps prod`` set to 0)."""
     gap = prod - nngp ** 2
     tol = 32 * jnp.finfo(gap.dtype).eps
     square_root = jnp.sqrt(jnp.where(gap > tol * prod, gap, 0.))

@@ -219,18 +219,24 @@ def main(argv=None) -> None:
                              + ','.join(fc_activations.ACTIVATIONS))
     parser.add_argument('--out', type=Path, default=None, help='CSV path')
     args = parser.parse_args(argv)
-    unknown = (set(args.activation.split(','))
-               - set(fc_activations.ACTIVATIONS))
-    if unknown:
-        parser.error(f'--activation: unknown {sorted(unknown)}; choose from '
-                     + ','.join(fc_activations.ACTIVATIONS))
+
+    def choices(flag: str, value: str, valid) -> list[str]:
+        """``value`` split on commas, or one parser error naming the unknown
+        names and the valid ones."""
+        names = value.split(',')
+        unknown = set(names) - set(valid)
+        if unknown:
+            parser.error(f'{flag}: unknown {sorted(unknown)}; choose from '
+                         + ','.join(valid))
+        return names
+
+    activation_names = choices('--activation', args.activation,
+                               fc_activations.ACTIVATIONS)
     if args.pallas and args.activation != 'relu':
         parser.error('--pallas times ReLU steps only; leave out --activation '
                      'or --pallas')
-    unknown = set(args.pallas_kinds.split(',')) - set(fc_pallas.KINDS)
-    if unknown:
-        parser.error(f'--pallas-kinds: unknown {sorted(unknown)}; choose from '
-                     + ','.join(fc_pallas.KINDS))
+    pallas_kinds = tuple(choices('--pallas-kinds', args.pallas_kinds,
+                                 fc_pallas.KINDS))
     if args.dtype == 'float64':
         jax.config.update('jax_enable_x64', True)
     command = 'python -m ntkexp.fastconv.bench ' + ' '.join(
@@ -247,12 +253,12 @@ def main(argv=None) -> None:
 
     rows = []
     for arch, activation in itertools.product(args.arch.split(','),
-                                              args.activation.split(',')):
+                                              activation_names):
         rows += bench(arch, args.side, args.n, args.repeats, args.dtype,
                       args.skip_nt, args.pallas,
                       tuple(int(w) for w in args.num_warps.split(',')),
-                      tuple(args.variants.split(',')),
-                      tuple(args.pallas_kinds.split(',')), activation)
+                      tuple(args.variants.split(',')), pallas_kinds,
+                      activation)
         save()
     if args.out is not None:
         print(f'wrote {args.out}')

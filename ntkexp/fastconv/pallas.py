@@ -195,10 +195,12 @@ def supported(net: recursion.ConvNet, height: int, width: int,
               on_gpu: bool) -> bool:
     """Whether the Pallas step can serve ``net`` on ``height x width`` images.
 
-    Only :class:`recursion.ConvNet` recursions use the step (not the residual
-    :class:`ntkexp.fastconv.residual.WideResNet`).
+    Only :class:`recursion.ConvNet` recursions of ReLU networks use the step
+    (not the residual nets of :mod:`ntkexp.fastconv.residual`, nor other
+    activations: the step computes the ReLU's arc-cosine formulas).
     """
-    if not isinstance(net, recursion.ConvNet) or not net.full_spatial:
+    if (not isinstance(net, recursion.ConvNet) or not net.full_spatial
+            or net.activation != 'relu'):
         return False
     if not on_gpu:
         return True

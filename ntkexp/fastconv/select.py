@@ -261,11 +261,10 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
         return triple
     init_fn, apply_fn, kernel_fn = triple
     conv_relu = None
-    activation = getattr(net, 'activation', 'relu')
-    if mode.startswith('pallas') and activation != 'relu':
+    if mode.startswith('pallas') and net.activation != 'relu':
         raise ValueError(
             f"model '{model}': fast_kernel={mode} fuses ReLU steps only, not "
-            f'activation={activation}; use fast_kernel=true or auto (the XLA '
+            f'activation={net.activation}; use fast_kernel=true or auto (the XLA '
             'recursion, any activation).')
     if mode.startswith('pallas'):
         conv_relu = pallas.make_conv_relu(
