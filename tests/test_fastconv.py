@@ -225,10 +225,15 @@ def test_config_selects_fast_kernel(tmp_path):
         cfg = hydra.compose('config', overrides=['model=myrtle',
                                                  f'paths.root={tmp_path}'])
         off = hydra.compose('config', overrides=[
-            'model=myrtle', '++model.fast_kernel=false', f'paths.root={tmp_path}'])
+            'model=myrtle', 'model.fast_kernel=false', f'paths.root={tmp_path}'])
         kind = hydra.compose('config', overrides=[
-            'model=myrtle', '++model.fast_kernel=pallas_diagonal_patches',
+            'model=myrtle', 'model.fast_kernel=pallas_diagonal_patches',
             f'paths.root={tmp_path}'])
+        defaults = {name: hydra.compose('config', overrides=[
+            f'model={name}']).model.fast_kernel
+            for name in ('cnn', 'cnn_gap', 'cnn_vec', 'myrtle', 'wrn', 'resnet')}
+    assert defaults == dict(cnn='auto', cnn_gap='auto', cnn_vec=False,
+                            myrtle='auto', wrn='auto', resnet='auto')
     assert instantiate(cfg.model, out_dim=2)[2].impl == 'xla'
     assert not getattr(instantiate(off.model, out_dim=2)[2], 'fastconv', False)
     assert instantiate(kind.model, out_dim=2)[2].impl == 'pallas'
