@@ -122,7 +122,7 @@ def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
             pass
         records.write_json_atomic(run_dir / records.STATUS_JSON, status)
     except Exception as error:  # pylint: disable=broad-except
-        error_text = f'{type(error).__name__}: {error}'
+        error_text = records.error_text(error)
     if error_text is not None:
         print(f'ntkexp: error: {error_text}\n(status and rows so far: '
               f'{run_dir})', file=sys.stderr)
@@ -171,6 +171,7 @@ def _hydra_main(argv: list[str]) -> None:
     from omegaconf import DictConfig  # pylint: disable=g-import-not-at-top
 
     import ntkexp  # noqa: F401  (makes neural-tangents importable)
+    from ntkexp import records  # pylint: disable=g-import-not-at-top
     from ntkexp import runner  # pylint: disable=g-import-not-at-top
     from ntkexp import report  # pylint: disable=g-import-not-at-top
     from ntkexp import sweep  # pylint: disable=g-import-not-at-top
@@ -190,8 +191,13 @@ def _hydra_main(argv: list[str]) -> None:
         except runner.ConfigError as error:
             runner.cleanup_failed_start(run_dir)
             _fail(str(error))
-        except (ValueError, FileNotFoundError) as error:
-            print(f'ntkexp: error: {error}\n(status and rows so far: '
+        except Exception as error:  # pylint: disable=broad-except
+            # Bad data or values (also inside Hydra's instantiate wrapper):
+            # one line; anything else is a bug and keeps its traceback.
+            shown = records.unwrapped(error)
+            if not isinstance(shown, (ValueError, FileNotFoundError)):
+                raise
+            print(f'ntkexp: error: {shown}\n(status and rows so far: '
                   f'{run_dir})', file=sys.stderr)
             raise SystemExit(1) from None
         print(report.summary_table(frame))

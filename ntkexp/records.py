@@ -146,6 +146,26 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def unwrapped(error: BaseException) -> BaseException:
+    """``error`` without Hydra's ``InstantiationException`` wrappers.
+
+    ``hydra.utils.instantiate`` re-raises what a ``_target_`` (a dataset
+    builder, a model) raised as an ``InstantiationException`` whose text is the
+    original's ``repr`` (newlines escaped) plus the config key; the user should
+    read the original error. Anything else is returned as it is.
+    """
+    from hydra.errors import InstantiationException  # pylint: disable=g-import-not-at-top
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def error_text(error: BaseException) -> str:
+    """``'<Type>: <message>'`` of the error a user should read (:func:`unwrapped`)."""
+    shown = unwrapped(error)
+    return f'{type(shown).__name__}: {shown}'
+
+
 class StatusRecord:
     """The ``status.json`` of a run: written at start, updated at the end."""
 
@@ -175,7 +195,7 @@ class StatusRecord:
             self.data['status'] = 'ok'
         else:
             self.data['status'] = 'failed'
-            self.data['error'] = f'{type(error).__name__}: {error}'
+            self.data['error'] = error_text(error)
             self.data['traceback'] = ''.join(
                 traceback.format_exception(type(error), error,
                                            error.__traceback__))

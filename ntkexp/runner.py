@@ -22,6 +22,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import records
+from ntkexp.data import preprocess
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,13 @@ def validate(cfg: DictConfig) -> None:
     _check(kernel.get('executor', 'local') in ('local', 'slurm'),
            f"kernel.executor={kernel.get('executor')!r} is invalid; use local "
            'or slurm')
+    dataset = cfg.get('dataset') or {}
+    for key in ('n_train', 'n_test'):  # the builders check the rest
+        if key in dataset:
+            try:
+                preprocess.check_size(dataset[key], f'dataset.{key}')
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
     exp = cfg.experiment
     for key in ('diag_reg',):
         if key in exp:
@@ -136,9 +144,7 @@ def validate(cfg: DictConfig) -> None:
         try:
             instantiate(cfg.model)
         except Exception as error:  # Hydra wraps the model's ValueError.
-            cause = error
-            while cause.__cause__ is not None:
-                cause = cause.__cause__
+            cause = records.unwrapped(error)
             if isinstance(cause, ValueError):
                 raise ConfigError(f'model: {cause}') from None
             raise

@@ -136,6 +136,8 @@ def test_cli_default_run_prints_table(tmp_path):
     (['precision=float16'], 'precision'),
     (['matmul_precision=tf32'], "matmul_precision='tf32' is invalid; use "
                                 'matmul_precision=highest or'),
+    (['dataset.n_train=0'], 'dataset.n_train must be >= 1 (or null for all), '
+                            'got 0.'),
 ])
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
                                                         message):
@@ -146,6 +148,26 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
     assert lines[0].startswith('ntkexp: error:') and message in lines[0]
     assert not list(tmp_path.rglob('status.json'))
     assert not list(tmp_path.rglob('rows.jsonl'))
+
+
+def test_missing_dataset_is_its_own_error_with_a_status_record(tmp_path):
+    """A dataset that cannot be found fails the run with the builder's own
+    message (what was tried, how to fix it), not Hydra's wrapper around it,
+    and the run directory records it."""
+    empty = tmp_path / 'no_data'
+    empty.mkdir()
+    result = _ntkexp(['run', 'dataset=cifar10', f'dataset.data_dir={empty}',
+                      'dataset.download=false'], tmp_path, timeout=120)
+    assert result.returncode == 1
+    assert "ntkexp: error: Dataset 'cifar10' not found" in result.stderr, \
+        result.stderr
+    assert 'To fix: pass dataset.data_dir=DIR' in result.stderr
+    assert 'InstantiationException' not in result.stderr
+    assert 'Error executing job' not in result.stderr
+    assert 'Traceback' not in result.stderr
+    (status,) = [json.loads(p.read_text()) for p in tmp_path.rglob('status.json')]
+    assert status['status'] == 'failed'
+    assert status['error'].startswith("FileNotFoundError: Dataset 'cifar10' not found")
 
 
 def test_import_leaves_tensorflow_out():

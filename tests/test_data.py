@@ -303,8 +303,9 @@ def test_dataset_subsets_balanced_and_reproducible():
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(n_train=2000), r'n_train=2000 is larger than the 1437'),
-    (dict(n_test=-1), r'n_test must be non-negative'),
-    (dict(n_train=1.5), r'n_train must be a non-negative integer'),
+    (dict(n_test=-1), r'n_test must be >= 1 \(or null for all\), got -1'),
+    (dict(n_train=0), r'n_train must be >= 1 \(or null for all\), got 0'),
+    (dict(n_train=1.5), r'n_train must be a positive integer or null \(all\)'),
     (dict(targets='softmax'), r'targets must be one of'),
     (dict(standardize='global'), r'standardize must be one of'),
     (dict(zca=0.0), r'zca must be a positive'),
@@ -426,8 +427,10 @@ def test_gaussian_jacot_fig1_target_and_errors():
         D.gaussian(target='x1*x3')
     with pytest.raises(ValueError, match='dimension >= 2'):
         D.gaussian(d=1, target='x1*x2')
-    with pytest.raises(ValueError, match='n_train must be a non-negative integer'):
+    with pytest.raises(ValueError, match='n_train must be a positive integer, got None'):
         D.sphere(n_train=None)
+    with pytest.raises(ValueError, match='d must be >= 1, got 0'):
+        D.gaussian(d=0)
     noisy = D.gaussian(n_train=2000, noise=0.5, dtype='float64')
     clean = D.gaussian(n_train=2000, dtype='float64')
     np.testing.assert_array_equal(noisy.x_train, clean.x_train)

@@ -300,8 +300,6 @@ def _generated(kind: str, name: str, *, n_train, n_test, seed, target, standardi
     n_test = preprocess.check_size(n_test, 'n_test', allow_none=False)
     d = preprocess.check_size(d, 'd', allow_none=False)
     target = _plain(target)
-    if d < 1:
-        raise ValueError(f'd must be >= 1, got d={d}.')
     synthetic.target_values(np.ones((1, d)), target)  # validate names early
     if noise < 0:
         raise ValueError(f'noise must be >= 0, got {noise}.')

@@ -16,15 +16,18 @@ def check_size(value, what: str, allow_none: bool = True) -> int | None:
     """Validates a size option (``n_train``, ``n_test``, ``d``...).
 
     Raises:
-        ValueError: if it is negative, not an integer, or None where not allowed.
+        ValueError: if it is not an integer >= 1, or None where not allowed
+            (an empty training or test set would give empty means, not an
+            error, further on).
     """
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f'{what} must be a non-negative integer'
+        raise ValueError(f'{what} must be a positive integer'
                          + (' or null (all)' if allow_none else '') + f', got {value!r}.')
-    if value < 0:
-        raise ValueError(f'{what} must be non-negative, got {value}.')
+    if value < 1:
+        raise ValueError(f'{what} must be >= 1'
+                         + (' (or null for all)' if allow_none else '') + f', got {value}.')
     return int(value)
 
 
