@@ -136,6 +136,18 @@ def validate(cfg: DictConfig) -> None:
                 _check(value is not None and float(value) >= 0,
                        f'experiment.{key}={value} is invalid; the diagonal '
                        'regulariser must be >= 0 (e.g. experiment.diag_reg=1e-4)')
+    if exp.get('t', None) is not None:  # kernel regression's training times
+        values = exp.t
+        values = list(values) if OmegaConf.is_list(values) else [values]
+        for value in values:
+            try:
+                ok = value is None or str(value).lower() in ('inf', 'infinity') \
+                    or float(value) >= 0
+            except ValueError:
+                ok = False
+            _check(ok, f'experiment.t={value} is invalid; a training time is a '
+                       'number >= 0, inf or null (the converged predictor), e.g. '
+                       'experiment.t=[10,100,null]')
     validator = exp.get('validate', None)
     if validator:
         get_method(validator)(cfg)

@@ -136,6 +136,9 @@ def test_cli_default_run_prints_table(tmp_path):
     (['precision=float16'], 'precision'),
     (['matmul_precision=tf32'], "matmul_precision='tf32' is invalid; use "
                                 'matmul_precision=highest or'),
+    (['experiment.t=[10,-1]'], 'experiment.t=-1 is invalid; a training time '
+                               'is a number >= 0, inf or null'),
+    (['experiment.t=soon'], 'experiment.t=soon is invalid'),
     (['dataset.n_train=0'], 'dataset.n_train must be >= 1 (or null for all), '
                             'got 0.'),
 ])
