@@ -33,6 +33,34 @@ PyTree = Any
 #: (codes 1-3 are ``nt.NtkImplementation``).
 NTKEXP_STRUCTURED = 4
 
+#: ``ntk_implementation`` options by name: ``nt.NtkImplementation``'s 1-3 and
+#: :data:`NTKEXP_STRUCTURED`.
+IMPLEMENTATIONS = {'jacobian_contraction': 1, 'ntk_vector_products': 2,
+                   'structured_derivatives': 3,
+                   'ntkexp_structured': NTKEXP_STRUCTURED}
+
+
+def implementation_code(value: Any,
+                        choices: dict[str, int] = IMPLEMENTATIONS) -> int:
+    """The code of an ``experiment.ntk_implementation`` option.
+
+    Args:
+        value: a name of ``choices`` (any case) or one of their codes.
+        choices: names and codes (:data:`IMPLEMENTATIONS`, or more).
+
+    Raises:
+        ValueError: anything else (one line with the valid values).
+    """
+    if isinstance(value, str) and value.lower() in choices:
+        return choices[value.lower()]
+    if (isinstance(value, int) and not isinstance(value, bool)
+            and value in choices.values()):
+        return int(value)
+    codes = sorted(choices.values())
+    raise ValueError(
+        f'experiment.ntk_implementation={value!r} is invalid; use '
+        + ', '.join(choices) + f' (or {codes[0]}-{codes[-1]})')
+
 
 def empirical_ntk_fn(apply_fn: Callable, implementation: int = 1,
                      vmap_axes: Optional[int] = 0) -> Callable:

@@ -483,10 +483,29 @@ def test_paper_configs_compose(tmp_path):
     ('experiment.batch_size=8', 'full-batch'),
     ('experiment.references=[ntk,gp]', 'experiment.references'),
     ('experiment.lr_fraction=-1', 'experiment.lr_fraction'),
+    ('experiment.ntk_implementation=7', r'experiment.ntk_implementation=7 is '
+     r'invalid; use jacobian_contraction, ntk_vector_products, '
+     r'structured_derivatives, ntkexp_structured \(or 1-4\)'),
 ])
 def test_validate_rejects_bad_values(tmp_path, override, message):
     cfg = compose(tmp_path, 'experiment=finite_width', override)
     with pytest.raises(runner.ConfigError, match=message):
+        runner.validate(cfg)
+
+
+def test_ntk_implementation_by_name_or_number(tmp_path):
+    """``experiment.ntk_implementation`` takes the names the alignment
+    experiment takes (without its ``auto``) or their numbers."""
+    for value, code in (('structured_derivatives', 3), ('NTKEXP_STRUCTURED', 4),
+                        ('1', 1)):
+        cfg = compose(tmp_path, 'experiment=finite_width',
+                      f'experiment.ntk_implementation={value}')
+        runner.validate(cfg)
+        assert ntk_drift.implementation_code(
+            cfg.experiment.ntk_implementation) == code
+    cfg = compose(tmp_path, 'experiment=finite_width',
+                  'experiment.ntk_implementation=auto')
+    with pytest.raises(runner.ConfigError, match='auto'):
         runner.validate(cfg)
 
 

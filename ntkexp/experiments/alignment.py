@@ -86,9 +86,7 @@ SCHEDULES = ('constant', 'step', 'cosine')
 # ntkexp.structured_ntk); 'auto' tries ntkexp's first on networks with
 # convolutions (faster there), neural-tangents' first otherwise, keeps the
 # first that works, else Jacobian contraction (1).
-IMPLEMENTATIONS = {'auto': 0, 'jacobian_contraction': 1,
-                   'ntk_vector_products': 2, 'structured_derivatives': 3,
-                   'ntkexp_structured': ntk_drift.NTKEXP_STRUCTURED}
+IMPLEMENTATIONS = {'auto': 0, **ntk_drift.IMPLEMENTATIONS}
 DTYPES = ('float32', 'float64')
 
 
@@ -101,14 +99,10 @@ def _check(condition: bool, message: str) -> None:
 
 
 def _implementation_code(value: Any) -> int:
-    if isinstance(value, str) and value.lower() in IMPLEMENTATIONS:
-        return IMPLEMENTATIONS[value.lower()]
-    if (isinstance(value, int) and not isinstance(value, bool)
-            and value in IMPLEMENTATIONS.values()):
-        return int(value)
-    raise ConfigError(
-        f'experiment.ntk_implementation={value!r} is invalid; use '
-        + ', '.join(IMPLEMENTATIONS) + ' (or 0-4)')
+    try:
+        return ntk_drift.implementation_code(value, IMPLEMENTATIONS)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def validate(cfg: DictConfig) -> None:

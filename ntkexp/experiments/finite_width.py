@@ -193,6 +193,10 @@ def validate(cfg: DictConfig) -> None:
         check(isinstance(s, int) and 0 <= s <= steps,
               f'experiment.eval_steps has {s!r}; use integers in [0, '
               f'experiment.steps={steps}]')
+    try:
+        ntk_drift.implementation_code(exp.get('ntk_implementation', 1))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     optimizer = exp.get('optimizer', 'gd')
     check(optimizer in training.OPTIMIZERS,
           f'experiment.optimizer={optimizer!r} is invalid; use one of '
@@ -465,7 +469,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         f_centered_jit = jax.jit(f_centered)
         slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
         ntk_emp = (ntk_drift.empirical_ntk_fn(
-            apply_fn, int(exp.get('ntk_implementation', 1)))
+            apply_fn, ntk_drift.implementation_code(
+                exp.get('ntk_implementation', 1)))
             if probe_size or lr_kernel == 'empirical' else None)
 
         for seed in seeds_of(cfg):
