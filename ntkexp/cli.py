@@ -61,6 +61,88 @@ def check_group_overrides(overrides: list[str]) -> None:
                       f"{', '.join(choices)} (e.g. {key}={choices[0]})")
 
 
+# Most group combinations a key check composes; past this Hydra reports alone.
+_MAX_COMPOSES = 16
+
+
+def _config_keys(node) -> list[str] | None:
+    """The keys of a config node, or None if it is not a mapping."""
+    from omegaconf import DictConfig  # pylint: disable=g-import-not-at-top
+    return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else None
+
+
+def unknown_key(cfg, key: str) -> str | None:
+    """Why ``key`` (dotted) names no key of ``cfg``, or None if it does.
+
+    Returns:
+        A hint such as ``did you mean model.width?`` or ``'model' has:
+        depth, width, ...``; None for an existing key or one below a list or
+        a null value (Hydra reports those itself).
+    """
+    import difflib  # pylint: disable=g-import-not-at-top
+    node, parts = cfg, key.split('.')
+    for depth, part in enumerate(parts):
+        keys = _config_keys(node)
+        if keys is None:
+            return None
+        if part not in keys:
+            parent = '.'.join(parts[:depth])
+            close = difflib.get_close_matches(part, keys, n=3, cutoff=0.6)
+            if close:
+                names = (f'{parent}.{c}' if parent else c for c in close)
+                return f"did you mean {' or '.join(names)}?"
+            where = f"'{parent}'" if parent else 'the config'
+            return f"{where} has: {', '.join(keys)}"
+        node = node._get_node(part)  # pylint: disable=protected-access
+        if node is None or node._is_none():  # pylint: disable=protected-access
+            return None
+    return None
+
+
+def check_key_overrides(overrides: list[str]) -> None:
+    """Fails with one line for ``a.b=value`` overrides of keys the config lacks.
+
+    Hydra's own message spans six lines and suggests ``+a.b=value``, which
+    adds a key that nothing reads. This composes the config for every choice
+    of the groups on the command line (sweeps included) and names the closest
+    keys. ``+key``, ``++key``, ``~key`` and ``hydra.*`` overrides are Hydra's.
+    """
+    import itertools  # pylint: disable=g-import-not-at-top
+    from hydra import compose, initialize_config_dir  # pylint: disable=g-import-not-at-top
+    from hydra.errors import HydraException  # pylint: disable=g-import-not-at-top
+    from omegaconf.errors import OmegaConfBaseException  # pylint: disable=g-import-not-at-top
+
+    keys, groups = [], []
+    for i, override in enumerate(overrides):
+        if override.startswith('-') or (i and overrides[i - 1] in _VALUE_FLAGS):
+            continue
+        key, sep, value = override.partition('=')
+        if not sep or key.startswith(('+', '~')) or key.split('.')[0] == 'hydra':
+            continue
+        if key in GROUPS or '/' in key:
+            if value.startswith(('choice(', 'range(', 'glob(')):
+                return  # Hydra's sweep functions: leave the check to Hydra
+            groups.append([f'{key}={choice}' for choice in value.split(',')])
+        else:
+            keys.append(key)
+    combos = list(itertools.islice(itertools.product(*groups), _MAX_COMPOSES + 1))
+    if not keys or len(combos) > _MAX_COMPOSES:
+        return
+    for combo in combos:
+        try:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base='1.3'):
+                cfg = compose('config', overrides=list(combo))
+        except (HydraException, OmegaConfBaseException):
+            return  # Hydra will report the composition error itself
+        for key in keys:
+            hint = unknown_key(cfg, key)
+            if hint:
+                chosen = f" with {' '.join(combo)}" if combo else ''
+                show = ' '.join(['ntkexp run', *combo, '--cfg job'])
+                _fail(f"unknown key '{key}'{chosen}: {hint} (`{show}` prints "
+                      'the config)')
+
+
 def _skip_if_done(cfg, run_dir: Path) -> Path | None:
     """With ``skip_done``: the run directory where this config already ran ok.
 
@@ -257,6 +339,7 @@ def main(argv: list[str] | None = None) -> None:
             print('\nHydra help: ntkexp run --hydra-help')
             return
         check_group_overrides(overrides)
+        check_key_overrides(overrides)
         _hydra_main(overrides)
         return
 

@@ -153,6 +153,35 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
     assert not list(tmp_path.rglob('rows.jsonl'))
 
 
+@pytest.mark.parametrize('overrides, message', [
+    (['model.widht=3'], "unknown key 'model.widht': did you mean model.width? "
+                        '(`ntkexp run --cfg job` prints the config)'),
+    (['experiment=alignment', 'experiment.step=3'],
+     "unknown key 'experiment.step' with experiment=alignment: did you mean "
+     'experiment.steps'),
+    # In a sweep every choice is checked: WRNs have k, Myrtles do not.
+    (['-m', 'model=wrn,myrtle', 'model.k=2'],
+     "unknown key 'model.k' with model=myrtle: 'model' has: _target_, depth, "
+     'width,'),
+])
+def test_unknown_key_is_one_line_with_the_closest_keys(overrides, message,
+                                                       capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['run'] + overrides)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith('ntkexp: error: ')
+    assert message in err
+
+
+def test_key_check_leaves_valid_and_hydra_overrides_alone():
+    cli.check_key_overrides(['-m', 'model=fc,cnn', 'model.width=8',
+                             'dataset.n_train=10', '+experiment.extra=1',
+                             '++model.fast_kernel=false', 'hydra.job.chdir=false',
+                             'experiment.diag_reg=[1e-3,1e-2]'])
+    cli.check_key_overrides(['model=choice(fc,cnn)', 'model.nope=1'])  # Hydra's
+
+
 def test_missing_dataset_is_its_own_error_with_a_status_record(tmp_path):
     """A dataset that cannot be found fails the run with the builder's own
     message (what was tried, how to fix it), not Hydra's wrapper around it,
