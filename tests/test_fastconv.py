@@ -9,6 +9,7 @@ neural-tangents computes ``nngp`` and ``var`` by different contractions (see
 ``tests/test_kernels.py``).
 """
 
+from unittest import mock
 import re
 
 import jax
@@ -599,6 +600,52 @@ def test_pallas_step_lowers_to_triton_for_cuda():
     assert not pallas.supported(xla.net, 28, 28, on_gpu=True)
 
 
+def test_tf32x3_kind_lowers_its_products_to_three_tf32_products():
+    """``diagonal_patches_tf32x3`` lowers the in-kernel first-layer products
+    to Triton ``tt.dot``s with ``inputPrecision = tf32x3`` (three TF32
+    tensor-core products); ``diagonal_patches`` keeps IEEE float32 (Triton's
+    default, no attribute). Read from the Triton module before it is
+    serialised (a private function of Pallas: skipped if it moved)."""
+    import re
+    from ntkexp.fastconv import diagonal, pallas
+    try:
+        from jax._src.pallas.triton import lowering as triton_lowering  # pylint: disable=g-import-not-at-top
+        real = triton_lowering.lower_jaxpr_to_triton_module
+    except (ImportError, AttributeError):
+        pytest.skip('Pallas\' Triton lowering moved')
+    modules = []
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        modules.append(str(result.module))
+        return result
+
+    _, _, xla = models.myrtle(depth=5, width=8)
+    x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
+    dots = {}
+    for kind in ('diagonal_patches', 'diagonal_patches_tf32x3'):
+        modules.clear()
+        fast = select.fast_kernel_fn(
+            xla.net, xla.fallback, conv_relu=pallas.make_conv_relu(False, kind=kind))
+        with mock.patch.object(triton_lowering, 'lower_jaxpr_to_triton_module',
+                               spy), _abstract_h100():
+            jax.jit(fast, static_argnames='get').trace(x, x, get='ntk').lower(
+                lowering_platforms=('cuda',))
+        dots[kind] = [re.findall(r'tt\.dot [^:]*', m) for m in modules]
+    # The first stage's kernel has the products (one per loaded tile), the
+    # second none.
+    for kind, want in (('diagonal_patches', None),
+                       ('diagonal_patches_tf32x3', 'inputPrecision = tf32x3')):
+        first, second = dots[kind]
+        assert first and not second
+        assert all((want in d) if want else ('inputPrecision' not in d)
+                   for d in first), first[:2]
+    with pytest.raises(ValueError, match="product_precision='tf32': expected"):
+        diagonal.conv_relu_diagonal(
+            None, None, jnp.ones((1, 4, 4)), jnp.ones((1, 4, 4)), k=3, scale=1.,
+            shift=0., alpha=1., beta=1., gamma=0., product_precision='tf32')
+
+
 @pytest.mark.parametrize('pool, pairs_last', [
     (2, True), pytest.param(None, True, marks=pytest.mark.slow),
     pytest.param(2, False, marks=pytest.mark.slow),
@@ -631,7 +678,7 @@ def test_pallas_conv_relu_step_equals_xla_interpreted(pool, pairs_last):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('kind', ['rows', 'diagonal', 'diagonal_relu_in',
-                                  'diagonal_patches'])
+                                  'diagonal_patches', 'diagonal_patches_tf32x3'])
 @pytest.mark.parametrize('fn, kwargs, side', [
     (models.myrtle, dict(depth=5, width=8, b_std=0.2), 8),
     (models.cnn, dict(depth=3, width=8, b_std=0.1, readout='gap'), 6),

@@ -46,6 +46,10 @@ import jax.numpy as jnp
 from ntkexp.fastconv import pallas, recursion
 
 
+#: Precisions of the in-kernel first-layer products (``input_patches``).
+PRODUCT_PRECISIONS = ('highest', 'tf32x3')
+
+
 def _window_keys(step: int, k: int) -> list[tuple[int, int]]:
     """Padded row offsets ``(x, x')`` of the column-shifted sums one window of
     ``step x step`` output row pairs needs: ``(a + dh, a' + dh)``."""
@@ -71,7 +75,9 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                        input_affine: Optional[Sequence[float]] = None,
                        input_patches: Optional[Sequence[jax.Array]] = None,
                        interpret: bool = False, num_warps: int = 4,
-                       carry_sums: bool = True) -> tuple[jax.Array, jax.Array]:
+                       carry_sums: bool = True,
+                       product_precision: str = 'highest'
+                       ) -> tuple[jax.Array, jax.Array]:
     """``ReLU(Conv(.))`` (+ pool) of a block of pair covariances, by diagonals.
 
     The same map as :func:`ntkexp.fastconv.pallas.conv_relu` (see there for
@@ -96,7 +102,12 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     writes the pooled covariances. ``nngp`` and ``ntk`` are then None. Each
     product tile is computed once per program (``k`` per output row pair
     with carried sums), in the precision of ``jax.lax.Precision.HIGHEST``
-    (IEEE float32 on a GPU, not TF32).
+    (IEEE float32 on a GPU, not TF32), or with ``product_precision='tf32x3'``
+    as three TF32 tensor-core products (``DotAlgorithmPreset.TF32_TF32_F32_X3``:
+    each float32 factor split into a TF32 head and tail, ``hi hi + hi lo + lo
+    hi``, float32 sums; about ``2^-21`` relative per product, so within the
+    1e-5 the float32 kernels are held to). Only the GPU has that algorithm:
+    float64 inputs and the interpreter keep ``HIGHEST``.
 
     Args:
         nngp, ntk: ``(b1, b2, H, W, H, W)`` covariances (with ``padded``,
@@ -119,12 +130,17 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
         carry_sums: carry the column-shifted sums from one window to the
             next (``k`` tile loads per output row pair); False recomputes
             them (``k^2``, fewer registers held across the loop).
+        product_precision: ``'highest'`` or ``'tf32x3'`` for the products
+            of ``input_patches`` (above).
 
     Returns:
         ``(nngp, ntk)`` after the ReLU (and pool), unpadded.
     """
     from jax.experimental import pallas as pl  # pylint: disable=g-import-not-at-top
 
+    if product_precision not in PRODUCT_PRECISIONS:
+        raise ValueError(f'product_precision={product_precision!r}: expected '
+                         f'one of {PRODUCT_PRECISIONS}')
     lo, hi = recursion._same_pads(k)     # pylint: disable=protected-access
     b1, b2, h, w = var1.shape[0], var2.shape[0], *var1.shape[1:]
     pairs = b1 * b2
@@ -142,6 +158,10 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
         return pallas._xla_conv_relu(  # pylint: disable=protected-access
             nngp, ntk, var1, var2, k=k, scale=scale, shift=shift,
             alpha=alpha, beta=beta, gamma=gamma, pool=pool, in_vars=in_vars)
+    precision = jax.lax.Precision.HIGHEST
+    if (product_precision == 'tf32x3' and not interpret
+            and var1.dtype == jnp.float32):
+        precision = jax.lax.DotAlgorithmPreset.TF32_TF32_F32_X3
     wc = wo * step                       # columns that reach the output
     hp, wp = h + lo + hi, w + lo + hi
     if input_affine is not None:
@@ -184,8 +204,7 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             if input_patches is not None:
                 a = jax.lax.dot_general(
                     p1_ref[i, cols, :], p2_ref[i2, cols, :],
-                    (((1,), (1,)), ((), ())),
-                    precision=jax.lax.Precision.HIGHEST)
+                    (((1,), (1,)), ((), ())), precision=precision)
             else:
                 a = n_ref[i, cols, i2, cols]
             if input_affine is not None:
@@ -317,4 +336,4 @@ def _unpadded(nngp, ntk, in_vars, padded, input_affine, lo, h, w):
     return nngp, ntk, in_vars
 
 
-__all__ = ['conv_relu_diagonal']
+__all__ = ['PRODUCT_PRECISIONS', 'conv_relu_diagonal']

@@ -217,10 +217,12 @@ def supported(net: recursion.ConvNet, height: int, width: int,
 #: one program per output row pair), ``'diagonal'``
 #: (:func:`ntkexp.fastconv.diagonal.conv_relu_diagonal`, one program per
 #: diagonal of row pairs), ``'diagonal_relu_in'`` (the same, with the ReLU
-#: before the convolution fused too) and ``'diagonal_patches'`` (the same
+#: before the convolution fused too), ``'diagonal_patches'`` (the same
 #: again, with the first layer's product computed in the kernel from the
-#: images' patches).
-KINDS = ('rows', 'diagonal', 'diagonal_relu_in', 'diagonal_patches')
+#: images' patches) and ``'diagonal_patches_tf32x3'`` (that product as three
+#: TF32 tensor-core products on a GPU, ``product_precision='tf32x3'``).
+KINDS = ('rows', 'diagonal', 'diagonal_relu_in', 'diagonal_patches',
+         'diagonal_patches_tf32x3')
 
 
 def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
@@ -243,10 +245,12 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
         step = functools.partial(conv_relu, interpret=interpret, **options)
     else:
         from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
+        if kind == 'diagonal_patches_tf32x3':
+            options = dict(options, product_precision='tf32x3')
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
-    step.fuses_input_relu = kind in ('diagonal_relu_in', 'diagonal_patches')
-    step.fuses_input_product = kind == 'diagonal_patches'
+    step.fuses_input_product = kind.startswith('diagonal_patches')
+    step.fuses_input_relu = step.fuses_input_product or kind == 'diagonal_relu_in'
     return step
 
 

@@ -82,7 +82,8 @@ def patch_inputs(side: int, b1: int = 2, b2: int = 32,
 def _first_stage(kind: str, pool, warps: int, interpret: bool) -> Callable:
     """Product, ReLU and step from :func:`patch_inputs`: ``'xla'`` (the
     recursion's passes), ``'diagonal_relu_in'`` (XLA's padded product, then
-    one kernel) or ``'diagonal_patches'`` (one kernel)."""
+    one kernel), ``'diagonal_patches'`` (one kernel) or
+    ``'diagonal_patches_tf32x3'`` (its products as three TF32 products)."""
     from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
 
     def pad(a):
@@ -96,9 +97,11 @@ def _first_stage(kind: str, pool, warps: int, interpret: bool) -> Callable:
         options = dict(padded=True, in_vars=(pad(u1), pad(u2)),
                        input_affine=(1 / 27, 0.0, 1 / 27, 0.0), pool=pool,
                        num_warps=warps, interpret=interpret, **COEFFS)
-        if kind == 'diagonal_patches':
+        if kind.startswith('diagonal_patches'):
+            precision = 'tf32x3' if kind.endswith('tf32x3') else 'highest'
             return diagonal.conv_relu_diagonal(
-                None, None, v1, v2, input_patches=(pad(p1), pad(p2)), **options)
+                None, None, v1, v2, input_patches=(pad(p1), pad(p2)),
+                product_precision=precision, **options)
         raw = recursion._block_first(pad(p1), pad(p2))  # pylint: disable=protected-access
         return diagonal.conv_relu_diagonal(raw, None, v1, v2, **options)
 
@@ -140,7 +143,8 @@ def variants(interpret: bool) -> dict[tuple[Any, str, str], Callable]:
                     num_warps=warps, interpret=interpret, **COEFFS))
         out[pool, 'product+relu+step', 'xla'] = _first_stage(
             'xla', pool, 4, interpret)
-        for kind in ('diagonal_relu_in', 'diagonal_patches'):
+        for kind in ('diagonal_relu_in', 'diagonal_patches',
+                     'diagonal_patches_tf32x3'):
             for warps in (4, 8):
                 out[pool, 'product+relu+step', f'{kind}_w{warps}'] = (
                     _first_stage(kind, pool, warps, interpret))
