@@ -93,8 +93,11 @@ def unknown_key(cfg, key: str) -> str | None:
                 return f"did you mean {' or '.join(names)}?"
             where = f"'{parent}'" if parent else 'the config'
             return f"{where} has: {', '.join(keys)}"
-        node = node._get_node(part)  # pylint: disable=protected-access
-        if node is None or node._is_none():  # pylint: disable=protected-access
+        try:
+            node = node[part]
+        except Exception:  # pylint: disable=broad-except
+            return None  # a missing (???) value or an interpolation Hydra resolves
+        if node is None:
             return None
     return None
 

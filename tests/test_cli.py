@@ -174,6 +174,20 @@ def test_unknown_key_is_one_line_with_the_closest_keys(overrides, message,
     assert message in err
 
 
+def test_unknown_key_hints():
+    from omegaconf import OmegaConf
+    cfg = OmegaConf.create({'model': {'width': 8, 'depth': 2},
+                            'experiment': {'slice': None, 'widths': [1, 2],
+                                           'need': '???'}})
+    assert cli.unknown_key(cfg, 'model.width') is None
+    assert cli.unknown_key(cfg, 'model.widht') == 'did you mean model.width?'
+    assert cli.unknown_key(cfg, 'model.zzz') == "'model' has: width, depth"
+    assert cli.unknown_key(cfg, 'modle') == 'did you mean model?'
+    # Below a null, a list or a missing value: left to Hydra.
+    for key in ('experiment.slice.x0', 'experiment.widths.0', 'experiment.need.a'):
+        assert cli.unknown_key(cfg, key) is None
+
+
 def test_key_check_leaves_valid_and_hydra_overrides_alone():
     cli.check_key_overrides(['-m', 'model=fc,cnn', 'model.width=8',
                              'dataset.n_train=10', '+experiment.extra=1',
