@@ -197,6 +197,12 @@ WEIGHT_GRADIENTS = 'WEIGHT_GRADIENTS'
 # ntkexp's own: per-image weight gradients or position pairs from each
 # layer's inputs and output cotangents (ntkexp.structured_ntk).
 NTKEXP_STRUCTURED = 'NTKEXP_STRUCTURED'
+# ntkexp's with each convolution's term one way (not in the default run):
+# per-image weight gradients or pairs of positions; NTKEXP_STRUCTURED picks per
+# layer by structured_ntk.prefer_position_pairs' count, these test that choice.
+NTKEXP_CONTRACTIONS = {NTKEXP_STRUCTURED: 'auto',
+                       NTKEXP_STRUCTURED + '_GRADIENTS': 'gradients',
+                       NTKEXP_STRUCTURED + '_PAIRS': 'pairs'}
 EMPIRICAL_METHODS = ('JACOBIAN_CONTRACTION', 'NTK_VECTOR_PRODUCTS',
                      'STRUCTURED_DERIVATIVES', NTKEXP_STRUCTURED,
                      COTANGENT_FLOOR, WEIGHT_GRADIENTS)
@@ -272,8 +278,9 @@ def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
                     row['ratio_vs_jacobian_contraction'] = t_ref / seconds
                 rows.append(row)
                 continue
-            if name == NTKEXP_STRUCTURED:
-                ntk_fn = jax.jit(structured_ntk.structured_ntk_fn(apply_fn))
+            if name in NTKEXP_CONTRACTIONS:
+                ntk_fn = jax.jit(structured_ntk.structured_ntk_fn(
+                    apply_fn, conv_contraction=NTKEXP_CONTRACTIONS[name]))
             else:
                 ntk_fn = jax.jit(nt.empirical_ntk_fn(
                     apply_fn, implementation=nt.NtkImplementation[name],
@@ -332,7 +339,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         help='infinite-width architectures (default: all)')
     parser.add_argument('--empirical-impl', nargs='*', default=None,
                         choices=[i.name for i in nt.NtkImplementation] +
-                        [NTKEXP_STRUCTURED] + list(BOUNDS),
+                        list(NTKEXP_CONTRACTIONS) + list(BOUNDS),
                         help='empirical NTK implementations and bounds '
                         '(default: ' + ' '.join(EMPIRICAL_METHODS) +
                         '; ratios are to the first)')

@@ -38,14 +38,16 @@ def test_bench_infinite_records_block_size_and_memory(tmp_path):
 def test_bench_empirical_subset_ratio_and_agreement(tmp_path):
     """``--empirical-impl`` times the named implementations only; the first
     is the reference, and structured derivatives (neural-tangents' and
-    ntkexp's) give the same NTK."""
-    frame = bench.main(['--only', 'empirical', '--empirical-impl',
-                        'JACOBIAN_CONTRACTION', 'STRUCTURED_DERIVATIVES',
-                        'NTKEXP_STRUCTURED',
+    ntkexp's, each convolution contracted by its cost model, by per-image
+    gradients or by position pairs) give the same NTK."""
+    methods = ['JACOBIAN_CONTRACTION', 'STRUCTURED_DERIVATIVES',
+               'NTKEXP_STRUCTURED', 'NTKEXP_STRUCTURED_GRADIENTS',
+               'NTKEXP_STRUCTURED_PAIRS']
+    frame = bench.main(['--only', 'empirical', '--empirical-impl', *methods,
                         '--n', 'empirical_n=2', 'image=8', '--repeats', '1',
                         '--out', str(tmp_path)])
-    assert list(frame.method) == ['JACOBIAN_CONTRACTION',
-                                  'STRUCTURED_DERIVATIVES', 'NTKEXP_STRUCTURED']
+    assert list(frame.method) == methods
+    assert 'error' not in frame or frame.error.isna().all()
     assert frame.ratio_vs_jacobian_contraction.iloc[0] == 1.0
     assert np.all(frame.ratio_vs_jacobian_contraction > 0)
     assert np.all(frame.rel_diff.iloc[1:] < 1e-5)
