@@ -108,7 +108,8 @@ def check_key_overrides(overrides: list[str]) -> None:
     Hydra's own message spans six lines and suggests ``+a.b=value``, which
     adds a key that nothing reads. This composes the config for every choice
     of the groups on the command line (sweeps included) and names the closest
-    keys. ``+key``, ``++key``, ``~key`` and ``hydra.*`` overrides are Hydra's.
+    keys. ``+key``, ``++key``, ``~key``, ``group@package`` and ``hydra.*``
+    overrides are left to Hydra.
     """
     import itertools  # pylint: disable=g-import-not-at-top
     from hydra import compose, initialize_config_dir  # pylint: disable=g-import-not-at-top
@@ -120,8 +121,9 @@ def check_key_overrides(overrides: list[str]) -> None:
         if override.startswith('-') or (i and overrides[i - 1] in _VALUE_FLAGS):
             continue
         key, sep, value = override.partition('=')
-        if not sep or key.startswith(('+', '~')) or key.split('.')[0] == 'hydra':
-            continue
+        if (not sep or key.startswith(('+', '~')) or '@' in key
+                or key.split('.')[0] == 'hydra'):
+            continue  # Hydra's own: additions, deletions, packages, hydra.*
         if key in GROUPS or '/' in key:
             if value.startswith(('choice(', 'range(', 'glob(')):
                 return  # Hydra's sweep functions: leave the check to Hydra

@@ -192,7 +192,8 @@ def test_key_check_leaves_valid_and_hydra_overrides_alone():
     cli.check_key_overrides(['-m', 'model=fc,cnn', 'model.width=8',
                              'dataset.n_train=10', '+experiment.extra=1',
                              '++model.fast_kernel=false', 'hydra.job.chdir=false',
-                             'experiment.diag_reg=[1e-3,1e-2]'])
+                             'experiment.diag_reg=[1e-3,1e-2]',
+                             'model@extra=fc'])
     cli.check_key_overrides(['model=choice(fc,cnn)', 'model.nope=1'])  # Hydra's
 
 
