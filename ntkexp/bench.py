@@ -138,9 +138,11 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
     t_host, _ = timed(lambda: np.asarray(jitted(x, x, get='ntk')), repeats)
     rows.append(dict(method='nt_jit_host', seconds=t_host, rel_diff=0.0,
                      block=n, peak_bytes=peak_bytes()))
+    # Blocks from the memory budget alone (block_seconds=None): the layouts
+    # this benchmark compares, not cut further for progress reporting.
     engine = kernels.KernelEngine(kernel_fn, arch, get=('ntk',),
                                   memory_gb=memory_gb, cache_dir=None,
-                                  progress=False)
+                                  progress=False, block_seconds=None)
     plan, _ = engine.plan(x, None)
     block = plan.block
     batched = nt.batch(kernel_fn, batch_size=block)
@@ -157,7 +159,7 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
         _, _, fast_fn = fn(**kwargs, fast_kernel=True)
         fast_engine = kernels.KernelEngine(fast_fn, arch + '_fast', get=('ntk',),
                                            memory_gb=memory_gb, cache_dir=None,
-                                           progress=False)
+                                           progress=False, block_seconds=None)
         fast_plan, _ = fast_engine.plan(x, None)
         t_fast, out = timed(lambda: fast_engine(x)['ntk'], repeats)
         rows.append(dict(method='ntkexp_fastconv_engine', seconds=t_fast,

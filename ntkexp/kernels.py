@@ -14,6 +14,12 @@ engine computes ``kernel_fn(x1, x2, get)`` for large ``x1`` / ``x2`` in blocks:
   check, refitting with that measurement until the check passes. The choice
   (block, predicted and measured bytes) is logged, kept as
   ``KernelEngine.last_choice`` and written to the cache's ``meta.json``.
+* **Time per block.** Blocks are also kept to about ``block_seconds``
+  (``kernel.block_seconds``, 60 s): the engine times one 8-input block and
+  caps the block size so that one block's entries take about that long. A
+  1000-image CNN-GAP kernel on a CPU fits in memory as one block of hours;
+  in blocks of a minute the progress bar has an ETA, a killed run loses at
+  most a minute of work and ``kernel.jobs`` has blocks to share.
 * **Cache and resume.** Each finished block is written atomically (temporary
   file + rename) as ``<cache>/<key>/b<size>/<i>_<j>.npz``; the key hashes the
   model config, the exact input bytes, the precision and the requested
@@ -35,6 +41,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -223,7 +230,13 @@ class BlockChoice:
             and the measurement of ``block`` are at most this.
         coefficients: ``(a, b, c)`` of the fitted ``a + b B + c B^2``.
         measurements: ``(B, bytes)`` of every compiled size.
-        seconds: time spent compiling.
+        seconds: time spent compiling (and timing the probe block).
+        memory_block: the largest block the memory budget allows; more than
+            ``block`` when the time cap below made it smaller.
+        seconds_per_entry: the measured time of one kernel entry in a
+            ``PROBE_SIZES[0]``-input block, or None if not measured.
+        time_cap: the largest block that takes at most ``block_seconds``
+            at that rate, or None.
     """
     block: int
     predicted_bytes: float
@@ -233,6 +246,9 @@ class BlockChoice:
     coefficients: tuple[float, float, float]
     measurements: tuple[tuple[int, int], ...]
     seconds: float
+    memory_block: int | None = None
+    seconds_per_entry: float | None = None
+    time_cap: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(map(list, v)) if k == 'measurements' else
@@ -246,7 +262,8 @@ PROBE_SIZES = (8, 16, 32)
 def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
                  get: Sequence[str], memory_bytes: float, safety: float = 0.1,
                  max_compiles: int = 8,
-                 probe_sizes: Sequence[int] = PROBE_SIZES) -> BlockChoice:
+                 probe_sizes: Sequence[int] = PROBE_SIZES,
+                 max_block: int | None = None) -> BlockChoice:
     """The largest block size whose compiled program fits ``memory_bytes``.
 
     1. Compiles (without running) blocks of ``probe_sizes`` (capped by
@@ -275,6 +292,7 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
         max_compiles: compile at most this many block sizes (more only when
             halving down to a size that fits).
         probe_sizes: the first sizes compiled.
+        max_block: no block larger than this either (the engine's time cap).
 
     Returns:
         The :class:`BlockChoice`.
@@ -283,9 +301,10 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
         MemoryError: even a 1 x 1 block exceeds the budget.
     """
     start = time.time()
-    n_max = max(int(n_max), 1)
+    n_inputs = max(int(n_max), 1)
+    n_max = n_inputs if max_block is None else max(1, min(n_inputs, int(max_block)))
     usable = memory_bytes * (1 - safety)
-    candidates = block_candidates(n_max)
+    candidates = [c for c in block_candidates(n_inputs) if c <= n_max] or [n_max]
     n_kernels = len(tuple(get))
     measured: dict[int, int] = {}
     predicted_at_pick: dict[int, float] = {}
@@ -343,7 +362,7 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
         measurements=tuple(sorted(measured.items())),
         seconds=time.time() - start)
     log.info('kernel block size %d of %d inputs: predicted %.3g GiB, XLA '
-             '%.3g GiB, budget %.3g GiB (%d compiles, %.1fs)', block, n_max,
+             '%.3g GiB, budget %.3g GiB (%d compiles, %.1fs)', block, n_inputs,
              choice.predicted_bytes / GIB, choice.measured_bytes / GIB,
              memory_bytes / GIB, len(measured), choice.seconds)
     return choice
@@ -354,6 +373,29 @@ def choose_block_size(kernel_fn: Callable, x: np.ndarray, n_max: int,
                       **kwargs) -> int:
     """The block size of :func:`choose_block` (see there)."""
     return choose_block(kernel_fn, x, n_max, get, memory_bytes, **kwargs).block
+
+
+def seconds_per_entry(kernel_fn: Callable, x: np.ndarray, get: Sequence[str],
+                      probe: int = PROBE_SIZES[0]) -> float:
+    """Seconds per kernel entry of one ``probe x probe`` block of ``x``'s rows.
+
+    Runs the jitted ``kernel_fn`` once to compile it and once to time it, on
+    the first ``probe`` rows of ``x`` (zero rows added if it has fewer).
+    """
+    import jax  # pylint: disable=g-import-not-at-top
+    fn = jax.jit(kernel_fn, static_argnames='get')
+    a = jax.device_put(_pad_rows(np.asarray(x[:probe]), probe))
+    get = _normalize_get(get)
+    jax.block_until_ready(fn(a, a, get=get))
+    start = time.perf_counter()
+    jax.block_until_ready(fn(a, a, get=get))
+    return (time.perf_counter() - start) / probe ** 2
+
+
+def time_cap(seconds_per_entry_: float, block_seconds: float) -> int:
+    """The largest block ``B`` whose ``B^2`` entries take at most
+    ``block_seconds`` at ``seconds_per_entry_`` (at least 1)."""
+    return max(1, int(math.sqrt(block_seconds / max(seconds_per_entry_, 1e-30))))
 
 
 class BlockCache:
@@ -421,6 +463,12 @@ class KernelEngine:
         cache_dir: root of the block cache, or ``None`` for no disk cache.
         progress: show a progress bar with ETA.
         safety: fraction of ``memory_gb`` kept free when choosing blocks.
+        block_seconds: also keep each block to about this many seconds, from
+            the timed probe block (:func:`seconds_per_entry`), so that the
+            progress bar has an ETA after the first block, a killed run loses
+            at most one block of work, and ``kernel.jobs`` has blocks to
+            share; None: blocks as large as the memory budget allows. The
+            probe runs on this process's device.
     """
     kernel_fn: Callable
     model_id: str
@@ -430,6 +478,7 @@ class KernelEngine:
     cache_dir: Path | str | None = None
     progress: bool = True
     safety: float = 0.1
+    block_seconds: float | None = 60.0
 
     def __post_init__(self):
         self.get = tuple(self.get)
@@ -445,12 +494,37 @@ class KernelEngine:
     def choose(self, x: np.ndarray, n_max: int) -> BlockChoice:
         """The memory-budgeted block choice (compiled once per input shape)."""
         key = (tuple(x.shape[1:]), str(x.dtype), int(n_max), self.memory_gb,
-               self.safety)
+               self.safety, self.block_seconds)
         if key not in self._choices:
-            self._choices[key] = choose_block(
-                self.kernel_fn, x, n_max, self.get, self.memory_gb * GIB,
-                safety=self.safety)
+            self._choices[key] = self._choose(x, n_max)
         return self._choices[key]
+
+    def _choose(self, x: np.ndarray, n_max: int) -> BlockChoice:
+        """The memory-budgeted block, capped by ``block_seconds``."""
+        choice = choose_block(self.kernel_fn, x, n_max, self.get,
+                              self.memory_gb * GIB, safety=self.safety)
+        probe = min(PROBE_SIZES[0], int(n_max))
+        if not self.block_seconds or choice.block <= probe:
+            return choice
+        start = time.time()
+        per_entry = seconds_per_entry(self.kernel_fn, x, self.get, probe)
+        cap = time_cap(per_entry, self.block_seconds)
+        timing = dict(memory_block=choice.block, seconds_per_entry=per_entry,
+                      time_cap=cap)
+        if cap >= choice.block:
+            return dataclasses.replace(
+                choice, seconds=choice.seconds + time.time() - start, **timing)
+        capped = choose_block(self.kernel_fn, x, n_max, self.get,
+                              self.memory_gb * GIB, safety=self.safety,
+                              max_block=cap)
+        log.info('kernel block size %d, not %d: one %d-input block would take '
+                 'about %.0f s at %.3g s per entry; kernel.block_seconds=%g '
+                 'keeps blocks to about that (null: as large as memory allows)',
+                 capped.block, choice.block, choice.block,
+                 choice.block ** 2 * per_entry, per_entry, self.block_seconds)
+        return dataclasses.replace(
+            capped, seconds=choice.seconds + capped.seconds + time.time() - start,
+            **timing)
 
     def plan(self, x1: np.ndarray, x2: np.ndarray | None) -> tuple[BlockPlan, BlockCache]:
         """The block plan and cache of the kernel ``k(x1, x2)``.

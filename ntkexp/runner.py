@@ -112,6 +112,10 @@ def validate(cfg: DictConfig) -> None:
     kernel = cfg.get('kernel', {})
     _check(kernel.get('memory_gb', 1) > 0,
            f"kernel.memory_gb={kernel.get('memory_gb')} must be > 0")
+    seconds = kernel.get('block_seconds', None)
+    _check(seconds is None or (not isinstance(seconds, bool)
+                               and isinstance(seconds, (int, float)) and seconds > 0),
+           f'kernel.block_seconds={seconds} must be a number > 0 or null (no time cap)')
     bs = kernel.get('block_size', None)
     _check(bs is None or int(bs) > 0,
            f'kernel.block_size={bs} must be a positive integer or null')

@@ -235,3 +235,53 @@ def test_automatic_block_size_resumes_bit_for_bit(conv_data, tmp_path):
     assert resumed.last_plan.block == block
     assert resumed.computed_blocks == 1
     assert np.array_equal(out, full)
+
+
+def test_time_cap_keeps_blocks_to_block_seconds(monkeypatch):
+    """Memory allows one block of all 48 inputs; at a probed 60 / 20^2 s per
+    entry a 20-input block takes block_seconds = 60 s, so the engine runs
+    blocks of at most 20 inputs (20: three per side), records why, and
+    computes the same kernel. Without block_seconds nothing is probed."""
+    _, _, kernel_fn = _fc_model()
+    x = np.random.RandomState(2).randn(48, 4, 4, 3).astype(np.float32)
+    probes = []
+
+    def fake_seconds_per_entry(fn, x_, get, probe):
+        probes.append(probe)
+        return 60.0 / 20 ** 2
+
+    monkeypatch.setattr(kernels, 'seconds_per_entry', fake_seconds_per_entry)
+    engine = kernels.KernelEngine(kernel_fn, 'fc', get=('ntk',), memory_gb=2.0,
+                                  cache_dir=None, progress=False,
+                                  block_seconds=60.0)
+    out = engine(x)['ntk']
+    choice = engine.last_choice
+    assert probes == [8]
+    assert choice.memory_block == 48 and choice.time_cap == 20
+    assert choice.block == 20 and engine.last_plan.blocks() == [
+        (0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
+    assert choice.measured_bytes <= choice.usable_bytes
+    ref = np.asarray(jax.jit(kernel_fn, static_argnames='get')(x, x, get='ntk'))
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max())
+    # A cap above the memory block changes nothing but is recorded.
+    monkeypatch.setattr(kernels, 'seconds_per_entry',
+                        lambda *a: 60.0 / 100 ** 2)
+    loose = kernels.KernelEngine(kernel_fn, 'fc', get=('ntk',), memory_gb=2.0,
+                                 cache_dir=None, progress=False)
+    loose.plan(x, None)
+    assert loose.last_choice.block == 48 and loose.last_choice.time_cap == 100
+    # block_seconds=None: no probe.
+    monkeypatch.setattr(kernels, 'seconds_per_entry', None)
+    off = kernels.KernelEngine(kernel_fn, 'fc', get=('ntk',), memory_gb=2.0,
+                               cache_dir=None, progress=False, block_seconds=None)
+    off.plan(x, None)
+    assert off.last_choice.block == 48 and off.last_choice.time_cap is None
+
+
+def test_seconds_per_entry_times_one_probe_block():
+    _, _, kernel_fn = _fc_model()
+    x = np.random.RandomState(3).randn(5, 4, 4, 3).astype(np.float32)  # < 8 rows
+    per_entry = kernels.seconds_per_entry(kernel_fn, x, ('nngp', 'ntk'))
+    assert 0 < per_entry < 1
+    assert kernels.time_cap(1e-2, 60.0) == 77        # sqrt(6000) = 77.5
+    assert kernels.time_cap(100.0, 60.0) == 1

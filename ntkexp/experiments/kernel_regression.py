@@ -59,6 +59,7 @@ def make_engine(cfg: DictConfig, kernel_fn, get: tuple[str, ...]) -> kernels.Ker
         get=get,
         memory_gb=float(kcfg.get('memory_gb', 4.0)),
         block_size=kcfg.get('block_size', None),
+        block_seconds=kcfg.get('block_seconds', 60.0),
         cache_dir=cache_dir,
         progress=bool(kcfg.get('progress', True)),
     )
