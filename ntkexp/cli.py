@@ -113,8 +113,6 @@ def check_key_overrides(overrides: list[str]) -> None:
     """
     import itertools  # pylint: disable=g-import-not-at-top
     from hydra import compose, initialize_config_dir  # pylint: disable=g-import-not-at-top
-    from hydra.errors import HydraException  # pylint: disable=g-import-not-at-top
-    from omegaconf.errors import OmegaConfBaseException  # pylint: disable=g-import-not-at-top
 
     keys, groups = [], []
     for i, override in enumerate(overrides):
@@ -137,8 +135,10 @@ def check_key_overrides(overrides: list[str]) -> None:
         try:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base='1.3'):
                 cfg = compose('config', overrides=list(combo))
-        except (HydraException, OmegaConfBaseException):
-            return  # Hydra will report the composition error itself
+        except Exception:  # pylint: disable=broad-except
+            # A composition error (or Hydra already set up by a caller):
+            # Hydra reports it itself when the run starts.
+            return
         for key in keys:
             hint = unknown_key(cfg, key)
             if hint:
