@@ -42,15 +42,29 @@ def launchers() -> list[str]:
     return sorted(set(available('hydra/launcher')) | set(BUILTIN_LAUNCHERS))
 
 
+# Hydra flags that take a value (the value is not an override).
+_VALUE_FLAGS = ('-cp', '--config-path', '-cn', '--config-name', '-cd',
+                '--config-dir', '-c', '--cfg', '-p', '--package', '-i', '--info',
+                '--experimental-rerun', '--shell-completion')
+
+
+def _is_override(argv: list[str], i: int) -> bool:
+    """Whether ``argv[i]`` is a ``key=value`` override, not a Hydra flag or a
+    flag's value."""
+    arg = argv[i]
+    return ('=' in arg and not arg.startswith('-') and
+            (i == 0 or argv[i - 1] not in _VALUE_FLAGS))
+
+
 def check_group_overrides(overrides: list[str]) -> None:
     """Fails with one line for `group=choice` overrides naming no config file.
 
     Hydra's own message spans many lines; this names the group, the bad
     choice and the valid ones.
     """
-    for override in overrides:
-        key, sep, value = override.lstrip('+~').partition('=')
-        if not sep or key not in GROUPS + ('hydra/launcher',):
+    for i, override in enumerate(overrides):
+        key, _, value = override.lstrip('+~').partition('=')
+        if not _is_override(overrides, i) or key not in GROUPS + ('hydra/launcher',):
             continue
         choices = launchers() if key == 'hydra/launcher' else available(key)
         for choice in value.split(','):
@@ -116,11 +130,9 @@ def check_key_overrides(overrides: list[str]) -> None:
 
     keys, groups = [], []
     for i, override in enumerate(overrides):
-        if override.startswith('-') or (i and overrides[i - 1] in _VALUE_FLAGS):
-            continue
-        key, sep, value = override.partition('=')
-        if (not sep or key.startswith(('+', '~')) or '@' in key
-                or key.split('.')[0] == 'hydra'):
+        key, _, value = override.partition('=')
+        if (not _is_override(overrides, i) or key.startswith(('+', '~'))
+                or '@' in key or key.split('.')[0] == 'hydra'):
             continue  # Hydra's own: additions, deletions, packages, hydra.*
         if key in GROUPS or '/' in key:
             if value.startswith(('choice(', 'range(', 'glob(')):
@@ -225,11 +237,6 @@ def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
     return 'ok'
 
 
-# Hydra flags that take a value (the value is not an override).
-_VALUE_FLAGS = ('-cp', '--config-path', '-cn', '--config-name', '-cd',
-                '--config-dir', '-c', '--cfg', '-p', '--package', '-i', '--info',
-                '--experimental-rerun', '--shell-completion')
-
 
 def _add_overrides(argv: list[str], extra: list[str]) -> list[str]:
     """``argv`` with ``extra`` overrides next to the user's own.
@@ -237,9 +244,8 @@ def _add_overrides(argv: list[str], extra: list[str]) -> list[str]:
     Hydra's parser takes the overrides as one group of positional arguments,
     so they go just before the first override (or at the end if none).
     """
-    for i, arg in enumerate(argv):
-        if ('=' in arg and not arg.startswith('-') and
-                (i == 0 or argv[i - 1] not in _VALUE_FLAGS)):
+    for i in range(len(argv)):
+        if _is_override(argv, i):
             return argv[:i] + extra + argv[i:]
     return argv + extra
 

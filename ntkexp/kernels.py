@@ -263,7 +263,8 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
                  get: Sequence[str], memory_bytes: float, safety: float = 0.1,
                  max_compiles: int = 8,
                  probe_sizes: Sequence[int] = PROBE_SIZES,
-                 max_block: int | None = None) -> BlockChoice:
+                 max_block: int | None = None,
+                 known: dict[int, int] | None = None) -> BlockChoice:
     """The largest block size whose compiled program fits ``memory_bytes``.
 
     1. Compiles (without running) blocks of ``probe_sizes`` (capped by
@@ -293,6 +294,9 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
             halving down to a size that fits).
         probe_sizes: the first sizes compiled.
         max_block: no block larger than this either (the engine's time cap).
+        known: compiled bytes by block size from an earlier call on the same
+            kernel and inputs (not compiled again); sizes compiled here are
+            added to it.
 
     Returns:
         The :class:`BlockChoice`.
@@ -306,15 +310,18 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
     usable = memory_bytes * (1 - safety)
     candidates = [c for c in block_candidates(n_inputs) if c <= n_max] or [n_max]
     n_kernels = len(tuple(get))
-    measured: dict[int, int] = {}
+    known = {} if known is None else known
+    measured = {s: b for s, b in known.items() if s <= n_max}
     predicted_at_pick: dict[int, float] = {}
 
     def measure(size: int) -> int:
         if size not in measured:
-            measured[size] = max(
-                measure_block_bytes(kernel_fn, x, size, get),
-                measure_symmetrize_bytes(size, x.dtype, n_kernels))
-            log.debug('block %d: %d bytes', size, measured[size])
+            if size not in known:
+                known[size] = max(
+                    measure_block_bytes(kernel_fn, x, size, get),
+                    measure_symmetrize_bytes(size, x.dtype, n_kernels))
+                log.debug('block %d: %d bytes', size, known[size])
+            measured[size] = known[size]
         return measured[size]
 
     for size in sorted({min(int(s), n_max) for s in probe_sizes}):
@@ -362,7 +369,7 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
         measurements=tuple(sorted(measured.items())),
         seconds=time.time() - start)
     log.info('kernel block size %d of %d inputs: predicted %.3g GiB, XLA '
-             '%.3g GiB, budget %.3g GiB (%d compiles, %.1fs)', block, n_inputs,
+             '%.3g GiB, budget %.3g GiB (%d sizes compiled, %.1fs)', block, n_inputs,
              choice.predicted_bytes / GIB, choice.measured_bytes / GIB,
              memory_bytes / GIB, len(measured), choice.seconds)
     return choice
@@ -501,8 +508,10 @@ class KernelEngine:
 
     def _choose(self, x: np.ndarray, n_max: int) -> BlockChoice:
         """The memory-budgeted block, capped by ``block_seconds``."""
+        known: dict[int, int] = {}
         choice = choose_block(self.kernel_fn, x, n_max, self.get,
-                              self.memory_gb * GIB, safety=self.safety)
+                              self.memory_gb * GIB, safety=self.safety,
+                              known=known)
         probe = min(PROBE_SIZES[0], int(n_max))
         if not self.block_seconds or choice.block <= probe:
             return choice
@@ -516,7 +525,7 @@ class KernelEngine:
                 choice, seconds=choice.seconds + time.time() - start, **timing)
         capped = choose_block(self.kernel_fn, x, n_max, self.get,
                               self.memory_gb * GIB, safety=self.safety,
-                              max_block=cap)
+                              max_block=cap, known=known)
         log.info('kernel block size %d, not %d: one %d-input block would take '
                  'about %.0f s at %.3g s per entry; kernel.block_seconds=%g '
                  'keeps blocks to about that (null: as large as memory allows)',

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import records
 from ntkexp.data import preprocess
+from ntkexp.experiments.options import as_list, time_value
 
 log = logging.getLogger(__name__)
 
@@ -134,24 +135,18 @@ def validate(cfg: DictConfig) -> None:
     exp = cfg.experiment
     for key in ('diag_reg',):
         if key in exp:
-            values = exp[key]
-            values = list(values) if OmegaConf.is_list(values) else [values]
-            for value in values:
+            for value in as_list(exp[key], if_none=[None]):
                 _check(value is not None and float(value) >= 0,
                        f'experiment.{key}={value} is invalid; the diagonal '
                        'regulariser must be >= 0 (e.g. experiment.diag_reg=1e-4)')
-    if exp.get('t', None) is not None:  # kernel regression's training times
-        values = exp.t
-        values = list(values) if OmegaConf.is_list(values) else [values]
-        for value in values:
-            try:
-                ok = value is None or str(value).lower() in ('inf', 'infinity') \
-                    or float(value) >= 0
-            except ValueError:
-                ok = False
-            _check(ok, f'experiment.t={value} is invalid; a training time is a '
-                       'number >= 0, inf or null (the converged predictor), e.g. '
-                       'experiment.t=[10,100,null]')
+    for value in as_list(exp.get('t', None)):  # kernel regression's training times
+        try:
+            ok = time_value(value) >= 0
+        except ValueError:
+            ok = False
+        _check(ok, f'experiment.t={value} is invalid; a training time is a '
+                   'number >= 0, inf or null (the converged predictor), e.g. '
+                   'experiment.t=[10,100,null]')
     validator = exp.get('validate', None)
     if validator:
         get_method(validator)(cfg)

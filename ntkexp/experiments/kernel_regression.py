@@ -24,7 +24,6 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,12 +32,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import kernels
 from ntkexp import solve
-from ntkexp.experiments.options import as_list
+from ntkexp.experiments.options import as_list, time_value
 from ntkexp.records import RowWriter
-
-
-def _time_value(t: Any) -> float:
-    return math.inf if t is None or str(t).lower() in ('inf', 'infinity') else float(t)
 
 
 def model_id(cfg: DictConfig) -> str:
@@ -133,7 +128,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         for diag_reg in as_list(exp.get('diag_reg', 1e-4), [None]):
             diag_reg = float(diag_reg)
             for t in as_list(exp.get('t', None), [None]):
-                t = _time_value(t)
+                t = time_value(t)
                 pred = solve.predict_t(k_tt[kernel], k_st[kernel], y_train,
                                        diag_reg, t, kernel)
                 params = dict(kernel=kernel, diag_reg=diag_reg, t=t)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Iterable, Optional
 
 from omegaconf import OmegaConf
@@ -27,3 +29,13 @@ def as_list(value: Any, if_none: Optional[Iterable[Any]] = ()) -> Optional[list[
     if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
         return list(value)
     return [value]
+
+
+def time_value(t: Any) -> float:
+    """A training time ``t`` as a float: ``null``, ``inf`` and ``infinity``
+    are the converged predictor (``math.inf``).
+
+    Raises:
+        ValueError: ``t`` is not a number.
+    """
+    return math.inf if t is None or str(t).lower() in ('inf', 'infinity') else float(t)

@@ -83,8 +83,10 @@ def _first_stage(kind: str, pool, warps: int, interpret: bool) -> Callable:
     """Product, ReLU and step from :func:`patch_inputs`: ``'xla'`` (the
     recursion's passes), ``'diagonal_relu_in'`` (XLA's padded product, then
     one kernel), ``'diagonal_patches'`` (one kernel) or
-    ``'diagonal_patches_tf32x3'`` (its products as three TF32 products)."""
-    from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
+    ``'diagonal_patches_tf32x3'`` (its products as three TF32 products): the
+    steps of :func:`pallas.make_conv_relu`."""
+    step = None if kind == 'xla' else pallas.make_conv_relu(
+        interpret, kind=kind, num_warps=warps)
 
     def pad(a):
         return recursion.pad_images(a, COEFFS['k'])
@@ -96,14 +98,12 @@ def _first_stage(kind: str, pool, warps: int, interpret: bool) -> Callable:
                                          in_vars=(u1, u2), **COEFFS)
         options = dict(padded=True, in_vars=(pad(u1), pad(u2)),
                        input_affine=(1 / 27, 0.0, 1 / 27, 0.0), pool=pool,
-                       num_warps=warps, interpret=interpret, **COEFFS)
-        if kind.startswith('diagonal_patches'):
-            precision = 'tf32x3' if kind.endswith('tf32x3') else 'highest'
-            return diagonal.conv_relu_diagonal(
-                None, None, v1, v2, input_patches=(pad(p1), pad(p2)),
-                product_precision=precision, **options)
+                       **COEFFS)
+        if step.fuses_input_product:
+            return step(None, None, v1, v2, input_patches=(pad(p1), pad(p2)),
+                        **options)
         raw = recursion._block_first(pad(p1), pad(p2))  # pylint: disable=protected-access
-        return diagonal.conv_relu_diagonal(raw, None, v1, v2, **options)
+        return step(raw, None, v1, v2, **options)
 
     return jax.jit(stage)
 
