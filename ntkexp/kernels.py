@@ -233,8 +233,9 @@ class BlockChoice:
         seconds: time spent compiling (and timing the probe block).
         memory_block: the largest block the memory budget allows; more than
             ``block`` when the time cap below made it smaller.
-        seconds_per_entry: the measured time of one kernel entry in a
-            ``PROBE_SIZES[0]``-input block, or None if not measured.
+        seconds_per_entry: the measured time of one kernel entry
+            (:func:`estimate_seconds_per_entry`), or None if not measured.
+        timed_block: the size of the block that was timed for it.
         time_cap: the largest block that takes at most ``block_seconds``
             at that rate, or None.
     """
@@ -248,6 +249,7 @@ class BlockChoice:
     seconds: float
     memory_block: int | None = None
     seconds_per_entry: float | None = None
+    timed_block: int | None = None
     time_cap: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -387,7 +389,10 @@ def seconds_per_entry(kernel_fn: Callable, x: np.ndarray, get: Sequence[str],
     """Seconds per kernel entry of one ``probe x probe`` block of ``x``'s rows.
 
     Runs the jitted ``kernel_fn`` once to compile it and once to time it, on
-    the first ``probe`` rows of ``x`` (zero rows added if it has fewer).
+    the first ``probe`` rows of ``x`` (zero rows added if it has fewer). On a
+    small block the fixed cost of a call (dispatch, transfers; more on a
+    loaded machine) can dominate, so the rate is an upper bound; see
+    :func:`estimate_seconds_per_entry`.
     """
     import jax  # pylint: disable=g-import-not-at-top
     fn = jax.jit(kernel_fn, static_argnames='get')
@@ -397,6 +402,45 @@ def seconds_per_entry(kernel_fn: Callable, x: np.ndarray, get: Sequence[str],
     start = time.perf_counter()
     jax.block_until_ready(fn(a, a, get=get))
     return (time.perf_counter() - start) / probe ** 2
+
+
+MIN_TIMED_SECONDS = 0.5
+
+
+def estimate_seconds_per_entry(kernel_fn: Callable, x: np.ndarray,
+                               get: Sequence[str], max_block: int,
+                               block_seconds: float,
+                               min_seconds: float = MIN_TIMED_SECONDS,
+                               ) -> tuple[float, int]:
+    """The per-entry time that decides the ``block_seconds`` cap.
+
+    Times a ``PROBE_SIZES[0]``-input block (:func:`seconds_per_entry`). That
+    rate overestimates cheap kernels, whose small blocks take mostly the fixed
+    cost of a call. So while the rate would cap the block below ``max_block``
+    and the timed call took under ``min_seconds``, a larger block is timed:
+    one that takes about ``min_seconds`` at the rate so far (at least twice
+    the size, at most ``max_block``). Expensive kernels stop at the first
+    probe; cheap ones stop once the cap no longer binds or the call is long
+    enough for the fixed cost not to matter.
+
+    Args:
+        kernel_fn: a neural-tangents ``kernel_fn``.
+        x: the inputs (the first rows are timed).
+        get: the kernels computed.
+        max_block: the memory-derived block; no probe is larger.
+        block_seconds: the target seconds of one block.
+        min_seconds: a timed call at least this long is taken as it is.
+
+    Returns:
+        ``(seconds per entry, size of the block that gave it)``.
+    """
+    size = max(1, min(PROBE_SIZES[0], int(max_block)))
+    while True:
+        per_entry = seconds_per_entry(kernel_fn, x, get, size)
+        if (time_cap(per_entry, block_seconds) >= max_block
+                or per_entry * size ** 2 >= min_seconds or size >= max_block):
+            return per_entry, size
+        size = min(int(max_block), max(2 * size, time_cap(per_entry, min_seconds)))
 
 
 def time_cap(seconds_per_entry_: float, block_seconds: float) -> int:
@@ -471,7 +515,7 @@ class KernelEngine:
         progress: show a progress bar with ETA.
         safety: fraction of ``memory_gb`` kept free when choosing blocks.
         block_seconds: also keep each block to about this many seconds, from
-            the timed probe block (:func:`seconds_per_entry`), so that the
+            timed probe blocks (:func:`estimate_seconds_per_entry`), so that the
             progress bar has an ETA after the first block, a killed run loses
             at most one block of work, and ``kernel.jobs`` has blocks to
             share; None: blocks as large as the memory budget allows. The
@@ -512,14 +556,14 @@ class KernelEngine:
         choice = choose_block(self.kernel_fn, x, n_max, self.get,
                               self.memory_gb * GIB, safety=self.safety,
                               known=known)
-        probe = min(PROBE_SIZES[0], int(n_max))
-        if not self.block_seconds or choice.block <= probe:
+        if not self.block_seconds or choice.block <= PROBE_SIZES[0]:
             return choice
         start = time.time()
-        per_entry = seconds_per_entry(self.kernel_fn, x, self.get, probe)
+        per_entry, timed = estimate_seconds_per_entry(
+            self.kernel_fn, x, self.get, choice.block, self.block_seconds)
         cap = time_cap(per_entry, self.block_seconds)
         timing = dict(memory_block=choice.block, seconds_per_entry=per_entry,
-                      time_cap=cap)
+                      timed_block=timed, time_cap=cap)
         if cap >= choice.block:
             return dataclasses.replace(
                 choice, seconds=choice.seconds + time.time() - start, **timing)
@@ -527,10 +571,11 @@ class KernelEngine:
                               self.memory_gb * GIB, safety=self.safety,
                               max_block=cap, known=known)
         log.info('kernel block size %d, not %d: one %d-input block would take '
-                 'about %.0f s at %.3g s per entry; kernel.block_seconds=%g '
-                 'keeps blocks to about that (null: as large as memory allows)',
-                 capped.block, choice.block, choice.block,
-                 choice.block ** 2 * per_entry, per_entry, self.block_seconds)
+                 'about %.0f s at %.3g s per entry (timed on %d inputs); '
+                 'kernel.block_seconds=%g keeps blocks to about that (null: as '
+                 'large as memory allows)', capped.block, choice.block,
+                 choice.block, choice.block ** 2 * per_entry, per_entry, timed,
+                 self.block_seconds)
         return dataclasses.replace(
             capped, seconds=choice.seconds + capped.seconds + time.time() - start,
             **timing)

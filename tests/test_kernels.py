@@ -256,8 +256,9 @@ def test_time_cap_keeps_blocks_to_block_seconds(monkeypatch):
                                   block_seconds=60.0)
     out = engine(x)['ntk']
     choice = engine.last_choice
-    assert probes == [8]
+    assert probes == [8]  # a 9.6 s call: no larger probe
     assert choice.memory_block == 48 and choice.time_cap == 20
+    assert choice.timed_block == 8
     assert choice.block == 20 and engine.last_plan.blocks() == [
         (0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
     assert choice.measured_bytes <= choice.usable_bytes
@@ -276,6 +277,48 @@ def test_time_cap_keeps_blocks_to_block_seconds(monkeypatch):
                                cache_dir=None, progress=False, block_seconds=None)
     off.plan(x, None)
     assert off.last_choice.block == 48 and off.last_choice.time_cap is None
+
+
+def test_probe_grows_past_the_fixed_cost_of_a_call(monkeypatch):
+    """A cheap kernel on a loaded machine: each call costs 0.2 s whatever its
+    size, plus 1e-7 s per entry. Timed on 8 inputs alone, that is 3.1e-3 s
+    per entry and would cap 48-input blocks at 17 for block_seconds = 1 s.
+    Larger probes (16, then 32) show the true rate, under which one 48-input
+    block takes 0.2 s: no cap. A kernel whose probe call is long (here 0.64 s
+    for 8 inputs) is taken at its first probe and capped."""
+    _, _, kernel_fn = _fc_model()
+    x = np.random.RandomState(2).randn(48, 4, 4, 3).astype(np.float32)
+    probes = []
+
+    def overhead_bound(fn, x_, get, probe):
+        probes.append(probe)
+        return (0.2 + 1e-7 * probe ** 2) / probe ** 2
+
+    monkeypatch.setattr(kernels, 'seconds_per_entry', overhead_bound)
+    per_entry, timed = kernels.estimate_seconds_per_entry(
+        kernel_fn, x, ('ntk',), max_block=48, block_seconds=1.0)
+    assert probes == [8, 16, 32] and timed == 32
+    assert kernels.time_cap(per_entry, 1.0) >= 48
+    engine = kernels.KernelEngine(kernel_fn, 'fc', get=('ntk',), memory_gb=2.0,
+                                  cache_dir=None, progress=False,
+                                  block_seconds=1.0)
+    engine.plan(x, None)
+    choice = engine.last_choice
+    assert choice.block == 48 and choice.timed_block == 32
+    # Costly entries: the first probe's 0.64 s call decides.
+    probes.clear()
+    monkeypatch.setattr(kernels, 'seconds_per_entry',
+                        lambda fn, x_, get, probe: probes.append(probe) or 1e-2)
+    per_entry, timed = kernels.estimate_seconds_per_entry(
+        kernel_fn, x, ('ntk',), max_block=48, block_seconds=1.0)
+    assert probes == [8] and timed == 8 and kernels.time_cap(per_entry, 1.0) == 10
+    # The probe never exceeds the memory block.
+    probes.clear()
+    monkeypatch.setattr(kernels, 'seconds_per_entry',
+                        lambda fn, x_, get, probe: probes.append(probe) or 0.2 / probe ** 2)
+    assert kernels.estimate_seconds_per_entry(
+        kernel_fn, x, ('ntk',), max_block=12, block_seconds=1e-3)[1] == 12
+    assert probes == [8, 12]
 
 
 def test_seconds_per_entry_times_one_probe_block():
