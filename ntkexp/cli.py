@@ -32,6 +32,17 @@ def _fail(message: str, code: int = 2) -> 'NoReturn':  # noqa: F821
     raise SystemExit(code)
 
 
+def _stopped(error: BaseException, run_dir: Path) -> 'NoReturn':  # noqa: F821
+    """One line for a run stopped by Ctrl-C or SIGTERM (its status.json says
+    so), and the shell's exit status for it (130, 128 + the signal)."""
+    from ntkexp import interrupts  # pylint: disable=g-import-not-at-top
+    from ntkexp import records  # pylint: disable=g-import-not-at-top
+    print(f'ntkexp: stopped: {records.error_text(error)}\n(status and rows so '
+          f'far: {run_dir})', file=sys.stderr)
+    sys.stderr.flush()
+    raise SystemExit(interrupts.exit_code(error)) from None
+
+
 def available(group: str) -> list[str]:
     """The choices of a config group (the YAML files under ``conf/<group>/``)."""
     return sorted(p.stem for p in (CONF_DIR / group).glob('*.yaml'))
@@ -186,11 +197,13 @@ def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
     The job's outcome goes to its ``status.json`` (by :func:`runner.run_job`)
     and to a job record for the sweep summary (:mod:`ntkexp.sweep`); a failure
     is printed as one line and returned, so the launcher goes on with the
-    other jobs.
+    other jobs. Ctrl-C or SIGTERM stops the sweep: the job is recorded as
+    failed and ``SystemExit`` (130, 128 + the signal) ends the launcher.
 
     Returns:
         'ok', 'skipped' or 'failed'.
     """
+    from ntkexp import interrupts  # pylint: disable=g-import-not-at-top
     from ntkexp import records  # pylint: disable=g-import-not-at-top
     from ntkexp import report  # pylint: disable=g-import-not-at-top
     from ntkexp import runner  # pylint: disable=g-import-not-at-top
@@ -209,6 +222,11 @@ def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
             return 'skipped'
         sweep.write_job_record(sweep_dir, num, {**base, 'status': 'running'})
         frame = runner.run_job(cfg, run_dir)
+    except (KeyboardInterrupt, interrupts.Terminated) as error:
+        # The sweep stops here; the summary of its jobs follows (_hydra_main).
+        sweep.write_job_record(sweep_dir, num, {
+            **base, 'status': 'failed', 'error': records.error_text(error)})
+        _stopped(error, run_dir)
     except runner.ConfigError as error:
         # Nothing was written by run_job; record the failure for collect.
         error_text = f'ConfigError: {error}'
@@ -264,6 +282,7 @@ def _hydra_main(argv: list[str]) -> None:
     from omegaconf import DictConfig  # pylint: disable=g-import-not-at-top
 
     import ntkexp  # noqa: F401  (makes neural-tangents importable)
+    from ntkexp import interrupts  # pylint: disable=g-import-not-at-top
     from ntkexp import records  # pylint: disable=g-import-not-at-top
     from ntkexp import runner  # pylint: disable=g-import-not-at-top
     from ntkexp import report  # pylint: disable=g-import-not-at-top
@@ -284,6 +303,8 @@ def _hydra_main(argv: list[str]) -> None:
         except runner.ConfigError as error:
             runner.cleanup_failed_start(run_dir)
             _fail(str(error))
+        except (KeyboardInterrupt, interrupts.Terminated) as error:
+            _stopped(error, run_dir)
         except Exception as error:  # pylint: disable=broad-except
             # Bad data or values (also inside Hydra's instantiate wrapper):
             # one line; anything else is a bug and keeps its traceback.
@@ -313,7 +334,8 @@ def _hydra_main(argv: list[str]) -> None:
         # The launcher itself failed (e.g. a submitit job was killed).
         code = exit_.code if isinstance(exit_.code, int) else 1
     if sweep.current():
-        code = code or sweep.report()
+        failed = sweep.report()  # also when the launcher or a signal stopped it
+        code = code or failed
         sweep.reset()
     if code:
         raise SystemExit(code)

@@ -163,6 +163,8 @@ def unwrapped(error: BaseException) -> BaseException:
 def error_text(error: BaseException) -> str:
     """``'<Type>: <message>'`` of the error a user should read (:func:`unwrapped`)."""
     shown = unwrapped(error)
+    if isinstance(shown, KeyboardInterrupt) and not str(shown):
+        return 'KeyboardInterrupt: interrupted (Ctrl-C); the rows written before it are kept'
     return f'{type(shown).__name__}: {shown}'
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from ntkexp import records
+from ntkexp import interrupts, records
 from ntkexp.data import preprocess
 from ntkexp.experiments.options import as_list, time_value
 
@@ -190,7 +190,8 @@ def run_job(cfg: DictConfig, run_dir: Path | str) -> pd.DataFrame:
     Raises:
         ConfigError: an invalid value; nothing is written.
         Exception: whatever the experiment raised; status.json says failed and
-          the rows measured so far are kept.
+          the rows measured so far are kept (also for Ctrl-C's
+          ``KeyboardInterrupt`` and SIGTERM's :class:`interrupts.Terminated`).
     """
     validate(cfg)
     import jax  # pylint: disable=g-import-not-at-top
@@ -210,20 +211,21 @@ def _run_job(cfg: DictConfig, run_dir: Path) -> pd.DataFrame:
     set_precision(cfg)
     (run_dir / records.CONFIG_YAML).write_text(
         OmegaConf.to_yaml(cfg, resolve=True))
-    status = records.StatusRecord(run_dir, cfg)
     experiment: Callable[..., Any] = get_method(cfg.experiment.run)
-    rows = records.RowWriter(run_dir / records.ROWS_JSONL, base_columns(cfg))
     error: BaseException | None = None
     summary = None
-    try:
-        summary = experiment(cfg, run_dir, rows)
-    except BaseException as exc:  # KeyboardInterrupt too: record it.
-        error = exc
-        raise
-    finally:
-        rows.close()
-        frame = records.write_tables(run_dir)
-        status.finish(error, rows=rows.count)
+    with interrupts.sigterm_raises():
+        status = records.StatusRecord(run_dir, cfg)
+        rows = records.RowWriter(run_dir / records.ROWS_JSONL, base_columns(cfg))
+        try:
+            summary = experiment(cfg, run_dir, rows)
+        except BaseException as exc:  # Ctrl-C and SIGTERM too: record them.
+            error = exc
+            raise
+        finally:
+            rows.close()
+            frame = records.write_tables(run_dir)
+            status.finish(error, rows=rows.count)
     if summary is not None:
         frame.attrs['summary'] = summary
     return frame

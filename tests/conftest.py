@@ -7,6 +7,10 @@ but equivalent computations (structured derivatives vs Jacobian contraction,
 blocks vs one call) that the tests make.
 """
 
+import os
+import signal
+import time
+
 import jax
 import pytest
 
@@ -23,3 +27,37 @@ def _default_precision():
     yield
     jax.config.update('jax_enable_x64', before)
     jax.config.update('jax_default_matmul_precision', matmul)
+
+
+class SlowExperiment:
+    """An experiment module, ``slow_experiment``, whose ``run`` writes one row
+    and then sleeps two minutes: a run to stop from outside."""
+
+    SOURCE = ('import time\n'
+              'def run(cfg, run_dir, rows):\n'
+              '    rows.add("loss", 1.0, step=0)\n'
+              '    time.sleep(120)\n')
+
+    def __init__(self, folder):
+        (folder / 'slow_experiment.py').write_text(self.SOURCE)
+        paths = [str(folder)] + [p for p in (os.environ.get('PYTHONPATH'),) if p]
+        self.env = {'PYTHONPATH': os.pathsep.join(paths)}
+        self.override = 'experiment.run=slow_experiment.run'
+
+    @staticmethod
+    def signal_after_first_row(process, runs, signum=signal.SIGTERM,
+                               timeout=120.0):
+        """Sends ``signum`` to ``process`` once a ``rows.jsonl`` under
+        ``runs`` has a row (the run is then inside the experiment)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and process.poll() is None:
+            rows = list(runs.rglob('rows.jsonl')) if runs.exists() else []
+            if rows and rows[0].read_text().strip():
+                break
+            time.sleep(0.2)
+        process.send_signal(signum)
+
+
+@pytest.fixture
+def slow_experiment(tmp_path):
+    return SlowExperiment(tmp_path)

@@ -2,8 +2,11 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import jax
@@ -12,7 +15,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import ntkexp
-from ntkexp import cli, records, runner, solve
+from ntkexp import cli, interrupts, records, runner, solve
 
 REPO = Path(__file__).resolve().parent.parent
 NTKEXP = [sys.executable, '-m', 'ntkexp.cli']
@@ -111,6 +114,81 @@ def test_failed_run_keeps_rows_and_records_the_error(tmp_path, monkeypatch):
     rows = pd.read_parquet(tmp_path / 'run' / 'rows.parquet')
     # The kernel timing and the first solve's rows survived.
     assert {'kernel_seconds', 'accuracy', 'mse'} <= set(rows.metric)
+
+
+def _rows_then_sigterm(cfg, run_dir, rows):
+    """An experiment that writes two rows, then is killed (``kill <pid>``)."""
+    rows.add('loss', 1.0, step=0)
+    rows.add('loss', 0.5, step=1)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)  # the handler raises during the sleep
+    rows.add('loss', 0.25, step=2)
+
+
+def test_sigterm_fails_the_run_and_keeps_its_rows(tmp_path, monkeypatch):
+    """SIGTERM (``kill``, a time limit) used to end the process at once:
+    status.json said "running" forever and no tables were written. Now the
+    run records the signal, keeps its rows and leaves SIGTERM as it was."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip('signal handlers are set in the main thread only')
+    cfg = _compose([f'paths.root={tmp_path}'])
+    real = runner.get_method
+    monkeypatch.setattr(runner, 'get_method', lambda path: (
+        _rows_then_sigterm if path == cfg.experiment.run else real(path)))
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a shell
+    try:
+        start = time.time()
+        with pytest.raises(interrupts.Terminated) as stopped:
+            runner.run_job(cfg, tmp_path / 'run')
+        assert time.time() - start < 20  # not after the 30 s sleep
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.signum == signal.SIGTERM
+    assert interrupts.exit_code(stopped.value) == 143
+    status = records.read_status(tmp_path / 'run')
+    assert status['status'] == 'failed' and status['rows'] == 2
+    assert status['error'].startswith('Terminated: got SIGTERM (signal 15)')
+    rows = pd.read_parquet(tmp_path / 'run' / 'rows.parquet')
+    assert rows['value'].tolist() == [1.0, 0.5]
+
+
+def test_sigterm_handler_of_a_scheduler_is_left_alone(tmp_path, monkeypatch):
+    """In a SLURM job submitit handles SIGTERM itself (a checkpoint and a
+    requeue); the run must not replace that handler."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip('signal handlers are set in the main thread only')
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        cfg = _compose([f'paths.root={tmp_path}'])
+        real = runner.get_method
+        monkeypatch.setattr(runner, 'get_method', lambda path: (
+            _rows_then_sigterm if path == cfg.experiment.run else real(path)))
+        monkeypatch.setattr(time, 'sleep', lambda seconds: None)
+        runner.run_job(cfg, tmp_path / 'run')
+        assert seen == [signal.SIGTERM]
+        assert records.read_status(tmp_path / 'run')['status'] == 'ok'
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_cli_killed_run_is_one_line_and_exit_143(tmp_path, slow_experiment):
+    """``kill`` on ``ntkexp run``: one line naming the signal and the run
+    directory, no traceback, the shell's exit status 143, the record failed."""
+    env = dict(os.environ, NTKEXP_HOME=str(tmp_path), JAX_PLATFORMS='cpu',
+               **slow_experiment.env)
+    process = subprocess.Popen(
+        NTKEXP + ['run', slow_experiment.override], cwd=REPO, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    slow_experiment.signal_after_first_row(process, tmp_path / 'runs')
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr[-2000:]
+    assert 'Traceback' not in stderr
+    assert 'ntkexp: stopped: Terminated: got SIGTERM' in stderr
+    status = json.loads(next((tmp_path / 'runs').rglob('status.json')).read_text())
+    assert status['status'] == 'failed' and status['rows'] == 1
 
 
 def test_cli_default_run_prints_table(tmp_path):

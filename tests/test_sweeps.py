@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -208,6 +209,32 @@ def test_one_failing_job_neither_stops_nor_loses_the_others(tmp_path):
     table = collect.collect([tmp_path / 'runs'])
     assert table.drop_duplicates('run_dir')['status'].value_counts().to_dict() == {
         'failed': 6, 'ok': 1}
+
+
+def test_stopped_sweep_records_the_job_and_prints_the_summary(tmp_path,
+                                                               slow_experiment):
+    """Ctrl-C during a sweep's first job: the sweep stops there (exit 130),
+    the job's record says so, and the summary names the job never run."""
+    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1',
+               **slow_experiment.env)
+    env.pop('NTKEXP_HOME', None)
+    process = subprocess.Popen(
+        [str(NTKEXP), 'run', '-m', slow_experiment.override, 'seed=0,1',
+         f'paths.root={tmp_path}'], cwd=tmp_path, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # A CI shell may start the tests with SIGINT ignored, which children
+        # inherit (and Python then keeps); a terminal's Ctrl-C is not ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    slow_experiment.signal_after_first_row(process, tmp_path / 'runs',
+                                           signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    assert 'ntkexp: stopped: KeyboardInterrupt: interrupted (Ctrl-C)' in stderr
+    assert 'Traceback' not in stderr
+    assert 'sweep: 2 jobs' in stdout and '1 failed, 1 no record' in stdout
+    (status,) = statuses(tmp_path / 'runs').values()
+    assert status['status'] == 'failed' and status['rows'] == 1
+    assert status['error'].startswith('KeyboardInterrupt: interrupted (Ctrl-C)')
 
 
 @pytest.mark.slow
