@@ -239,7 +239,8 @@ def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
             pass
         records.write_json_atomic(run_dir / records.STATUS_JSON, status)
     except Exception as error:  # pylint: disable=broad-except
-        error_text = records.error_text(error)
+        error_text = (runner.out_of_memory_advice(error, cfg)
+                      or records.error_text(error))
     if error_text is not None:
         print(f'ntkexp: error: {error_text}\n(status and rows so far: '
               f'{run_dir})', file=sys.stderr)
@@ -306,10 +307,13 @@ def _hydra_main(argv: list[str]) -> None:
         except (KeyboardInterrupt, interrupts.Terminated) as error:
             _stopped(error, run_dir)
         except Exception as error:  # pylint: disable=broad-except
-            # Bad data or values (also inside Hydra's instantiate wrapper):
-            # one line; anything else is a bug and keeps its traceback.
-            shown = records.unwrapped(error)
-            if not isinstance(shown, (ValueError, FileNotFoundError)):
+            # Bad data or values (also inside Hydra's instantiate wrapper),
+            # a budget too small, a device out of memory: one line; anything
+            # else is a bug and keeps its traceback.
+            shown = (runner.out_of_memory_advice(error, cfg)
+                     or records.unwrapped(error))
+            if not isinstance(shown, (str, ValueError, FileNotFoundError,
+                                      MemoryError)):
                 raise
             print(f'ntkexp: error: {shown}\n(status and rows so far: '
                   f'{run_dir})', file=sys.stderr)

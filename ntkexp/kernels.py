@@ -109,6 +109,31 @@ class BlockPlan:
                 if not self.symmetric or i <= j]
 
 
+def _size(n_bytes: float) -> str:
+    """``n_bytes`` in the largest binary unit that keeps it >= 1."""
+    for unit, scale in (('GiB', GIB), ('MiB', 1024 ** 2), ('KiB', 1024)):
+        if n_bytes >= scale:
+            return f'{n_bytes / scale:.3g} {unit}'
+    return f'{n_bytes:.0f} bytes'
+
+
+def device_free_bytes() -> int | None:
+    """Bytes the default device's allocator can still hand out (its limit
+    less what is in use), or None where JAX does not say (CPUs).
+
+    On a GPU JAX reserves 75% of the memory at start
+    (``XLA_PYTHON_CLIENT_MEM_FRACTION``); the limit is that share.
+    """
+    import jax  # pylint: disable=g-import-not-at-top
+    try:
+        stats = jax.local_devices()[0].memory_stats()
+    except Exception:  # pylint: disable=broad-except
+        return None
+    if not stats or 'bytes_limit' not in stats:
+        return None
+    return int(stats['bytes_limit']) - int(stats.get('bytes_in_use', 0))
+
+
 def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
     if len(x) == rows:
         return x
@@ -353,9 +378,9 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
         min_fail = min(measured)
         if min_fail == 1:
             raise MemoryError(
-                f'one kernel entry needs {measured[1] / GIB:.2f} GiB, more than '
-                f'kernel.memory_gb={memory_bytes / GIB:.2f} less its '
-                f'{safety:.0%} safety margin; raise kernel.memory_gb')
+                f'one kernel entry needs {_size(measured[1])}, more than '
+                f'kernel.memory_gb={memory_bytes / GIB:.3g} ({_size(memory_bytes)}) '
+                f'less its {safety:.0%} safety margin; raise kernel.memory_gb')
         size = max([c for c in candidates if c <= min_fail // 2] or [1])
         measure(size)
     block = max(s for s, m in measured.items() if m <= usable)
@@ -509,7 +534,8 @@ class KernelEngine:
         get: which kernels to compute, e.g. ``('nngp', 'ntk')``.
         memory_gb: device memory budget for one block (XLA's compiled
             arguments + outputs + temporaries); block sizes derive from it
-            (:func:`choose_block`).
+            (:func:`choose_block`). A GPU that can allocate less
+            (:func:`device_free_bytes`) gets blocks sized for what it has.
         block_size: fixed block size (overrides ``memory_gb``).
         cache_dir: root of the block cache, or ``None`` for no disk cache.
         progress: show a progress bar with ETA.
@@ -553,9 +579,15 @@ class KernelEngine:
     def _choose(self, x: np.ndarray, n_max: int) -> BlockChoice:
         """The memory-budgeted block, capped by ``block_seconds``."""
         known: dict[int, int] = {}
-        choice = choose_block(self.kernel_fn, x, n_max, self.get,
-                              self.memory_gb * GIB, safety=self.safety,
-                              known=known)
+        budget = self.memory_gb * GIB
+        free = device_free_bytes()
+        if free is not None and budget > free:
+            log.warning('kernel.memory_gb=%g is more than the %.3g GiB this '
+                        'device can still allocate: blocks are sized for '
+                        'that instead', self.memory_gb, free / GIB)
+            budget = max(free, 0)
+        choice = choose_block(self.kernel_fn, x, n_max, self.get, budget,
+                              safety=self.safety, known=known)
         if not self.block_seconds or choice.block <= PROBE_SIZES[0]:
             return choice
         start = time.time()
@@ -567,9 +599,8 @@ class KernelEngine:
         if cap >= choice.block:
             return dataclasses.replace(
                 choice, seconds=choice.seconds + time.time() - start, **timing)
-        capped = choose_block(self.kernel_fn, x, n_max, self.get,
-                              self.memory_gb * GIB, safety=self.safety,
-                              max_block=cap, known=known)
+        capped = choose_block(self.kernel_fn, x, n_max, self.get, budget,
+                              safety=self.safety, max_block=cap, known=known)
         log.info('kernel block size %d, not %d: one %d-input block would take '
                  'about %.0f s at %.3g s per entry (timed on %d inputs); '
                  'kernel.block_seconds=%g keeps blocks to about that (null: as '

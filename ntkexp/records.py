@@ -187,8 +187,10 @@ class StatusRecord:
         }
         write_json_atomic(self.path, self.data)
 
-    def finish(self, error: BaseException | None = None, rows: int = 0) -> None:
-        """Marks the run ok, or failed with ``error``'s message and traceback."""
+    def finish(self, error: BaseException | None = None, rows: int = 0,
+               message: str | None = None) -> None:
+        """Marks the run ok, or failed with ``error``'s message (``message``
+        in its place if given) and traceback."""
         self.data['finished'] = datetime.datetime.now().isoformat(
             timespec='seconds')
         self.data['wall_time_s'] = round(time.time() - self.start, 3)
@@ -197,7 +199,7 @@ class StatusRecord:
             self.data['status'] = 'ok'
         else:
             self.data['status'] = 'failed'
-            self.data['error'] = error_text(error)
+            self.data['error'] = message or error_text(error)
             self.data['traceback'] = ''.join(
                 traceback.format_exception(type(error), error,
                                            error.__traceback__))

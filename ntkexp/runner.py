@@ -225,10 +225,39 @@ def _run_job(cfg: DictConfig, run_dir: Path) -> pd.DataFrame:
         finally:
             rows.close()
             frame = records.write_tables(run_dir)
-            status.finish(error, rows=rows.count)
+            status.finish(error, rows=rows.count, message=(
+                None if error is None else out_of_memory_advice(error, cfg)))
     if summary is not None:
         frame.attrs['summary'] = summary
     return frame
+
+
+def out_of_memory_advice(error: BaseException, cfg: DictConfig) -> str | None:
+    """One line for a device that ran out of memory (XLA's
+    ``RESOURCE_EXHAUSTED``): XLA's first line and the settings of this run
+    that lower what it needs. None for any other error."""
+    shown = records.unwrapped(error)
+    text = str(shown).strip()
+    if 'RESOURCE_EXHAUSTED' not in text:
+        return None
+    first = text.splitlines()[0] if text else type(shown).__name__
+    knobs = []
+    kernel = cfg.get('kernel') or {}
+    if 'memory_gb' in kernel:
+        knobs.append(f"kernel.memory_gb (now {kernel['memory_gb']}) for "
+                     'infinite-width kernel blocks')
+    exp = cfg.get('experiment') or {}
+    for key, what in (('ntk_block_size', 'empirical NTK blocks'),
+                      ('batch_size', 'training mini-batches')):
+        if key in exp:
+            knobs.append(f'experiment.{key} (now {exp[key]}) for {what}')
+    dataset = cfg.get('dataset') or {}
+    if 'n_train' in dataset:
+        knobs.append(f"dataset.n_train (now {dataset['n_train']})")
+    listed = (', '.join(knobs[:-1]) + ' or ' + knobs[-1]) if len(knobs) > 1 else ''.join(knobs)
+    return (f'out of device memory ({first}). Lower ' + listed +
+            '. On a GPU JAX takes 75% of the memory at start '
+            '(XLA_PYTHON_CLIENT_MEM_FRACTION); other processes on it count too.')
 
 
 def cleanup_failed_start(run_dir: Path) -> None:

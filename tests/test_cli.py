@@ -191,6 +191,73 @@ def test_cli_killed_run_is_one_line_and_exit_143(tmp_path, slow_experiment):
     assert status['status'] == 'failed' and status['rows'] == 1
 
 
+XLA_OUT_OF_MEMORY = ('RESOURCE_EXHAUSTED: Out of memory while trying to allocate '
+                     '53687091200 bytes.\nBufferAssignment OOM Debugging.\n'
+                     'BufferAssignment stats: ...')
+
+
+def test_out_of_memory_is_advice_in_the_status(tmp_path, monkeypatch):
+    """A device out of memory (XLA's RESOURCE_EXHAUSTED) is recorded as one
+    line naming this run's settings that lower its memory; the traceback keeps
+    XLA's whole report. Other errors keep their own text."""
+    def experiment(cfg, run_dir, rows):
+        rows.add('loss', 1.0, step=0)
+        raise jax.errors.JaxRuntimeError(XLA_OUT_OF_MEMORY)
+
+    cfg = _compose([f'paths.root={tmp_path}', 'kernel.memory_gb=40'])
+    real = runner.get_method
+    monkeypatch.setattr(runner, 'get_method', lambda path: (
+        experiment if path == cfg.experiment.run else real(path)))
+    with pytest.raises(jax.errors.JaxRuntimeError):
+        runner.run_job(cfg, tmp_path / 'run')
+    status = records.read_status(tmp_path / 'run')
+    assert status['status'] == 'failed' and status['rows'] == 1
+    assert status['error'].startswith(
+        'out of device memory (RESOURCE_EXHAUSTED: Out of memory while trying '
+        'to allocate 53687091200 bytes.). Lower kernel.memory_gb (now 40) for '
+        'infinite-width kernel blocks or dataset.n_train (now 1000).')
+    assert 'BufferAssignment stats' in status['traceback']
+    # The experiment's own settings are named where it has them.
+    alignment = _compose(['experiment=alignment'])
+    advice = runner.out_of_memory_advice(
+        jax.errors.JaxRuntimeError(XLA_OUT_OF_MEMORY), alignment)
+    assert ('experiment.ntk_block_size (now 512) for empirical NTK blocks, '
+            'experiment.batch_size (now None) for training mini-batches or '
+            'dataset.n_train (now 64)') in advice
+    assert runner.out_of_memory_advice(RuntimeError('other'), alignment) is None
+
+
+def test_cli_out_of_memory_is_one_line(tmp_path):
+    (tmp_path / 'oom_experiment.py').write_text(
+        'import jax\n'
+        'def run(cfg, run_dir, rows):\n'
+        f'    raise jax.errors.JaxRuntimeError({XLA_OUT_OF_MEMORY!r})\n')
+    env = dict(os.environ, NTKEXP_HOME=str(tmp_path), JAX_PLATFORMS='cpu',
+               PYTHONPATH=os.pathsep.join(
+                   [str(tmp_path)] + [p for p in (os.environ.get('PYTHONPATH'),) if p]))
+    result = subprocess.run(NTKEXP + ['run', 'experiment.run=oom_experiment.run'],
+                            capture_output=True, text=True, cwd=REPO, env=env,
+                            timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2].startswith('ntkexp: error: out of device memory (RESOURCE_EXHAUSTED')
+    assert 'kernel.memory_gb (now 4.0)' in lines[-2]
+    assert lines[-1].startswith('(status and rows so far: ')
+
+
+def test_cli_budget_below_one_entry_is_one_line(tmp_path):
+    """kernel.memory_gb too small for even one kernel entry: the engine's
+    MemoryError, in readable units, as one line (it was a traceback)."""
+    result = _ntkexp(['run', 'kernel.memory_gb=1e-6'], tmp_path, timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+    line = result.stderr.strip().splitlines()[-2]
+    assert line.startswith('ntkexp: error: one kernel entry needs ')
+    assert 'KiB, more than kernel.memory_gb=1e-06 (1.05 KiB)' in line
+    assert line.endswith('raise kernel.memory_gb')
+
+
 def test_cli_default_run_prints_table(tmp_path):
     result = _ntkexp(['run'], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

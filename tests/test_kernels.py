@@ -279,6 +279,25 @@ def test_time_cap_keeps_blocks_to_block_seconds(monkeypatch):
     assert off.last_choice.block == 48 and off.last_choice.time_cap is None
 
 
+def test_budget_is_at_most_what_the_device_can_allocate(monkeypatch):
+    """kernel.memory_gb above what the GPU can still allocate (JAX's 75%
+    share, less what is in use): blocks are sized for what it has."""
+    _, _, kernel_fn = _fc_model()
+    x = np.random.RandomState(2).randn(48, 4, 4, 3).astype(np.float32)
+    free = kernels.measure_block_bytes(kernel_fn, x, 48, ('ntk',)) // 3
+    monkeypatch.setattr(kernels, 'device_free_bytes', lambda: free)
+    engine = kernels.KernelEngine(kernel_fn, 'fc', get=('ntk',), memory_gb=40.0,
+                                  cache_dir=None, progress=False,
+                                  block_seconds=None)
+    engine.plan(x, None)
+    choice = engine.last_choice
+    assert choice.budget_bytes == free and choice.measured_bytes <= free
+    assert 1 <= choice.block < 48
+    # Where JAX does not say (CPUs: memory_stats() is None) the budget stands.
+    monkeypatch.undo()
+    assert kernels.device_free_bytes() is None or jax.default_backend() != 'cpu'
+
+
 def test_probe_grows_past_the_fixed_cost_of_a_call(monkeypatch):
     """A cheap kernel on a loaded machine: each call costs 0.2 s whatever its
     size, plus 1e-7 s per entry. Timed on 8 inputs alone, that is 3.1e-3 s
