@@ -5,6 +5,7 @@
     ntkexp run -m model.width=128,512           # a sweep (Hydra multirun)
     ntkexp collect runs/ -o results/table       # every run -> one parquet + CSV
     ntkexp plot results/table.parquet -o figs/  # each experiment's figures
+    ntkexp plot runs/ -o figs/                  # (or straight from run directories)
 
 The logic lives in :mod:`ntkexp.runner` (and the experiment modules); this
 module only parses the command line.
@@ -362,7 +363,9 @@ def main(argv: list[str] | None = None) -> None:
                          help='output path without suffix (.parquet and '
                          '.csv are written)')
     plot = sub.add_parser('plot', help="draw each experiment's figures")
-    plot.add_argument('table', type=Path, help='a table from `ntkexp collect`')
+    plot.add_argument('tables', nargs='+', type=Path,
+                      help='tables from `ntkexp collect`, or run directories '
+                      '(collected on the fly)')
     plot.add_argument('-o', '--out', type=Path, default=Path('results/figures'))
 
     if argv and argv[0] == 'run':
@@ -386,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         collect_mod.main(args.dirs, args.out)
     elif args.command == 'plot':
         from ntkexp import plot as plot_mod  # pylint: disable=g-import-not-at-top
-        plot_mod.main(args.table, args.out)
+        plot_mod.main(args.tables, args.out)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,8 @@
 """``ntkexp plot TABLE``: each experiment's standard figures from a collected table.
 
-For each experiment in the table (a parquet or CSV from ``ntkexp collect``),
-the figures module is looked up in this order:
+For each experiment in the table (a parquet or CSV from ``ntkexp collect``,
+or run directories, collected on the fly), the figures module is looked up in
+this order:
 
 1. ``ntkexp.plots.<experiment>`` (e.g. ``ntkexp.plots.kernel_regression``);
 2. ``ntkexp.plots.<module>`` where ``<module>`` is the experiment function's
@@ -22,11 +23,12 @@ import importlib
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 
 from ntkexp import collect as collect_mod
+from ntkexp import records
 
 # Columns that never serve as a figure's x axis or line label.
 _NOT_PARAMS = set(collect_mod.NOT_GROUPED) | {'experiment', 'metric', 'mean',
@@ -43,8 +45,9 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.exists() and path.with_suffix('.parquet').exists():
         path = path.with_suffix('.parquet')
     if not path.exists():
-        raise FileNotFoundError(f'no table {path}; make one with '
-                                '`ntkexp collect RUN_DIR... -o TABLE`')
+        raise FileNotFoundError(f'no table or run directory {path}; make a '
+                                'table with `ntkexp collect RUN_DIR... -o TABLE` '
+                                'or pass the run directories')
     if path.suffix == '.parquet':
         frame = pd.read_parquet(path)
     else:
@@ -56,6 +59,32 @@ def read_table(path: Path) -> pd.DataFrame:
             raise ValueError(f"{path} has no column '{column}'; is it a table "
                              'from `ntkexp collect`?')
     return frame
+
+
+def read_inputs(paths: Sequence[Path]) -> pd.DataFrame:
+    """Tables (:func:`read_table`) and run directories, as one frame.
+
+    A directory is collected on the fly, as ``ntkexp collect`` would (every
+    run under it), so ``ntkexp plot runs/`` needs no table first.
+
+    Raises:
+        FileNotFoundError: a path that does not exist, or a directory with no
+            runs in it.
+        ValueError: a file that is not a collected table.
+    """
+    frames = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            frame = collect_mod.collect([path])
+            if frame.empty:
+                raise FileNotFoundError(
+                    f'no runs (directories with {records.STATUS_JSON}) under '
+                    f'{path}')
+        else:
+            frame = read_table(path)
+        frames.append(frame)
+    return frames[0] if len(frames) == 1 else pd.concat(
+        frames, ignore_index=True, sort=False)
 
 
 def usable_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -173,16 +202,17 @@ def plot_table(frame: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
     return written
 
 
-def main(table: Path, out_dir: Path) -> None:
-    """Entry of ``ntkexp plot``."""
+def main(tables: Path | Sequence[Path], out_dir: Path) -> None:
+    """Entry of ``ntkexp plot``: tables or run directories (:func:`read_inputs`)."""
+    tables = [tables] if isinstance(tables, (str, Path)) else list(tables)
     try:
-        frame = read_table(table)
+        frame = read_inputs(tables)
     except (FileNotFoundError, ValueError) as error:
         print(f'ntkexp: error: {error}', file=sys.stderr)
         raise SystemExit(2) from None
     if usable_rows(frame).empty:
-        print(f'ntkexp: error: {table} has no rows from ok runs to plot',
-              file=sys.stderr)
+        print(f"ntkexp: error: {', '.join(map(str, tables))} has no rows from "
+              'ok runs to plot', file=sys.stderr)
         raise SystemExit(2)
     written = plot_table(frame, out_dir)
     if any(not paths for paths in written.values()):

@@ -179,6 +179,29 @@ def test_plot_kernel_regression_figures_and_generic_fallback(runs, tmp_path, cap
     assert (figures / 'unknown_experiment' / 'accuracy.png').exists()
 
 
+def test_plot_straight_from_run_directories(runs, tmp_path, capsys):
+    """``ntkexp plot runs/`` collects on the fly: the same figures as from the
+    collected table; a directory without runs is one line."""
+    out = tmp_path / 'table'
+    cli.main(['collect', str(runs), '-o', str(out)])
+    cli.main(['plot', str(out) + '.parquet', '-o', str(tmp_path / 'from_table')])
+    cli.main(['plot', str(runs), '-o', str(tmp_path / 'from_dirs')])
+    capsys.readouterr()
+    names = lambda root: sorted(p.relative_to(root).as_posix()
+                                for p in root.rglob('*.png'))
+    assert names(tmp_path / 'from_dirs') == names(tmp_path / 'from_table') != []
+    direct = plot.usable_rows(plot.read_inputs([runs]))
+    stored = plot.usable_rows(plot.read_table(out.with_suffix('.parquet')))
+    assert direct['value'].tolist() == stored['value'].tolist() != []
+    assert direct['metric'].tolist() == stored['metric'].tolist()
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['plot', str(tmp_path / 'empty')])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and 'no runs (directories with status.json)' in err
+
+
 def test_plot_finds_the_figures_of_the_experiment_function(tmp_path):
     """A paper-figure config with its own name is drawn by its experiment's module."""
     for seed in range(2):
@@ -202,7 +225,7 @@ def test_plot_reads_the_summary_csv_and_fails_clearly(runs, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(['plot', str(tmp_path / 'nothing.parquet')])
     assert exit_.value.code == 2
-    assert 'no table' in capsys.readouterr().err
+    assert 'no table or run directory' in capsys.readouterr().err
 
 
 def test_time_figure_when_t_is_finite(tmp_path):
