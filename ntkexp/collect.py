@@ -5,8 +5,9 @@ A run directory is any directory holding a ``status.json`` (DESIGN.md,
 wrote (``experiment, model, dataset, seed, metric, value`` plus its
 parameters), with these columns added:
 
-* ``run_dir``, ``status`` (ok / failed / running), ``wall_time_s``, ``error``,
-  ``config_hash``, ``finished``;
+* ``run_dir``, ``status`` (ok / failed / running, or killed: recorded as
+  running on this host but its process is gone), ``wall_time_s``,
+  ``error``, ``config_hash``, ``finished``;
 * ``experiment_run``: the experiment function (``experiment.run``), which
   ``ntkexp plot`` uses to find the figures of paper-figure configs;
 * the parameters the run was swept over (its Hydra task overrides, e.g.
@@ -135,6 +136,12 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     frame['status'] = status.get('status', 'unknown')
     frame['wall_time_s'] = status.get('wall_time_s')
     frame['error'] = status.get('error')
+    if records.process_gone(status):
+        frame['status'] = 'killed'
+        frame['error'] = (f"recorded as running, but its process (pid "
+                          f"{status['pid']}) is gone: killed without recording "
+                          'an end (SIGKILL, out of memory?); the rows written '
+                          'before it are kept')
     frame['config_hash'] = status.get('config_hash')
     frame['finished'] = status.get('finished')
     frame['experiment_run'] = experiment_run

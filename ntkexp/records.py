@@ -206,6 +206,24 @@ class StatusRecord:
         write_json_atomic(self.path, self.data)
 
 
+def process_gone(status: Mapping[str, Any]) -> bool:
+    """Whether a run recorded as running lost its process: same host, and no
+    process with its pid any more. A run ended by SIGKILL, the out-of-memory
+    killer or a crash of the interpreter never records its end (SIGTERM and
+    Ctrl-C do, :mod:`ntkexp.interrupts`). Runs of other hosts are not judged."""
+    if status.get('status') != 'running' or not status.get('pid'):
+        return False
+    if (status.get('device') or {}).get('host') != socket.gethostname():
+        return False
+    try:
+        os.kill(int(status['pid']), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError, ValueError):
+        return False
+    return False
+
+
 def read_status(run_dir: Path) -> dict[str, Any] | None:
     """The status record of a run directory, or None if it has none."""
     path = Path(run_dir) / STATUS_JSON

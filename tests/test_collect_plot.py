@@ -8,6 +8,10 @@ the summary over seeds and the figures can be checked exactly. No JAX.
 from __future__ import annotations
 
 import math
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +153,35 @@ def test_collect_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(['collect', str(tmp_path / 'missing')])
     assert 'no such directory' in capsys.readouterr().err
+
+
+def test_run_killed_without_a_record_is_reported_killed(tmp_path, capsys):
+    """SIGKILL (the out-of-memory killer, ``kill -9``) leaves status.json at
+    "running"; collect tells such a run from a live one by its pid."""
+    alive = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    dead = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    dead.send_signal(signal.SIGKILL)
+    dead.wait()
+    try:
+        for name, process in (('live', alive), ('gone', dead)):
+            run_dir = write_run(tmp_path / 'runs', name, status='running')
+            status = records.read_status(run_dir)
+            status.update(pid=process.pid, device={'host': socket.gethostname()})
+            records.write_json_atomic(run_dir / records.STATUS_JSON, status)
+        other_host = write_run(tmp_path / 'runs', 'elsewhere', status='running')
+        status = records.read_status(other_host)
+        status.update(pid=dead.pid, device={'host': 'another-node'})
+        records.write_json_atomic(other_host / records.STATUS_JSON, status)
+        table = collect.collect([tmp_path / 'runs']).drop_duplicates('run_dir')
+        by_run = dict(zip(table.run_dir.map(lambda d: Path(d).name), table.status))
+        assert by_run == {'live': 'running', 'gone': 'killed', 'elsewhere': 'running'}
+        cli.main(['collect', str(tmp_path / 'runs'), '-o', str(tmp_path / 't')])
+        printed = capsys.readouterr().out
+        assert f'killed: {tmp_path / "runs" / "gone"}: recorded as running' in printed
+        assert '(1 killed, 2 running)' in printed
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_arrow_safe_mixed_types_round_trip(tmp_path):
