@@ -7,8 +7,6 @@ import re
 import shlex
 from pathlib import Path
 
-import pytest
-
 from ntkexp import cli
 
 REPO = Path(__file__).resolve().parent.parent
