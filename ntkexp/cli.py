@@ -97,13 +97,30 @@ def _config_keys(node) -> list[str] | None:
     return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else None
 
 
+def _key_paths(node, prefix: str = ''):
+    """Every dotted key below ``node`` (``hydra`` left out)."""
+    for key in _config_keys(node) or []:
+        path = f'{prefix}.{key}' if prefix else key
+        if path == 'hydra':
+            continue
+        yield path
+        try:
+            child = node[key]
+        except Exception:  # pylint: disable=broad-except
+            continue  # a missing (???) value or an unresolved interpolation
+        if child is not None:
+            yield from _key_paths(child, path)
+
+
 def unknown_key(cfg, key: str) -> str | None:
     """Why ``key`` (dotted) names no key of ``cfg``, or None if it does.
 
     Returns:
-        A hint such as ``did you mean model.width?`` or ``'model' has:
-        depth, width, ...``; None for an existing key or one below a list or
-        a null value (Hydra reports those itself).
+        A hint such as ``did you mean model.width?`` (a close spelling at the
+        level that lacks it, or the same key under another node, as for
+        ``optimizer`` -> ``experiment.optimizer``) or ``'model' has: depth,
+        width, ...``; None for an existing key or one below a list or a null
+        value (Hydra reports those itself).
     """
     import difflib  # pylint: disable=g-import-not-at-top
     node, parts = cfg, key.split('.')
@@ -113,6 +130,10 @@ def unknown_key(cfg, key: str) -> str | None:
             return None
         if part not in keys:
             parent = '.'.join(parts[:depth])
+            rest = '.'.join(parts[depth:])
+            elsewhere = [p for p in _key_paths(cfg) if p.endswith('.' + rest)]
+            if elsewhere:
+                return f"did you mean {' or '.join(elsewhere[:3])}?"
             close = difflib.get_close_matches(part, keys, n=3, cutoff=0.6)
             if close:
                 names = (f'{parent}.{c}' if parent else c for c in close)

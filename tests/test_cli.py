@@ -328,6 +328,9 @@ def test_unknown_key_hints():
     assert cli.unknown_key(cfg, 'model.widht') == 'did you mean model.width?'
     assert cli.unknown_key(cfg, 'model.zzz') == "'model' has: width, depth"
     assert cli.unknown_key(cfg, 'modle') == 'did you mean model?'
+    # The right key under another node (a group prefix left out or wrong).
+    assert cli.unknown_key(cfg, 'depth') == 'did you mean model.depth?'
+    assert cli.unknown_key(cfg, 'experiment.width') == 'did you mean model.width?'
     # Below a null, a list or a missing value: left to Hydra.
     for key in ('experiment.slice.x0', 'experiment.widths.0', 'experiment.need.a'):
         assert cli.unknown_key(cfg, key) is None
