@@ -332,10 +332,10 @@ def _hydra_main(argv: list[str]) -> None:
             # Bad data or values (also inside Hydra's instantiate wrapper),
             # a budget too small, a device out of memory: one line; anything
             # else is a bug and keeps its traceback.
-            shown = (runner.out_of_memory_advice(error, cfg)
-                     or records.unwrapped(error))
-            if not isinstance(shown, (str, ValueError, FileNotFoundError,
-                                      MemoryError)):
+            advice = runner.out_of_memory_advice(error, cfg)
+            shown = advice or records.unwrapped(error)
+            if advice is None and not isinstance(
+                    shown, (ValueError, FileNotFoundError, MemoryError)):
                 raise
             print(f'ntkexp: error: {shown}\n(status and rows so far: '
                   f'{run_dir})', file=sys.stderr)
