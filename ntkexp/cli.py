@@ -392,12 +392,16 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == 'run':
         overrides = argv[1:]
         if overrides and overrides[0] in ('-h', '--help') and len(overrides) == 1:
-            print(__doc__)
-            print('Config groups:')
+            print('\n\n'.join(__doc__.split('\n\n')[:2]) + '\n')
+            print('Config groups (group=choice):')
             for group in GROUPS:
                 print(f"  {group}: {', '.join(available(group))}")
             print(f"  hydra/launcher (sweeps, -m): {', '.join(launchers())}")
-            print('\nHydra help: ntkexp run --hydra-help')
+            print('\nThe keys of a config and their values: ntkexp run '
+                  'experiment=alignment model=wrn --cfg job\n'
+                  'Each experiment config starts with its command, runtime and '
+                  'expected result: conf/experiment/<name>.yaml\n'
+                  'Hydra help: ntkexp run --hydra-help')
             return
         check_group_overrides(overrides)
         check_key_overrides(overrides)

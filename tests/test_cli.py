@@ -411,3 +411,13 @@ def test_experiment_option_as_list():
     got = as_list(None, default)
     got.append(6)
     assert default == [5]  # a copy
+
+
+def test_run_help_lists_the_groups_for_users(capsys):
+    cli.main(['run', '--help'])
+    out = capsys.readouterr().out
+    assert 'ntkexp run experiment=alignment model=wrn' in out
+    assert f"  model: {', '.join(cli.available('model'))}" in out
+    assert 'experiment: ' in out and 'kernel_regression' in out
+    assert '--cfg job' in out
+    assert ':mod:' not in out  # the module's notes for developers stay out
