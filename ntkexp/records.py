@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -31,6 +32,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
 
 ROWS_JSONL = 'rows.jsonl'
 ROWS_CSV = 'rows.csv'
@@ -89,11 +92,30 @@ class RowWriter:
 
 
 def read_rows(run_dir: Path) -> pd.DataFrame:
-    """Reads a run's rows (from ``rows.jsonl``) as a DataFrame."""
+    """Reads a run's rows (from ``rows.jsonl``) as a DataFrame.
+
+    Each line is parsed by :mod:`json`, so values come back bit for bit
+    (``pandas.read_json`` rounds the last digit of floats by default, and
+    turns columns with date-like names such as ``*_time`` into dates). A last
+    line cut short by a crash while it was written is left out.
+    """
     path = Path(run_dir) / ROWS_JSONL
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=list(BASE_COLUMNS))
-    frame = pd.read_json(path, lines=True)
+    lines = [line for line in path.read_text(encoding='utf-8').splitlines()
+             if line.strip()]
+    parsed = []
+    for number, line in enumerate(lines):
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number + 1 < len(lines):
+                raise ValueError(f'{path}, line {number + 1}: not a JSON row')
+            log.warning('%s: the last line is cut short (a crash while it was '
+                        'written); left out', path)
+    if not parsed:
+        return pd.DataFrame(columns=list(BASE_COLUMNS))
+    frame = pd.DataFrame.from_records(parsed)
     first = [c for c in BASE_COLUMNS if c in frame.columns]
     return frame[first + [c for c in frame.columns if c not in first]]
 

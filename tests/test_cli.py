@@ -1,6 +1,7 @@
 """The default job, run records and bad input, as a user runs them."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
@@ -421,3 +423,20 @@ def test_run_help_lists_the_groups_for_users(capsys):
     assert 'experiment: ' in out and 'kernel_regression' in out
     assert '--cfg job' in out
     assert ':mod:' not in out  # the module's notes for developers stay out
+
+
+def test_rows_come_back_bit_for_bit(tmp_path):
+    """rows.jsonl -> rows.parquet / rows.csv keeps every digit (pandas.read_json
+    rounded the last one) and leaves date-like column names alone."""
+    values = np.random.RandomState(0).randn(50) * 10.0 ** np.arange(-25, 25)
+    with records.RowWriter(tmp_path / records.ROWS_JSONL, {'experiment': 'e'}) as rows:
+        for i, value in enumerate(values):
+            rows.add('x', value, step=i, train_time=1.5 * i, t=math.inf)
+    frame = records.write_tables(tmp_path)
+    stored = pd.read_parquet(tmp_path / records.ROWS_PARQUET)
+    assert stored['value'].tolist() == values.tolist() == frame['value'].tolist()
+    assert stored['train_time'].dtype.kind == 'f' and stored['t'].iloc[0] == math.inf
+    # A crash while the last row was written: that line is left out.
+    with open(tmp_path / records.ROWS_JSONL, 'a') as f:
+        f.write('{"experiment": "e", "metric": "x", "val')
+    assert len(records.read_rows(tmp_path)) == 50
