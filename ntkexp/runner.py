@@ -236,11 +236,10 @@ def out_of_memory_advice(error: BaseException, cfg: DictConfig) -> str | None:
     """One line for a device that ran out of memory (XLA's
     ``RESOURCE_EXHAUSTED``): XLA's first line and the settings of this run
     that lower what it needs. None for any other error."""
-    shown = records.unwrapped(error)
-    text = str(shown).strip()
+    text = str(records.unwrapped(error)).strip()
     if 'RESOURCE_EXHAUSTED' not in text:
         return None
-    first = text.splitlines()[0] if text else type(shown).__name__
+    first = text.splitlines()[0]
     knobs = []
     kernel = cfg.get('kernel') or {}
     if 'memory_gb' in kernel:

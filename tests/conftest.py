@@ -29,6 +29,15 @@ def _default_precision():
     jax.config.update('jax_default_matmul_precision', matmul)
 
 
+def write_experiment_module(folder, name, source):
+    """Writes ``folder/<name>.py`` (an experiment ``run``) for an ``ntkexp``
+    subprocess: returns the environment that imports it and the override
+    ``experiment.run=<name>.run`` that runs it."""
+    (folder / f'{name}.py').write_text(source)
+    paths = [str(folder)] + [p for p in (os.environ.get('PYTHONPATH'),) if p]
+    return {'PYTHONPATH': os.pathsep.join(paths)}, f'experiment.run={name}.run'
+
+
 class SlowExperiment:
     """An experiment module, ``slow_experiment``, whose ``run`` writes one row
     and then sleeps two minutes: a run to stop from outside."""
@@ -39,10 +48,8 @@ class SlowExperiment:
               '    time.sleep(120)\n')
 
     def __init__(self, folder):
-        (folder / 'slow_experiment.py').write_text(self.SOURCE)
-        paths = [str(folder)] + [p for p in (os.environ.get('PYTHONPATH'),) if p]
-        self.env = {'PYTHONPATH': os.pathsep.join(paths)}
-        self.override = 'experiment.run=slow_experiment.run'
+        self.env, self.override = write_experiment_module(
+            folder, 'slow_experiment', self.SOURCE)
 
     @staticmethod
     def signal_after_first_row(process, runs, signum=signal.SIGTERM,
@@ -61,3 +68,10 @@ class SlowExperiment:
 @pytest.fixture
 def slow_experiment(tmp_path):
     return SlowExperiment(tmp_path)
+
+
+@pytest.fixture
+def experiment_module(tmp_path):
+    """``make(name, source) -> (env, override)``: :func:`write_experiment_module`
+    in ``tmp_path``."""
+    return lambda name, source: write_experiment_module(tmp_path, name, source)

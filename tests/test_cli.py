@@ -118,6 +118,13 @@ def test_failed_run_keeps_rows_and_records_the_error(tmp_path, monkeypatch):
     assert {'kernel_seconds', 'accuracy', 'mse'} <= set(rows.metric)
 
 
+def _run_experiment(monkeypatch, cfg, experiment):
+    """Makes ``cfg.experiment.run`` name ``experiment`` in ``runner.run_job``."""
+    real = runner.get_method
+    monkeypatch.setattr(runner, 'get_method', lambda path: (
+        experiment if path == cfg.experiment.run else real(path)))
+
+
 def _rows_then_sigterm(cfg, run_dir, rows):
     """An experiment that writes two rows, then is killed (``kill <pid>``)."""
     rows.add('loss', 1.0, step=0)
@@ -134,9 +141,7 @@ def test_sigterm_fails_the_run_and_keeps_its_rows(tmp_path, monkeypatch):
     if threading.current_thread() is not threading.main_thread():
         pytest.skip('signal handlers are set in the main thread only')
     cfg = _compose([f'paths.root={tmp_path}'])
-    real = runner.get_method
-    monkeypatch.setattr(runner, 'get_method', lambda path: (
-        _rows_then_sigterm if path == cfg.experiment.run else real(path)))
+    _run_experiment(monkeypatch, cfg, _rows_then_sigterm)
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a shell
     try:
         start = time.time()
@@ -164,9 +169,7 @@ def test_sigterm_handler_of_a_scheduler_is_left_alone(tmp_path, monkeypatch):
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
     try:
         cfg = _compose([f'paths.root={tmp_path}'])
-        real = runner.get_method
-        monkeypatch.setattr(runner, 'get_method', lambda path: (
-            _rows_then_sigterm if path == cfg.experiment.run else real(path)))
+        _run_experiment(monkeypatch, cfg, _rows_then_sigterm)
         monkeypatch.setattr(time, 'sleep', lambda seconds: None)
         runner.run_job(cfg, tmp_path / 'run')
         assert seen == [signal.SIGTERM]
@@ -207,9 +210,7 @@ def test_out_of_memory_is_advice_in_the_status(tmp_path, monkeypatch):
         raise jax.errors.JaxRuntimeError(XLA_OUT_OF_MEMORY)
 
     cfg = _compose([f'paths.root={tmp_path}', 'kernel.memory_gb=40'])
-    real = runner.get_method
-    monkeypatch.setattr(runner, 'get_method', lambda path: (
-        experiment if path == cfg.experiment.run else real(path)))
+    _run_experiment(monkeypatch, cfg, experiment)
     with pytest.raises(jax.errors.JaxRuntimeError):
         runner.run_job(cfg, tmp_path / 'run')
     status = records.read_status(tmp_path / 'run')
@@ -229,17 +230,16 @@ def test_out_of_memory_is_advice_in_the_status(tmp_path, monkeypatch):
     assert runner.out_of_memory_advice(RuntimeError('other'), alignment) is None
 
 
-def test_cli_out_of_memory_is_one_line(tmp_path):
-    (tmp_path / 'oom_experiment.py').write_text(
+def test_cli_out_of_memory_is_one_line(tmp_path, experiment_module):
+    module_env, override = experiment_module(
+        'oom_experiment',
         'import jax\n'
         'def run(cfg, run_dir, rows):\n'
         f'    raise jax.errors.JaxRuntimeError({XLA_OUT_OF_MEMORY!r})\n')
     env = dict(os.environ, NTKEXP_HOME=str(tmp_path), JAX_PLATFORMS='cpu',
-               PYTHONPATH=os.pathsep.join(
-                   [str(tmp_path)] + [p for p in (os.environ.get('PYTHONPATH'),) if p]))
-    result = subprocess.run(NTKEXP + ['run', 'experiment.run=oom_experiment.run'],
-                            capture_output=True, text=True, cwd=REPO, env=env,
-                            timeout=120)
+               **module_env)
+    result = subprocess.run(NTKEXP + ['run', override], capture_output=True,
+                            text=True, cwd=REPO, env=env, timeout=120)
     assert result.returncode == 1, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -387,9 +387,7 @@ def test_run_sets_and_restores_precision_even_when_it_fails(tmp_path,
 
     cfg = _compose([f'paths.root={tmp_path}', 'precision=float64',
                     'matmul_precision=highest'])
-    real = runner.get_method
-    monkeypatch.setattr(runner, 'get_method', lambda path: (
-        experiment if path == cfg.experiment.run else real(path)))
+    _run_experiment(monkeypatch, cfg, experiment)
     jax.config.update('jax_enable_x64', False)
     jax.config.update('jax_default_matmul_precision', 'default')
     with pytest.raises(RuntimeError, match='experiment failed'):
