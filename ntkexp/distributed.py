@@ -18,8 +18,8 @@ engines"):
   missing blocks are cut into ``jobs`` contiguous groups, one job per group,
   so two jobs never write the same block. Each job rebuilds ``kernel_fn`` from
   the model config (:class:`ModelKernel`), reads the inputs saved once in the
-  cache (``<cache>/kernels/_inputs/<sha256>.npy``), sets ``jax_enable_x64`` as
-  this process has it, and writes its blocks atomically into the shared cache.
+  cache (``<cache>/kernels/_inputs/<sha256>.npy``), sets ``jax_enable_x64`` and
+  ``jax_default_matmul_precision`` as this process has them, and writes its blocks atomically into the shared cache.
 * **Wait.** This process shows blocks done / total with an ETA (counted in the
   cache), then assembles both kernels from the cache, exactly as in one
   process. The same jitted program computes every block at the same block size,
@@ -160,12 +160,17 @@ class BlockJob(submitit.helpers.Checkpointable):
         parts: the kernels (:class:`KernelPart`).
         blocks: ``(part, i, j)`` blocks of this job.
         env: environment variables set before JAX starts its backend.
+        matmul_precision: ``jax_default_matmul_precision`` of the submitting
+          process (``None``: JAX's default, TF32 products on GPUs). A job is
+          a fresh process, so it must be set again for its blocks to equal
+          the one-process kernel and to match the cache key.
     """
 
     def __init__(self, index: int, make_kernel_fn: Callable[[], Callable],
                  model_id: str, get: Sequence[str], x64: bool,
                  parts: Sequence[KernelPart], blocks: Sequence[Block],
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None,
+                 matmul_precision: str | None = None):
         self.index = index
         self.make_kernel_fn = make_kernel_fn
         self.model_id = model_id
@@ -174,6 +179,7 @@ class BlockJob(submitit.helpers.Checkpointable):
         self.parts = list(parts)
         self.blocks = [tuple(b) for b in blocks]
         self.env = dict(env or {})
+        self.matmul_precision = matmul_precision
         self.restarts = 0
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
@@ -187,6 +193,7 @@ class BlockJob(submitit.helpers.Checkpointable):
         os.environ.update(self.env)
         import jax  # pylint: disable=g-import-not-at-top
         jax.config.update('jax_enable_x64', self.x64)
+        jax.config.update('jax_default_matmul_precision', self.matmul_precision)
         start = time.time()
         engine = kernels.KernelEngine(self.make_kernel_fn(), self.model_id,
                                       self.get, cache_dir=None, progress=False)
@@ -215,10 +222,14 @@ class BlockJob(submitit.helpers.Checkpointable):
             engine.compute_blocks(x1, x2, part.plan, cache, mine, desc=part.name)
         print(f'[kernel job {self.index}] done: {len(computed)} blocks computed, '
               f'{len(self.blocks) - len(computed)} already cached, '
-              f'{time.time() - start:.1f}s', flush=True)
+              f'{time.time() - start:.1f}s (jax_enable_x64={self.x64}, '
+              f'jax_default_matmul_precision={self.matmul_precision})',
+              flush=True)
         return {'job': self.index, 'computed': computed,
                 'restarts': self.restarts, 'seconds': time.time() - start,
-                'device': str(jax.devices()[0])}
+                'device': str(jax.devices()[0]),
+                'x64': bool(jax.config.jax_enable_x64),
+                'matmul_precision': jax.config.jax_default_matmul_precision}
 
 
 def _inject(action: str, index: int, blocks: int) -> None:
@@ -468,8 +479,10 @@ def compute_kernels(cfg: DictConfig, engine: kernels.KernelEngine,
         make = make_kernel_fn or ModelKernel(
             OmegaConf.to_container(cfg.model, resolve=True))
         x64 = bool(jax.config.read('jax_enable_x64'))
+        matmul = jax.config.jax_default_matmul_precision
         groups = split_blocks(missing, n_jobs)
-        job_fns = [BlockJob(k, make, engine.model_id, engine.get, x64, parts, g)
+        job_fns = [BlockJob(k, make, engine.model_id, engine.get, x64, parts, g,
+                            matmul_precision=matmul)
                    for k, g in enumerate(groups)]
         jobs = submit(kind, folder, executor_parameters(kcfg, kind), job_fns)
         ids = [str(j.job_id) for j in jobs]

@@ -38,6 +38,7 @@ The same block plan and cache serve the submitit jobs of
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -64,9 +65,47 @@ def array_digest(x: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+# The packages whose code computes kernel values: the models' stax layers,
+# ntkexp's fast kernels and the patches that make neural-tangents run.
+# (Their benchmarks are left out: they compute no kernel a run caches.)
+KERNEL_CODE_PACKAGES = ('models', 'fastconv', 'compat')
+KERNEL_CODE_EXCLUDED = ('fastconv/bench.py', 'fastconv/stage_bench.py')
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_code_digest() -> str:
+    """SHA-256 of the source that computes kernel values (part of the key).
+
+    A change to a model, a fast kernel or the compat patches can change
+    kernels, so it must not be served an old kernel from the disk cache.
+    """
+    return source_digest(Path(__file__).resolve().parent)
+
+
+def source_digest(root: Path) -> str:
+    """SHA-256 of the ``.py`` files of ``KERNEL_CODE_PACKAGES`` under ``root``."""
+    digest = hashlib.sha256()
+    for package in KERNEL_CODE_PACKAGES:
+        for path in sorted((root / package).rglob('*.py')):
+            name = path.relative_to(root).as_posix()
+            if name in KERNEL_CODE_EXCLUDED:
+                continue
+            digest.update(name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def kernel_key(model_id: str, x1: np.ndarray, x2: np.ndarray | None,
                get: Sequence[str], dtype: Any) -> str:
-    """The cache key of one kernel: model, inputs, precision and kernels."""
+    """The cache key of one kernel.
+
+    It holds the model, the inputs, the dtype and the kernels, and
+    everything else that changes the values: JAX's matmul precision
+    (``jax_default_matmul_precision``; on GPUs the default runs float32
+    products in TF32, 1e-3 relative), neural-tangents' version and the
+    source of ntkexp's kernel code (:func:`kernel_code_digest`).
+    """
+    import jax  # pylint: disable=g-import-not-at-top
     import neural_tangents  # pylint: disable=g-import-not-at-top
     parts = {
         'model': model_id,
@@ -74,7 +113,10 @@ def kernel_key(model_id: str, x1: np.ndarray, x2: np.ndarray | None,
         'x2': None if x2 is None else array_digest(x2),
         'get': list(get),
         'dtype': str(np.dtype(dtype)),
+        'matmul_precision': str(
+            jax.config.jax_default_matmul_precision or 'default'),
         'neural_tangents': neural_tangents.__version__,
+        'kernel_code': kernel_code_digest(),
     }
     text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -402,13 +444,6 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
     return choice
 
 
-def choose_block_size(kernel_fn: Callable, x: np.ndarray, n_max: int,
-                      get: Sequence[str], memory_bytes: float,
-                      **kwargs) -> int:
-    """The block size of :func:`choose_block` (see there)."""
-    return choose_block(kernel_fn, x, n_max, get, memory_bytes, **kwargs).block
-
-
 def seconds_per_entry(kernel_fn: Callable, x: np.ndarray, get: Sequence[str],
                       probe: int = PROBE_SIZES[0]) -> float:
     """Seconds per kernel entry of one ``probe x probe`` block of ``x``'s rows.
@@ -727,6 +762,45 @@ class KernelEngine:
                 if plan.symmetric and i != j:
                     out[g][j * b:j * b + block.shape[1],
                            i * b:i * b + block.shape[0]] = block.T
+        return out
+
+    def diagonal(self, x: np.ndarray, desc: str = 'kernel diagonal',
+                 chunk: int = 256) -> dict[str, np.ndarray]:
+        """``{get: [k(x_i, x_i)]}``: the diagonal of ``k(x, x)`` alone.
+
+        What a predictive variance needs (Lee et al. 2019, "Wide Neural
+        Networks of Any Depth Evolve as Linear Models", Eq. 16 and its NNGP
+        form): each entry is a ``1 x 1`` kernel, so ``n`` inputs cost ``n``
+        kernel entries, not the ``n^2`` of ``self(x, None)``. Computed in
+        jitted chunks of ``chunk`` inputs (one input at a time inside a
+        chunk, ``lax.map``), not cached.
+        """
+        import jax  # pylint: disable=g-import-not-at-top
+        import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+        from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+        x = np.asarray(x)
+        get = _normalize_get(self.get)
+
+        def one(xi):
+            out = self.kernel_fn(xi[None], None, get=get)
+            return {g: jnp.reshape(getattr(out, g) if isinstance(get, tuple)
+                                   else out, ()) for g in self.get}
+
+        fn = jax.jit(lambda xs: jax.lax.map(one, xs))
+        chunk = max(1, min(int(chunk), len(x)))
+        out = {g: np.empty(len(x), x.dtype) for g in self.get}
+        starts = range(0, len(x), chunk)
+        for start in tqdm(starts, desc=desc, unit='chunk',
+                          disable=not self.progress or len(starts) < 2,
+                          leave=False):
+            rows = x[start:start + chunk]
+            if len(rows) < chunk:  # the last chunk: same shape, no recompile
+                rows = np.concatenate(
+                    [rows, np.repeat(x[:1], chunk - len(rows), axis=0)])
+            values = fn(rows)
+            for g in self.get:
+                out[g][start:start + chunk] = np.asarray(values[g])[
+                    :len(x) - start]
         return out
 
     def __call__(self, x1: np.ndarray, x2: np.ndarray | None = None,

@@ -342,6 +342,25 @@ def test_zca_whitens_as_regulariser_goes_to_zero():
     np.testing.assert_allclose(_cov(x_test @ w), np.eye(12), atol=0.15)
 
 
+def test_zca_regulariser_is_relative_to_the_mean_eigenvalue():
+    # Lee et al. 2020, Sec. on ZCA: W = U (L + s * mean(L))^(-1/2) U^T. Data
+    # whose mean eigenvalue is far from 1 tell it from an absolute s.
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    eigvals = np.array([400.0, 100.0, 25.0, 9.0, 4.0, 1.0])
+    x = rng.standard_normal((200, 6))
+    x = (x - x.mean(0)) @ np.linalg.inv(np.linalg.cholesky(_cov(x))).T
+    x = x @ (q * np.sqrt(eigvals)).T + 3.0  # covariance exactly q L q^T
+    strength = 0.1
+    mean, w = preprocess.fit_zca(x, strength)
+    want = (q * (eigvals + strength * eigvals.mean()) ** -0.5) @ q.T
+    np.testing.assert_allclose(mean, 3.0, rtol=1e-12)
+    np.testing.assert_allclose(w, want, rtol=1e-10, atol=1e-13)
+    # Relative, so scale-free: inputs scaled by c get W / c.
+    _, w_scaled = preprocess.fit_zca(7.0 * x, strength)
+    np.testing.assert_allclose(w_scaled, w / 7.0, rtol=1e-10, atol=1e-13)
+
+
 def test_zca_on_images_keeps_shape_and_uses_train_statistics():
     data = D.digits(n_train=500, n_test=100, zca=1e-2, standardize='per_feature')
     assert data.x_train.shape == (500, 8, 8, 1)

@@ -167,7 +167,14 @@ def test_sigterm_while_waiting_cancels_jobs(tmp_path):
 
 def test_local_jobs_equal_one_process_bit_for_bit(data, reference, tmp_path):
     cfg = _cfg(tmp_path, jobs=3)
-    engine, k_tt, k_st = _run(cfg, data, tmp_path / 'run')
+    # A job is a fresh process: it must set the parent's matmul precision
+    # (on GPUs JAX's default runs float32 products in TF32).
+    before = jax.config.jax_default_matmul_precision
+    jax.config.update('jax_default_matmul_precision', 'highest')
+    try:
+        engine, k_tt, k_st = _run(cfg, data, tmp_path / 'run')
+    finally:
+        jax.config.update('jax_default_matmul_precision', before)
     _assert_same((k_tt, k_st), reference)
     assert engine.computed_blocks == TOTAL_BLOCKS
     files = _block_files(cfg)
@@ -179,6 +186,8 @@ def test_local_jobs_equal_one_process_bit_for_bit(data, reference, tmp_path):
     logs = sorted((tmp_path / 'run' / distributed.JOB_LOG_DIR).glob('*_log.out'))
     assert len(logs) == 3
     assert all('done:' in p.read_text() for p in logs)
+    assert all('jax_enable_x64=True, jax_default_matmul_precision=highest)'
+               in p.read_text() for p in logs)
     # Everything cached: a re-run submits no job and gives the same kernel.
     engine, k_tt, k_st = _run(cfg, data, tmp_path / 'run2')
     _assert_same((k_tt, k_st), reference)
@@ -245,13 +254,6 @@ def test_preempted_job_is_requeued_and_resumes(data, reference, tmp_path,
 
 # End to end: `ntkexp run experiment=kernel_regression model=fc dataset=digits`.
 
-_CONF = Path(ntkexp.__file__).resolve().parent.parent / 'conf'
-_NEEDS_CONFIGS = pytest.mark.skipif(
-    not ((_CONF / 'model' / 'fc.yaml').exists()
-         and (_CONF / 'dataset' / 'digits.yaml').exists()),
-    reason='conf/model/fc.yaml and conf/dataset/digits.yaml not written yet')
-
-
 def _run_job(root: Path, overrides: list[str]) -> tuple[pd.DataFrame, Path]:
     import hydra  # pylint: disable=g-import-not-at-top
     from ntkexp import cli, runner  # pylint: disable=g-import-not-at-top
@@ -284,7 +286,6 @@ def _compare_runs(tmp_path: Path, overrides: list[str]) -> int:
     return len(logs)
 
 
-@_NEEDS_CONFIGS
 def test_kernel_regression_rows_same_with_three_local_jobs(tmp_path):
     # 120 train / 40 test points in blocks of 40: 6 + 3 blocks, 3 jobs.
     jobs = _compare_runs(tmp_path, ['dataset.n_train=120', 'dataset.n_test=40',
@@ -292,7 +293,6 @@ def test_kernel_regression_rows_same_with_three_local_jobs(tmp_path):
     assert jobs == 3
 
 
-@_NEEDS_CONFIGS
 @pytest.mark.slow
 def test_kernel_regression_default_digits_three_local_jobs(tmp_path):
     """The issue's command at its default size (block size from memory_gb)."""

@@ -1,6 +1,7 @@
 """The block engine equals neural-tangents' kernel_fn, respects its budget, resumes."""
 
 import os
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -90,31 +91,67 @@ def test_cache_key_depends_on_model_data_and_precision(conv_data):
     assert key != kernels.kernel_key('a', x1, x1, ('ntk',), x1.dtype)
 
 
+def test_cache_key_depends_on_matmul_precision_and_kernel_code(conv_data,
+                                                              monkeypatch):
+    x1, _ = conv_data
+    def key():
+        return kernels.kernel_key('a', x1, None, ('ntk',), np.float32)
+    before = jax.config.jax_default_matmul_precision
+    try:
+        jax.config.update('jax_default_matmul_precision', None)
+        default = key()
+        jax.config.update('jax_default_matmul_precision', 'default')
+        assert key() == default  # the same products
+        jax.config.update('jax_default_matmul_precision', 'highest')
+        highest = key()
+    finally:
+        jax.config.update('jax_default_matmul_precision', before)
+    assert highest != default
+    monkeypatch.setattr(kernels, 'kernel_code_digest', lambda: 'changed')
+    assert key() != default
+
+
+def test_kernel_code_digest_covers_kernel_source_only(tmp_path):
+    for name in ('models/a.py', 'fastconv/recursion.py', 'fastconv/bench.py',
+                 'compat/rules.py', 'plot.py'):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text('x = 1\n')
+    digest = kernels.source_digest(tmp_path)
+    for name, counts in (('models/a.py', True), ('fastconv/recursion.py', True),
+                         ('compat/rules.py', True), ('fastconv/bench.py', False),
+                         ('plot.py', False)):
+        (tmp_path / name).write_text('x = 2\n')
+        assert (kernels.source_digest(tmp_path) != digest) == counts, name
+        (tmp_path / name).write_text('x = 1\n')
+    assert kernels.kernel_code_digest() == kernels.source_digest(
+        Path(kernels.__file__).resolve().parent)
+
+
 def test_block_size_respects_memory_budget(conv_data):
     x1, _ = conv_data
     x1 = x1.astype(np.float32)
     _, _, kernel_fn = _conv_gap()
     budget = 2e6  # bytes
-    block = kernels.choose_block_size(kernel_fn, x1, 64, ('nngp', 'ntk'), budget)
+    block = kernels.choose_block(kernel_fn, x1, 64, ('nngp', 'ntk'), budget).block
     assert block >= 1
     assert kernels.measure_block_bytes(kernel_fn, x1, block,
                                        ('nngp', 'ntk')) <= budget
     # A larger budget gives blocks at least as large; FC blocks are larger
     # than conv blocks for the same budget (no spatial covariance).
-    assert kernels.choose_block_size(kernel_fn, x1, 64, ('nngp', 'ntk'),
-                                     8 * budget) >= block
+    assert kernels.choose_block(kernel_fn, x1, 64, ('nngp', 'ntk'),
+                                8 * budget).block >= block
     _, _, fc_fn = stax.serial(stax.Flatten(), stax.Dense(8), stax.Relu(),
                               stax.Dense(1))
-    assert kernels.choose_block_size(fc_fn, x1, 64, ('nngp', 'ntk'),
-                                     budget) > block
+    assert kernels.choose_block(fc_fn, x1, 64, ('nngp', 'ntk'),
+                                budget).block > block
 
 
 def test_budget_too_small_is_a_clear_error(conv_data):
     x1, _ = conv_data
     _, _, kernel_fn = _conv_gap()
     with pytest.raises(MemoryError, match='kernel.memory_gb'):
-        kernels.choose_block_size(kernel_fn, x1.astype(np.float32), 8, ('ntk',),
-                                  10.0)
+        kernels.choose_block(kernel_fn, x1.astype(np.float32), 8, ('ntk',),
+                             10.0)
 
 
 # Memory-bounded block sizes (issue 9) -------------------------------------------

@@ -79,18 +79,6 @@ def balanced_subset(labels: np.ndarray, n: int | None, seed: int,
     return np.sort(chosen)
 
 
-def random_subset(n_total: int, n: int | None, seed: int,
-                  what: str = 'n_train') -> np.ndarray:
-    """Sorted indices of a seeded random subset (for unlabelled pools)."""
-    n = check_size(n, what)
-    if n is None:
-        return np.arange(n_total)
-    if n > n_total:
-        raise ValueError(f'{what}={n} is larger than the {n_total} examples '
-                         f'available; use {what}<={n_total} or null for all.')
-    return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
-
-
 def standardize(x_train: np.ndarray, x_test: np.ndarray,
                 mode: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Zero mean, unit variance.

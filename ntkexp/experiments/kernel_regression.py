@@ -12,7 +12,8 @@ Rows (metric per ``kernel`` in {nngp, ntk}, ``diag_reg``, ``t``; ``t = inf`` is
 the fully trained / posterior-mean prediction):
 
 * ``accuracy`` (classification), ``mse`` (mean over test points and outputs);
-* ``train_mse`` at finite ``t`` (inf: equals the regulariser's residual);
+* ``train_mse`` at finite ``t`` (none at ``t = inf``, where it is only the
+  regulariser's residual);
 * ``variance`` (mean predictive variance over test points) when
   ``experiment.variance=true``;
 * ``kernel_seconds``: wall time of the kernel computation (0 if cached).
@@ -120,8 +121,10 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
     k_test_diag = None
     if variance:
+        # Only k(x, x) of each test point: n_test entries, not n_test^2.
         engine = make_engine(cfg, kernel_fn, ('nngp',))
-        k_test_diag = np.diag(engine(x_test, None, desc='test x test')['nngp'])
+        k_test_diag = np.asarray(
+            engine.diagonal(x_test, desc='test diagonal')['nngp'], np.float64)
 
     summary = []
     for kernel in get:
