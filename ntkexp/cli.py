@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -85,6 +87,41 @@ def check_group_overrides(overrides: list[str]) -> None:
             if choice not in choices:
                 _fail(f"unknown {key} '{choice}'; choose one of: "
                       f"{', '.join(choices)} (e.g. {key}={choices[0]})")
+
+
+def _slurm_launcher(name: str, seen: frozenset = frozenset()) -> bool:
+    """Whether the launcher preset ``name`` submits to SLURM (``slurm``,
+    Hydra's ``submitit_slurm``, or a preset whose defaults list one)."""
+    if name in ('slurm', 'submitit_slurm'):
+        return True
+    path = CONF_DIR / 'hydra' / 'launcher' / f'{name}.yaml'
+    if name in seen or not path.is_file():
+        return False
+    from omegaconf import OmegaConf  # pylint: disable=g-import-not-at-top
+    try:
+        defaults = OmegaConf.load(path).get('defaults') or []
+    except Exception:  # pylint: disable=broad-except
+        return False  # Hydra reports a broken preset itself
+    return any(isinstance(d, str) and _slurm_launcher(d, seen | {name})
+               for d in defaults)
+
+
+def check_slurm_available(overrides: list[str]) -> None:
+    """Fails with one line when a sweep asks for a SLURM launcher on a
+    machine without SLURM (submitit would fail with a traceback per job)."""
+    if not any(a in ('-m', '--multirun') for a in overrides):
+        return
+    names = [o.partition('=')[2] for i, o in enumerate(overrides)
+             if _is_override(overrides, i)
+             and o.lstrip('+').partition('=')[0] == 'hydra/launcher']
+    if not names or not _slurm_launcher(names[-1]):
+        return
+    missing = [c for c in ('sbatch', 'srun') if shutil.which(c) is None]
+    if missing:
+        _fail(f"hydra/launcher={names[-1]} submits the jobs to SLURM, but "
+              f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+              "not on this machine's PATH: run the sweep on the cluster's login "
+              'node, or try it here with hydra/launcher=slurm_local')
 
 
 # Most group combinations a key check composes; past this Hydra reports alone.
@@ -193,6 +230,46 @@ def check_key_overrides(overrides: list[str]) -> None:
                       'the config)')
 
 
+def _unwritable(path: Path) -> str | None:
+    """Why the folder ``path`` cannot be made or written (None: it can).
+
+    It is made here (the run would make it anyway), which also catches
+    what permission bits do not tell (root, read-only or special mounts).
+    """
+    path = Path(path).expanduser().absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f'{error.strerror or error}: {error.filename or path}'
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f'no permission to write in {path}'
+    return None
+
+
+def check_paths_writable(overrides: list[str]) -> None:
+    """Fails with one line when ``paths.*`` overrides give a run or cache
+    folder that cannot be written (Hydra would fail with a traceback)."""
+    given = [o for i, o in enumerate(overrides)
+             if _is_override(overrides, i) and o.startswith('paths.')]
+    if not given or any(',' in o for o in given):
+        return  # a sweep over paths: each job reports its own
+    from hydra import compose, initialize_config_dir  # pylint: disable=g-import-not-at-top
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base='1.3'):
+            cfg = compose('config', overrides=given)
+        paths = {key: cfg.paths[key] for key in ('runs', 'cache')}
+    except Exception:  # pylint: disable=broad-except
+        return  # Hydra reports composition errors itself
+    for key, value in paths.items():
+        if value is None:
+            continue
+        why = _unwritable(Path(str(value)))
+        if why:
+            _fail(f'paths.{key}={value} cannot be used: {why}; give a folder '
+                  f'you can write, e.g. paths.{key}=$HOME/ntkexp/{key} (or '
+                  'paths.root=... for both)')
+
+
 def _skip_if_done(cfg, run_dir: Path) -> Path | None:
     """With ``skip_done``: the run directory where this config already ran ok.
 
@@ -282,13 +359,13 @@ def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
 def _add_overrides(argv: list[str], extra: list[str]) -> list[str]:
     """``argv`` with ``extra`` overrides next to the user's own.
 
-    Hydra's parser takes the overrides as one group of positional arguments,
-    so they go just before the first override (or at the end if none).
+    Hydra's parser takes the overrides as one group of positional arguments
+    (``ntkexp run a=1 -m b=2,3`` is an argparse error there), so the flags
+    go first, in their order, then ``extra`` and the user's overrides.
     """
-    for i in range(len(argv)):
-        if _is_override(argv, i):
-            return argv[:i] + extra + argv[i:]
-    return argv + extra
+    flags = [a for i, a in enumerate(argv) if not _is_override(argv, i)]
+    overrides = [a for i, a in enumerate(argv) if _is_override(argv, i)]
+    return flags + extra + overrides
 
 
 def _hydra_main(argv: list[str]) -> None:
@@ -404,7 +481,9 @@ def main(argv: list[str] | None = None) -> None:
                   'Hydra help: ntkexp run --hydra-help')
             return
         check_group_overrides(overrides)
+        check_slurm_available(overrides)
         check_key_overrides(overrides)
+        check_paths_writable(overrides)
         _hydra_main(overrides)
         return
 

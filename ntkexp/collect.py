@@ -136,6 +136,9 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     frame['status'] = status.get('status', 'unknown')
     frame['wall_time_s'] = status.get('wall_time_s')
     frame['error'] = status.get('error')
+    if not status:
+        frame['error'] = (f'{records.STATUS_JSON} is unreadable (cut short or '
+                          'not JSON); the rows written are kept')
     if records.process_gone(status):
         frame['status'] = 'killed'
         frame['error'] = (f"recorded as running, but its process (pid "

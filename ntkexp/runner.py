@@ -12,7 +12,9 @@ print.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -95,6 +97,77 @@ def _check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float (numbers, or strings such as ``'1e-4'``
+    that YAML leaves unparsed); None for anything else (``'abc'``, bools)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _integer(value: Any) -> int | None:
+    """``value`` as an int (also ``'64'``); None for anything else."""
+    number = _number(value)
+    return int(number) if number is not None and number == int(number) else None
+
+
+def _function(path: Any, key: str) -> Callable[..., Any]:
+    """The function ``path`` (``module.function``) names, or one line saying
+    why it cannot be imported."""
+    _check(isinstance(path, str) and '.' in path,
+           f'{key}={path!r} must name a function as module.function (e.g. '
+           'ntkexp.experiments.kernel_regression.run)')
+    try:
+        function = _locate(path)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(
+            f'{key}={path!r} cannot be imported ({type(error).__name__}: '
+            f"{error}); check the name, and put the folder holding "
+            f"'{path.split('.')[0]}' on PYTHONPATH (e.g. PYTHONPATH=. ntkexp "
+            'run ...)') from None
+    _check(callable(function), f'{key}={path!r} is not a function')
+    return function
+
+
+def _locate(path: str) -> Any:
+    """The object ``a.b.c`` names: the longest importable module prefix, then
+    attributes (what Hydra's ``get_method`` does, without its error log)."""
+    parts = path.split('.')
+    for i in range(len(parts) - 1, 0, -1):
+        name = '.'.join(parts[:i])
+        try:
+            obj = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            # Only a missing prefix of ``path`` means "try a shorter one"; a
+            # module that is there but lacks a dependency is its own error.
+            if error.name and (name == error.name
+                               or name.startswith(error.name + '.')):
+                continue
+            raise
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ModuleNotFoundError(f"No module named '{parts[0]}'")
+
+
+def command_line_keys() -> set[str]:
+    """The config keys this job got on the command line (Hydra's task
+    overrides, e.g. ``{'seed', 'model.width'}``; sweeps give each job its
+    values). Empty outside a Hydra job (the compose API, tests)."""
+    from hydra.core.hydra_config import HydraConfig  # pylint: disable=g-import-not-at-top
+    if not HydraConfig.initialized():
+        return set()
+    keys = set()
+    for override in HydraConfig.get().overrides.task:
+        key = str(override).split('=', 1)[0].lstrip('+~')
+        keys.add(key)
+    return keys
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks values that would otherwise fail deep inside a run.
 
@@ -111,20 +184,27 @@ def validate(cfg: DictConfig) -> None:
            f"precision={cfg.get('precision')!r} is invalid; use precision=float32 "
            'or precision=float64')
     kernel = cfg.get('kernel', {})
-    _check(kernel.get('memory_gb', 1) > 0,
-           f"kernel.memory_gb={kernel.get('memory_gb')} must be > 0")
+    memory = kernel.get('memory_gb', 1)
+    _check((_number(memory) or 0) > 0,
+           f'kernel.memory_gb={memory!r} must be a number > 0 (GiB)')
     seconds = kernel.get('block_seconds', None)
-    _check(seconds is None or (not isinstance(seconds, bool)
-                               and isinstance(seconds, (int, float)) and seconds > 0),
-           f'kernel.block_seconds={seconds} must be a number > 0 or null (no time cap)')
+    _check(seconds is None or (_number(seconds) or 0) > 0,
+           f'kernel.block_seconds={seconds!r} must be a number > 0 or null (no time cap)')
     bs = kernel.get('block_size', None)
-    _check(bs is None or int(bs) > 0,
-           f'kernel.block_size={bs} must be a positive integer or null')
-    _check(int(kernel.get('jobs', 1)) >= 1,
-           f"kernel.jobs={kernel.get('jobs')} must be >= 1")
+    _check(bs is None or (_integer(bs) or 0) > 0,
+           f'kernel.block_size={bs!r} must be a positive integer or null')
+    jobs = kernel.get('jobs', 1)
+    _check((_integer(jobs) or 0) >= 1,
+           f'kernel.jobs={jobs!r} must be an integer >= 1')
     _check(kernel.get('executor', 'local') in ('local', 'slurm'),
            f"kernel.executor={kernel.get('executor')!r} is invalid; use local "
            'or slurm')
+    if (_integer(jobs) or 0) > 1 and kernel.get('executor') == 'slurm':
+        _check(shutil.which('sbatch') is not None,
+               f'kernel.executor=slurm submits the kernel.jobs={jobs} block jobs '
+               "to SLURM, but sbatch is not on this machine's PATH: run on the "
+               "cluster's login node, or use kernel.executor=local to run the "
+               'jobs here')
     dataset = cfg.get('dataset') or {}
     for key in ('n_train', 'n_test'):  # the builders check the rest
         if key in dataset:
@@ -136,9 +216,10 @@ def validate(cfg: DictConfig) -> None:
     for key in ('diag_reg',):
         if key in exp:
             for value in as_list(exp[key], if_none=[None]):
-                _check(value is not None and float(value) >= 0,
-                       f'experiment.{key}={value} is invalid; the diagonal '
-                       'regulariser must be >= 0 (e.g. experiment.diag_reg=1e-4)')
+                _check(_number(value) is not None and _number(value) >= 0,
+                       f'experiment.{key}={value!r} is invalid; the diagonal '
+                       'regulariser must be a number >= 0 (e.g. '
+                       'experiment.diag_reg=1e-4)')
     for value in as_list(exp.get('t', None)):  # kernel regression's training times
         try:
             ok = time_value(value) >= 0
@@ -147,9 +228,10 @@ def validate(cfg: DictConfig) -> None:
         _check(ok, f'experiment.t={value} is invalid; a training time is a '
                    'number >= 0, inf or null (the converged predictor), e.g. '
                    'experiment.t=[10,100,null]')
+    _function(exp.get('run', None), 'experiment.run')
     validator = exp.get('validate', None)
     if validator:
-        get_method(validator)(cfg)
+        _function(validator, 'experiment.validate')(cfg)
     if cfg.get('model') is not None:
         from hydra.utils import instantiate  # pylint: disable=g-import-not-at-top
         try:

@@ -43,15 +43,17 @@ def cholesky(k_train: np.ndarray, diag_reg: float, name: str = 'kernel'):
     k = regularised(k_train, diag_reg)
     if not np.all(np.isfinite(k)):
         raise KernelSolveError(
-            f'the {name} kernel has NaN/inf entries; compute it in float64 '
-            '(precision=float64) or check the model (e.g. a too large W_std)')
+            f'the {name} kernel has NaN/inf entries; '
+            + ('compute it in float64 (precision=float64) or check'
+               if _single(k_train) else 'check')
+            + ' the model (e.g. a too large W_std)')
     try:
         return scipy.linalg.cho_factor(k, lower=True, check_finite=False)
     except np.linalg.LinAlgError:
         raise KernelSolveError(
             f'the {name} train-train kernel + diag_reg={diag_reg:g} * mean '
-            'diagonal is not positive definite; use precision=float64 and/or '
-            'a larger experiment.diag_reg (e.g. 1e-4 or 1e-2)') from None
+            f'diagonal is not positive definite; {_fix(k_train)} (e.g. 1e-4 '
+            'or 1e-2)') from None
 
 
 def predict_inf(k_train: np.ndarray, k_test_train: np.ndarray, y_train: np.ndarray,
@@ -60,7 +62,7 @@ def predict_inf(k_train: np.ndarray, k_test_train: np.ndarray, y_train: np.ndarr
     factor = cholesky(k_train, diag_reg, name)
     alpha = scipy.linalg.cho_solve(factor, np.asarray(y_train, np.float64))
     out = np.asarray(k_test_train, np.float64) @ alpha
-    _check_finite(out, name, diag_reg)
+    _check_finite(out, name, diag_reg, k_train)
     return out
 
 
@@ -81,13 +83,12 @@ def predict_t(k_train: np.ndarray, k_test_train: np.ndarray, y_train: np.ndarray
     if evals.min() <= 0:
         raise KernelSolveError(
             f'the {name} train-train kernel is not positive definite (smallest '
-            f'eigenvalue {evals.min():.3g}); use precision=float64 and/or a '
-            'larger experiment.diag_reg')
+            f'eigenvalue {evals.min():.3g}); {_fix(k_train)}')
     # K^{-1} (I - exp(-K t / (n k))) = U diag((1 - exp(-l t / n)) / l) U^T.
     weights = -np.expm1(-evals * t / n) / evals
     alpha = evecs @ (weights[:, None] * (evecs.T @ np.asarray(y_train, np.float64)))
     out = np.asarray(k_test_train, np.float64) @ alpha
-    _check_finite(out, name, diag_reg)
+    _check_finite(out, name, diag_reg, k_train)
     return out
 
 
@@ -117,11 +118,27 @@ def ntk_variance(ntk_train: np.ndarray, ntk_test_train: np.ndarray,
     return np.asarray(nngp_test_diag, np.float64) + term2 - 2 * term3
 
 
-def _check_finite(out: np.ndarray, name: str, diag_reg: float) -> None:
+def _single(k_train: np.ndarray) -> bool:
+    """Whether the kernel was computed in float32 or less (before the solve's
+    float64 copy)."""
+    return np.asarray(k_train).dtype.itemsize < 8
+
+
+def _fix(k_train: np.ndarray) -> str:
+    """What helps a kernel that is not positive definite: float64 helps only
+    a kernel computed in float32."""
+    if _single(k_train):
+        return 'use precision=float64 and/or a larger experiment.diag_reg'
+    return ('use a larger experiment.diag_reg (the kernel is already float64: '
+            'it is singular, e.g. duplicate inputs or more points than its rank)')
+
+
+def _check_finite(out: np.ndarray, name: str, diag_reg: float,
+                  k_train: np.ndarray) -> None:
     if not np.all(np.isfinite(out)):
         raise KernelSolveError(
-            f'the {name} solve with diag_reg={diag_reg:g} gave NaN/inf; use '
-            'precision=float64 and/or a larger experiment.diag_reg')
+            f'the {name} solve with diag_reg={diag_reg:g} gave NaN/inf; '
+            f'{_fix(k_train)}')
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:

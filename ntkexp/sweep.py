@@ -124,6 +124,16 @@ def _varying_overrides(jobs: list[list[str]]) -> set[str]:
     return {o for key, seen in values.items() if len(seen) > 1 for o in seen}
 
 
+def _stopping_job(records: dict[int, dict]) -> dict | None:
+    """The record of the job that Ctrl-C or SIGTERM stopped, if any (the
+    sweep stops there: jobs without a record then never started)."""
+    for num in sorted(records):
+        error = str(records[num].get('error') or '')
+        if error.startswith(('Terminated:', 'KeyboardInterrupt:')):
+            return records[num]
+    return None
+
+
 def report(sweep_dir: Path | None = None,
            jobs: list[list[str]] | None = None,
            stream=None) -> int:
@@ -146,6 +156,7 @@ def report(sweep_dir: Path | None = None,
     sweep_dir = Path(sweep_dir)
     records = read_job_records(sweep_dir)
     numbers = sorted(set(records) | set(range(len(jobs or []))))
+    stopped = _stopping_job(records)
     table = []
     for num in numbers:
         record = records.get(num)
@@ -154,6 +165,10 @@ def report(sweep_dir: Path | None = None,
             record = {'job': num, 'overrides': overrides, 'status': 'no record',
                       'error': 'the job left no record (killed, out of memory '
                                'or timed out?); see the launcher logs'}
+            if stopped is not None:
+                record.update(status='not run', error=(
+                    f"not started: the sweep was stopped at job #{stopped['job']} "
+                    f"({_short(stopped.get('error'), 60)})"))
         table.append(record)
     shown = _varying_overrides([r.get('overrides') or [] for r in table])
     frame = pd.DataFrame([{
@@ -165,7 +180,7 @@ def report(sweep_dir: Path | None = None,
         'error': r.get('error'),
         'wall_time_s': r.get('wall_time_s'),
     } for r in table])
-    if not frame.empty:
+    if not frame.empty and sweep_dir.is_dir():  # not made if the launcher failed
         frame.to_csv(sweep_dir / SUMMARY_CSV, index=False)
     counts = frame['status'].value_counts().to_dict() if not frame.empty else {}
     print(f'\nsweep: {len(frame)} jobs in {sweep_dir}: ' +

@@ -438,3 +438,74 @@ def test_rows_come_back_bit_for_bit(tmp_path):
     with open(tmp_path / records.ROWS_JSONL, 'a') as f:
         f.write('{"experiment": "e", "metric": "x", "val')
     assert len(records.read_rows(tmp_path)) == 50
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (['experiment=jacot2018_fig1', 'seed=3'],
+     'seed=3 would be ignored: experiment=jacot2018_fig1 trains '
+     'experiment.seeds=[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]; give '
+     'experiment.seeds=[3] instead'),
+    (['experiment=finite_width', 'model.width=8'],
+     'model.width=8 would be ignored: experiment=finite_width trains the '
+     'widths [64, 256]'),
+])
+def test_scalar_beside_the_list_it_would_not_change_is_one_line(
+        overrides, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['run', f'paths.root={tmp_path}'] + overrides)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not list(tmp_path.rglob('status.json'))
+
+
+def test_finite_width_trains_the_command_lines_seed_and_width(tmp_path, capsys):
+    cli.main(['run', f'paths.root={tmp_path}', 'experiment=finite_width',
+              'experiment.widths=null', 'model.width=8', 'seed=3',
+              'dataset.n_train=8', 'dataset.n_test=8', 'experiment.steps=1',
+              'kernel.progress=false'])
+    rows = pd.read_parquet(next(tmp_path.rglob('rows.parquet')))
+    trained = rows[rows.predictor == 'net']
+    assert len(trained) and set(trained.seed) == {3} and set(trained.width) == {8}
+
+
+@pytest.mark.parametrize('override, message', [
+    ('kernel.memory_gb=abc', "kernel.memory_gb='abc' must be a number > 0"),
+    ('kernel.block_size=abc', "kernel.block_size='abc' must be a positive integer"),
+    ('kernel.block_size=1.5', 'kernel.block_size=1.5 must be a positive integer'),
+    ('kernel.jobs=abc', "kernel.jobs='abc' must be an integer >= 1"),
+    ('experiment.diag_reg=abc', "experiment.diag_reg='abc' is invalid"),
+    ('experiment.run=nosuch.module.run',
+     "experiment.run='nosuch.module.run' cannot be imported (ModuleNotFoundError: "
+     "No module named 'nosuch'); check the name, and put the folder holding "
+     "'nosuch' on PYTHONPATH"),
+    ('experiment.run=ntkexp.experiments.kernel_regression.nope',
+     "module 'ntkexp.experiments.kernel_regression' has no attribute 'nope'"),
+])
+def test_bad_values_name_their_key(override, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['run', f'paths.root={tmp_path}', override])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not list(tmp_path.rglob('run.log'))  # no run directory left
+
+
+def test_unusable_run_folder_is_one_line(tmp_path, capsys):
+    (tmp_path / 'a_file').write_text('')
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['run', f'paths.root={tmp_path}',
+                  f'paths.runs={tmp_path}/a_file/runs'])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f'ntkexp: error: paths.runs={tmp_path}/a_file/runs '
+                          'cannot be used: Not a directory')
+
+
+def test_flags_go_before_the_overrides_wherever_they_were_typed():
+    # Hydra's parser rejects `a=1 -m b=2,3`; the user typed it all the same.
+    assert cli._add_overrides(['a=1', '-m', 'b=2,3'], ['x=1']) == [  # pylint: disable=protected-access
+        '-m', 'x=1', 'a=1', 'b=2,3']
+    assert cli._add_overrides(['a=1', '--cfg', 'job', '-p', 'a', 'b=2'], []) == [  # pylint: disable=protected-access
+        '--cfg', 'job', '-p', 'a', 'a=1', 'b=2']

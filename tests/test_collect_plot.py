@@ -184,6 +184,18 @@ def test_run_killed_without_a_record_is_reported_killed(tmp_path, capsys):
         alive.wait()
 
 
+def test_run_with_a_cut_status_record_says_so(tmp_path, capsys):
+    run_dir = write_run(tmp_path / 'runs', 'cut', status='ok')
+    text = (run_dir / records.STATUS_JSON).read_text()
+    (run_dir / records.STATUS_JSON).write_text(text[:len(text) // 2])
+    cli.main(['collect', str(tmp_path / 'runs'), '-o', str(tmp_path / 't')])
+    printed = capsys.readouterr().out
+    assert (f'unknown: {run_dir}: status.json is unreadable (cut short or not '
+            'JSON); the rows written are kept') in printed
+    table = pd.read_parquet(tmp_path / 't.parquet')
+    assert (table.metric == 'mse').any()  # the rows are there
+
+
 def test_arrow_safe_mixed_types_round_trip(tmp_path):
     frame = pd.DataFrame({'k': [1, 'wide', None], 'x': [1, 2.5, None],
                           'metric': ['a', 'b', 'c'], 'value': [1.0, 2.0, 3.0]})

@@ -91,6 +91,23 @@ def test_idx_rejects_malformed_files(tmp_path):
     (tmp_path / 'short').write_bytes((tmp_path / 'short').read_bytes()[:-2])
     with pytest.raises(ValueError, match='holds 10 bytes'):
         D.read_idx(tmp_path / 'short')
+    # A gzip file cut short: named, with the fix.
+    D.write_idx(tmp_path / 'cut.gz', np.arange(4000, dtype=np.uint8).reshape(40, 100))
+    (tmp_path / 'cut.gz').write_bytes((tmp_path / 'cut.gz').read_bytes()[:-30])
+    with pytest.raises(ValueError, match=r'cut\.gz is a damaged gzip file.*download'):
+        D.read_idx(tmp_path / 'cut.gz')
+
+
+def test_cifar_npz_rejects_damaged_files_naming_them(tmp_path):
+    (tmp_path / 'junk.npz').write_bytes(b'not a zip archive at all' * 10)
+    with pytest.raises(ValueError, match=r'junk\.npz is not a readable \.npz'):
+        D.read_cifar_npz(tmp_path / 'junk.npz')
+    np.save(tmp_path / 'one.npy', np.zeros(3))
+    (tmp_path / 'one.npy').rename(tmp_path / 'one.npz')
+    with pytest.raises(ValueError, match=r'one\.npz holds one array'):
+        D.read_cifar_npz(tmp_path / 'one.npz')
+    with pytest.raises(FileNotFoundError):
+        D.read_cifar_npz(tmp_path / 'missing.npz')
 
 
 def test_mnist_from_local_idx(tmp_path):

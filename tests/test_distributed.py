@@ -297,3 +297,20 @@ def test_kernel_regression_rows_same_with_three_local_jobs(tmp_path):
 def test_kernel_regression_default_digits_three_local_jobs(tmp_path):
     """The issue's command at its default size (block size from memory_gb)."""
     assert 1 <= _compare_runs(tmp_path, []) <= 3
+
+
+def test_slurm_executor_without_sbatch_is_a_config_error(tmp_path, monkeypatch):
+    import shutil  # pylint: disable=g-import-not-at-top
+    from ntkexp import runner  # pylint: disable=g-import-not-at-top
+    import hydra  # pylint: disable=g-import-not-at-top
+    from ntkexp import cli  # pylint: disable=g-import-not-at-top
+    with hydra.initialize_config_dir(config_dir=str(cli.CONF_DIR),
+                                     version_base='1.3'):
+        cfg = hydra.compose('config', overrides=[
+            f'paths.root={tmp_path}', 'kernel.jobs=2', 'kernel.executor=slurm'])
+    monkeypatch.setattr(shutil, 'which', lambda name: None)
+    with pytest.raises(runner.ConfigError, match="sbatch is not on this "
+                       "machine's PATH.*kernel.executor=local"):
+        runner.validate(cfg)
+    monkeypatch.setattr(shutil, 'which', lambda name: f'/usr/bin/{name}')
+    runner.validate(cfg)

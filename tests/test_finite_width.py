@@ -422,6 +422,29 @@ def test_jacot_configs_compose_and_run_tiny(tmp_path):
     assert fw_plots.plot_functions(frame, tmp_path / 'figs', 'fig2')
 
 
+def test_jacot2018_fig2_gaussian_at_t_1000_is_the_t_infinity_one(tmp_path):
+    """Jacot et al. 2018, Fig. 2 compares the nets at T = 1000 with the
+    Gaussian at t -> infinity; ntkexp draws the Gaussian at the nets' own t.
+    In the paper's setting (4 points, lr 1, 1000 steps) the two are the same."""
+    from hydra.utils import instantiate  # pylint: disable=g-import-not-at-top
+    cfg = compose(tmp_path, 'experiment=jacot2018_fig2')
+    data = instantiate(cfg.dataset)
+    _, _, kernel_fn = instantiate(cfg.model, out_dim=1)
+    with jax.enable_x64(True):
+        predict = nt.predict.gradient_descent_mse_ensemble(
+            kernel_fn, np.asarray(data.x_train, np.float64),
+            np.asarray(data.y_train, np.float64),
+            learning_rate=float(cfg.experiment.lr))
+        x_test = np.asarray(data.x_test, np.float64)
+        at_t = predict(t=float(cfg.experiment.steps), x_test=x_test, get='ntk',
+                       compute_cov=True)
+        at_inf = predict(t=None, x_test=x_test, get='ntk', compute_cov=True)
+    np.testing.assert_allclose(at_t.mean, at_inf.mean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.diag(at_t.covariance),
+                               np.diag(at_inf.covariance), rtol=1e-10)
+    assert np.abs(at_inf.mean).max() > 0.1  # not trivially zero
+
+
 def test_standard_parameterization_uses_the_width_aware_ntk(tmp_path):
     """Standard param.: the NTK (and so max_lr) depends on the width.
 

@@ -535,7 +535,7 @@ def test_input_layout_and_check_input():
         models.check_input('cnn', (100, 2))
     assert str(info.value) == (
         "model 'cnn' needs image inputs (N, H, W, C) but got shape (100, 2); "
-        'use an image dataset such as dataset=digits or model=fc.')
+        'use an image dataset such as dataset=digits (with dataset.flatten=false) or model=fc.')
     with pytest.raises(ValueError, match='needs image inputs'):
         models.validate_input(image_resnet, np.zeros((3, 64)))
     with pytest.raises(ValueError, match='at least 4x4'):
@@ -554,7 +554,7 @@ def test_convolutional_models_reject_flat_inputs(name):
     x = jnp.ones((5, 16))
     fix = 'model.layout=flat' if label == 'resnet' else 'model=fc'
     msg = (rf"^model '{label}' needs image inputs \(N, H, W, C\) but got shape "
-           rf'\(5, 16\); use an image dataset such as dataset=digits or {fix}\.$')
+           rf'\(5, 16\); use an image dataset such as dataset=digits \(with dataset.flatten=false\) or {fix}\.$')
     with pytest.raises(ValueError, match=msg):
         init_fn(jax.random.PRNGKey(0), x.shape)
     with pytest.raises(ValueError, match=msg):

@@ -71,8 +71,14 @@ def test_variances_match_nt_ensemble(problem):
 
 def test_not_positive_definite_is_a_clear_error():
     k = np.array([[1.0, 2.0], [2.0, 1.0]])  # eigenvalues 3 and -1
-    with pytest.raises(solve.KernelSolveError, match='float64.*diag_reg'):
+    # A float64 kernel: float64 would not help; a float32 one: it may.
+    with pytest.raises(solve.KernelSolveError,
+                       match='larger experiment.diag_reg .the kernel is already float64'):
         solve.predict_inf(k, k, np.ones((2, 1)), 0.0)
+    with pytest.raises(solve.KernelSolveError, match='use precision=float64 and/or'):
+        solve.predict_inf(k.astype(np.float32), k, np.ones((2, 1)), 0.0)
+    with pytest.raises(solve.KernelSolveError, match='use precision=float64 and/or'):
+        solve.predict_t(k.astype(np.float32), k, np.ones((2, 1)), 0.0, 1.0)
     with pytest.raises(solve.KernelSolveError, match='NaN'):
         solve.predict_inf(np.full((2, 2), np.nan), k, np.ones((2, 1)), 0.0)
 

@@ -162,6 +162,23 @@ def test_report_names_jobs_that_left_no_record(tmp_path, capsys):
     assert (tmp_path / sweep.SUMMARY_CSV).exists()
 
 
+def test_report_after_a_signal_says_not_run_and_survives_no_sweep_dir(
+        tmp_path, capsys):
+    sweep.write_job_record(tmp_path, 0, {
+        'overrides': ['seed=0'], 'status': 'failed',
+        'error': 'Terminated: got SIGTERM (signal 15)'})
+    code = sweep.report(tmp_path, jobs=[['seed=0'], ['seed=1'], ['seed=2']])
+    out = capsys.readouterr().out
+    assert code == 1 and '1 failed, 2 not run' in out
+    assert out.count('not started: the sweep was stopped at job #0 '
+                     '(Terminated: got SIGTERM (signal 15))') == 2
+    # The launcher failed before Hydra made the sweep directory: a summary,
+    # no crash writing its CSV.
+    missing = tmp_path / 'never_made'
+    assert sweep.report(missing, jobs=[['seed=0']]) == 1
+    assert 'no record' in capsys.readouterr().out and not missing.exists()
+
+
 # --- end to end --------------------------------------------------------------
 
 def test_slurm_path_end_to_end_with_submitit_local(tmp_path):
@@ -231,7 +248,8 @@ def test_stopped_sweep_records_the_job_and_prints_the_summary(tmp_path,
     assert process.returncode == 130, stdout[-2000:] + stderr[-2000:]
     assert 'ntkexp: stopped: KeyboardInterrupt: interrupted (Ctrl-C)' in stderr
     assert 'Traceback' not in stderr
-    assert 'sweep: 2 jobs' in stdout and '1 failed, 1 no record' in stdout
+    assert 'sweep: 2 jobs' in stdout and '1 failed, 1 not run' in stdout
+    assert 'not started: the sweep was stopped at job #0 (KeyboardInterrupt' in stdout
     (status,) = statuses(tmp_path / 'runs').values()
     assert status['status'] == 'failed' and status['rows'] == 1
     assert status['error'].startswith('KeyboardInterrupt: interrupted (Ctrl-C)')
@@ -246,3 +264,29 @@ def test_parallel_launcher_sweep(tmp_path):
     assert result.returncode == 1
     runs = statuses(tmp_path / 'runs')
     assert sorted(s['status'] for s in runs.values()) == ['failed', 'ok']
+
+
+def test_slurm_launcher_without_slurm_is_one_line(tmp_path, monkeypatch, capsys):
+    import shutil  # pylint: disable=g-import-not-at-top
+    from ntkexp import cli  # pylint: disable=g-import-not-at-top
+    launchers = tmp_path / 'hydra' / 'launcher'
+    launchers.mkdir(parents=True)
+    (launchers / 'local_x.yaml').write_text(
+        '# @package hydra.launcher\ndefaults: [slurm, _self_]\npartition: gpu\n')
+    (launchers / 'local_y.yaml').write_text('defaults: [parallel, _self_]\n')
+    monkeypatch.setattr(cli, 'CONF_DIR', tmp_path)
+    assert cli._slurm_launcher('slurm') and cli._slurm_launcher('local_x')  # pylint: disable=protected-access
+    assert not cli._slurm_launcher('local_y')  # pylint: disable=protected-access
+    monkeypatch.setattr(shutil, 'which', lambda name: None)
+    cli.check_slurm_available(['hydra/launcher=local_y', '-m', 'seed=0,1'])
+    cli.check_slurm_available(['hydra/launcher=local_x', 'seed=0'])  # no -m
+    with pytest.raises(SystemExit) as exit_:
+        cli.check_slurm_available(['-m', 'hydra/launcher=local_x', 'seed=0,1'])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        'ntkexp: error: hydra/launcher=local_x submits the jobs to SLURM, but '
+        "sbatch and srun are not on this machine's PATH: run the sweep on the "
+        "cluster's login node, or try it here with hydra/launcher=slurm_local")
+    monkeypatch.setattr(shutil, 'which', lambda name: f'/usr/bin/{name}')
+    cli.check_slurm_available(['-m', 'hydra/launcher=local_x', 'seed=0,1'])

@@ -22,6 +22,8 @@ import gzip
 import os
 import pickle
 import re
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -117,6 +119,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     except gzip.BadGzipFile as e:
         raise ValueError(f'{path} is not a gzip file ({e}); an uncompressed IDX '
                          'file must not end in .gz.') from e
+    except (EOFError, zlib.error) as e:
+        raise ValueError(f'{path} is a damaged gzip file ({e}); download it '
+                         'again (a copy cut short?).') from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f'{path} is not an IDX file (bad magic number '
                          f'{raw[:4].hex() or "<empty>"}).')
@@ -169,7 +174,18 @@ def read_cifar_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         FileNotFoundError: if the file does not exist.
         ValueError: if the keys or shapes are not as described.
     """
-    with np.load(os.fspath(path), allow_pickle=False) as f:
+    try:
+        archive = np.load(os.fspath(path), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f'{path} is not a readable .npz archive ({type(e).__name__}'
+                         f'); a CIFAR .npz holds arrays x (uint8, N x H x W x C) '
+                         'and y (labels), as numpy.savez writes them.') from e
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f'{path} holds one array, not an .npz archive of x '
+                         '(uint8, N x H x W x C) and y (labels).')
+    with archive as f:
         missing = {'x', 'y'} - set(f.files)
         if missing:
             raise ValueError(f'{path} lacks array(s) {sorted(missing)}; a CIFAR .npz '

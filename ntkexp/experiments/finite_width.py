@@ -170,6 +170,21 @@ def validate(cfg: DictConfig) -> None:
 
     exp = cfg.experiment
     widths = _widths_setting(cfg)
+    # A run trains the lists; a scalar given on the command line beside them
+    # would be ignored (a sweep over it would repeat one run).
+    from ntkexp.runner import command_line_keys  # pylint: disable=g-import-not-at-top
+    given = command_line_keys()
+    seeds = as_list(exp.get('seeds', None), None)
+    check('seed' not in given or seeds is None,
+          f'seed={cfg.get("seed")} would be ignored: experiment={exp.name} trains '
+          f'experiment.seeds={list(seeds or [])}; give experiment.seeds=[{cfg.get("seed")}] '
+          'instead, or add experiment.seeds=null to use seed')
+    check('model.width' not in given or widths is None,
+          f'model.width={cfg.model.get("width")} would be ignored: experiment='
+          f'{exp.name} trains the widths {list(widths or [])} '
+          '(experiment.widths / experiment.model_widths); give '
+          f'experiment.widths=[{cfg.model.get("width")}] instead, or add '
+          'experiment.widths=null experiment.model_widths=null to use model.width')
     if widths is None:
         check(cfg.model.get('width', None) is not None,
               'experiment.widths is null and the model has no width; set '

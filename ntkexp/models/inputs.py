@@ -101,8 +101,8 @@ def check_input(model: Any, x_shape: Sequence[int]) -> None:
             alternative = 'model.layout=flat' if name == 'resnet' else 'model=fc'
             raise ValueError(
                 f"model '{name}' needs image inputs (N, H, W, C) but got shape "
-                f'{shape}; use an image dataset such as dataset=digits or '
-                f'{alternative}.')
+                f'{shape}; use an image dataset such as dataset=digits (with '
+                f'dataset.flatten=false) or {alternative}.')
         min_hw = _MIN_SPATIAL.get(name, 1)
         if min(shape[1:3]) < min_hw:
             raise ValueError(
