@@ -28,7 +28,8 @@ REPRO_RUNS ?= runs/repro
 REPRO_RESULTS ?= results
 
 # --- Jacot et al. 2018 ---------------------------------------------------------------
-# Fig. 1: FC ReLU depth 4, widths 500 / 10000, 10 inits, 200 GD steps on the circle.
+# Fig. 1: FC ReLU depth 4, widths 500 / 10000, 10 inits, 200 GD steps on N(0, I_2) inputs
+# (the NTK is then drawn on the unit circle).
 # The config is the paper's setting; small: 3 of the 10 initialisations.
 SMALL_jacot2018_fig1 ?= 'experiment.seeds=[0,1,2]'
 FULL_jacot2018_fig1 ?=
@@ -68,10 +69,12 @@ FULL_ntk_drift ?= model=fc,resnet 'experiment.widths=[64,128,256,512,1024,2048,4
 SMALL_resntk_spectrum ?= model=fc,resnet
 FULL_resntk_spectrum ?= model=fc,resnet experiment.lmax=128 experiment.gram_points=4000
 # --- Ortiz-Jimenez et al. 2020: NADs and accuracy maps ---------------------------------
-# Small: 8x8 images, FC (isotropic) vs CNN (pooling); 512 networks with exact input
-# gradients for the NADs; every other frequency (10 directions) for the accuracy maps,
-# with the paper's 10000 / 10000 samples. Full: the configs' own settings (32x32, GPU-sized).
-SMALL_ortiz2020_nads ?= model=fc,cnn 'experiment.image_size=[8,8]' experiment.nad.n_networks=512 experiment.nad.gradient=exact
+# Small: 8x8 images, FC (isotropic) vs CNN (pooling); 512 networks for the NADs, with the
+# authors' estimator (central differences of step 100 at one fixed x0; exact gradients there
+# make x0 itself a NAD, results/nads/README.md); every other frequency (10 directions) for
+# the accuracy maps, with the paper's 10000 / 10000 samples. Full: the configs' own settings
+# (32x32, GPU-sized).
+SMALL_ortiz2020_nads ?= model=fc,cnn 'experiment.image_size=[8,8]' experiment.nad.n_networks=512
 FULL_ortiz2020_nads ?= model=fc,cnn,myrtle,wrn,resnet
 SMALL_ortiz2020_accuracy_maps ?= model=fc,cnn 'experiment.image_size=[8,8]' experiment.freq_stride=2
 FULL_ortiz2020_accuracy_maps ?= model=fc,cnn,myrtle,wrn,resnet
