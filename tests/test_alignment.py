@@ -325,8 +325,11 @@ def test_run_wrn_tiny(tmp_path):
 
 
 def test_principal_component_study_starts_on_the_line(tmp_path):
+    # The paper's N(0, 1) weights give a small lambda_2, which a width-512
+    # net's moving kernel already outruns (|g_20| 27% below the exponential,
+    # as results/jacot2018 shows at width 1000); at width 2048 it is 1% off.
     cfg = _compose(tmp_path, 'experiment=jacot2018_fig3', 'dataset=digits',
-                   'dataset.n_train=32', 'dataset.n_test=8', 'model.width=512',
+                   'dataset.n_train=32', 'dataset.n_test=8', 'model.width=2048',
                    'experiment.steps=20', 'experiment.log_steps=3',
                    'experiment.n_inits=1')
     frame = run_job(cfg, tmp_path / 'run')

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 
 import ntkexp
 from ntkexp import cli, interrupts, records, runner, solve
@@ -288,6 +289,9 @@ def test_cli_default_run_prints_table(tmp_path):
     (['experiment.t=soon'], 'experiment.t=soon is invalid'),
     (['dataset.n_train=0'], 'dataset.n_train must be >= 1 (or null for all), '
                             'got 0.'),
+    (['kernel.memory_gb=abc'], "kernel.memory_gb='abc' must be a number > 0"),
+    (['experiment.run=nosuch.module.run'],
+     "experiment.run='nosuch.module.run' cannot be imported"),
 ])
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
                                                         message):
@@ -440,6 +444,26 @@ def test_rows_come_back_bit_for_bit(tmp_path):
     assert len(records.read_rows(tmp_path)) == 50
 
 
+@pytest.fixture
+def as_hydra_job():
+    """Composes a config as `ntkexp run` would see it inside its Hydra job
+    (HydraConfig set, so ``runner.command_line_keys`` sees the overrides),
+    without running Hydra's main in this process (it would point logging at
+    pytest's capture streams)."""
+    from hydra.core.hydra_config import HydraConfig  # pylint: disable=g-import-not-at-top
+
+    def make(overrides):
+        with initialize_config_dir(config_dir=str(cli.CONF_DIR),
+                                   version_base='1.3'):
+            cfg = compose('config', overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg['hydra']
+        return cfg
+    yield make
+    HydraConfig.instance().cfg = None
+
+
 @pytest.mark.parametrize('overrides, message', [
     (['experiment=jacot2018_fig1', 'seed=3'],
      'seed=3 would be ignored: experiment=jacot2018_fig1 trains '
@@ -449,22 +473,28 @@ def test_rows_come_back_bit_for_bit(tmp_path):
      'model.width=8 would be ignored: experiment=finite_width trains the '
      'widths [64, 256]'),
 ])
-def test_scalar_beside_the_list_it_would_not_change_is_one_line(
-        overrides, message, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(['run', f'paths.root={tmp_path}'] + overrides)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
-    assert not list(tmp_path.rglob('status.json'))
+def test_scalar_beside_the_list_it_would_not_change_is_an_error(
+        overrides, message, tmp_path, as_hydra_job):
+    cfg = as_hydra_job([f'paths.root={tmp_path}'] + overrides)
+    assert {o.split('=')[0] for o in overrides} <= runner.command_line_keys()
+    with pytest.raises(runner.ConfigError) as error:
+        runner.validate(cfg)
+    assert message in str(error.value)
+    # Outside a Hydra job (compose API, tests) nothing is "on the command line".
+    from hydra.core.hydra_config import HydraConfig  # pylint: disable=g-import-not-at-top
+    HydraConfig.instance().cfg = None
+    assert runner.command_line_keys() == set()
+    runner.validate(_compose([f'paths.root={tmp_path}'] + overrides))
 
 
-def test_finite_width_trains_the_command_lines_seed_and_width(tmp_path, capsys):
-    cli.main(['run', f'paths.root={tmp_path}', 'experiment=finite_width',
-              'experiment.widths=null', 'model.width=8', 'seed=3',
-              'dataset.n_train=8', 'dataset.n_test=8', 'experiment.steps=1',
-              'kernel.progress=false'])
-    rows = pd.read_parquet(next(tmp_path.rglob('rows.parquet')))
+def test_finite_width_trains_the_command_lines_seed_and_width(tmp_path,
+                                                              as_hydra_job):
+    cfg = as_hydra_job([
+        f'paths.root={tmp_path}', 'experiment=finite_width',
+        'experiment.widths=null', 'model.width=8', 'seed=3',
+        'dataset.n_train=8', 'dataset.n_test=8', 'experiment.steps=1',
+        'kernel.progress=false'])
+    rows = runner.run_job(cfg, tmp_path / 'run')
     trained = rows[rows.predictor == 'net']
     assert len(trained) and set(trained.seed) == {3} and set(trained.width) == {8}
 
@@ -481,14 +511,15 @@ def test_finite_width_trains_the_command_lines_seed_and_width(tmp_path, capsys):
      "'nosuch' on PYTHONPATH"),
     ('experiment.run=ntkexp.experiments.kernel_regression.nope',
      "module 'ntkexp.experiments.kernel_regression' has no attribute 'nope'"),
+    ('experiment.run=nodots', "experiment.run='nodots' must name a function as "
+                              'module.function'),
 ])
-def test_bad_values_name_their_key(override, message, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(['run', f'paths.root={tmp_path}', override])
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
-    assert not list(tmp_path.rglob('run.log'))  # no run directory left
+def test_bad_values_name_their_key(override, message, tmp_path):
+    # (On the command line each is one line and exit 2: the ConfigError path
+    # of test_bad_input_is_one_clear_line_and_writes_nothing.)
+    with pytest.raises(runner.ConfigError) as error:
+        runner.validate(_compose([f'paths.root={tmp_path}', override]))
+    assert message in str(error.value)
 
 
 def test_unusable_run_folder_is_one_line(tmp_path, capsys):

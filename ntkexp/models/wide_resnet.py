@@ -1,8 +1,13 @@
 """Wide residual networks WRN-depth-k (``model=wrn``).
 
 Zagoruyko & Komodakis 2016, "Wide Residual Networks", without batch
-normalisation or dropout (neither has an infinite-width kernel here), as in the
-WideResNet of the neural-tangents paper (Novak et al. 2020) and Lee et al. 2020.
+normalisation or dropout (neither has an infinite-width kernel here), following
+the blocks of the paper's reference code. This is not the ``WideResnet`` of
+neural-tangents' README (Novak et al. 2020), whose kernel differs: there every
+group's first block, the first group's too, has a shortcut that is a *3x3*
+strided convolution of the block's raw input (here a 1x1 one of ``act(x)``,
+only where channels or resolution change), no activation precedes the final
+pooling (here one does), and ``W_std = 1`` (here ``sqrt(2)``).
 """
 
 from __future__ import annotations
