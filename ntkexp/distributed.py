@@ -19,7 +19,8 @@ engines"):
   so two jobs never write the same block. Each job rebuilds ``kernel_fn`` from
   the model config (:class:`ModelKernel`), reads the inputs saved once in the
   cache (``<cache>/kernels/_inputs/<sha256>.npy``), sets ``jax_enable_x64`` and
-  ``jax_default_matmul_precision`` as this process has them, and writes its blocks atomically into the shared cache.
+  ``jax_default_matmul_precision`` as this process has them, and writes its
+  blocks atomically into the shared cache.
 * **Wait.** This process shows blocks done / total with an ETA (counted in the
   cache), then assembles both kernels from the cache, exactly as in one
   process. The same jitted program computes every block at the same block size,
