@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 
 from ntkexp import models
 from ntkexp.models import count_params
+from neural_tangents import stax
 
 CONF = pathlib.Path(__file__).resolve().parents[1] / 'conf' / 'model'
 
@@ -592,3 +593,60 @@ def test_wrapped_triple_works_with_neural_tangents_tools():
         nt.batch(cnn_kernel_fn, batch_size=2)(jnp.ones((4, 3)), None, 'ntk')
     with pytest.raises(ValueError, match="model 'cnn' needs image inputs"):
         jax.jit(cnn_kernel_fn, static_argnames='get')(jnp.ones((4, 3)), get='ntk')
+
+
+def _readme_wide_resnet(block_size, k, num_classes):
+    """neural-tangents' README WideResnet, transcribed as it is there."""
+    def block(channels, strides=(1, 1), channel_mismatch=False):
+        main = stax.serial(
+            stax.Relu(), stax.Conv(channels, (3, 3), strides, padding='SAME'),
+            stax.Relu(), stax.Conv(channels, (3, 3), padding='SAME'))
+        shortcut = stax.Identity() if not channel_mismatch else stax.Conv(
+            channels, (3, 3), strides, padding='SAME')
+        return stax.serial(stax.FanOut(2), stax.parallel(main, shortcut),
+                           stax.FanInSum())
+
+    def group(n, channels, strides=(1, 1)):
+        blocks = [block(channels, strides, channel_mismatch=True)]
+        blocks += [block(channels, (1, 1)) for _ in range(n - 1)]
+        return stax.serial(*blocks)
+
+    return stax.serial(
+        stax.Conv(16, (3, 3), padding='SAME'),
+        group(block_size, int(16 * k)),
+        group(block_size, int(32 * k), (2, 2)),
+        group(block_size, int(64 * k), (2, 2)),
+        stax.AvgPool((8, 8)), stax.Flatten(), stax.Dense(num_classes, 1., 0.))
+
+
+def test_wrn_nt_is_the_neural_tangents_readme_wide_resnet():
+    """model=wrn_nt: the same kernels and the same parameter count as the
+    README network (WRN-10-2 on 32x32 images, where its 8x8 pool is global)."""
+    from hydra import compose, initialize_config_dir  # pylint: disable=g-import-not-at-top
+    from ntkexp import cli  # pylint: disable=g-import-not-at-top
+    with initialize_config_dir(config_dir=str(cli.CONF_DIR), version_base='1.3'):
+        cfg = compose('config', overrides=['model=wrn_nt', 'model.k=2'])
+    init_fn, _, kernel_fn = instantiate(cfg.model, out_dim=3)
+    ref_init, _, ref_kernel = _readme_wide_resnet(1, 2, 3)
+    x = np.random.RandomState(0).randn(2, 32, 32, 3)
+    with jax.enable_x64(True):
+        # Both jitted: the same program (an eager and a jitted kernel differ
+        # by ~1e-10 on the diagonal, the arc-cosine step's rounding at
+        # correlation 1; docs/fastconv.md, "Correlation 1 is exact").
+        got = jax.jit(kernel_fn, static_argnames='get')(x, None, ('nngp', 'ntk'))
+        want = jax.jit(ref_kernel, static_argnames='get')(x, None, ('nngp', 'ntk'))
+    for g in ('nngp', 'ntk'):
+        np.testing.assert_allclose(getattr(got, g), getattr(want, g), rtol=1e-12)
+    def count(init):
+        return count_params(init(jax.random.PRNGKey(0), (1, 32, 32, 3))[1])
+    assert count(init_fn) == count(ref_init)
+    # It differs from the reference-code blocks of model=wrn.
+    _, _, reference = models.wrn(depth=10, k=2, W_std=1.0, out_dim=3)
+    with jax.enable_x64(True):
+        other = reference(x, None, 'nngp')
+    assert not np.allclose(other, got.nngp, rtol=1e-2)
+    with pytest.raises(ValueError, match="block_style='x' is not one of"):
+        models.wrn(block_style='x')
+    with pytest.raises(ValueError, match='fast_kernel=true does not support '
+                       'block_style=neural_tangents'):
+        models.wrn(block_style='neural_tangents', fast_kernel=True)

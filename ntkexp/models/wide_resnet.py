@@ -1,13 +1,19 @@
 """Wide residual networks WRN-depth-k (``model=wrn``).
 
 Zagoruyko & Komodakis 2016, "Wide Residual Networks", without batch
-normalisation or dropout (neither has an infinite-width kernel here), following
-the blocks of the paper's reference code. This is not the ``WideResnet`` of
-neural-tangents' README (Novak et al. 2020), whose kernel differs: there every
-group's first block, the first group's too, has a shortcut that is a *3x3*
-strided convolution of the block's raw input (here a 1x1 one of ``act(x)``,
-only where channels or resolution change), no activation precedes the final
-pooling (here one does), and ``W_std = 1`` (here ``sqrt(2)``).
+normalisation or dropout (neither has an infinite-width kernel here). Two
+block styles (``block_style``):
+
+* ``reference`` (default): the blocks of the paper's reference code, a 1x1
+  projection of ``act(x)`` where channels or resolution change, an activation
+  before the final pooling.
+* ``neural_tangents``: the ``WideResnet`` of neural-tangents' README (Novak et
+  al. 2020), whose kernel differs: every group's first block, the first
+  group's too, has a shortcut that is a 3x3 strided convolution of the block's
+  raw input, no activation precedes the final pooling, and the readout is
+  ``Dense(out_dim, 1., 0.)``. ``model=wrn_nt`` is that network exactly
+  (``W_std = 1``); ntkexp's fast WRN kernel has the reference blocks, so this
+  style uses neural-tangents' kernel.
 """
 
 from __future__ import annotations
@@ -59,10 +65,30 @@ def _block(channels: int, stride: int, project: bool, act: str, lin: dict):
                        stax.FanInSum())
 
 
+def _nt_block(channels: int, stride: int, shortcut_conv: bool, act: str,
+              lin: dict):
+    """neural-tangents' README ``WideResnetBlock``: ``conv(act(conv(act(x))))``
+    plus ``x``, or plus a strided 3x3 convolution of the raw ``x`` in the
+    first block of a group (``channel_mismatch=True`` there)."""
+    conv3 = dict(padding='SAME', **lin)
+    main = stax.serial(
+        activation_layer(act),
+        stax.Conv(channels, (3, 3), (stride, stride), **conv3),
+        activation_layer(act),
+        stax.Conv(channels, (3, 3), **conv3))
+    shortcut = (stax.Conv(channels, (3, 3), (stride, stride), **conv3)
+                if shortcut_conv else stax.Identity())
+    return stax.serial(stax.FanOut(2), stax.parallel(main, shortcut),
+                       stax.FanInSum())
+
+
+BLOCK_STYLES = ('reference', 'neural_tangents')
+
+
 def wrn(*, depth: int = 10, width: int = 16, W_std: float = 2 ** 0.5,
         b_std: Optional[float] = None, activation: str = 'relu',
         parameterization: str = 'ntk', out_dim: int = 1, k: int = 1,
-        fast_kernel: bool | str = 'auto'):
+        fast_kernel: bool | str = 'auto', block_style: str = 'reference'):
     """Wide ResNet WRN-``depth``-``k`` (Zagoruyko & Komodakis 2016).
 
     ``Conv(width, 3x3)`` stem; three groups of ``n = (depth - 4) / 6``
@@ -87,6 +113,8 @@ def wrn(*, depth: int = 10, width: int = 16, W_std: float = 2 ** 0.5,
             :mod:`ntkexp.fastconv.residual`'s recursion (any activation) in
             the NTK parameterisation, neural-tangents' otherwise; ``true``:
             the fast one or an error; ``false``: always neural-tangents.
+        block_style: ``reference`` (Zagoruyko's code) or ``neural_tangents``
+            (neural-tangents' README ``WideResnet``; see the module notes).
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.
@@ -96,6 +124,10 @@ def wrn(*, depth: int = 10, width: int = 16, W_std: float = 2 ** 0.5,
     """
     depth = check_int('wrn', 'depth', depth)
     n = wrn_blocks_per_group(depth)
+    if block_style not in BLOCK_STYLES:
+        raise ValueError(f"model 'wrn': block_style={block_style!r} is not one of "
+                         f"{', '.join(BLOCK_STYLES)} (e.g. model.block_style="
+                         'neural_tangents, or model=wrn_nt)')
     k = check_int('wrn', 'k', k)
     hp = common_hparams('wrn', width=width, W_std=W_std, b_std=b_std,
                         activation=activation,
@@ -104,6 +136,20 @@ def wrn(*, depth: int = 10, width: int = 16, W_std: float = 2 ** 0.5,
                parameterization=hp['parameterization'])
     act = hp['activation']
     layers = [stax.Conv(hp['width'], (3, 3), padding='SAME', **lin)]
+    if block_style == 'neural_tangents':
+        for group, stride in enumerate((1, 2, 2)):
+            channels = hp['width'] * k * 2 ** group
+            layers += [_nt_block(channels, stride if i == 0 else 1, i == 0, act,
+                                 lin) for i in range(n)]
+        # The README's AvgPool((8, 8)) + Flatten on 32x32 inputs; for any side.
+        layers += [stax.GlobalAvgPool(),
+                   stax.Dense(hp['out_dim'], 1., 0.,
+                              parameterization=hp['parameterization'])]
+        triple = with_input_check(stax.serial(*layers), 'wrn', 'image')
+        return fastconv.with_fast_kernel(
+            triple, None, fast_kernel, 'wrn',
+            'block_style=neural_tangents (the fast WRN kernel has the '
+            'reference blocks)', check=lambda shape: check_input('wrn', shape))
     in_channels = hp['width']
     blocks = []
     for group, stride in enumerate((1, 2, 2)):
