@@ -793,11 +793,8 @@ class KernelEngine:
         for start in tqdm(starts, desc=desc, unit='chunk',
                           disable=not self.progress or len(starts) < 2,
                           leave=False):
-            rows = x[start:start + chunk]
-            if len(rows) < chunk:  # the last chunk: same shape, no recompile
-                rows = np.concatenate(
-                    [rows, np.repeat(x[:1], chunk - len(rows), axis=0)])
-            values = fn(rows)
+            # The last chunk padded like the blocks: same shape, no recompile.
+            values = fn(_pad_rows(x[start:start + chunk], chunk))
             for g in self.get:
                 out[g][start:start + chunk] = np.asarray(values[g])[
                     :len(x) - start]

@@ -31,6 +31,8 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from ntkexp import interrupts
+
 JOBS_DIR = 'jobs'
 SUMMARY_CSV = 'sweep_summary.csv'
 
@@ -124,12 +126,17 @@ def _varying_overrides(jobs: list[list[str]]) -> set[str]:
     return {o for key, seen in values.items() if len(seen) > 1 for o in seen}
 
 
+# How records.error_text starts the error of a job that Ctrl-C or SIGTERM stopped.
+_STOPPED = tuple(f'{cls.__name__}:' for cls in (KeyboardInterrupt,
+                                                 interrupts.Terminated))
+
+
 def _stopping_job(records: dict[int, dict]) -> dict | None:
     """The record of the job that Ctrl-C or SIGTERM stopped, if any (the
     sweep stops there: jobs without a record then never started)."""
     for num in sorted(records):
         error = str(records[num].get('error') or '')
-        if error.startswith(('Terminated:', 'KeyboardInterrupt:')):
+        if error.startswith(_STOPPED):
             return records[num]
     return None
 
