@@ -300,7 +300,15 @@ def test_time_cap_keeps_blocks_to_block_seconds(monkeypatch):
         (0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
     assert choice.measured_bytes <= choice.usable_bytes
     ref = np.asarray(jax.jit(kernel_fn, static_argnames='get')(x, x, get='ntk'))
-    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max())
+    # neural-tangents' float32 ReLU kernel is off by about 3e-4 relative at
+    # correlation 1 (the square root of prod - nngp^2's rounding error; 3e-4
+    # against float64 here, eager or jitted, docs/fastconv.md item 9). Whether a
+    # 20- and a 48-input call round it alike depends on XLA's fusion: alike
+    # under jax 0.10, not under 0.12. The diagonal is compared at that noise.
+    off = ~np.eye(len(x), dtype=bool)
+    np.testing.assert_allclose(out[off], ref[off], rtol=1e-6,
+                               atol=1e-6 * np.abs(ref).max())
+    np.testing.assert_allclose(np.diag(out), np.diag(ref), rtol=2e-3)
     # A cap above the memory block changes nothing but is recorded.
     monkeypatch.setattr(kernels, 'seconds_per_entry',
                         lambda *a: 60.0 / 100 ** 2)
