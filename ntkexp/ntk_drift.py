@@ -72,8 +72,9 @@ def empirical_ntk_fn(apply_fn: Callable, implementation: int = 1,
             contraction (default, most reliable), 2 NTK-vector products, 3
             structured derivatives; or 4 (:data:`NTKEXP_STRUCTURED`):
             ntkexp's structured derivatives from layer inputs and cotangents
-            (the same kernel, tested to float64 precision; 3x Jacobian
-            contraction for a WRN-10-4 on a CPU, ``results/bench/session5``).
+            (the same kernel, tested to float64 precision; 2.2x-3.2x
+            Jacobian contraction for a WRN-10-4 on a CPU,
+            ``results/bench/session5`` and ``session11``).
         vmap_axes: batch axis of inputs and outputs for ``nt``'s vmapping
             (0 for the stax models, whose examples are independent; 4
             requires 0).

@@ -40,11 +40,14 @@ neural-tangents) and returns ``(batch, logits)``. Matrix products follow
 ``jax_default_matmul_precision``, as neural-tangents' do (``ntkexp run`` sets
 ``highest``; JAX's GPU default is TF32).
 
-Speed (``make bench``, ``results/bench/session5/``): on the 2-core CPU, for a
-WRN-10-4 on 32x32x3 images, 2.7x Jacobian contraction at 8 and 16 images and
-3.2x at 32 (neural-tangents' structured derivatives 1.9x, 1.7x, 2.0x), about
-the time of the backward passes plus the summed weight gradients
-(``WEIGHT_GRADIENTS`` in :mod:`ntkexp.bench`); GPU figures are owed.
+Speed (``make bench``) on the 2-core CPU, WRN-10-4 on 32x32x3 images: 2.75x,
+2.72x and 3.20x Jacobian contraction at 8, 16 and 32 images in the fifth
+session (``results/bench/session5/``; neural-tangents' structured derivatives
+1.9x, 1.7x, 2.0x); 3.20x at 16 and 2.24x-2.60x at 32 in the eleventh
+(``results/bench/session11/``), Jacobian contraction's own time varying by
+a third between runs. That is about the time of the backward passes plus
+the summed weight gradients (``WEIGHT_GRADIENTS`` in :mod:`ntkexp.bench`).
+GPU figures are owed.
 """
 
 from __future__ import annotations

@@ -242,6 +242,26 @@ def test_config_selects_fast_kernel(tmp_path):
         models.myrtle(depth=5, fast_kernel='pallas_diagonals')
 
 
+def test_pallas_modes_only_where_a_pallas_step_runs():
+    """``fast_kernel=pallas*`` on a net whose recursion no Pallas step
+    serves (residual nets, CNN-VEC) is an error naming the fix, not the XLA
+    recursion under an ``impl='pallas'`` label; an unsupported architecture's
+    error names the mode that was asked for."""
+    for build in (lambda m: models.wrn(depth=10, fast_kernel=m),
+                  lambda m: models.resnet(width=4, layout='image',
+                                          fast_kernel=m),
+                  lambda m: models.cnn(depth=1, width=4, readout='flatten',
+                                       fast_kernel=m)):
+        assert build(True)[2].impl == 'xla'
+        with pytest.raises(ValueError, match='Pallas steps for pooled plain '
+                           'CNNs only.*use fast_kernel=true or auto'):
+            build('pallas')
+    assert models.cnn(depth=1, width=4, fast_kernel='pallas')[2].impl == 'pallas'
+    with pytest.raises(ValueError, match='fast_kernel=pallas_diagonal does not '
+                       'support layout=flat'):
+        models.resnet(width=4, fast_kernel='pallas_diagonal')
+
+
 # Building blocks --------------------------------------------------------------
 
 

@@ -86,8 +86,8 @@ MATERIALIZE_CONV_OUTPUT = False
 # 'auto' (on for the CPU backend), True or False. Otherwise XLA's CPU fuses the
 # arc-cosine step into the readout's two global means (one for the NNGP, one
 # for the NTK) and computes it twice, in scalar reduction loops: the 32x32
-# CNN-GAP kernel, whose last ReLU is at full resolution, then takes 1.7-1.9x
-# as long (docs/fastconv.md). Packing the ReLUs before convolutions or pools
+# CNN-GAP kernel, whose last ReLU is at full resolution, then takes 1.8x as
+# long in float64 and 1.4x in float32 (docs/fastconv.md). Packing the ReLUs before convolutions or pools
 # made no difference above the CPU's noise (Myrtle-5, float32 and float64).
 PACK_RELU_OUTPUTS = 'auto'
 # Whether :func:`self_variances` carries the self covariance only at the

@@ -256,7 +256,7 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
     if net is None:
         if mode == 'true' or mode.startswith('pallas'):
             raise ValueError(
-                f"model '{model}': fast_kernel=true does not support {reason}; "
+                f"model '{model}': fast_kernel={mode} does not support {reason}; "
                 'use fast_kernel=auto (neural-tangents for this architecture).')
         return triple
     init_fn, apply_fn, kernel_fn = triple
@@ -266,6 +266,16 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
             f"model '{model}': fast_kernel={mode} fuses ReLU steps only, not "
             f'activation={net.activation}; use fast_kernel=true or auto (the XLA '
             'recursion, any activation).')
+    if mode.startswith('pallas') and not (isinstance(net, recursion.ConvNet)
+                                          and net.full_spatial):
+        # pallas.supported refuses these at every call: the XLA recursion
+        # would run under a 'pallas' label.
+        raise ValueError(
+            f"model '{model}': fast_kernel={mode} has Pallas steps for pooled "
+            'plain CNNs only (CNN-GAP, Myrtle), not this '
+            + ('CNN-VEC (readout=flatten)' if isinstance(net, recursion.ConvNet)
+               else 'residual network')
+            + '; use fast_kernel=true or auto (the XLA recursion).')
     if mode.startswith('pallas'):
         conv_relu = pallas.make_conv_relu(
             kind=mode[len('pallas_'):] if mode != 'pallas' else 'rows')
