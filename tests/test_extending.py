@@ -47,3 +47,21 @@ def test_documented_experiment_runs_and_meets_its_expected_result(tmp_path):
     # convergence 1).
     assert 0.07 < distance[128] < 0.3, distance
     assert 0.12 < distance[2048] / distance[128] < 0.5, distance
+
+
+def test_convolutional_model_in_float64_and_seed_picks_its_inits(tmp_path):
+    """A CNN under the default precision=float64 (x64 on: float64 parameters,
+    so the inputs must be float64 too), and ``seed=1`` draws inits 2 and 3
+    (seed 0 draws 0 and 1), so a seed sweep repeats nothing."""
+    with initialize_config_dir(config_dir=str(cli.CONF_DIR), version_base='1.3'):
+        cfg = compose('config', overrides=[
+            'experiment=ntk_at_init', 'model=cnn', 'model.depth=1',
+            'model.width=16', 'experiment.n_points=4', 'experiment.n_inits=2',
+            'seed=1', f'paths.root={tmp_path}'])
+    runner.run_job(cfg, tmp_path / 'run')
+    assert records.read_status(tmp_path / 'run')['status'] == 'ok'
+    rows = pd.read_parquet(tmp_path / 'run' / 'rows.parquet')
+    assert rows['init'].tolist() == [2, 3]
+    # A width-16 one-layer CNN: a finite, clearly nonzero distance (not 0,
+    # which would mean the empirical kernel was compared with itself).
+    assert ((rows['value'] > 0.02) & (rows['value'] < 2)).all(), rows['value']
