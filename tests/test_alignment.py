@@ -261,6 +261,24 @@ def test_invalid_values_fail_with_one_line(tmp_path):
             run_job(cfg, tmp_path / 'run')
 
 
+def test_sphere_study_refuses_models_without_a_dot_product_kernel(tmp_path):
+    """resntk_spectrum on a CNN or an image ResNet: one line naming the
+    models it takes, before any directory is written (it used to suggest an
+    image dataset, which the sphere study never reads)."""
+    for overrides, named in ((['model=cnn'], 'model=cnn;'),
+                             (['model=resnet', 'model.layout=image'],
+                              'model=resnet model.layout=image;')):
+        cfg = _compose(tmp_path, 'experiment=resntk_spectrum', *overrides)
+        with pytest.raises(ConfigError, match=f'not of {named} use model=fc '
+                           r'or model=resnet \(layout=flat\)'):
+            alignment.validate(cfg)
+        with pytest.raises(ConfigError):
+            run_job(cfg, tmp_path / 'run')
+        assert not (tmp_path / 'run').exists()
+    alignment.validate(_compose(tmp_path, 'experiment=resntk_spectrum',
+                                'model=fc'))
+
+
 def _tiny(tmp_path, model, *extra):
     return _compose(tmp_path, 'experiment=alignment', f'model={model}',
                     'dataset.n_train=8', 'dataset.n_test=8',

@@ -77,7 +77,7 @@ from ntkexp import structured_ntk
 from ntkexp import training
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
-from ntkexp.runner import ConfigError
+from ntkexp.runner import ConfigError, choice_name
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,18 @@ def validate(cfg: DictConfig) -> None:
     for depth in as_list(exp.get('depths', None)):
         _check(isinstance(depth, int) and depth >= 0,
                f'experiment.depths has {depth!r}; use integers >= 0')
+    if str(exp.get('run', '')).endswith('.run_sphere') and cfg.get('model'):
+        # Funk-Hecke needs a dot-product kernel k(<x, x'>) of vectors on the
+        # sphere; experiment.depths replaces model.depth.
+        target = str(cfg.model.get('_target_', '')).rsplit('.', 1)[-1]
+        _check(target == 'fc' or (target == 'resnet' and
+                                  cfg.model.get('layout', 'flat') == 'flat'),
+               f"experiment={exp.name} computes the spectra of FC and flat "
+               'ResNet kernels on the sphere (dot-product kernels), not of '
+               f"model={choice_name('model', cfg.model)}"
+               + (' model.layout=image' if target == 'resnet' else '')
+               + '; use model=fc or model=resnet (layout=flat), with '
+               'experiment.depths for the depths')
 
 
 # --- empirical NTK ----------------------------------------------------------
