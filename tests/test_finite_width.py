@@ -326,6 +326,7 @@ def test_end_to_end_fc_wide_net_approaches_ntk(tmp_path):
     assert abs(wide['net_centered'] - wide['ntk_mean']) < abs(
         wide['net'] - wide['ntk_mean'])
     assert 'dist_net_centered' not in metrics
+    assert 'diverged_at_step' not in metrics  # lr 0.2 of the bound: stable
     paths = fw_plots.plot(frame, tmp_path / 'figs')
     names = {p.name for p in paths}
     assert 'finite_width_ntk_drift.png' in names
@@ -333,6 +334,31 @@ def test_end_to_end_fc_wide_net_approaches_ntk(tmp_path):
     assert 'finite_width_curves.png' in names
     slopes = pd.read_csv(tmp_path / 'figs' / 'finite_width_ntk_drift_slopes.csv')
     assert slopes['slope'].iloc[0] < -0.2
+
+
+def test_diverging_predictor_is_flagged_with_the_fix(tmp_path, caplog):
+    """lr at 3x the stability bound of the analytic NTK: the net and its
+    linearisation diverge (the NTK reference, nt.predict's gradient flow,
+    cannot). That is flagged by one warning per
+    predictor naming experiment.lr_kernel=empirical and a diverged_at_step
+    row, instead of silent 1e40 losses."""
+    cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
+                  'model.depth=1', 'dataset=gaussian', 'dataset.n_train=8',
+                  'dataset.n_test=4', 'experiment.widths=[32]',
+                  'experiment.steps=60', 'experiment.eval_every=20',
+                  'experiment.lr_fraction=3.0', 'experiment.probe_size=0')
+    with caplog.at_level('WARNING', logger='ntkexp.experiments.finite_width'):
+        frame = runner.run_job(cfg, tmp_path / 'run')
+    flagged = frame[frame['metric'] == 'diverged_at_step']
+    assert set(flagged['predictor']) == {'linearized', 'net'}
+    assert (flagged['value'] > 0).all() and len(flagged) == len(
+        set(flagged['predictor']))  # once per predictor
+    loss = frame[(frame['metric'] == 'train_loss') & (frame['step'] == 60)]
+    assert not loss[loss['predictor'] == 'linearized']['value'].iloc[0] < 1e3  # or NaN
+    warnings = [r.getMessage() for r in caplog.records
+                if 'diverges' in r.getMessage()]
+    assert len(warnings) == len(flagged)
+    assert all('experiment.lr_kernel=empirical' in w for w in warnings)
 
 
 @pytest.mark.slow

@@ -71,6 +71,7 @@ the solves use ``precision`` (float64 by default).
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 from pathlib import Path
@@ -89,6 +90,8 @@ from ntkexp import training
 from ntkexp.models import count_params
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
+
+log = logging.getLogger(__name__)
 
 REFERENCES = ('ntk', 'ntk_mean', 'linearized')
 LR_KERNELS = ('analytic', 'empirical')
@@ -552,6 +555,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                                               np.zeros_like(f0_test),
                                               k_st['ntk'])
 
+            watch = _DivergenceWatch(lr, lr_kernel if lr_fraction is not None
+                                     else None, **tag)
             for i, step in enumerate(eval_steps):
                 # The network side, in the training dtype.
                 with net_precision():
@@ -580,6 +585,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
                 at = dict(step=step, t=lr * step, **tag)
                 final = evaluator.rows(rows, outputs, predictor='net', **at)
+                watch(rows, 'net', step, final['train_loss'])
                 entry = dict(width=width, seed=seed, predictor='net', **final)
                 entries = [entry]
                 others = {name: {'train': r_train[i], 'test': r_test[i]}
@@ -590,6 +596,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     others['net_centered'] = c_out
                 for name, r_out in others.items():
                     values = evaluator.rows(rows, r_out, predictor=name, **at)
+                    watch(rows, name, step, values['train_loss'])
                     entries.append(dict(width=width, seed=seed, predictor=name,
                                         **values))
                     for split in ('train', 'test'):
@@ -632,6 +639,47 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     keys = ['width', 'predictor']
     return frame.drop(columns=['seed']).groupby(keys, sort=False).mean(
         numeric_only=True).reset_index()
+
+
+class _DivergenceWatch:
+    """Flags a predictor whose training loss blows up (once per predictor).
+
+    A learning rate above ``2 / lambda_max`` of a predictor's kernel makes
+    gradient descent diverge. ``lr_fraction`` sets it from the infinite-width
+    NTK by default (``lr_kernel=analytic``); a narrow network's empirical NTK
+    can be larger (a width-64 CNN's by 1.6x on the digits), and then the
+    linearised network, a linear model with that kernel, diverges, while the
+    network itself may survive (the catapult phase of Lewkowycz et al. 2020).
+    Such rows would be numbers of order 1e47 and chance accuracy with no word
+    said: this logs one warning naming the fix and writes a
+    ``diverged_at_step`` row (``predictor``, ``width``, ``seed``).
+    """
+
+    #: Loss growth over the predictor's step-0 loss taken as divergence.
+    FACTOR = 1e3
+
+    def __init__(self, lr: float, lr_kernel: Optional[str], **tag):
+        self.lr, self.lr_kernel, self.tag = lr, lr_kernel, tag
+        self.first: dict[str, float] = {}
+        self.flagged: set[str] = set()
+
+    def __call__(self, rows: RowWriter, name: str, step: int,
+                 loss: float) -> None:
+        first = self.first.setdefault(name, loss)
+        if name in self.flagged or (np.isfinite(loss) and
+                                    loss <= self.FACTOR * max(first, 1e-30)):
+            return
+        self.flagged.add(name)
+        rows.add('diverged_at_step', step, predictor=name, **self.tag)
+        fix = ('use experiment.lr_kernel=empirical (each width\'s rate from '
+               'its initial empirical NTK) or a smaller experiment.lr_fraction'
+               if self.lr_kernel == 'analytic'
+               else 'use a smaller experiment.lr_fraction or experiment.lr')
+        log.warning(
+            '%s: the %s predictor diverges (train loss %.3g at step %d, %.3g '
+            'at step 0): lr=%.4g is above 2/lambda_max of its kernel; %s',
+            ', '.join(f'{k} {v}' for k, v in self.tag.items()), name, loss,
+            step, first, self.lr, fix)
 
 
 def _kernel_inf_rows(rows: RowWriter, evaluator: _Evaluator, k_tt, k_st,
