@@ -503,6 +503,11 @@ def estimate_seconds_per_entry(kernel_fn: Callable, x: np.ndarray,
         size = min(int(max_block), max(2 * size, time_cap(per_entry, min_seconds)))
 
 
+#: Projected seconds of the blocks still to compute above which
+#: ``KernelEngine.__call__`` says how to make the kernel cheaper.
+LONG_KERNEL_SECONDS = 300.0
+
+
 def time_cap(seconds_per_entry_: float, block_seconds: float) -> int:
     """The largest block ``B`` whose ``B^2`` entries take at most
     ``block_seconds`` at ``seconds_per_entry_`` (at least 1)."""
@@ -621,6 +626,9 @@ class KernelEngine:
                         'device can still allocate: blocks are sized for '
                         'that instead', self.memory_gb, free / GIB)
             budget = max(free, 0)
+        log.info('sizing kernel blocks for kernel.memory_gb=%g: compiling the '
+                 'kernel at a few block sizes (up to minutes for large '
+                 'convolutional nets)', self.memory_gb)
         choice = choose_block(self.kernel_fn, x, n_max, self.get, budget,
                               safety=self.safety, known=known)
         if not self.block_seconds or choice.block <= PROBE_SIZES[0]:
@@ -800,6 +808,26 @@ class KernelEngine:
                     :len(x) - start]
         return out
 
+    def _say_if_long(self, plan: BlockPlan, cache: BlockCache,
+                     desc: str) -> None:
+        """Warns, with the ways to shorten it, when the blocks still to
+        compute project to more than :data:`LONG_KERNEL_SECONDS` (from the
+        time per entry measured for ``block_seconds``, when it was)."""
+        per_entry = getattr(self.last_choice, 'seconds_per_entry', None)
+        if not per_entry:
+            return
+        todo = [ij for ij in plan.blocks() if not cache.has(*ij)]
+        seconds = len(todo) * plan.block ** 2 * per_entry
+        if seconds > LONG_KERNEL_SECONDS:
+            log.warning(
+                '%s (%d x %d inputs): about %.0f min on this device (%d blocks '
+                'of %d, %.3g s per entry). For a first look use fewer inputs '
+                '(dataset.n_train, dataset.n_test); kernel.jobs=N splits the '
+                'blocks over N processes or SLURM jobs (docs/cluster.md); '
+                'finished blocks are kept, so a re-run resumes.', desc,
+                plan.n1, plan.n2, seconds / 60, len(todo), plan.block,
+                per_entry)
+
     def __call__(self, x1: np.ndarray, x2: np.ndarray | None = None,
                  desc: str = 'kernel') -> dict[str, np.ndarray]:
         """``{get: kernel}`` for ``k(x1, x2)`` (``x2=None``: ``k(x1, x1)``)."""
@@ -807,6 +835,7 @@ class KernelEngine:
         x2 = None if x2 is None else np.asarray(x2)
         plan, cache = self.plan(x1, x2)
         self.last_plan, self.last_cache = plan, cache
+        self._say_if_long(plan, cache, desc)
         start = time.time()
         computed = self.compute_blocks(x1, x2, plan, cache, plan.blocks(), desc)
         if computed:

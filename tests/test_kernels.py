@@ -324,6 +324,30 @@ def test_time_cap_keeps_blocks_to_block_seconds(monkeypatch):
     assert off.last_choice.block == 48 and off.last_choice.time_cap is None
 
 
+def test_long_kernel_says_how_to_make_it_shorter(monkeypatch, caplog):
+    """At a probed 0.15 s per entry the 48-input kernel's 6 blocks of 20
+    project to 6 min: one warning naming fewer inputs and kernel.jobs. At
+    0.01 s per entry (one 48-input block, 23 s) nothing is said."""
+    _, _, kernel_fn = _fc_model()
+    x = np.random.RandomState(2).randn(48, 4, 4, 3).astype(np.float32)
+    said = {}
+    for per_entry in (60.0 / 20 ** 2, 0.01):
+        monkeypatch.setattr(kernels, 'seconds_per_entry',
+                            lambda *a, v=per_entry: v)
+        engine = kernels.KernelEngine(kernel_fn, 'fc', get=('ntk',),
+                                      memory_gb=2.0, cache_dir=None,
+                                      progress=False, block_seconds=60.0)
+        caplog.clear()
+        with caplog.at_level('WARNING', logger='ntkexp.kernels'):
+            engine(x, desc='train x train')
+        said[per_entry] = [r.getMessage() for r in caplog.records]
+    (long,) = said[60.0 / 20 ** 2]
+    assert long.startswith('train x train (48 x 48 inputs): about 6 min')
+    assert '6 blocks of 20' in long and 'dataset.n_train' in long
+    assert 'kernel.jobs=N' in long
+    assert said[0.01] == []
+
+
 def test_budget_is_at_most_what_the_device_can_allocate(monkeypatch):
     """kernel.memory_gb above what the GPU can still allocate (JAX's 75%
     share, less what is in use): blocks are sized for what it has."""
