@@ -650,3 +650,23 @@ def test_wrn_nt_is_the_neural_tangents_readme_wide_resnet():
     with pytest.raises(ValueError, match='fast_kernel=true does not support '
                        'block_style=neural_tangents'):
         models.wrn(block_style='neural_tangents', fast_kernel=True)
+
+
+def test_residual_kernels_do_not_print_neural_tangents_fan_in_warning():
+    """neural-tangents warns at every FanIn kernel call; ntkexp's residual
+    blocks all satisfy its assumption, so the models silence that message
+    (in a fresh process, as a user's run sees it; pytest's own warning
+    capture would reset the filter). An unrelated UserWarning still shows."""
+    import subprocess
+    import sys
+    code = (
+        'import warnings, numpy as np\n'
+        'from ntkexp import models\n'
+        'x = np.ones((2, 4), np.float32)\n'
+        'models.resnet(width=4, depth=2, fast_kernel=False)[2](x, None, "ntk")\n'
+        'warnings.warn("another warning")\n')
+    result = subprocess.run([sys.executable, '-W', 'default', '-c', code],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert 'another warning' in result.stderr
+    assert 'FanIn' not in result.stderr, result.stderr

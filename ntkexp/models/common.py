@@ -20,12 +20,23 @@ Conventions (all models):
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 from typing import Any, Callable, Optional, Sequence
 
 import jax
 
 from neural_tangents import stax
+
+# neural-tangents' FanIn layers warn at every kernel call that they assume
+# independent branches, whatever the branches are. Every residual block of
+# ntkexp's models qualifies (one branch ends in a Dense / Conv with fresh
+# zero-mean weights, so the cross-covariance vanishes; their kernels are
+# tested against Monte Carlo estimates of the finite nets), and the line was
+# printed on every ResNet and WRN run. Only that message, from that module.
+warnings.filterwarnings(
+    'ignore', message='`FanIn` layers assume independent inputs',
+    category=UserWarning, module=r'neural_tangents\._src\.stax\.branching')
 
 # Activations with closed-form (or exactly computed) infinite-width kernels in
 # neural-tangents. The values build a fresh stax layer.
