@@ -457,26 +457,42 @@ def _sphere_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 
     expo = frame[(frame['metric'] == 'decay_exponent')]
     if not expo.empty:
-        fig, ax = plt.subplots(figsize=(5, 3.6))
+        # Even and odd degrees fitted apart: a ReLU NTK's spectrum is a
+        # sawtooth between them, so one fit over all degrees (kept in the
+        # CSV) mixes two lines; a one-block bias-free ResNet has no odd
+        # degrees at all (no point drawn there).
+        parities = [p for p in ('even', 'odd') if (expo['parity'] == p).any()]
+        parities = parities or ['all']
+        fig, axes = plt.subplots(1, len(parities), sharey=True, squeeze=False,
+                                 figsize=(4.2 * len(parities) + 0.8, 3.6))
         table = []
+        values = []
+        for ax, parity in zip(axes[0], parities):
+            for panel in panels:
+                rows = expo[(expo['panel'] == panel) & (expo['parity'] == parity)]
+                line = _mean(rows, ['depth']).dropna(subset=['value'])
+                if line.empty:
+                    continue
+                ax.plot(line['depth'], line['value'], '-o', ms=3, label=panel)
+                values.extend(line['value'])
+            if d is not None:
+                ax.axhline(-d, color='k', ls=':', lw=1, label=f'$-d = {-d}$')
+            ax.set_xscale('log', base=2)
+            ax.set_xlabel('depth $L$ (FC: hidden layers; ResNet: blocks)')
+            ax.set_title(f'{parity} degrees $l$', fontsize=9)
         for panel in panels:
-            rows = expo[(expo['panel'] == panel) & (expo['parity'] == 'all')]
-            if rows.empty:
-                continue
-            line = _mean(rows, ['depth'])
-            ax.plot(line['depth'], line['value'], '-o', ms=3, label=panel)
             for parity in ('all', 'even', 'odd'):
                 sub = _mean(expo[(expo['panel'] == panel) & (expo['parity'] == parity)],
                             ['depth'])
                 for _, r in sub.iterrows():
                     table.append({'panel': panel, 'depth': int(r['depth']),
                                   'parity': parity, 'exponent': r['value']})
-        if d is not None:
-            ax.axhline(-d, color='k', ls=':', lw=1, label=f'$-d = {-d}$')
-        ax.set_xscale('log', base=2)
-        ax.set_xlabel('depth $L$')
-        ax.set_ylabel(r'fitted exponent of $\lambda_l \sim l^{p}$')
-        ax.legend(fontsize=6)
+        if d is not None and values:
+            # At least +-0.5 around -d: percent-level differences look so.
+            low, high = min(min(values), -d - 0.5), max(max(values), -d + 0.5)
+            axes[0][0].set_ylim(low - 0.05, high + 0.05)
+        axes[0][0].set_ylabel(r'fitted exponent of $\lambda_l \sim l^{p}$')
+        axes[0][-1].legend(fontsize=6)
         fig.tight_layout()
         paths += _save(fig, out_dir, 'sphere_exponents')
         if table:

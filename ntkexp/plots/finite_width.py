@@ -38,8 +38,11 @@ import pandas as pd
 from ntkexp import ntk_drift
 from ntkexp.plots import figures
 
-MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'myrtle': 'Myrtle', 'wrn': 'WRN',
-                'resnet': 'ResNet'}
+MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'cnn_vec': 'CNN-VEC', 'cnn_gap': 'CNN-GAP',
+                'myrtle': 'Myrtle', 'wrn': 'WRN', 'wrn_nt': 'WRN', 'resnet': 'ResNet'}
+#: Accuracy of guessing, drawn on accuracy bar charts of these datasets.
+CHANCE = {'cifar10': 0.1, 'mnist': 0.1, 'digits': 0.1, 'fashion_mnist': 0.1,
+          'cifar100': 0.01}
 PREDICTOR_LABELS = {'net': 'network', 'linearized': 'linearised network',
                     'net_centered': 'centred network $f_t - f_0$',
                     'ntk': 'NTK dynamics (same $f_0$)',
@@ -363,11 +366,17 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     fits = _loglog_by_model(ax, rows)
     w = np.array(sorted(rows['width'].unique()), float)
-    ref = rows.groupby('width')['value'].mean().sort_index()
-    ax.plot(w, ref.iloc[-1] * (w / w[-1]) ** -0.5, 'k--', lw=1,
+    # The guides go through a measured point: the highest curve's widest
+    # width (the mean over models lay on no curve).
+    groups = [c for c in ('model', 'parameterization') if c in rows.columns]
+    widest = rows[rows['width'] == w[-1]]
+    anchor = (widest.groupby(groups, dropna=False)['value'].mean().max()
+              if groups else widest['value'].mean())
+    ax.plot(w, anchor * (w / w[-1]) ** -0.5, 'k--', lw=1,
             label=r'$\propto n^{-1/2}$')
-    ax.plot(w, ref.iloc[-1] * (w / w[-1]) ** -1.0, '-.', color='gray', lw=1,
+    ax.plot(w, anchor * (w / w[-1]) ** -1.0, '-.', color='gray', lw=1,
             label=r'$\propto n^{-1}$')
+    ax.plot([], [], ':', color='gray', lw=1, label='least-squares fits')
     ax.set_xlabel('width $n$')
     ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
     steps = rows['step'].iloc[0] if 'step' in rows.columns else None
@@ -473,7 +482,8 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     kstats = kernel.groupby(kkeys, dropna=False)['value'].mean().reset_index()
     plt = figures.pyplot()
     models = sorted(best['model'].unique())
-    fig, ax = plt.subplots(figsize=(2.5 + 2.2 * len(models), 4))
+    n_bars = len(best) + 2 * len(models)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.0 + 0.8 * n_bars), 4))
     labels, values, errors, colors = [], [], [], []
     table = []
     for model in models:
@@ -484,7 +494,7 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
             labels.append(f"{MODEL_LABELS.get(model, model)}\n{par}\n"
                           f"n={int(r['width'])}" + ('\ncentred' if centred else ''))
             values.append(r['mean'])
-            errors.append(0 if pd.isna(r['std']) else r['std'])
+            errors.append(np.nan if pd.isna(r['std']) else r['std'])
             colors.append('tab:blue' if par == 'ntk' else 'tab:orange')
             table.append(dict(model=model, predictor=(
                 f'net ({par} param.)' + (', centred f_t - f_0' if centred else '')),
@@ -500,18 +510,27 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
                     part['parameterization'] == 'ntk').any() else part
             labels.append(f'{MODEL_LABELS.get(model, model)}\n{kern.upper()}')
             values.append(part['value'].mean())
-            errors.append(0)
+            errors.append(np.nan)
             colors.append('tab:green' if kern == 'nngp' else 'tab:red')
             table.append(dict(model=model, predictor=kern.upper(),
                               width=None, best_accuracy=None,
                               final_accuracy=part['value'].mean()))
     x = np.arange(len(values))
     hatches = ['//' if 'centred' in label else '' for label in labels]
-    ax.bar(x, values, yerr=errors, color=colors, capsize=3, hatch=hatches)
+    # Error bars (std over seeds) only where there are several seeds.
+    ax.bar(x, values, yerr=None if np.all(np.isnan(errors)) else errors,
+           color=colors, capsize=3, hatch=hatches)
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_ylabel('test accuracy')
-    ax.set_ylim(max(0.0, min(values) - 0.1), min(1.0, max(values) + 0.05))
+    # From 0, so that bar lengths compare; guessing marked where known.
+    ax.set_ylim(0.0, min(1.0, np.nanmax(values) + 0.05))
+    datasets = set(frame['dataset'].dropna()) if 'dataset' in frame else set()
+    if len(datasets) == 1 and next(iter(datasets)) in CHANCE:
+        chance = CHANCE[next(iter(datasets))]
+        ax.axhline(chance, color='k', lw=0.8, ls='--')
+        ax.annotate('chance', (x[-1] + 0.4, chance), fontsize=7, va='bottom',
+                    ha='right')
     ax.set_title('finite nets (best over training; blue NTK, orange standard '
                  'param., hatched: centred)\nvs NNGP (green) / NTK (red) kernel '
                  'regression', fontsize=8)

@@ -103,6 +103,9 @@ def plot_accuracy_maps(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 sub = acc[(acc['label'] == label) & (acc['view'] == column)]
             if sub.empty:
                 ax.axis('off')
+                ax.text(0.5, 0.5, f'{label}: {_VIEW_NAMES.get(column, column)}\n'
+                        'not run', ha='center', va='center', fontsize=9,
+                        transform=ax.transAxes, color='gray')
                 continue
             height, width = int(sub['image_h'].iloc[0]), int(sub['image_w'].iloc[0])
             image, rows, cols = centred_map(sub, height, width)
@@ -122,10 +125,16 @@ def plot_accuracy_maps(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             _ticks(ax, rows, cols)
             ax.set_xlabel('horizontal frequency $j$')
             ax.set_ylabel('vertical frequency $i$')
-    fig.suptitle('Directional inductive bias (Ortiz-Jimenez et al. 2020, Fig. 1): '
-                 'linearly separable data along Fourier directions', fontsize=10)
+    if views:
+        fig.suptitle('Directional inductive bias (Ortiz-Jimenez et al. 2020, '
+                     'Fig. 1): linearly separable data along Fourier directions',
+                     fontsize=10)
+    else:  # NAD runs without accuracy maps: say what the file holds.
+        fig.suptitle('NAD energy per Fourier direction (Ortiz-Jimenez et al. '
+                     '2020); no accuracy maps in these runs', fontsize=10)
     fig.tight_layout()
-    paths = figures.save(fig, out_dir, 'nads_accuracy_maps')
+    paths = figures.save(fig, out_dir,
+                         'nads_accuracy_maps' if views else 'nads_energy_maps')
     return paths
 
 
@@ -182,9 +191,13 @@ def plot_spectrum(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     if ev.empty:
         return []
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for label, sub in ev.groupby('label'):
+    # A line style per series: curves that coincide (FC and a ResNet, both
+    # isotropic) stay visible.
+    styles = ['-', '--', ':', '-.']
+    for i, (label, sub) in enumerate(ev.groupby('label')):
         mean = sub.groupby('nad_index')['value'].mean().sort_index()
-        ax.semilogy(mean.index, mean.values / mean.values.mean(), label=label)
+        ax.semilogy(mean.index, mean.values / mean.values.mean(), label=label,
+                    ls=styles[i % len(styles)], lw=2.0 if i % 4 == 0 else 1.4)
     ax.set_xlabel('NAD index $k$')
     ax.set_ylabel(r'eigenvalue $\lambda_k / \bar\lambda$')
     ax.set_title('Spectrum of the gradient covariance $G$', fontsize=10)
