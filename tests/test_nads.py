@@ -9,6 +9,7 @@ import json
 import hydra
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 
 import ntkexp  # noqa: F401  (before neural_tangents)
@@ -374,3 +375,21 @@ def test_run_job_end_to_end(tmp_path):
     assert {'nads_accuracy_maps.png', 'nads_images.pdf',
             'nads_spectrum.png'} <= names
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_energy_only_rows_are_not_drawn_as_accuracy_maps(tmp_path):
+    """NAD runs without accuracy (experiment.accuracy=[]) have only
+    nad_energy rows: the figure is nads_energy_maps, not a file named and
+    titled as Ortiz-Jimenez et al.'s accuracy maps."""
+    from ntkexp.plots import nads as nads_plots  # pylint: disable=g-import-not-at-top
+    rows = [dict(metric='nad_energy', model='cnn', freq_i=i, freq_j=j,
+                 value=float(1 + i + j), image_h=4, image_w=4)
+            for i in range(3) for j in range(3)]
+    frame = pd.DataFrame(rows)
+    frame['label'] = 'cnn'
+    paths = nads_plots.plot_accuracy_maps(frame, tmp_path)
+    assert sorted(p.name for p in paths) == ['nads_energy_maps.pdf',
+                                             'nads_energy_maps.png']
+    acc = frame.assign(metric='accuracy', view='finite', value=0.9)
+    paths = nads_plots.plot_accuracy_maps(pd.concat([frame, acc]), tmp_path)
+    assert 'nads_accuracy_maps.png' in {p.name for p in paths}
