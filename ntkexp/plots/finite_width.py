@@ -411,8 +411,12 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
                                     labels[metric], styles[metric]):
             fits.append(dict(metric=metric, **fit))
     ax.set_xlabel('width $n$')
-    ax.set_ylabel(r'RMS $|f_t(x) - f^{\mathrm{ref}}_t(x)|$ on the test set')
-    ax.set_title('finite network vs its infinite-width / linear references')
+    last = rows['step'].max() if 'step' in rows.columns else None
+    ax.set_ylabel(r'RMS $|f_t(x) - f^{\mathrm{ref}}_t(x)|$ on the test set'
+                  + (f' (step {last:g})' if last is not None else ''))
+    ax.set_title('finite network vs ' + ' and '.join(
+        {'dist_ntk': 'its NTK dynamics', 'dist_linearized': 'its linearisation'}[m]
+        for m in present))
     ax.legend(fontsize=7)
     return _save_with_slopes(fig, out_dir, f'{name}_distance', fits)
 
@@ -441,7 +445,8 @@ def plot_curves(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
                      PREDICTOR_LABELS.get(predictor, predictor))
             ax.plot(stats.index, stats.values,
                     PREDICTOR_STYLE.get(predictor, '-'), label=label)
-        ax.set_title(f'width $n={int(width)}$')
+        names = sorted({MODEL_LABELS.get(str(m), str(m)) for m in part['model']})
+        ax.set_title(', '.join(names) + f', width $n={int(width)}$')
         ax.set_xlabel('time $t$ = learning rate x steps' if xcol == 't'
                       else 'GD steps')
         ax.set_yscale('log')
