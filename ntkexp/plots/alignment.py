@@ -219,19 +219,22 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                    if v in set(en['vector'])]
         fig, axes = plt.subplots(len(runs), len(vectors),
                                  figsize=(4 * len(vectors), 3.2 * len(runs)),
-                                 squeeze=False)
+                                 squeeze=False, layout='constrained')
         for r, run in enumerate(runs):
             rows = en[en['run'] == run]
             emp = _mean(rows[rows['kernel'] == 'empirical'], ['vector', 'step', 'rank'])
             inf = _mean(rows[rows['kernel'] == 'infinite'], ['vector', 'rank'])
             steps = sorted(emp['step'].unique())
             colors = plt.cm.plasma(np.linspace(0, 0.85, len(steps)))
+            # Many logged steps: a colour bar of the step, not a legend
+            # entry each (13 entries at font size 5 could not be read).
+            by_bar = len(steps) > 6
             for c, vector in enumerate(vectors):
                 ax = axes[r, c]
                 for step, color in zip(steps, colors):
                     line = emp[(emp['vector'] == vector) & (emp['step'] == step)]
                     ax.plot(line['rank'], line['value'], '-o', ms=2, color=color,
-                            label=f's={int(step)}')
+                            label=None if by_bar else f's={int(step)}')
                 ref = inf[inf['vector'] == vector]
                 if not ref.empty:
                     ax.plot(ref['rank'], ref['value'], 'k--', lw=1,
@@ -242,8 +245,19 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 ax.set_ylabel(f'$E_k$({vector})')
                 ax.set_title(run, fontsize=7)
                 if c == 0:
-                    ax.legend(fontsize=5, ncol=2)
-        fig.tight_layout()
+                    ax.legend(fontsize=6 if by_bar else 5, ncol=1 if by_bar else 2)
+            if by_bar:
+                from matplotlib import colors as mcolors  # pylint: disable=g-import-not-at-top
+                bar = fig.colorbar(
+                    plt.cm.ScalarMappable(
+                        cmap=mcolors.ListedColormap(colors),
+                        norm=mcolors.BoundaryNorm(np.arange(len(steps) + 1) - 0.5,
+                                                  len(steps))),
+                    ax=list(axes[r]), pad=0.01, fraction=0.02)
+                ticks = sorted(set(np.linspace(0, len(steps) - 1, 5).round().astype(int)))
+                bar.set_ticks(ticks, labels=[str(int(steps[i])) for i in ticks])
+                bar.set_label('GD step', fontsize=7)
+                bar.ax.tick_params(labelsize=6)
         paths += _save(fig, out_dir, 'energy', dpi=70)
 
     # Summary table: first and last logged step of each run.
