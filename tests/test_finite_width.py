@@ -564,3 +564,36 @@ def test_eval_steps():
     assert finite_width.eval_steps_of(exp) == [0, 30, 60, 90, 100]
     exp = OmegaConf.create({'steps': 10, 'eval_steps': [5, 1]})
     assert finite_width.eval_steps_of(exp) == [0, 1, 5, 10]
+
+
+def test_finite_vs_kernel_bars_hold_every_predictor(tmp_path):
+    """Lee et al. 2020 Fig. 1's bars: per parameterisation the net, the
+    centred net and both NTK dynamics (best test accuracy over the steps,
+    mean over seeds), then the NNGP / NTK regression; the CSV says the same."""
+    rows = []
+    best = {'net': 0.15, 'net_centered': 0.25, 'ntk': 0.17, 'ntk_mean': 0.28}
+    for par in ('ntk', 'standard'):
+        for predictor, top in best.items():
+            for seed, shift in ((0, 0.0), (1, 0.02)):
+                for step, value in ((0, 0.1), (50, top + shift), (100, top - 0.05)):
+                    rows.append(dict(metric='test_accuracy', model='fc',
+                                     dataset='cifar10', parameterization=par,
+                                     width=512, predictor=predictor, seed=seed,
+                                     step=step, value=value))
+        for kernel, value in (('nngp', 0.26), ('ntk', 0.27)):
+            rows.append(dict(metric='kernel_test_accuracy', model='fc',
+                             dataset='cifar10', parameterization=par,
+                             kernel=kernel, seed=0, value=value))
+    paths = fw_plots.plot_finite_vs_kernel(pd.DataFrame(rows), tmp_path, 'lee')
+    table = pd.read_csv(tmp_path / 'lee_finite_vs_kernel.csv')
+    assert any(p.name == 'lee_finite_vs_kernel.png' for p in paths)
+    bars = table.dropna(subset=['best_accuracy'])
+    assert len(bars) == 8  # 4 predictors x 2 parameterisations
+    for predictor, name in (('ntk_mean', 'NTK dynamics, f_0 = 0'),
+                            ('net_centered', 'net, centred f_t - f_0')):
+        got = bars[bars['predictor'] == f'{name} (standard param.)']
+        np.testing.assert_allclose(got['best_accuracy'], best[predictor] + 0.01)
+        np.testing.assert_allclose(got['final_accuracy'], best[predictor] - 0.05)
+    kernels = table[table['best_accuracy'].isna()]
+    assert kernels['predictor'].tolist() == ['NNGP', 'NTK']
+    np.testing.assert_allclose(kernels['final_accuracy'], [0.26, 0.27])

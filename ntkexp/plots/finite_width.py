@@ -460,6 +460,15 @@ def plot_curves(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     return _save(fig, out_dir, f'{name}_curves')
 
 
+#: Predictors of the finite-vs-kernel bars: tick label, hatch, CSV name.
+_BAR_PREDICTORS = {
+    'net': ('net', '', 'net'),
+    'net_centered': ('centred', '//', 'net, centred f_t - f_0'),
+    'ntk': ('NTK dyn.', '..', 'NTK dynamics, same f_0'),
+    'ntk_mean': ('NTK dyn.\n$f_0=0$', 'xx', 'NTK dynamics, f_0 = 0'),
+}
+
+
 def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
                           name: str) -> list[Path]:
     """Lee et al. 2020, Fig. 1: best finite-net accuracy vs kernel accuracy.
@@ -473,7 +482,7 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     net = _metric(frame, 'test_accuracy')
     if kernel.empty or net.empty:
         return []
-    net = net[net['predictor'].isin(['net', 'net_centered'])]
+    net = net[net['predictor'].isin(list(_BAR_PREDICTORS))]
     keys = [c for c in ('model', 'parameterization', 'width', 'predictor')
             if c in net.columns]
     per_seed = net.groupby(keys + ['seed'], dropna=False)
@@ -489,20 +498,24 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     models = sorted(best['model'].unique())
     n_bars = len(best) + 2 * len(models)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.0 + 0.8 * n_bars), 4))
-    labels, values, errors, colors = [], [], [], []
+    labels, values, errors, colors, hatches = [], [], [], [], []
     table = []
     for model in models:
         mb = best[best['model'] == model]
-        for _, r in mb.iterrows():
+        mb = mb.assign(_order=mb['predictor'].map(
+            {p: i for i, p in enumerate(_BAR_PREDICTORS)}))
+        for _, r in mb.sort_values(['parameterization', '_order'] if
+                                   'parameterization' in mb else ['_order']).iterrows():
             par = r.get('parameterization', '')
-            centred = r.get('predictor', 'net') == 'net_centered'
+            predictor = r.get('predictor', 'net')
+            short, hatch, long = _BAR_PREDICTORS[predictor]
             labels.append(f"{MODEL_LABELS.get(model, model)}\n{par}\n"
-                          f"n={int(r['width'])}" + ('\ncentred' if centred else ''))
+                          f"n={int(r['width'])}\n{short}")
             values.append(r['mean'])
             errors.append(np.nan if pd.isna(r['std']) else r['std'])
             colors.append('tab:blue' if par == 'ntk' else 'tab:orange')
-            table.append(dict(model=model, predictor=(
-                f'net ({par} param.)' + (', centred f_t - f_0' if centred else '')),
+            hatches.append(hatch)
+            table.append(dict(model=model, predictor=f'{long} ({par} param.)',
                               width=int(r['width']), best_accuracy=r['mean'],
                               final_accuracy=r['final']))
         mk = kstats[kstats['model'] == model]
@@ -513,15 +526,16 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
             if 'parameterization' in part.columns:
                 part = part[part['parameterization'] == 'ntk'] if (
                     part['parameterization'] == 'ntk').any() else part
-            labels.append(f'{MODEL_LABELS.get(model, model)}\n{kern.upper()}')
+            labels.append(f'{MODEL_LABELS.get(model, model)}\n{kern.upper()}\n'
+                          r'$t=\infty$')
             values.append(part['value'].mean())
             errors.append(np.nan)
             colors.append('tab:green' if kern == 'nngp' else 'tab:red')
+            hatches.append('')
             table.append(dict(model=model, predictor=kern.upper(),
                               width=None, best_accuracy=None,
                               final_accuracy=part['value'].mean()))
     x = np.arange(len(values))
-    hatches = ['//' if 'centred' in label else '' for label in labels]
     # Error bars (std over seeds) only where there are several seeds.
     ax.bar(x, values, yerr=None if np.all(np.isnan(errors)) else errors,
            color=colors, capsize=3, hatch=hatches)
@@ -536,9 +550,9 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
         ax.axhline(chance, color='k', lw=0.8, ls='--')
         ax.annotate('chance', (x[-1] + 0.4, chance), fontsize=7, va='bottom',
                     ha='right')
-    ax.set_title('finite nets (best over training; blue NTK, orange standard '
-                 'param., hatched: centred)\nvs NNGP (green) / NTK (red) kernel '
-                 'regression', fontsize=8)
+    ax.set_title('best test accuracy over training: finite nets and their NTK '
+                 'dynamics (blue NTK, orange standard param.)\nvs NNGP (green) / '
+                 'NTK (red) kernel regression at $t = \\infty$', fontsize=8)
     paths = _save(fig, out_dir, f'{name}_finite_vs_kernel')
     path = out_dir / f'{name}_finite_vs_kernel.csv'
     pd.DataFrame(table).to_csv(path, index=False)
