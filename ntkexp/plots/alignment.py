@@ -136,14 +136,22 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             colors = plt.cm.viridis(np.linspace(0, 0.9, len(ranks)))
             for rank, color in zip(ranks, colors):
                 line = emp[emp['rank'] == rank].sort_values('step')
-                show = rank <= 3 or rank == ranks[-1]
                 ax.plot(line['step'], line['value'], '-o', ms=2.5, color=color,
-                        label=fr'$\lambda_{{{int(rank)}}}$' if show else None)
+                        label=fr'$\lambda_{{{int(rank)}}}$')
                 ref = inf[inf['rank'] == rank]
-                if not ref.empty:
+                if not ref.empty:  # drawn over the axis line, not clipped
                     ax.plot([0], ref['value'].values[:1], 'o', mfc='none',
-                            color=color, ms=6)
+                            color=color, ms=6, clip_on=False, zorder=5)
             ax.set_yscale('log')
+            # Minor ticks unlabelled (6x10^1, 4x10^1, 3x10^1 ... crowded);
+            # under two decades, labels at 1, 2, 5 x 10^k instead.
+            from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+            low, high = ax.get_ylim()
+            if 0 < low and high / low < 100:
+                ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.yaxis.set_major_formatter(
+                    ticker.FuncFormatter(lambda v, _: f'{v:g}'))
             _step_axis(ax)
             ax.set_ylabel(r'eigenvalue of $K_t$ (NTK Gram)')
             ax.set_title(run, fontsize=8)
