@@ -671,10 +671,11 @@ class _DivergenceWatch:
             return
         self.flagged.add(name)
         rows.add('diverged_at_step', step, predictor=name, **self.tag)
-        fix = ('use experiment.lr_kernel=empirical (each width\'s rate from '
-               'its initial empirical NTK) or a smaller experiment.lr_fraction'
-               if self.lr_kernel == 'analytic'
-               else 'use a smaller experiment.lr_fraction or experiment.lr')
+        fix = {'analytic': 'use experiment.lr_kernel=empirical (each '
+                           'width\'s rate from its initial empirical NTK) or a '
+                           'smaller experiment.lr_fraction',
+               'empirical': 'use a smaller experiment.lr_fraction'}.get(
+                   self.lr_kernel, 'use a smaller experiment.lr')
         log.warning(
             '%s: the %s predictor diverges (train loss %.3g at step %d, %.3g '
             'at step 0): lr=%.4g is above 2/lambda_max of its kernel; %s',
