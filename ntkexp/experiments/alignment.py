@@ -77,7 +77,7 @@ from ntkexp import structured_ntk
 from ntkexp import training
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
-from ntkexp.runner import ConfigError, choice_name
+from ntkexp.runner import ConfigError, choice_name, target_name
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def validate(cfg: DictConfig) -> None:
     if str(exp.get('run', '')).endswith('.run_sphere') and cfg.get('model'):
         # Funk-Hecke needs a dot-product kernel k(<x, x'>) of vectors on the
         # sphere; experiment.depths replaces model.depth.
-        target = str(cfg.model.get('_target_', '')).rsplit('.', 1)[-1]
+        target = target_name(cfg.model)
         _check(target == 'fc' or (target == 'resnet' and
                                   cfg.model.get('layout', 'flat') == 'flat'),
                f"experiment={exp.name} computes the spectra of FC and flat "

@@ -53,8 +53,7 @@ _MEASUREMENT = {
     'run_dir', 'status', 'wall_time_s', 'error', 'config_hash', 'finished',
     'experiment_run',
 }
-MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'myrtle': 'Myrtle', 'wrn': 'WRN',
-                'resnet': 'ResNet'}
+MODEL_LABELS = figures.MODEL_LABELS
 
 
 def _save(fig, out_dir: Path, name: str, dpi: int = 100) -> list[Path]:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: Display names of the architectures (``model=`` choices) in every figure.
+MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'cnn_vec': 'CNN-VEC',
+                'cnn_gap': 'CNN-GAP', 'myrtle': 'Myrtle', 'wrn': 'WRN',
+                'wrn_nt': 'WRN', 'resnet': 'ResNet'}
+
 
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend (imported lazily)."""

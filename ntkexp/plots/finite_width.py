@@ -38,8 +38,7 @@ import pandas as pd
 from ntkexp import ntk_drift
 from ntkexp.plots import figures
 
-MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'cnn_vec': 'CNN-VEC', 'cnn_gap': 'CNN-GAP',
-                'myrtle': 'Myrtle', 'wrn': 'WRN', 'wrn_nt': 'WRN', 'resnet': 'ResNet'}
+MODEL_LABELS = figures.MODEL_LABELS
 #: Accuracy of guessing, drawn on accuracy bar charts of these datasets.
 CHANCE = {'cifar10': 0.1, 'mnist': 0.1, 'digits': 0.1, 'fashion_mnist': 0.1,
           'cifar100': 0.01}

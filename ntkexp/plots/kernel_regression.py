@@ -32,9 +32,7 @@ import pandas as pd
 from ntkexp.plots import figures
 
 KERNEL_LABELS = {'nngp': 'NNGP', 'ntk': 'NTK'}
-MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'cnn_vec': 'CNN-VEC',
-                'cnn_gap': 'CNN-GAP', 'myrtle': 'Myrtle', 'wrn': 'WRN',
-                'resnet': 'ResNet'}
+MODEL_LABELS = figures.MODEL_LABELS
 # Architectures in the order of Lee et al. 2020's Table 1 (others after them).
 MODEL_ORDER = ('fc', 'cnn_vec', 'cnn', 'cnn_gap', 'myrtle', 'wrn', 'resnet')
 # Architecture options that a model name already fixes (not shown in labels
