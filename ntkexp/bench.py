@@ -18,7 +18,10 @@ Measured on whatever JAX devices are present, in one process:
   backward passes every exact method needs (``COTANGENT_FLOOR``,
   :func:`cotangent_floor_fn`), whose ratio to Jacobian contraction bounds
   what any implementation can gain over it, and of those passes with weight
-  gradients (``WEIGHT_GRADIENTS``, :func:`weight_gradients_fn`);
+  gradients (``WEIGHT_GRADIENTS``, :func:`weight_gradients_fn`); on request
+  (``--empirical-impl``) ntkexp's with its products on a GPU's tensor cores
+  (``NTKEXP_STRUCTURED_TF32X3``, ``_BF16X6``, ``_BF16X9``) and the time of its factors alone
+  (``NTKEXP_STRUCTURED_FACTORS``, :func:`structured_factors_fn`);
 * finite-width training steps per second (full-batch gradient descent);
 * peak device memory where the backend reports it
   (``device.memory_stats()['peak_bytes_in_use']``), else the compiled
@@ -205,6 +208,10 @@ NTKEXP_STRUCTURED = 'NTKEXP_STRUCTURED'
 NTKEXP_CONTRACTIONS = {NTKEXP_STRUCTURED: 'auto',
                        NTKEXP_STRUCTURED + '_GRADIENTS': 'gradients',
                        NTKEXP_STRUCTURED + '_PAIRS': 'pairs'}
+# ntkexp's with the terms' products as several tensor-core products (GPUs;
+# structured_ntk.PRODUCTS), the network's own passes as configured.
+NTKEXP_PRODUCTS = {NTKEXP_STRUCTURED + '_' + name.upper(): name
+                   for name in ('tf32x3', 'bf16x6', 'bf16x9')}
 EMPIRICAL_METHODS = ('JACOBIAN_CONTRACTION', 'NTK_VECTOR_PRODUCTS',
                      'STRUCTURED_DERIVATIVES', NTKEXP_STRUCTURED,
                      COTANGENT_FLOOR, WEIGHT_GRADIENTS)
@@ -255,13 +262,33 @@ BOUNDS = {COTANGENT_FLOOR: cotangent_floor_fn,
           WEIGHT_GRADIENTS: weight_gradients_fn}
 
 
+def structured_factors_fn(apply_fn: Callable) -> Callable:
+    """``f(x, params)``: the part of ntkexp's structured NTK before its
+    contractions (:func:`structured_ntk.layer_factors`: the forward pass with
+    the layer taps, one backward pass per logit, the patches and cotangents).
+
+    Its time against :data:`COTANGENT_FLOOR`'s is the taps' overhead; against
+    ``NTKEXP_STRUCTURED``'s, what the weight gradients and contractions cost.
+    """
+    def factors(x, params):
+        terms, _ = structured_ntk.layer_factors(apply_fn, x, params)
+        return [f for _, f in terms]
+    return factors
+
+
+# Parts of NTKEXP_STRUCTURED, timed like the bounds (no kernel to compare).
+PARTS = {NTKEXP_STRUCTURED + '_FACTORS': structured_factors_fn}
+TIMED_ONLY = {**BOUNDS, **PARTS}
+
+
 def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
                     implementations: Optional[Sequence[str]] = None
                     ) -> list[dict[str, Any]]:
     """Empirical NTK entries/s of a WRN for each ``nt.NtkImplementation``
     (or those named in ``implementations``; the first is the reference), and
     the two bounds on any implementation (:data:`BOUNDS`: the time of
-    :func:`cotangent_floor_fn` and of :func:`weight_gradients_fn`)."""
+    :func:`cotangent_floor_fn` and of :func:`weight_gradients_fn`); names in
+    :data:`PARTS` time a part of ntkexp's structured NTK."""
     init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * wrn_k, out_dim=10)
     x = _images(n, side)
     _, params = init_fn(jax.random.PRNGKey(0), x.shape)
@@ -271,8 +298,8 @@ def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
                    input=f'{side}x{side}x3', method=name,
                    n_params=models.count_params(params))
         try:
-            if name in BOUNDS:
-                bound_fn = jax.jit(BOUNDS[name](apply_fn))
+            if name in TIMED_ONLY:
+                bound_fn = jax.jit(TIMED_ONLY[name](apply_fn))
                 seconds, _ = timed(lambda: bound_fn(x, params), repeats)
                 row.update(seconds=seconds, entries_per_s=n * n / seconds,
                            peak_bytes=peak_bytes())
@@ -283,6 +310,9 @@ def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
             if name in NTKEXP_CONTRACTIONS:
                 ntk_fn = jax.jit(structured_ntk.structured_ntk_fn(
                     apply_fn, conv_contraction=NTKEXP_CONTRACTIONS[name]))
+            elif name in NTKEXP_PRODUCTS:
+                ntk_fn = jax.jit(structured_ntk.structured_ntk_fn(
+                    apply_fn, products=NTKEXP_PRODUCTS[name]))
             else:
                 ntk_fn = jax.jit(nt.empirical_ntk_fn(
                     apply_fn, implementation=nt.NtkImplementation[name],
@@ -341,7 +371,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         help='infinite-width architectures (default: all)')
     parser.add_argument('--empirical-impl', nargs='*', default=None,
                         choices=[i.name for i in nt.NtkImplementation] +
-                        list(NTKEXP_CONTRACTIONS) + list(BOUNDS),
+                        list(NTKEXP_CONTRACTIONS) + list(NTKEXP_PRODUCTS)
+                        + list(TIMED_ONLY),
                         help='empirical NTK implementations and bounds '
                         '(default: ' + ' '.join(EMPIRICAL_METHODS) +
                         '; ratios are to the first)')

@@ -47,12 +47,15 @@ session (``results/bench/session5/``; neural-tangents' structured derivatives
 (``results/bench/session11/``), Jacobian contraction's own time varying by
 a third between runs. That is about the time of the backward passes plus
 the summed weight gradients (``WEIGHT_GRADIENTS`` in :mod:`ntkexp.bench`).
-GPU figures are owed.
+On one H100 (16 images 64x64, exact float32 products): 2.56x-2.64x, 89% of
+the speed of that bound (2.86x), the backward passes alone 3.98x
+(``results/bench/session14/``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from typing import Any, Callable, Optional, Sequence
 
@@ -351,10 +354,11 @@ def prefer_position_pairs(n1: int, n2: Optional[int], positions: int,
 
 
 def _conv_term(f1: tuple, f2: Optional[tuple], traced: bool,
-               contraction: str) -> jnp.ndarray:
+               contraction: str, precision: Any = None) -> jnp.ndarray:
     """One convolution's NTK term from :func:`conv_factors` of each side
-    (``f2=None``: the same images); ``contraction`` as in
+    (``f2=None``: the same images); ``contraction`` and ``precision`` as in
     :func:`structured_ntk_fn`."""
+    einsum = functools.partial(jnp.einsum, precision=precision)
     (q1, c1), (q2, c2) = f1, f1 if f2 is None else f2
     k, n1, positions, channels = c1.shape
     n2 = q2.shape[0]
@@ -367,52 +371,155 @@ def _conv_term(f1: tuple, f2: Optional[tuple], traced: bool,
     else:
         pairs = contraction == 'pairs'
     if pairs:
-        inputs = jnp.einsum('ipf,jqf->ipjq', p1, p2)
+        inputs = einsum('ipf,jqf->ipjq', p1, p2)
         if traced:
-            cots = jnp.einsum('kipc,kjqc->ipjq', c1, c2)
-            return jnp.einsum('ipjq,ipjq->ij', inputs, cots)
-        cots = jnp.einsum('kipc,ljqc->ipjqkl', c1, c2)
-        return jnp.einsum('ipjq,ipjqkl->ijkl', inputs, cots)
+            cots = einsum('kipc,kjqc->ipjq', c1, c2)
+            return einsum('ipjq,ipjq->ij', inputs, cots)
+        cots = einsum('kipc,ljqc->ipjqkl', c1, c2)
+        return einsum('ipjq,ipjqkl->ijkl', inputs, cots)
 
     def gradients(p, c):
         n = p.shape[0]
         c = jnp.moveaxis(c, 0, 2).reshape(n, positions, k * channels)
-        g = jnp.einsum('npf,npx->nfx', p, c)
+        g = einsum('npf,npx->nfx', p, c)
         return g.reshape(n, -1, k, channels)
 
     g1 = gradients(p1, c1)
     g2 = g1 if f2 is None else gradients(p2, c2)
     if traced:
-        return jnp.einsum('ix,jx->ij', g1.reshape(n1, -1),
-                          g2.reshape(g2.shape[0], -1))
-    return jnp.einsum('ifkc,jflc->ijkl', g1, g2)
+        return einsum('ix,jx->ij', g1.reshape(n1, -1),
+                      g2.reshape(g2.shape[0], -1))
+    return einsum('ifkc,jflc->ijkl', g1, g2)
 
 
 def _term(kind: str, f1: tuple, f2: Optional[tuple], traced: bool,
-          contraction: str) -> jnp.ndarray:
+          contraction: str, precision: Any = None) -> jnp.ndarray:
     """The NTK term of one tap or leaf, ``(N1, N2)`` summed over logits
     (traced) or ``(N1, N2, K, K)``."""
     if kind == 'conv':
-        return _conv_term(f1, f2, traced, contraction)
+        return _conv_term(f1, f2, traced, contraction, precision)
+    einsum = functools.partial(jnp.einsum, precision=precision)
     f2 = f1 if f2 is None else f2
     if kind == 'gradients':       # (K, N, F) per-image, per-logit gradients
         (g1,), (g2,) = f1, f2
         spec = 'kif,kjf->ij' if traced else 'kif,ljf->ijkl'
-        return jnp.einsum(spec, g1, g2)
+        return einsum(spec, g1, g2)
     # 'outer': gradients a (x) g, a (N, D) and g (K, N, E): <a, a'> <g, g'>
     (a1, g1), (a2, g2) = f1, f2
-    inputs = jnp.einsum('id,jd->ij', a1, a2)
+    inputs = einsum('id,jd->ij', a1, a2)
     if traced:
-        return inputs * jnp.einsum('kie,kje->ij', g1, g2)
-    return inputs[:, :, None, None] * jnp.einsum('kie,lje->ijkl', g1, g2)
+        return inputs * einsum('kie,kje->ij', g1, g2)
+    return inputs[:, :, None, None] * einsum('kie,lje->ijkl', g1, g2)
+
+
+def layer_factors(apply_fn: Callable, x: jnp.ndarray, params: PyTree
+                  ) -> tuple[list, int]:
+    """Steps 1-3 of the module docstring: every term's factors for ``x``.
+
+    Args:
+        apply_fn: as in :func:`structured_ntk_fn`.
+        x: ``(N, ...)`` images.
+        params: the network's parameters.
+
+    Returns:
+        ``(terms, K)``: ``terms`` a list of ``(kind, factors)`` (``'conv'``:
+        :func:`conv_factors`; ``'outer'``: inputs ``(N, D)`` and cotangents
+        ``(K, N, E)``; ``'gradients'``: per-image, per-logit gradients
+        ``(K, N, F)``), ``K`` the number of logits. The terms' contraction
+        (step 4) is what :func:`structured_ntk_fn` adds; ``ntkexp.bench``
+        times this function alone (``NTKEXP_STRUCTURED_FACTORS``).
+
+    Raises:
+        ValueError: an ``apply_fn`` whose output is not one ``(batch,
+            logits)`` array.
+    """
+    closed, leaves, taps = trace_taps(apply_fn, params, x)
+    jaxpr = closed.jaxpr
+    tapped = {tap.leaf for tap in taps}
+    free = [i for i in range(len(leaves)) if i not in tapped]
+    if len(jaxpr.outvars) != 1 or jaxpr.outvars[0].aval.ndim != 2:
+        raise ValueError(
+            'structured_ntk_fn: apply_fn must return one (batch, logits) '
+            'array, got ' + ', '.join(str(v.aval) for v in jaxpr.outvars)
+            + '; reshape the output or use nt.empirical_ntk_fn')
+    n = x.shape[0]
+    eps_shapes = [jaxpr.eqns[tap.eqn_index].outvars[0].aval for tap in taps]
+
+    def one_image(free_leaves, eps, image):
+        args = list(leaves)
+        for i, value in zip(free, free_leaves):
+            args[i] = value
+        (out,), inputs = evaluate_with_taps(
+            jaxpr, closed.consts, args + [image[None]], taps, eps)
+        return out[0], inputs
+
+    def network(free_leaves, eps):
+        return jax.vmap(one_image)(free_leaves, eps, x)
+
+    free_copies = [jnp.broadcast_to(leaves[i], (n,) + leaves[i].shape)
+                   for i in free]
+    eps = [jnp.zeros((n,) + a.shape, a.dtype) for a in eps_shapes]
+    (free_grads, eps_grads), inputs = backward_per_logit(
+        network, (free_copies, eps), has_aux=True)
+    k = jaxpr.outvars[0].aval.shape[-1]
+    terms = [('gradients', (g.reshape(k, n, -1),)) for g in free_grads]
+    for tap, tap_input, cot in zip(taps, inputs, eps_grads):
+        eqn = jaxpr.eqns[tap.eqn_index]
+        if tap.kind == 'conv':
+            lhs_spec, _, out_spec = eqn.params['dimension_numbers']
+            terms.append(('conv', conv_factors(
+                _merge_image_axis(tap_input, 0, lhs_spec[0]),
+                _merge_image_axis(cot, 1, out_spec[0]), eqn)))
+        elif tap.kind == 'dense_vector':
+            terms.append(('outer', (tap_input.reshape(n, -1),
+                                    cot.reshape(k, n, -1))))
+        else:
+            terms.append(('gradients', (_dense_weight_gradients(
+                tap_input, cot, eqn, tap, leaves[tap.leaf]),)))
+    return terms, k
 
 
 CONV_CONTRACTIONS = ('auto', 'gradients', 'pairs')
 
+#: ``products=`` of :func:`structured_ntk_fn`: the dot algorithm of the terms'
+#: matrix products (weight gradients and contractions) for float32 factors,
+#: on the tensor cores of a GPU, each float32 factor split into narrower parts
+#: whose products are summed in float32. ``'tf32x3'``: a TF32 head and tail,
+#: ``hi hi + hi lo + lo hi`` (about ``2^-21`` relative per product against
+#: float32's ``2^-24``); ``'bf16x6'`` / ``'bf16x9'``: three bfloat16 parts,
+#: six or all nine of their products (``'bf16x9'`` about float32's accuracy).
+#: On an H100 ``'tf32x3'`` was no faster for the WRN-10-4 of issue 9
+#: (``results/bench/session14/``).
+PRODUCTS = {'default': None,
+            'tf32x3': lax.DotAlgorithmPreset.TF32_TF32_F32_X3,
+            'bf16x6': lax.DotAlgorithmPreset.BF16_BF16_F32_X6,
+            'bf16x9': lax.DotAlgorithmPreset.BF16_BF16_F32_X9}
+
+
+def products_precision(products: str, dtype: Any) -> Any:
+    """The ``precision=`` of the terms' products for factors of ``dtype``.
+
+    Raises:
+        ValueError: an unknown ``products``, or one other than
+            ``'default'`` on a backend other than a GPU (the CPU's dot
+            products take no such algorithms).
+    """
+    if products not in PRODUCTS:
+        raise ValueError(f'products={products!r}: expected one of '
+                         f'{tuple(PRODUCTS)}')
+    if products == 'default' or jnp.dtype(dtype) != jnp.float32:
+        return None
+    if jax.default_backend() != 'gpu':
+        raise ValueError(
+            f"products='{products}' needs a GPU (tensor cores); this "
+            f"backend is {jax.default_backend()!r}: use products='default'")
+    return PRODUCTS[products]
+
 
 def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
                       diagonal_axes: Sequence[int] = (),
-                      conv_contraction: str = 'auto') -> Callable:
+                      conv_contraction: str = 'auto',
+                      products: str = 'default') -> Callable:
     """``kernel(x1, x2, params)``: the empirical NTK by layer taps.
 
     The same interface and values as ``nt.empirical_ntk_fn(apply_fn,
@@ -429,12 +536,23 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
             ``'gradients'`` (per-image weight gradients), ``'pairs'`` (pairs
             of positions) or ``'auto'`` (the cheaper in multiply-adds and
             memory traffic, :func:`prefer_position_pairs`).
+        products: the terms' matrix products (weight gradients and their
+            contractions, not the network's own passes) for float32 inputs:
+            ``'default'`` follows ``jax_default_matmul_precision``;
+            ``'tf32x3'``, ``'bf16x6'``, ``'bf16x9'`` (GPUs) compute them as
+            several tensor-core products each (:data:`PRODUCTS`). Float64
+            inputs ignore it.
 
     Raises:
         NotImplementedError: for other ``trace_axes`` or ``diagonal_axes``.
-        ValueError: for an unknown ``conv_contraction``; (when called) for an
-            ``apply_fn`` whose output is not one ``(batch, logits)`` array.
+        ValueError: for an unknown ``conv_contraction`` or ``products``;
+            (when called) for an ``apply_fn`` whose output is not one
+            ``(batch, logits)`` array, or ``products`` other than
+            ``'default'`` off a GPU.
     """
+    if products not in PRODUCTS:
+        raise ValueError(f'products={products!r}: expected one of '
+                         f'{tuple(PRODUCTS)}')
     if conv_contraction not in CONV_CONTRACTIONS:
         raise ValueError(f'conv_contraction={conv_contraction!r}: expected '
                          f'one of {CONV_CONTRACTIONS}')
@@ -446,65 +564,23 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
             f'{tuple(diagonal_axes)}); use nt.empirical_ntk_fn for others')
     traced = bool(trace_axes)
 
-    def factors(x: jnp.ndarray, params: PyTree) -> tuple[list, int]:
-        closed, leaves, taps = trace_taps(apply_fn, params, x)
-        jaxpr = closed.jaxpr
-        tapped = {tap.leaf for tap in taps}
-        free = [i for i in range(len(leaves)) if i not in tapped]
-        if len(jaxpr.outvars) != 1 or jaxpr.outvars[0].aval.ndim != 2:
-            raise ValueError(
-                'structured_ntk_fn: apply_fn must return one (batch, logits) '
-                'array, got ' + ', '.join(str(v.aval) for v in jaxpr.outvars)
-                + '; reshape the output or use nt.empirical_ntk_fn')
-        n = x.shape[0]
-        eps_shapes = [jaxpr.eqns[tap.eqn_index].outvars[0].aval for tap in taps]
-
-        def one_image(free_leaves, eps, image):
-            args = list(leaves)
-            for i, value in zip(free, free_leaves):
-                args[i] = value
-            (out,), inputs = evaluate_with_taps(
-                jaxpr, closed.consts, args + [image[None]], taps, eps)
-            return out[0], inputs
-
-        def network(free_leaves, eps):
-            return jax.vmap(one_image)(free_leaves, eps, x)
-
-        free_copies = [jnp.broadcast_to(leaves[i], (n,) + leaves[i].shape)
-                       for i in free]
-        eps = [jnp.zeros((n,) + a.shape, a.dtype) for a in eps_shapes]
-        (free_grads, eps_grads), inputs = backward_per_logit(
-            network, (free_copies, eps), has_aux=True)
-        k = jaxpr.outvars[0].aval.shape[-1]
-        terms = [('gradients', (g.reshape(k, n, -1),)) for g in free_grads]
-        for tap, tap_input, cot in zip(taps, inputs, eps_grads):
-            eqn = jaxpr.eqns[tap.eqn_index]
-            if tap.kind == 'conv':
-                lhs_spec, _, out_spec = eqn.params['dimension_numbers']
-                terms.append(('conv', conv_factors(
-                    _merge_image_axis(tap_input, 0, lhs_spec[0]),
-                    _merge_image_axis(cot, 1, out_spec[0]), eqn)))
-            elif tap.kind == 'dense_vector':
-                terms.append(('outer', (tap_input.reshape(n, -1),
-                                        cot.reshape(k, n, -1))))
-            else:
-                terms.append(('gradients', (_dense_weight_gradients(
-                    tap_input, cot, eqn, tap, leaves[tap.leaf]),)))
-        return terms, k
-
     def kernel(x1: jnp.ndarray, x2: Optional[jnp.ndarray],
                params: PyTree) -> jnp.ndarray:
-        terms1, logits = factors(x1, params)
-        terms2 = [None] * len(terms1) if x2 is None else factors(x2, params)[0]
-        total = sum(_term(kind, f1, f2 and f2[1], traced, conv_contraction)
+        terms1, logits = layer_factors(apply_fn, x1, params)
+        terms2 = ([None] * len(terms1) if x2 is None
+                  else layer_factors(apply_fn, x2, params)[0])
+        precision = products_precision(products, x1.dtype)
+        total = sum(_term(kind, f1, f2 and f2[1], traced, conv_contraction,
+                          precision)
                     for (kind, f1), f2 in zip(terms1, terms2))
         return total / logits if traced else total
 
     return kernel
 
 
-__all__ = ['CONV_CONTRACTIONS', 'MEMORY_COST', 'TAPPABLE', 'Tap',
+__all__ = ['CONV_CONTRACTIONS', 'MEMORY_COST', 'PRODUCTS', 'TAPPABLE', 'Tap',
            'backward_per_logit', 'conv_factors',
            'conv_patches', 'evaluate_with_taps', 'find_taps',
-           'has_convolution_taps', 'prefer_position_pairs',
+           'has_convolution_taps', 'layer_factors', 'prefer_position_pairs',
+           'products_precision',
            'structured_ntk_fn', 'trace_taps']

@@ -84,12 +84,35 @@ def test_empirical_bounds_are_the_backward_passes(tmp_path):
         j = np.asarray(j).sum(axis=0)  # (logit, *param shape), summed images
         np.testing.assert_allclose(np.asarray(g), j, rtol=1e-4,
                                    atol=1e-5 * max(np.abs(j).max(), 1e-6))
+    # The structured NTK's factors part: per image and logit, the
+    # cotangents of every convolution's output, as the floor's passes give.
+    factors = bench.jax.jit(bench.structured_factors_fn(apply_fn))(x, params)
+    assert len(factors) == 10  # as many terms as weights tapped
+    # The first convolution (3 -> 4 channels): sum_p patch_p (x) cotangent_p
+    # is each image's and logit's weight gradient.
+    patches, cotangents = (np.asarray(a) for a in factors[0])
+    grads = np.einsum('nptc,knpd->kntcd', patches, cotangents)
+    first = [np.asarray(j) for j in flat_jac if j.shape[-4:] == (3, 3, 3, 4)]
+    assert len(first) == 1
+    want = np.moveaxis(first[0], 1, 0).reshape(grads.shape)  # (k, n, 9, 3, 4)
+    np.testing.assert_allclose(grads, want, rtol=1e-4,
+                               atol=1e-5 * np.abs(want).max())
+    # The readout's product: the cotangent of its output for logit k is e_k
+    # times the NTK parameterisation's scale, the same for every image.
+    readout = np.asarray(factors[-1][1])
+    scale = readout[0, 0, 0]
+    assert scale > 0
+    np.testing.assert_allclose(
+        readout, scale * np.broadcast_to(np.eye(3)[:, None, :], (3, 2, 3)),
+        atol=1e-6)
     frame = bench.main(['--only', 'empirical', '--empirical-impl',
                         'JACOBIAN_CONTRACTION', 'COTANGENT_FLOOR',
-                        'WEIGHT_GRADIENTS', '--n', 'empirical_n=2', 'image=8',
+                        'WEIGHT_GRADIENTS', 'NTKEXP_STRUCTURED_FACTORS',
+                        '--n', 'empirical_n=2', 'image=8',
                         '--repeats', '1', '--out', str(tmp_path)])
     assert list(frame.method) == ['JACOBIAN_CONTRACTION', 'COTANGENT_FLOOR',
-                                  'WEIGHT_GRADIENTS']
+                                  'WEIGHT_GRADIENTS',
+                                  'NTKEXP_STRUCTURED_FACTORS']
     for _, bound in frame.iloc[1:].iterrows():
         assert bound.ratio_vs_jacobian_contraction == pytest.approx(
             frame.seconds.iloc[0] / bound.seconds)

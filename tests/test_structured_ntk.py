@@ -210,3 +210,39 @@ def test_bad_arguments_are_named():
     flat = S.structured_ntk_fn(lambda p, x: apply_fn(p, x)[:, 0])
     with pytest.raises(ValueError, match=r'\(batch, logits\) array, got f'):
         flat(jnp.ones((2, 3)), None, params)
+
+
+def test_tensor_core_products_need_a_gpu_and_lower_to_their_algorithm(
+        monkeypatch):
+    """``products='tf32x3'`` (and the bfloat16 ones): refused off a GPU with
+    one line naming the fix; ignored for float64 inputs (the same numbers as
+    ``'default'``); lowered for CUDA, every product of the terms carries the
+    algorithm while the network's own passes keep theirs."""
+    with pytest.raises(ValueError, match="products='tf32'.*one of"):
+        S.structured_ntk_fn(lambda p, x: x, products='tf32')
+    init_fn, apply_fn, _ = models.wrn(depth=10, width=8, out_dim=3)
+    x = jax.random.normal(jax.random.PRNGKey(1), (3, 6, 6, 3))
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    tensor_cores = S.structured_ntk_fn(apply_fn, products='tf32x3')
+    with pytest.raises(ValueError, match="needs a GPU.*products='default'"):
+        tensor_cores(x, None, params)
+    # Lowered for CUDA (as on a GPU): all but the readout's backward product.
+    _, _, taps = S.trace_taps(apply_fn, params, x)
+    monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+    for name, marker in (('tf32x3', 'lhs_precision_type = tf32'),
+                         ('bf16x9', 'num_primitive_operations = 9')):
+        text = jax.jit(S.structured_ntk_fn(apply_fn, products=name)).trace(
+            x, None, params).lower(lowering_platforms=('cuda',)).as_text()
+        dots = [line for line in text.splitlines()
+                if 'stablehlo.dot_general' in line]
+        with_algorithm = [line for line in dots if marker in line]
+        assert len(with_algorithm) >= 2 * sum(t.kind == 'conv' for t in taps)
+        assert len(dots) - len(with_algorithm) == 1, name
+    monkeypatch.undo()
+    # float64 (last: it switches x64 on): the algorithm does not apply, the
+    # kernel is the default one.
+    apply64, x1, _, params64 = _float64_setup('wrn')
+    np.testing.assert_array_equal(
+        np.asarray(jax.jit(S.structured_ntk_fn(apply64, products='tf32x3'))(
+            x1, None, params64)),
+        np.asarray(jax.jit(S.structured_ntk_fn(apply64))(x1, None, params64)))

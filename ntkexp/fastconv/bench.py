@@ -100,7 +100,7 @@ VARIANTS = {
     # Steps of 2**p pair-covariance entries on every backend (on a GPU, steps
     # whose arrays fit the L2 cache against fewer, larger launches).
     **{f'steps_2p{p}': dict(STEP_ENTRIES=2 ** p, STEP_ENTRIES_CPU=2 ** p)
-       for p in (20, 22, 24)},
+       for p in (20, 22, 24, 27, 28)},
     # The recursion as it was in the third session (its GPU figures).
     'session3': dict(BATCHED_FIRST_MATMUL=False, MATERIALIZE_PADDED=False,
                      OFFSET_SELF_COVARIANCE=False, STEP_ENTRIES_CPU=2 ** 26),

@@ -71,15 +71,16 @@ BATCHED_FIRST_MATMUL = True
 # producer (e.g. the ReLU's arc-cosine step) into each of the ``k^2`` shifted
 # reads, which recomputes it ``k^2`` times: ``'auto'`` (on for the CPU backend,
 # where it makes the 32x32 Myrtle-5 kernel 1.8x faster, ``docs/fastconv.md``;
-# off elsewhere until measured), ``True`` or ``False``. Both settings are read
+# off elsewhere: on an H100 it makes that kernel 8% slower,
+# ``results/bench/session14/``), ``True`` or ``False``. Both settings are read
 # when a kernel is traced.
 MATERIALIZE_PADDED = 'auto'
 # Whether :func:`shift_sum` writes its result to memory once, so that the
 # ReLU's passes (where XLA splits the arc-cosine step into several fusions)
 # read one value each instead of re-summing the ``k^2`` shifted reads. Off:
-# within 5% either way on a CPU (``results/bench/session4/``); kept as a
-# variant to measure on a GPU (``python -m ntkexp.fastconv.bench --variants
-# default,materialize_conv,materialize_all``).
+# within 5% either way on a CPU (``results/bench/session4/``), 15% slower on an
+# H100 (``results/bench/session14/``); kept as a variant (``python -m
+# ntkexp.fastconv.bench --variants default,materialize_conv,materialize_all``).
 MATERIALIZE_CONV_OUTPUT = False
 # Whether the activation right before the readout (:func:`activation_pair`)
 # writes its two outputs as one complex array (NNGP real, NTK imaginary):

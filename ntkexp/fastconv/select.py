@@ -45,7 +45,7 @@ from ntkexp.fastconv.residual import ScaledResNet, WideResNet
 # Pallas convolution + ReLU (+ pool) steps of kind 'rows' (ntkexp.fastconv.pallas;
 # exact on an H100 but no faster than XLA there, and slower to compile, so never
 # chosen by 'auto'); 'pallas_<kind>' with another of pallas.KINDS (the diagonal
-# steps, not yet timed on a GPU).
+# steps: on an H100 none faster than XLA either, results/bench/session14/).
 MODES = ('auto', 'true', 'false', 'pallas') + tuple(
     f'pallas_{kind}' for kind in pallas.KINDS if kind != 'rows')
 

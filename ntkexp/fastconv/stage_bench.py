@@ -20,9 +20,10 @@ of each layer in the XLA recursion (per pair; a cut can change what XLA fuses
 across it, so the figures are approximate).
 
 With ``--kernels ARCH``, runs the whole fast kernel under JAX's profiler and
-prints the device's kernels (XLA fusions, matmuls, Triton kernels) by total
-time per pair, with ``--hlo PATH`` also writing the optimised HLO, which names
-what each fusion computes (:func:`kernel_profile`).
+prints the device time of each XLA operation (fusions, matmuls, Triton
+kernels) per pair, with its kind, output shape and the operations it fuses
+(:func:`kernel_profile`, :mod:`ntkexp.profile_ops`); ``--hlo PATH`` also
+writes the optimised HLO.
 
 Usage::
 
@@ -184,48 +185,29 @@ def _net_and_images(arch: str, side: int, n: int):
 def kernel_profile(arch: str, side: int, n: int, repeats: int = 3,
                    hlo: str | None = None, top: int = 25
                    ) -> list[dict[str, Any]]:
-    """Device kernels of ``arch``'s fast kernel on an ``n x n`` block.
-
-    Traces ``repeats`` calls with :func:`jax.profiler.trace`, reads the trace
-    back (:class:`jax.profiler.ProfileData`) and sums the events of the
-    device planes (``/device:...``; on a CPU, which has none, the host's) by
-    line and name.
+    """Device time per XLA operation of ``arch``'s fast kernel on an ``n x n``
+    block (:func:`ntkexp.profile_ops.profile_ops`: JAX's profiler trace read
+    back, each operation described from the compiled HLO).
 
     Returns:
-        Up to ``top`` rows ``{line, name, calls, us_per_pair, share}``,
-        largest first (``share`` of the summed time; lines may overlap, e.g.
-        an op line and the stream that ran it).
+        Up to ``top`` rows ``{name, calls, us_per_pair, share, opcode, shape,
+        contents}``, largest first.
     """
-    import collections  # pylint: disable=g-import-not-at-top
     import pathlib  # pylint: disable=g-import-not-at-top
-    import tempfile  # pylint: disable=g-import-not-at-top
+    from ntkexp import profile_ops  # pylint: disable=g-import-not-at-top
     net, x1, x2 = _net_and_images(arch, side, n)
-    compiled = jax.jit(lambda a, b: recursion.kernel(net, a, b, ('ntk',))[
-        'ntk']).lower(x1, x2).compile()
+
+    def fn(a, b):
+        return recursion.kernel(net, a, b, ('ntk',))['ntk']
+
     if hlo:
-        pathlib.Path(hlo).write_text(compiled.as_text())
-    jax.block_until_ready(compiled(x1, x2))
-    with tempfile.TemporaryDirectory() as log_dir:
-        with jax.profiler.trace(log_dir):
-            for _ in range(repeats):
-                jax.block_until_ready(compiled(x1, x2))
-        path = next(pathlib.Path(log_dir).rglob('*.xplane.pb'))
-        data = jax.profiler.ProfileData.from_file(str(path))
-    planes = list(data.planes)
-    device = [p for p in planes if p.name.startswith('/device:')]
-    totals = collections.defaultdict(lambda: [0, 0.0])
-    for plane in device or [p for p in planes if p.name == '/host:CPU']:
-        for line in plane.lines:
-            for event in line.events:
-                key = (f'{plane.name} {line.name}', event.name)
-                totals[key][0] += 1
-                totals[key][1] += event.duration_ns
-    all_ns = sum(ns for _, ns in totals.values()) or 1.0
-    rows = [dict(line=line, name=name, calls=calls / repeats,
-                 us_per_pair=ns / 1e3 / repeats / (n * n), share=ns / all_ns)
-            for (line, name), (calls, ns) in totals.items()]
-    rows.sort(key=lambda r: -r['us_per_pair'])
-    return rows[:top]
+        pathlib.Path(hlo).write_text(
+            jax.jit(fn).lower(x1, x2).compile().as_text())
+    frame = profile_ops.profile_ops(fn, (x1, x2), repeats)
+    return [dict(name=row.op, calls=row.calls, us_per_pair=row.us / (n * n),
+                 share=row.share, opcode=row.opcode, shape=row.shape,
+                 contents=row.contents)
+            for row in frame.head(top).itertuples()]
 
 
 def parse_args(argv: list[str]):
@@ -263,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         for row in kernel_profile(args.kernels, args.side, args.n,
                                   hlo=args.hlo):
             print(f"{row['us_per_pair']:9.3f} us/pair {row['share']:6.1%} "
-                  f"x{row['calls']:<5g} {row['line']} | {row['name']}")
+                  f"x{row['calls']:<5g} {row['name']} | {row['opcode']} "
+                  f"{row['shape']} | {row['contents']}")
         return
     side = args.step_side
     step_args = step_inputs(side)

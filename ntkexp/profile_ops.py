@@ -1,0 +1,252 @@
+"""Where a jitted computation spends its time: device time per XLA operation.
+
+The GPU benchmarks (``results/bench/``) say how fast a kernel is; to make it
+faster one needs to know which of XLA's fused kernels take the time and what
+each computes. This module runs a compiled function under
+``jax.profiler.trace``, reads the trace back with ``jax.profiler.ProfileData``
+and sums the duration of every event that names an XLA operation (``hlo_op``)
+on the device's timeline (GPU: its ``XLA Ops`` line; CPU: the host threads that
+run XLA's thunks). Each operation is described from the compiled HLO: its kind,
+output shape and, for a fusion, the operations inside it.
+
+Its command line profiles a WRN's empirical NTK by one of ``ntkexp.bench``'s
+methods (``--empirical-impl`` names: neural-tangents' implementations,
+``NTKEXP_STRUCTURED`` and its variants, the bounds and parts); the table is
+also written as CSV with ``--out``. The fast infinite-width kernels have
+``python -m ntkexp.fastconv.stage_bench --kernels ARCH``, built on
+:func:`profile_ops`::
+
+    python -m ntkexp.profile_ops --method NTKEXP_STRUCTURED --side 64 --n 16 \\
+        --wrn-k 4
+
+On a GPU, set ``JAX_DEFAULT_MATMUL_PRECISION=highest`` as the benchmarks do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import os
+import re
+import tempfile
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+import ntkexp  # noqa: F401  (neural-tangents on current JAX)
+import jax
+from jax.profiler import ProfileData
+
+#: Lines of a GPU plane that hold one event per executed XLA operation.
+DEVICE_OP_LINES = ('XLA Ops',)
+
+
+def _event_op(event: Any) -> str | None:
+    """The XLA operation an event belongs to, from its ``hlo_op`` stat."""
+    for key, value in event.stats:
+        if key == 'hlo_op':
+            return str(value)
+    return None
+
+
+def _op_name(name: str) -> str:
+    """``'%fusion.3 = f32[...] fusion(...)'`` or ``'fusion.3'`` -> ``'fusion.3'``."""
+    return name.lstrip('%').split('=')[0].split(' ')[0]
+
+
+def op_durations(profile: ProfileData) -> dict[str, tuple[int, float]]:
+    """``{op: (count, total nanoseconds)}`` over the trace's device timeline.
+
+    GPU planes (``/device:GPU:k``) count the events of their ``XLA Ops``
+    lines (or, where a plane has none, its events that carry an ``hlo_op``
+    stat); without a GPU plane, the host plane's events that carry an
+    ``hlo_op`` stat (the CPU runtime's thunks).
+    """
+    totals: dict[str, list] = collections.defaultdict(lambda: [0, 0.0])
+
+    def add(op: str, event: Any) -> None:
+        entry = totals[_op_name(op)]
+        entry[0] += 1
+        entry[1] += event.duration_ns
+
+    device_planes = [p for p in profile.planes
+                     if p.name.startswith('/device:GPU')]
+    for plane in device_planes:
+        lines = [line for line in plane.lines if line.name in DEVICE_OP_LINES]
+        if lines:
+            for line in lines:
+                for event in line.events:
+                    add(event.name, event)
+            continue
+        for line in plane.lines:
+            for event in line.events:
+                op = _event_op(event)
+                if op is not None:
+                    add(op, event)
+    if not device_planes:
+        for plane in profile.planes:
+            if not plane.name.startswith('/host:CPU'):
+                continue
+            for line in plane.lines:
+                for event in line.events:
+                    op = _event_op(event)
+                    if op is not None:
+                        add(op, event)
+    return {op: (int(c), float(t)) for op, (c, t) in totals.items()}
+
+
+_INSTRUCTION = re.compile(
+    r'^\s*(?:ROOT\s+)?%?(?P<name>[\w.\-]+)\s*=\s*(?P<shape>.+?)\s+'
+    r'(?P<opcode>[\w\-]+)\((?P<rest>.*)$')
+_COMPUTATION = re.compile(r'^\s*(?:ENTRY\s+)?%?(?P<name>[\w.\-]+)\s.*\{\s*$')
+
+
+def parse_hlo(text: str) -> tuple[dict, dict]:
+    """Instructions and computations of an HLO module's text.
+
+    Returns:
+        ``(instructions, computations)``: ``{name: (shape, opcode, rest)}``
+        over every computation, and ``{computation: [opcodes]}``.
+    """
+    instructions, computations, current = {}, {}, None
+    for line in text.splitlines():
+        match = _INSTRUCTION.match(line)
+        if match and current is not None:
+            instructions[match['name']] = (match['shape'], match['opcode'],
+                                           match['rest'])
+            computations[current].append(match['opcode'])
+            continue
+        match = _COMPUTATION.match(line)
+        if match and '=' not in line.split('{')[0]:
+            current = match['name']
+            computations[current] = []
+    return instructions, computations
+
+
+def describe(op: str, instructions: dict, computations: dict) -> tuple[str, str, str]:
+    """``(opcode, output shape, contents)`` of a compiled operation: for a
+    fusion, its kind and the counts of the operations it fuses."""
+    if op not in instructions:
+        return '', '', ''
+    shape, opcode, rest = instructions[op]
+    contents = ''
+    called = re.search(r'calls=%?([\w.\-]+)', rest)
+    if called and called[1] in computations:
+        counts = collections.Counter(
+            c for c in computations[called[1]] if c != 'parameter')
+        contents = ' '.join(f'{name}:{k}' for name, k in counts.most_common(8))
+    kind = re.search(r'kind=(\w+)', rest)
+    if kind:
+        opcode = f'{opcode}/{kind[1]}'
+    custom = re.search(r'custom_call_target="([^"]+)"', rest)
+    if custom:
+        contents = custom[1]
+    return opcode, shape[:120], contents
+
+
+def profile_ops(fn: Callable, args: Sequence[Any], repeats: int = 3
+                ) -> pd.DataFrame:
+    """Device time per XLA operation of ``jax.jit(fn)(*args)``.
+
+    Args:
+        fn: the function; it is jitted and compiled before tracing.
+        args: its arguments.
+        repeats: calls traced after a warm-up (times are per call).
+
+    Returns:
+        One row per operation, longest first: ``op``, ``calls`` (per
+        traced call), ``us`` (microseconds per traced call), ``share`` of the
+        operations' total, ``opcode``, ``shape``, ``contents``.
+    """
+    compiled = jax.jit(fn).lower(*args).compile()
+    jax.block_until_ready(compiled(*args))
+    directory = tempfile.mkdtemp(prefix='ntkexp_profile_')
+    with jax.profiler.trace(directory):
+        for _ in range(repeats):
+            jax.block_until_ready(compiled(*args))
+    paths = glob.glob(os.path.join(directory, '**', '*.xplane.pb'),
+                      recursive=True)
+    if not paths:
+        raise RuntimeError(f'jax.profiler wrote no trace under {directory}')
+    durations = op_durations(ProfileData.from_file(paths[0]))
+    instructions, computations = parse_hlo(compiled.as_text())
+    rows = []
+    for op, (count, total_ns) in durations.items():
+        opcode, shape, contents = describe(op, instructions, computations)
+        rows.append(dict(op=op, calls=count / repeats,
+                         us=total_ns / repeats / 1e3, opcode=opcode,
+                         shape=shape, contents=contents))
+    frame = pd.DataFrame(rows, columns=['op', 'calls', 'us', 'opcode', 'shape',
+                                        'contents'])
+    total = frame['us'].sum()
+    frame.insert(3, 'share', frame['us'] / total if total else np.nan)
+    return frame.sort_values('us', ascending=False, ignore_index=True)
+
+
+def _empirical_target(args: argparse.Namespace) -> tuple[Callable, tuple]:
+    from ntkexp import bench, models, structured_ntk  # pylint: disable=g-import-not-at-top
+    init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * args.wrn_k,
+                                      out_dim=10)
+    x = np.random.RandomState(0).randn(
+        args.n, args.side, args.side, 3).astype(np.float32)
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    method = args.method
+    known = (set(bench.TIMED_ONLY) | set(bench.NTKEXP_CONTRACTIONS)
+             | set(bench.NTKEXP_PRODUCTS)
+             | {i.name for i in bench.nt.NtkImplementation})
+    if method not in known:
+        raise SystemExit(f'--method {method}: expected one of '
+                         + ' '.join(sorted(known)))
+    if method in bench.TIMED_ONLY:
+        part = bench.TIMED_ONLY[method](apply_fn)
+        return part, (x, params)
+    if method in bench.NTKEXP_CONTRACTIONS or method in bench.NTKEXP_PRODUCTS:
+        kernel = structured_ntk.structured_ntk_fn(
+            apply_fn,
+            conv_contraction=bench.NTKEXP_CONTRACTIONS.get(method, 'auto'),
+            products=bench.NTKEXP_PRODUCTS.get(method, 'default'))
+    else:
+        kernel = bench.nt.empirical_ntk_fn(
+            apply_fn, implementation=bench.nt.NtkImplementation[method],
+            vmap_axes=0)
+    return (lambda a, p: kernel(a, None, p)), (x, params)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Prints (and with ``--out`` writes) the table of one empirical NTK
+    method."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--method', default='NTKEXP_STRUCTURED',
+                        help='an ntkexp.bench --empirical-impl name')
+    parser.add_argument('--wrn-k', type=int, default=4)
+    parser.add_argument('--side', type=int, default=32)
+    parser.add_argument('--n', type=int, default=16)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--top', type=int, default=25)
+    parser.add_argument('--out', default=None, help='CSV path')
+    args = parser.parse_args(argv)
+    fn, fn_args = _empirical_target(args)
+    label = f'wrn-10-{args.wrn_k} {args.method}'
+    frame = profile_ops(fn, fn_args, args.repeats)
+    device = jax.devices()[0]
+    frame.insert(0, 'target', label)
+    frame.insert(1, 'input', f'{args.n}x{args.side}x{args.side}x3')
+    frame.insert(2, 'device', str(device.device_kind))
+    print(f'{label}, {args.n} images {args.side}x{args.side}, '
+          f'{device.device_kind}: {frame["us"].sum():.1f} us of device ops '
+          'per call')
+    with pd.option_context('display.width', 250, 'display.max_colwidth', 70):
+        print(frame.drop(columns=['target', 'input', 'device'])
+              .head(args.top).to_string(index=False,
+                                        float_format=lambda v: f'{v:.4g}'))
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        frame.to_csv(args.out, index=False)
+        print('written:', args.out)
+    return frame
+
+
+if __name__ == '__main__':
+    main()
