@@ -308,19 +308,48 @@ def group_by_degree(evals: np.ndarray, energies: np.ndarray, d: int
     return out
 
 
-def decay_exponent(degrees: np.ndarray, evals: np.ndarray) -> float:
-    """Least-squares slope of ``log lambda_l`` on ``log l`` (``lambda ~ l^slope``).
+#: Eigenvalues at or below this fraction of the largest are quadrature noise
+#: (about 1e-13 relative for :func:`funk_hecke_eigenvalues` at 4096 nodes),
+#: not a decay: :func:`fit_decay` leaves them out.
+EIGENVALUE_NOISE = 1e-11
 
-    Non-positive eigenvalues (exact zeros, round-off) are dropped.
 
-    Raises:
-        ValueError: fewer than two usable points.
+def fit_decay(degrees: np.ndarray, evals: np.ndarray, floor: float = 0.0
+              ) -> tuple[float, int]:
+    """Least-squares slope of ``log lambda_l`` on ``log l`` (``lambda ~ l^slope``)
+    and the number of eigenvalues it used.
+
+    Eigenvalues ``<= floor`` are dropped (exact zeros, round-off). Some vanish
+    exactly: a ReLU network without biases whose only nonlinearity acts
+    once on each path (an FC net of one hidden layer, a ResNet of one block)
+    has ``lambda_l = 0`` at every odd ``l >= 3`` (Bietti & Mairal 2019: in
+    ``t kappa_0(t)`` and ``kappa_1(t)``, the arc-cosine kernels' terms, every
+    odd power but ``t`` cancels), so its odd degrees have nothing to fit.
+
+    Returns:
+        ``(slope, points)``; ``(nan, points)`` with fewer than two usable
+        eigenvalues at degrees ``>= 1``.
     """
     degrees = np.asarray(degrees, np.float64)
     evals = np.asarray(evals, np.float64)
-    mask = (degrees > 0) & (evals > 0)
-    if mask.sum() < 2:
+    mask = (degrees > 0) & (evals > max(float(floor), 0.0))
+    points = int(mask.sum())
+    if points < 2:
+        return float('nan'), points
+    slope, _ = np.polyfit(np.log(degrees[mask]), np.log(evals[mask]), 1)
+    return float(slope), points
+
+
+def decay_exponent(degrees: np.ndarray, evals: np.ndarray,
+                   floor: float = 0.0) -> float:
+    """The slope of :func:`fit_decay`.
+
+    Raises:
+        ValueError: fewer than two eigenvalues above ``floor`` (and above 0)
+            at degrees >= 1.
+    """
+    slope, points = fit_decay(degrees, evals, floor)
+    if points < 2:
         raise ValueError('the decay fit needs at least two positive eigenvalues '
                          'at degrees >= 1')
-    slope, _ = np.polyfit(np.log(degrees[mask]), np.log(evals[mask]), 1)
-    return float(slope)
+    return slope

@@ -170,6 +170,38 @@ def test_relu_ntk_eigenvalues_decay_like_l_to_the_minus_d():
     assert np.all(lam[1:] > 0)
 
 
+def test_odd_eigenvalues_of_a_bias_free_relu_net_vanish_and_are_not_fitted():
+    """Bietti & Mairal 2019: without biases, a one-hidden-layer ReLU NTK has
+    lambda_l = 0 at odd l >= 3, to quadrature noise. The fit leaves that
+    noise out, even where it is positive: the odd degrees give NaN with 0
+    points, and 'all degrees' is the even degrees' fit."""
+    with jax.enable_x64(True):
+        from ntkexp.models import fc
+        _, _, kernel_fn = fc(depth=1, width=8, out_dim=1, b_std=None)
+        kfun = alignment.dot_product_kernel(kernel_fn, 3)
+        lam = spectrum.funk_hecke_eigenvalues(kfun, 3, 40, n_quad=2048)
+    degrees = np.arange(41)
+    odd = (degrees % 2 == 1) & (degrees >= 3)
+    assert np.abs(lam[odd]).max() < 1e-12 * lam.max()
+    assert np.all(lam[degrees % 2 == 0] > 1e-8 * lam.max())
+    floor = spectrum.EIGENVALUE_NOISE * lam.max()
+    noisy = lam.copy()
+    noisy[odd] = np.abs(lam[odd]) + 1e-14 * lam.max()  # positive round-off
+    fit = degrees >= 8
+    slope_odd, points_odd = spectrum.fit_decay(degrees[fit & odd],
+                                               noisy[fit & odd], floor)
+    assert np.isnan(slope_odd) and points_odd == 0
+    even = fit & (degrees % 2 == 0)
+    slope_even, points_even = spectrum.fit_decay(degrees[even], noisy[even], floor)
+    slope_all, points_all = spectrum.fit_decay(degrees[fit], noisy[fit], floor)
+    assert points_all == points_even == 17
+    assert slope_all == slope_even == pytest.approx(-3, abs=0.25)
+    # Without the floor the positive noise would enter the fit.
+    assert spectrum.fit_decay(degrees[fit], noisy[fit])[1] == 33
+    with pytest.raises(ValueError, match='two positive eigenvalues'):
+        spectrum.decay_exponent(degrees[fit & odd], noisy[fit & odd], floor)
+
+
 # --- empirical NTK, schedules -------------------------------------------------
 
 
@@ -381,6 +413,7 @@ def test_sphere_study_and_figures(tmp_path):
     assert np.all((mercer > 0.9) & (mercer <= 1 + 1e-9))
     expo = frame[(frame['metric'] == 'decay_exponent') & (frame['parity'] == 'all')]
     assert np.all((expo['value'] < -2) & (expo['value'] > -4))
+    assert np.all(expo['fit_points'] > 2)
     shape = frame[(frame['metric'] == 'kernel_shape') & (frame['t'] == 1.0)]['value']
     np.testing.assert_allclose(shape, 1.0)
     assert frame['precision'].eq('float64').all()

@@ -734,7 +734,11 @@ def _run_sphere(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
       quadrature of the analytic kernel (float64);
     * ``eigenvalue_normalized``: ``lambda_l / k(1)`` (shape only);
     * ``decay_exponent`` (``parity`` all / even / odd): slope of ``log
-      lambda_l`` on ``log l`` over ``fit_degrees`` (theory: ``-d``);
+      lambda_l`` on ``log l`` over ``fit_degrees`` (theory: ``-d``), with
+      ``fit_points`` the eigenvalues it used: those above the quadrature
+      noise (:func:`ntkexp.spectrum.fit_decay`; NaN with 0 points where
+      they all vanish, e.g. odd degrees of a one-block ReLU ResNet without
+      biases);
     * ``mercer_fraction``: ``sum_{l<=lmax} N(d, l) lambda_l / k(1)`` (-> 1);
     * ``kernel_shape`` (``t``): ``k(t) / k(1)`` on ``shape_points`` values of
       ``t`` in [-1, 1] (a "spiky" kernel has small values away from ``t = 1``);
@@ -787,16 +791,16 @@ def _run_sphere(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
                              method='funk_hecke', **at)
                 rows.add('mercer_fraction', float(np.sum(mult * lam) / k1), **at)
                 line = dict(kernel=str(get), **tag)
+                floor = spectrum.EIGENVALUE_NOISE * float(np.max(np.abs(lam)))
                 for parity, sel in (('all', lambda l: True),
                                     ('even', lambda l: l % 2 == 0),
                                     ('odd', lambda l: l % 2 == 1)):
                     mask = np.array([fit[0] <= l <= fit[1] and sel(l) for l in degrees])
-                    try:
-                        slope = spectrum.decay_exponent(degrees[mask], lam[mask])
-                    except ValueError:
-                        slope = float('nan')
+                    slope, points = spectrum.fit_decay(degrees[mask], lam[mask],
+                                                       floor)
                     rows.add('decay_exponent', slope, parity=parity,
-                             degree_min=fit[0], degree_max=fit[1], **at)
+                             degree_min=fit[0], degree_max=fit[1],
+                             fit_points=points, **at)
                     line[f'exponent_{parity}'] = slope
                 for t, v in zip(shape_t, kfun(shape_t)):
                     rows.add('kernel_shape', v / k1, t=float(t), **at)
