@@ -71,29 +71,26 @@ def op_durations(profile: ProfileData) -> dict[str, tuple[int, float]]:
         entry[0] += 1
         entry[1] += event.duration_ns
 
-    device_planes = [p for p in profile.planes
-                     if p.name.startswith('/device:GPU')]
-    for plane in device_planes:
-        lines = [line for line in plane.lines if line.name in DEVICE_OP_LINES]
-        if lines:
-            for line in lines:
-                for event in line.events:
-                    add(event.name, event)
-            continue
-        for line in plane.lines:
+    def add_tagged(lines) -> None:  # the events that carry an hlo_op stat
+        for line in lines:
             for event in line.events:
                 op = _event_op(event)
                 if op is not None:
                     add(op, event)
+
+    device_planes = [p for p in profile.planes
+                     if p.name.startswith('/device:GPU')]
+    for plane in device_planes:
+        lines = [line for line in plane.lines if line.name in DEVICE_OP_LINES]
+        for line in lines:
+            for event in line.events:
+                add(event.name, event)
+        if not lines:
+            add_tagged(plane.lines)
     if not device_planes:
         for plane in profile.planes:
-            if not plane.name.startswith('/host:CPU'):
-                continue
-            for line in plane.lines:
-                for event in line.events:
-                    op = _event_op(event)
-                    if op is not None:
-                        add(op, event)
+            if plane.name.startswith('/host:CPU'):
+                add_tagged(plane.lines)
     return {op: (int(c), float(t)) for op, (c, t) in totals.items()}
 
 
