@@ -162,9 +162,11 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         fig.tight_layout()
         paths += _save(fig, out_dir, 'eigenvalues')
 
-    # Learning rate, loss, alignment, E_k(target) vs step.
+    # Learning rate, loss, lambda_1, alignment, E_k(target) vs step: the runs
+    # (e.g. Kopitkov & Indelman's learning-rate schedules) side by side.
     panels = [('lr', 'learning rate', 'loss', True),
               ('loss', 'training loss', 'loss', True),
+              ('lambda_1', r'top eigenvalue $\lambda_1(K_t)$', 'eigenvalue', True),
               ('alignment', r'alignment $A(K_t, Y)$', 'alignment', False),
               ('alignment_centered', r'centred alignment $A(HK_tH, HY)$',
                'alignment_centered', False)]
@@ -185,7 +187,9 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 line = rows[rows['run'] == run].groupby('step')['lr'].mean()
                 ax.step(line.index, line.values, where='post', label=run)
         else:
-            rows = train[train['metric'] == metric]
+            rows = train[train['metric'] == source]
+            if metric == 'lambda_1':
+                rows = rows[rows['rank'] == 1]
             if 'kernel' in rows.columns:
                 inf = rows[rows['kernel'] == 'infinite']
                 rows = rows[rows['kernel'] != 'infinite']
