@@ -281,6 +281,40 @@ PARTS = {NTKEXP_STRUCTURED + '_FACTORS': structured_factors_fn}
 TIMED_ONLY = {**BOUNDS, **PARTS}
 
 
+#: Every name ``--empirical-impl`` takes: neural-tangents' implementations,
+#: ntkexp's structured NTK and its variants, the bounds and parts.
+EMPIRICAL_CHOICES = ([i.name for i in nt.NtkImplementation]
+                     + list(NTKEXP_CONTRACTIONS) + list(NTKEXP_PRODUCTS)
+                     + list(TIMED_ONLY))
+
+
+def empirical_wrn(n: int, side: int, wrn_k: int
+                  ) -> tuple[Callable, np.ndarray, Any]:
+    """The empirical NTK benchmark's WRN-10-``wrn_k`` (10 logits), its ``n``
+    random ``side x side x 3`` images and its parameters."""
+    init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * wrn_k, out_dim=10)
+    x = _images(n, side)
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    return apply_fn, x, params
+
+
+def empirical_method_fn(name: str, apply_fn: Callable
+                        ) -> tuple[Callable, bool]:
+    """``(f(x, params), is_kernel)`` for an :data:`EMPIRICAL_CHOICES` name:
+    the kernel ``k(x, x)`` of an implementation, or (``is_kernel`` False) the
+    function a bound or part times."""
+    if name in TIMED_ONLY:
+        return TIMED_ONLY[name](apply_fn), False
+    if name in NTKEXP_CONTRACTIONS or name in NTKEXP_PRODUCTS:
+        ntk_fn = structured_ntk.structured_ntk_fn(
+            apply_fn, conv_contraction=NTKEXP_CONTRACTIONS.get(name, 'auto'),
+            products=NTKEXP_PRODUCTS.get(name, 'default'))
+    else:
+        ntk_fn = nt.empirical_ntk_fn(
+            apply_fn, implementation=nt.NtkImplementation[name], vmap_axes=0)
+    return (lambda x, params: ntk_fn(x, None, params)), True
+
+
 def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
                     implementations: Optional[Sequence[str]] = None
                     ) -> list[dict[str, Any]]:
@@ -289,35 +323,24 @@ def bench_empirical(n: int, side: int, wrn_k: int, repeats: int,
     the two bounds on any implementation (:data:`BOUNDS`: the time of
     :func:`cotangent_floor_fn` and of :func:`weight_gradients_fn`); names in
     :data:`PARTS` time a part of ntkexp's structured NTK."""
-    init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * wrn_k, out_dim=10)
-    x = _images(n, side)
-    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    apply_fn, x, params = empirical_wrn(n, side, wrn_k)
     rows, reference, t_ref = [], None, None
     for name in implementations or EMPIRICAL_METHODS:
         row = dict(benchmark='empirical_ntk', arch=f'wrn-10-{wrn_k}', n=n,
                    input=f'{side}x{side}x3', method=name,
                    n_params=models.count_params(params))
         try:
-            if name in TIMED_ONLY:
-                bound_fn = jax.jit(TIMED_ONLY[name](apply_fn))
-                seconds, _ = timed(lambda: bound_fn(x, params), repeats)
+            fn, is_kernel = empirical_method_fn(name, apply_fn)
+            fn = jax.jit(fn)
+            if not is_kernel:
+                seconds, _ = timed(lambda: fn(x, params), repeats)
                 row.update(seconds=seconds, entries_per_s=n * n / seconds,
                            peak_bytes=peak_bytes())
                 if t_ref is not None:
                     row['ratio_vs_jacobian_contraction'] = t_ref / seconds
                 rows.append(row)
                 continue
-            if name in NTKEXP_CONTRACTIONS:
-                ntk_fn = jax.jit(structured_ntk.structured_ntk_fn(
-                    apply_fn, conv_contraction=NTKEXP_CONTRACTIONS[name]))
-            elif name in NTKEXP_PRODUCTS:
-                ntk_fn = jax.jit(structured_ntk.structured_ntk_fn(
-                    apply_fn, products=NTKEXP_PRODUCTS[name]))
-            else:
-                ntk_fn = jax.jit(nt.empirical_ntk_fn(
-                    apply_fn, implementation=nt.NtkImplementation[name],
-                    vmap_axes=0))
-            seconds, out = timed(lambda: ntk_fn(x, None, params), repeats)
+            seconds, out = timed(lambda: fn(x, params), repeats)
             out = np.asarray(out)
             if reference is None:
                 reference, t_ref = out, seconds
@@ -370,9 +393,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         choices=sorted(ARCHITECTURES),
                         help='infinite-width architectures (default: all)')
     parser.add_argument('--empirical-impl', nargs='*', default=None,
-                        choices=[i.name for i in nt.NtkImplementation] +
-                        list(NTKEXP_CONTRACTIONS) + list(NTKEXP_PRODUCTS)
-                        + list(TIMED_ONLY),
+                        choices=EMPIRICAL_CHOICES,
                         help='empirical NTK implementations and bounds '
                         '(default: ' + ' '.join(EMPIRICAL_METHODS) +
                         '; ratios are to the first)')

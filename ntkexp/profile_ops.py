@@ -143,14 +143,15 @@ def describe(op: str, instructions: dict, computations: dict) -> tuple[str, str,
     return opcode, shape[:120], contents
 
 
-def profile_ops(fn: Callable, args: Sequence[Any], repeats: int = 3
-                ) -> pd.DataFrame:
+def profile_ops(fn: Callable, args: Sequence[Any], repeats: int = 3,
+                hlo: str | None = None) -> pd.DataFrame:
     """Device time per XLA operation of ``jax.jit(fn)(*args)``.
 
     Args:
         fn: the function; it is jitted and compiled before tracing.
         args: its arguments.
         repeats: calls traced after a warm-up (times are per call).
+        hlo: a path to write the compiled (optimised) HLO to, if given.
 
     Returns:
         One row per operation, longest first: ``op``, ``calls`` (per
@@ -158,6 +159,10 @@ def profile_ops(fn: Callable, args: Sequence[Any], repeats: int = 3
         operations' total, ``opcode``, ``shape``, ``contents``.
     """
     compiled = jax.jit(fn).lower(*args).compile()
+    text = compiled.as_text()
+    if hlo:
+        with open(hlo, 'w', encoding='utf-8') as file:
+            file.write(text)
     jax.block_until_ready(compiled(*args))
     directory = tempfile.mkdtemp(prefix='ntkexp_profile_')
     with jax.profiler.trace(directory):
@@ -168,7 +173,7 @@ def profile_ops(fn: Callable, args: Sequence[Any], repeats: int = 3
     if not paths:
         raise RuntimeError(f'jax.profiler wrote no trace under {directory}')
     durations = op_durations(ProfileData.from_file(paths[0]))
-    instructions, computations = parse_hlo(compiled.as_text())
+    instructions, computations = parse_hlo(text)
     rows = []
     for op, (count, total_ns) in durations.items():
         opcode, shape, contents = describe(op, instructions, computations)
@@ -183,32 +188,13 @@ def profile_ops(fn: Callable, args: Sequence[Any], repeats: int = 3
 
 
 def _empirical_target(args: argparse.Namespace) -> tuple[Callable, tuple]:
-    from ntkexp import bench, models, structured_ntk  # pylint: disable=g-import-not-at-top
-    init_fn, apply_fn, _ = models.wrn(depth=10, width=16 * args.wrn_k,
-                                      out_dim=10)
-    x = np.random.RandomState(0).randn(
-        args.n, args.side, args.side, 3).astype(np.float32)
-    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
-    method = args.method
-    known = (set(bench.TIMED_ONLY) | set(bench.NTKEXP_CONTRACTIONS)
-             | set(bench.NTKEXP_PRODUCTS)
-             | {i.name for i in bench.nt.NtkImplementation})
-    if method not in known:
-        raise SystemExit(f'--method {method}: expected one of '
-                         + ' '.join(sorted(known)))
-    if method in bench.TIMED_ONLY:
-        part = bench.TIMED_ONLY[method](apply_fn)
-        return part, (x, params)
-    if method in bench.NTKEXP_CONTRACTIONS or method in bench.NTKEXP_PRODUCTS:
-        kernel = structured_ntk.structured_ntk_fn(
-            apply_fn,
-            conv_contraction=bench.NTKEXP_CONTRACTIONS.get(method, 'auto'),
-            products=bench.NTKEXP_PRODUCTS.get(method, 'default'))
-    else:
-        kernel = bench.nt.empirical_ntk_fn(
-            apply_fn, implementation=bench.nt.NtkImplementation[method],
-            vmap_axes=0)
-    return (lambda a, p: kernel(a, None, p)), (x, params)
+    from ntkexp import bench  # pylint: disable=g-import-not-at-top
+    if args.method not in bench.EMPIRICAL_CHOICES:
+        raise SystemExit(f'--method {args.method}: expected one of '
+                         + ' '.join(sorted(bench.EMPIRICAL_CHOICES)))
+    apply_fn, x, params = bench.empirical_wrn(args.n, args.side, args.wrn_k)
+    fn, _ = bench.empirical_method_fn(args.method, apply_fn)
+    return fn, (x, params)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

@@ -496,6 +496,12 @@ PRODUCTS = {'default': None,
             'bf16x9': lax.DotAlgorithmPreset.BF16_BF16_F32_X9}
 
 
+def _check_products(products: str) -> None:
+    if products not in PRODUCTS:
+        raise ValueError(f'products={products!r}: expected one of '
+                         f'{tuple(PRODUCTS)}')
+
+
 def products_precision(products: str, dtype: Any) -> Any:
     """The ``precision=`` of the terms' products for factors of ``dtype``.
 
@@ -504,9 +510,7 @@ def products_precision(products: str, dtype: Any) -> Any:
             ``'default'`` on a backend other than a GPU (the CPU's dot
             products take no such algorithms).
     """
-    if products not in PRODUCTS:
-        raise ValueError(f'products={products!r}: expected one of '
-                         f'{tuple(PRODUCTS)}')
+    _check_products(products)
     if products == 'default' or jnp.dtype(dtype) != jnp.float32:
         return None
     if jax.default_backend() != 'gpu':
@@ -550,9 +554,7 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
             ``(batch, logits)`` array, or ``products`` other than
             ``'default'`` off a GPU.
     """
-    if products not in PRODUCTS:
-        raise ValueError(f'products={products!r}: expected one of '
-                         f'{tuple(PRODUCTS)}')
+    _check_products(products)
     if conv_contraction not in CONV_CONTRACTIONS:
         raise ValueError(f'conv_contraction={conv_contraction!r}: expected '
                          f'one of {CONV_CONTRACTIONS}')

@@ -193,17 +193,13 @@ def kernel_profile(arch: str, side: int, n: int, repeats: int = 3,
         Up to ``top`` rows ``{name, calls, us_per_pair, share, opcode, shape,
         contents}``, largest first.
     """
-    import pathlib  # pylint: disable=g-import-not-at-top
     from ntkexp import profile_ops  # pylint: disable=g-import-not-at-top
     net, x1, x2 = _net_and_images(arch, side, n)
 
     def fn(a, b):
         return recursion.kernel(net, a, b, ('ntk',))['ntk']
 
-    if hlo:
-        pathlib.Path(hlo).write_text(
-            jax.jit(fn).lower(x1, x2).compile().as_text())
-    frame = profile_ops.profile_ops(fn, (x1, x2), repeats)
+    frame = profile_ops.profile_ops(fn, (x1, x2), repeats, hlo=hlo)
     return [dict(name=row.op, calls=row.calls, us_per_pair=row.us / (n * n),
                  share=row.share, opcode=row.opcode, shape=row.shape,
                  contents=row.contents)
