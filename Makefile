@@ -13,7 +13,7 @@ TEST_JOBS ?= $(shell n=$$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2); echo
 PYTEST := $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow bench collect plot clean \
+.PHONY: help install run test test-slow bench collect plot clean xla-gpu-model \
         repro-jacot2018 repro-lee2020 repro-kopitkov2019 repro-resnet-ntk repro-nads
 
 help: ## List the targets
@@ -40,6 +40,23 @@ test-slow: $(STAMP) ## Run every test, slow ones included
 bench: $(STAMP) ## Benchmark against plain neural-tangents (float32, then the kernels in float64, as runs use); CSVs under results/bench/
 	$(PY) -m ntkexp.bench
 	$(PY) -m ntkexp.bench --only infinite --dtype float64
+
+# The kernels as XLA compiles them for an H100, on a machine without one
+# (ntkexp/xla_gpu_model.py): JAX's CUDA plugin in an environment of its own.
+XLA_GPU_VENV ?= .venv-xla-gpu
+XLA_GPU_ARGS ?= --arch myrtle5,cnn_gap,wrn --n 32 --variants default,separate_ntk,padded_first,separate_padded
+$(XLA_GPU_VENV)/.installed: $(STAMP)
+	$(PYTHON) -m venv $(XLA_GPU_VENV)
+	jaxlib=$$($(PY) -c 'import jaxlib; print(jaxlib.__version__)'); \
+	  $(XLA_GPU_VENV)/bin/python -m pip install -q "jax==$$jaxlib" "jaxlib==$$jaxlib" \
+	    "jax-cuda13-plugin==$$jaxlib" "jax-cuda13-pjrt==$$jaxlib"
+	site=$$($(XLA_GPU_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])'); \
+	  $(PY) -c 'import site; print(site.getsitepackages()[0])' > $$site/zz_ntkexp.pth; \
+	  echo "$(CURDIR)" >> $$site/zz_ntkexp.pth
+	touch $@
+
+xla-gpu-model: $(XLA_GPU_VENV)/.installed ## Model the fast kernels as compiled for an H100, without one (XLA_GPU_ARGS)
+	JAX_PLATFORMS=cpu $(XLA_GPU_VENV)/bin/python -m ntkexp.xla_gpu_model $(XLA_GPU_ARGS)
 
 clean: ## Remove run records (not results/)
 	rm -rf runs outputs multirun

@@ -336,6 +336,54 @@ def test_fusion_switches_change_nothing(name, monkeypatch):
 
 
 @pytest.mark.parametrize('name', [
+    'myrtle5_ntk', 'cnn_gap_gelu_standard', 'wrn10_ntk',
+    pytest.param('myrtle5_standard_bias', marks=pytest.mark.slow),
+    pytest.param('cnn_gap_filter2', marks=pytest.mark.slow)])
+@pytest.mark.parametrize('separate, padded', [(True, False), (False, True),
+                                              (True, True)])
+def test_layout_switches_equal_neural_tangents(name, separate, padded,
+                                               monkeypatch):
+    """``SEPARATE_NTK_SHIFT_SUM`` (``alpha S(Sigma) + beta S(Theta)``) and
+    ``PADDED_FIRST_LAYER`` (the first covariance written padded, the
+    activation masked on the padding, the next convolution as plain slices)
+    give neural-tangents' kernels to float64 rounding, for cross blocks and
+    for ``k(x, None)`` (the flat pairing), biases, other activations, even
+    filters (asymmetric padding) and residual blocks included."""
+    fn, kwargs, side, channels = (CASES.get(name) or SLOW_CASES[name])
+    _, _, fast = fn(**kwargs)
+    x = _images(3, side, channels, 2)
+    with jax.enable_x64(True):
+        # k(x, None) with the switches off (its own tests compare it with
+        # neural-tangents, whose jitted diagonal carries FMA noise).
+        before = jax.jit(fast, static_argnames='get')(x, None, get='ntk')
+        monkeypatch.setattr(recursion, 'SEPARATE_NTK_SHIFT_SUM', separate)
+        monkeypatch.setattr(recursion, 'PADDED_FIRST_LAYER', padded)
+        _compare((fn, kwargs, side, channels), np.float64, 1e-11)
+        after = jax.jit(fast, static_argnames='get')(x, None, get='ntk')
+    np.testing.assert_allclose(np.asarray(after), np.asarray(before),
+                               rtol=1e-13)
+
+
+def test_padded_first_layer_pads_the_first_product(monkeypatch):
+    """With ``PADDED_FIRST_LAYER`` the first matmul of Myrtle-5 writes the
+    ``(H + 2)^2 (W + 2)^2`` padded covariance and no ``pad`` of a pair
+    covariance remains before the second convolution; off, it writes ``H^2
+    W^2``."""
+    net = models.myrtle(depth=5, width=8)[2].net
+    x = np.zeros((2, 6, 6, 3), np.float32)
+
+    def first_product(padded):
+        monkeypatch.setattr(recursion, 'PADDED_FIRST_LAYER', padded)
+        text = str(jax.make_jaxpr(
+            lambda a, b: recursion.kernel(net, a, b, get=('ntk',)))(x, x))
+        return re.findall(r'f32\[2,2,(\d+),(\d+),(\d+),(\d+)\] = dot_general',
+                          text)
+
+    assert first_product(False) == [('6', '6', '6', '6')]
+    assert first_product(True) == [('8', '8', '8', '8')]
+
+
+@pytest.mark.parametrize('name', [
     'myrtle5_ntk', pytest.param('wrn10_ntk', marks=pytest.mark.slow)])
 def test_kernel_in_steps_equals_one_step(name):
     """``step_entries`` cuts a block into steps of rows of ``x1`` and, below

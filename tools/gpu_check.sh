@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures still owed by issues 9 and 10, in one device call (< 5.5 min).
+# The GPU figures still owed by issues 9 and 10, in one device call (< 7.5 min).
 #
 # Prepare here (once per checkout): the GPU machine has Python 3.12 and jax, but not
 # neural-tangents, hydra-core, omegaconf, antlr4-python3-runtime or frozendict. Download
@@ -8,7 +8,7 @@
 # frozendict); antlr4-python3-runtime 4.9.3 has no wheel on the index:
 # `.venv/bin/python -m pip wheel --no-deps antlr4-python3-runtime==4.9.3 -w .whl`.
 #
-# Run: device `run` with carry [".whl"], command `bash tools/gpu_check.sh`, timeout_s 330.
+# Run: device `run` with carry [".whl"], command `bash tools/gpu_check.sh`, timeout_s 480.
 # Dry run on a CPU (small sizes; the tensor-core rows say "needs a GPU"):
 #   DRY=1 OUT=/tmp/gpu_check PYTHON=.venv/bin/python bash tools/gpu_check.sh
 #
@@ -18,7 +18,13 @@
 # neural-tangents, CNN-GAP 7.3x, WRN-10-1 6.4x, no Pallas kind faster than XLA; the
 # structured NTK 2.56-2.64x Jacobian contraction, its weight-gradient bound 2.86x, the
 # cotangent floor 3.98x; its products as TF32 x3 no faster. What is left is knowing
-# where the time goes:
+# where the time goes, and timing what the fifteenth session built without a GPU:
+#   0. issue 10: Myrtle-5 and CNN-GAP with the recursion variants separate_ntk,
+#      padded_first and separate_padded (recursion.SEPARATE_NTK_SHIFT_SUM,
+#      PADDED_FIRST_LAYER; off until timed), side by side with neural-tangents and the
+#      default. XLA's program for an H100, compiled here without one and modelled
+#      kernel by kernel (ntkexp/xla_gpu_model.py, results/bench/session15/), puts
+#      separate_padded 9.6% (Myrtle-5) and 16% (CNN-GAP) below the default.
 #   1. issue 9: the WRN-10-4 empirical NTK (64x64 inputs, 16 images, logits traced):
 #      Jacobian contraction, ntkexp's structured NTK, its factors alone (taps and
 #      backward passes, no contractions), and its products as bfloat16 x6 / x9.
@@ -64,6 +70,10 @@ EOF
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
+step fastconv_variants 150 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+  -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
+  --variants default,separate_ntk,padded_first,separate_padded \
+  --out "$OUT/fastconv_variants.csv"
 step empirical 110 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON -m ntkexp.bench \
   --only empirical --n image=$EMP_SIDE empirical_n=$EMP_N wrn_k=$WRN_K --repeats 5 \
   --empirical-impl JACOBIAN_CONTRACTION NTKEXP_STRUCTURED NTKEXP_STRUCTURED_FACTORS \

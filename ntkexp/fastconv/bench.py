@@ -101,6 +101,13 @@ VARIANTS = {
     # whose arrays fit the L2 cache against fewer, larger launches).
     **{f'steps_2p{p}': dict(STEP_ENTRIES=2 ** p, STEP_ENTRIES_CPU=2 ** p)
        for p in (20, 22, 24, 27, 28)},
+    # A convolution's NTK map as alpha S(Sigma) + beta S(Theta) (fifteenth
+    # session; recursion.SEPARATE_NTK_SHIFT_SUM), the first layer's covariance
+    # written with the next convolution's padding (PADDED_FIRST_LAYER), both.
+    'separate_ntk': dict(SEPARATE_NTK_SHIFT_SUM=True),
+    'padded_first': dict(PADDED_FIRST_LAYER=True),
+    'separate_padded': dict(SEPARATE_NTK_SHIFT_SUM=True,
+                            PADDED_FIRST_LAYER=True),
     # The recursion as it was in the third session (its GPU figures).
     'session3': dict(BATCHED_FIRST_MATMUL=False, MATERIALIZE_PADDED=False,
                      OFFSET_SELF_COVARIANCE=False, STEP_ENTRIES_CPU=2 ** 26),

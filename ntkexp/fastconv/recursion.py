@@ -91,6 +91,24 @@ MATERIALIZE_CONV_OUTPUT = False
 # long in float64 and 1.4x in float32 (docs/fastconv.md). Packing the ReLUs before convolutions or pools
 # made no difference above the CPU's noise (Myrtle-5, float32 and float64).
 PACK_RELU_OUTPUTS = 'auto'
+# Whether a convolution's NTK map shift-sums Sigma and Theta separately,
+# ``Theta' = alpha S(Sigma) + beta S(Theta) + gamma``, sharing ``S(Sigma)`` with
+# the NNGP map, instead of ``S(alpha Sigma + beta Theta) + gamma`` (the same
+# sums, in another order): ``'auto'`` (off on every backend until timed on a
+# GPU), True or False. On an H100, XLA writes one of a convolution's two
+# shift-sums to memory and fuses the other into the ReLU (+ pool) after it; in
+# the combined form it also writes ``alpha Sigma + beta Theta``, one more
+# covariance read and written per layer (docs/fastconv.md, "Compiled for an
+# H100 without one").
+SEPARATE_NTK_SHIFT_SUM = 'auto'
+# Whether the first layer's matmul writes its covariance with the next
+# convolution's zero padding around it (zero patches around the images, so no
+# pass of its own), when an activation and a convolution follow it at full
+# resolution (Myrtle, CNN-GAP): the activation then runs on the padded
+# covariance (its padding masked back to 0) and the convolution's ``k^2``
+# shifted reads are plain slices, without the bounds checks of a fused pad.
+# ``'auto'`` (off on every backend until timed on a GPU), True or False.
+PADDED_FIRST_LAYER = 'auto'
 # Whether :func:`self_variances` carries the self covariance only at the
 # offsets the pools need (False: the whole ``(b, H, W, H, W)``, as before).
 OFFSET_SELF_COVARIANCE = True
@@ -99,14 +117,39 @@ OFFSET_SELF_COVARIANCE = True
 def pack_relu_outputs() -> bool:
     """Whether :data:`PACK_RELU_OUTPUTS` is on for the default backend."""
     if PACK_RELU_OUTPUTS == 'auto':
-        return jax.default_backend() == 'cpu'
+        return target_backend() == 'cpu'
     return bool(PACK_RELU_OUTPUTS)
+
+
+#: The backend the ``'auto'`` settings above are chosen for: None for
+#: ``jax.default_backend()``; ``ntkexp.xla_gpu_model`` sets ``'gpu'`` while it
+#: compiles for a GPU from a CPU-only process.
+TARGET_BACKEND: Optional[str] = None
+
+
+def target_backend() -> str:
+    """:data:`TARGET_BACKEND`, or ``jax.default_backend()``."""
+    return TARGET_BACKEND or jax.default_backend()
+
+
+def separate_ntk_shift_sum() -> bool:
+    """Whether :data:`SEPARATE_NTK_SHIFT_SUM` is on for the default backend."""
+    if SEPARATE_NTK_SHIFT_SUM == 'auto':
+        return False
+    return bool(SEPARATE_NTK_SHIFT_SUM)
+
+
+def padded_first_layer() -> bool:
+    """Whether :data:`PADDED_FIRST_LAYER` is on for the default backend."""
+    if PADDED_FIRST_LAYER == 'auto':
+        return False
+    return bool(PADDED_FIRST_LAYER)
 
 
 def materialize_padded() -> bool:
     """Whether :data:`MATERIALIZE_PADDED` is on for the default backend."""
     if MATERIALIZE_PADDED == 'auto':
-        return jax.default_backend() == 'cpu'
+        return target_backend() == 'cpu'
     return bool(MATERIALIZE_PADDED)
 
 
@@ -214,7 +257,7 @@ def conv_pads(size: int, k: int, stride: int = 1) -> tuple[int, int, int]:
 
 
 def shift_sum(a: jax.Array, axis_groups: Sequence[Sequence[int]],
-              k: int, stride: int = 1) -> jax.Array:
+              k: int, stride: int = 1, padded: bool = False) -> jax.Array:
     """``sum_d a[.., p + d, .., p' + d, ..]`` over SAME filter offsets ``d``.
 
     Each group of axes (e.g. ``(h, h')``) is shifted together by ``d_g in
@@ -231,13 +274,24 @@ def shift_sum(a: jax.Array, axis_groups: Sequence[Sequence[int]],
         stride: convolution stride; the grouped axes shrink to
             ``ceil(size / stride)`` (the strided SAME convolution of WRN's
             down-sampling blocks: ``sum_d a[s p + d - lo, s p' + d - lo]``).
+        padded: ``a`` already carries the SAME zero padding on the grouped
+            axes (stride 1 only): the shifted copies are plain slices of it.
 
     Returns:
-        An array of ``a``'s shape (grouped axes strided).
+        An array of ``a``'s shape (grouped axes strided; without the padding
+        for ``padded``).
     """
     if k == 1 and stride == 1:
         return a
     groups = [[ax % a.ndim for ax in axes] for axes in axis_groups]
+    if padded:
+        if stride != 1:
+            raise ValueError('shift_sum(padded=True) takes stride 1 only.')
+        sizes = list(a.shape)
+        for axes in groups:
+            for ax in axes:
+                sizes[ax] -= k - 1
+        return _sum_of_slices(a, groups, sizes, [1] * a.ndim, k)
     pads = [(0, 0, 0)] * a.ndim
     sizes = list(a.shape)
     strides = [1] * a.ndim
@@ -250,9 +304,17 @@ def shift_sum(a: jax.Array, axis_groups: Sequence[Sequence[int]],
     padded = jax.lax.pad(a, jnp.zeros((), a.dtype), pads)
     if materialize_padded():
         padded = jax.lax.optimization_barrier(padded)
+    return _sum_of_slices(padded, groups, sizes, strides, k)
+
+
+def _sum_of_slices(padded: jax.Array, groups: Sequence[Sequence[int]],
+                   sizes: Sequence[int], strides: Sequence[int],
+                   k: int) -> jax.Array:
+    """The ``k ** len(groups)`` shifted slices of ``padded`` (each group's
+    axes offset together), summed: the body of :func:`shift_sum`."""
     out = None
     for offsets in itertools.product(range(k), repeat=len(groups)):
-        start = [0] * a.ndim
+        start = [0] * padded.ndim
         for j, axes in zip(offsets, groups):
             for ax in axes:
                 start[ax] = j
@@ -269,6 +331,13 @@ def conv_full(a: jax.Array, k: int, stride: int = 1) -> jax.Array:
     return shift_sum(a, ((-4, -2), (-3, -1)), k, stride)
 
 
+def conv_full_padded(a: jax.Array, k: int) -> jax.Array:
+    """:func:`conv_full` of a covariance that already carries the SAME zero
+    padding, ``(..., H + k - 1, W + k - 1, H + k - 1, W + k - 1) -> (..., H,
+    W, H, W)``."""
+    return shift_sum(a, ((-4, -2), (-3, -1)), k, padded=True)
+
+
 def conv_diag(a: jax.Array, k: int, stride: int = 1) -> jax.Array:
     """Unnormalised conv map on the spatial diagonal ``(..., H, W)``."""
     return shift_sum(a, ((-2,), (-1,)), k, stride)
@@ -283,10 +352,17 @@ def conv_step(nngp: jax.Array, ntk: Optional[jax.Array], *, k: int,
     ``Sigma' = scale S(Sigma) + shift`` and, linear in ``(Sigma, Theta)`` so in
     one pass, ``Theta' = S(alpha Sigma + beta Theta) + gamma``, with ``S`` the
     shift-sum ``conv`` (:func:`conv_full` or :func:`conv_diag`) and the
-    constants of :meth:`ConvNet.conv_ntk_coeffs`. ``ntk`` may be None.
+    constants of :meth:`ConvNet.conv_ntk_coeffs`. ``ntk`` may be None. With
+    :func:`separate_ntk_shift_sum`, ``Theta' = alpha S(Sigma) + beta S(Theta) +
+    gamma``, ``S(Sigma)`` shared with the NNGP.
     """
-    if ntk is not None:
-        ntk = conv(alpha * nngp + beta * ntk, k) + gamma
+    if ntk is None:
+        return scale * conv(nngp, k) + shift, None
+    if separate_ntk_shift_sum():
+        summed = conv(nngp, k)
+        return (scale * summed + shift,
+                alpha * summed + beta * conv(ntk, k) + gamma)
+    ntk = conv(alpha * nngp + beta * ntk, k) + gamma
     return scale * conv(nngp, k) + shift, ntk
 
 
@@ -623,6 +699,9 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
     # Extra arguments of the next fused step (below): its input as the first
     # layer's product, with the ReLU before its convolution.
     step_input = {}
+    # The padding mask while the covariances carry the next convolution's
+    # zero padding (PADDED_FIRST_LAYER), else None.
+    padding = None
     i = relu_index = 0
     if (getattr(conv_relu, 'fuses_input_relu', False) and need_ntk and full
             and tuple(layers[1:4]) == (RELU, CONV, RELU)):
@@ -646,7 +725,14 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         # First convolution straight from the patches: its unnormalised conv
         # of the input covariance x x' / C is <patch, patch'> / C (Arora et
         # al. 2019, Eq. 7).
-        raw = pairing.first(pt1, pt2)
+        if (padded_first_layer() and full and k > 1 and conv_relu is None
+                and tuple(layers[1:3]) == (RELU, CONV)):
+            # Already padded for the convolution after the activation (see
+            # PADDED_FIRST_LAYER): zero patches give zero products.
+            padding = _padding_mask(spatial, k)
+            raw = pairing.first(pad_images(pt1, k), pad_images(pt2, k))
+        else:
+            raw = pairing.first(pt1, pt2)
         nngp = scale * (raw / in_channels) + b2
         ntk = alpha * (raw / in_channels) + gamma if need_ntk else None
     channels = net.width
@@ -654,12 +740,22 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         i += 1
         layer = layers[i]
         if layer == RELU:
-            v1, v2 = pairing.expand(vars1[relu_index], vars2[relu_index])
+            var1, var2 = vars1[relu_index], vars2[relu_index]
+            if padding is not None:
+                var1, var2 = pad_images(var1, k), pad_images(var2, k)
+            v1, v2 = pairing.expand(var1, var2)
             relu_index += 1
             # Packed before the readout (see PACK_RELU_OUTPUTS).
             nngp, ntk = activation_pair(net.activation, nngp,
                                         ntk if need_ntk else None, v1, v2,
                                         pack=i + 1 == len(layers))
+            if padding is not None:
+                # Zero outside the images (biases, 0 / 0 at zero variances).
+                inside1, inside2 = pairing.expand(padding, padding)
+                inside = inside1 & inside2
+                nngp = jnp.where(inside, nngp, 0.)
+                if ntk is not None:
+                    ntk = jnp.where(inside, ntk, 0.)
         elif (layer == CONV and conv_relu is not None and need_ntk and full
               and i + 1 < len(layers) and layers[i + 1] == RELU):
             # Convolution + ReLU (+ the average pool that follows) fused
@@ -675,9 +771,11 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
             i += 1 + skip
         elif layer == CONV:
             alpha, beta, gamma = net.conv_ntk_coeffs(channels)
-            nngp, ntk = conv_step(nngp, ntk, k=k, scale=scale, shift=b2,
-                                  alpha=alpha, beta=beta, gamma=gamma,
-                                  conv=conv)
+            nngp, ntk = conv_step(
+                nngp, ntk, k=k, scale=scale, shift=b2, alpha=alpha,
+                beta=beta, gamma=gamma,
+                conv=conv if padding is None else conv_full_padded)
+            padding = None
         elif layer == POOL:
             nngp = avg_pool_full(nngp, net.pool)
             if need_ntk:
@@ -708,6 +806,15 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
             out['ntk'] = (in_width * nngp_m + w2 * ntk_m +
                           (0.0 if net.b_std is None else 1.0))
     return {g: out[g] for g in get}
+
+
+def _padding_mask(spatial: tuple[int, int], k: int) -> jax.Array:
+    """``(1, H + k - 1, W + k - 1)``: True on the image, False on the SAME
+    zero padding of a ``k x k`` filter (as :func:`pad_images`)."""
+    lo, _ = _same_pads(k)
+    inside = np.zeros((1, spatial[0] + k - 1, spatial[1] + k - 1), bool)
+    inside[:, lo:lo + spatial[0], lo:lo + spatial[1]] = True
+    return jnp.asarray(inside)
 
 
 def _fused_pool(net: ConvNet, conv_index: int,
@@ -756,7 +863,7 @@ STEP_ENTRIES_CPU = 2 ** 20
 def default_step_entries() -> int:
     """:data:`STEP_ENTRIES_CPU` on a CPU backend, :data:`STEP_ENTRIES`
     otherwise."""
-    return (STEP_ENTRIES_CPU if jax.default_backend() == 'cpu'
+    return (STEP_ENTRIES_CPU if target_backend() == 'cpu'
             else STEP_ENTRIES)
 
 

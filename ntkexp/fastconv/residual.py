@@ -283,10 +283,15 @@ class _PairOps(_Ops):
     def conv(self, state, k, stride, std):
         nngp, ntk = state
         scale, b2 = _scale(std, k), self.net.bias_var
+        summed = recursion.conv_full(nngp, k, stride)
         if ntk is not None:
-            # NTK parameterisation: Theta' = W^2/k^2 sum_d (Sigma + Theta) + b^2.
-            ntk = scale * recursion.conv_full(nngp + ntk, k, stride) + b2
-        return scale * recursion.conv_full(nngp, k, stride) + b2, ntk
+            # NTK parameterisation: Theta' = W^2/k^2 sum_d (Sigma + Theta) + b^2
+            # (the two shift-sums apart: recursion.SEPARATE_NTK_SHIFT_SUM).
+            if recursion.separate_ntk_shift_sum():
+                ntk = scale * (summed + recursion.conv_full(ntk, k, stride)) + b2
+            else:
+                ntk = scale * recursion.conv_full(nngp + ntk, k, stride) + b2
+        return scale * summed + b2, ntk
 
     def add(self, a, b):
         return a[0] + b[0], (None if a[1] is None else a[1] + b[1])

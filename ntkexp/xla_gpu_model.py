@@ -1,0 +1,402 @@
+"""An H100's compiled program of a kernel, read on a machine without a GPU.
+
+XLA compiles for a GPU it does not have when it is given the GPU's description
+(a *deviceless* topology: ``jax.experimental.topologies.get_topology_desc(
+platform='cuda', target_config=...)``, here :data:`H100_TARGET_CONFIG`, an
+H100 SXM's figures). The compiled program is the one the GPU would run, up to
+what XLA can only settle on the device (its autotuning of matrix products).
+With ``xla_dump_to`` it leaves, per compiled program:
+
+* the optimised HLO (``*after_optimizations.txt``): every fusion, its
+  operands' and results' shapes;
+* the thunk sequence (``*thunk_sequence.txt``): every kernel launch in order,
+  with its grid and block sizes;
+* the PTX of every kernel (``*.ptx``).
+
+:func:`kernel_table` reads them into one row per kernel launch (those inside a
+``while`` body once, the body of ``lax.map``'s loop when there is one) and a
+roofline estimate per launch: the larger of its operands and results over
+:data:`BANDWIDTH` (each array read once: caches absorb a stencil's repeated
+reads) and its threads times the PTX instructions of its kernel over
+:data:`ISSUE_RATE` (one instruction per clock per scheduler; a kernel's
+straight-line PTX is what each thread runs, loops counted once). This is a
+model, not a measurement: for the 32x32 Myrtle-5 NTK it gives 15.5 us per pair
+where the H100 measured 26 (``results/bench/session14/``), and of the two
+variants measured there it ranks both as the H100 did (``materialize_on``
+slower by 6% in the model, 8% measured; ``materialize_conv`` 38% / 15%).
+Use it to find which kernels carry the time and to rank variants before a GPU
+run times them, never as a GPU figure.
+
+Needs JAX's CUDA plugin of the installed jaxlib's version (``pip install
+jax-cuda13-plugin==<jaxlib version>``; no GPU, driver or CUDA install is
+needed to compile). With it in the environment JAX would try the GPU first, so
+keep it in a virtual environment of its own (``make xla-gpu-model`` builds one,
+``.venv-xla-gpu``, and runs the Myrtle-5 variants there), and set
+``JAX_PLATFORMS=cpu`` before Python starts: the plugin then serves only the
+deviceless compilations.
+
+Usage::
+
+    JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --arch myrtle5 --n 32 \\
+        --variants default,separate_ntk,padded_first,separate_padded \\
+        --out results/bench/session15/xla_gpu_model_myrtle5.csv
+    JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --empirical \
+        NTKEXP_STRUCTURED,WEIGHT_GRADIENTS --side 64 --n 16 --wrn-k 4
+
+With ``--empirical`` the rows are the XLA kernels of one call of the WRN
+empirical NTK benchmark (``ntkexp.bench``; its cuDNN convolutions are library
+calls the model leaves out), totals in microseconds per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+#: An H100 80GB HBM3 (SXM) as XLA's GPU compiler describes a target.
+H100_TARGET_CONFIG = """\
+gpu_device_info {
+  threads_per_block_limit: 1024
+  threads_per_warp: 32
+  shared_memory_per_block: 49152
+  shared_memory_per_core: 233472
+  threads_per_core_limit: 2048
+  core_count: 132
+  fpus_per_core: 128
+  block_dim_limit_x: 2147483647
+  block_dim_limit_y: 65535
+  block_dim_limit_z: 65535
+  memory_bandwidth: 3352320000000
+  l2_cache_size: 52428800
+  clock_rate_ghz: 1.98
+  device_memory_size: 84929347584
+  shared_memory_per_block_optin: 232448
+  cuda_compute_capability {
+    major: 9
+  }
+  registers_per_core_limit: 65536
+  registers_per_block_limit: 65536
+}
+platform_name: "CUDA"
+dnn_version_info {
+  major: 9
+  minor: 7
+}
+runtime_version {
+  major: 13
+  minor: 0
+  patch: 0
+}
+device_description_str: "NVIDIA H100 80GB HBM3"
+"""
+
+#: HBM bandwidth of an H100 SXM (bytes / s).
+BANDWIDTH = 3.35e12
+#: Thread instructions per second: 132 SMs x 4 schedulers x 1.98 GHz x 32 lanes.
+ISSUE_RATE = 132 * 4 * 1.98e9 * 32
+
+_DTYPE_BYTES = {'pred': 1, 's8': 1, 'u8': 1, 'bf16': 2, 'f16': 2, 's16': 2,
+                'f32': 4, 's32': 4, 'u32': 4, 'f64': 8, 's64': 8, 'u64': 8,
+                'c64': 8, 'c128': 16}
+_SHAPE = re.compile(r'\b(' + '|'.join(_DTYPE_BYTES) + r')\[([\d,]*)\]')
+_INSTRUCTION = re.compile(
+    r'^\s+(?:ROOT )?%([\w.\-]+) = (.*?) ([a-z\-]+)\((.*?)\)(?:, |$)')
+_LAUNCH = re.compile(r'(\w+) grid: \[(\d+), (\d+), (\d+)\] '
+                     r'threads: \[(\d+), (\d+), (\d+)\]')
+_PTX_ENTRY = re.compile(r'\.entry (\w+)\((.*?)^\}', re.S | re.M)
+_PTX_INSTRUCTION = re.compile(r'^\s+(?:@!?%p\d+\s+)?[a-z]')
+_PTX_NOT_EXECUTED = ('.reg', '.local', '.shared', 'ld.param')
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelRow:
+    """One kernel launch of a compiled program.
+
+    Attributes:
+        kernel: the kernel's name (the fusion's, dots as underscores).
+        threads: grid times block size.
+        instructions: PTX instructions in the kernel's body (per thread).
+        bytes_in: bytes of the fusion's operands.
+        bytes_out: bytes of its results.
+    """
+    kernel: str
+    threads: int
+    instructions: int
+    bytes_in: int
+    bytes_out: int
+
+    @property
+    def memory_seconds(self) -> float:
+        return (self.bytes_in + self.bytes_out) / BANDWIDTH
+
+    @property
+    def issue_seconds(self) -> float:
+        return self.threads * self.instructions / ISSUE_RATE
+
+    @property
+    def seconds(self) -> float:
+        """The roofline estimate: the larger of the two."""
+        return max(self.memory_seconds, self.issue_seconds)
+
+
+def shape_bytes(text: str) -> int:
+    """Bytes of every array shape in an HLO type (tuples summed)."""
+    return sum(_DTYPE_BYTES[dtype] * math.prod(int(d) for d in dims.split(',')
+                                              if d)
+               for dtype, dims in _SHAPE.findall(text))
+
+
+def ptx_instructions(ptx: str) -> dict[str, int]:
+    """``{kernel: instructions}`` of a PTX module (directives and parameter
+    loads not counted)."""
+    counts = {}
+    for match in _PTX_ENTRY.finditer(ptx):
+        counts[match.group(1)] = sum(
+            1 for line in match.group(2).split('\n')
+            if _PTX_INSTRUCTION.match(line)
+            and not line.strip().startswith(_PTX_NOT_EXECUTED))
+    return counts
+
+
+def fusion_bytes(hlo: str) -> dict[str, tuple[int, int]]:
+    """``{kernel: (operand bytes, result bytes)}`` of the fusions and custom
+    calls of an optimised HLO module (kernel names as in the thunk sequence:
+    dots as underscores)."""
+    types, fusions = {}, {}
+    for line in hlo.split('\n'):
+        match = _INSTRUCTION.match(line)
+        if not match:
+            continue
+        name, type_, op, operands = match.groups()
+        types[name] = type_
+        if op in ('fusion', 'custom-call'):
+            fusions[name] = (type_, re.findall(r'%([\w.\-]+)', operands))
+    return {name.replace('.', '_'): (
+        sum(shape_bytes(types.get(o, '')) for o in operands),
+        shape_bytes(type_)) for name, (type_, operands) in fusions.items()}
+
+
+def kernel_table(dump_dir: str | os.PathLike) -> list[KernelRow]:
+    """The kernel launches of the one program dumped in ``dump_dir``: those of
+    the (last) ``while`` body when the program has one (a ``lax.map`` step),
+    otherwise all of them.
+
+    Raises:
+        FileNotFoundError: ``dump_dir`` holds no GPU compilation dump.
+    """
+    dump = Path(dump_dir)
+    hlo_files = sorted(dump.glob('*gpu_after_optimizations.txt'))
+    thunk_files = sorted(dump.glob('*thunk_sequence.txt'))
+    if not hlo_files or not thunk_files:
+        raise FileNotFoundError(
+            f'{dump} holds no XLA:GPU dump (*gpu_after_optimizations.txt and '
+            f'*thunk_sequence.txt): compile for a GPU with xla_dump_to set '
+            f'(compile_for_h100).')
+    instructions = {}
+    for ptx in dump.glob('*.ptx'):
+        instructions.update(ptx_instructions(ptx.read_text()))
+    sizes = fusion_bytes(hlo_files[-1].read_text())
+    sequence = thunk_files[-1].read_text()
+    if 'body:' in sequence:
+        sequence = sequence.split('body:')[-1]
+    rows = []
+    for match in _LAUNCH.finditer(sequence):
+        name = match.group(1)
+        bytes_in, bytes_out = sizes.get(name, (0, 0))
+        rows.append(KernelRow(
+            kernel=name, threads=math.prod(int(g) for g in match.groups()[1:]),
+            instructions=instructions.get(name, 0), bytes_in=bytes_in,
+            bytes_out=bytes_out))
+    return rows
+
+
+def h100_device() -> Any:
+    """The one device of a deviceless H100 topology.
+
+    Raises:
+        RuntimeError: JAX's CUDA plugin is not installed (names the fix).
+    """
+    from jax.experimental import topologies  # pylint: disable=g-import-not-at-top
+    try:
+        topology = topologies.get_topology_desc(
+            platform='cuda', target_config=H100_TARGET_CONFIG,
+            topology='1x1x1')
+    except Exception as error:  # The plugin's absence shows as several types.
+        import jaxlib  # pylint: disable=g-import-not-at-top
+        raise RuntimeError(
+            f'cannot compile for an H100 here ({error}). It needs JAX\'s CUDA '
+            f'plugin of this jaxlib\'s version (pip install '
+            f'jax-cuda13-plugin=={jaxlib.__version__}, best in an environment '
+            f'of its own: `make xla-gpu-model`) and JAX_PLATFORMS=cpu set '
+            f'before Python starts.') from error
+    return topology.devices[0]
+
+
+def compile_for_h100(fn: Callable, shapes: Sequence[tuple[tuple[int, ...],
+                                                          Any]],
+                     dump_dir: str | os.PathLike) -> Any:
+    """Compiles ``jax.jit(fn)`` for an H100 on arguments of ``shapes``
+    (``(shape, dtype)`` pairs), dumping the program into ``dump_dir``."""
+    import jax  # pylint: disable=g-import-not-at-top
+    sharding = jax.sharding.SingleDeviceSharding(h100_device())
+    args = [jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+            for shape, dtype in shapes]
+    return jax.jit(fn).lower(*args).compile(
+        {'xla_dump_to': str(dump_dir)})
+
+
+def fastconv_rows(arch: str, side: int, n: int, variant: str,
+                  dump_dir: str | os.PathLike
+                  ) -> tuple[list[KernelRow], int]:
+    """The kernel table of ``ntkexp.fastconv``'s NTK of one ``n x n`` block of
+    ``side x side x 3`` float32 images of ``arch`` (:mod:`ntkexp.fastconv.bench`'s
+    architectures), recursion variant ``variant``
+    (:data:`ntkexp.fastconv.bench.VARIANTS`), compiled for an H100 with the
+    settings the recursion takes on a GPU.
+
+    Returns:
+        ``(rows, pairs)``: the launches of one ``lax.map`` step of the
+        recursion (all of them when the block is one step) and the pairs of
+        images that step computes.
+    """
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    from ntkexp.fastconv import bench, recursion  # pylint: disable=g-import-not-at-top
+    fn, kwargs = bench.ARCHITECTURES[arch]
+    _, _, kernel_fn = fn(**kwargs, fast_kernel=True)
+    net = kernel_fn.net
+    per_pair = side ** (4 if net.full_spatial else 2)
+    before = recursion.TARGET_BACKEND
+    recursion.TARGET_BACKEND = 'gpu'
+    try:
+        with bench.recursion_settings(variant):
+            compile_for_h100(
+                lambda a, b: kernel_fn(a, b, get='ntk'),
+                [((n, side, side, 3), jnp.float32)] * 2, dump_dir)
+            per_step = max(1, recursion.default_step_entries() // per_pair)
+    finally:
+        recursion.TARGET_BACKEND = before
+    # As recursion.kernel chunks an n x n block: whole rows of x2 per step.
+    cols = min(per_step, n)
+    pairs = min(max(1, per_step // cols), n) * cols
+    return kernel_table(dump_dir), pairs
+
+
+def empirical_rows(method: str, side: int, n: int, wrn_k: int,
+                   dump_dir: str | os.PathLike) -> list[KernelRow]:
+    """The kernel table of the empirical NTK benchmark's WRN-10-``wrn_k``
+    (``n`` images ``side x side x 3``, 10 logits; :func:`ntkexp.bench.
+    empirical_wrn`) by ``method`` (:data:`ntkexp.bench.EMPIRICAL_CHOICES`),
+    compiled for an H100 with exact float32 products. Its cuDNN convolutions
+    are library calls, not kernels of XLA's: they are not in the table."""
+    import jax  # pylint: disable=g-import-not-at-top
+    from ntkexp import bench  # pylint: disable=g-import-not-at-top
+    apply_fn, x, params = bench.empirical_wrn(n, side, wrn_k)
+    fn, _ = bench.empirical_method_fn(method, apply_fn)
+    shapes = [(x.shape, x.dtype)]
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    shapes += [(a.shape, a.dtype) for a in leaves]
+    with jax.default_matmul_precision('highest'):
+        compile_for_h100(
+            lambda x, *leaves: fn(x, jax.tree_util.tree_unflatten(tree,
+                                                                  leaves)),
+            shapes, dump_dir)
+    return kernel_table(dump_dir)
+
+
+def summary(rows: Sequence[KernelRow], per: float = 1.0) -> dict[str, float]:
+    """Totals of a kernel table, in microseconds per ``per`` (e.g. pairs)."""
+    return {
+        'launches': len(rows),
+        'memory_us': sum(r.memory_seconds for r in rows) / per * 1e6,
+        'issue_us': sum(r.issue_seconds for r in rows) / per * 1e6,
+        'model_us': sum(r.seconds for r in rows) / per * 1e6,
+        'megabytes': sum(r.bytes_in + r.bytes_out for r in rows) / per / 1e6,
+    }
+
+
+def format_table(rows: Sequence[KernelRow], per: float = 1.0) -> str:
+    """The rows as text, per ``per`` (launches with under 1 ns left out)."""
+    lines = [f"{'kernel':36s} {'threads':>10s} {'instr':>6s} {'MB in':>7s} "
+             f"{'MB out':>7s} {'us mem':>7s} {'us issue':>8s}"]
+    for r in rows:
+        if r.seconds / per < 1e-9:
+            continue
+        lines.append(
+            f'{r.kernel:36s} {r.threads:10d} {r.instructions:6d} '
+            f'{r.bytes_in / per / 1e6:7.2f} {r.bytes_out / per / 1e6:7.2f} '
+            f'{r.memory_seconds / per * 1e6:7.2f} '
+            f'{r.issue_seconds / per * 1e6:8.2f}')
+    totals = summary(rows, per)
+    lines.append(f"model {totals['model_us']:.2f} us (memory "
+                 f"{totals['memory_us']:.2f}, issue {totals['issue_us']:.2f}), "
+                 f"{totals['megabytes']:.1f} MB")
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description='Kernel-by-kernel roofline model of ntkexp.fastconv '
+                    'kernels as compiled for an H100, on a machine without '
+                    'one (module docstring).')
+    parser.add_argument('--arch', default='myrtle5',
+                        help='comma-separated ntkexp.fastconv.bench '
+                             'architectures')
+    parser.add_argument('--side', type=int, default=32)
+    parser.add_argument('--n', type=int, default=32,
+                        help='block side: an n x n block of pairs')
+    parser.add_argument('--variants', default='default',
+                        help='comma-separated ntkexp.fastconv.bench.VARIANTS')
+    parser.add_argument('--empirical', default=None,
+                        help='instead: comma-separated empirical NTK methods '
+                             '(ntkexp.bench.EMPIRICAL_CHOICES) of the WRN-10-k '
+                             'benchmark, on --n images of --side pixels')
+    parser.add_argument('--wrn-k', type=int, default=4)
+    parser.add_argument('--out', default=None, help='CSV of the totals')
+    parser.add_argument('--dump-root', default=None,
+                        help='keep the XLA dumps here (default: a temporary '
+                             'folder)')
+    args = parser.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(args.dump_root or scratch)
+        for method in (args.empirical.split(',') if args.empirical else []):
+            rows = empirical_rows(method, args.side, args.n, args.wrn_k,
+                                  root / f'empirical_{method}')
+            print(f'== {method}, WRN-10-{args.wrn_k}, {args.n} images '
+                  f'{args.side}x{args.side} (one call; XLA kernels only)')
+            print(format_table(sorted(rows, key=lambda r: -r.seconds)))
+            results.append(dict(arch=f'wrn10-{args.wrn_k}', variant=method,
+                                side=args.side, n=args.n, pairs_per_step=1,
+                                **{k: round(v, 4) for k, v in
+                                   summary(rows).items()}))
+        for arch in ([] if args.empirical else args.arch.split(',')):
+            for variant in args.variants.split(','):
+                rows, pairs = fastconv_rows(arch, args.side, args.n, variant,
+                                            root / f'{arch}_{variant}')
+                print(f'== {arch}, {variant} (per pair, one step of {pairs} '
+                      f'pairs)')
+                print(format_table(rows, pairs))
+                results.append(dict(arch=arch, variant=variant, side=args.side,
+                                    n=args.n, pairs_per_step=pairs,
+                                    **{k: round(v, 4) for k, v in
+                                       summary(rows, pairs).items()}))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, 'w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=list(results[0]))
+            writer.writeheader()
+            writer.writerows(results)
+        print(f'wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

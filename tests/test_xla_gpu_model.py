@@ -1,0 +1,136 @@
+"""ntkexp.xla_gpu_model: reading an XLA:GPU dump into per-kernel rows.
+
+The dump below is a trimmed copy of what XLA writes for a two-kernel program
+(names, shapes and launch lines in its formats); the compilation itself needs
+JAX's CUDA plugin and runs only where it is installed.
+"""
+
+import importlib.util
+
+import pytest
+
+from ntkexp import xla_gpu_model
+
+HLO = """\
+HloModule jit_f, is_scheduled=true
+
+%fused_sine (param_0: f32[256,1024]) -> f32[256,1024] {
+  %param_0 = f32[256,1024]{1,0} parameter(0)
+  ROOT %sine.0 = f32[256,1024]{1,0} sine(%param_0)
+}
+
+%fused_reduce (param_0.1: f32[256,1024]) -> f32[256] {
+  %param_0.1 = f32[256,1024]{1,0} parameter(0)
+  %constant_0 = f32[] constant(0)
+  ROOT %reduce.0 = f32[256]{0} reduce(%param_0.1, %constant_0), dimensions={1}
+}
+
+ENTRY %main.4 (x.1: f32[256,1024], y.1: c64[16]) -> (f32[256], c64[16]) {
+  %x.1 = f32[256,1024]{1,0} parameter(0), metadata={op_name="x"}
+  %y.1 = c64[16]{0} parameter(1)
+  %loop_sine_fusion = f32[256,1024]{1,0} fusion(%x.1), kind=kLoop, calls=%fused_sine, metadata={op_name="jit(f)/sin"}
+  %input_reduce_fusion.1 = f32[256]{0} fusion(%loop_sine_fusion), kind=kInput, calls=%fused_reduce
+  ROOT %tuple = (f32[256]{0}, c64[16]{0}) tuple(%input_reduce_fusion.1, %y.1)
+}
+"""
+
+THUNKS = """\
+001: kCustomKernel [source       | next=002 (1)] loop_sine_fusion grid: [512, 1, 1] threads: [128, 1, 1]  shared_memory: 0 bytes
+002: kCustomKernel [prev=001 (1) | sink        ] input_reduce_fusion_1 grid: [8, 2, 1] threads: [256, 1, 1]  shared_memory: 0 bytes
+"""
+
+PTX = """\
+.version 8.4
+.target sm_90a
+
+.visible .entry loop_sine_fusion(
+\t.param .u64 .ptr .align 16 loop_sine_fusion_param_0
+)
+.reqntid 128, 1, 1
+{
+\t.reg .b32 \t%r<4>;
+\t.reg .f32 \t%f<3>;
+\tld.param.u64 \t%rd1, [loop_sine_fusion_param_0];
+\tmov.u32 \t%r1, %ctaid.x;
+\tsin.approx.f32 \t%f2, %f1;
+\t@%p1 bra \t$L__BB0_2;
+\tst.global.f32 \t[%rd1], %f2;
+$L__BB0_2:
+\tret;
+
+}
+"""
+
+
+def _dump(tmp_path):
+    (tmp_path / 'module_0001.jit_f.sm_9.0a_gpu_after_optimizations.txt'
+     ).write_text(HLO)
+    (tmp_path / 'module_0001.jit_f.thunk_sequence.txt').write_text(THUNKS)
+    (tmp_path / 'module_0001.jit_f.1.ptx').write_text(PTX)
+    return tmp_path
+
+
+def test_shape_bytes_counts_every_array_of_a_type():
+    assert xla_gpu_model.shape_bytes('f32[256,1024]{1,0}') == 4 * 256 * 1024
+    assert xla_gpu_model.shape_bytes('(f32[2,3]{1,0}, c64[4]{0}, pred[8])') \
+        == 24 + 32 + 8
+    assert xla_gpu_model.shape_bytes('f32[]') == 4
+
+
+def test_ptx_instructions_leave_out_directives_and_parameter_loads():
+    # mov, sin, the predicated branch, st and ret: 5.
+    assert xla_gpu_model.ptx_instructions(PTX) == {'loop_sine_fusion': 5}
+
+
+def test_kernel_table_reads_launches_bytes_and_instructions(tmp_path):
+    rows = xla_gpu_model.kernel_table(_dump(tmp_path))
+    assert [r.kernel for r in rows] == ['loop_sine_fusion',
+                                        'input_reduce_fusion_1']
+    sine, reduce = rows
+    assert (sine.threads, sine.instructions) == (512 * 128, 5)
+    assert sine.bytes_in == sine.bytes_out == 4 * 256 * 1024
+    # No PTX for it in the dump: no instructions; 2-D grid multiplied out.
+    assert (reduce.threads, reduce.instructions) == (8 * 2 * 256, 0)
+    assert (reduce.bytes_in, reduce.bytes_out) == (4 * 256 * 1024, 4 * 256)
+    assert sine.seconds == pytest.approx(
+        max(2 * 4 * 256 * 1024 / xla_gpu_model.BANDWIDTH,
+            512 * 128 * 5 / xla_gpu_model.ISSUE_RATE))
+    totals = xla_gpu_model.summary(rows, per=2)
+    assert totals['launches'] == 2
+    assert totals['model_us'] == pytest.approx(
+        (sine.seconds + reduce.seconds) / 2 * 1e6)
+    assert totals['megabytes'] == pytest.approx(
+        (3 * 4 * 256 * 1024 + 4 * 256) / 2 / 1e6)
+    assert 'loop_sine_fusion' in xla_gpu_model.format_table(rows)
+
+
+def test_kernel_table_of_a_loop_reads_its_body_only(tmp_path):
+    dump = _dump(tmp_path)
+    (dump / 'module_0001.jit_f.thunk_sequence.txt').write_text(
+        '001: kCustomKernel [source | sink] loop_sine_fusion grid: [512, 1, 1] '
+        'threads: [128, 1, 1]  shared_memory: 0 bytes\n'
+        '002: kWhile [prev=001 (1) | sink ]\n  body:\n'
+        '    003: kCustomKernel [source | sink] input_reduce_fusion_1 grid: '
+        '[8, 1, 1] threads: [256, 1, 1]  shared_memory: 0 bytes\n')
+    assert [r.kernel for r in xla_gpu_model.kernel_table(dump)] == [
+        'input_reduce_fusion_1']
+
+
+def test_kernel_table_names_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match='no XLA:GPU dump'):
+        xla_gpu_model.kernel_table(tmp_path)
+
+
+@pytest.mark.skipif(importlib.util.find_spec('jax_plugins') is None
+                    or importlib.util.find_spec('jax_plugins.xla_cuda13')
+                    is None, reason="needs JAX's CUDA plugin (make "
+                                    "xla-gpu-model)")
+def test_compiles_a_kernel_for_an_h100(tmp_path):
+    """Where the plugin is installed: a deviceless H100 compilation dumps a
+    program whose launches the table reads."""
+    import jax.numpy as jnp
+    xla_gpu_model.compile_for_h100(lambda a: jnp.sin(a) @ a,
+                                   [((128, 128), jnp.float32)], tmp_path)
+    rows = xla_gpu_model.kernel_table(tmp_path)
+    assert rows and all(r.threads > 0 for r in rows)
+    assert any(r.instructions > 0 for r in rows)
