@@ -19,7 +19,9 @@ roofline estimate per launch: the larger of its operands and results over
 :data:`BANDWIDTH` (each array read once: caches absorb a stencil's repeated
 reads) and its threads times the PTX instructions of its kernel over
 :data:`ISSUE_RATE` (one instruction per clock per scheduler; a kernel's
-straight-line PTX is what each thread runs, loops counted once). This is a
+straight-line PTX is what each thread runs; a kernel whose PTX loops, such as
+a matrix product or a Pallas step, is marked and its loop bodies are counted
+once, so its issue estimate is a lower bound). This is a
 model, not a measurement: for the 32x32 Myrtle-5 NTK it gives 15.5 us per pair
 where the H100 measured 26 (``results/bench/session14/``), and of the two
 variants measured there it ranks both as the H100 did (``materialize_on``
@@ -126,12 +128,15 @@ class KernelRow:
         instructions: PTX instructions in the kernel's body (per thread).
         bytes_in: bytes of the fusion's operands.
         bytes_out: bytes of its results.
+        loop: whether its PTX loops (each loop body counted once, so the
+            issue estimate is a lower bound).
     """
     kernel: str
     threads: int
     instructions: int
     bytes_in: int
     bytes_out: int
+    loop: bool = False
 
     @property
     def memory_seconds(self) -> float:
@@ -152,6 +157,24 @@ def shape_bytes(text: str) -> int:
     return sum(_DTYPE_BYTES[dtype] * math.prod(int(d) for d in dims.split(',')
                                               if d)
                for dtype, dims in _SHAPE.findall(text))
+
+
+def ptx_loops(ptx: str) -> set[str]:
+    """The kernels of a PTX module with a loop (a branch back to a label
+    above it): their instruction counts count each loop body once, so their
+    issue estimates are lower bounds (e.g. the Pallas steps)."""
+    looping = set()
+    for match in _PTX_ENTRY.finditer(ptx):
+        seen = set()
+        for line in match.group(2).split('\n'):
+            label = re.match(r'^(\$?\w+):', line)
+            if label:
+                seen.add(label.group(1))
+            branch = re.search(r'\bbra(?:\.uni)?\s+(\$?\w+);', line)
+            if branch and branch.group(1) in seen:
+                looping.add(match.group(1))
+                break
+    return looping
 
 
 def ptx_instructions(ptx: str) -> dict[str, int]:
@@ -186,8 +209,8 @@ def fusion_bytes(hlo: str) -> dict[str, tuple[int, int]]:
 
 def kernel_table(dump_dir: str | os.PathLike) -> list[KernelRow]:
     """The kernel launches of the one program dumped in ``dump_dir``: those of
-    the (last) ``while`` body when the program has one (a ``lax.map`` step),
-    otherwise all of them.
+    its first ``while`` body when it has one (a ``lax.map`` step; a loop
+    nested in it counted once), otherwise all of them.
 
     Raises:
         FileNotFoundError: ``dump_dir`` holds no GPU compilation dump.
@@ -200,13 +223,13 @@ def kernel_table(dump_dir: str | os.PathLike) -> list[KernelRow]:
             f'{dump} holds no XLA:GPU dump (*gpu_after_optimizations.txt and '
             f'*thunk_sequence.txt): compile for a GPU with xla_dump_to set '
             f'(compile_for_h100).')
-    instructions = {}
+    instructions, looping = {}, set()
     for ptx in dump.glob('*.ptx'):
-        instructions.update(ptx_instructions(ptx.read_text()))
+        text = ptx.read_text()
+        instructions.update(ptx_instructions(text))
+        looping |= ptx_loops(text)
     sizes = fusion_bytes(hlo_files[-1].read_text())
-    sequence = thunk_files[-1].read_text()
-    if 'body:' in sequence:
-        sequence = sequence.split('body:')[-1]
+    sequence = _loop_body(thunk_files[-1].read_text())
     rows = []
     for match in _LAUNCH.finditer(sequence):
         name = match.group(1)
@@ -214,8 +237,24 @@ def kernel_table(dump_dir: str | os.PathLike) -> list[KernelRow]:
         rows.append(KernelRow(
             kernel=name, threads=math.prod(int(g) for g in match.groups()[1:]),
             instructions=instructions.get(name, 0), bytes_in=bytes_in,
-            bytes_out=bytes_out))
+            bytes_out=bytes_out, loop=name in looping))
     return rows
+
+
+def _loop_body(sequence: str) -> str:
+    """The lines of a thunk sequence's first ``while`` body (nested loops'
+    bodies included, each once), or the whole sequence without a loop."""
+    lines = sequence.split('\n')
+    for i, line in enumerate(lines):
+        if line.strip() == 'body:':
+            depth = len(line) - len(line.lstrip())
+            body = []
+            for nested in lines[i + 1:]:
+                if nested.strip() and len(nested) - len(nested.lstrip()) <= depth:
+                    break
+                body.append(nested)
+            return '\n'.join(body)
+    return sequence
 
 
 def h100_device() -> Any:
@@ -330,10 +369,13 @@ def format_table(rows: Sequence[KernelRow], per: float = 1.0) -> str:
         if r.seconds / per < 1e-9:
             continue
         lines.append(
-            f'{r.kernel:36s} {r.threads:10d} {r.instructions:6d} '
+            f'{r.kernel + ("*" if r.loop else ""):36s} {r.threads:10d} '
+            f'{r.instructions:6d} '
             f'{r.bytes_in / per / 1e6:7.2f} {r.bytes_out / per / 1e6:7.2f} '
             f'{r.memory_seconds / per * 1e6:7.2f} '
             f'{r.issue_seconds / per * 1e6:8.2f}')
+    if any(r.loop for r in rows):
+        lines.append('* loops: each loop body counted once (a lower bound)')
     totals = summary(rows, per)
     lines.append(f"model {totals['model_us']:.2f} us (memory "
                  f"{totals['memory_us']:.2f}, issue {totals['issue_us']:.2f}), "

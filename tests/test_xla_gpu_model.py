@@ -62,6 +62,18 @@ $L__BB0_2:
 """
 
 
+LOOP_PTX = PTX.replace('loop_sine_fusion', 'walk').replace(
+    '\tmov.u32 \t%r1, %ctaid.x;', '$L__BB1_1:\n\tmov.u32 \t%r1, %ctaid.x;'
+).replace('bra \t$L__BB0_2;', 'bra \t$L__BB1_1;')
+
+
+def test_ptx_loops_are_backward_branches():
+    # PTX's forward branch skips the store; LOOP_PTX branches back up.
+    assert xla_gpu_model.ptx_loops(PTX) == set()
+    assert xla_gpu_model.ptx_loops(LOOP_PTX) == {'walk'}
+    assert xla_gpu_model.ptx_loops(PTX + LOOP_PTX) == {'walk'}
+
+
 def _dump(tmp_path):
     (tmp_path / 'module_0001.jit_f.sm_9.0a_gpu_after_optimizations.txt'
      ).write_text(HLO)
@@ -87,6 +99,7 @@ def test_kernel_table_reads_launches_bytes_and_instructions(tmp_path):
     assert [r.kernel for r in rows] == ['loop_sine_fusion',
                                         'input_reduce_fusion_1']
     sine, reduce = rows
+    assert not sine.loop and not reduce.loop
     assert (sine.threads, sine.instructions) == (512 * 128, 5)
     assert sine.bytes_in == sine.bytes_out == 4 * 256 * 1024
     # No PTX for it in the dump: no instructions; 2-D grid multiplied out.

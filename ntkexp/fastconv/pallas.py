@@ -242,7 +242,7 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
     if kind not in KINDS:
         raise ValueError(f'Pallas step kind={kind!r}: expected one of {KINDS}')
     if interpret is None:
-        interpret = jax.default_backend() == 'cpu'
+        interpret = recursion.target_backend() == 'cpu'
     if kind == 'rows':
         step = functools.partial(conv_relu, interpret=interpret, **options)
     else:
