@@ -65,6 +65,8 @@ import numpy as np
 from jax import lax
 from jax.extend import core as jex_core
 
+from ntkexp import backend
+
 PyTree = Any
 
 #: Primitives whose weight operand is tapped (step 1 of the module docstring).
@@ -513,10 +515,10 @@ def products_precision(products: str, dtype: Any) -> Any:
     _check_products(products)
     if products == 'default' or jnp.dtype(dtype) != jnp.float32:
         return None
-    if jax.default_backend() != 'gpu':
+    if backend.target_backend() != 'gpu':
         raise ValueError(
             f"products='{products}' needs a GPU (tensor cores); this "
-            f"backend is {jax.default_backend()!r}: use products='default'")
+            f"backend is {backend.target_backend()!r}: use products='default'")
     return PRODUCTS[products]
 
 

@@ -130,6 +130,8 @@ class KernelRow:
         bytes_out: bytes of its results.
         loop: whether its PTX loops (each loop body counted once, so the
             issue estimate is a lower bound).
+        tensor_cores: whether its PTX has tensor-core (``mma``, ``wgmma``)
+            instructions.
     """
     kernel: str
     threads: int
@@ -137,6 +139,7 @@ class KernelRow:
     bytes_in: int
     bytes_out: int
     loop: bool = False
+    tensor_cores: bool = False
 
     @property
     def memory_seconds(self) -> float:
@@ -175,6 +178,14 @@ def ptx_loops(ptx: str) -> set[str]:
                 looping.add(match.group(1))
                 break
     return looping
+
+
+def ptx_tensor_cores(ptx: str) -> set[str]:
+    """The kernels of a PTX module that use the tensor cores (``mma`` or
+    ``wgmma`` instructions)."""
+    return {match.group(1) for match in _PTX_ENTRY.finditer(ptx)
+            if re.search(r'^\s+(?:@!?%p\d+\s+)?w?mma\.', match.group(2),
+                         re.M)}
 
 
 def ptx_instructions(ptx: str) -> dict[str, int]:
@@ -223,11 +234,12 @@ def kernel_table(dump_dir: str | os.PathLike) -> list[KernelRow]:
             f'{dump} holds no XLA:GPU dump (*gpu_after_optimizations.txt and '
             f'*thunk_sequence.txt): compile for a GPU with xla_dump_to set '
             f'(compile_for_h100).')
-    instructions, looping = {}, set()
+    instructions, looping, tensor = {}, set(), set()
     for ptx in dump.glob('*.ptx'):
         text = ptx.read_text()
         instructions.update(ptx_instructions(text))
         looping |= ptx_loops(text)
+        tensor |= ptx_tensor_cores(text)
     sizes = fusion_bytes(hlo_files[-1].read_text())
     sequence = _loop_body(thunk_files[-1].read_text())
     rows = []
@@ -237,7 +249,8 @@ def kernel_table(dump_dir: str | os.PathLike) -> list[KernelRow]:
         rows.append(KernelRow(
             kernel=name, threads=math.prod(int(g) for g in match.groups()[1:]),
             instructions=instructions.get(name, 0), bytes_in=bytes_in,
-            bytes_out=bytes_out, loop=name in looping))
+            bytes_out=bytes_out, loop=name in looping,
+            tensor_cores=name in tensor))
     return rows
 
 
@@ -307,21 +320,18 @@ def fastconv_rows(arch: str, side: int, n: int, variant: str,
         images that step computes.
     """
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    from ntkexp import backend  # pylint: disable=g-import-not-at-top
     from ntkexp.fastconv import bench, recursion  # pylint: disable=g-import-not-at-top
     fn, kwargs = bench.ARCHITECTURES[arch]
     _, _, kernel_fn = fn(**kwargs, fast_kernel=True)
     net = kernel_fn.net
     per_pair = side ** (4 if net.full_spatial else 2)
-    before = recursion.TARGET_BACKEND
-    recursion.TARGET_BACKEND = 'gpu'
-    try:
+    with backend.targeting('gpu'):
         with bench.recursion_settings(variant):
             compile_for_h100(
                 lambda a, b: kernel_fn(a, b, get='ntk'),
                 [((n, side, side, 3), jnp.float32)] * 2, dump_dir)
             per_step = max(1, recursion.default_step_entries() // per_pair)
-    finally:
-        recursion.TARGET_BACKEND = before
     # As recursion.kernel chunks an n x n block: whole rows of x2 per step.
     cols = min(per_step, n)
     pairs = min(max(1, per_step // cols), n) * cols
@@ -336,13 +346,13 @@ def empirical_rows(method: str, side: int, n: int, wrn_k: int,
     compiled for an H100 with exact float32 products. Its cuDNN convolutions
     are library calls, not kernels of XLA's: they are not in the table."""
     import jax  # pylint: disable=g-import-not-at-top
-    from ntkexp import bench  # pylint: disable=g-import-not-at-top
+    from ntkexp import backend, bench  # pylint: disable=g-import-not-at-top
     apply_fn, x, params = bench.empirical_wrn(n, side, wrn_k)
     fn, _ = bench.empirical_method_fn(method, apply_fn)
     shapes = [(x.shape, x.dtype)]
     leaves, tree = jax.tree_util.tree_flatten(params)
     shapes += [(a.shape, a.dtype) for a in leaves]
-    with jax.default_matmul_precision('highest'):
+    with jax.default_matmul_precision('highest'), backend.targeting('gpu'):
         compile_for_h100(
             lambda x, *leaves: fn(x, jax.tree_util.tree_unflatten(tree,
                                                                   leaves)),
@@ -369,13 +379,15 @@ def format_table(rows: Sequence[KernelRow], per: float = 1.0) -> str:
         if r.seconds / per < 1e-9:
             continue
         lines.append(
-            f'{r.kernel + ("*" if r.loop else ""):36s} {r.threads:10d} '
+            f'{r.kernel + ("*" if r.loop else "") + ("+" if r.tensor_cores else ""):36s} {r.threads:10d} '
             f'{r.instructions:6d} '
             f'{r.bytes_in / per / 1e6:7.2f} {r.bytes_out / per / 1e6:7.2f} '
             f'{r.memory_seconds / per * 1e6:7.2f} '
             f'{r.issue_seconds / per * 1e6:8.2f}')
     if any(r.loop for r in rows):
         lines.append('* loops: each loop body counted once (a lower bound)')
+    if any(r.tensor_cores for r in rows):
+        lines.append('+ tensor-core instructions (mma / wgmma)')
     totals = summary(rows, per)
     lines.append(f"model {totals['model_us']:.2f} us (memory "
                  f"{totals['memory_us']:.2f}, issue {totals['issue_us']:.2f}), "

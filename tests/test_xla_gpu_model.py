@@ -67,6 +67,14 @@ LOOP_PTX = PTX.replace('loop_sine_fusion', 'walk').replace(
 ).replace('bra \t$L__BB0_2;', 'bra \t$L__BB1_1;')
 
 
+def test_ptx_tensor_cores_are_mma_instructions():
+    mma = PTX.replace('\tsin.approx.f32 \t%f2, %f1;',
+                      '\tmma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 '
+                      '\t{%f2}, {%r1}, {%r1}, {%f1};')
+    assert xla_gpu_model.ptx_tensor_cores(PTX) == set()
+    assert xla_gpu_model.ptx_tensor_cores(mma) == {'loop_sine_fusion'}
+
+
 def test_ptx_loops_are_backward_branches():
     # PTX's forward branch skips the store; LOOP_PTX branches back up.
     assert xla_gpu_model.ptx_loops(PTX) == set()
@@ -99,7 +107,7 @@ def test_kernel_table_reads_launches_bytes_and_instructions(tmp_path):
     assert [r.kernel for r in rows] == ['loop_sine_fusion',
                                         'input_reduce_fusion_1']
     sine, reduce = rows
-    assert not sine.loop and not reduce.loop
+    assert not (sine.loop or reduce.loop or sine.tensor_cores)
     assert (sine.threads, sine.instructions) == (512 * 128, 5)
     assert sine.bytes_in == sine.bytes_out == 4 * 256 * 1024
     # No PTX for it in the dump: no instructions; 2-D grid multiplied out.

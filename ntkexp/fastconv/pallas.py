@@ -41,6 +41,7 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from ntkexp import backend
 from ntkexp.fastconv import recursion
 
 
@@ -242,7 +243,7 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
     if kind not in KINDS:
         raise ValueError(f'Pallas step kind={kind!r}: expected one of {KINDS}')
     if interpret is None:
-        interpret = recursion.target_backend() == 'cpu'
+        interpret = backend.target_backend() == 'cpu'
     if kind == 'rows':
         step = functools.partial(conv_relu, interpret=interpret, **options)
     else:

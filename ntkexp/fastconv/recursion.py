@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntkexp import backend
 from ntkexp.fastconv import activations
 # Re-exported: the Pallas steps, benches and tests use them from here.
 from ntkexp.fastconv.activations import angle, relu  # noqa: F401
@@ -117,19 +118,8 @@ OFFSET_SELF_COVARIANCE = True
 def pack_relu_outputs() -> bool:
     """Whether :data:`PACK_RELU_OUTPUTS` is on for the default backend."""
     if PACK_RELU_OUTPUTS == 'auto':
-        return target_backend() == 'cpu'
+        return backend.target_backend() == 'cpu'
     return bool(PACK_RELU_OUTPUTS)
-
-
-#: The backend the ``'auto'`` settings above are chosen for: None for
-#: ``jax.default_backend()``; ``ntkexp.xla_gpu_model`` sets ``'gpu'`` while it
-#: compiles for a GPU from a CPU-only process.
-TARGET_BACKEND: Optional[str] = None
-
-
-def target_backend() -> str:
-    """:data:`TARGET_BACKEND`, or ``jax.default_backend()``."""
-    return TARGET_BACKEND or jax.default_backend()
 
 
 def separate_ntk_shift_sum() -> bool:
@@ -149,7 +139,7 @@ def padded_first_layer() -> bool:
 def materialize_padded() -> bool:
     """Whether :data:`MATERIALIZE_PADDED` is on for the default backend."""
     if MATERIALIZE_PADDED == 'auto':
-        return target_backend() == 'cpu'
+        return backend.target_backend() == 'cpu'
     return bool(MATERIALIZE_PADDED)
 
 
@@ -863,7 +853,7 @@ STEP_ENTRIES_CPU = 2 ** 20
 def default_step_entries() -> int:
     """:data:`STEP_ENTRIES_CPU` on a CPU backend, :data:`STEP_ENTRIES`
     otherwise."""
-    return (STEP_ENTRIES_CPU if target_backend() == 'cpu'
+    return (STEP_ENTRIES_CPU if backend.target_backend() == 'cpu'
             else STEP_ENTRIES)
 
 
