@@ -42,6 +42,8 @@ Usage::
     JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --arch myrtle5 --n 32 \\
         --variants default,separate_ntk,padded_first,separate_padded \\
         --out results/bench/session15/xla_gpu_model_myrtle5.csv
+    JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --arch myrtle5 --n 32 \
+        --fast-kernel true,pallas_diagonal --variants default,padded_first
     JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --empirical \
         NTKEXP_STRUCTURED,WEIGHT_GRADIENTS --side 64 --n 16 --wrn-k 4
 
@@ -55,6 +57,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
 import math
 import os
 import re
@@ -212,7 +215,15 @@ def fusion_bytes(hlo: str) -> dict[str, tuple[int, int]]:
         name, type_, op, operands = match.groups()
         types[name] = type_
         if op in ('fusion', 'custom-call'):
-            fusions[name] = (type_, re.findall(r'%([\w.\-]+)', operands))
+            # A Triton call (e.g. a Pallas step) launches the kernel its
+            # backend config names; repeated names are numbered __1, __2, ...
+            # in the (scheduled) order of the module, as the launches are.
+            kernel = re.search(r', name = "(\w+)"', line)
+            key = kernel.group(1) if kernel else name
+            if kernel and key in fusions:
+                key = next(f'{key}__{i}' for i in itertools.count(1)
+                           if f'{key}__{i}' not in fusions)
+            fusions[key] = (type_, re.findall(r'%([\w.\-]+)', operands))
     return {name.replace('.', '_'): (
         sum(shape_bytes(types.get(o, '')) for o in operands),
         shape_bytes(type_)) for name, (type_, operands) in fusions.items()}
@@ -263,7 +274,9 @@ def _loop_body(sequence: str) -> str:
             depth = len(line) - len(line.lstrip())
             body = []
             for nested in lines[i + 1:]:
-                if nested.strip() and len(nested) - len(nested.lstrip()) <= depth:
+                # (XLA writes a nested loop's "condition:" unindented.)
+                if (nested.strip() not in ('', 'condition:') and
+                        len(nested) - len(nested.lstrip()) <= depth):
                     break
                 body.append(nested)
             return '\n'.join(body)
@@ -306,13 +319,14 @@ def compile_for_h100(fn: Callable, shapes: Sequence[tuple[tuple[int, ...],
 
 
 def fastconv_rows(arch: str, side: int, n: int, variant: str,
-                  dump_dir: str | os.PathLike
+                  dump_dir: str | os.PathLike, fast_kernel: bool | str = True
                   ) -> tuple[list[KernelRow], int]:
     """The kernel table of ``ntkexp.fastconv``'s NTK of one ``n x n`` block of
     ``side x side x 3`` float32 images of ``arch`` (:mod:`ntkexp.fastconv.bench`'s
     architectures), recursion variant ``variant``
     (:data:`ntkexp.fastconv.bench.VARIANTS`), compiled for an H100 with the
-    settings the recursion takes on a GPU.
+    settings the recursion takes on a GPU. ``fast_kernel`` as the models take
+    it: ``True`` (XLA) or a Pallas mode such as ``'pallas_diagonal'``.
 
     Returns:
         ``(rows, pairs)``: the launches of one ``lax.map`` step of the
@@ -323,10 +337,9 @@ def fastconv_rows(arch: str, side: int, n: int, variant: str,
     from ntkexp import backend  # pylint: disable=g-import-not-at-top
     from ntkexp.fastconv import bench, recursion  # pylint: disable=g-import-not-at-top
     fn, kwargs = bench.ARCHITECTURES[arch]
-    _, _, kernel_fn = fn(**kwargs, fast_kernel=True)
-    net = kernel_fn.net
-    per_pair = side ** (4 if net.full_spatial else 2)
     with backend.targeting('gpu'):
+        _, _, kernel_fn = fn(**kwargs, fast_kernel=fast_kernel)
+        per_pair = side ** (4 if kernel_fn.net.full_spatial else 2)
         with bench.recursion_settings(variant):
             compile_for_h100(
                 lambda a, b: kernel_fn(a, b, get='ntk'),
@@ -413,6 +426,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              '(ntkexp.bench.EMPIRICAL_CHOICES) of the WRN-10-k '
                              'benchmark, on --n images of --side pixels')
     parser.add_argument('--wrn-k', type=int, default=4)
+    parser.add_argument('--fast-kernel', default='true',
+                        help="comma-separated: 'true' (the XLA recursion) "
+                             "and/or Pallas modes, e.g. pallas_diagonal")
     parser.add_argument('--out', default=None, help='CSV of the totals')
     parser.add_argument('--dump-root', default=None,
                         help='keep the XLA dumps here (default: a temporary '
@@ -431,17 +447,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 side=args.side, n=args.n, pairs_per_step=1,
                                 **{k: round(v, 4) for k, v in
                                    summary(rows).items()}))
-        for arch in ([] if args.empirical else args.arch.split(',')):
-            for variant in args.variants.split(','):
-                rows, pairs = fastconv_rows(arch, args.side, args.n, variant,
-                                            root / f'{arch}_{variant}')
-                print(f'== {arch}, {variant} (per pair, one step of {pairs} '
-                      f'pairs)')
-                print(format_table(rows, pairs))
-                results.append(dict(arch=arch, variant=variant, side=args.side,
-                                    n=args.n, pairs_per_step=pairs,
-                                    **{k: round(v, 4) for k, v in
-                                       summary(rows, pairs).items()}))
+        for arch, mode, variant in itertools.product(
+                [] if args.empirical else args.arch.split(','),
+                args.fast_kernel.split(','), args.variants.split(',')):
+            fast_kernel = True if mode == 'true' else mode
+            rows, pairs = fastconv_rows(arch, args.side, args.n, variant,
+                                        root / f'{arch}_{mode}_{variant}',
+                                        fast_kernel)
+            name = variant if mode == 'true' else f'{mode}_{variant}'
+            print(f'== {arch}, {name} (per pair, one step of {pairs} pairs)')
+            print(format_table(rows, pairs))
+            results.append(dict(arch=arch, variant=name, side=args.side,
+                                n=args.n, pairs_per_step=pairs,
+                                **{k: round(v, 4) for k, v in
+                                   summary(rows, pairs).items()}))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, 'w', newline='') as f:

@@ -773,6 +773,44 @@ def test_pallas_kernel_equals_neural_tangents_interpreted(fn, kwargs, side,
                                    rtol=1e-12)
 
 
+@pytest.mark.parametrize('fn, kwargs, side', [
+    (models.myrtle, dict(depth=5, width=8, b_std=0.2), 8),
+    pytest.param(models.cnn, dict(depth=3, width=8, b_std=0.1, readout='gap'),
+                 6, marks=pytest.mark.slow),
+], ids=['myrtle5', 'cnn_gap_even'])
+def test_diagonal_step_takes_the_padded_first_layer(fn, kwargs, side,
+                                                    monkeypatch):
+    """With ``PADDED_FIRST_LAYER`` the ``diagonal`` step gets the first
+    activation's covariances as they come, padded (``padded=True``, no pad
+    pass of their own), and the kernel still equals neural-tangents (float64,
+    interpreted)."""
+    from ntkexp.fastconv import diagonal, pallas
+    monkeypatch.setattr(recursion, 'PADDED_FIRST_LAYER', True)
+    _, _, reference = fn(**kwargs, fast_kernel=False)
+    _, _, xla = fn(**kwargs)
+    step = pallas.make_conv_relu(True, kind='diagonal')
+    assert step.takes_padded
+    calls = []
+
+    def recording(nngp, ntk, *args, **options):
+        calls.append((nngp.shape, options.get('padded', False)))
+        return step(nngp, ntk, *args, **options)
+
+    recording.takes_padded = True
+    fast = select.fast_kernel_fn(xla.net, xla.fallback, conv_relu=recording)
+    x1, x2 = _images(1, side, 3, 7), _images(2, side, 3, 8)
+    with jax.enable_x64(True):
+        got = fast(x1, x2, get=('nngp', 'ntk'))
+        want = reference(x1, x2, get=('nngp', 'ntk'))
+    padded = side + 2
+    assert calls[0] == ((1, 2, padded, padded, padded, padded), True)
+    assert all(not was_padded for _, was_padded in calls[1:])
+    for g in ('nngp', 'ntk'):
+        np.testing.assert_allclose(getattr(got, g), getattr(want, g),
+                                   rtol=1e-12)
+    assert diagonal.conv_relu_diagonal is step.func
+
+
 def _step_arguments(rng, side, b1, b2, k):
     """A first layer's product ``raw`` (zero-padded by the SAME pads of
     ``k``, from zero patches around the images), its ReLU's variances ``u``

@@ -132,9 +132,32 @@ def test_kernel_table_of_a_loop_reads_its_body_only(tmp_path):
         'threads: [128, 1, 1]  shared_memory: 0 bytes\n'
         '002: kWhile [prev=001 (1) | sink ]\n  body:\n'
         '    003: kCustomKernel [source | sink] input_reduce_fusion_1 grid: '
-        '[8, 1, 1] threads: [256, 1, 1]  shared_memory: 0 bytes\n')
-    assert [r.kernel for r in xla_gpu_model.kernel_table(dump)] == [
-        'input_reduce_fusion_1']
+        '[8, 1, 1] threads: [256, 1, 1]  shared_memory: 0 bytes\n'
+        '    004: kWhile [prev=003 (1) | sink ]\ncondition:\n'
+        '        005: kCustomKernel [source | sink] loop_sine_fusion grid: '
+        '[1, 1, 1] threads: [1, 1, 1]  shared_memory: 0 bytes\n'
+        '006: kCustomKernel [source | sink] loop_sine_fusion grid: [9, 1, 1] '
+        'threads: [128, 1, 1]  shared_memory: 0 bytes\n')
+    # The body, with its nested loop's kernels once; not the kernels before
+    # and after the loop.
+    assert [(r.kernel, r.threads) for r in xla_gpu_model.kernel_table(dump)
+            ] == [('input_reduce_fusion_1', 8 * 256), ('loop_sine_fusion', 1)]
+
+
+def test_triton_calls_are_keyed_by_their_kernel_names():
+    """A Pallas step's Triton call launches the kernel its backend config
+    names; a second call of the same name is launched as ``name__1``."""
+    hlo = (
+        '  %x.1 = f32[8,8]{1,0} parameter(0)\n'
+        '  %pallas_call.0 = f32[4]{0} custom-call(%x.1), custom_call_target='
+        '"__gpu$xla.gpu.triton", backend_config={debug = false, name = '
+        '"walk", num_warps = 4 : i32}\n'
+        '  %y.1 = f32[2]{0} parameter(1)\n'
+        '  %pallas_call.3 = f32[1]{0} custom-call(%y.1), custom_call_target='
+        '"__gpu$xla.gpu.triton", backend_config={debug = false, name = '
+        '"walk", num_warps = 4 : i32}\n')
+    assert xla_gpu_model.fusion_bytes(hlo) == {'walk': (256, 16),
+                                               'walk__1': (8, 4)}
 
 
 def test_kernel_table_names_what_is_missing(tmp_path):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures still owed by issues 9 and 10, in one device call (< 7.5 min).
+# The GPU figures still owed by issues 9 and 10, in one device call (< 8.5 min).
 #
 # Prepare here (once per checkout): the GPU machine has Python 3.12 and jax, but not
 # neural-tangents, hydra-core, omegaconf, antlr4-python3-runtime or frozendict. Download
@@ -8,7 +8,7 @@
 # frozendict); antlr4-python3-runtime 4.9.3 has no wheel on the index:
 # `.venv/bin/python -m pip wheel --no-deps antlr4-python3-runtime==4.9.3 -w .whl`.
 #
-# Run: device `run` with carry [".whl"], command `bash tools/gpu_check.sh`, timeout_s 480.
+# Run: device `run` with carry [".whl"], command `bash tools/gpu_check.sh`, timeout_s 540.
 # Dry run on a CPU (small sizes; the tensor-core rows say "needs a GPU"):
 #   DRY=1 OUT=/tmp/gpu_check PYTHON=.venv/bin/python bash tools/gpu_check.sh
 #
@@ -24,7 +24,10 @@
 #      PADDED_FIRST_LAYER; off until timed), side by side with neural-tangents and the
 #      default. XLA's program for an H100, compiled here without one and modelled
 #      kernel by kernel (ntkexp/xla_gpu_model.py, results/bench/session15/), puts
-#      separate_padded 9.6% (Myrtle-5) and 16% (CNN-GAP) below the default.
+#      separate_padded 9.6% (Myrtle-5) and 16% (CNN-GAP) below the default. Also the
+#      Pallas `diagonal` step at 8 warps (as fast as XLA in the fourteenth session), alone
+#      and taking the padded first layer (no pad pass before it; model 11.1 us per pair
+#      for Myrtle-5 against 14.5 without and 15.5 for the XLA default).
 #   1. issue 9: the WRN-10-4 empirical NTK (64x64 inputs, 16 images, logits traced):
 #      Jacobian contraction, ntkexp's structured NTK, its factors alone (taps and
 #      backward passes, no contractions), and its products as bfloat16 x6 / x9.
@@ -70,9 +73,10 @@ EOF
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-step fastconv_variants 150 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+step fastconv_variants 200 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
   --variants default,separate_ntk,padded_first,separate_padded \
+  --pallas --pallas-kinds diagonal --num-warps 8 --pallas-variants default,padded_first \
   --out "$OUT/fastconv_variants.csv"
 step empirical 110 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON -m ntkexp.bench \
   --only empirical --n image=$EMP_SIDE empirical_n=$EMP_N wrn_k=$WRN_K --repeats 5 \

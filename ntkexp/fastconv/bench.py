@@ -134,11 +134,14 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
           num_warps: tuple[int, ...] = (4,),
           variants: tuple[str, ...] = ('default',),
           pallas_kinds: tuple[str, ...] = ('rows',),
-          activation: str = 'relu') -> list[dict[str, Any]]:
+          activation: str = 'relu',
+          pallas_variants: tuple[str, ...] = ('default',)
+          ) -> list[dict[str, Any]]:
     """Rows of one architecture: neural-tangents, fastconv once per recursion
     variant (:data:`VARIANTS`), and Pallas once per step kind
-    (:data:`ntkexp.fastconv.pallas.KINDS`) and Triton ``num_warps``; the
-    network built with ``activation``."""
+    (:data:`ntkexp.fastconv.pallas.KINDS`), Triton ``num_warps`` and
+    recursion variant of ``pallas_variants``; the network built with
+    ``activation``."""
     fn, kwargs = ARCHITECTURES[arch]
     kwargs = dict(kwargs, activation=activation)
     rng = np.random.RandomState(0)
@@ -150,7 +153,9 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
     if pallas:
         # 'fastconv_pallas_w4' is the rows kernel, as in earlier CSVs.
         methods += [('fastconv_pallas' + ('' if kind == 'rows' else f'_{kind}')
-                     + f'_w{w}', (kind, w), 'default')
+                     + f'_w{w}' + ('' if v == 'default' else f'_{v}'),
+                     (kind, w), v)
+                    for v in pallas_variants
                     for kind in pallas_kinds for w in num_warps]
     rows, ref, t_ref = [], None, None
     for method, pallas_step, variant in methods:
@@ -221,6 +226,10 @@ def main(argv=None) -> None:
     parser.add_argument('--variants', default='default',
                         help='fastconv rows, one per recursion variant: '
                              + ','.join(VARIANTS))
+    parser.add_argument('--pallas-variants', default='default',
+                        help='recursion variants the Pallas rows run under, '
+                             'e.g. default,padded_first (the diagonal step '
+                             'then takes the padded first layer)')
     parser.add_argument('--activation', default='relu',
                         help='activations of the networks, e.g. relu,erf: '
                              + ','.join(fc_activations.ACTIVATIONS))
@@ -244,6 +253,9 @@ def main(argv=None) -> None:
                      'or --pallas')
     pallas_kinds = tuple(choices('--pallas-kinds', args.pallas_kinds,
                                  fc_pallas.KINDS))
+    variants = tuple(choices('--variants', args.variants, VARIANTS))
+    pallas_variants = tuple(choices('--pallas-variants', args.pallas_variants,
+                                    VARIANTS))
     if args.dtype == 'float64':
         jax.config.update('jax_enable_x64', True)
     command = 'python -m ntkexp.fastconv.bench ' + ' '.join(
@@ -264,8 +276,7 @@ def main(argv=None) -> None:
         rows += bench(arch, args.side, args.n, args.repeats, args.dtype,
                       args.skip_nt, args.pallas,
                       tuple(int(w) for w in args.num_warps.split(',')),
-                      tuple(args.variants.split(',')), pallas_kinds,
-                      activation)
+                      variants, pallas_kinds, activation, pallas_variants)
         save()
     if args.out is not None:
         print(f'wrote {args.out}')

@@ -238,7 +238,9 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
     attribute ``fuses_input_relu`` tells :func:`recursion.pair_kernels`
     whether to hand it the ReLU before the convolution too (keyword
     ``in_vars``), and ``fuses_input_product`` whether to hand it the first
-    layer's patches instead of their product (keyword ``input_patches``).
+    layer's patches instead of their product (keyword ``input_patches``), and
+    ``takes_padded`` whether it takes covariances that already carry the
+    convolution's zero padding (keyword ``padded``).
     """
     if kind not in KINDS:
         raise ValueError(f'Pallas step kind={kind!r}: expected one of {KINDS}')
@@ -253,6 +255,9 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
     step.fuses_input_product = kind.startswith('diagonal_patches')
+    # Covariances that carry the SAME padding (recursion.PADDED_FIRST_LAYER)
+    # go to the diagonal step as they are (keyword ``padded``).
+    step.takes_padded = kind == 'diagonal'
     step.fuses_input_relu = step.fuses_input_product or kind == 'diagonal_relu_in'
     return step
 

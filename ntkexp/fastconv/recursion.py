@@ -715,7 +715,9 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         # First convolution straight from the patches: its unnormalised conv
         # of the input covariance x x' / C is <patch, patch'> / C (Arora et
         # al. 2019, Eq. 7).
-        if (padded_first_layer() and full and k > 1 and conv_relu is None
+        if (padded_first_layer() and full and k > 1
+                and (conv_relu is None
+                     or getattr(conv_relu, 'takes_padded', False))
                 and tuple(layers[1:3]) == (RELU, CONV)):
             # Already padded for the convolution after the activation (see
             # PADDED_FIRST_LAYER): zero patches give zero products.
@@ -752,11 +754,14 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
             # (ntkexp.fastconv.pallas).
             pool, skip = _fused_pool(net, i, vars1[relu_index].shape[-2:])
             alpha, beta, gamma = net.conv_ntk_coeffs(channels)
+            if padding is not None:
+                step_input = dict(step_input, padded=True)
             nngp, ntk = conv_relu(nngp, ntk, vars1[relu_index],
                                   vars2[relu_index], k=k, scale=scale,
                                   shift=b2, alpha=alpha, beta=beta,
                                   gamma=gamma, pool=pool, **step_input)
             step_input = {}
+            padding = None
             relu_index += 1
             i += 1 + skip
         elif layer == CONV:
