@@ -42,9 +42,9 @@ Usage::
     JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --arch myrtle5 --n 32 \\
         --variants default,separate_ntk,padded_first,separate_padded \\
         --out results/bench/session15/xla_gpu_model_myrtle5.csv
-    JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --arch myrtle5 --n 32 \
+    JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --arch myrtle5 --n 32 \\
         --fast-kernel true,pallas_diagonal --variants default,padded_first
-    JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --empirical \
+    JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --empirical \\
         NTKEXP_STRUCTURED,WEIGHT_GRADIENTS --side 64 --n 16 --wrn-k 4
 
 With ``--empirical`` the rows are the XLA kernels of one call of the WRN
@@ -339,16 +339,13 @@ def fastconv_rows(arch: str, side: int, n: int, variant: str,
     fn, kwargs = bench.ARCHITECTURES[arch]
     with backend.targeting('gpu'):
         _, _, kernel_fn = fn(**kwargs, fast_kernel=fast_kernel)
-        per_pair = side ** (4 if kernel_fn.net.full_spatial else 2)
         with bench.recursion_settings(variant):
             compile_for_h100(
                 lambda a, b: kernel_fn(a, b, get='ntk'),
                 [((n, side, side, 3), jnp.float32)] * 2, dump_dir)
-            per_step = max(1, recursion.default_step_entries() // per_pair)
-    # As recursion.kernel chunks an n x n block: whole rows of x2 per step.
-    cols = min(per_step, n)
-    pairs = min(max(1, per_step // cols), n) * cols
-    return kernel_table(dump_dir), pairs
+            rows, cols = recursion.block_chunks(
+                recursion.step_pairs(kernel_fn.net, (side, side)), n)
+    return kernel_table(dump_dir), min(rows, n) * min(cols, n)
 
 
 def empirical_rows(method: str, side: int, n: int, wrn_k: int,
@@ -391,9 +388,10 @@ def format_table(rows: Sequence[KernelRow], per: float = 1.0) -> str:
     for r in rows:
         if r.seconds / per < 1e-9:
             continue
+        name = r.kernel + ('*' if r.loop else '') + (
+            '+' if r.tensor_cores else '')
         lines.append(
-            f'{r.kernel + ("*" if r.loop else "") + ("+" if r.tensor_cores else ""):36s} {r.threads:10d} '
-            f'{r.instructions:6d} '
+            f'{name:36s} {r.threads:10d} {r.instructions:6d} '
             f'{r.bytes_in / per / 1e6:7.2f} {r.bytes_out / per / 1e6:7.2f} '
             f'{r.memory_seconds / per * 1e6:7.2f} '
             f'{r.issue_seconds / per * 1e6:8.2f}')

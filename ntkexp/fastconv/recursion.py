@@ -115,32 +115,32 @@ PADDED_FIRST_LAYER = 'auto'
 OFFSET_SELF_COVARIANCE = True
 
 
+def _switch(setting: Any, on_cpu: bool, elsewhere: bool) -> bool:
+    """A setting of ``'auto'`` (then ``on_cpu`` on the target backend's CPU,
+    ``elsewhere`` otherwise), True or False."""
+    if setting == 'auto':
+        return on_cpu if backend.target_backend() == 'cpu' else elsewhere
+    return bool(setting)
+
+
 def pack_relu_outputs() -> bool:
-    """Whether :data:`PACK_RELU_OUTPUTS` is on for the default backend."""
-    if PACK_RELU_OUTPUTS == 'auto':
-        return backend.target_backend() == 'cpu'
-    return bool(PACK_RELU_OUTPUTS)
+    """Whether :data:`PACK_RELU_OUTPUTS` is on for the target backend."""
+    return _switch(PACK_RELU_OUTPUTS, on_cpu=True, elsewhere=False)
 
 
 def separate_ntk_shift_sum() -> bool:
-    """Whether :data:`SEPARATE_NTK_SHIFT_SUM` is on for the default backend."""
-    if SEPARATE_NTK_SHIFT_SUM == 'auto':
-        return False
-    return bool(SEPARATE_NTK_SHIFT_SUM)
+    """Whether :data:`SEPARATE_NTK_SHIFT_SUM` is on (``'auto'``: off)."""
+    return _switch(SEPARATE_NTK_SHIFT_SUM, on_cpu=False, elsewhere=False)
 
 
 def padded_first_layer() -> bool:
-    """Whether :data:`PADDED_FIRST_LAYER` is on for the default backend."""
-    if PADDED_FIRST_LAYER == 'auto':
-        return False
-    return bool(PADDED_FIRST_LAYER)
+    """Whether :data:`PADDED_FIRST_LAYER` is on (``'auto'``: off)."""
+    return _switch(PADDED_FIRST_LAYER, on_cpu=False, elsewhere=False)
 
 
 def materialize_padded() -> bool:
-    """Whether :data:`MATERIALIZE_PADDED` is on for the default backend."""
-    if MATERIALIZE_PADDED == 'auto':
-        return backend.target_backend() == 'cpu'
-    return bool(MATERIALIZE_PADDED)
+    """Whether :data:`MATERIALIZE_PADDED` is on for the target backend."""
+    return _switch(MATERIALIZE_PADDED, on_cpu=True, elsewhere=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -862,6 +862,25 @@ def default_step_entries() -> int:
             else STEP_ENTRIES)
 
 
+def step_pairs(net: ConvNet, spatial: Sequence[int],
+               step_entries: Optional[int] = None) -> int:
+    """Pairs of images per step of :func:`kernel`: at most ``step_entries``
+    (default :func:`default_step_entries`) pair-covariance entries, at least
+    one pair."""
+    per_pair = (spatial[0] * spatial[1]) ** (2 if net.full_spatial else 1)
+    if step_entries is None:
+        step_entries = default_step_entries()
+    return max(1, step_entries // per_pair)
+
+
+def block_chunks(pairs_per_step: int, n2: int) -> tuple[int, int]:
+    """``(rows of x1, columns of x2)`` per step of a ``k(x1, x2)`` block
+    with ``n2`` columns: whole rows of ``x2`` when one fits a step, otherwise
+    one row in chunks of columns."""
+    col_chunk = pairs_per_step
+    return max(1, pairs_per_step // min(col_chunk, n2)), col_chunk
+
+
 def _in_chunks(fn: Callable, arrays: Any, chunk: int) -> Any:
     """``fn(arrays)`` over chunks of ``chunk`` along the leading axis of every
     array in the pytree ``arrays`` (``lax.map``; the last chunk padded with
@@ -920,17 +939,13 @@ def kernel(net: ConvNet, x1: jax.Array, x2: Optional[jax.Array] = None,
     pt1 = patches(x1, k)
     variances, pairs = _recursion_of(net)
     vars1 = variances(net, x1)
-    per_pair = (spatial[0] * spatial[1]) ** (2 if full else 1)
-    if step_entries is None:
-        step_entries = default_step_entries()
-    pairs_per_step = max(1, step_entries // per_pair)
+    pairs_per_step = step_pairs(net, spatial, step_entries)
     if x2 is not None:
         x2 = jnp.asarray(x2).astype(dtype)
         pt2 = patches(x2, k)
         vars2 = variances(net, x2)
         pairing = _block_pairing(full)
-        col_chunk = pairs_per_step
-        row_chunk = max(1, pairs_per_step // min(col_chunk, x2.shape[0]))
+        row_chunk, col_chunk = block_chunks(pairs_per_step, x2.shape[0])
 
         def rows_block(args):
             p1, v1 = args
