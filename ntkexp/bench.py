@@ -20,7 +20,10 @@ Measured on whatever JAX devices are present, in one process:
   what any implementation can gain over it, and of those passes with weight
   gradients (``WEIGHT_GRADIENTS``, :func:`weight_gradients_fn`); on request
   (``--empirical-impl``) ntkexp's with its products on a GPU's tensor cores
-  (``NTKEXP_STRUCTURED_TF32X3``, ``_BF16X6``, ``_BF16X9``) and the time of its factors alone
+  (``NTKEXP_STRUCTURED_TF32X3``, ``_BF16X6``, ``_BF16X9``), its network's
+  convolutions there too (``NTKEXP_STRUCTURED_CONVS_TF32X3``, with the products
+  as well ``NTKEXP_STRUCTURED_ALL_TF32X3``; ``COTANGENT_FLOOR_CONVS_TF32X3`` their
+  floor), and the time of its factors alone
   (``NTKEXP_STRUCTURED_FACTORS``, :func:`structured_factors_fn`);
 * finite-width training steps per second (full-batch gradient descent);
 * peak device memory where the backend reports it
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import statistics
 import sys
 import time
@@ -212,12 +216,18 @@ NTKEXP_CONTRACTIONS = {NTKEXP_STRUCTURED: 'auto',
 # structured_ntk.PRODUCTS), the network's own passes as configured.
 NTKEXP_PRODUCTS = {NTKEXP_STRUCTURED + '_' + name.upper(): name
                    for name in ('tf32x3', 'bf16x6', 'bf16x9')}
+# ntkexp's with the network's own convolutions (forward and backward) as three
+# TF32 tensor-core products each (GPUs; structured_ntk.CONVOLUTIONS), the
+# terms' products as configured or (_ALL_) as three TF32 products too.
+NTKEXP_CONVOLUTIONS = {NTKEXP_STRUCTURED + '_CONVS_TF32X3': 'default',
+                       NTKEXP_STRUCTURED + '_ALL_TF32X3': 'tf32x3'}
 EMPIRICAL_METHODS = ('JACOBIAN_CONTRACTION', 'NTK_VECTOR_PRODUCTS',
                      'STRUCTURED_DERIVATIVES', NTKEXP_STRUCTURED,
                      COTANGENT_FLOOR, WEIGHT_GRADIENTS)
 
 
-def cotangent_floor_fn(apply_fn: Callable) -> Callable:
+def cotangent_floor_fn(apply_fn: Callable, convolutions: str = 'default'
+                       ) -> Callable:
     """``f(x, params)``: the forward pass and one backward pass per logit.
 
     The traced empirical NTK ``sum_k <df_k(x)/dW, df_k(x')/dW>`` of a layer
@@ -232,10 +242,14 @@ def cotangent_floor_fn(apply_fn: Callable) -> Callable:
     contraction; structured derivatives do this plus their contractions; so
     neither can take less time (up to the one transposed first convolution to
     the 3 input channels included here, a small share of the backward pass).
+    ``convolutions='tf32x3'`` (``COTANGENT_FLOOR_CONVS_TF32X3``) takes the
+    network's convolutions as ``structured_ntk_fn(convolutions='tf32x3')``
+    does: the floor of that variant.
     """
     def floor(x, params):
-        return structured_ntk.backward_per_logit(
-            lambda images: apply_fn(params, images), (x,))[0]
+        network = structured_ntk.with_convolutions(
+            lambda images: apply_fn(params, images), convolutions)
+        return structured_ntk.backward_per_logit(network, (x,))[0]
     return floor
 
 
@@ -259,6 +273,8 @@ def weight_gradients_fn(apply_fn: Callable) -> Callable:
 
 
 BOUNDS = {COTANGENT_FLOOR: cotangent_floor_fn,
+          COTANGENT_FLOOR + '_CONVS_TF32X3': functools.partial(
+              cotangent_floor_fn, convolutions='tf32x3'),
           WEIGHT_GRADIENTS: weight_gradients_fn}
 
 
@@ -285,7 +301,7 @@ TIMED_ONLY = {**BOUNDS, **PARTS}
 #: ntkexp's structured NTK and its variants, the bounds and parts.
 EMPIRICAL_CHOICES = ([i.name for i in nt.NtkImplementation]
                      + list(NTKEXP_CONTRACTIONS) + list(NTKEXP_PRODUCTS)
-                     + list(TIMED_ONLY))
+                     + list(NTKEXP_CONVOLUTIONS) + list(TIMED_ONLY))
 
 
 def empirical_wrn(n: int, side: int, wrn_k: int
@@ -305,7 +321,11 @@ def empirical_method_fn(name: str, apply_fn: Callable
     function a bound or part times."""
     if name in TIMED_ONLY:
         return TIMED_ONLY[name](apply_fn), False
-    if name in NTKEXP_CONTRACTIONS or name in NTKEXP_PRODUCTS:
+    if name in NTKEXP_CONVOLUTIONS:
+        ntk_fn = structured_ntk.structured_ntk_fn(
+            apply_fn, products=NTKEXP_CONVOLUTIONS[name],
+            convolutions='tf32x3')
+    elif name in NTKEXP_CONTRACTIONS or name in NTKEXP_PRODUCTS:
         ntk_fn = structured_ntk.structured_ntk_fn(
             apply_fn, conv_contraction=NTKEXP_CONTRACTIONS.get(name, 'auto'),
             products=NTKEXP_PRODUCTS.get(name, 'default'))

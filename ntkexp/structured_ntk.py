@@ -65,7 +65,7 @@ import numpy as np
 from jax import lax
 from jax.extend import core as jex_core
 
-from ntkexp import backend
+from ntkexp import backend, tf32x3_conv
 
 PyTree = Any
 
@@ -190,10 +190,25 @@ def bind(eqn: jex_core.JaxprEqn, invals: Sequence[Any]) -> Any:
         return eqn.primitive.bind(*subfuns, *invals, **params)
 
 
+def bind_with_convolutions(eqn: jex_core.JaxprEqn, invals: Sequence[Any],
+                           convolutions: str = 'default') -> Any:
+    """:func:`bind`, float32 convolutions as :data:`CONVOLUTIONS` says
+    (``'tf32x3'``: :func:`ntkexp.tf32x3_conv.conv_tf32x3`, forward and
+    input transpose)."""
+    if (convolutions == 'tf32x3'
+            and eqn.primitive.name == 'conv_general_dilated'
+            and tf32x3_conv.supported(eqn.params,
+                                      [v.dtype for v in invals])):
+        return tf32x3_conv.conv_tf32x3(eqn.params)(*invals)
+    return bind(eqn, invals)
+
+
 def evaluate_with_taps(jaxpr: jex_core.Jaxpr, consts: Sequence[Any],
                        args: Sequence[Any], taps: Sequence[Tap],
-                       eps: Sequence[Any]) -> tuple[list, list]:
-    """Evaluate ``jaxpr`` adding ``eps[t]`` to tap ``t``'s output.
+                       eps: Sequence[Any], convolutions: str = 'default'
+                       ) -> tuple[list, list]:
+    """Evaluate ``jaxpr`` adding ``eps[t]`` to tap ``t``'s output, its
+    convolutions as ``convolutions`` says (:data:`CONVOLUTIONS`).
 
     Returns:
         The program's outputs and, for each tap, its non-weight operand.
@@ -210,7 +225,7 @@ def evaluate_with_taps(jaxpr: jex_core.Jaxpr, consts: Sequence[Any],
     inputs = [None] * len(taps)
     for index, eqn in enumerate(jaxpr.eqns):
         invals = [read(var) for var in eqn.invars]
-        out = bind(eqn, invals)
+        out = bind_with_convolutions(eqn, invals, convolutions)
         if index in tap_at:
             t = tap_at[index]
             inputs[t] = invals[1 - taps[t].weight_operand]
@@ -220,6 +235,26 @@ def evaluate_with_taps(jaxpr: jex_core.Jaxpr, consts: Sequence[Any],
             if not isinstance(var, jex_core.DropVar):
                 env[var] = value
     return [read(var) for var in jaxpr.outvars], inputs
+
+
+def with_convolutions(fn: Callable, convolutions: str) -> Callable:
+    """``fn`` with its float32 convolutions as ``convolutions`` says
+    (:data:`CONVOLUTIONS`): traced, then evaluated by
+    :func:`bind_with_convolutions`, so its derivatives take them too.
+    ``'default'`` returns ``fn`` itself."""
+    _check_choice('convolutions', convolutions, CONVOLUTIONS)
+    if convolutions == 'default':
+        return fn
+
+    def evaluated(*args):
+        closed, shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+        outs, _ = evaluate_with_taps(
+            closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(args),
+            [], [], convolutions)
+        return jax.tree_util.tree_unflatten(
+            jax.tree_util.tree_structure(shape), outs)
+
+    return evaluated
 
 
 def _merge_image_axis(x: jnp.ndarray, lead: int, batch_axis: int) -> jnp.ndarray:
@@ -414,14 +449,16 @@ def _term(kind: str, f1: tuple, f2: Optional[tuple], traced: bool,
     return inputs[:, :, None, None] * einsum('kie,lje->ijkl', g1, g2)
 
 
-def layer_factors(apply_fn: Callable, x: jnp.ndarray, params: PyTree
-                  ) -> tuple[list, int]:
+def layer_factors(apply_fn: Callable, x: jnp.ndarray, params: PyTree,
+                  convolutions: str = 'default') -> tuple[list, int]:
     """Steps 1-3 of the module docstring: every term's factors for ``x``.
 
     Args:
         apply_fn: as in :func:`structured_ntk_fn`.
         x: ``(N, ...)`` images.
         params: the network's parameters.
+        convolutions: the network's float32 convolutions, forward and
+            backward (:data:`CONVOLUTIONS`).
 
     Returns:
         ``(terms, K)``: ``terms`` a list of ``(kind, factors)`` (``'conv'``:
@@ -452,7 +489,8 @@ def layer_factors(apply_fn: Callable, x: jnp.ndarray, params: PyTree
         for i, value in zip(free, free_leaves):
             args[i] = value
         (out,), inputs = evaluate_with_taps(
-            jaxpr, closed.consts, args + [image[None]], taps, eps)
+            jaxpr, closed.consts, args + [image[None]], taps, eps,
+            convolutions)
         return out[0], inputs
 
     def network(free_leaves, eps):
@@ -498,10 +536,35 @@ PRODUCTS = {'default': None,
             'bf16x9': lax.DotAlgorithmPreset.BF16_BF16_F32_X9}
 
 
+#: ``convolutions=`` of :func:`structured_ntk_fn`: the network's own float32
+#: convolutions in the forward pass and the backward passes (the cotangents;
+#: on an H100 most of the time of issue 9's WRN-10-4, ``results/bench/
+#: session14/``). ``'default'``: as traced (``jax_default_matmul_precision``);
+#: ``'tf32x3'``: three TF32 tensor-core products each, one cuDNN call with
+#: three times the input channels (:mod:`ntkexp.tf32x3_conv`, about
+#: ``2^-21`` relative per product).
+CONVOLUTIONS = ('default', 'tf32x3')
+
+
+def _check_choice(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f'{name}={value!r}: expected one of {tuple(choices)}')
+
+
 def _check_products(products: str) -> None:
-    if products not in PRODUCTS:
-        raise ValueError(f'products={products!r}: expected one of '
-                         f'{tuple(PRODUCTS)}')
+    _check_choice('products', products, PRODUCTS)
+
+
+def _needs_gpu(name: str, value: str, dtype: Any) -> bool:
+    """Whether a tensor-core ``name=value`` applies to factors of ``dtype``
+    (float32 only); raises off a GPU, where nothing has tensor cores."""
+    if value == 'default' or jnp.dtype(dtype) != jnp.float32:
+        return False
+    if backend.target_backend() != 'gpu':
+        raise ValueError(
+            f"{name}='{value}' needs a GPU (tensor cores); this "
+            f"backend is {backend.target_backend()!r}: use {name}='default'")
+    return True
 
 
 def products_precision(products: str, dtype: Any) -> Any:
@@ -513,19 +576,15 @@ def products_precision(products: str, dtype: Any) -> Any:
             products take no such algorithms).
     """
     _check_products(products)
-    if products == 'default' or jnp.dtype(dtype) != jnp.float32:
-        return None
-    if backend.target_backend() != 'gpu':
-        raise ValueError(
-            f"products='{products}' needs a GPU (tensor cores); this "
-            f"backend is {backend.target_backend()!r}: use products='default'")
-    return PRODUCTS[products]
+    return PRODUCTS[products] if _needs_gpu('products', products,
+                                            dtype) else None
 
 
 def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
                       diagonal_axes: Sequence[int] = (),
                       conv_contraction: str = 'auto',
-                      products: str = 'default') -> Callable:
+                      products: str = 'default',
+                      convolutions: str = 'default') -> Callable:
     """``kernel(x1, x2, params)``: the empirical NTK by layer taps.
 
     The same interface and values as ``nt.empirical_ntk_fn(apply_fn,
@@ -548,18 +607,21 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
             ``'tf32x3'``, ``'bf16x6'``, ``'bf16x9'`` (GPUs) compute them as
             several tensor-core products each (:data:`PRODUCTS`). Float64
             inputs ignore it.
+        convolutions: the network's own convolutions, forward and backward,
+            for float32 inputs: ``'default'`` as traced; ``'tf32x3'`` (GPUs)
+            three TF32 tensor-core products each (:data:`CONVOLUTIONS`).
+            Float64 inputs ignore it.
 
     Raises:
         NotImplementedError: for other ``trace_axes`` or ``diagonal_axes``.
-        ValueError: for an unknown ``conv_contraction`` or ``products``;
-            (when called) for an ``apply_fn`` whose output is not one
-            ``(batch, logits)`` array, or ``products`` other than
-            ``'default'`` off a GPU.
+        ValueError: for an unknown ``conv_contraction``, ``products`` or
+            ``convolutions``; (when called) for an ``apply_fn`` whose output
+            is not one ``(batch, logits)`` array, or ``products`` or
+            ``convolutions`` other than ``'default'`` off a GPU.
     """
     _check_products(products)
-    if conv_contraction not in CONV_CONTRACTIONS:
-        raise ValueError(f'conv_contraction={conv_contraction!r}: expected '
-                         f'one of {CONV_CONTRACTIONS}')
+    _check_choice('convolutions', convolutions, CONVOLUTIONS)
+    _check_choice('conv_contraction', conv_contraction, CONV_CONTRACTIONS)
     trace_axes = tuple(trace_axes)
     if trace_axes not in ((), (-1,), (1,)) or tuple(diagonal_axes):
         raise NotImplementedError(
@@ -570,10 +632,12 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
 
     def kernel(x1: jnp.ndarray, x2: Optional[jnp.ndarray],
                params: PyTree) -> jnp.ndarray:
-        terms1, logits = layer_factors(apply_fn, x1, params)
-        terms2 = ([None] * len(terms1) if x2 is None
-                  else layer_factors(apply_fn, x2, params)[0])
         precision = products_precision(products, x1.dtype)
+        convs = ('tf32x3' if _needs_gpu('convolutions', convolutions,
+                                        x1.dtype) else 'default')
+        terms1, logits = layer_factors(apply_fn, x1, params, convs)
+        terms2 = ([None] * len(terms1) if x2 is None
+                  else layer_factors(apply_fn, x2, params, convs)[0])
         total = sum(_term(kind, f1, f2 and f2[1], traced, conv_contraction,
                           precision)
                     for (kind, f1), f2 in zip(terms1, terms2))
@@ -582,9 +646,10 @@ def structured_ntk_fn(apply_fn: Callable, trace_axes: Sequence[int] = (-1,),
     return kernel
 
 
-__all__ = ['CONV_CONTRACTIONS', 'MEMORY_COST', 'PRODUCTS', 'TAPPABLE', 'Tap',
-           'backward_per_logit', 'conv_factors',
+__all__ = ['CONVOLUTIONS', 'CONV_CONTRACTIONS', 'MEMORY_COST', 'PRODUCTS',
+           'TAPPABLE', 'Tap', 'backward_per_logit', 'bind_with_convolutions',
+           'conv_factors',
            'conv_patches', 'evaluate_with_taps', 'find_taps',
            'has_convolution_taps', 'layer_factors', 'prefer_position_pairs',
            'products_precision',
-           'structured_ntk_fn', 'trace_taps']
+           'structured_ntk_fn', 'trace_taps', 'with_convolutions']

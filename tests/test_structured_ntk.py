@@ -246,3 +246,39 @@ def test_tensor_core_products_need_a_gpu_and_lower_to_their_algorithm(
         np.asarray(jax.jit(S.structured_ntk_fn(apply64, products='tf32x3'))(
             x1, None, params64)),
         np.asarray(jax.jit(S.structured_ntk_fn(apply64))(x1, None, params64)))
+
+
+def test_tf32x3_convolutions_are_float32_accurate_and_need_a_gpu(monkeypatch):
+    """``convolutions='tf32x3'``: refused off a GPU with one line naming the
+    fix; built for a GPU (``backend.targeting``) with every tensor-core
+    operand rounded to TF32 (a CPU stand-in for the tensor cores,
+    ``tests/test_tf32x3_conv.py``) the WRN's NTK, untraced against other
+    images, is within 2e-6 of float64; ``with_convolutions`` gives the
+    cotangent floor the same cotangents; float64 inputs ignore it."""
+    from ntkexp import backend, bench
+    from ntkexp import tf32x3_conv
+    with pytest.raises(ValueError, match=r"convolutions='x3': expected one"):
+        S.structured_ntk_fn(lambda p, x: x, convolutions='x3')
+    apply64, x1, x2, params64 = _float64_setup('wrn')
+    truth = jax.jit(S.structured_ntk_fn(apply64, trace_axes=()))(
+        x1, x2, params64)
+    floor64 = jax.jit(bench.cotangent_floor_fn(apply64))(x1, params64)
+    # float64: the option does not apply, off a GPU too.
+    np.testing.assert_array_equal(
+        jax.jit(S.structured_ntk_fn(apply64, trace_axes=(),
+                                    convolutions='tf32x3'))(x1, x2, params64),
+        truth)
+    jax.config.update('jax_enable_x64', False)
+    x1, x2, params = jax.tree_util.tree_map(
+        lambda a: jnp.asarray(np.asarray(a), jnp.float32), (x1, x2, params64))
+    split = S.structured_ntk_fn(apply64, trace_axes=(), convolutions='tf32x3')
+    with pytest.raises(ValueError, match="needs a GPU.*convolutions='default'"):
+        split(x1, x2, params)
+    monkeypatch.setattr(tf32x3_conv, 'tensor_core_operand',
+                        tf32x3_conv.round_to_tf32)
+    with backend.targeting('gpu'):
+        kernel = jax.jit(split)(x1, x2, params)
+        floor = jax.jit(bench.cotangent_floor_fn(
+            apply64, convolutions='tf32x3'))(x1, params)
+    assert _rel(kernel, truth) < 2e-6
+    assert _rel(floor, floor64) < 2e-6

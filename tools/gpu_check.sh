@@ -29,8 +29,11 @@
 #      and taking the padded first layer (no pad pass before it; model 11.1 us per pair
 #      for Myrtle-5 against 14.5 without and 15.5 for the XLA default).
 #   1. issue 9: the WRN-10-4 empirical NTK (64x64 inputs, 16 images, logits traced):
-#      Jacobian contraction, ntkexp's structured NTK, its factors alone (taps and
-#      backward passes, no contractions), and its products as bfloat16 x6 / x9.
+#      Jacobian contraction, ntkexp's structured NTK, the same with the network's
+#      convolutions as three TF32 tensor-core products each (ntkexp/tf32x3_conv.py;
+#      the sixteenth session: the cotangent floor is mostly float32 cuDNN
+#      convolutions), also with its products so, the cotangent floor both ways, and
+#      the factors alone (taps and backward passes, no contractions).
 #   2. issue 9: device time per XLA operation of the structured NTK and of the
 #      weight-gradient bound (python -m ntkexp.profile_ops, CSVs).
 #   3. issue 10: device time per XLA operation of Myrtle-5's fast kernel, one 32x32
@@ -78,12 +81,13 @@ step fastconv_variants 200 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   --variants default,separate_ntk,padded_first,separate_padded \
   --pallas --pallas-kinds diagonal --num-warps 8 --pallas-variants default,padded_first \
   --out "$OUT/fastconv_variants.csv"
-step empirical 110 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON -m ntkexp.bench \
+step empirical 140 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON -m ntkexp.bench \
   --only empirical --n image=$EMP_SIDE empirical_n=$EMP_N wrn_k=$WRN_K --repeats 5 \
-  --empirical-impl JACOBIAN_CONTRACTION NTKEXP_STRUCTURED NTKEXP_STRUCTURED_FACTORS \
-  NTKEXP_STRUCTURED_BF16X6 NTKEXP_STRUCTURED_BF16X9 --out "$OUT/empirical"
+  --empirical-impl JACOBIAN_CONTRACTION NTKEXP_STRUCTURED NTKEXP_STRUCTURED_CONVS_TF32X3 \
+  NTKEXP_STRUCTURED_ALL_TF32X3 COTANGENT_FLOOR COTANGENT_FLOOR_CONVS_TF32X3 \
+  NTKEXP_STRUCTURED_FACTORS --out "$OUT/empirical"
 for METHOD in NTKEXP_STRUCTURED WEIGHT_GRADIENTS; do
-  step "profile_$METHOD" 50 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+  step "profile_$METHOD" 45 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
     -m ntkexp.profile_ops --method $METHOD --side $EMP_SIDE --n $EMP_N --wrn-k $WRN_K \
     --top 30 --out "$OUT/profile_$METHOD.csv"
 done
