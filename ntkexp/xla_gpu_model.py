@@ -48,8 +48,11 @@ Usage::
         NTKEXP_STRUCTURED,WEIGHT_GRADIENTS --side 64 --n 16 --wrn-k 4
 
 With ``--empirical`` the rows are the XLA kernels of one call of the WRN
-empirical NTK benchmark (``ntkexp.bench``; its cuDNN convolutions are library
-calls the model leaves out), totals in microseconds per call.
+empirical NTK benchmark (``ntkexp.bench``), totals in microseconds per call.
+Its cuDNN convolutions are library calls, outside the kernel model:
+:func:`cudnn_convolutions` counts their multiply-adds and whether XLA lets them
+use TF32 tensor cores, and bounds their time at the units' peaks
+(:data:`FP32_PEAK`, :data:`TF32_PEAK`), columns ``cudnn_*``.
 """
 
 from __future__ import annotations
@@ -107,6 +110,11 @@ device_description_str: "NVIDIA H100 80GB HBM3"
 BANDWIDTH = 3.35e12
 #: Thread instructions per second: 132 SMs x 4 schedulers x 1.98 GHz x 32 lanes.
 ISSUE_RATE = 132 * 4 * 1.98e9 * 32
+#: Peak float32 multiply-adds of an H100 SXM, as FLOP / s: its CUDA cores
+#: (132 SMs x 128 lanes x 2 x 1.98 GHz) and its TF32 tensor cores (dense;
+#: NVIDIA's H100 datasheet: 67 and 495 TFLOPS).
+FP32_PEAK = 67e12
+TF32_PEAK = 495e12
 
 _DTYPE_BYTES = {'pred': 1, 's8': 1, 'u8': 1, 'bf16': 2, 'f16': 2, 's16': 2,
                 'f32': 4, 's32': 4, 'u32': 4, 'f64': 8, 's64': 8, 'u64': 8,
@@ -229,6 +237,83 @@ def fusion_bytes(hlo: str) -> dict[str, tuple[int, int]]:
         shape_bytes(type_)) for name, (type_, operands) in fusions.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class ConvolutionRow:
+    """One cuDNN convolution (a library call, not one of XLA's kernels).
+
+    Attributes:
+        name: the HLO instruction.
+        kind: ``'forward'``, ``'backward_input'`` or ``'backward_filter'``.
+        flops: ``2 x`` its multiply-adds.
+        tensor_cores: whether XLA lets cuDNN use TF32 tensor cores (operand
+            precision not ``highest``).
+        bytes_in, bytes_out: its operands' and results' bytes.
+    """
+    name: str
+    kind: str
+    flops: int
+    tensor_cores: bool
+    bytes_in: int
+    bytes_out: int
+
+    @property
+    def seconds(self) -> float:
+        """At the peak of its units or the memory's, whichever is slower
+        (a bound: cuDNN reaches some fraction of either)."""
+        peak = TF32_PEAK if self.tensor_cores else FP32_PEAK
+        return max(self.flops / peak,
+                   (self.bytes_in + self.bytes_out) / BANDWIDTH)
+
+
+_CUDNN_KINDS = {'__cudnn$convForward': 'forward',
+                '__cudnn$convBiasActivationForward': 'forward',
+                '__cudnn$convBackwardInput': 'backward_input',
+                '__cudnn$convBackwardFilter': 'backward_filter'}
+
+
+def _dims(type_: str) -> list[int]:
+    """The dimensions of the first array shape in an HLO type."""
+    match = _SHAPE.search(type_)
+    return [int(d) for d in match.group(2).split(',') if d] if match else []
+
+
+def cudnn_convolutions(hlo: str) -> list[ConvolutionRow]:
+    """The cuDNN convolutions of an optimised HLO module.
+
+    Their multiply-adds follow from the forward convolution's output and
+    filter (``dim_labels`` are the forward convolution's for every kind):
+    ``2 x`` filter entries ``x`` output entries ``/`` output features.
+    """
+    types, rows = {}, []
+    for line in hlo.split('\n'):
+        match = _INSTRUCTION.match(line)
+        if not match:
+            continue
+        name, type_, op, operands = match.groups()
+        types[name] = type_
+        target = re.search(r'custom_call_target="([^"]+)"', line)
+        if op != 'custom-call' or not target or (
+                target.group(1) not in _CUDNN_KINDS):
+            continue
+        kind = _CUDNN_KINDS[target.group(1)]
+        args = re.findall(r'%([\w.\-]+)', operands)
+        shapes = [_dims(types.get(a, '')) for a in args]
+        result = _dims(type_)
+        output = result if kind == 'forward' else shapes[
+            0 if kind == 'backward_input' else 1]
+        filter_ = result if kind == 'backward_filter' else shapes[1]
+        labels = re.search(r'dim_labels=\w+_(\w+)->', line).group(1)
+        out_features = filter_[labels.index('o')]
+        precision = re.search(r'operand_precision=\{([^}]*)\}', line)
+        rows.append(ConvolutionRow(
+            name=name, kind=kind,
+            flops=2 * math.prod(filter_) * math.prod(output) // out_features,
+            tensor_cores=not (precision and 'highest' in precision.group(1)),
+            bytes_in=sum(shape_bytes(types.get(a, '')) for a in args),
+            bytes_out=shape_bytes(type_)))
+    return rows
+
+
 def kernel_table(dump_dir: str | os.PathLike) -> list[KernelRow]:
     """The kernel launches of the one program dumped in ``dump_dir``: those of
     its first ``while`` body when it has one (a ``lax.map`` step; a loop
@@ -349,12 +434,13 @@ def fastconv_rows(arch: str, side: int, n: int, variant: str,
 
 
 def empirical_rows(method: str, side: int, n: int, wrn_k: int,
-                   dump_dir: str | os.PathLike) -> list[KernelRow]:
+                   dump_dir: str | os.PathLike
+                   ) -> tuple[list[KernelRow], list[ConvolutionRow]]:
     """The kernel table of the empirical NTK benchmark's WRN-10-``wrn_k``
     (``n`` images ``side x side x 3``, 10 logits; :func:`ntkexp.bench.
     empirical_wrn`) by ``method`` (:data:`ntkexp.bench.EMPIRICAL_CHOICES`),
-    compiled for an H100 with exact float32 products. Its cuDNN convolutions
-    are library calls, not kernels of XLA's: they are not in the table."""
+    compiled for an H100 with exact float32 products, and its cuDNN
+    convolutions (library calls, not XLA's kernels: not in the table)."""
     import jax  # pylint: disable=g-import-not-at-top
     from ntkexp import backend, bench  # pylint: disable=g-import-not-at-top
     apply_fn, x, params = bench.empirical_wrn(n, side, wrn_k)
@@ -367,7 +453,18 @@ def empirical_rows(method: str, side: int, n: int, wrn_k: int,
             lambda x, *leaves: fn(x, jax.tree_util.tree_unflatten(tree,
                                                                   leaves)),
             shapes, dump_dir)
-    return kernel_table(dump_dir)
+    hlo = sorted(Path(dump_dir).glob('*gpu_after_optimizations.txt'))[-1]
+    return kernel_table(dump_dir), cudnn_convolutions(hlo.read_text())
+
+
+def convolution_summary(convs: Sequence[ConvolutionRow]) -> dict[str, float]:
+    """Totals of :func:`cudnn_convolutions`: calls, GFLOP, calls allowed the
+    tensor cores, and microseconds at the peaks (:attr:`ConvolutionRow.
+    seconds`)."""
+    return {'cudnn_calls': len(convs),
+            'cudnn_gflop': sum(c.flops for c in convs) / 1e9,
+            'cudnn_tensor_core_calls': sum(c.tensor_cores for c in convs),
+            'cudnn_peak_us': sum(c.seconds for c in convs) * 1e6}
 
 
 def summary(rows: Sequence[KernelRow], per: float = 1.0) -> dict[str, float]:
@@ -436,15 +533,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(args.dump_root or scratch)
         for method in (args.empirical.split(',') if args.empirical else []):
-            rows = empirical_rows(method, args.side, args.n, args.wrn_k,
-                                  root / f'empirical_{method}')
+            rows, convs = empirical_rows(method, args.side, args.n,
+                                         args.wrn_k, root / f'empirical_{method}')
             print(f'== {method}, WRN-10-{args.wrn_k}, {args.n} images '
-                  f'{args.side}x{args.side} (one call; XLA kernels only)')
+                  f'{args.side}x{args.side} (one call; XLA kernels, then the '
+                  f'cuDNN convolutions)')
             print(format_table(sorted(rows, key=lambda r: -r.seconds)))
+            conv_totals = convolution_summary(convs)
+            print(f"cuDNN: {conv_totals['cudnn_calls']} convolutions, "
+                  f"{conv_totals['cudnn_gflop']:.1f} GFLOP, "
+                  f"{conv_totals['cudnn_tensor_core_calls']} on TF32 tensor "
+                  f"cores, {conv_totals['cudnn_peak_us']:.1f} us at the "
+                  f"peaks (FP32 {FP32_PEAK / 1e12:.0f}, TF32 "
+                  f"{TF32_PEAK / 1e12:.0f} TFLOPS)")
             results.append(dict(arch=f'wrn10-{args.wrn_k}', variant=method,
                                 side=args.side, n=args.n, pairs_per_step=1,
                                 **{k: round(v, 4) for k, v in
-                                   summary(rows).items()}))
+                                   {**summary(rows), **conv_totals}.items()}))
         for arch, mode, variant in itertools.product(
                 [] if args.empirical else args.arch.split(','),
                 args.fast_kernel.split(','), args.variants.split(',')):

@@ -160,6 +160,42 @@ def test_triton_calls_are_keyed_by_their_kernel_names():
                                                'walk__1': (8, 4)}
 
 
+CUDNN_HLO = """\
+ENTRY %main (x.1: f32[16,64,64,3], w.1: f32[64,3,3,3], g.1: f32[160,64,64,64], v.1: f32[64,3,3,192]) -> f32[160,64,64,64] {
+  %x.1 = f32[16,64,64,3]{3,2,1,0} parameter(0)
+  %w.1 = f32[64,3,3,3]{3,2,1,0} parameter(1)
+  %g.1 = f32[160,64,64,64]{3,2,1,0} parameter(2)
+  %v.1 = f32[64,3,3,192]{3,2,1,0} parameter(3)
+  %cudnn-conv.1 = (f32[16,64,64,64]{3,2,1,0}, u8[0]{0}) custom-call(%x.1, %w.1), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_o01i->b01f, operand_precision={highest,highest}, custom_call_target="__cudnn$convForward", backend_config={}
+  %cudnn-conv-bw-input.2 = (f32[160,64,64,192]{3,2,1,0}, u8[0]{0}) custom-call(%g.1, %v.1), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_o01i->b01f, custom_call_target="__cudnn$convBackwardInput", backend_config={}
+  ROOT %gte = f32[160,64,64,64]{3,2,1,0} get-tuple-element(%cudnn-conv-bw-input.2), index=0
+}
+"""
+
+
+def test_cudnn_convolutions_count_multiply_adds_and_tensor_cores():
+    """A forward convolution at ``highest`` (float32 units) and a backward
+    input one at the default precision (TF32 tensor cores): ``2 x`` filter
+    entries ``x`` output positions, the forward output's features divided
+    out; the time at the units' peak, or the memory's when that is slower."""
+    forward, backward = xla_gpu_model.cudnn_convolutions(CUDNN_HLO)
+    assert (forward.kind, forward.tensor_cores) == ('forward', False)
+    assert forward.flops == 2 * 16 * 64 * 64 * 64 * 3 * 3 * 3
+    assert forward.bytes_in == 4 * (16 * 64 * 64 * 3 + 64 * 27)
+    assert forward.bytes_out == 4 * 16 * 64 * 64 * 64
+    assert forward.seconds == pytest.approx(
+        (forward.bytes_in + forward.bytes_out) / xla_gpu_model.BANDWIDTH)
+    assert (backward.kind, backward.tensor_cores) == ('backward_input', True)
+    assert backward.flops == 2 * 160 * 64 * 64 * 64 * 3 * 3 * 192
+    assert backward.seconds == pytest.approx(
+        backward.flops / xla_gpu_model.TF32_PEAK)
+    totals = xla_gpu_model.convolution_summary([forward, backward])
+    assert totals['cudnn_calls'] == 2
+    assert totals['cudnn_tensor_core_calls'] == 1
+    assert totals['cudnn_gflop'] == pytest.approx(
+        (forward.flops + backward.flops) / 1e9)
+
+
 def test_kernel_table_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match='no XLA:GPU dump'):
         xla_gpu_model.kernel_table(tmp_path)
