@@ -32,12 +32,16 @@ PyTree = Any
 #: ``implementation`` code of :func:`ntkexp.structured_ntk.structured_ntk_fn`
 #: (codes 1-3 are ``nt.NtkImplementation``).
 NTKEXP_STRUCTURED = 4
+#: The same with the network's float32 convolutions as three TF32 tensor-core
+#: products each (``convolutions='tf32x3'``, :mod:`ntkexp.tf32x3_conv`; GPUs).
+NTKEXP_STRUCTURED_TF32X3 = 5
 
-#: ``ntk_implementation`` options by name: ``nt.NtkImplementation``'s 1-3 and
-#: :data:`NTKEXP_STRUCTURED`.
+#: ``ntk_implementation`` options by name: ``nt.NtkImplementation``'s 1-3,
+#: :data:`NTKEXP_STRUCTURED` and :data:`NTKEXP_STRUCTURED_TF32X3`.
 IMPLEMENTATIONS = {'jacobian_contraction': 1, 'ntk_vector_products': 2,
                    'structured_derivatives': 3,
-                   'ntkexp_structured': NTKEXP_STRUCTURED}
+                   'ntkexp_structured': NTKEXP_STRUCTURED,
+                   'ntkexp_structured_tf32x3': NTKEXP_STRUCTURED_TF32X3}
 
 
 def implementation_code(value: Any,
@@ -49,17 +53,27 @@ def implementation_code(value: Any,
         choices: names and codes (:data:`IMPLEMENTATIONS`, or more).
 
     Raises:
-        ValueError: anything else (one line with the valid values).
+        ValueError: anything else (one line with the valid values), or
+            :data:`NTKEXP_STRUCTURED_TF32X3` off a GPU.
     """
     if isinstance(value, str) and value.lower() in choices:
-        return choices[value.lower()]
-    if (isinstance(value, int) and not isinstance(value, bool)
+        code = choices[value.lower()]
+    elif (isinstance(value, int) and not isinstance(value, bool)
             and value in choices.values()):
-        return int(value)
-    codes = sorted(choices.values())
-    raise ValueError(
-        f'experiment.ntk_implementation={value!r} is invalid; use '
-        + ', '.join(choices) + f' (or {codes[0]}-{codes[-1]})')
+        code = int(value)
+    else:
+        codes = sorted(choices.values())
+        raise ValueError(
+            f'experiment.ntk_implementation={value!r} is invalid; use '
+            + ', '.join(choices) + f' (or {codes[0]}-{codes[-1]})')
+    if code == NTKEXP_STRUCTURED_TF32X3:
+        from ntkexp import backend  # pylint: disable=g-import-not-at-top
+        if backend.target_backend() != 'gpu':
+            raise ValueError(
+                f'experiment.ntk_implementation={value!r} needs a GPU (TF32 '
+                f'tensor cores); this backend is '
+                f'{backend.target_backend()!r}: use ntkexp_structured')
+    return code
 
 
 def empirical_ntk_fn(apply_fn: Callable, implementation: int = 1,
@@ -74,7 +88,10 @@ def empirical_ntk_fn(apply_fn: Callable, implementation: int = 1,
             ntkexp's structured derivatives from layer inputs and cotangents
             (the same kernel, tested to float64 precision; 2.2x-3.2x
             Jacobian contraction for a WRN-10-4 on a CPU,
-            ``results/bench/session5`` and ``session11``).
+            ``results/bench/session5`` and ``session11``); or 5
+            (:data:`NTKEXP_STRUCTURED_TF32X3`, GPUs): 4 with the network's
+            float32 convolutions as three TF32 tensor-core products each
+            (float32-accurate; float64 ignores it).
         vmap_axes: batch axis of inputs and outputs for ``nt``'s vmapping
             (0 for the stax models, whose examples are independent; 4
             requires 0).
@@ -85,15 +102,17 @@ def empirical_ntk_fn(apply_fn: Callable, implementation: int = 1,
     Raises:
         ValueError: implementation 4 with ``vmap_axes`` other than 0.
     """
-    if int(implementation) == NTKEXP_STRUCTURED:
+    if int(implementation) in (NTKEXP_STRUCTURED, NTKEXP_STRUCTURED_TF32X3):
         if vmap_axes != 0:
             raise ValueError(
-                'implementation=4 (ntkexp structured) needs independent '
-                f'examples along axis 0 (vmap_axes=0), got {vmap_axes!r}; use '
-                'implementation 1-3 for other networks')
+                f'implementation={int(implementation)} (ntkexp structured) '
+                'needs independent examples along axis 0 (vmap_axes=0), got '
+                f'{vmap_axes!r}; use implementation 1-3 for other networks')
         from ntkexp import structured_ntk  # pylint: disable=g-import-not-at-top
-        return jax.jit(structured_ntk.structured_ntk_fn(apply_fn,
-                                                        trace_axes=(-1,)))
+        convolutions = ('tf32x3' if int(implementation)
+                        == NTKEXP_STRUCTURED_TF32X3 else 'default')
+        return jax.jit(structured_ntk.structured_ntk_fn(
+            apply_fn, trace_axes=(-1,), convolutions=convolutions))
     import neural_tangents as nt  # pylint: disable=g-import-not-at-top
     fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=vmap_axes,
                              implementation=int(implementation))

@@ -556,6 +556,29 @@ def test_ntk_implementation_by_name_or_number(tmp_path):
                   'experiment.ntk_implementation=auto')
     with pytest.raises(runner.ConfigError, match='auto'):
         runner.validate(cfg)
+    # The TF32 x3 convolutions need a GPU: one line naming the fix here; on
+    # a GPU (as built for one) its code, and the kernel equals 4's within
+    # float32 accuracy with TF32 rounding emulated (tests/test_tf32x3_conv.py).
+    cfg = compose(tmp_path, 'experiment=finite_width',
+                  'experiment.ntk_implementation=ntkexp_structured_tf32x3')
+    with pytest.raises(runner.ConfigError,
+                       match="needs a GPU.*use ntkexp_structured$"):
+        runner.validate(cfg)
+    from ntkexp import backend, models, tf32x3_conv
+    init_fn, apply_fn, _ = models.cnn(depth=2, width=8, out_dim=3, readout='gap')
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 6, 6, 2))
+    _, params = init_fn(jax.random.PRNGKey(1), x.shape)
+    exact = ntk_drift.empirical_ntk_fn(apply_fn, 4)(x, None, params)
+    with backend.targeting('gpu'):
+        assert ntk_drift.implementation_code('ntkexp_structured_tf32x3') == 5
+        emulated = tf32x3_conv.tensor_core_operand
+        tf32x3_conv.tensor_core_operand = tf32x3_conv.round_to_tf32
+        try:
+            split = ntk_drift.empirical_ntk_fn(apply_fn, 5)(x, None, params)
+        finally:
+            tf32x3_conv.tensor_core_operand = emulated
+    assert 0 < np.abs(np.asarray(split) - np.asarray(exact)).max() < (
+        2e-6 * np.abs(np.asarray(exact)).max())
 
 
 def test_eval_steps():
