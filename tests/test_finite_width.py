@@ -534,7 +534,8 @@ def test_paper_configs_compose(tmp_path):
     ('experiment.lr_fraction=-1', 'experiment.lr_fraction'),
     ('experiment.ntk_implementation=7', r'experiment.ntk_implementation=7 is '
      r'invalid; use jacobian_contraction, ntk_vector_products, '
-     r'structured_derivatives, ntkexp_structured \(or 1-4\)'),
+     r'structured_derivatives, ntkexp_structured, ntkexp_structured_tf32x3 '
+     r'\(or 1-5\)'),
 ])
 def test_validate_rejects_bad_values(tmp_path, override, message):
     cfg = compose(tmp_path, 'experiment=finite_width', override)
