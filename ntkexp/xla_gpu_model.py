@@ -468,12 +468,24 @@ def convolution_summary(convs: Sequence[ConvolutionRow]) -> dict[str, float]:
 
 
 def summary(rows: Sequence[KernelRow], per: float = 1.0) -> dict[str, float]:
-    """Totals of a kernel table, in microseconds per ``per`` (e.g. pairs)."""
+    """Totals of a kernel table, in microseconds per ``per`` (e.g. pairs).
+
+    ``model_us`` sums each launch's roofline (the larger of its memory and
+    issue times); ``serial_us`` sums both, as if no launch overlapped its
+    memory traffic with its instructions. Against the fourteenth session's
+    H100 timings ``serial_us`` is the closer in absolute terms (Myrtle-5
+    25.2 us per pair against 26.0 measured, CNN-GAP 38.7 against 36.3,
+    WRN-10-1 40.4 against 49.9; ``model_us`` 1.6-1.8x below them), while
+    neither ranks the two measured materialisations exactly
+    (``results/bench/session16/``).
+    """
     return {
         'launches': len(rows),
         'memory_us': sum(r.memory_seconds for r in rows) / per * 1e6,
         'issue_us': sum(r.issue_seconds for r in rows) / per * 1e6,
         'model_us': sum(r.seconds for r in rows) / per * 1e6,
+        'serial_us': sum(r.memory_seconds + r.issue_seconds
+                         for r in rows) / per * 1e6,
         'megabytes': sum(r.bytes_in + r.bytes_out for r in rows) / per / 1e6,
     }
 
@@ -498,7 +510,8 @@ def format_table(rows: Sequence[KernelRow], per: float = 1.0) -> str:
         lines.append('+ tensor-core instructions (mma / wgmma)')
     totals = summary(rows, per)
     lines.append(f"model {totals['model_us']:.2f} us (memory "
-                 f"{totals['memory_us']:.2f}, issue {totals['issue_us']:.2f}), "
+                 f"{totals['memory_us']:.2f}, issue {totals['issue_us']:.2f}; "
+                 f"serial {totals['serial_us']:.2f}), "
                  f"{totals['megabytes']:.1f} MB")
     return '\n'.join(lines)
 

@@ -120,6 +120,10 @@ def test_kernel_table_reads_launches_bytes_and_instructions(tmp_path):
     assert totals['launches'] == 2
     assert totals['model_us'] == pytest.approx(
         (sine.seconds + reduce.seconds) / 2 * 1e6)
+    assert totals['serial_us'] == pytest.approx(
+        (sine.memory_seconds + sine.issue_seconds + reduce.memory_seconds
+         + reduce.issue_seconds) / 2 * 1e6)
+    assert totals['serial_us'] > totals['model_us']
     assert totals['megabytes'] == pytest.approx(
         (3 * 4 * 256 * 1024 + 4 * 256) / 2 / 1e6)
     assert 'loop_sine_fusion' in xla_gpu_model.format_table(rows)
