@@ -67,7 +67,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 #: An H100 80GB HBM3 (SXM) as XLA's GPU compiler describes a target.
 H100_TARGET_CONFIG = """\
@@ -211,17 +211,28 @@ def ptx_instructions(ptx: str) -> dict[str, int]:
     return counts
 
 
-def fusion_bytes(hlo: str) -> dict[str, tuple[int, int]]:
-    """``{kernel: (operand bytes, result bytes)}`` of the fusions and custom
-    calls of an optimised HLO module (kernel names as in the thunk sequence:
-    dots as underscores)."""
-    types, fusions = {}, {}
+def _instructions(hlo: str) -> Iterator[tuple[dict, str, str, str, list,
+                                              str]]:
+    """``(types, name, type, op, operand names, line)`` of each instruction of
+    an HLO module in order; ``types`` maps every name read so far to its
+    type."""
+    types: dict = {}
     for line in hlo.split('\n'):
         match = _INSTRUCTION.match(line)
         if not match:
             continue
         name, type_, op, operands = match.groups()
         types[name] = type_
+        yield (types, name, type_, op, re.findall(r'%([\w.\-]+)', operands),
+               line)
+
+
+def fusion_bytes(hlo: str) -> dict[str, tuple[int, int]]:
+    """``{kernel: (operand bytes, result bytes)}`` of the fusions and custom
+    calls of an optimised HLO module (kernel names as in the thunk sequence:
+    dots as underscores)."""
+    types, fusions = {}, {}
+    for types, name, type_, op, operands, line in _instructions(hlo):
         if op in ('fusion', 'custom-call'):
             # A Triton call (e.g. a Pallas step) launches the kernel its
             # backend config names; repeated names are numbered __1, __2, ...
@@ -231,7 +242,7 @@ def fusion_bytes(hlo: str) -> dict[str, tuple[int, int]]:
             if kernel and key in fusions:
                 key = next(f'{key}__{i}' for i in itertools.count(1)
                            if f'{key}__{i}' not in fusions)
-            fusions[key] = (type_, re.findall(r'%([\w.\-]+)', operands))
+            fusions[key] = (type_, operands)
     return {name.replace('.', '_'): (
         sum(shape_bytes(types.get(o, '')) for o in operands),
         shape_bytes(type_)) for name, (type_, operands) in fusions.items()}
@@ -284,19 +295,13 @@ def cudnn_convolutions(hlo: str) -> list[ConvolutionRow]:
     filter (``dim_labels`` are the forward convolution's for every kind):
     ``2 x`` filter entries ``x`` output entries ``/`` output features.
     """
-    types, rows = {}, []
-    for line in hlo.split('\n'):
-        match = _INSTRUCTION.match(line)
-        if not match:
-            continue
-        name, type_, op, operands = match.groups()
-        types[name] = type_
+    rows = []
+    for types, name, type_, op, args, line in _instructions(hlo):
         target = re.search(r'custom_call_target="([^"]+)"', line)
         if op != 'custom-call' or not target or (
                 target.group(1) not in _CUDNN_KINDS):
             continue
         kind = _CUDNN_KINDS[target.group(1)]
-        args = re.findall(r'%([\w.\-]+)', operands)
         shapes = [_dims(types.get(a, '')) for a in args]
         result = _dims(type_)
         output = result if kind == 'forward' else shapes[
