@@ -29,6 +29,11 @@ batch-grouped convolution, its slowest kind. This module instead
    products of ``im2col`` patches and cotangents (dense layers on single
    vectors: the factored inner products), and contracts them.
 
+With ``convolutions='tf32x3'`` (GPUs) the network's float32 convolutions in
+steps 2-3 run as three TF32 tensor-core products each
+(:mod:`ntkexp.tf32x3_conv`): on an H100 the backward passes are mostly float32
+cuDNN convolutions (``results/bench/session16/``).
+
 Every leaf not matched in step 1 is still exact: its per-image gradients come
 from step 3, like neural-tangents' Jacobian contraction does them. The result
 equals ``nt.empirical_ntk_fn(apply_fn, vmap_axes=0, trace_axes=...)`` (tested
@@ -194,7 +199,9 @@ def bind_with_convolutions(eqn: jex_core.JaxprEqn, invals: Sequence[Any],
                            convolutions: str = 'default') -> Any:
     """:func:`bind`, float32 convolutions as :data:`CONVOLUTIONS` says
     (``'tf32x3'``: :func:`ntkexp.tf32x3_conv.conv_tf32x3`, forward and
-    input transpose)."""
+    input transpose). Only the program's own operations: a convolution inside
+    a nested call (``jit``, ``remat``) keeps its precision, as it stays
+    untapped (exact, not faster)."""
     if (convolutions == 'tf32x3'
             and eqn.primitive.name == 'conv_general_dilated'
             and tf32x3_conv.supported(eqn.params,
