@@ -663,6 +663,16 @@ def test_pallas_step_lowers_to_triton_for_cuda():
             first, 'cntk_diag_conv_relu_pool']
     # diagonal_patches computes it in the Triton kernel.
     assert products[-6:] == [True, True, True, True, False, False]
+    # diagonal_first: the first layer's product and ReLU in a Triton kernel
+    # of their own (no XLA product), then the diagonal steps.
+    assert triton_kernels(models.myrtle, 32, depth=5, width=8,
+                          kind='diagonal_first') == [
+        'cntk_first_relu', 'cntk_diag_conv_relu_pool',
+        'cntk_diag_conv_relu_pool']
+    assert triton_kernels(models.cnn, 32, depth=3, width=8, readout='gap',
+                          kind='diagonal_first') == [
+        'cntk_first_relu', 'cntk_diag_conv_relu', 'cntk_diag_conv_relu_pool']
+    assert products[-2:] == [False, False]
     _, _, xla = models.myrtle(depth=5, width=8)
     assert pallas.supported(xla.net, 32, 32, on_gpu=True)
     assert not pallas.supported(xla.net, 28, 28, on_gpu=True)
@@ -746,7 +756,8 @@ def test_pallas_conv_relu_step_equals_xla_interpreted(pool, pairs_last):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('kind', ['rows', 'diagonal', 'diagonal_relu_in',
-                                  'diagonal_patches', 'diagonal_patches_tf32x3'])
+                                  'diagonal_patches', 'diagonal_patches_tf32x3',
+                                  'diagonal_first'])
 @pytest.mark.parametrize('fn, kwargs, side', [
     (models.myrtle, dict(depth=5, width=8, b_std=0.2), 8),
     (models.cnn, dict(depth=3, width=8, b_std=0.1, readout='gap'), 6),
@@ -809,6 +820,56 @@ def test_diagonal_step_takes_the_padded_first_layer(fn, kwargs, side,
         np.testing.assert_allclose(getattr(got, g), getattr(want, g),
                                    rtol=1e-12)
     assert diagonal.conv_relu_diagonal is step.func
+
+
+@pytest.mark.parametrize('k, side', [(3, 8), (5, 4)])
+def test_first_relu_step_writes_the_padded_first_activation(k, side):
+    """``first_relu`` (interpreted): the first layer's product, affine map
+    and ReLU of every pair, zero-padded by the SAME pads of the next ``k x k``
+    convolution, equal to the XLA recursion's padded first layer (float64)
+    and zero on every padded row and column."""
+    from ntkexp.fastconv import first_relu
+    rng = np.random.RandomState(3)
+    with jax.enable_x64(True):
+        x1, x2 = (jnp.asarray(rng.randn(b, side, side, 3)) for b in (2, 3))
+        pt1, pt2 = (recursion.patches(x, 3) for x in (x1, x2))
+        v1, v2 = (jnp.einsum('bhwk,bhwk->bhw', p, p) / 27 * 1.5 + 0.2
+                  for p in (pt1, pt2))
+        affine = (1.5 / 27, 0.2, 1.0 / 27, 0.05)
+        got = first_relu.first_relu(pt1, pt2, v1, v2, k=k, affine=affine,
+                                    interpret=True)
+        want = first_relu._xla_first_relu(pt1, pt2, v1, v2, k=k,  # pylint: disable=protected-access
+                                          affine=affine)
+    lo, _ = recursion._same_pads(k)  # pylint: disable=protected-access
+    padded = side + k - 1
+    inner = slice(lo, lo + side)
+    for g, w in zip(got, want):
+        assert g.shape == (2, 3) + (padded,) * 4
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
+        outside = np.ones(g.shape, bool)
+        outside[:, :, inner, inner, inner, inner] = False
+        assert not np.any(np.asarray(g)[outside])
+        assert np.all(np.asarray(g)[:, :, inner, inner, inner, inner] != 0)
+
+
+def test_diagonal_first_kernel_equals_neural_tangents_interpreted():
+    """``fast_kernel=pallas_diagonal_first``: the first layer's step, then
+    the diagonal steps taking its padded output, equals neural-tangents
+    (Myrtle-5, float64, interpreted; CNN-GAP in the slow set)."""
+    from ntkexp.fastconv import pallas
+    kwargs = dict(depth=5, width=8, b_std=0.2)
+    _, _, reference = models.myrtle(**kwargs, fast_kernel=False)
+    _, _, xla = models.myrtle(**kwargs)
+    step = pallas.make_conv_relu(True, kind='diagonal_first')
+    assert step.takes_padded and step.first_relu is not None
+    fast = select.fast_kernel_fn(xla.net, xla.fallback, conv_relu=step)
+    x1, x2 = _images(1, 8, 3, 7), _images(2, 8, 3, 8)
+    with jax.enable_x64(True):
+        got = jax.jit(fast, static_argnames='get')(x1, x2, get=('nngp', 'ntk'))
+        want = reference(x1, x2, get=('nngp', 'ntk'))
+    for g in ('nngp', 'ntk'):
+        np.testing.assert_allclose(getattr(got, g), getattr(want, g),
+                                   rtol=1e-12)
 
 
 def _step_arguments(rng, side, b1, b2, k):

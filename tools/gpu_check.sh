@@ -19,7 +19,13 @@
 # structured NTK 2.56-2.64x Jacobian contraction, its weight-gradient bound 2.86x, the
 # cotangent floor 3.98x; its products as TF32 x3 no faster. What is left is knowing
 # where the time goes, and timing what the fifteenth session built without a GPU:
-#   0. issue 10: Myrtle-5 and CNN-GAP with the recursion variants separate_ntk,
+#   0. issue 10, first: Myrtle-5 and CNN-GAP with fast_kernel=pallas_diagonal_first (the
+#      sixteenth session: the first layer's product and ReLU in one Pallas step that
+#      writes the padded covariances the `diagonal` step reads; compiled for an H100
+#      here, 8.3 us per pair for Myrtle-5 in the model against 15.5 for the XLA
+#      default, a projected 11x plain neural-tangents), at 4 and 8 warps, beside
+#      neural-tangents and the XLA default.
+#      Then: Myrtle-5 and CNN-GAP with the recursion variants separate_ntk,
 #      padded_first and separate_padded (recursion.SEPARATE_NTK_SHIFT_SUM,
 #      PADDED_FIRST_LAYER; off until timed), side by side with neural-tangents and the
 #      default. XLA's program for an H100, compiled here without one and modelled
@@ -36,8 +42,8 @@
 #      the factors alone (taps and backward passes, no contractions).
 #   2. issue 9: device time per XLA operation of the structured NTK and of the
 #      weight-gradient bound (python -m ntkexp.profile_ops, CSVs).
-#   3. issue 10: device time per XLA operation of Myrtle-5's fast kernel, one 32x32
-#      block of 32x32x3 images (stage_bench --kernels).
+# (The per-operation profile of Myrtle-5's fast kernel, `python -m
+# ntkexp.fastconv.stage_bench --kernels myrtle5 --side 32 --n 32`, no longer fits.)
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_check}
@@ -76,7 +82,11 @@ EOF
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-step fastconv_variants 200 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+step first_relu 100 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+  -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
+  --variants default --pallas --pallas-kinds diagonal_first --num-warps 4,8 \
+  --out "$OUT/fastconv_first_relu.csv"
+step fastconv_variants 150 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
   --variants default,separate_ntk,padded_first,separate_padded \
   --pallas --pallas-kinds diagonal --num-warps 8 --pallas-variants default,padded_first \
@@ -91,5 +101,3 @@ for METHOD in NTKEXP_STRUCTURED WEIGHT_GRADIENTS; do
     -m ntkexp.profile_ops --method $METHOD --side $EMP_SIDE --n $EMP_N --wrn-k $WRN_K \
     --top 30 --out "$OUT/profile_$METHOD.csv"
 done
-step profile_myrtle5 60 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
-  -m ntkexp.fastconv.stage_bench --kernels myrtle5 --side $SIDE --n $N

@@ -222,10 +222,13 @@ def supported(net: recursion.ConvNet, height: int, width: int,
 #: diagonal of row pairs), ``'diagonal_relu_in'`` (the same, with the ReLU
 #: before the convolution fused too), ``'diagonal_patches'`` (the same
 #: again, with the first layer's product computed in the kernel from the
-#: images' patches) and ``'diagonal_patches_tf32x3'`` (that product as three
-#: TF32 tensor-core products on a GPU, ``product_precision='tf32x3'``).
+#: images' patches), ``'diagonal_patches_tf32x3'`` (that product as three
+#: TF32 tensor-core products on a GPU, ``product_precision='tf32x3'``) and
+#: ``'diagonal_first'`` (``'diagonal'`` after a step of its own for the first
+#: layer's product and ReLU, :func:`ntkexp.fastconv.first_relu.first_relu`,
+#: which writes the padded covariances the diagonal step reads).
 KINDS = ('rows', 'diagonal', 'diagonal_relu_in', 'diagonal_patches',
-         'diagonal_patches_tf32x3')
+         'diagonal_patches_tf32x3', 'diagonal_first')
 
 
 def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
@@ -240,7 +243,9 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
     ``in_vars``), and ``fuses_input_product`` whether to hand it the first
     layer's patches instead of their product (keyword ``input_patches``), and
     ``takes_padded`` whether it takes covariances that already carry the
-    convolution's zero padding (keyword ``padded``).
+    convolution's zero padding (keyword ``padded``), and ``first_relu``
+    (None or a function) the step that computes the first layer's product
+    and ReLU, padded (:func:`ntkexp.fastconv.first_relu.first_relu`).
     """
     if kind not in KINDS:
         raise ValueError(f'Pallas step kind={kind!r}: expected one of {KINDS}')
@@ -254,10 +259,16 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
             options = dict(options, product_precision='tf32x3')
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
+    step.first_relu = None
+    if kind == 'diagonal_first':
+        from ntkexp.fastconv import first_relu  # pylint: disable=g-import-not-at-top
+        step.first_relu = functools.partial(
+            first_relu.first_relu, interpret=interpret,
+            **{key: options[key] for key in ('num_warps',) if key in options})
     step.fuses_input_product = kind.startswith('diagonal_patches')
     # Covariances that carry the SAME padding (recursion.PADDED_FIRST_LAYER)
     # go to the diagonal step as they are (keyword ``padded``).
-    step.takes_padded = kind == 'diagonal'
+    step.takes_padded = kind in ('diagonal', 'diagonal_first')
     step.fuses_input_relu = step.fuses_input_product or kind == 'diagonal_relu_in'
     return step
 

@@ -711,6 +711,17 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         else:
             nngp, ntk = pairing.first(pad(pt1), pad(pt2)), None
         i = relu_index = 1
+    elif (getattr(conv_relu, 'first_relu', None) is not None and need_ntk
+          and full and k > 1 and tuple(layers[1:3]) == (RELU, CONV)):
+        # The first layer's product, affine map and ReLU as one Pallas step
+        # (ntkexp.fastconv.first_relu), written zero-padded for the
+        # convolution after it (as PADDED_FIRST_LAYER): the product is never
+        # stored.
+        padding = _padding_mask(spatial, k)
+        nngp, ntk = conv_relu.first_relu(
+            pt1, pt2, vars1[0], vars2[0], k=k,
+            affine=(scale / in_channels, b2, alpha / in_channels, gamma))
+        i = relu_index = 1
     else:
         # First convolution straight from the patches: its unnormalised conv
         # of the input covariance x x' / C is <patch, patch'> / C (Arora et
