@@ -951,6 +951,75 @@ def test_diagonal_step_equals_xla_interpreted(side, pool, k, inputs, carry):
         np.testing.assert_allclose(c, b, rtol=1e-13, atol=0)
 
 
+@pytest.mark.parametrize('side, pool, k', [(6, 2, 3), (5, None, 3),
+                                         pytest.param(8, 2, 5, marks=pytest.mark.slow)])
+def test_diagonal_step_writes_its_output_padded(side, pool, k):
+    """``pad_output=True`` (interpreted, and the XLA fallback for small
+    tiles): the step's outputs inside SAME zero padding of the next ``k x k``
+    convolution, every padded row pair and column zero, the inside equal to
+    the unpadded step (float64)."""
+    from ntkexp.fastconv import diagonal
+    rng = np.random.RandomState(side)
+    b1, b2 = 2, 3
+    coeffs = dict(k=k, scale=1.5 / 9, shift=0.01, alpha=1.5 / 9,
+                  beta=1.2 / 9, gamma=0.02, pool=pool)
+    with jax.enable_x64(True):
+        raw_pad, u_pad, var, inner, _ = _step_arguments(rng, side, b1, b2, k)
+        extra = dict(in_vars=(u_pad[:b1], u_pad[b1:]), padded=True,
+                     input_affine=(0.9, 0.3, 0.8, 0.25))
+        args = (raw_pad, None, var[:b1], var[b1:])
+        plain = diagonal.conv_relu_diagonal(*args, interpret=True, **extra,
+                                            **coeffs)
+        padded = diagonal.conv_relu_diagonal(*args, interpret=True,
+                                             pad_output=True, **extra,
+                                             **coeffs)
+        fallback = diagonal.conv_relu_diagonal(*args, pad_output=True,
+                                               **extra, **coeffs)
+    lo, hi = recursion._same_pads(k)  # pylint: disable=protected-access
+    out = side // (pool or 1)
+    inside = slice(lo, lo + out)
+    for a, p, f in zip(plain, padded, fallback):
+        assert p.shape == f.shape == (b1, b2) + (out + lo + hi,) * 4
+        np.testing.assert_allclose(p[:, :, inside, inside, inside, inside], a,
+                                   rtol=1e-13, atol=0)
+        outside = np.ones(p.shape, bool)
+        outside[:, :, inside, inside, inside, inside] = False
+        assert not np.any(np.asarray(p)[outside])
+        np.testing.assert_allclose(f, p, rtol=1e-13, atol=0)
+
+
+def test_diagonal_first_steps_pass_padded_covariances(monkeypatch):
+    """``pallas_diagonal_first`` on CNN-GAP: the first step's product and
+    ReLU come padded, each diagonal step followed by another convolution
+    writes its output padded and the next takes it so (no pad pass between
+    them), and the kernel equals neural-tangents (float64, interpreted)."""
+    from ntkexp.fastconv import pallas
+    kwargs = dict(depth=3, width=8, b_std=0.1, readout='gap')
+    _, _, reference = models.cnn(**kwargs, fast_kernel=False)
+    _, _, xla = models.cnn(**kwargs)
+    step = pallas.make_conv_relu(True, kind='diagonal_first')
+    calls = []
+
+    def recording(nngp, ntk, *args, **options):
+        out = step(nngp, ntk, *args, **options)
+        calls.append((options.get('padded', False),
+                      options.get('pad_output', False), out[0].shape))
+        return out
+
+    recording.takes_padded = recording.pads_output = True
+    recording.first_relu = step.first_relu
+    fast = select.fast_kernel_fn(xla.net, xla.fallback, conv_relu=recording)
+    x1, x2 = _images(1, 6, 3, 7), _images(2, 6, 3, 8)
+    with jax.enable_x64(True):
+        got = fast(x1, x2, get=('nngp', 'ntk'))
+        want = reference(x1, x2, get=('nngp', 'ntk'))
+    assert calls == [(True, True, (1, 2, 8, 8, 8, 8)),
+                     (True, False, (1, 2, 3, 3, 3, 3))]
+    for g in ('nngp', 'ntk'):
+        np.testing.assert_allclose(getattr(got, g), getattr(want, g),
+                                   rtol=1e-12)
+
+
 def test_pallas_step_kind_is_checked():
     from ntkexp.fastconv import pallas
     with pytest.raises(ValueError, match='diagonal_relu_in'):

@@ -21,9 +21,10 @@
 # where the time goes, and timing what the fifteenth session built without a GPU:
 #   0. issue 10, first: Myrtle-5 and CNN-GAP with fast_kernel=pallas_diagonal_first (the
 #      sixteenth session: the first layer's product and ReLU in one Pallas step that
-#      writes the padded covariances the `diagonal` step reads; compiled for an H100
-#      here, 8.3 us per pair for Myrtle-5 in the model against 15.5 for the XLA
-#      default, a projected 11x plain neural-tangents), at 4 and 8 warps, beside
+#      writes the padded covariances the `diagonal` step reads, and `diagonal` steps
+#      that write padded outputs for the next; compiled for an H100 here, 8.0 / 14.2 us
+#      per pair for Myrtle-5 / CNN-GAP in the model against 15.5 / 22.5 for the XLA
+#      default, projected 10.5-11.9x plain neural-tangents), at 4 and 8 warps, beside
 #      neural-tangents and the XLA default.
 #      Then: Myrtle-5 and CNN-GAP with the recursion variants separate_ntk,
 #      padded_first and separate_padded (recursion.SEPARATE_NTK_SHIFT_SUM,

@@ -76,7 +76,8 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                        input_patches: Optional[Sequence[jax.Array]] = None,
                        interpret: bool = False, num_warps: int = 4,
                        carry_sums: bool = True,
-                       product_precision: str = 'highest'
+                       product_precision: str = 'highest',
+                       pad_output: bool = False
                        ) -> tuple[jax.Array, jax.Array]:
     """``ReLU(Conv(.))`` (+ pool) of a block of pair covariances, by diagonals.
 
@@ -132,9 +133,14 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             them (``k^2``, fewer registers held across the loop).
         product_precision: ``'highest'`` or ``'tf32x3'`` for the products
             of ``input_patches`` (above).
+        pad_output: write the outputs zero-padded by the SAME pads of a
+            ``k x k`` convolution, for a next step that takes ``padded``
+            (no pad pass between the two).
 
     Returns:
-        ``(nngp, ntk)`` after the ReLU (and pool), unpadded.
+        ``(nngp, ntk)`` after the ReLU (and pool), unpadded, or with
+        ``pad_output`` padded: ``(b1, b2, Ho + k - 1, Wo + k - 1, Ho + k - 1,
+        Wo + k - 1)``, zero on the padding.
     """
     from jax.experimental import pallas as pl  # pylint: disable=g-import-not-at-top
 
@@ -155,9 +161,13 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             nngp = recursion._block_first(*input_patches)  # pylint: disable=protected-access
         nngp, ntk, in_vars = _unpadded(nngp, ntk, in_vars, padded,
                                        input_affine, lo, h, w)
-        return pallas._xla_conv_relu(  # pylint: disable=protected-access
+        out = pallas._xla_conv_relu(  # pylint: disable=protected-access
             nngp, ntk, var1, var2, k=k, scale=scale, shift=shift,
             alpha=alpha, beta=beta, gamma=gamma, pool=pool, in_vars=in_vars)
+        if pad_output:
+            out = tuple(jnp.pad(a, ((0, 0),) * 2 + ((lo, hi),) * 4)
+                        for a in out)
+        return out
     precision = jax.lax.Precision.HIGHEST
     if (product_precision == 'tf32x3' and not interpret
             and var1.dtype == jnp.float32):
@@ -179,6 +189,13 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     carried = _carried_keys(step, k) if carry_sums else []
     incoming = [(x - step, y - step) for x, y in carried]
     weight = 1.0 / step ** 4
+    # The output's padding (pad_output): offset of the image, padded sides,
+    # the column offsets of wo-wide tiles covering a padded row, the padded
+    # rows and columns outside the image.
+    olo = lo if pad_output else 0
+    hop, wop = (ho + lo + hi, wo + lo + hi) if pad_output else (ho, wo)
+    cover = sorted({0, wop - wo})
+    pads = list(range(lo)) + list(range(lo + ho, hop)) if pad_output else []
 
     def kernel(*refs):
         refs = list(refs)
@@ -190,7 +207,7 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
         u1_ref, u2_ref = (refs.pop(0), refs.pop(0)) if relu_in else (None,
                                                                       None)
         v1_ref, v2_ref, n_out, t_out = refs
-        delta = pl.program_id(1) - (ho - 1)
+        delta = pl.program_id(1) - (hop - 1)
         first = jnp.maximum(0, -delta)
         last = jnp.minimum(ho, ho - delta)
 
@@ -264,17 +281,40 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                 acc_n = acc_n.reshape(wo, step, wo, step).sum(axis=(1, 3))
                 acc_t = acc_t.reshape(wo, step, wo, step).sum(axis=(1, 3))
                 acc_n, acc_t = acc_n * weight, acc_t * weight
-            out_cols = pl.ds(0, wo)
-            n_out[big_r, out_cols, big_r2, out_cols] = acc_n.astype(n_out.dtype)
-            t_out[big_r, out_cols, big_r2, out_cols] = acc_t.astype(t_out.dtype)
+            out_cols = pl.ds(olo, wo)
+            row, row2 = olo + big_r, olo + big_r2
+            n_out[row, out_cols, row2, out_cols] = acc_n.astype(n_out.dtype)
+            t_out[row, out_cols, row2, out_cols] = acc_t.astype(t_out.dtype)
+            zeros = jnp.zeros((wo,), n_out.dtype)
+            for c in pads:
+                for start in cover:
+                    for out in (n_out, t_out):
+                        out[row, c, row2, pl.ds(start, wo)] = zeros
+                        out[row, pl.ds(start, wo), row2, c] = zeros
             return tuple(sums[key] for key in carried)
 
         def body(big_r, carry):
             return window(big_r, zip(incoming, carry))
 
-        start = tuple(shifted_sum(step * first + x, step * (first + delta) + y)
-                      for x, y in incoming)
-        jax.lax.fori_loop(first, last, body, start)
+        @pl.when(jnp.abs(delta) < ho)
+        def _walk():
+            start = tuple(shifted_sum(step * first + x,
+                                      step * (first + delta) + y)
+                          for x, y in incoming)
+            jax.lax.fori_loop(first, last, body, start)
+
+        # The padded row pairs on this diagonal (pad_output): zero tiles.
+        zero_tile = jnp.zeros((wo, wo), n_out.dtype)
+        for fixed in pads:
+            for row, row2 in ((fixed, fixed + delta), (fixed - delta, fixed)):
+                @pl.when((row >= 0) & (row < hop) & (row2 >= 0)
+                         & (row2 < hop))
+                def _zero():
+                    for c1 in cover:
+                        for c2 in cover:
+                            for out in (n_out, t_out):
+                                out[row, pl.ds(c1, wo), row2,
+                                    pl.ds(c2, wo)] = zero_tile
 
     def pair_spec(block, index):
         return pl.BlockSpec(block, lambda p, d: index(p))
@@ -293,8 +333,9 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                   pair_spec((None, hp, wp), lambda p: (p % b2, 0, 0))]
     specs += [pair_spec((None, h, w), lambda p: (p // b2, 0, 0)),
               pair_spec((None, h, w), lambda p: (p % b2, 0, 0))]
-    out_spec = pair_spec((None, ho, wo, ho, wo), lambda p: (p, 0, 0, 0, 0))
-    shape = jax.ShapeDtypeStruct((pairs, ho, wo, ho, wo), var1.dtype)
+    out_spec = pair_spec((None, hop, wop, hop, wop),
+                         lambda p: (p, 0, 0, 0, 0))
+    shape = jax.ShapeDtypeStruct((pairs, hop, wop, hop, wop), var1.dtype)
     params = None
     if not interpret:
         from jax.experimental.pallas import triton as pl_triton  # pylint: disable=g-import-not-at-top
@@ -303,12 +344,12 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
         'relu_' if relu_in else '') + (
         'conv_relu' if pool is None else 'conv_relu_pool')
     out_n, out_t = pl.pallas_call(
-        kernel, out_shape=(shape, shape), grid=(pairs, 2 * ho - 1),
+        kernel, out_shape=(shape, shape), grid=(pairs, 2 * hop - 1),
         in_specs=specs, out_specs=(out_spec, out_spec),
         interpret=interpret, name=name, compiler_params=params,
     )(*args)
-    return (out_n.reshape(b1, b2, ho, wo, ho, wo),
-            out_t.reshape(b1, b2, ho, wo, ho, wo))
+    return (out_n.reshape(b1, b2, hop, wop, hop, wop),
+            out_t.reshape(b1, b2, hop, wop, hop, wop))
 
 
 def _feature_padded(p: jax.Array) -> jax.Array:

@@ -269,6 +269,9 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
     # Covariances that carry the SAME padding (recursion.PADDED_FIRST_LAYER)
     # go to the diagonal step as they are (keyword ``padded``).
     step.takes_padded = kind in ('diagonal', 'diagonal_first')
+    # diagonal_first's steps also write their outputs padded for the next
+    # step (keyword ``pad_output``).
+    step.pads_output = kind == 'diagonal_first'
     step.fuses_input_relu = step.fuses_input_product or kind == 'diagonal_relu_in'
     return step
 

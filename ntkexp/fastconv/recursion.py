@@ -767,12 +767,19 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
             alpha, beta, gamma = net.conv_ntk_coeffs(channels)
             if padding is not None:
                 step_input = dict(step_input, padded=True)
+            # A step that writes its outputs padded for the next one (a
+            # convolution + activation again; no pad pass between them).
+            after = i + 2 + skip
+            pad_output = (getattr(conv_relu, 'pads_output', False)
+                          and tuple(layers[after:after + 2]) == (CONV, RELU))
+            if pad_output:
+                step_input = dict(step_input, pad_output=True)
             nngp, ntk = conv_relu(nngp, ntk, vars1[relu_index],
                                   vars2[relu_index], k=k, scale=scale,
                                   shift=b2, alpha=alpha, beta=beta,
                                   gamma=gamma, pool=pool, **step_input)
             step_input = {}
-            padding = None
+            padding = True if pad_output else None
             relu_index += 1
             i += 1 + skip
         elif layer == CONV:
