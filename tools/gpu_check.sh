@@ -83,11 +83,11 @@ EOF
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-step first_relu 100 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+step first_relu 120 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
   --variants default --pallas --pallas-kinds diagonal_first --num-warps 4,8 \
   --out "$OUT/fastconv_first_relu.csv"
-step fastconv_variants 150 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+step fastconv_variants 140 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
   --variants default,separate_ntk,padded_first,separate_padded \
   --pallas --pallas-kinds diagonal --num-warps 8 --pallas-variants default,padded_first \
