@@ -770,14 +770,22 @@ def test_pallas_kernel_equals_neural_tangents_interpreted(fn, kwargs, side,
     ``diagonal_patches``: the same from the patches) equals
     neural-tangents, float64."""
     from ntkexp.fastconv import pallas
+    _assert_equals_neural_tangents(fn, kwargs, side,
+                                   pallas.make_conv_relu(True, kind=kind))
+
+
+def _assert_equals_neural_tangents(fn, kwargs, side, conv_relu, jit=True):
+    """The fast kernel of ``fn(**kwargs)`` with the step ``conv_relu``
+    equals neural-tangents' on a 1 x 2 block of ``side``-pixel images,
+    float64."""
     _, _, reference = fn(**kwargs, fast_kernel=False)
     _, _, xla = fn(**kwargs)
-    fast = select.fast_kernel_fn(
-        xla.net, xla.fallback, conv_relu=pallas.make_conv_relu(True, kind=kind))
-    x1 = _images(1, side, 3, 7)
-    x2 = _images(2, side, 3, 8)
+    fast = select.fast_kernel_fn(xla.net, xla.fallback, conv_relu=conv_relu)
+    if jit:
+        fast = jax.jit(fast, static_argnames='get')
+    x1, x2 = _images(1, side, 3, 7), _images(2, side, 3, 8)
     with jax.enable_x64(True):
-        got = jax.jit(fast, static_argnames='get')(x1, x2, get=('nngp', 'ntk'))
+        got = fast(x1, x2, get=('nngp', 'ntk'))
         want = reference(x1, x2, get=('nngp', 'ntk'))
     for g in ('nngp', 'ntk'):
         np.testing.assert_allclose(getattr(got, g), getattr(want, g),
@@ -857,19 +865,10 @@ def test_diagonal_first_kernel_equals_neural_tangents_interpreted():
     the diagonal steps taking its padded output, equals neural-tangents
     (Myrtle-5, float64, interpreted; CNN-GAP in the slow set)."""
     from ntkexp.fastconv import pallas
-    kwargs = dict(depth=5, width=8, b_std=0.2)
-    _, _, reference = models.myrtle(**kwargs, fast_kernel=False)
-    _, _, xla = models.myrtle(**kwargs)
     step = pallas.make_conv_relu(True, kind='diagonal_first')
     assert step.takes_padded and step.first_relu is not None
-    fast = select.fast_kernel_fn(xla.net, xla.fallback, conv_relu=step)
-    x1, x2 = _images(1, 8, 3, 7), _images(2, 8, 3, 8)
-    with jax.enable_x64(True):
-        got = jax.jit(fast, static_argnames='get')(x1, x2, get=('nngp', 'ntk'))
-        want = reference(x1, x2, get=('nngp', 'ntk'))
-    for g in ('nngp', 'ntk'):
-        np.testing.assert_allclose(getattr(got, g), getattr(want, g),
-                                   rtol=1e-12)
+    _assert_equals_neural_tangents(
+        models.myrtle, dict(depth=5, width=8, b_std=0.2), 8, step)
 
 
 def _step_arguments(rng, side, b1, b2, k):
@@ -994,9 +993,6 @@ def test_diagonal_first_steps_pass_padded_covariances(monkeypatch):
     writes its output padded and the next takes it so (no pad pass between
     them), and the kernel equals neural-tangents (float64, interpreted)."""
     from ntkexp.fastconv import pallas
-    kwargs = dict(depth=3, width=8, b_std=0.1, readout='gap')
-    _, _, reference = models.cnn(**kwargs, fast_kernel=False)
-    _, _, xla = models.cnn(**kwargs)
     step = pallas.make_conv_relu(True, kind='diagonal_first')
     calls = []
 
@@ -1008,16 +1004,11 @@ def test_diagonal_first_steps_pass_padded_covariances(monkeypatch):
 
     recording.takes_padded = recording.pads_output = True
     recording.first_relu = step.first_relu
-    fast = select.fast_kernel_fn(xla.net, xla.fallback, conv_relu=recording)
-    x1, x2 = _images(1, 6, 3, 7), _images(2, 6, 3, 8)
-    with jax.enable_x64(True):
-        got = fast(x1, x2, get=('nngp', 'ntk'))
-        want = reference(x1, x2, get=('nngp', 'ntk'))
+    _assert_equals_neural_tangents(
+        models.cnn, dict(depth=3, width=8, b_std=0.1, readout='gap'), 6,
+        recording, jit=False)
     assert calls == [(True, True, (1, 2, 8, 8, 8, 8)),
                      (True, False, (1, 2, 3, 3, 3, 3))]
-    for g in ('nngp', 'ntk'):
-        np.testing.assert_allclose(getattr(got, g), getattr(want, g),
-                                   rtol=1e-12)
 
 
 def test_pallas_step_kind_is_checked():
