@@ -72,20 +72,16 @@ def round_to_tf32(x: jnp.ndarray) -> jnp.ndarray:
     return lax.bitcast_convert_type((bits + half) & _HEAD_MASK, x.dtype)
 
 
-def _concat(parts, axis: int) -> jnp.ndarray:
-    return jnp.concatenate(parts, axis=axis)
-
-
 def _three_products(x: jnp.ndarray, axis: int) -> jnp.ndarray:
     """``[x_hi, x_lo, x_hi]`` along ``axis``: the left factors."""
     hi, lo = tf32_split(x)
-    return _concat([hi, lo, hi], axis)
+    return jnp.concatenate([hi, lo, hi], axis=axis)
 
 
 def _weights(w: jnp.ndarray, axis: int) -> jnp.ndarray:
     """``[w_hi; w_hi; w_lo]`` along ``axis``: the right factors."""
     hi, lo = tf32_split(w)
-    return _concat([hi, hi, lo], axis)
+    return jnp.concatenate([hi, hi, lo], axis=axis)
 
 
 def supported(params: dict, dtypes) -> bool:

@@ -987,6 +987,18 @@ def test_diagonal_step_writes_its_output_padded(side, pool, k):
         np.testing.assert_allclose(f, p, rtol=1e-13, atol=0)
 
 
+def test_padding_layout_of_non_square_images():
+    """The padded rows come from the height and the padded columns from the
+    width (a 6 x 4 image, pads 1 and 1: rows 0 and 7, columns 0 and 5; two
+    4-wide tiles at columns 0 and 2 cover a padded row of 6). The interpreter
+    clamps out-of-range stores, so only this shows a mix-up; on a GPU it
+    would write past the row."""
+    from ntkexp.fastconv import diagonal
+    assert diagonal.padding_layout(6, 4, 1, 1) == ([0, 7], [0, 5], [0, 2])
+    assert diagonal.padding_layout(8, 8, 2, 2) == ([0, 1, 10, 11],
+                                                   [0, 1, 10, 11], [0, 4])
+
+
 def test_diagonal_first_steps_pass_padded_covariances(monkeypatch):
     """``pallas_diagonal_first`` on CNN-GAP: the first step's product and
     ReLU come padded, each diagonal step followed by another convolution

@@ -194,8 +194,8 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     # rows and columns outside the image.
     olo = lo if pad_output else 0
     hop, wop = (ho + lo + hi, wo + lo + hi) if pad_output else (ho, wo)
-    cover = sorted({0, wop - wo})
-    pads = list(range(lo)) + list(range(lo + ho, hop)) if pad_output else []
+    pad_rows, pad_cols, cover = (padding_layout(ho, wo, lo, hi) if pad_output
+                                 else ([], [], [0]))
 
     def kernel(*refs):
         refs = list(refs)
@@ -285,12 +285,8 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             row, row2 = olo + big_r, olo + big_r2
             n_out[row, out_cols, row2, out_cols] = acc_n.astype(n_out.dtype)
             t_out[row, out_cols, row2, out_cols] = acc_t.astype(t_out.dtype)
-            zeros = jnp.zeros((wo,), n_out.dtype)
-            for c in pads:
-                for start in cover:
-                    for out in (n_out, t_out):
-                        out[row, c, row2, pl.ds(start, wo)] = zeros
-                        out[row, pl.ds(start, wo), row2, c] = zeros
+            zero_padded_columns((n_out, t_out), row, row2, pad_cols, cover,
+                                wo)
             return tuple(sums[key] for key in carried)
 
         def body(big_r, carry):
@@ -304,17 +300,12 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             jax.lax.fori_loop(first, last, body, start)
 
         # The padded row pairs on this diagonal (pad_output): zero tiles.
-        zero_tile = jnp.zeros((wo, wo), n_out.dtype)
-        for fixed in pads:
+        for fixed in pad_rows:
             for row, row2 in ((fixed, fixed + delta), (fixed - delta, fixed)):
                 @pl.when((row >= 0) & (row < hop) & (row2 >= 0)
                          & (row2 < hop))
                 def _zero():
-                    for c1 in cover:
-                        for c2 in cover:
-                            for out in (n_out, t_out):
-                                out[row, pl.ds(c1, wo), row2,
-                                    pl.ds(c2, wo)] = zero_tile
+                    zero_row_pair((n_out, t_out), row, row2, cover, wo)
 
     def pair_spec(block, index):
         return pl.BlockSpec(block, lambda p, d: index(p))
@@ -352,6 +343,43 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             out_t.reshape(b1, b2, hop, wop, hop, wop))
 
 
+def padding_layout(h: int, w: int, lo: int, hi: int
+                   ) -> tuple[list[int], list[int], list[int]]:
+    """Where an ``(h, w)`` image's SAME padding ``(lo, hi)`` lies in a padded
+    pair covariance ``(h + lo + hi, w + lo + hi, ...)``, as the Pallas steps
+    write it: the padded rows, the padded columns, and the column offsets of
+    ``w``-wide tiles that cover a padded row (Triton's tiles have power-of-two
+    sides, a padded row has not: overlapping tiles)."""
+    hp, wp = h + lo + hi, w + lo + hi
+    return (list(range(lo)) + list(range(lo + h, hp)),
+            list(range(lo)) + list(range(lo + w, wp)), sorted({0, wp - w}))
+
+
+def zero_row_pair(outs: Sequence, row, row2, cover: Sequence[int],
+                  w: int) -> None:
+    """Zeros on the whole padded row pair ``(row, row2)`` of each output
+    ref (``w x w`` tiles at the ``cover`` offsets, :func:`padding_layout`)."""
+    from jax.experimental import pallas as pl  # pylint: disable=g-import-not-at-top
+    zeros = jnp.zeros((w, w), outs[0].dtype)
+    for c1 in cover:
+        for c2 in cover:
+            for out in outs:
+                out[row, pl.ds(c1, w), row2, pl.ds(c2, w)] = zeros
+
+
+def zero_padded_columns(outs: Sequence, row, row2, pad_cols: Sequence[int],
+                        cover: Sequence[int], w: int) -> None:
+    """Zeros on the padded columns of the image row pair ``(row, row2)`` of
+    each output ref (:func:`padding_layout`), on both images' sides."""
+    from jax.experimental import pallas as pl  # pylint: disable=g-import-not-at-top
+    zeros = jnp.zeros((w,), outs[0].dtype)
+    for c in pad_cols:
+        for start in cover:
+            for out in outs:
+                out[row, c, row2, pl.ds(start, w)] = zeros
+                out[row, pl.ds(start, w), row2, c] = zeros
+
+
 def _feature_padded(p: jax.Array) -> jax.Array:
     """Patches with their feature axis zero-padded to a power of two of at
     least 16 (Triton's tensors have power-of-two sides, and its float64
@@ -377,4 +405,5 @@ def _unpadded(nngp, ntk, in_vars, padded, input_affine, lo, h, w):
     return nngp, ntk, in_vars
 
 
-__all__ = ['PRODUCT_PRECISIONS', 'conv_relu_diagonal']
+__all__ = ['PRODUCT_PRECISIONS', 'conv_relu_diagonal', 'padding_layout',
+           'zero_padded_columns', 'zero_row_pair']

@@ -23,7 +23,7 @@ sides under :data:`ntkexp.fastconv.pallas.MIN_GPU_TILE` go to XLA.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -80,10 +80,7 @@ def first_relu(pt1: jax.Array, pt2: jax.Array, var1: jax.Array,
     s1, s0, a1, a0 = affine
     patches = [diagonal._feature_padded(p) for p in (pt1, pt2)]  # pylint: disable=protected-access
     features = patches[0].shape[-1]
-    # Column offsets of w-wide tiles that cover a padded row, and the padded
-    # columns outside the image.
-    cover = sorted({0, wp - w})
-    border = list(range(lo)) + list(range(lo + w, wp))
+    _, pad_cols, cover = diagonal.padding_layout(h, w, lo, hi)
 
     def kernel(p1_ref, p2_ref, v1_ref, v2_ref, n_out, t_out):
         i, i2 = pl.program_id(1), pl.program_id(2)
@@ -92,11 +89,7 @@ def first_relu(pt1: jax.Array, pt2: jax.Array, var1: jax.Array,
 
         @pl.when(jnp.logical_not(inside))
         def _padding_rows():
-            zeros = jnp.zeros((w, w), dtype)
-            for c1 in cover:
-                for c2 in cover:
-                    n_out[i, pl.ds(c1, w), i2, pl.ds(c2, w)] = zeros
-                    t_out[i, pl.ds(c1, w), i2, pl.ds(c2, w)] = zeros
+            diagonal.zero_row_pair((n_out, t_out), i, i2, cover, w)
 
         @pl.when(inside)
         def _image_rows():
@@ -110,12 +103,8 @@ def first_relu(pt1: jax.Array, pt2: jax.Array, var1: jax.Array,
             ntk = (a1 * raw + a0) * dot
             n_out[i, pl.ds(lo, w), i2, pl.ds(lo, w)] = nngp.astype(dtype)
             t_out[i, pl.ds(lo, w), i2, pl.ds(lo, w)] = ntk.astype(dtype)
-            zeros = jnp.zeros((w,), dtype)
-            for c in border:
-                for start in cover:
-                    for out in (n_out, t_out):
-                        out[i, c, i2, pl.ds(start, w)] = zeros
-                        out[i, pl.ds(start, w), i2, c] = zeros
+            diagonal.zero_padded_columns((n_out, t_out), i, i2, pad_cols,
+                                         cover, w)
 
     def pair_spec(block, index):
         return pl.BlockSpec(block, lambda p, r, r2: index(p))

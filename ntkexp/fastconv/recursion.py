@@ -689,9 +689,9 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
     # Extra arguments of the next fused step (below): its input as the first
     # layer's product, with the ReLU before its convolution.
     step_input = {}
-    # The padding mask while the covariances carry the next convolution's
-    # zero padding (PADDED_FIRST_LAYER), else None.
-    padding = None
+    # Whether the covariances carry the next convolution's zero padding
+    # (PADDED_FIRST_LAYER, or a Pallas step's padded output).
+    padded = False
     i = relu_index = 0
     if (getattr(conv_relu, 'fuses_input_relu', False) and need_ntk and full
             and tuple(layers[1:4]) == (RELU, CONV, RELU)):
@@ -717,7 +717,7 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         # (ntkexp.fastconv.first_relu), written zero-padded for the
         # convolution after it (as PADDED_FIRST_LAYER): the product is never
         # stored.
-        padding = _padding_mask(spatial, k)
+        padded = True
         nngp, ntk = conv_relu.first_relu(
             pt1, pt2, vars1[0], vars2[0], k=k,
             affine=(scale / in_channels, b2, alpha / in_channels, gamma))
@@ -732,7 +732,7 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
                 and tuple(layers[1:3]) == (RELU, CONV)):
             # Already padded for the convolution after the activation (see
             # PADDED_FIRST_LAYER): zero patches give zero products.
-            padding = _padding_mask(spatial, k)
+            padded = True
             raw = pairing.first(pad_images(pt1, k), pad_images(pt2, k))
         else:
             raw = pairing.first(pt1, pt2)
@@ -744,7 +744,7 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         layer = layers[i]
         if layer == RELU:
             var1, var2 = vars1[relu_index], vars2[relu_index]
-            if padding is not None:
+            if padded:
                 var1, var2 = pad_images(var1, k), pad_images(var2, k)
             v1, v2 = pairing.expand(var1, var2)
             relu_index += 1
@@ -752,9 +752,10 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
             nngp, ntk = activation_pair(net.activation, nngp,
                                         ntk if need_ntk else None, v1, v2,
                                         pack=i + 1 == len(layers))
-            if padding is not None:
+            if padded:
                 # Zero outside the images (biases, 0 / 0 at zero variances).
-                inside1, inside2 = pairing.expand(padding, padding)
+                mask = _padding_mask(spatial, k)
+                inside1, inside2 = pairing.expand(mask, mask)
                 inside = inside1 & inside2
                 nngp = jnp.where(inside, nngp, 0.)
                 if ntk is not None:
@@ -765,7 +766,7 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
             # (ntkexp.fastconv.pallas).
             pool, skip = _fused_pool(net, i, vars1[relu_index].shape[-2:])
             alpha, beta, gamma = net.conv_ntk_coeffs(channels)
-            if padding is not None:
+            if padded:
                 step_input = dict(step_input, padded=True)
             # A step that writes its outputs padded for the next one (a
             # convolution + activation again; no pad pass between them).
@@ -779,7 +780,7 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
                                   shift=b2, alpha=alpha, beta=beta,
                                   gamma=gamma, pool=pool, **step_input)
             step_input = {}
-            padding = True if pad_output else None
+            padded = pad_output
             relu_index += 1
             i += 1 + skip
         elif layer == CONV:
@@ -787,8 +788,8 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
             nngp, ntk = conv_step(
                 nngp, ntk, k=k, scale=scale, shift=b2, alpha=alpha,
                 beta=beta, gamma=gamma,
-                conv=conv if padding is None else conv_full_padded)
-            padding = None
+                conv=conv_full_padded if padded else conv)
+            padded = False
         elif layer == POOL:
             nngp = avg_pool_full(nngp, net.pool)
             if need_ntk:
