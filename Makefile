@@ -42,17 +42,29 @@ bench: $(STAMP) ## Benchmark against plain neural-tangents (float32, then the ke
 	$(PY) -m ntkexp.bench --only infinite --dtype float64
 
 # The kernels as XLA compiles them for an H100, on a machine without one
-# (ntkexp/xla_gpu_model.py): JAX's CUDA plugin in an environment of its own.
-XLA_GPU_VENV ?= .venv-xla-gpu
+# (ntkexp/xla_gpu_model.py): JAX's CUDA plugin in an environment of its own,
+# by default at .venv's jax, reading ntkexp and its packages from .venv. The H100
+# machine's jax instead (0.11.2 on Python 3.12; its Triton kernels differ):
+#   make xla-gpu-model XLA_GPU_JAX=0.11.2 XLA_GPU_PYTHON=python3.12
+# installs ntkexp itself into .venv-xla-gpu-0.11.2 with that jax pinned.
+XLA_GPU_JAX ?=
+XLA_GPU_PYTHON ?= $(PYTHON)
+XLA_GPU_VENV ?= .venv-xla-gpu$(if $(XLA_GPU_JAX),-$(XLA_GPU_JAX))
 XLA_GPU_ARGS ?= --arch myrtle5,cnn_gap,wrn --n 32 --variants default,separate_ntk,padded_first,separate_padded
 $(XLA_GPU_VENV)/.installed: $(STAMP)
-	$(PYTHON) -m venv $(XLA_GPU_VENV)
+	$(XLA_GPU_PYTHON) -m venv $(XLA_GPU_VENV)
+ifeq ($(XLA_GPU_JAX),)
 	jaxlib=$$($(PY) -c 'import jaxlib; print(jaxlib.__version__)'); \
 	  $(XLA_GPU_VENV)/bin/python -m pip install -q "jax==$$jaxlib" "jaxlib==$$jaxlib" \
 	    "jax-cuda13-plugin==$$jaxlib" "jax-cuda13-pjrt==$$jaxlib"
 	site=$$($(XLA_GPU_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])'); \
 	  $(PY) -c 'import site; print(site.getsitepackages()[0])' > $$site/zz_ntkexp.pth; \
 	  echo "$(CURDIR)" >> $$site/zz_ntkexp.pth
+else
+	printf 'jax==%s\njaxlib==%s\n' $(XLA_GPU_JAX) $(XLA_GPU_JAX) > $(XLA_GPU_VENV)/constraints.txt
+	$(XLA_GPU_VENV)/bin/python -m pip install -q -c $(XLA_GPU_VENV)/constraints.txt \
+	  "jax-cuda13-plugin==$(XLA_GPU_JAX)" "jax-cuda13-pjrt==$(XLA_GPU_JAX)" -e '.[test]'
+endif
 	touch $@
 
 xla-gpu-model: $(XLA_GPU_VENV)/.installed ## Model the fast kernels as compiled for an H100, without one (XLA_GPU_ARGS)

@@ -11,7 +11,8 @@ With ``xla_dump_to`` it leaves, per compiled program:
   operands' and results' shapes;
 * the thunk sequence (``*thunk_sequence.txt``): every kernel launch in order,
   with its grid and block sizes;
-* the PTX of every kernel (``*.ptx``).
+* the PTX of every kernel (``*.ptx``; since jaxlib 0.11 only with
+  ``xla_dump_emitter_re`` set too, :data:`DUMP_OPTIONS`).
 
 :func:`kernel_table` reads them into one row per kernel launch (those inside a
 ``while`` body once, the body of ``lax.map``'s loop when there is one) and a
@@ -223,8 +224,32 @@ def _instructions(hlo: str) -> Iterator[tuple[dict, str, str, str, list,
             continue
         name, type_, op, operands = match.groups()
         types[name] = type_
-        yield (types, name, type_, op, re.findall(r'%([\w.\-]+)', operands),
-               line)
+        names = re.findall(r'%([\w.\-]+(?:#\d+)?)', operands)
+        for operand in names:
+            # jaxlib 0.11's HLO text names a tuple's element `%tuple#k`
+            # where 0.10 read it with a get-tuple-element.
+            if '#' in operand and operand not in types:
+                tuple_name, index = operand.split('#')
+                types[operand] = tuple_element(types.get(tuple_name, ''),
+                                               int(index))
+        yield types, name, type_, op, names, line
+
+
+def tuple_element(type_: str, index: int) -> str:
+    """The ``index``-th element type of an HLO tuple type such as
+    ``(f32[2]{0}, (s32[], f32[3]{0}))``; ``''`` where there is none."""
+    if not type_.startswith('('):
+        return ''
+    depth, start, elements = 0, 1, []
+    for i, char in enumerate(type_):
+        if char in '([{':
+            depth += 1
+        elif char in ')]}':
+            depth -= 1
+        if (char == ',' and depth == 1) or (char == ')' and depth == 0):
+            elements.append(type_[start:i].strip())
+            start = i + 1
+    return elements[index] if index < len(elements) else ''
 
 
 def fusion_bytes(hlo: str) -> dict[str, tuple[int, int]]:
@@ -395,6 +420,27 @@ def h100_device() -> Any:
     return topology.devices[0]
 
 
+# What compile_for_h100 asks XLA to dump besides the HLO and the thunks: the
+# emitters' output, PTX among it (jaxlib 0.10 dumped the PTX with xla_dump_to
+# alone, 0.11 -- the H100 machine's -- only for emitters this pattern names).
+DUMP_OPTIONS = {'xla_dump_emitter_re': '.*'}
+
+
+def abstract_h100() -> Any:
+    """A context in which Pallas lowers its Triton kernels for an H100
+    without one: jaxlib 0.11 reads the GPU from the abstract mesh's device
+    (and fails on a CPU without it); 0.10 takes it and needs none."""
+    import inspect  # pylint: disable=g-import-not-at-top
+    import jax  # pylint: disable=g-import-not-at-top
+    params = inspect.signature(jax.sharding.AbstractDevice).parameters
+    extra = dict(platform='gpu') if 'platform' in params else {}
+    device = jax.sharding.AbstractDevice(device_kind='NVIDIA H100',
+                                         num_cores=None, **extra)
+    return jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh(
+        (1,), ('x',), axis_types=(jax.sharding.AxisType.Auto,),
+        abstract_device=device))
+
+
 def compile_for_h100(fn: Callable, shapes: Sequence[tuple[tuple[int, ...],
                                                           Any]],
                      dump_dir: str | os.PathLike) -> Any:
@@ -404,8 +450,9 @@ def compile_for_h100(fn: Callable, shapes: Sequence[tuple[tuple[int, ...],
     sharding = jax.sharding.SingleDeviceSharding(h100_device())
     args = [jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
             for shape, dtype in shapes]
-    return jax.jit(fn).lower(*args).compile(
-        {'xla_dump_to': str(dump_dir)})
+    with abstract_h100():
+        lowered = jax.jit(fn).lower(*args)
+    return lowered.compile({'xla_dump_to': str(dump_dir), **DUMP_OPTIONS})
 
 
 def fastconv_rows(arch: str, side: int, n: int, variant: str,

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import ntkexp  # noqa: F401  (neural-tangents on current JAX)
-from ntkexp import kernels, models
+from ntkexp import kernels, models, xla_gpu_model
 from ntkexp.fastconv import recursion, select
 
 # (model function, kwargs, image side, channels); small enough for 2 CPU cores.
@@ -604,19 +604,6 @@ def test_pallas_step_equals_xla_recursion_interpreted(mode):
         np.testing.assert_allclose(getattr(a, g), getattr(b, g), rtol=1e-13)
 
 
-def _abstract_h100():
-    """An abstract H100 to lower Pallas' Triton kernels for without a GPU
-    (JAX 0.11 reads the target from the abstract mesh; 0.10 accepts it)."""
-    import inspect
-    params = inspect.signature(jax.sharding.AbstractDevice).parameters
-    extra = dict(platform='gpu') if 'platform' in params else {}
-    device = jax.sharding.AbstractDevice(device_kind='NVIDIA H100',
-                                         num_cores=None, **extra)
-    return jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh(
-        (1,), ('x',), axis_types=(jax.sharding.AxisType.Auto,),
-        abstract_device=device))
-
-
 def test_pallas_step_lowers_to_triton_for_cuda():
     """Lowering for a CUDA GPU (no GPU needed) emits one Triton kernel per
     convolution + ReLU after the first, the pooled ones fused with their pool
@@ -631,7 +618,7 @@ def test_pallas_step_lowers_to_triton_for_cuda():
             xla.net, xla.fallback,
             conv_relu=pallas.make_conv_relu(False, kind=kind))
         x = jax.ShapeDtypeStruct((2, side, side, 3), jnp.float32)
-        with _abstract_h100():
+        with xla_gpu_model.abstract_h100():
             text = jax.jit(fast, static_argnames='get').trace(
                 x, x, get='ntk').lower(lowering_platforms=('cuda',)).as_text()
         # Whether XLA forms the first layer's product of the pairs (a matrix
@@ -706,7 +693,7 @@ def test_tf32x3_kind_lowers_its_products_to_three_tf32_products():
         fast = select.fast_kernel_fn(
             xla.net, xla.fallback, conv_relu=pallas.make_conv_relu(False, kind=kind))
         with mock.patch.object(triton_lowering, 'lower_jaxpr_to_triton_module',
-                               spy), _abstract_h100():
+                               spy), xla_gpu_model.abstract_h100():
             jax.jit(fast, static_argnames='get').trace(x, x, get='ntk').lower(
                 lowering_platforms=('cuda',))
         dots[kind] = [re.findall(r'tt\.dot [^:]*', m) for m in modules]

@@ -164,6 +164,29 @@ def test_triton_calls_are_keyed_by_their_kernel_names():
                                                'walk__1': (8, 4)}
 
 
+def test_tuple_elements_read_as_jaxlib_0_11_writes_them():
+    """jaxlib 0.11 names a tuple's element ``%t#k`` (0.10 wrote a
+    get-tuple-element): an operand so named counts its element's bytes only,
+    past XLA's ``/*index=5*/`` comments and nested tuples."""
+    tuple_type = ('(s32[], f32[2,3]{1,0}, (f32[5]{0}, s8[7]{0}), f32[1]{0}, '
+                  'f32[1]{0}, /*index=5*/f32[16]{0})')
+    assert xla_gpu_model.tuple_element(tuple_type, 1) == 'f32[2,3]{1,0}'
+    assert xla_gpu_model.tuple_element(tuple_type, 2) == '(f32[5]{0}, s8[7]{0})'
+    assert xla_gpu_model.tuple_element(tuple_type, 5) == '/*index=5*/f32[16]{0}'
+    assert xla_gpu_model.tuple_element(tuple_type, 6) == ''
+    assert xla_gpu_model.tuple_element('f32[4]{0}', 0) == ''
+    hlo = (
+        f'  %arg_tuple.1 = {tuple_type} parameter(0)\n'
+        '  %pallas_call.9 = (f32[64]{0}, f32[64]{0}) custom-call(%arg_tuple.1#1'
+        ', %arg_tuple.1#5), custom_call_target="__gpu$xla.gpu.triton", '
+        'backend_config={debug = false, name = "walk", num_warps = 4 : i32}\n'
+        '  %loop_add_fusion = f32[64]{0} fusion(%pallas_call.9#0, '
+        '%arg_tuple.1#2), kind=kLoop, calls=%fused_add\n')
+    assert xla_gpu_model.fusion_bytes(hlo) == {
+        'walk': (4 * 6 + 4 * 16, 2 * 4 * 64),
+        'loop_add_fusion': (4 * 64 + 4 * 5 + 7, 4 * 64)}
+
+
 CUDNN_HLO = """\
 ENTRY %main (x.1: f32[16,64,64,3], w.1: f32[64,3,3,3], g.1: f32[160,64,64,64], v.1: f32[64,3,3,192]) -> f32[160,64,64,64] {
   %x.1 = f32[16,64,64,3]{3,2,1,0} parameter(0)
@@ -218,3 +241,32 @@ def test_compiles_a_kernel_for_an_h100(tmp_path):
     rows = xla_gpu_model.kernel_table(tmp_path)
     assert rows and all(r.threads > 0 for r in rows)
     assert any(r.instructions > 0 for r in rows)
+
+
+@pytest.mark.skipif(importlib.util.find_spec('jax_plugins') is None
+                    or importlib.util.find_spec('jax_plugins.xla_cuda13')
+                    is None, reason="needs JAX's CUDA plugin (make "
+                                    "xla-gpu-model)")
+def test_compiles_a_pallas_kernel_for_an_h100(tmp_path):
+    """Where the plugin is installed: a Pallas (Triton) kernel compiles for an
+    H100 without one (jaxlib 0.11 needs :func:`xla_gpu_model.abstract_h100`)
+    and its launch is read with its PTX and its operand's bytes."""
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as pl_triton
+
+    def add_one(x_ref, o_ref):
+        o_ref[...] = x_ref[...] + 1.0
+
+    def fn(a):
+        return pl.pallas_call(
+            add_one, name='add_one',
+            out_shape=jax.ShapeDtypeStruct(a.shape, a.dtype),
+            compiler_params=pl_triton.CompilerParams(num_warps=4))(a)
+
+    xla_gpu_model.compile_for_h100(fn, [((64, 64), jnp.float32)], tmp_path)
+    [row] = [r for r in xla_gpu_model.kernel_table(tmp_path)
+             if r.kernel == 'add_one']
+    assert row.instructions > 0
+    assert row.bytes_in == row.bytes_out == 4 * 64 * 64

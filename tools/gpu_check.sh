@@ -11,6 +11,8 @@
 # Run: device `run` with carry [".whl"], command `bash tools/gpu_check.sh`, timeout_s 540.
 # Dry run on a CPU (small sizes; the tensor-core rows say "needs a GPU"):
 #   DRY=1 OUT=/tmp/gpu_check PYTHON=.venv/bin/python bash tools/gpu_check.sh
+# (every step passes so under jax 0.10.2, and under the GPU machine's jax 0.11.2 with
+# PYTHON=.venv-xla-gpu-0.11.2/bin/python JAX_PLATFORMS=cpu: `make xla-gpu-model XLA_GPU_JAX=0.11.2`).
 #
 # What it measures, in order of priority (each step has its own time limit, so a slow
 # step cannot take the later ones with it; everything lands in $OUT). The fourteenth
