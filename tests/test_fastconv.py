@@ -9,8 +9,9 @@ neural-tangents computes ``nngp`` and ``var`` by different contractions (see
 ``tests/test_kernels.py``).
 """
 
-from unittest import mock
+import functools
 import re
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -602,6 +603,45 @@ def test_pallas_step_equals_xla_recursion_interpreted(mode):
         b = jax.jit(xla, static_argnames='get')(x1, x2, get=('nngp', 'ntk'))
     for g in ('nngp', 'ntk'):
         np.testing.assert_allclose(getattr(a, g), getattr(b, g), rtol=1e-13)
+
+
+@pytest.mark.parametrize('gpu_kind', [None, 'diagonal_first'])
+def test_auto_takes_the_gpu_pallas_kind_only_on_a_gpu(gpu_kind, monkeypatch):
+    """``fast_kernel='auto'`` runs the Pallas steps of
+    ``select.GPU_AUTO_PALLAS_KIND`` when built for a GPU, for pooled plain
+    ReLU CNNs only; the XLA recursion on a CPU, for other activations and for
+    residual networks; everywhere while the kind is None."""
+    import re
+    from ntkexp import backend
+    monkeypatch.setattr(select, 'GPU_AUTO_PALLAS_KIND', gpu_kind)
+
+    def triton_kernels(fn, **kwargs):
+        _, _, kernel_fn = fn(fast_kernel='auto', **kwargs)
+        x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
+        with xla_gpu_model.abstract_h100():
+            text = jax.jit(kernel_fn, static_argnames='get').trace(
+                x, x, get='ntk').lower(lowering_platforms=('cuda',)).as_text()
+        return re.findall(r'name = "(cntk_[a-z_]+)"', text)
+
+    with backend.targeting('gpu'):
+        myrtle = triton_kernels(models.myrtle, depth=5, width=8)
+        gap = triton_kernels(models.cnn, depth=3, width=8, readout='gap')
+        erf = triton_kernels(models.myrtle, depth=5, width=8,
+                             activation='erf')
+        wrn = triton_kernels(models.wrn, depth=10, width=1)
+    if gpu_kind is None:
+        assert myrtle == gap == []
+    else:
+        assert myrtle == ['cntk_first_relu', 'cntk_diag_conv_relu_pool',
+                          'cntk_diag_conv_relu_pool']
+        assert gap == ['cntk_first_relu', 'cntk_diag_conv_relu',
+                       'cntk_diag_conv_relu_pool']
+    assert erf == wrn == []
+    # Built for the CPU, 'auto' is the XLA recursion whatever the kind.
+    _, _, cpu = models.myrtle(depth=5, width=8, fast_kernel='auto')
+    x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
+    assert 'pallas_call' not in str(jax.make_jaxpr(
+        functools.partial(cpu, get='ntk'))(x, x))
 
 
 def test_pallas_step_lowers_to_triton_for_cuda():

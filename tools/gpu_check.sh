@@ -26,8 +26,10 @@
 #      writes the padded covariances the `diagonal` step reads, and `diagonal` steps
 #      that write padded outputs for the next; compiled for an H100 here, 8.0 / 14.2 us
 #      per pair for Myrtle-5 / CNN-GAP in the model against 15.5 / 22.5 for the XLA
-#      default, projected 10.5-11.9x plain neural-tangents), at 4 and 8 warps, beside
-#      neural-tangents and the XLA default.
+#      default, projected 10.5-11.9x plain neural-tangents; compiled with this machine's
+#      jax 0.11.2, 8.4 / 14.5 us, 10.3-11.7x: results/bench/session17/), at 4 and 8 warps, beside
+#      neural-tangents and the XLA default. If it reaches 10x, set
+#      ntkexp.fastconv.select.GPU_AUTO_PALLAS_KIND = 'diagonal_first' (auto, on GPUs).
 #      Then: Myrtle-5 and CNN-GAP with the recursion variants separate_ntk,
 #      padded_first and separate_padded (recursion.SEPARATE_NTK_SHIFT_SUM,
 #      PADDED_FIRST_LAYER; off until timed), side by side with neural-tangents and the

@@ -37,6 +37,7 @@ from typing import Any, Callable, Optional
 
 import jax
 
+from ntkexp import backend
 from ntkexp.fastconv import activations, pallas, recursion
 from ntkexp.fastconv.recursion import CONV, POOL, RELU, ConvNet
 from ntkexp.fastconv.residual import ScaledResNet, WideResNet
@@ -48,6 +49,26 @@ from ntkexp.fastconv.residual import ScaledResNet, WideResNet
 # steps: on an H100 none faster than XLA either, results/bench/session14/).
 MODES = ('auto', 'true', 'false', 'pallas') + tuple(
     f'pallas_{kind}' for kind in pallas.KINDS if kind != 'rows')
+
+#: The Pallas kind 'auto' takes on a GPU where the Pallas steps apply (pooled
+#: plain ReLU CNNs: CNN-GAP, Myrtle; the XLA recursion elsewhere and for every
+#: other network). None: XLA everywhere. It stays None until an H100 times a
+#: kind faster than XLA (tools/gpu_check.sh, step first_relu: the candidate,
+#: 'diagonal_first', is projected at 10-11x plain neural-tangents against
+#: XLA's 6.5-7.3x measured, results/bench/session17/).
+GPU_AUTO_PALLAS_KIND: Optional[str] = None
+
+
+def auto_pallas_kind(net: Any) -> Optional[str]:
+    """The Pallas kind ``fast_kernel='auto'`` runs ``net`` with:
+    :data:`GPU_AUTO_PALLAS_KIND` when building for a GPU
+    (:func:`ntkexp.backend.target_backend`) a pooled plain CNN with ReLU,
+    otherwise None (the XLA recursion)."""
+    if (GPU_AUTO_PALLAS_KIND is None or backend.target_backend() != 'gpu'
+            or not isinstance(net, ConvNet) or not net.full_spatial
+            or net.activation != 'relu'):
+        return None
+    return GPU_AUTO_PALLAS_KIND
 
 
 def parse_mode(model: str, value: Any) -> str:
@@ -228,7 +249,8 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
         triple: neural-tangents' ``(init_fn, apply_fn, kernel_fn)``.
         net: the architecture, or None if it is not supported.
         mode: the ``fast_kernel`` option: ``'auto'`` (fast if supported and
-            pooled -- CNN-GAP, Myrtle, WRN; neural-tangents for CNN-VEC),
+            pooled -- CNN-GAP, Myrtle, WRN; neural-tangents for CNN-VEC; on a
+            GPU the Pallas steps of :data:`GPU_AUTO_PALLAS_KIND` where set),
             ``True`` (fast, or an error if not supported), ``'pallas'`` (as
             ``True``, with the Pallas step of kind ``rows``), ``'pallas_<kind>'``
             (with another kind of :data:`ntkexp.fastconv.pallas.KINDS`) or
@@ -253,6 +275,8 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
         # the spatial diagonal, and is faster (measured: 7.6x on an H100,
         # 4.8x on a CPU; results/bench/session1, conf/model/cnn_vec.yaml).
         return triple
+    if mode == 'auto' and auto_pallas_kind(net) is not None:
+        mode = f'pallas_{auto_pallas_kind(net)}'
     if net is None:
         if mode == 'true' or mode.startswith('pallas'):
             raise ValueError(
