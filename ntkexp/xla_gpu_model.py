@@ -237,7 +237,9 @@ def _instructions(hlo: str) -> Iterator[tuple[dict, str, str, str, list,
 
 def tuple_element(type_: str, index: int) -> str:
     """The ``index``-th element type of an HLO tuple type such as
-    ``(f32[2]{0}, (s32[], f32[3]{0}))``; ``''`` where there is none."""
+    ``(f32[2]{0}, (s32[], f32[3]{0}))``, without XLA's ``/*index=5*/``
+    comments; ``''`` where there is none."""
+    type_ = re.sub(r'/\*.*?\*/', '', type_)
     if not type_.startswith('('):
         return ''
     depth, start, elements = 0, 1, []

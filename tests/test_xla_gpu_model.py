@@ -172,7 +172,7 @@ def test_tuple_elements_read_as_jaxlib_0_11_writes_them():
                   'f32[1]{0}, /*index=5*/f32[16]{0})')
     assert xla_gpu_model.tuple_element(tuple_type, 1) == 'f32[2,3]{1,0}'
     assert xla_gpu_model.tuple_element(tuple_type, 2) == '(f32[5]{0}, s8[7]{0})'
-    assert xla_gpu_model.tuple_element(tuple_type, 5) == '/*index=5*/f32[16]{0}'
+    assert xla_gpu_model.tuple_element(tuple_type, 5) == 'f32[16]{0}'
     assert xla_gpu_model.tuple_element(tuple_type, 6) == ''
     assert xla_gpu_model.tuple_element('f32[4]{0}', 0) == ''
     hlo = (
