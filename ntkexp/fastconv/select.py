@@ -275,8 +275,9 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
         # the spatial diagonal, and is faster (measured: 7.6x on an H100,
         # 4.8x on a CPU; results/bench/session1, conf/model/cnn_vec.yaml).
         return triple
-    if mode == 'auto' and auto_pallas_kind(net) is not None:
-        mode = f'pallas_{auto_pallas_kind(net)}'
+    gpu_kind = auto_pallas_kind(net) if mode == 'auto' else None
+    if gpu_kind is not None:
+        mode = f'pallas_{gpu_kind}'
     if net is None:
         if mode == 'true' or mode.startswith('pallas'):
             raise ValueError(
