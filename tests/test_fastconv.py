@@ -605,7 +605,8 @@ def test_pallas_step_equals_xla_recursion_interpreted(mode):
         np.testing.assert_allclose(getattr(a, g), getattr(b, g), rtol=1e-13)
 
 
-@pytest.mark.parametrize('gpu_kind', [None, 'diagonal_first'])
+@pytest.mark.parametrize('gpu_kind', [None, 'diagonal_first',
+                                      'diagonal_first_masked'])
 def test_auto_takes_the_gpu_pallas_kind_only_on_a_gpu(gpu_kind, monkeypatch):
     """``fast_kernel='auto'`` runs the Pallas steps of
     ``select.GPU_AUTO_PALLAS_KIND`` when built for a GPU, for pooled plain
@@ -665,9 +666,10 @@ def test_pallas_step_lowers_to_triton_for_cuda():
         # product with a 6-D (b1, b2, H, W, H, W) result).
         products.append(bool(re.search(
             r'stablehlo\.dot_general.*-> tensor<(\d+x){6}f32>', text)))
+        texts.append(text)
         return re.findall(r'name = "(cntk_[a-z_]+)"', text)
 
-    products = []
+    products, texts = [], []
 
     # Myrtle-5 at 32x32: stages 32 -> 16 and 16 -> 8 in Triton, 8 -> 4 in XLA.
     assert triton_kernels(models.myrtle, 32, depth=5, width=8) == [
@@ -700,6 +702,23 @@ def test_pallas_step_lowers_to_triton_for_cuda():
                           kind='diagonal_first') == [
         'cntk_first_relu', 'cntk_diag_conv_relu', 'cntk_diag_conv_relu_pool']
     assert products[-2:] == [False, False]
+    # diagonal_first_masked: the same kernels, passing unpadded 32^4
+    # covariances (diagonal_first: padded 34^4 ones); neither forms the
+    # other's (so no XLA pad pass either).
+    for fn, kwargs, names in (
+            (models.myrtle, dict(depth=5, width=8),
+             ['cntk_first_relu', 'cntk_diag_conv_relu_pool',
+              'cntk_diag_conv_relu_pool']),
+            (models.cnn, dict(depth=3, width=8, readout='gap'),
+             ['cntk_first_relu', 'cntk_diag_conv_relu',
+              'cntk_diag_conv_relu_pool'])):
+        for kind, side in (('diagonal_first', 34), ('diagonal_first_masked', 32)):
+            texts.clear()
+            assert triton_kernels(fn, 32, kind=kind, **kwargs) == names
+            covariances = set(re.findall(r'tensor<\d+x(\d+)x\1x\1x\1xf32>',
+                                         texts[0]))
+            assert str(side) in covariances, (kind, covariances)
+            assert str(66 - side) not in covariances, (kind, covariances)
     _, _, xla = models.myrtle(depth=5, width=8)
     assert pallas.supported(xla.net, 32, 32, on_gpu=True)
     assert not pallas.supported(xla.net, 28, 28, on_gpu=True)
@@ -784,7 +803,7 @@ def test_pallas_conv_relu_step_equals_xla_interpreted(pool, pairs_last):
 @pytest.mark.slow
 @pytest.mark.parametrize('kind', ['rows', 'diagonal', 'diagonal_relu_in',
                                   'diagonal_patches', 'diagonal_patches_tf32x3',
-                                  'diagonal_first'])
+                                  'diagonal_first', 'diagonal_first_masked'])
 @pytest.mark.parametrize('fn, kwargs, side', [
     (models.myrtle, dict(depth=5, width=8, b_std=0.2), 8),
     (models.cnn, dict(depth=3, width=8, b_std=0.1, readout='gap'), 6),
@@ -862,7 +881,9 @@ def test_first_relu_step_writes_the_padded_first_activation(k, side):
     """``first_relu`` (interpreted): the first layer's product, affine map
     and ReLU of every pair, zero-padded by the SAME pads of the next ``k x k``
     convolution, equal to the XLA recursion's padded first layer (float64)
-    and zero on every padded row and column."""
+    and zero on every padded row and column; with ``padded=False``, that
+    inside alone (what ``diagonal_first_masked`` stores), as the XLA form
+    computes it unpadded."""
     from ntkexp.fastconv import first_relu
     rng = np.random.RandomState(3)
     with jax.enable_x64(True):
@@ -875,9 +896,18 @@ def test_first_relu_step_writes_the_padded_first_activation(k, side):
                                     interpret=True)
         want = first_relu._xla_first_relu(pt1, pt2, v1, v2, k=k,  # pylint: disable=protected-access
                                           affine=affine)
+        unpadded = first_relu.first_relu(pt1, pt2, v1, v2, k=k, affine=affine,
+                                         padded=False, interpret=True)
+        unpadded_xla = first_relu._xla_first_relu(  # pylint: disable=protected-access
+            pt1, pt2, v1, v2, k=k, affine=affine, padded=False)
     lo, _ = recursion._same_pads(k)  # pylint: disable=protected-access
     padded = side + k - 1
     inner = slice(lo, lo + side)
+    for u, ux, w in zip(unpadded, unpadded_xla, want):
+        assert u.shape == ux.shape == (2, 3) + (side,) * 4
+        np.testing.assert_allclose(u, w[:, :, inner, inner, inner, inner],
+                                   rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(ux, u, rtol=1e-13, atol=1e-15)
     for g, w in zip(got, want):
         assert g.shape == (2, 3) + (padded,) * 4
         np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
@@ -887,13 +917,19 @@ def test_first_relu_step_writes_the_padded_first_activation(k, side):
         assert np.all(np.asarray(g)[:, :, inner, inner, inner, inner] != 0)
 
 
-def test_diagonal_first_kernel_equals_neural_tangents_interpreted():
+@pytest.mark.parametrize('kind', ['diagonal_first', 'diagonal_first_masked'])
+def test_diagonal_first_kernel_equals_neural_tangents_interpreted(kind):
     """``fast_kernel=pallas_diagonal_first``: the first layer's step, then
     the diagonal steps taking its padded output, equals neural-tangents
-    (Myrtle-5, float64, interpreted; CNN-GAP in the slow set)."""
+    (Myrtle-5, float64, interpreted; CNN-GAP in the slow set); so does
+    ``pallas_diagonal_first_masked``, which stores no padding."""
     from ntkexp.fastconv import pallas
-    step = pallas.make_conv_relu(True, kind='diagonal_first')
-    assert step.takes_padded and step.first_relu is not None
+    step = pallas.make_conv_relu(True, kind=kind)
+    masked = kind == 'diagonal_first_masked'
+    assert step.first_relu is not None
+    assert step.takes_padded is not masked
+    assert step.masks_padding is masked
+    assert step.first_relu.keywords['padded'] is not masked
     _assert_equals_neural_tangents(
         models.myrtle, dict(depth=5, width=8, b_std=0.2), 8, step)
 
@@ -923,13 +959,18 @@ def _step_arguments(rng, side, b1, b2, k):
     pytest.param(6, 2, 2, 'first_layer', False, marks=pytest.mark.slow),
     (6, 2, 3, 'first_patches', True),
     pytest.param(5, None, 3, 'first_patches', False, marks=pytest.mark.slow),
+    (5, 2, 3, 'masked', True),
+    (6, None, 3, 'masked', True),
+    pytest.param(4, None, 2, 'masked', False, marks=pytest.mark.slow),
+    pytest.param(6, 2, 5, 'masked', True, marks=pytest.mark.slow),
 ])
 def test_diagonal_step_equals_xla_interpreted(side, pool, k, inputs, carry):
     """The diagonal kernel (Pallas interpreter) equals the XLA step on a block
     of 2 x 3 pairs, float64: after a ReLU, with the ReLU before the
     convolution fused, in the first-layer form (padded product, affine
     NNGP / NTK) and with that product computed in the kernel from the
-    patches; odd sides with a pool drop the last row and column like
+    patches; unpadded after a ReLU with the padding as load masks
+    (``masked``); odd sides with a pool drop the last row and column like
     ``AvgPool``; sums carried between windows or recomputed."""
     from ntkexp.fastconv import diagonal, pallas
     rng = np.random.RandomState(side)
@@ -946,10 +987,12 @@ def test_diagonal_step_equals_xla_interpreted(side, pool, k, inputs, carry):
         in_vars = (u[:b1], u[b1:])
         want = pallas._xla_conv_relu(  # pylint: disable=protected-access
             nngp, ntk, var[:b1], var[b1:], in_vars=in_vars, **coeffs)
-        if inputs == 'post_relu':
+        if inputs in ('post_relu', 'masked'):
             post, dot = recursion.relu(nngp, u[:b1, None, :, :, None, None] *
                                        u[None, b1:, None, None, :, :])
             args, extra = (post, ntk * dot), {}
+            if inputs == 'masked':
+                extra = dict(masked=True)
         elif inputs == 'relu_in':
             args, extra = (nngp, ntk), dict(in_vars=in_vars)
         elif inputs == 'first_layer':
@@ -1056,6 +1099,11 @@ def test_pallas_step_kind_is_checked():
         pallas.make_conv_relu(True, kind='diagonals')
     from ntkexp.fastconv import diagonal
     var = jnp.ones((1, 4, 4))
+    with pytest.raises(ValueError, match='masked=True takes unpadded'):
+        diagonal.conv_relu_diagonal(
+            var[:, None, :, :, None, None], None, var, var, k=3, scale=1.,
+            shift=0., alpha=1., beta=1., gamma=0., padded=True, masked=True,
+            interpret=True)
     with pytest.raises(ValueError, match='input_patches needs padded=True'):
         diagonal.conv_relu_diagonal(
             None, None, var, var, k=3, scale=1., shift=0., alpha=1., beta=1.,

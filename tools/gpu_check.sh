@@ -27,18 +27,19 @@
 #      that write padded outputs for the next; compiled for an H100 here, 8.0 / 14.2 us
 #      per pair for Myrtle-5 / CNN-GAP in the model against 15.5 / 22.5 for the XLA
 #      default, projected 10.5-11.9x plain neural-tangents; compiled with this machine's
-#      jax 0.11.2, 8.4 / 14.5 us, 10.3-11.7x: results/bench/session17/), at 4 and 8 warps, beside
-#      neural-tangents and the XLA default. If it reaches 10x, set
-#      ntkexp.fastconv.select.GPU_AUTO_PALLAS_KIND = 'diagonal_first' (auto, on GPUs).
-#      Then: Myrtle-5 and CNN-GAP with the recursion variants separate_ntk,
-#      padded_first and separate_padded (recursion.SEPARATE_NTK_SHIFT_SUM,
-#      PADDED_FIRST_LAYER; off until timed), side by side with neural-tangents and the
-#      default. XLA's program for an H100, compiled here without one and modelled
-#      kernel by kernel (ntkexp/xla_gpu_model.py, results/bench/session15/), puts
-#      separate_padded 9.6% (Myrtle-5) and 16% (CNN-GAP) below the default. Also the
-#      Pallas `diagonal` step at 8 warps (as fast as XLA in the fourteenth session), alone
-#      and taking the padded first layer (no pad pass before it; model 11.1 us per pair
-#      for Myrtle-5 against 14.5 without and 15.5 for the XLA default).
+#      jax 0.11.2, 8.4 / 14.5 us, 10.3-11.7x: results/bench/session17/), and
+#      fast_kernel=pallas_diagonal_first_masked (the eighteenth session: the same steps
+#      storing no padding, the next step masking its loads; 6.35 / 11.29 us per pair in the
+#      model, 13-15x projected: results/bench/session18/), each at 4 and 8 warps, beside
+#      neural-tangents and the XLA default. If one reaches 10x, set
+#      ntkexp.fastconv.select.GPU_AUTO_PALLAS_KIND to the faster kind (auto, on GPUs).
+#      Then: Myrtle-5 and CNN-GAP with the recursion variant separate_padded
+#      (recursion.SEPARATE_NTK_SHIFT_SUM and PADDED_FIRST_LAYER; off until timed), side
+#      by side with neural-tangents and the default. XLA's program for an H100, compiled
+#      here without one and modelled kernel by kernel (ntkexp/xla_gpu_model.py,
+#      results/bench/session15/), puts it 9.6% (Myrtle-5) and 16% (CNN-GAP) below the
+#      default. Also the Pallas `diagonal` step at 8 warps taking the padded first layer
+#      (model 11.1 us per pair for Myrtle-5 against 15.5 for the XLA default).
 #   1. issue 9: the WRN-10-4 empirical NTK (64x64 inputs, 16 images, logits traced):
 #      Jacobian contraction, ntkexp's structured NTK, the same with the network's
 #      convolutions as three TF32 tensor-core products each (ntkexp/tf32x3_conv.py;
@@ -87,14 +88,15 @@ EOF
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-step first_relu 120 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+step first_relu 170 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
-  --variants default --pallas --pallas-kinds diagonal_first --num-warps 4,8 \
+  --variants default --pallas --pallas-kinds diagonal_first_masked,diagonal_first \
+  --num-warps 4,8 \
   --out "$OUT/fastconv_first_relu.csv"
-step fastconv_variants 140 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+step fastconv_variants 90 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
-  --variants default,separate_ntk,padded_first,separate_padded \
-  --pallas --pallas-kinds diagonal --num-warps 8 --pallas-variants default,padded_first \
+  --variants default,separate_padded \
+  --pallas --pallas-kinds diagonal --num-warps 8 --pallas-variants padded_first \
   --out "$OUT/fastconv_variants.csv"
 step empirical 140 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON -m ntkexp.bench \
   --only empirical --n image=$EMP_SIDE empirical_n=$EMP_N wrn_k=$WRN_K --repeats 5 \

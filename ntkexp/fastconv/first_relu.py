@@ -15,6 +15,9 @@ affine map, the ReLU, and the two ``(W, W)`` tiles written straight into the
 zero-padded layout the next convolution's ``diagonal`` step reads
 (:data:`ntkexp.fastconv.recursion.PADDED_FIRST_LAYER`), the padding written
 as zeros. Only the ReLU's outputs are written; the product is never stored.
+With ``padded=False`` (kind ``diagonal_first_masked``) it writes no padding:
+one program per pair of image rows, for a ``diagonal`` step that masks its
+loads (``conv_relu_diagonal(..., masked=True)``).
 
 On a GPU (Triton) the product runs in IEEE float32 (``Precision.HIGHEST``:
 fused multiply-adds, not TF32), the image side must be a power of two, and
@@ -31,16 +34,22 @@ import jax.numpy as jnp
 from ntkexp.fastconv import recursion
 
 
-def _xla_first_relu(pt1, pt2, var1, var2, *, k, affine):
-    """The same in XLA (the recursion's padded first layer): tiles too small
-    for Triton, and the reference of the tests."""
+def _xla_first_relu(pt1, pt2, var1, var2, *, k, affine, padded=True):
+    """The same in XLA (the recursion's first layer, padded as
+    :data:`recursion.PADDED_FIRST_LAYER` or not): tiles too small for
+    Triton, and the reference of the tests."""
     s1, s0, a1, a0 = affine
-    raw = recursion._block_first(recursion.pad_images(pt1, k),  # pylint: disable=protected-access
-                                 recursion.pad_images(pt2, k))
-    prod = recursion.block_variance_product(recursion.pad_images(var1, k),
-                                            recursion.pad_images(var2, k))
+    if padded:
+        pt1, pt2, var1_in, var2_in = (recursion.pad_images(a, k)
+                                      for a in (pt1, pt2, var1, var2))
+    else:
+        var1_in, var2_in = var1, var2
+    raw = recursion._block_first(pt1, pt2)  # pylint: disable=protected-access
+    prod = recursion.block_variance_product(var1_in, var2_in)
     nngp, dot = recursion.relu(s1 * raw + s0, prod)
     ntk = (a1 * raw + a0) * dot
+    if not padded:
+        return nngp, ntk
     inside = recursion._padding_mask(var1.shape[1:], k)[0]  # pylint: disable=protected-access
     keep = inside[:, :, None, None] & inside[None, None]
     return jnp.where(keep, nngp, 0.), jnp.where(keep, ntk, 0.)
@@ -48,9 +57,9 @@ def _xla_first_relu(pt1, pt2, var1, var2, *, k, affine):
 
 def first_relu(pt1: jax.Array, pt2: jax.Array, var1: jax.Array,
                var2: jax.Array, *, k: int, affine: Sequence[float],
-               interpret: bool = False, num_warps: int = 4
-               ) -> tuple[jax.Array, jax.Array]:
-    """``ReLU`` of the first layer's NNGP and NTK of a block of pairs, padded.
+               padded: bool = True, interpret: bool = False,
+               num_warps: int = 4) -> tuple[jax.Array, jax.Array]:
+    """``ReLU`` of the first layer's NNGP and NTK of a block of pairs.
 
     Args:
         pt1, pt2: ``(b1, H, W, F)``, ``(b2, H, W, F)`` first-layer patches
@@ -60,6 +69,10 @@ def first_relu(pt1: jax.Array, pt2: jax.Array, var1: jax.Array,
         k: the next convolution's filter side (its SAME padding).
         affine: ``(s1, s0, a1, a0)``: NNGP ``s1 raw + s0``, NTK ``a1 raw +
             a0`` of the product ``raw``.
+        padded: write the outputs zero-padded for the next convolution
+            (what the ``diagonal`` step takes with ``padded=True``); False:
+            unpadded, for a step that masks its loads instead
+            (``conv_relu_diagonal(..., masked=True)``).
         interpret: run in Pallas' interpreter (CPU tests).
         num_warps: Triton warps per program (GPU).
 
@@ -67,15 +80,16 @@ def first_relu(pt1: jax.Array, pt2: jax.Array, var1: jax.Array,
         ``(nngp, ntk)`` after the ReLU, ``(b1, b2, H + k - 1, W + k - 1,
         H + k - 1, W + k - 1)``, zero on the padding: what
         :func:`ntkexp.fastconv.diagonal.conv_relu_diagonal` takes with
-        ``padded=True``.
+        ``padded=True``; with ``padded=False``, ``(b1, b2, H, W, H, W)``.
     """
     from jax.experimental import pallas as pl  # pylint: disable=g-import-not-at-top
     from ntkexp.fastconv import diagonal, pallas  # pylint: disable=g-import-not-at-top
 
     b1, b2, h, w = var1.shape[0], var2.shape[0], *var1.shape[1:]
     if not interpret and w < pallas.MIN_GPU_TILE:
-        return _xla_first_relu(pt1, pt2, var1, var2, k=k, affine=affine)
-    lo, hi = recursion._same_pads(k)     # pylint: disable=protected-access
+        return _xla_first_relu(pt1, pt2, var1, var2, k=k, affine=affine,
+                               padded=padded)
+    lo, hi = recursion._same_pads(k) if padded else (0, 0)  # pylint: disable=protected-access
     hp, wp = h + lo + hi, w + lo + hi
     s1, s0, a1, a0 = affine
     patches = [diagonal._feature_padded(p) for p in (pt1, pt2)]  # pylint: disable=protected-access
@@ -84,15 +98,9 @@ def first_relu(pt1: jax.Array, pt2: jax.Array, var1: jax.Array,
 
     def kernel(p1_ref, p2_ref, v1_ref, v2_ref, n_out, t_out):
         i, i2 = pl.program_id(1), pl.program_id(2)
-        inside = (i >= lo) & (i < lo + h) & (i2 >= lo) & (i2 < lo + h)
         dtype = n_out.dtype
 
-        @pl.when(jnp.logical_not(inside))
-        def _padding_rows():
-            diagonal.zero_row_pair((n_out, t_out), i, i2, cover, w)
-
-        @pl.when(inside)
-        def _image_rows():
+        def image_rows():
             cols = pl.ds(0, w)
             raw = jax.lax.dot_general(
                 p1_ref[i - lo, cols, :], p2_ref[i2 - lo, cols, :],
@@ -105,6 +113,17 @@ def first_relu(pt1: jax.Array, pt2: jax.Array, var1: jax.Array,
             t_out[i, pl.ds(lo, w), i2, pl.ds(lo, w)] = ntk.astype(dtype)
             diagonal.zero_padded_columns((n_out, t_out), i, i2, pad_cols,
                                          cover, w)
+
+        if not padded:
+            image_rows()
+            return
+        inside = (i >= lo) & (i < lo + h) & (i2 >= lo) & (i2 < lo + h)
+
+        @pl.when(jnp.logical_not(inside))
+        def _padding_rows():
+            diagonal.zero_row_pair((n_out, t_out), i, i2, cover, w)
+
+        pl.when(inside)(image_rows)
 
     def pair_spec(block, index):
         return pl.BlockSpec(block, lambda p, r, r2: index(p))

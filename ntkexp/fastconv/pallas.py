@@ -226,9 +226,12 @@ def supported(net: recursion.ConvNet, height: int, width: int,
 #: TF32 tensor-core products on a GPU, ``product_precision='tf32x3'``) and
 #: ``'diagonal_first'`` (``'diagonal'`` after a step of its own for the first
 #: layer's product and ReLU, :func:`ntkexp.fastconv.first_relu.first_relu`,
-#: which writes the padded covariances the diagonal step reads).
+#: which writes the padded covariances the diagonal step reads) and
+#: ``'diagonal_first_masked'`` (the same with no padding stored: every step
+#: writes unpadded covariances and the next masks its loads,
+#: ``conv_relu_diagonal(..., masked=True)``).
 KINDS = ('rows', 'diagonal', 'diagonal_relu_in', 'diagonal_patches',
-         'diagonal_patches_tf32x3', 'diagonal_first')
+         'diagonal_patches_tf32x3', 'diagonal_first', 'diagonal_first_masked')
 
 
 def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
@@ -243,9 +246,11 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
     ``in_vars``), and ``fuses_input_product`` whether to hand it the first
     layer's patches instead of their product (keyword ``input_patches``), and
     ``takes_padded`` whether it takes covariances that already carry the
-    convolution's zero padding (keyword ``padded``), and ``first_relu``
+    convolution's zero padding (keyword ``padded``), ``first_relu``
     (None or a function) the step that computes the first layer's product
-    and ReLU, padded (:func:`ntkexp.fastconv.first_relu.first_relu`).
+    and ReLU (:func:`ntkexp.fastconv.first_relu.first_relu`), and
+    ``masks_padding`` whether that step and this one store no padding (the
+    step masks its loads instead).
     """
     if kind not in KINDS:
         raise ValueError(f'Pallas step kind={kind!r}: expected one of {KINDS}')
@@ -257,13 +262,17 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
         from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
         if kind == 'diagonal_patches_tf32x3':
             options = dict(options, product_precision='tf32x3')
+        if kind == 'diagonal_first_masked':
+            options = dict(options, masked=True)
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
     step.first_relu = None
-    if kind == 'diagonal_first':
+    step.masks_padding = kind == 'diagonal_first_masked'
+    if kind.startswith('diagonal_first'):
         from ntkexp.fastconv import first_relu  # pylint: disable=g-import-not-at-top
         step.first_relu = functools.partial(
             first_relu.first_relu, interpret=interpret,
+            padded=not step.masks_padding,
             **{key: options[key] for key in ('num_warps',) if key in options})
     step.fuses_input_product = kind.startswith('diagonal_patches')
     # Covariances that carry the SAME padding (recursion.PADDED_FIRST_LAYER)

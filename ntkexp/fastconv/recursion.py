@@ -715,9 +715,9 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
           and full and k > 1 and tuple(layers[1:3]) == (RELU, CONV)):
         # The first layer's product, affine map and ReLU as one Pallas step
         # (ntkexp.fastconv.first_relu), written zero-padded for the
-        # convolution after it (as PADDED_FIRST_LAYER): the product is never
-        # stored.
-        padded = True
+        # convolution after it (as PADDED_FIRST_LAYER), or unpadded for a
+        # step that masks its loads: the product is never stored.
+        padded = not getattr(conv_relu, 'masks_padding', False)
         nngp, ntk = conv_relu.first_relu(
             pt1, pt2, vars1[0], vars2[0], k=k,
             affine=(scale / in_channels, b2, alpha / in_channels, gamma))
