@@ -22,7 +22,9 @@ reads) and its threads times the PTX instructions of its kernel over
 :data:`ISSUE_RATE` (one instruction per clock per scheduler; a kernel's
 straight-line PTX is what each thread runs; a kernel whose PTX loops, such as
 a matrix product or a Pallas step, is marked and its loop bodies are counted
-once, so its issue estimate is a lower bound). This is a
+once, so its issue estimate is a lower bound, unless the caller gives the
+kernel's average trip count, ``loop_trips``: then each loop body counts that
+many times). This is a
 model, not a measurement: for the 32x32 Myrtle-5 NTK it gives 15.5 us per pair
 where the H100 measured 26 (``results/bench/session14/``), and of the two
 variants measured there it ranks both as the H100 did (``materialize_on``
@@ -68,7 +70,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 #: An H100 80GB HBM3 (SXM) as XLA's GPU compiler describes a target.
 H100_TARGET_CONFIG = """\
@@ -141,9 +143,12 @@ class KernelRow:
         bytes_in: bytes of the fusion's operands.
         bytes_out: bytes of its results.
         loop: whether its PTX loops (each loop body counted once, so the
-            issue estimate is a lower bound).
+            issue estimate is a lower bound, unless ``trips`` is given).
         tensor_cores: whether its PTX has tensor-core (``mma``, ``wgmma``)
             instructions.
+        loop_instructions: of ``instructions``, those inside loops.
+        trips: the loops' average trip count per thread, where known
+            (:func:`kernel_table`'s ``loop_trips``), else None (once).
     """
     kernel: str
     threads: int
@@ -152,6 +157,16 @@ class KernelRow:
     bytes_out: int
     loop: bool = False
     tensor_cores: bool = False
+    loop_instructions: int = 0
+    trips: Optional[float] = None
+
+    @property
+    def executed_instructions(self) -> float:
+        """Instructions each thread runs: its loops' bodies ``trips`` times
+        (once where ``trips`` is None)."""
+        if self.trips is None:
+            return self.instructions
+        return self.instructions + (self.trips - 1) * self.loop_instructions
 
     @property
     def memory_seconds(self) -> float:
@@ -159,7 +174,7 @@ class KernelRow:
 
     @property
     def issue_seconds(self) -> float:
-        return self.threads * self.instructions / ISSUE_RATE
+        return self.threads * self.executed_instructions / ISSUE_RATE
 
     @property
     def seconds(self) -> float:
@@ -178,18 +193,35 @@ def ptx_loops(ptx: str) -> set[str]:
     """The kernels of a PTX module with a loop (a branch back to a label
     above it): their instruction counts count each loop body once, so their
     issue estimates are lower bounds (e.g. the Pallas steps)."""
-    looping = set()
+    return set(ptx_loop_instructions(ptx))
+
+
+def ptx_loop_instructions(ptx: str) -> dict[str, int]:
+    """``{kernel: instructions inside its loops}`` of the kernels of a PTX
+    module that loop: the lines from a label to a branch back to it (nested
+    loops inside an outer one counted with it, once)."""
+    counts = {}
     for match in _PTX_ENTRY.finditer(ptx):
-        seen = set()
-        for line in match.group(2).split('\n'):
+        lines = match.group(2).split('\n')
+        labels, inside = {}, set()
+        for index, line in enumerate(lines):
             label = re.match(r'^(\$?\w+):', line)
             if label:
-                seen.add(label.group(1))
+                labels[label.group(1)] = index
             branch = re.search(r'\bbra(?:\.uni)?\s+(\$?\w+);', line)
-            if branch and branch.group(1) in seen:
-                looping.add(match.group(1))
-                break
-    return looping
+            if branch and branch.group(1) in labels:
+                inside.update(range(labels[branch.group(1)], index + 1))
+        if inside:
+            counts[match.group(1)] = sum(
+                1 for index in inside if _executed(lines[index]))
+    return counts
+
+
+def _executed(line: str) -> bool:
+    """Whether a PTX line is an instruction a thread runs (not a directive
+    or a parameter load)."""
+    return bool(_PTX_INSTRUCTION.match(line)
+                and not line.strip().startswith(_PTX_NOT_EXECUTED))
 
 
 def ptx_tensor_cores(ptx: str) -> set[str]:
@@ -203,13 +235,9 @@ def ptx_tensor_cores(ptx: str) -> set[str]:
 def ptx_instructions(ptx: str) -> dict[str, int]:
     """``{kernel: instructions}`` of a PTX module (directives and parameter
     loads not counted)."""
-    counts = {}
-    for match in _PTX_ENTRY.finditer(ptx):
-        counts[match.group(1)] = sum(
-            1 for line in match.group(2).split('\n')
-            if _PTX_INSTRUCTION.match(line)
-            and not line.strip().startswith(_PTX_NOT_EXECUTED))
-    return counts
+    return {match.group(1): sum(1 for line in match.group(2).split('\n')
+                                if _executed(line))
+            for match in _PTX_ENTRY.finditer(ptx)}
 
 
 def _instructions(hlo: str) -> Iterator[tuple[dict, str, str, str, list,
@@ -346,10 +374,17 @@ def cudnn_convolutions(hlo: str) -> list[ConvolutionRow]:
     return rows
 
 
-def kernel_table(dump_dir: str | os.PathLike) -> list[KernelRow]:
+def kernel_table(dump_dir: str | os.PathLike,
+                 loop_trips: Optional[Mapping[str, float]] = None
+                 ) -> list[KernelRow]:
     """The kernel launches of the one program dumped in ``dump_dir``: those of
     its first ``while`` body when it has one (a ``lax.map`` step; a loop
     nested in it counted once), otherwise all of them.
+
+    ``loop_trips`` maps kernel names to the average trip count of their PTX
+    loops (e.g. the rows a Pallas ``diagonal`` step walks per program:
+    ``h^2 / (2 h - 1)`` for an ``h x h`` output), which their issue
+    estimates then use (:attr:`KernelRow.trips`).
 
     Raises:
         FileNotFoundError: ``dump_dir`` holds no GPU compilation dump.
@@ -362,12 +397,13 @@ def kernel_table(dump_dir: str | os.PathLike) -> list[KernelRow]:
             f'{dump} holds no XLA:GPU dump (*gpu_after_optimizations.txt and '
             f'*thunk_sequence.txt): compile for a GPU with xla_dump_to set '
             f'(compile_for_h100).')
-    instructions, looping, tensor = {}, set(), set()
+    instructions, looping, tensor = {}, {}, set()
     for ptx in dump.glob('*.ptx'):
         text = ptx.read_text()
         instructions.update(ptx_instructions(text))
-        looping |= ptx_loops(text)
+        looping.update(ptx_loop_instructions(text))
         tensor |= ptx_tensor_cores(text)
+    loop_trips = dict(loop_trips or {})
     sizes = fusion_bytes(hlo_files[-1].read_text())
     sequence = _loop_body(thunk_files[-1].read_text())
     rows = []
@@ -378,7 +414,9 @@ def kernel_table(dump_dir: str | os.PathLike) -> list[KernelRow]:
             kernel=name, threads=math.prod(int(g) for g in match.groups()[1:]),
             instructions=instructions.get(name, 0), bytes_in=bytes_in,
             bytes_out=bytes_out, loop=name in looping,
-            tensor_cores=name in tensor))
+            tensor_cores=name in tensor,
+            loop_instructions=looping.get(name, 0),
+            trips=loop_trips.get(name) if name in looping else None))
     return rows
 
 
@@ -458,14 +496,16 @@ def compile_for_h100(fn: Callable, shapes: Sequence[tuple[tuple[int, ...],
 
 
 def fastconv_rows(arch: str, side: int, n: int, variant: str,
-                  dump_dir: str | os.PathLike, fast_kernel: bool | str = True
+                  dump_dir: str | os.PathLike, fast_kernel: bool | str = True,
+                  loop_trips: Optional[Mapping[str, float]] = None
                   ) -> tuple[list[KernelRow], int]:
     """The kernel table of ``ntkexp.fastconv``'s NTK of one ``n x n`` block of
     ``side x side x 3`` float32 images of ``arch`` (:mod:`ntkexp.fastconv.bench`'s
     architectures), recursion variant ``variant``
     (:data:`ntkexp.fastconv.bench.VARIANTS`), compiled for an H100 with the
     settings the recursion takes on a GPU. ``fast_kernel`` as the models take
-    it: ``True`` (XLA) or a Pallas mode such as ``'pallas_diagonal'``.
+    it: ``True`` (XLA) or a Pallas mode such as ``'pallas_diagonal'``;
+    ``loop_trips`` as :func:`kernel_table` takes it.
 
     Returns:
         ``(rows, pairs)``: the launches of one ``lax.map`` step of the
@@ -484,7 +524,7 @@ def fastconv_rows(arch: str, side: int, n: int, variant: str,
                 [((n, side, side, 3), jnp.float32)] * 2, dump_dir)
             rows, cols = recursion.block_chunks(
                 recursion.step_pairs(kernel_fn.net, (side, side)), n)
-    return kernel_table(dump_dir), min(rows, n) * min(cols, n)
+    return kernel_table(dump_dir, loop_trips), min(rows, n) * min(cols, n)
 
 
 def empirical_rows(method: str, side: int, n: int, wrn_k: int,
@@ -551,15 +591,20 @@ def format_table(rows: Sequence[KernelRow], per: float = 1.0) -> str:
     for r in rows:
         if r.seconds / per < 1e-9:
             continue
-        name = r.kernel + ('*' if r.loop else '') + (
-            '+' if r.tensor_cores else '')
+        name = r.kernel + ('' if not r.loop else '*' if r.trips is None
+                           else '~') + ('+' if r.tensor_cores else '')
         lines.append(
-            f'{name:36s} {r.threads:10d} {r.instructions:6d} '
+            f'{name:36s} {r.threads:10d} {r.executed_instructions:6.0f} '
             f'{r.bytes_in / per / 1e6:7.2f} {r.bytes_out / per / 1e6:7.2f} '
             f'{r.memory_seconds / per * 1e6:7.2f} '
             f'{r.issue_seconds / per * 1e6:8.2f}')
-    if any(r.loop for r in rows):
+    if any(r.loop and r.trips is None for r in rows):
         lines.append('* loops: each loop body counted once (a lower bound)')
+    for r in rows:
+        if r.loop and r.trips is not None:
+            lines.append(f'~ {r.kernel}: {r.instructions - r.loop_instructions}'
+                         f' instructions + {r.loop_instructions} in loops x '
+                         f'{r.trips:g} trips (given)')
     if any(r.tensor_cores for r in rows):
         lines.append('+ tensor-core instructions (mma / wgmma)')
     totals = summary(rows, per)
@@ -591,12 +636,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--fast-kernel', default='true',
                         help="comma-separated: 'true' (the XLA recursion) "
                              "and/or Pallas modes, e.g. pallas_diagonal")
+    parser.add_argument('--loop-trips', default='',
+                        help='comma-separated kernel=trips: the average trip '
+                             'count of a looping kernel (e.g. a Pallas '
+                             'diagonal step: h^2 / (2h - 1) rows per program '
+                             'for an h x h output), for its issue estimate; '
+                             'other loops are counted once')
     parser.add_argument('--out', default=None, help='CSV of the totals')
     parser.add_argument('--dump-root', default=None,
                         help='keep the XLA dumps here (default: a temporary '
                              'folder)')
     args = parser.parse_args(argv)
-    results = []
+    try:
+        loop_trips = {name: float(value) for name, value in
+                      (item.split('=') for item in args.loop_trips.split(',')
+                       if item)}
+    except ValueError:
+        parser.error(f'--loop-trips {args.loop_trips!r}: expected '
+                     f'kernel=trips,... such as cntk_diag_conv_relu=16.25')
+    results, matched = [], set()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(args.dump_root or scratch)
         for method in (args.empirical.split(',') if args.empirical else []):
@@ -623,14 +681,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             fast_kernel = True if mode == 'true' else mode
             rows, pairs = fastconv_rows(arch, args.side, args.n, variant,
                                         root / f'{arch}_{mode}_{variant}',
-                                        fast_kernel)
+                                        fast_kernel, loop_trips)
+            matched |= {r.kernel for r in rows if r.trips is not None}
             name = variant if mode == 'true' else f'{mode}_{variant}'
             print(f'== {arch}, {name} (per pair, one step of {pairs} pairs)')
             print(format_table(rows, pairs))
             results.append(dict(arch=arch, variant=name, side=args.side,
                                 n=args.n, pairs_per_step=pairs,
                                 **{k: round(v, 4) for k, v in
-                                   summary(rows, pairs).items()}))
+                                   summary(rows, pairs).items()},
+                                **({'loop_trips': args.loop_trips}
+                                   if loop_trips else {})))
+    unmatched = sorted(set(loop_trips) - matched)
+    if unmatched:
+        parser.error(f'--loop-trips names {unmatched}, which no program '
+                     f'here launches as a looping kernel: see the kernel '
+                     f'names in the tables above')
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, 'w', newline='') as f:

@@ -719,6 +719,19 @@ def test_pallas_step_lowers_to_triton_for_cuda():
                                          texts[0]))
             assert str(side) in covariances, (kind, covariances)
             assert str(66 - side) not in covariances, (kind, covariances)
+    # diagonal_first_masked_tail: CNN-GAP's last two layers and the global
+    # mean in one kernel; Myrtle (pooled) as diagonal_first_masked.
+    assert triton_kernels(models.cnn, 32, depth=3, width=8, readout='gap',
+                          kind='diagonal_first_masked_tail') == [
+        'cntk_first_relu', 'cntk_diag_conv_relu_conv_relu_gap']
+    assert triton_kernels(models.cnn, 32, depth=4, width=8, readout='gap',
+                          kind='diagonal_first_masked_tail') == [
+        'cntk_first_relu', 'cntk_diag_conv_relu',
+        'cntk_diag_conv_relu_conv_relu_gap']
+    assert triton_kernels(models.myrtle, 32, depth=5, width=8,
+                          kind='diagonal_first_masked_tail') == [
+        'cntk_first_relu', 'cntk_diag_conv_relu_pool',
+        'cntk_diag_conv_relu_pool']
     _, _, xla = models.myrtle(depth=5, width=8)
     assert pallas.supported(xla.net, 32, 32, on_gpu=True)
     assert not pallas.supported(xla.net, 28, 28, on_gpu=True)
@@ -803,7 +816,8 @@ def test_pallas_conv_relu_step_equals_xla_interpreted(pool, pairs_last):
 @pytest.mark.slow
 @pytest.mark.parametrize('kind', ['rows', 'diagonal', 'diagonal_relu_in',
                                   'diagonal_patches', 'diagonal_patches_tf32x3',
-                                  'diagonal_first', 'diagonal_first_masked'])
+                                  'diagonal_first', 'diagonal_first_masked',
+                                  'diagonal_first_masked_tail'])
 @pytest.mark.parametrize('fn, kwargs, side', [
     (models.myrtle, dict(depth=5, width=8, b_std=0.2), 8),
     (models.cnn, dict(depth=3, width=8, b_std=0.1, readout='gap'), 6),
@@ -932,6 +946,74 @@ def test_diagonal_first_kernel_equals_neural_tangents_interpreted(kind):
     assert step.first_relu.keywords['padded'] is not masked
     _assert_equals_neural_tangents(
         models.myrtle, dict(depth=5, width=8, b_std=0.2), 8, step)
+
+
+@pytest.mark.parametrize('side, k, carry', [
+    (6, 3, True), (5, 3, False),
+    pytest.param(4, 2, True, marks=pytest.mark.slow),
+    pytest.param(6, 5, True, marks=pytest.mark.slow)])
+def test_diagonal_step_with_the_gap_tail_equals_xla_interpreted(side, k,
+                                                                carry):
+    """``tail``: the step, then a last conv + ReLU and the global mean, in
+    one walk per diagonal through a ring of rows (Pallas interpreter), equal
+    to two XLA steps and the mean on a block of 2 x 3 pairs, float64; so is
+    the fallback for tiles too small for Triton; odd sides and ``k = 2``
+    (asymmetric SAME padding) included."""
+    from ntkexp.fastconv import diagonal, pallas
+    rng = np.random.RandomState(side + k)
+    b1, b2 = 2, 3
+    first = dict(k=k, scale=1.5 / 9, shift=0.01, alpha=1.5 / 9, beta=1.2 / 9,
+                 gamma=0.02)
+    last = dict(scale=1.3 / 9, shift=0.03, alpha=1.3 / 9, beta=1.1 / 9,
+                gamma=0.04)
+    with jax.enable_x64(True):
+        raw_pad, u_pad, var, inner, _ = _step_arguments(rng, side, b1, b2, k)
+        u = u_pad[:, inner, inner]
+        nngp = 0.9 * raw_pad[:, :, inner, inner, inner, inner] + 0.3
+        post, dot = recursion.relu(nngp, u[:b1, None, :, :, None, None] *
+                                   u[None, b1:, None, None, :, :])
+        args = (post, (0.8 * nngp + 0.1) * dot, var[:b1], var[b1:])
+        var_last = 0.7 * var + 0.05
+        mid = pallas._xla_conv_relu(*args, pool=None, **first)  # pylint: disable=protected-access
+        out = pallas._xla_conv_relu(  # pylint: disable=protected-access
+            *mid, var_last[:b1], var_last[b1:], k=k, pool=None, **last)
+        want = [a.mean(axis=(-4, -3, -2, -1)) for a in out]
+        tail = diagonal.GapTail(var_last[:b1], var_last[b1:], **last)
+        got = diagonal.conv_relu_diagonal(*args, masked=True, tail=tail,
+                                          interpret=True, carry_sums=carry,
+                                          **first)
+        assert side < pallas.MIN_GPU_TILE
+        fallback = diagonal.conv_relu_diagonal(*args, masked=True, tail=tail,
+                                               **first)
+    for g, f, w in zip(got, fallback, want):
+        assert g.shape == f.shape == (b1, b2, 1, 1, 1, 1)
+        np.testing.assert_allclose(g[:, :, 0, 0, 0, 0], w, rtol=1e-13)
+        np.testing.assert_allclose(f[:, :, 0, 0, 0, 0], w, rtol=1e-13)
+
+
+def test_gap_tail_kind_fuses_the_last_two_layers(monkeypatch):
+    """``pallas_diagonal_first_masked_tail`` on a 4-layer CNN-GAP: the first
+    layer's step, one masked step, then one with the last conv + ReLU and
+    the global mean (``tail``); the kernel equals neural-tangents (float64,
+    interpreted). Myrtle (pooled, no tail) takes the masked steps."""
+    from ntkexp.fastconv import pallas
+    step = pallas.make_conv_relu(True, kind='diagonal_first_masked_tail')
+    assert step.fuses_gap_tail and step.masks_padding
+    calls = []
+
+    def recording(nngp, ntk, *args, **options):
+        out = step(nngp, ntk, *args, **options)
+        calls.append((options.get('tail') is not None, out[0].shape))
+        return out
+
+    for attribute in ('fuses_gap_tail', 'masks_padding', 'first_relu',
+                      'takes_padded', 'pads_output', 'fuses_input_relu',
+                      'fuses_input_product'):
+        setattr(recording, attribute, getattr(step, attribute))
+    _assert_equals_neural_tangents(
+        models.cnn, dict(depth=4, width=8, b_std=0.1, readout='gap'), 5,
+        recording, jit=False)
+    assert calls == [(False, (1, 2, 5, 5, 5, 5)), (True, (1, 2, 1, 1, 1, 1))]
 
 
 def _step_arguments(rng, side, b1, b2, k):
@@ -1099,6 +1181,12 @@ def test_pallas_step_kind_is_checked():
         pallas.make_conv_relu(True, kind='diagonals')
     from ntkexp.fastconv import diagonal
     var = jnp.ones((1, 4, 4))
+    with pytest.raises(ValueError, match='tail needs masked=True'):
+        diagonal.conv_relu_diagonal(
+            var[:, None, :, :, None, None], var[:, None, :, :, None, None],
+            var, var, k=3, scale=1., shift=0., alpha=1., beta=1., gamma=0.,
+            tail=diagonal.GapTail(var, var, 1., 0., 1., 1., 0.),
+            interpret=True)
     with pytest.raises(ValueError, match='masked=True takes unpadded'):
         diagonal.conv_relu_diagonal(
             var[:, None, :, :, None, None], None, var, var, k=3, scale=1.,

@@ -129,6 +129,35 @@ def test_kernel_table_reads_launches_bytes_and_instructions(tmp_path):
     assert 'loop_sine_fusion' in xla_gpu_model.format_table(rows)
 
 
+def test_loop_trips_multiply_the_loop_body_only(tmp_path):
+    """A looping kernel's issue estimate counts its loop body once, or
+    ``loop_trips`` times where given; the instructions outside the loop
+    once either way. A name that launches no looping kernel is an error."""
+    looping = PTX.replace('\tmov.u32 \t%r1, %ctaid.x;',
+                          '$L__BB0_1:\n\tmov.u32 \t%r1, %ctaid.x;').replace(
+        'bra \t$L__BB0_2;', 'bra \t$L__BB0_1;')
+    # mov, sin and the branch back are the body; st and ret after it.
+    assert xla_gpu_model.ptx_loop_instructions(looping) == {
+        'loop_sine_fusion': 3}
+    assert xla_gpu_model.ptx_loop_instructions(PTX) == {}
+    dump = _dump(tmp_path)
+    (dump / 'module_0001.jit_f.1.ptx').write_text(looping)
+    once, = [r for r in xla_gpu_model.kernel_table(dump)
+             if r.kernel == 'loop_sine_fusion']
+    assert once.loop and once.trips is None
+    assert once.executed_instructions == 5
+    walked, = [r for r in xla_gpu_model.kernel_table(
+        dump, loop_trips={'loop_sine_fusion': 4.5})
+        if r.kernel == 'loop_sine_fusion']
+    assert walked.executed_instructions == 5 + 3.5 * 3
+    assert walked.issue_seconds == pytest.approx(
+        512 * 128 * (5 + 3.5 * 3) / xla_gpu_model.ISSUE_RATE)
+    text = xla_gpu_model.format_table([walked])
+    assert 'loop_sine_fusion~' in text and '3 in loops x 4.5 trips' in text
+    with pytest.raises(SystemExit):
+        xla_gpu_model.main(['--loop-trips', 'cntk_diag=oops'])
+
+
 def test_kernel_table_of_a_loop_reads_its_body_only(tmp_path):
     dump = _dump(tmp_path)
     (dump / 'module_0001.jit_f.thunk_sequence.txt').write_text(

@@ -29,10 +29,12 @@
 #      default, projected 10.5-11.9x plain neural-tangents; compiled with this machine's
 #      jax 0.11.2, 8.4 / 14.5 us, 10.3-11.7x: results/bench/session17/), and
 #      fast_kernel=pallas_diagonal_first_masked (the eighteenth session: the same steps
-#      storing no padding, the next step masking its loads; 6.35 / 11.29 us per pair in the
-#      model, 13-15x projected: results/bench/session18/), each at 4 and 8 warps, beside
-#      neural-tangents and the XLA default. If one reaches 10x, set
-#      ntkexp.fastconv.select.GPU_AUTO_PALLAS_KIND to the faster kind (auto, on GPUs).
+#      storing no padding, the next step masking its loads; 12-13x projected for both),
+#      each at 4 and 8 warps, beside neural-tangents and the XLA default; then CNN-GAP
+#      with fast_kernel=pallas_diagonal_first_masked_tail (its last conv + ReLU and the
+#      global mean fused into the step before; 14-16x projected; results/bench/session18/).
+#      If one reaches 10x, set ntkexp.fastconv.select.GPU_AUTO_PALLAS_KIND to the fastest
+#      kind that does (auto, on GPUs).
 #      Then: Myrtle-5 and CNN-GAP with the recursion variant separate_padded
 #      (recursion.SEPARATE_NTK_SHIFT_SUM and PADDED_FIRST_LAYER; off until timed), side
 #      by side with neural-tangents and the default. XLA's program for an H100, compiled
@@ -88,12 +90,16 @@ EOF
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-step first_relu 170 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+step first_relu 130 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
   --variants default --pallas --pallas-kinds diagonal_first_masked,diagonal_first \
   --num-warps 4,8 \
   --out "$OUT/fastconv_first_relu.csv"
-step fastconv_variants 90 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+step gap_tail 60 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+  -m ntkexp.fastconv.bench --arch cnn_gap --side $SIDE --n $N --repeats 3 \
+  --variants default --pallas --pallas-kinds diagonal_first_masked_tail --num-warps 4,8 \
+  --out "$OUT/fastconv_gap_tail.csv"
+step fastconv_variants 70 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
   --variants default,separate_padded \
   --pallas --pallas-kinds diagonal --num-warps 8 --pallas-variants padded_first \
@@ -104,7 +110,7 @@ step empirical 140 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON -m ntkexp.be
   NTKEXP_STRUCTURED_ALL_TF32X3 COTANGENT_FLOOR COTANGENT_FLOOR_CONVS_TF32X3 \
   NTKEXP_STRUCTURED_FACTORS --out "$OUT/empirical"
 for METHOD in NTKEXP_STRUCTURED WEIGHT_GRADIENTS; do
-  step "profile_$METHOD" 45 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+  step "profile_$METHOD" 40 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
     -m ntkexp.profile_ops --method $METHOD --side $EMP_SIDE --n $EMP_N --wrn-k $WRN_K \
     --top 30 --out "$OUT/profile_$METHOD.csv"
 done

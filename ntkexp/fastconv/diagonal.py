@@ -38,6 +38,7 @@ GPU has not been measured yet: ``python -m ntkexp.fastconv.bench --pallas
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional, Sequence
 
 import jax
@@ -48,6 +49,26 @@ from ntkexp.fastconv import pallas, recursion
 
 #: Precisions of the in-kernel first-layer products (``input_patches``).
 PRODUCT_PRECISIONS = ('highest', 'tf32x3')
+
+
+@dataclasses.dataclass(frozen=True)
+class GapTail:
+    """A last ``Conv -> ReLU`` and the ``GlobalAvgPool`` readout after a
+    :func:`conv_relu_diagonal` step, fused into it (``tail``).
+
+    Attributes:
+        var1, var2: ``(b1, H, W)``, ``(b2, H, W)`` pre-activation variances
+            of the last ReLU.
+        scale, shift, alpha, beta, gamma: the last convolution's constants
+            (:meth:`recursion.ConvNet.conv_ntk_coeffs`), as the step's.
+    """
+    var1: jax.Array
+    var2: jax.Array
+    scale: float
+    shift: float
+    alpha: float
+    beta: float
+    gamma: float
 
 
 def _window_keys(step: int, k: int) -> list[tuple[int, int]]:
@@ -77,7 +98,8 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                        interpret: bool = False, num_warps: int = 4,
                        carry_sums: bool = True,
                        product_precision: str = 'highest',
-                       pad_output: bool = False, masked: bool = False
+                       pad_output: bool = False, masked: bool = False,
+                       tail: Optional[GapTail] = None
                        ) -> tuple[jax.Array, jax.Array]:
     """``ReLU(Conv(.))`` (+ pool) of a block of pair covariances, by diagonals.
 
@@ -137,16 +159,26 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             ``k x k`` convolution, for a next step that takes ``padded``
             (no pad pass between the two).
         masked: the inputs ``nngp``, ``ntk`` come unpadded and the
-            convolution's zero padding is the mask of the loads (clamped
-            indices, masked lanes read as 0): no pad pass and no padding
+            convolution's zero padding is the mask of the loads (masked
+            lanes load nothing and read as 0): no pad pass and no padding
             stored between two steps (27% more entries than ``32^4`` at
             32x32). Not with ``padded``, ``in_vars``, ``input_affine`` or
             ``input_patches``.
+        tail: with ``masked`` and no ``pool``, a last ``Conv -> ReLU`` and
+            the global mean (:class:`GapTail`) in the same program: each
+            program walks its diagonal once, computing this step's output
+            row pairs in order into a ring of ``hi + 1`` row pairs per
+            program (an output used as scratch; Triton barriers between its
+            writes and reads), from which the tail's convolution reads its
+            column-shifted tiles (the tail's row shift stays on the diagonal
+            too). Only the sums of the tail's ReLU outputs leave the
+            program; the step's own output is never stored whole.
 
     Returns:
         ``(nngp, ntk)`` after the ReLU (and pool), unpadded, or with
         ``pad_output`` padded: ``(b1, b2, Ho + k - 1, Wo + k - 1, Ho + k - 1,
-        Wo + k - 1)``, zero on the padding.
+        Wo + k - 1)``, zero on the padding; with ``tail``, the global means
+        of the tail's ReLU outputs, ``(b1, b2, 1, 1, 1, 1)``.
     """
     from jax.experimental import pallas as pl  # pylint: disable=g-import-not-at-top
     from jax.experimental.pallas import triton as pl_triton  # pylint: disable=g-import-not-at-top
@@ -168,6 +200,8 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
         raise ValueError('masked=True takes unpadded covariances after a '
                          'ReLU: not with padded, pad_output, in_vars, '
                          'input_affine or input_patches')
+    if tail is not None and not (masked and pool is None):
+        raise ValueError('tail needs masked=True and no pool')
     if not interpret and wo < pallas.MIN_GPU_TILE:
         if input_patches is not None:
             nngp = recursion._block_first(*input_patches)  # pylint: disable=protected-access
@@ -178,6 +212,13 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             alpha=alpha, beta=beta, gamma=gamma, pool=pool, in_vars=in_vars)
         if pad_output:
             out = tuple(jnp.pad(a, ((0, 0),) * 2 + ((lo, hi),) * 4)
+                        for a in out)
+        if tail is not None:
+            out = pallas._xla_conv_relu(  # pylint: disable=protected-access
+                *out, tail.var1, tail.var2, k=k, scale=tail.scale,
+                shift=tail.shift, alpha=tail.alpha, beta=tail.beta,
+                gamma=tail.gamma, pool=None)
+            out = tuple(jnp.mean(a, axis=(-4, -3, -2, -1), keepdims=True)
                         for a in out)
         return out
     precision = jax.lax.Precision.HIGHEST
@@ -200,6 +241,9 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     if relu_in:
         args += [u if padded else recursion.pad_images(u, k) for u in in_vars]
     args += [var1, var2]
+    if tail is not None:
+        args += [tail.var1, tail.var2]
+    slots = hi + 1                       # the tail's ring of row pairs
     carried = _carried_keys(step, k) if carry_sums else []
     incoming = [(x - step, y - step) for x, y in carried]
     weight = 1.0 / step ** 4
@@ -220,7 +264,11 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
         t_ref = None if input_affine is not None else refs.pop(0)
         u1_ref, u2_ref = (refs.pop(0), refs.pop(0)) if relu_in else (None,
                                                                       None)
-        v1_ref, v2_ref, n_out, t_out = refs
+        v1_ref, v2_ref = refs.pop(0), refs.pop(0)
+        if tail is not None:
+            w1_ref, w2_ref, n_out, t_out, ring = refs
+        else:
+            n_out, t_out = refs
         delta = pl.program_id(1) - (hop - 1)
         first = jnp.maximum(0, -delta)
         last = jnp.minimum(ho, ho - delta)
@@ -260,7 +308,8 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
         def masked_tile(ref, i, i2, dw):
             """The ``(wc, wc)`` tile of padded rows ``(i, i2)``, columns
             shifted by ``dw``, from the unpadded ``ref``: 0 on the padding.
-            Masked lanes load nothing; rows are clamped into the image, and
+            Masked lanes load nothing (their column indices may point one
+            past the row: never read); rows are clamped into the image, and
             unshifted columns are a plain slice (aligned loads)."""
             r, r2 = i - lo, i2 - lo
             keep = (r >= 0) & (r < h) & (r2 >= 0) & (r2 < h)
@@ -273,9 +322,72 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                 c = jax.lax.iota(jnp.int32, wc) + (dw - lo)
                 ok = (c >= 0) & (c < w)
                 keep = (ok[:, None] & ok[None, :]) & keep
-                c = jnp.clip(c, 0, w - 1)
                 index = (rows[0], c[:, None], rows[1], c[None, :])
             return pl_triton.load(ref.at[index], mask=keep, other=0.)
+
+        def tail_walk(window_tiles, variance_product, first, last, delta,
+                      w1_ref, w2_ref, n_out, t_out, ring):
+            """The step's output row pairs ``j`` of this diagonal, in order,
+            each written to ring slot ``j % slots``; the tail's output row
+            pair ``r`` once rows ``r - lo .. r + hi`` are there. Rows
+            outside ``[first, last)`` read as 0 (masks), so the walk may
+            compute past the end."""
+            def barrier():
+                if not interpret:      # programs run one by one there
+                    pl_triton.debug_barrier()
+
+            def store(j, tiles):
+                slot = j % slots
+                for which, tile in enumerate(tiles):
+                    ring[slot, which] = tile.astype(ring.dtype)
+
+            def ring_sums(x):
+                """The tail's column-shifted sums of ring row ``x``:
+                ``sum_dw Sigma`` and ``sum_dw (alpha Sigma + beta Theta)``."""
+                valid = (x >= first) & (x < last)
+                slot = jnp.maximum(x, 0) % slots
+                acc_n = acc_x = None
+                for dw in range(k):
+                    c = jax.lax.iota(jnp.int32, wc) + (dw - lo)
+                    ok = (c >= 0) & (c < w)
+                    keep = (ok[:, None] & ok[None, :]) & valid
+                    a, b = (pl_triton.load(
+                        ring.at[slot, which, c[:, None], c[None, :]],
+                        mask=keep, other=0.) for which in (0, 1))
+                    x_in = tail.alpha * a + tail.beta * b
+                    acc_n = a if acc_n is None else acc_n + a
+                    acc_x = x_in if acc_x is None else acc_x + x_in
+                return acc_n, acc_x
+
+            carry_a = tuple(shifted_sum(first + x, first + delta + y)
+                            for x, y in incoming)
+            for t in range(hi):            # rows first .. first + hi - 1
+                n_t, t_t, carry_a = window_tiles(first + t,
+                                                 zip(incoming, carry_a))
+                store(first + t, (n_t, t_t))
+            barrier()
+            carry_b = tuple(ring_sums(first - lo + t) for t in range(k - 1))
+            zeros = jnp.zeros((wc, wc), n_out.dtype)
+
+            def body(r, state):
+                carry_a, carry_b, tot_n, tot_t = state
+                n_t, t_t, carry_a = window_tiles(r + hi,
+                                                 zip(incoming, carry_a))
+                store(r + hi, (n_t, t_t))
+                barrier()
+                rows = carry_b + (ring_sums(r + hi),)
+                sn = sum((row[0] for row in rows[1:]), rows[0][0])
+                sx = sum((row[1] for row in rows[1:]), rows[0][1])
+                prod = variance_product(w1_ref, w2_ref, r, r + delta)
+                out_n, dot = recursion.relu(tail.scale * sn + tail.shift,
+                                            prod)
+                out_t = (sx + tail.gamma) * dot
+                return carry_a, rows[1:], tot_n + out_n, tot_t + out_t
+
+            _, _, tot_n, tot_t = jax.lax.fori_loop(
+                first, last, body, (carry_a, carry_b, zeros, zeros))
+            n_out[...] = jnp.sum(tot_n).astype(n_out.dtype)
+            t_out[...] = jnp.sum(tot_t).astype(t_out.dtype)
 
         def shifted_sum(i, i2):
             """``sum_dw`` of the tiles: the NNGP and the NTK's convolution
@@ -288,7 +400,9 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                 acc_x = x if acc_x is None else acc_x + x
             return acc_n, acc_x
 
-        def window(big_r, sums):
+        def window_tiles(big_r, sums):
+            """This step's output tiles at (pooled) row pair ``(big_r,
+            big_r + delta)``, and the sums carried to the next."""
             big_r2 = big_r + delta
             sums = dict(sums)
 
@@ -307,9 +421,8 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                         pn, px = get((a + dh, b + dh))
                         sn = pn if sn is None else sn + pn
                         sx = px if sx is None else sx + px
-                    cols = pl.ds(0, wc)
-                    prod = (v1_ref[step * big_r + a, cols][:, None] *
-                            v2_ref[step * big_r2 + b, cols][None, :])
+                    prod = variance_product(v1_ref, v2_ref, step * big_r + a,
+                                            step * big_r2 + b)
                     out_n, dot = recursion.relu(scale * sn + shift, prod)
                     out_t = (sx + gamma) * dot
                     acc_n = out_n if acc_n is None else acc_n + out_n
@@ -318,16 +431,34 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                 acc_n = acc_n.reshape(wo, step, wo, step).sum(axis=(1, 3))
                 acc_t = acc_t.reshape(wo, step, wo, step).sum(axis=(1, 3))
                 acc_n, acc_t = acc_n * weight, acc_t * weight
+            return acc_n, acc_t, tuple(sums[key] for key in carried)
+
+        def variance_product(u1_ref, u2_ref, row, row2):
+            """``u1[row, :]^T u2[row2, :]``; rows past the image (the tail's
+            walk computes past the diagonal's end) clamped into it."""
+            cols = pl.ds(0, wc)
+            if tail is not None:
+                row, row2 = jnp.minimum(row, h - 1), jnp.minimum(row2, h - 1)
+            return u1_ref[row, cols][:, None] * u2_ref[row2, cols][None, :]
+
+        def window(big_r, sums):
+            acc_n, acc_t, carry = window_tiles(big_r, sums)
+            big_r2 = big_r + delta
             out_cols = pl.ds(olo, wo)
             row, row2 = olo + big_r, olo + big_r2
             n_out[row, out_cols, row2, out_cols] = acc_n.astype(n_out.dtype)
             t_out[row, out_cols, row2, out_cols] = acc_t.astype(t_out.dtype)
             zero_padded_columns((n_out, t_out), row, row2, pad_cols, cover,
                                 wo)
-            return tuple(sums[key] for key in carried)
+            return carry
 
         def body(big_r, carry):
             return window(big_r, zip(incoming, carry))
+
+        if tail is not None:
+            tail_walk(window_tiles, variance_product, first, last, delta,
+                      w1_ref, w2_ref, n_out, t_out, ring)
+            return
 
         @pl.when(jnp.abs(delta) < ho)
         def _walk():
@@ -362,20 +493,38 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                   pair_spec((None, hp, wp), lambda p: (p % b2, 0, 0))]
     specs += [pair_spec((None, h, w), lambda p: (p // b2, 0, 0)),
               pair_spec((None, h, w), lambda p: (p % b2, 0, 0))]
+    if tail is not None:
+        specs += [pair_spec((None, h, w), lambda p: (p // b2, 0, 0)),
+                  pair_spec((None, h, w), lambda p: (p % b2, 0, 0))]
     out_spec = pair_spec((None, hop, wop, hop, wop),
                          lambda p: (p, 0, 0, 0, 0))
     shape = jax.ShapeDtypeStruct((pairs, hop, wop, hop, wop), var1.dtype)
+    out_specs, out_shapes = (out_spec, out_spec), (shape, shape)
+    diagonals = 2 * hop - 1
+    if tail is not None:
+        # Per program: the sums of the tail's outputs, and its ring.
+        sums = pl.BlockSpec((None, None), lambda p, d: (p, d))
+        ring = pl.BlockSpec((None, slots, 2, wc, wc),
+                            lambda p, d: (p * diagonals + d, 0, 0, 0, 0))
+        out_specs = (sums, sums, ring)
+        out_shapes = (jax.ShapeDtypeStruct((pairs, diagonals), var1.dtype),) * 2 + (
+            jax.ShapeDtypeStruct((pairs * diagonals, slots, 2, wc, wc),
+                                 var1.dtype),)
     params = None
     if not interpret:
         params = pl_triton.CompilerParams(num_warps=num_warps, num_stages=1)
     name = 'cntk_diag_' + ('patches_' if input_patches is not None else '') + (
         'relu_' if relu_in else '') + (
-        'conv_relu' if pool is None else 'conv_relu_pool')
-    out_n, out_t = pl.pallas_call(
-        kernel, out_shape=(shape, shape), grid=(pairs, 2 * hop - 1),
-        in_specs=specs, out_specs=(out_spec, out_spec),
+        'conv_relu' if pool is None else 'conv_relu_pool') + (
+        '_conv_relu_gap' if tail is not None else '')
+    out_n, out_t, *_ = pl.pallas_call(
+        kernel, out_shape=out_shapes, grid=(pairs, diagonals),
+        in_specs=specs, out_specs=out_specs,
         interpret=interpret, name=name, compiler_params=params,
     )(*args)
+    if tail is not None:
+        return tuple((a.sum(axis=1) / (h * w) ** 2).reshape(b1, b2, 1, 1, 1, 1)
+                     for a in (out_n, out_t))
     return (out_n.reshape(b1, b2, hop, wop, hop, wop),
             out_t.reshape(b1, b2, hop, wop, hop, wop))
 
@@ -442,5 +591,6 @@ def _unpadded(nngp, ntk, in_vars, padded, input_affine, lo, h, w):
     return nngp, ntk, in_vars
 
 
-__all__ = ['PRODUCT_PRECISIONS', 'conv_relu_diagonal', 'padding_layout',
+__all__ = ['GapTail', 'PRODUCT_PRECISIONS', 'conv_relu_diagonal',
+           'padding_layout',
            'zero_padded_columns', 'zero_row_pair']

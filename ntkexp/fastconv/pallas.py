@@ -229,9 +229,13 @@ def supported(net: recursion.ConvNet, height: int, width: int,
 #: which writes the padded covariances the diagonal step reads) and
 #: ``'diagonal_first_masked'`` (the same with no padding stored: every step
 #: writes unpadded covariances and the next masks its loads,
-#: ``conv_relu_diagonal(..., masked=True)``).
+#: ``conv_relu_diagonal(..., masked=True)``), and
+#: ``'diagonal_first_masked_tail'`` (the same, with a network's last
+#: ``Conv -> ReLU`` and its global average pool fused into the step before,
+#: ``conv_relu_diagonal(..., tail=...)``: CNN-GAP).
 KINDS = ('rows', 'diagonal', 'diagonal_relu_in', 'diagonal_patches',
-         'diagonal_patches_tf32x3', 'diagonal_first', 'diagonal_first_masked')
+         'diagonal_patches_tf32x3', 'diagonal_first', 'diagonal_first_masked',
+         'diagonal_first_masked_tail')
 
 
 def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
@@ -250,7 +254,8 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
     (None or a function) the step that computes the first layer's product
     and ReLU (:func:`ntkexp.fastconv.first_relu.first_relu`), and
     ``masks_padding`` whether that step and this one store no padding (the
-    step masks its loads instead).
+    step masks its loads instead), and ``fuses_gap_tail`` whether it takes
+    a last ``Conv -> ReLU -> GlobalAvgPool`` too (keyword ``tail``).
     """
     if kind not in KINDS:
         raise ValueError(f'Pallas step kind={kind!r}: expected one of {KINDS}')
@@ -262,12 +267,13 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
         from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
         if kind == 'diagonal_patches_tf32x3':
             options = dict(options, product_precision='tf32x3')
-        if kind == 'diagonal_first_masked':
+        if kind.startswith('diagonal_first_masked'):
             options = dict(options, masked=True)
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
     step.first_relu = None
-    step.masks_padding = kind == 'diagonal_first_masked'
+    step.masks_padding = kind.startswith('diagonal_first_masked')
+    step.fuses_gap_tail = kind == 'diagonal_first_masked_tail'
     if kind.startswith('diagonal_first'):
         from ntkexp.fastconv import first_relu  # pylint: disable=g-import-not-at-top
         step.first_relu = functools.partial(

@@ -766,6 +766,17 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
             # (ntkexp.fastconv.pallas).
             pool, skip = _fused_pool(net, i, vars1[relu_index].shape[-2:])
             alpha, beta, gamma = net.conv_ntk_coeffs(channels)
+            if (getattr(conv_relu, 'fuses_gap_tail', False)
+                    and net.readout == 'gap'
+                    and tuple(layers[i + 2:]) == (CONV, RELU)):
+                # The last Conv -> ReLU and the global mean in this step
+                # too (ntkexp.fastconv.diagonal.GapTail): it returns the
+                # means, (b1, b2, 1, 1, 1, 1), which the readout keeps.
+                from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
+                step_input = dict(step_input, tail=diagonal.GapTail(
+                    vars1[relu_index + 1], vars2[relu_index + 1], scale, b2,
+                    alpha, beta, gamma))
+                pool, skip = None, 2
             if padded:
                 step_input = dict(step_input, padded=True)
             # A step that writes its outputs padded for the next one (a
@@ -779,9 +790,9 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
                                   vars2[relu_index], k=k, scale=scale,
                                   shift=b2, alpha=alpha, beta=beta,
                                   gamma=gamma, pool=pool, **step_input)
+            relu_index += 2 if 'tail' in step_input else 1
             step_input = {}
             padded = pad_output
-            relu_index += 1
             i += 1 + skip
         elif layer == CONV:
             alpha, beta, gamma = net.conv_ntk_coeffs(channels)

@@ -53,10 +53,11 @@ MODES = ('auto', 'true', 'false', 'pallas') + tuple(
 #: The Pallas kind 'auto' takes on a GPU where the Pallas steps apply (pooled
 #: plain ReLU CNNs: CNN-GAP, Myrtle; the XLA recursion elsewhere and for every
 #: other network). None: XLA everywhere. It stays None until an H100 times a
-#: kind faster than XLA (tools/gpu_check.sh, step first_relu: the candidates,
-#: 'diagonal_first' and 'diagonal_first_masked', are projected at 10-11x and
-#: 13-15x plain neural-tangents against XLA's 6.5-7.3x measured,
-#: results/bench/session17/ and session18/).
+#: kind faster than XLA (tools/gpu_check.sh, steps first_relu and gap_tail:
+#: the candidates 'diagonal_first', 'diagonal_first_masked' and
+#: 'diagonal_first_masked_tail' are projected at 10-11x, 12-13x and, for
+#: CNN-GAP, 15-17x plain neural-tangents against XLA's 6.5-7.3x measured,
+#: results/bench/session18/).
 GPU_AUTO_PALLAS_KIND: Optional[str] = None
 
 
