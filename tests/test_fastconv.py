@@ -949,7 +949,7 @@ def test_diagonal_first_kernel_equals_neural_tangents_interpreted(kind):
 
 
 @pytest.mark.parametrize('side, k, carry', [
-    (6, 3, True), (5, 3, False),
+    (6, 3, True), (5, 3, False), (4, 1, True),
     pytest.param(4, 2, True, marks=pytest.mark.slow),
     pytest.param(6, 5, True, marks=pytest.mark.slow)])
 def test_diagonal_step_with_the_gap_tail_equals_xla_interpreted(side, k,

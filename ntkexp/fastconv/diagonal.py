@@ -167,8 +167,8 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
         tail: with ``masked`` and no ``pool``, a last ``Conv -> ReLU`` and
             the global mean (:class:`GapTail`) in the same program: each
             program walks its diagonal once, computing this step's output
-            row pairs in order into a ring of ``hi + 1`` row pairs per
-            program (an output used as scratch; Triton barriers between its
+            row pairs in order into a ring of ``max(2, hi + 1)`` row pairs
+            per program (an output used as scratch; Triton barriers between its
             writes and reads), from which the tail's convolution reads its
             column-shifted tiles (the tail's row shift stays on the diagonal
             too). Only the sums of the tail's ReLU outputs leave the
@@ -243,7 +243,10 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     args += [var1, var2]
     if tail is not None:
         args += [tail.var1, tail.var2]
-    slots = hi + 1                       # the tail's ring of row pairs
+    # The tail's ring of row pairs: each row is read once, right after the
+    # barrier that follows its write, and overwritten ``slots`` rows later,
+    # after at least one more barrier (so at least 2 slots, for k = 1).
+    slots = max(2, hi + 1)
     carried = _carried_keys(step, k) if carry_sums else []
     incoming = [(x - step, y - step) for x, y in carried]
     weight = 1.0 / step ** 4
