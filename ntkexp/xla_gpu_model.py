@@ -142,11 +142,11 @@ class KernelRow:
         instructions: PTX instructions in the kernel's body (per thread).
         bytes_in: bytes of the fusion's operands.
         bytes_out: bytes of its results.
-        loop: whether its PTX loops (each loop body counted once, so the
-            issue estimate is a lower bound, unless ``trips`` is given).
         tensor_cores: whether its PTX has tensor-core (``mma``, ``wgmma``)
             instructions.
-        loop_instructions: of ``instructions``, those inside loops.
+        loop_instructions: of ``instructions``, those inside loops (each
+            loop body counted once, so the issue estimate is a lower bound,
+            unless ``trips`` is given).
         trips: the loops' average trip count per thread, where known
             (:func:`kernel_table`'s ``loop_trips``), else None (once).
     """
@@ -155,10 +155,14 @@ class KernelRow:
     instructions: int
     bytes_in: int
     bytes_out: int
-    loop: bool = False
     tensor_cores: bool = False
     loop_instructions: int = 0
     trips: Optional[float] = None
+
+    @property
+    def loop(self) -> bool:
+        """Whether its PTX loops."""
+        return self.loop_instructions > 0
 
     @property
     def executed_instructions(self) -> float:
@@ -189,17 +193,11 @@ def shape_bytes(text: str) -> int:
                for dtype, dims in _SHAPE.findall(text))
 
 
-def ptx_loops(ptx: str) -> set[str]:
-    """The kernels of a PTX module with a loop (a branch back to a label
-    above it): their instruction counts count each loop body once, so their
-    issue estimates are lower bounds (e.g. the Pallas steps)."""
-    return set(ptx_loop_instructions(ptx))
-
-
 def ptx_loop_instructions(ptx: str) -> dict[str, int]:
     """``{kernel: instructions inside its loops}`` of the kernels of a PTX
-    module that loop: the lines from a label to a branch back to it (nested
-    loops inside an outer one counted with it, once)."""
+    module with a loop (a branch back to a label above it; e.g. the Pallas
+    steps): the lines from the label to the branch (nested loops inside an
+    outer one counted with it, once)."""
     counts = {}
     for match in _PTX_ENTRY.finditer(ptx):
         lines = match.group(2).split('\n')
@@ -413,8 +411,7 @@ def kernel_table(dump_dir: str | os.PathLike,
         rows.append(KernelRow(
             kernel=name, threads=math.prod(int(g) for g in match.groups()[1:]),
             instructions=instructions.get(name, 0), bytes_in=bytes_in,
-            bytes_out=bytes_out, loop=name in looping,
-            tensor_cores=name in tensor,
+            bytes_out=bytes_out, tensor_cores=name in tensor,
             loop_instructions=looping.get(name, 0),
             trips=loop_trips.get(name) if name in looping else None))
     return rows

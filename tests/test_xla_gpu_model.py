@@ -77,9 +77,11 @@ def test_ptx_tensor_cores_are_mma_instructions():
 
 def test_ptx_loops_are_backward_branches():
     # PTX's forward branch skips the store; LOOP_PTX branches back up.
-    assert xla_gpu_model.ptx_loops(PTX) == set()
-    assert xla_gpu_model.ptx_loops(LOOP_PTX) == {'walk'}
-    assert xla_gpu_model.ptx_loops(PTX + LOOP_PTX) == {'walk'}
+    def ptx_loops(ptx):
+        return set(xla_gpu_model.ptx_loop_instructions(ptx))
+    assert ptx_loops(PTX) == set()
+    assert ptx_loops(LOOP_PTX) == {'walk'}
+    assert ptx_loops(PTX + LOOP_PTX) == {'walk'}
 
 
 def _dump(tmp_path):

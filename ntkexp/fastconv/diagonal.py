@@ -308,25 +308,40 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                 a, b = jnp.where(keep, a, 0.), jnp.where(keep, b, 0.)
             return a, b
 
-        def masked_tile(ref, i, i2, dw):
-            """The ``(wc, wc)`` tile of padded rows ``(i, i2)``, columns
-            shifted by ``dw``, from the unpadded ``ref``: 0 on the padding.
-            Masked lanes load nothing (their column indices may point one
-            past the row: never read); rows are clamped into the image, and
-            unshifted columns are a plain slice (aligned loads)."""
-            r, r2 = i - lo, i2 - lo
-            keep = (r >= 0) & (r < h) & (r2 >= 0) & (r2 < h)
-            rows = jnp.clip(r, 0, h - 1), jnp.clip(r2, 0, h - 1)
+        def shifted_columns(dw, valid):
+            """Indices of both images' columns of a ``(wc, wc)`` tile
+            shifted by ``dw`` in an unpadded layout, and the mask of its
+            entries inside the image (and ``valid``, a scalar). Masked lanes
+            load nothing (their indices may point one past the row: never
+            read); unshifted columns are a plain slice (aligned loads)."""
             if dw == lo:
                 cols = pl.ds(0, wc)
-                index = (rows[0], cols, rows[1], cols)
-                keep = jnp.broadcast_to(keep, (wc, wc))
-            else:
-                c = jax.lax.iota(jnp.int32, wc) + (dw - lo)
-                ok = (c >= 0) & (c < w)
-                keep = (ok[:, None] & ok[None, :]) & keep
-                index = (rows[0], c[:, None], rows[1], c[None, :])
+                return cols, cols, jnp.broadcast_to(valid, (wc, wc))
+            c = jax.lax.iota(jnp.int32, wc) + (dw - lo)
+            ok = (c >= 0) & (c < w)
+            return c[:, None], c[None, :], (ok[:, None] & ok[None, :]) & valid
+
+        def masked_tile(ref, i, i2, dw):
+            """The ``(wc, wc)`` tile of padded rows ``(i, i2)``, columns
+            shifted by ``dw``, from the unpadded ``ref``: 0 on the padding
+            (rows clamped into the image)."""
+            r, r2 = i - lo, i2 - lo
+            cols, cols2, keep = shifted_columns(
+                dw, (r >= 0) & (r < h) & (r2 >= 0) & (r2 < h))
+            index = (jnp.clip(r, 0, h - 1), cols, jnp.clip(r2, 0, h - 1), cols2)
             return pl_triton.load(ref.at[index], mask=keep, other=0.)
+
+        def column_sums(load_pair, a_coeff, b_coeff):
+            """``sum_dw`` of the tiles ``load_pair(dw) = (Sigma, Theta)``:
+            the NNGP and a convolution's NTK input ``a_coeff Sigma + b_coeff
+            Theta``."""
+            acc_n = acc_x = None
+            for dw in range(k):
+                a, b = load_pair(dw)
+                x = a_coeff * a + b_coeff * b
+                acc_n = a if acc_n is None else acc_n + a
+                acc_x = x if acc_x is None else acc_x + x
+            return acc_n, acc_x
 
         def tail_walk(window_tiles, variance_product, first, last, delta,
                       w1_ref, w2_ref, n_out, t_out, ring):
@@ -345,22 +360,19 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
                     ring[slot, which] = tile.astype(ring.dtype)
 
             def ring_sums(x):
-                """The tail's column-shifted sums of ring row ``x``:
-                ``sum_dw Sigma`` and ``sum_dw (alpha Sigma + beta Theta)``."""
-                valid = (x >= first) & (x < last)
+                """The tail's column-shifted sums of ring row ``x`` (0
+                outside ``[first, last)``)."""
                 slot = jnp.maximum(x, 0) % slots
-                acc_n = acc_x = None
-                for dw in range(k):
-                    c = jax.lax.iota(jnp.int32, wc) + (dw - lo)
-                    ok = (c >= 0) & (c < w)
-                    keep = (ok[:, None] & ok[None, :]) & valid
-                    a, b = (pl_triton.load(
-                        ring.at[slot, which, c[:, None], c[None, :]],
+
+                def ring_pair(dw):
+                    cols, cols2, keep = shifted_columns(
+                        dw, (x >= first) & (x < last))
+                    # (an array index: the interpreter's slice path takes
+                    # no Python int beside a slice)
+                    return tuple(pl_triton.load(
+                        ring.at[slot, jnp.int32(which), cols, cols2],
                         mask=keep, other=0.) for which in (0, 1))
-                    x_in = tail.alpha * a + tail.beta * b
-                    acc_n = a if acc_n is None else acc_n + a
-                    acc_x = x_in if acc_x is None else acc_x + x_in
-                return acc_n, acc_x
+                return column_sums(ring_pair, tail.alpha, tail.beta)
 
             carry_a = tuple(shifted_sum(first + x, first + delta + y)
                             for x, y in incoming)
@@ -393,15 +405,9 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
             t_out[...] = jnp.sum(tot_t).astype(t_out.dtype)
 
         def shifted_sum(i, i2):
-            """``sum_dw`` of the tiles: the NNGP and the NTK's convolution
-            input ``alpha Sigma + beta Theta``."""
-            acc_n = acc_x = None
-            for dw in range(k):
-                a, b = load(i, i2, dw)
-                x = alpha * a + beta * b
-                acc_n = a if acc_n is None else acc_n + a
-                acc_x = x if acc_x is None else acc_x + x
-            return acc_n, acc_x
+            """``sum_dw`` of the tiles of padded rows ``(i, i2)``
+            (:func:`column_sums`)."""
+            return column_sums(lambda dw: load(i, i2, dw), alpha, beta)
 
         def window_tiles(big_r, sums):
             """This step's output tiles at (pooled) row pair ``(big_r,
@@ -494,11 +500,10 @@ def conv_relu_diagonal(nngp: jax.Array, ntk: Optional[jax.Array],
     if relu_in:
         specs += [pair_spec((None, hp, wp), lambda p: (p // b2, 0, 0)),
                   pair_spec((None, hp, wp), lambda p: (p % b2, 0, 0))]
+    # The variances of the ReLU after the convolution (and the tail's).
     specs += [pair_spec((None, h, w), lambda p: (p // b2, 0, 0)),
-              pair_spec((None, h, w), lambda p: (p % b2, 0, 0))]
-    if tail is not None:
-        specs += [pair_spec((None, h, w), lambda p: (p // b2, 0, 0)),
-                  pair_spec((None, h, w), lambda p: (p % b2, 0, 0))]
+              pair_spec((None, h, w), lambda p: (p % b2, 0, 0))] * (
+                  1 if tail is None else 2)
     out_spec = pair_spec((None, hop, wop, hop, wop),
                          lambda p: (p, 0, 0, 0, 0))
     shape = jax.ShapeDtypeStruct((pairs, hop, wop, hop, wop), var1.dtype)

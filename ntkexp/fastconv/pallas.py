@@ -261,18 +261,19 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
         raise ValueError(f'Pallas step kind={kind!r}: expected one of {KINDS}')
     if interpret is None:
         interpret = backend.target_backend() == 'cpu'
+    masks_padding = kind.startswith('diagonal_first_masked')
     if kind == 'rows':
         step = functools.partial(conv_relu, interpret=interpret, **options)
     else:
         from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
         if kind == 'diagonal_patches_tf32x3':
             options = dict(options, product_precision='tf32x3')
-        if kind.startswith('diagonal_first_masked'):
+        if masks_padding:
             options = dict(options, masked=True)
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
     step.first_relu = None
-    step.masks_padding = kind.startswith('diagonal_first_masked')
+    step.masks_padding = masks_padding
     step.fuses_gap_tail = kind == 'diagonal_first_masked_tail'
     if kind.startswith('diagonal_first'):
         from ntkexp.fastconv import first_relu  # pylint: disable=g-import-not-at-top
