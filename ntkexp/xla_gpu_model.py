@@ -32,6 +32,17 @@ slower by 6% in the model, 8% measured; ``materialize_conv`` 38% / 15%).
 Use it to find which kernels carry the time and to rank variants before a GPU
 run times them, never as a GPU figure.
 
+Where a ``ptxas`` is installed (CUDA's assembler; :func:`find_ptxas`), each
+PTX module is also assembled for the H100 as its driver would, and each row
+carries its kernel's registers per thread and spills, hence how many of its
+warps an SM holds at once (:func:`resident_warps`, columns ``regs`` and
+``warps/SM``; the CSV's ``occupancy``). The roofline leaves occupancy out:
+the H100 ran Myrtle-5's NTK with the Pallas ``diagonal`` steps in 13% less
+time at 8 warps than at 4 (its pooled 32x32 step alone in 11% less), where
+the model puts them equal; compiled, that step takes 168 registers a thread
+at 4 warps, so an SM holds 12 of its warps, and 114 at 8, 16 warps
+(``results/bench/session14/``, ``session19/``).
+
 Needs JAX's CUDA plugin of the installed jaxlib's version (``pip install
 jax-cuda13-plugin==<jaxlib version>``; no GPU, driver or CUDA install is
 needed to compile). With it in the environment JAX would try the GPU first, so
@@ -47,6 +58,8 @@ Usage::
         --out results/bench/session15/xla_gpu_model_myrtle5.csv
     JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --arch myrtle5 --n 32 \\
         --fast-kernel true,pallas_diagonal --variants default,padded_first
+    JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --arch myrtle5 --n 32 \\
+        --fast-kernel pallas_diagonal_first_masked --num-warps 4,8,16
     JAX_PLATFORMS=cpu python -m ntkexp.xla_gpu_model --empirical \\
         NTKEXP_STRUCTURED,WEIGHT_GRADIENTS --side 64 --n 16 --wrn-k 4
 
@@ -67,8 +80,11 @@ import itertools
 import math
 import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
@@ -119,6 +135,17 @@ ISSUE_RATE = 132 * 4 * 1.98e9 * 32
 FP32_PEAK = 67e12
 TF32_PEAK = 495e12
 
+#: What one H100 SM holds at once (CUDA C++ Programming Guide, "Compute
+#: Capabilities", compute capability 9.0): 32-bit registers, resident warps
+#: and blocks, shared memory (bytes), the shared memory the runtime keeps per
+#: block, and the unit registers are given to a warp in.
+SM_REGISTERS = 65536
+SM_WARPS = 64
+SM_BLOCKS = 32
+SM_SHARED = 233472
+BLOCK_SHARED_RESERVED = 1024
+REGISTER_UNIT = 256
+
 _DTYPE_BYTES = {'pred': 1, 's8': 1, 'u8': 1, 'bf16': 2, 'f16': 2, 's16': 2,
                 'f32': 4, 's32': 4, 'u32': 4, 'f64': 8, 's64': 8, 'u64': 8,
                 'c64': 8, 'c128': 16}
@@ -126,7 +153,8 @@ _SHAPE = re.compile(r'\b(' + '|'.join(_DTYPE_BYTES) + r')\[([\d,]*)\]')
 _INSTRUCTION = re.compile(
     r'^\s+(?:ROOT )?%([\w.\-]+) = (.*?) ([a-z\-]+)\((.*?)\)(?:, |$)')
 _LAUNCH = re.compile(r'(\w+) grid: \[(\d+), (\d+), (\d+)\] '
-                     r'threads: \[(\d+), (\d+), (\d+)\]')
+                     r'threads: \[(\d+), (\d+), (\d+)\]'
+                     r'(?:\s+shared_memory: (\d+) bytes)?')
 _PTX_ENTRY = re.compile(r'\.entry (\w+)\((.*?)^\}', re.S | re.M)
 _PTX_INSTRUCTION = re.compile(r'^\s+(?:@!?%p\d+\s+)?[a-z]')
 _PTX_NOT_EXECUTED = ('.reg', '.local', '.shared', 'ld.param')
@@ -149,6 +177,13 @@ class KernelRow:
             unless ``trips`` is given).
         trips: the loops' average trip count per thread, where known
             (:func:`kernel_table`'s ``loop_trips``), else None (once).
+        block_threads: threads per block (0 where unknown).
+        shared_bytes: shared memory per block: the launch's dynamic shared
+            memory and the kernel's static (``ptxas``).
+        registers: registers per thread as ``ptxas`` allocates them for an
+            H100 (:func:`ptxas_resources`), None where not assembled.
+        spill_bytes: bytes each thread spills to local memory and loads
+            back (``ptxas``' spill stores plus loads), None likewise.
     """
     kernel: str
     threads: int
@@ -158,6 +193,19 @@ class KernelRow:
     tensor_cores: bool = False
     loop_instructions: int = 0
     trips: Optional[float] = None
+    block_threads: int = 0
+    shared_bytes: int = 0
+    registers: Optional[int] = None
+    spill_bytes: Optional[int] = None
+
+    @property
+    def resident_warps(self) -> Optional[int]:
+        """Warps of this kernel one SM holds at once
+        (:func:`resident_warps`), None without its registers."""
+        if self.registers is None or not self.block_threads:
+            return None
+        return resident_warps(self.registers, self.block_threads,
+                              self.shared_bytes)
 
     @property
     def loop(self) -> bool:
@@ -184,6 +232,83 @@ class KernelRow:
     def seconds(self) -> float:
         """The roofline estimate: the larger of the two."""
         return max(self.memory_seconds, self.issue_seconds)
+
+
+def resident_warps(registers: int, block_threads: int,
+                   shared_bytes: int = 0) -> int:
+    """Warps one H100 SM holds at once of a kernel whose threads use
+    ``registers`` each, in blocks of ``block_threads`` with ``shared_bytes``
+    of shared memory (the occupancy calculator's arithmetic: each warp's
+    registers rounded up to :data:`REGISTER_UNIT`; every block also keeps
+    :data:`BLOCK_SHARED_RESERVED` of shared memory).
+
+    A memory-bound kernel needs warps enough to keep the memory busy: the
+    latency of a load is hidden only by other warps' loads in flight. This
+    is what the roofline of :class:`KernelRow` leaves out.
+    """
+    warps = -(-block_threads // 32)
+    per_warp = -(-registers * 32 // REGISTER_UNIT) * REGISTER_UNIT
+    blocks = min(SM_BLOCKS, SM_WARPS // warps,
+                 SM_REGISTERS // (per_warp * warps) if registers else SM_BLOCKS,
+                 SM_SHARED // (shared_bytes + BLOCK_SHARED_RESERVED))
+    return blocks * warps
+
+
+_PTXAS_ENTRY = re.compile(r"Compiling entry function '(\w+)'")
+_PTXAS_SPILLS = re.compile(r'(\d+) bytes spill stores, (\d+) bytes spill loads')
+_PTXAS_USED = re.compile(r'Used (\d+) registers(?:.*?(\d+) bytes smem)?')
+
+
+def parse_ptxas(report: str) -> dict[str, tuple[int, int, int]]:
+    """``{kernel: (registers, spill_bytes, static_shared_bytes)}`` from
+    ``ptxas -v``'s report."""
+    resources, kernel, spills = {}, None, 0
+    for line in report.splitlines():
+        if match := _PTXAS_ENTRY.search(line):
+            kernel, spills = match.group(1), 0
+        elif (match := _PTXAS_SPILLS.search(line)) and kernel:
+            spills = int(match.group(1)) + int(match.group(2))
+        elif (match := _PTXAS_USED.search(line)) and kernel:
+            resources[kernel] = (int(match.group(1)), spills,
+                                 int(match.group(2) or 0))
+            kernel = None
+    return resources
+
+
+def find_ptxas() -> Optional[str]:
+    """The ``ptxas`` to assemble with: ``$PTXAS``, else the one on the
+    ``PATH``, else CUDA's default install's; None without one."""
+    for candidate in (os.environ.get('PTXAS'), shutil.which('ptxas'),
+                      '/usr/local/cuda/bin/ptxas'):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def ptxas_resources(ptx_file: str | os.PathLike, ptxas: Optional[str] = None
+                    ) -> dict[str, tuple[int, int, int]]:
+    """:func:`parse_ptxas` of one PTX module assembled by ``ptxas -v`` for
+    the module's own target (``.target``, e.g. ``sm_90a``), as the GPU's
+    driver would: the registers each kernel's threads get, what they spill.
+    Empty without a ``ptxas`` (:func:`find_ptxas`).
+
+    Raises:
+        RuntimeError: ``ptxas`` refuses the module (its message).
+    """
+    ptxas = ptxas or find_ptxas()
+    if ptxas is None:
+        return {}
+    text = Path(ptx_file).read_text()
+    target = re.search(r'^\.target (\w+)', text, re.M)
+    with tempfile.TemporaryDirectory() as scratch:
+        done = subprocess.run(
+            [ptxas, '-v', f'-arch={target.group(1) if target else "sm_90a"}',
+             str(ptx_file), '-o', os.path.join(scratch, 'out.cubin')],
+            capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f'{ptxas} could not assemble {ptx_file}: '
+                           f'{done.stderr.strip()[:400]}')
+    return parse_ptxas(done.stdout + done.stderr)
 
 
 def shape_bytes(text: str) -> int:
@@ -373,8 +498,8 @@ def cudnn_convolutions(hlo: str) -> list[ConvolutionRow]:
 
 
 def kernel_table(dump_dir: str | os.PathLike,
-                 loop_trips: Optional[Mapping[str, float]] = None
-                 ) -> list[KernelRow]:
+                 loop_trips: Optional[Mapping[str, float]] = None,
+                 assemble: bool = True) -> list[KernelRow]:
     """The kernel launches of the one program dumped in ``dump_dir``: those of
     its first ``while`` body when it has one (a ``lax.map`` step; a loop
     nested in it counted once), otherwise all of them.
@@ -383,6 +508,11 @@ def kernel_table(dump_dir: str | os.PathLike,
     loops (e.g. the rows a Pallas ``diagonal`` step walks per program:
     ``h^2 / (2 h - 1)`` for an ``h x h`` output), which their issue
     estimates then use (:attr:`KernelRow.trips`).
+
+    With ``assemble`` and a ``ptxas`` (:func:`find_ptxas`), each PTX module
+    is assembled for the H100 and its kernels' rows carry their registers
+    and spills (:func:`ptxas_resources`), hence their occupancy
+    (:attr:`KernelRow.resident_warps`).
 
     Raises:
         FileNotFoundError: ``dump_dir`` holds no GPU compilation dump.
@@ -395,12 +525,19 @@ def kernel_table(dump_dir: str | os.PathLike,
             f'{dump} holds no XLA:GPU dump (*gpu_after_optimizations.txt and '
             f'*thunk_sequence.txt): compile for a GPU with xla_dump_to set '
             f'(compile_for_h100).')
-    instructions, looping, tensor = {}, {}, set()
-    for ptx in dump.glob('*.ptx'):
+    instructions, looping, tensor, resources = {}, {}, set(), {}
+    ptxas = find_ptxas() if assemble else None
+    for ptx in sorted(dump.glob('*.ptx')):
         text = ptx.read_text()
         instructions.update(ptx_instructions(text))
         looping.update(ptx_loop_instructions(text))
         tensor |= ptx_tensor_cores(text)
+        if ptxas:
+            try:
+                resources.update(ptxas_resources(ptx, ptxas))
+            except RuntimeError as error:  # e.g. a ptxas older than the PTX
+                warnings.warn(f'{error}; its kernels\' rows carry no '
+                              f'registers')
     loop_trips = dict(loop_trips or {})
     sizes = fusion_bytes(hlo_files[-1].read_text())
     sequence = _loop_body(thunk_files[-1].read_text())
@@ -408,12 +545,17 @@ def kernel_table(dump_dir: str | os.PathLike,
     for match in _LAUNCH.finditer(sequence):
         name = match.group(1)
         bytes_in, bytes_out = sizes.get(name, (0, 0))
+        registers, spills, static_shared = resources.get(name,
+                                                         (None, None, 0))
         rows.append(KernelRow(
-            kernel=name, threads=math.prod(int(g) for g in match.groups()[1:]),
+            kernel=name, threads=math.prod(int(g) for g in match.groups()[1:7]),
             instructions=instructions.get(name, 0), bytes_in=bytes_in,
             bytes_out=bytes_out, tensor_cores=name in tensor,
             loop_instructions=looping.get(name, 0),
-            trips=loop_trips.get(name) if name in looping else None))
+            trips=loop_trips.get(name) if name in looping else None,
+            block_threads=math.prod(int(g) for g in match.groups()[4:7]),
+            shared_bytes=int(match.group(8) or 0) + static_shared,
+            registers=registers, spill_bytes=spills))
     return rows
 
 
@@ -494,15 +636,17 @@ def compile_for_h100(fn: Callable, shapes: Sequence[tuple[tuple[int, ...],
 
 def fastconv_rows(arch: str, side: int, n: int, variant: str,
                   dump_dir: str | os.PathLike, fast_kernel: bool | str = True,
-                  loop_trips: Optional[Mapping[str, float]] = None
+                  loop_trips: Optional[Mapping[str, float]] = None,
+                  num_warps: Optional[int] = None
                   ) -> tuple[list[KernelRow], int]:
     """The kernel table of ``ntkexp.fastconv``'s NTK of one ``n x n`` block of
     ``side x side x 3`` float32 images of ``arch`` (:mod:`ntkexp.fastconv.bench`'s
     architectures), recursion variant ``variant``
     (:data:`ntkexp.fastconv.bench.VARIANTS`), compiled for an H100 with the
     settings the recursion takes on a GPU. ``fast_kernel`` as the models take
-    it: ``True`` (XLA) or a Pallas mode such as ``'pallas_diagonal'``;
-    ``loop_trips`` as :func:`kernel_table` takes it.
+    it: ``True`` (XLA) or a Pallas mode such as ``'pallas_diagonal'``,
+    whose steps run ``num_warps`` Triton warps per program (default: the
+    steps' own, 4); ``loop_trips`` as :func:`kernel_table` takes it.
 
     Returns:
         ``(rows, pairs)``: the launches of one ``lax.map`` step of the
@@ -514,7 +658,14 @@ def fastconv_rows(arch: str, side: int, n: int, variant: str,
     from ntkexp.fastconv import bench, recursion  # pylint: disable=g-import-not-at-top
     fn, kwargs = bench.ARCHITECTURES[arch]
     with backend.targeting('gpu'):
-        _, _, kernel_fn = fn(**kwargs, fast_kernel=fast_kernel)
+        if num_warps is not None and isinstance(fast_kernel, str):
+            from ntkexp.fastconv import pallas  # pylint: disable=g-import-not-at-top
+            _, _, kernel_fn = fn(**kwargs, fast_kernel=True)
+            kernel_fn = pallas.pallas_kernel_fn(
+                kernel_fn, interpret=False, num_warps=num_warps,
+                kind=fast_kernel[len('pallas_'):] or 'rows')
+        else:
+            _, _, kernel_fn = fn(**kwargs, fast_kernel=fast_kernel)
         with bench.recursion_settings(variant):
             compile_for_h100(
                 lambda a, b: kernel_fn(a, b, get='ntk'),
@@ -581,10 +732,24 @@ def summary(rows: Sequence[KernelRow], per: float = 1.0) -> dict[str, float]:
     }
 
 
+def occupancy(rows: Sequence[KernelRow]) -> str:
+    """``kernel=registers/warps`` (``+spills`` where it spills) of each
+    looping kernel (the Pallas steps, matrix products) whose registers are
+    known, ``;``-separated: the CSV's ``occupancy`` column."""
+    seen = {}
+    for r in rows:
+        if r.loop and r.registers is not None:
+            seen[r.kernel] = (f'{r.kernel}={r.registers}/{r.resident_warps}'
+                              + (f'+{r.spill_bytes}' if r.spill_bytes else ''))
+    return ';'.join(seen.values())
+
+
 def format_table(rows: Sequence[KernelRow], per: float = 1.0) -> str:
     """The rows as text, per ``per`` (launches with under 1 ns left out)."""
+    assembled = any(r.registers is not None for r in rows)
     lines = [f"{'kernel':36s} {'threads':>10s} {'instr':>6s} {'MB in':>7s} "
-             f"{'MB out':>7s} {'us mem':>7s} {'us issue':>8s}"]
+             f"{'MB out':>7s} {'us mem':>7s} {'us issue':>8s}"
+             + (f" {'regs':>4s} {'warps/SM':>8s}" if assembled else '')]
     for r in rows:
         if r.seconds / per < 1e-9:
             continue
@@ -594,7 +759,11 @@ def format_table(rows: Sequence[KernelRow], per: float = 1.0) -> str:
             f'{name:36s} {r.threads:10d} {r.executed_instructions:6.0f} '
             f'{r.bytes_in / per / 1e6:7.2f} {r.bytes_out / per / 1e6:7.2f} '
             f'{r.memory_seconds / per * 1e6:7.2f} '
-            f'{r.issue_seconds / per * 1e6:8.2f}')
+            f'{r.issue_seconds / per * 1e6:8.2f}'
+            + ('' if not assembled else
+               f' {"-":>4s} {"-":>8s}' if r.registers is None else
+               f' {r.registers:4d} {r.resident_warps:8d}'
+               + (f' spills {r.spill_bytes} B' if r.spill_bytes else '')))
     if any(r.loop and r.trips is None for r in rows):
         lines.append('* loops: each loop body counted once (a lower bound)')
     for r in rows:
@@ -604,6 +773,9 @@ def format_table(rows: Sequence[KernelRow], per: float = 1.0) -> str:
                          f'{r.trips:g} trips (given)')
     if any(r.tensor_cores for r in rows):
         lines.append('+ tensor-core instructions (mma / wgmma)')
+    if assembled:
+        lines.append(f'regs: per thread (ptxas, sm_90a); warps/SM: resident '
+                     f'at once, of {SM_WARPS}')
     totals = summary(rows, per)
     lines.append(f"model {totals['model_us']:.2f} us (memory "
                  f"{totals['memory_us']:.2f}, issue {totals['issue_us']:.2f}; "
@@ -633,6 +805,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--fast-kernel', default='true',
                         help="comma-separated: 'true' (the XLA recursion) "
                              "and/or Pallas modes, e.g. pallas_diagonal")
+    parser.add_argument('--num-warps', default='',
+                        help='comma-separated Triton warps per program of '
+                             'the Pallas steps, one row each (default: the '
+                             "steps' own, 4)")
     parser.add_argument('--loop-trips', default='',
                         help='comma-separated kernel=trips: the average trip '
                              'count of a looping kernel (e.g. a Pallas '
@@ -672,15 +848,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 side=args.side, n=args.n, pairs_per_step=1,
                                 **{k: round(v, 4) for k, v in
                                    {**summary(rows), **conv_totals}.items()}))
-        for arch, mode, variant in itertools.product(
+        warps = [int(w) for w in args.num_warps.split(',') if w] or [None]
+        for arch, mode, variant, warp in itertools.product(
                 [] if args.empirical else args.arch.split(','),
-                args.fast_kernel.split(','), args.variants.split(',')):
+                args.fast_kernel.split(','), args.variants.split(','),
+                warps):
             fast_kernel = True if mode == 'true' else mode
+            if mode == 'true' and warp != warps[0]:
+                continue  # The XLA recursion has no warps: one row.
+            warp = None if mode == 'true' else warp
+            label = f'{mode}_{variant}' + (f'_w{warp}' if warp else '')
             rows, pairs = fastconv_rows(arch, args.side, args.n, variant,
-                                        root / f'{arch}_{mode}_{variant}',
-                                        fast_kernel, loop_trips)
+                                        root / f'{arch}_{label}',
+                                        fast_kernel, loop_trips, warp)
             matched |= {r.kernel for r in rows if r.trips is not None}
-            name = variant if mode == 'true' else f'{mode}_{variant}'
+            name = (variant if mode == 'true' else f'{mode}_{variant}'
+                    ) + (f'_w{warp}' if warp else '')
             print(f'== {arch}, {name} (per pair, one step of {pairs} pairs)')
             print(format_table(rows, pairs))
             results.append(dict(arch=arch, variant=name, side=args.side,
@@ -688,7 +871,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 **{k: round(v, 4) for k, v in
                                    summary(rows, pairs).items()},
                                 **({'loop_trips': args.loop_trips}
-                                   if loop_trips else {})))
+                                   if loop_trips else {}),
+                                **({'occupancy': occupancy(rows)}
+                                   if find_ptxas() else {})))
     unmatched = sorted(set(loop_trips) - matched)
     if unmatched:
         parser.error(f'--loop-trips names {unmatched}, which no program '

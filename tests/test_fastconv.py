@@ -737,6 +737,37 @@ def test_pallas_step_lowers_to_triton_for_cuda():
     assert not pallas.supported(xla.net, 28, 28, on_gpu=True)
 
 
+def test_diagonal_steps_run_eight_warps_unless_told_and_the_first_four():
+    """The diagonal kinds' steps lower with ``pallas.DIAGONAL_NUM_WARPS`` (8)
+    Triton warps, or the ``num_warps`` given; the first layer's step keeps
+    4 either way; the rows kind keeps its 4."""
+    import re
+    from ntkexp.fastconv import pallas
+    assert pallas.DIAGONAL_NUM_WARPS == 8
+
+    def warps(kind, **options):
+        _, _, xla = models.myrtle(depth=5, width=8)
+        fast = select.fast_kernel_fn(
+            xla.net, xla.fallback,
+            conv_relu=pallas.make_conv_relu(False, kind=kind, **options))
+        x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
+        with xla_gpu_model.abstract_h100():
+            text = jax.jit(fast, static_argnames='get').trace(
+                x, x, get='ntk').lower(lowering_platforms=('cuda',)).as_text()
+        return re.findall(r'name = "(cntk_[a-z_]+)", num_stages = 1 : i32, '
+                          r'num_warps = (\d+)', text)
+
+    assert warps('diagonal_first_masked') == [
+        ('cntk_first_relu', '4'), ('cntk_diag_conv_relu_pool', '8'),
+        ('cntk_diag_conv_relu_pool', '8')]
+    assert warps('diagonal_first_masked', num_warps=16) == [
+        ('cntk_first_relu', '4'), ('cntk_diag_conv_relu_pool', '16'),
+        ('cntk_diag_conv_relu_pool', '16')]
+    assert warps('diagonal', num_warps=4) == [
+        ('cntk_diag_conv_relu_pool', '4')] * 2
+    assert warps('rows') == [('cntk_conv_relu_pool', '4')] * 2
+
+
 def test_tf32x3_kind_lowers_its_products_to_three_tf32_products():
     """``diagonal_patches_tf32x3`` lowers the in-kernel first-layer products
     to Triton ``tt.dot``s with ``inputPrecision = tf32x3`` (three TF32

@@ -5,11 +5,16 @@ The dump below is a trimmed copy of what XLA writes for a two-kernel program
 JAX's CUDA plugin and runs only where it is installed.
 """
 
+import dataclasses
 import importlib.util
+import stat
 
 import pytest
 
 from ntkexp import xla_gpu_model
+
+#: The real one: tests replace it (``no_ptxas``, ``fake_ptxas``).
+FIND_PTXAS = xla_gpu_model.find_ptxas
 
 HLO = """\
 HloModule jit_f, is_scheduled=true
@@ -67,6 +72,107 @@ LOOP_PTX = PTX.replace('loop_sine_fusion', 'walk').replace(
 ).replace('bra \t$L__BB0_2;', 'bra \t$L__BB1_1;')
 
 
+@pytest.fixture(autouse=True)
+def no_ptxas(monkeypatch):
+    """The trimmed PTX above is no module ptxas assembles: the tables read
+    it without one, unless a test installs one (``fake_ptxas``)."""
+    monkeypatch.setattr(xla_gpu_model, 'find_ptxas', lambda: None)
+
+
+#: What ``ptxas -v`` (CUDA 13.0) reports for a module of two kernels.
+PTXAS_REPORT = """\
+ptxas info    : 0 bytes gmem
+ptxas info    : Compiling entry function 'loop_sine_fusion' for 'sm_90a'
+ptxas info    : Function properties for loop_sine_fusion
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 255 registers, used 1 barriers
+ptxas info    : Compile time = 20.595 ms
+ptxas info    : Compiling entry function 'input_reduce_fusion_1' for 'sm_90a'
+ptxas info    : Function properties for input_reduce_fusion_1
+    8 bytes stack frame, 12 bytes spill stores, 20 bytes spill loads
+ptxas info    : Used 40 registers, used 1 barriers, 4096 bytes smem, 384 bytes cmem[0]
+"""
+
+
+def fake_ptxas(tmp_path, monkeypatch, report=PTXAS_REPORT, status=0):
+    """A ``ptxas`` that prints ``report`` (to stderr, as ptxas does) and
+    exits with ``status``; it records its arguments in ``args.txt``."""
+    script = tmp_path / 'ptxas'
+    script.write_text('#!/bin/sh\n'
+                      f'echo "$@" > {tmp_path / "args.txt"}\n'
+                      f"cat >&2 <<'EOF'\n{report}EOF\n"
+                      f'exit {status}\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(xla_gpu_model, 'find_ptxas', lambda: str(script))
+    return script
+
+
+def test_resident_warps_follow_the_occupancy_rules():
+    """Warps an H100 SM holds: registers rounded up per warp to 256, then
+    the least of the register file, 64 warps, 32 blocks and shared memory
+    (1 KiB kept per block)."""
+    warps = xla_gpu_model.resident_warps
+    # 255 registers x 32 lanes = 8160 -> 8192 per warp; 4 warps a block
+    # take 32768: two blocks fit the 65536 registers.
+    assert warps(255, 128) == 8
+    assert warps(168, 128) == 12   # 5376 per warp exactly: 3 blocks
+    assert warps(114, 256) == 16   # 3648 -> 3840 per warp: 2 blocks of 8
+    assert warps(64, 128) == 32    # 8 blocks of 4
+    assert warps(16, 1024) == 64   # two blocks of 32 warps: the warp limit
+    assert warps(16, 32) == 32     # 32 one-warp blocks: the block limit
+    # 100000 + 1024 bytes of shared memory a block: 2 blocks in 233472.
+    assert warps(32, 128, 100_000) == 8
+    assert warps(32, 128, 233472 - 1024) == 4
+
+
+def test_parse_ptxas_reads_registers_spills_and_shared_memory():
+    assert xla_gpu_model.parse_ptxas(PTXAS_REPORT) == {
+        'loop_sine_fusion': (255, 0, 0),
+        'input_reduce_fusion_1': (40, 32, 4096)}
+
+
+def test_kernel_table_assembles_the_ptx_for_registers(tmp_path, monkeypatch):
+    """With a ptxas, each row carries its kernel's registers, spills and
+    shared memory (the launch's dynamic plus the static), so its occupancy;
+    the PTX is assembled for its own target."""
+    dump = _dump(tmp_path / 'dump')
+    (dump / 'module_0001.jit_f.thunk_sequence.txt').write_text(
+        THUNKS.replace('[256, 1, 1]  shared_memory: 0', '[256, 1, 1]  '
+                       'shared_memory: 8192'))
+    fake_ptxas(tmp_path, monkeypatch)
+    sine, reduce = xla_gpu_model.kernel_table(dump)
+    assert '-arch=sm_90a' in (tmp_path / 'args.txt').read_text()
+    assert (sine.registers, sine.spill_bytes, sine.block_threads,
+            sine.shared_bytes) == (255, 0, 128, 0)
+    assert sine.resident_warps == 8
+    assert (reduce.registers, reduce.spill_bytes, reduce.block_threads,
+            reduce.shared_bytes) == (40, 32, 256, 8192 + 4096)
+    # 40 x 32 = 1280 per warp, 8 warps: 6 blocks by registers, 17 by shared
+    # memory (233472 // 13312), 8 by warps.
+    assert reduce.resident_warps == 48
+    table = xla_gpu_model.format_table([sine, reduce])
+    assert 'warps/SM' in table and 'spills 32 B' in table
+    assert xla_gpu_model.occupancy([sine, reduce]) == ''  # neither loops
+    walk = dataclasses.replace(sine, kernel='walk', loop_instructions=3)
+    assert xla_gpu_model.occupancy([walk, reduce]) == 'walk=255/8'
+    assert xla_gpu_model.occupancy(
+        [dataclasses.replace(walk, spill_bytes=64)]) == 'walk=255/8+64'
+    # Without ptxas (or asked not to), no registers: the table says nothing.
+    rows = xla_gpu_model.kernel_table(dump, assemble=False)
+    assert all(r.registers is None and r.resident_warps is None
+               for r in rows)
+    assert 'warps/SM' not in xla_gpu_model.format_table(rows)
+
+
+def test_a_ptxas_that_refuses_a_module_leaves_its_rows_unassembled(
+        tmp_path, monkeypatch):
+    fake_ptxas(tmp_path, monkeypatch,
+               report="ptxas fatal   : Unsupported .version 9.0\n", status=255)
+    with pytest.warns(UserWarning, match='Unsupported .version 9.0'):
+        rows = xla_gpu_model.kernel_table(_dump(tmp_path / 'dump'))
+    assert [r.registers for r in rows] == [None, None]
+
+
 def test_ptx_tensor_cores_are_mma_instructions():
     mma = PTX.replace('\tsin.approx.f32 \t%f2, %f1;',
                       '\tmma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 '
@@ -85,6 +191,7 @@ def test_ptx_loops_are_backward_branches():
 
 
 def _dump(tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / 'module_0001.jit_f.sm_9.0a_gpu_after_optimizations.txt'
      ).write_text(HLO)
     (tmp_path / 'module_0001.jit_f.thunk_sequence.txt').write_text(THUNKS)
@@ -278,10 +385,11 @@ def test_compiles_a_kernel_for_an_h100(tmp_path):
                     or importlib.util.find_spec('jax_plugins.xla_cuda13')
                     is None, reason="needs JAX's CUDA plugin (make "
                                     "xla-gpu-model)")
-def test_compiles_a_pallas_kernel_for_an_h100(tmp_path):
+def test_compiles_a_pallas_kernel_for_an_h100(tmp_path, monkeypatch):
     """Where the plugin is installed: a Pallas (Triton) kernel compiles for an
     H100 without one (jaxlib 0.11 needs :func:`xla_gpu_model.abstract_h100`)
-    and its launch is read with its PTX and its operand's bytes."""
+    and its launch is read with its PTX and its operand's bytes; where a
+    ptxas is installed too, with its registers."""
     import jax
     import jax.numpy as jnp
     from jax.experimental import pallas as pl
@@ -301,3 +409,14 @@ def test_compiles_a_pallas_kernel_for_an_h100(tmp_path):
              if r.kernel == 'add_one']
     assert row.instructions > 0
     assert row.bytes_in == row.bytes_out == 4 * 64 * 64
+    assert row.block_threads == 4 * 32 and row.registers is None
+    if FIND_PTXAS() is None:
+        return
+    # Assembled by the real ptxas for the H100: at most 64 registers a
+    # thread (40 with CUDA 13.0), no spills, so at least 8 blocks of 4 warps
+    # an SM.
+    monkeypatch.setattr(xla_gpu_model, 'find_ptxas', FIND_PTXAS)
+    [row] = [r for r in xla_gpu_model.kernel_table(tmp_path)
+             if r.kernel == 'add_one']
+    assert 0 < row.registers <= 64 and row.spill_bytes == 0
+    assert 32 <= row.resident_warps <= 64

@@ -32,9 +32,14 @@
 #      storing no padding, the next step masking its loads; 12-13x projected for both),
 #      each at 4 and 8 warps, beside neural-tangents and the XLA default; then CNN-GAP
 #      with fast_kernel=pallas_diagonal_first_masked_tail (its last conv + ReLU and the
-#      global mean fused into the step before; 14-16x projected; results/bench/session18/).
+#      global mean fused into the step before; 14-16x projected; results/bench/session18/),
+#      at 4, 8 and 16 warps. The warps are the steps' (the first layer's step keeps 4).
+#      Compiled for an H100 (results/bench/session19/), 4 warps leave the steps 8-12
+#      resident warps per SM (168-255 registers a thread), 8 warps 16, and the tail at 16
+#      warps 32, for 3-15% more instructions: the roofline model cannot rank them.
 #      If one reaches 10x, set ntkexp.fastconv.select.GPU_AUTO_PALLAS_KIND to the fastest
-#      kind that does (auto, on GPUs).
+#      kind that does (auto, on GPUs), and ntkexp.fastconv.pallas.DIAGONAL_NUM_WARPS (8,
+#      from the fourteenth session's diagonal kinds) to its fastest warps.
 #      Then: Myrtle-5 and CNN-GAP with the recursion variant separate_padded
 #      (recursion.SEPARATE_NTK_SHIFT_SUM and PADDED_FIRST_LAYER; off until timed), side
 #      by side with neural-tangents and the default. XLA's program for an H100, compiled
@@ -95,9 +100,9 @@ step first_relu 130 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   --variants default --pallas --pallas-kinds diagonal_first_masked,diagonal_first \
   --num-warps 4,8 \
   --out "$OUT/fastconv_first_relu.csv"
-step gap_tail 60 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+step gap_tail 80 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch cnn_gap --side $SIDE --n $N --repeats 3 \
-  --variants default --pallas --pallas-kinds diagonal_first_masked_tail --num-warps 4,8 \
+  --variants default --pallas --pallas-kinds diagonal_first_masked_tail --num-warps 4,8,16 \
   --out "$OUT/fastconv_gap_tail.csv"
 step fastconv_variants 70 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \

@@ -237,12 +237,27 @@ KINDS = ('rows', 'diagonal', 'diagonal_relu_in', 'diagonal_patches',
          'diagonal_patches_tf32x3', 'diagonal_first', 'diagonal_first_masked',
          'diagonal_first_masked_tail')
 
+#: Triton warps per program of the diagonal kinds' steps when not given. On
+#: the H100 the two diagonal kinds timed with both ran faster with 8 than
+#: with 4 (``diagonal`` 6.62x plain neural-tangents against 5.77x,
+#: ``diagonal_relu_in`` 3.91x against 3.30x; results/bench/session14/),
+#: which the roofline model does not see (it puts 8 at +0.3%): compiled for
+#: an H100, 4 warps take 168-255 registers a thread, so an SM holds 8-12 of
+#: their warps, 8 warps 99-128 registers, 16 resident warps
+#: (results/bench/session19/). The first layer's step
+#: (:func:`ntkexp.fastconv.first_relu.first_relu`) keeps its own 4: 36-48
+#: resident warps either way, and 4 run fewer instructions in the model.
+DIAGONAL_NUM_WARPS = 8
+
 
 def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
                    **options) -> Callable:
     """A Pallas step of :data:`KINDS` with ``interpret`` set (default: on CPU)
     and any of its other keyword ``options`` (``num_warps``, ``pairs_last``
-    for ``'rows'``, ``carry_sums`` for the diagonal kinds).
+    for ``'rows'``, ``carry_sums`` for the diagonal kinds). The diagonal
+    kinds' steps run :data:`DIAGONAL_NUM_WARPS` warps unless ``num_warps``
+    says otherwise; their first layer's step (``diagonal_first*``) always
+    runs its own default.
 
     The returned function has the signature of :func:`conv_relu`; its
     attribute ``fuses_input_relu`` tells :func:`recursion.pair_kernels`
@@ -270,6 +285,7 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
             options = dict(options, product_precision='tf32x3')
         if masks_padding:
             options = dict(options, masked=True)
+        options = {'num_warps': DIAGONAL_NUM_WARPS, **options}
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
     step.first_relu = None
@@ -279,8 +295,7 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
         from ntkexp.fastconv import first_relu  # pylint: disable=g-import-not-at-top
         step.first_relu = functools.partial(
             first_relu.first_relu, interpret=interpret,
-            padded=not step.masks_padding,
-            **{key: options[key] for key in ('num_warps',) if key in options})
+            padded=not step.masks_padding)
     step.fuses_input_product = kind.startswith('diagonal_patches')
     # Covariances that carry the SAME padding (recursion.PADDED_FIRST_LAYER)
     # go to the diagonal step as they are (keyword ``padded``).
