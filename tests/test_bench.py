@@ -147,6 +147,31 @@ def test_fastconv_bench_rows_agree_with_neural_tangents(tmp_path):
         f'--n 2 --repeats 1 --variants default,materialize_off --out {out}'}
 
 
+def test_fastconv_bench_keeps_each_row_as_it_is_measured(tmp_path,
+                                                        monkeypatch):
+    """A run cut short (``tools/gpu_check.sh``'s step limits kill it) leaves
+    the rows it measured in its CSV, not only those of finished
+    architectures."""
+    from ntkexp.fastconv import bench as fastconv_bench
+    timed, calls = fastconv_bench.timed, []
+
+    def cut_at_the_third(fn, repeats):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as the step's timeout would, mid-arch
+        return timed(fn, repeats)
+
+    monkeypatch.setattr(fastconv_bench, 'timed', cut_at_the_third)
+    out = tmp_path / 'fastconv.csv'
+    with pytest.raises(KeyboardInterrupt):
+        fastconv_bench.main(['--arch', 'cnn_gap', '--side', '4', '--n', '2',
+                             '--repeats', '1', '--variants',
+                             'default,materialize_off', '--out', str(out)])
+    frame = pd.read_csv(out)
+    assert list(frame.method) == ['nt', 'fastconv']
+    assert frame.rel_diff_vs_nt.iloc[1] < 2e-6
+
+
 def test_fastconv_bench_rejects_unknown_pallas_kinds(capsys):
     from ntkexp.fastconv import bench as fastconv_bench
     with pytest.raises(SystemExit):

@@ -55,6 +55,10 @@
 #      the factors alone (taps and backward passes, no contractions).
 #   2. issue 9: device time per XLA operation of the structured NTK and of the
 #      weight-gradient bound (python -m ntkexp.profile_ops, CSVs).
+#   3. every CSV against the issues' targets (python -m ntkexp.bench_targets $OUT, into
+#      $OUT/targets.md): which rows meet 10x / 1e-5 / 8 h and 3x / 1e-6, and the
+#      Pallas kind and warps to set for `auto`. The fastconv bench saves each row as it
+#      is measured, so a step cut by its limit keeps what it timed.
 # (The per-operation profile of Myrtle-5's fast kernel, `python -m
 # ntkexp.fastconv.stage_bench --kernels myrtle5 --side 32 --n 32`, no longer fits.)
 set -u
@@ -119,3 +123,6 @@ for METHOD in NTKEXP_STRUCTURED WEIGHT_GRADIENTS; do
     -m ntkexp.profile_ops --method $METHOD --side $EMP_SIDE --n $EMP_N --wrn-k $WRN_K \
     --top 30 --out "$OUT/profile_$METHOD.csv"
 done
+# Last: every CSV above against the issues' targets (ntkexp/bench_targets.py), with the
+# Pallas kind and warps `auto` should take if one meets issue 10 on both networks.
+$PYTHON -m ntkexp.bench_targets "$OUT" 2>&1 | tee "$OUT/targets.md"

@@ -40,7 +40,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -135,13 +135,15 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
           variants: tuple[str, ...] = ('default',),
           pallas_kinds: tuple[str, ...] = ('rows',),
           activation: str = 'relu',
-          pallas_variants: tuple[str, ...] = ('default',)
+          pallas_variants: tuple[str, ...] = ('default',),
+          on_row: Optional[Callable[[dict[str, Any]], None]] = None
           ) -> list[dict[str, Any]]:
     """Rows of one architecture: neural-tangents, fastconv once per recursion
     variant (:data:`VARIANTS`), and Pallas once per step kind
     (:data:`ntkexp.fastconv.pallas.KINDS`), Triton ``num_warps`` and
     recursion variant of ``pallas_variants``; the network built with
-    ``activation``."""
+    ``activation``. ``on_row`` is called with each row as it is measured
+    (so that a run cut short keeps what it measured)."""
     fn, kwargs = ARCHITECTURES[arch]
     kwargs = dict(kwargs, activation=activation)
     rng = np.random.RandomState(0)
@@ -180,6 +182,8 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
                            error=f'{type(error).__name__}: {error}'[:400])
                 print(row, flush=True)
                 rows.append(row)
+                if on_row is not None:
+                    on_row(row)
                 continue
         out = np.asarray(out, np.float64)
         if ref is None and method == 'nt':
@@ -202,6 +206,8 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
         rows.append(row)
         print(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
                        for k, v in row.items()), flush=True)
+        if on_row is not None:
+            on_row(row)
     return rows
 
 
@@ -261,8 +267,11 @@ def main(argv=None) -> None:
     command = 'python -m ntkexp.fastconv.bench ' + ' '.join(
         sys.argv[1:] if argv is None else argv)
 
-    def save() -> None:
-        # After every architecture, so a run cut short keeps its rows.
+    def save(row: Optional[dict[str, Any]] = None) -> None:
+        # After every row, so a run cut short (gpu_check's step limits)
+        # keeps the rows it measured.
+        if row is not None:
+            rows.append(row)
         if args.out is not None:
             import pandas as pd  # pylint: disable=g-import-not-at-top
             args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -273,11 +282,11 @@ def main(argv=None) -> None:
     rows = []
     for arch, activation in itertools.product(args.arch.split(','),
                                               activation_names):
-        rows += bench(arch, args.side, args.n, args.repeats, args.dtype,
-                      args.skip_nt, args.pallas,
-                      tuple(int(w) for w in args.num_warps.split(',')),
-                      variants, pallas_kinds, activation, pallas_variants)
-        save()
+        bench(arch, args.side, args.n, args.repeats, args.dtype,
+              args.skip_nt, args.pallas,
+              tuple(int(w) for w in args.num_warps.split(',')),
+              variants, pallas_kinds, activation, pallas_variants,
+              on_row=save)
     if args.out is not None:
         print(f'wrote {args.out}')
 
