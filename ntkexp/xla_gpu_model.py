@@ -646,7 +646,8 @@ def fastconv_rows(arch: str, side: int, n: int, variant: str,
     settings the recursion takes on a GPU. ``fast_kernel`` as the models take
     it: ``True`` (XLA) or a Pallas mode such as ``'pallas_diagonal'``,
     whose steps run ``num_warps`` Triton warps per program (default: the
-    steps' own, 4); ``loop_trips`` as :func:`kernel_table` takes it.
+    kind's own, :func:`ntkexp.fastconv.pallas.default_num_warps`);
+    ``loop_trips`` as :func:`kernel_table` takes it.
 
     Returns:
         ``(rows, pairs)``: the launches of one ``lax.map`` step of the
@@ -659,11 +660,11 @@ def fastconv_rows(arch: str, side: int, n: int, variant: str,
     fn, kwargs = bench.ARCHITECTURES[arch]
     with backend.targeting('gpu'):
         if num_warps is not None and isinstance(fast_kernel, str):
-            from ntkexp.fastconv import pallas  # pylint: disable=g-import-not-at-top
+            from ntkexp.fastconv import pallas, select  # pylint: disable=g-import-not-at-top
             _, _, kernel_fn = fn(**kwargs, fast_kernel=True)
             kernel_fn = pallas.pallas_kernel_fn(
                 kernel_fn, interpret=False, num_warps=num_warps,
-                kind=fast_kernel[len('pallas_'):] or 'rows')
+                kind=select.pallas_kind(fast_kernel))
         else:
             _, _, kernel_fn = fn(**kwargs, fast_kernel=fast_kernel)
         with bench.recursion_settings(variant):
@@ -807,8 +808,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "and/or Pallas modes, e.g. pallas_diagonal")
     parser.add_argument('--num-warps', default='',
                         help='comma-separated Triton warps per program of '
-                             'the Pallas steps, one row each (default: the '
-                             "steps' own, 4)")
+                             'the Pallas steps, one row each (default: each '
+                             "kind's own: 8 for the diagonal kinds, 4 for "
+                             'rows)')
     parser.add_argument('--loop-trips', default='',
                         help='comma-separated kernel=trips: the average trip '
                              'count of a looping kernel (e.g. a Pallas '

@@ -172,6 +172,23 @@ def test_fastconv_bench_keeps_each_row_as_it_is_measured(tmp_path,
     assert frame.rel_diff_vs_nt.iloc[1] < 2e-6
 
 
+def test_fastconv_bench_times_each_pallas_kind_at_its_own_warps(tmp_path):
+    """Without ``--num-warps`` each Pallas row runs the warps its kind runs
+    as ``fast_kernel=pallas_<kind>`` (8 for the diagonal kinds, 4 for
+    ``rows``), named in its method (at 4x4 the steps' tiles go to XLA, so
+    the rows run on a CPU too, equal to neural-tangents)."""
+    from ntkexp.fastconv import bench as fastconv_bench
+    out = tmp_path / 'fastconv.csv'
+    fastconv_bench.main(['--arch', 'myrtle5', '--side', '4', '--n', '2',
+                         '--repeats', '1', '--pallas',
+                         '--pallas-kinds', 'rows,diagonal_first_masked',
+                         '--out', str(out)])
+    frame = pd.read_csv(out)
+    assert list(frame.method) == ['nt', 'fastconv', 'fastconv_pallas_w4',
+                                  'fastconv_pallas_diagonal_first_masked_w8']
+    assert (frame.rel_diff_vs_nt.iloc[1:] < 2e-6).all()
+
+
 def test_fastconv_bench_rejects_unknown_pallas_kinds(capsys):
     from ntkexp.fastconv import bench as fastconv_bench
     with pytest.raises(SystemExit):

@@ -131,7 +131,7 @@ def recursion_settings(variant: str):
 
 def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
           skip_nt: bool = False, pallas: bool = False,
-          num_warps: tuple[int, ...] = (4,),
+          num_warps: tuple[int, ...] = (),
           variants: tuple[str, ...] = ('default',),
           pallas_kinds: tuple[str, ...] = ('rows',),
           activation: str = 'relu',
@@ -140,8 +140,9 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
           ) -> list[dict[str, Any]]:
     """Rows of one architecture: neural-tangents, fastconv once per recursion
     variant (:data:`VARIANTS`), and Pallas once per step kind
-    (:data:`ntkexp.fastconv.pallas.KINDS`), Triton ``num_warps`` and
-    recursion variant of ``pallas_variants``; the network built with
+    (:data:`ntkexp.fastconv.pallas.KINDS`), Triton ``num_warps`` (none
+    given: each kind's own, :func:`ntkexp.fastconv.pallas.default_num_warps`)
+    and recursion variant of ``pallas_variants``; the network built with
     ``activation``. ``on_row`` is called with each row as it is measured
     (so that a run cut short keeps what it measured)."""
     fn, kwargs = ARCHITECTURES[arch]
@@ -153,18 +154,18 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
     methods += [('fastconv' if v == 'default' else f'fastconv_{v}', None, v)
                 for v in variants]
     if pallas:
+        from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
         # 'fastconv_pallas_w4' is the rows kernel, as in earlier CSVs.
         methods += [('fastconv_pallas' + ('' if kind == 'rows' else f'_{kind}')
                      + f'_w{w}' + ('' if v == 'default' else f'_{v}'),
                      (kind, w), v)
-                    for v in pallas_variants
-                    for kind in pallas_kinds for w in num_warps]
+                    for v in pallas_variants for kind in pallas_kinds
+                    for w in num_warps or (fc_pallas.default_num_warps(kind),)]
     rows, ref, t_ref = [], None, None
     for method, pallas_step, variant in methods:
         with recursion_settings(variant) as recursion:
             _, _, kernel_fn = fn(**kwargs, fast_kernel=method != 'nt')
             if pallas_step is not None:
-                from ntkexp.fastconv import pallas as fc_pallas  # pylint: disable=g-import-not-at-top
                 kind, warps = pallas_step
                 kernel_fn = fc_pallas.pallas_kernel_fn(
                     kernel_fn, interpret=False, kind=kind, num_warps=warps)
@@ -224,8 +225,11 @@ def main(argv=None) -> None:
     parser.add_argument('--skip-nt', action='store_true')
     parser.add_argument('--pallas', action='store_true',
                         help='also time the Pallas kernel (GPU only)')
-    parser.add_argument('--num-warps', default='4',
-                        help='Triton warps of the Pallas rows, e.g. 2,4,8')
+    parser.add_argument('--num-warps', default='',
+                        help="Triton warps of the Pallas rows, e.g. 2,4,8 "
+                             "(default: each kind's own, what fast_kernel="
+                             'pallas_<kind> runs: 8 for the diagonal kinds, '
+                             '4 for rows)')
     parser.add_argument('--pallas-kinds', default='rows',
                         help='Pallas steps to time with --pallas: '
                              + ','.join(fc_pallas.KINDS))
@@ -284,7 +288,7 @@ def main(argv=None) -> None:
                                               activation_names):
         bench(arch, args.side, args.n, args.repeats, args.dtype,
               args.skip_nt, args.pallas,
-              tuple(int(w) for w in args.num_warps.split(',')),
+              tuple(int(w) for w in args.num_warps.split(',') if w),
               variants, pallas_kinds, activation, pallas_variants,
               on_row=save)
     if args.out is not None:

@@ -35,6 +35,7 @@ be a power of two (32x32 CIFAR: 32, 16, 8), and tiles under
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 from typing import Callable, Optional
 
@@ -250,14 +251,23 @@ KINDS = ('rows', 'diagonal', 'diagonal_relu_in', 'diagonal_patches',
 DIAGONAL_NUM_WARPS = 8
 
 
+def default_num_warps(kind: str) -> int:
+    """The Triton warps per program a step of ``kind`` (:data:`KINDS`) runs
+    when ``num_warps`` is not given: :func:`conv_relu`'s own for ``'rows'``,
+    :data:`DIAGONAL_NUM_WARPS` for the diagonal kinds."""
+    if kind == 'rows':
+        return inspect.signature(conv_relu).parameters['num_warps'].default
+    return DIAGONAL_NUM_WARPS
+
+
 def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
                    **options) -> Callable:
     """A Pallas step of :data:`KINDS` with ``interpret`` set (default: on CPU)
     and any of its other keyword ``options`` (``num_warps``, ``pairs_last``
     for ``'rows'``, ``carry_sums`` for the diagonal kinds). The diagonal
-    kinds' steps run :data:`DIAGONAL_NUM_WARPS` warps unless ``num_warps``
-    says otherwise; their first layer's step (``diagonal_first*``) always
-    runs its own default.
+    kinds' steps run :func:`default_num_warps` (:data:`DIAGONAL_NUM_WARPS`)
+    unless ``num_warps`` says otherwise; their first layer's step
+    (``diagonal_first*``) always runs its own default.
 
     The returned function has the signature of :func:`conv_relu`; its
     attribute ``fuses_input_relu`` tells :func:`recursion.pair_kernels`
@@ -285,7 +295,7 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
             options = dict(options, product_precision='tf32x3')
         if masks_padding:
             options = dict(options, masked=True)
-        options = {'num_warps': DIAGONAL_NUM_WARPS, **options}
+        options = {'num_warps': default_num_warps(kind), **options}
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
     step.first_relu = None

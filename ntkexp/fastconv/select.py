@@ -61,6 +61,12 @@ MODES = ('auto', 'true', 'false', 'pallas') + tuple(
 GPU_AUTO_PALLAS_KIND: Optional[str] = None
 
 
+def pallas_kind(mode: str) -> str:
+    """The Pallas step kind (:data:`ntkexp.fastconv.pallas.KINDS`) of a
+    ``fast_kernel`` mode ``'pallas'`` (``'rows'``) or ``'pallas_<kind>'``."""
+    return 'rows' if mode == 'pallas' else mode[len('pallas_'):]
+
+
 def auto_pallas_kind(net: Any) -> Optional[str]:
     """The Pallas kind ``fast_kernel='auto'`` runs ``net`` with:
     :data:`GPU_AUTO_PALLAS_KIND` when building for a GPU
@@ -304,6 +310,5 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
                else 'residual network')
             + '; use fast_kernel=true or auto (the XLA recursion).')
     if mode.startswith('pallas'):
-        conv_relu = pallas.make_conv_relu(
-            kind=mode[len('pallas_'):] if mode != 'pallas' else 'rows')
+        conv_relu = pallas.make_conv_relu(kind=pallas_kind(mode))
     return init_fn, apply_fn, fast_kernel_fn(net, kernel_fn, check, conv_relu)
