@@ -61,20 +61,23 @@ def test_the_fourteenth_sessions_h100_csvs_meet_what_its_readme_says():
     assert tf32.rel_diff > bench_targets.EMPIRICAL_REL and not tf32.meets
 
 
-def _fastconv_rows(*rows):
+H100 = 'NVIDIA H100 80GB HBM3'
+
+
+def _fastconv_rows(*rows, device=H100):
     """A ``python -m ntkexp.fastconv.bench`` CSV's columns for ``(arch,
-    method, speedup, rel_diff[, dtype])`` rows, with the nt row of each
-    architecture (speedup 1, the CIFAR-10 hours of nt at 84.6)."""
+    method, speedup, rel_diff[, dtype])`` rows on ``device``, with the nt row
+    of each architecture (speedup 1, the CIFAR-10 hours of nt at 84.6)."""
     out = []
     for arch in dict.fromkeys(r[0] for r in rows):
         out.append(dict(arch=arch, method='nt', dtype='float32',
-                        speedup_vs_nt=1.0, rel_diff_vs_nt=0.0,
-                        cifar10_hours=84.6))
+                        device=device, speedup_vs_nt=1.0,
+                        rel_diff_vs_nt=0.0, cifar10_hours=84.6))
     for arch, method, speedup, rel, *dtype in rows:
         out.append(dict(arch=arch, method=method,
                         dtype=dtype[0] if dtype else 'float32',
-                        speedup_vs_nt=speedup, rel_diff_vs_nt=rel,
-                        cifar10_hours=84.6 / speedup))
+                        device=device, speedup_vs_nt=speedup,
+                        rel_diff_vs_nt=rel, cifar10_hours=84.6 / speedup))
     return pd.DataFrame(out)
 
 
@@ -95,6 +98,27 @@ def test_verdicts_hold_speed_accuracy_and_myrtles_hours():
     assert meets['fastconv/float64']                         # 1e-11 < 1e-10
     assert not meets['fastconv_separate_padded/float64']     # 1e-9
     assert not meets['fastconv_pallas_diagonal_first_masked_tail_w8/float32']
+
+
+def test_the_hours_target_waits_for_an_h100():
+    """On an H200 a Myrtle-5 row's hours are the H200's: 10.3x (8.2 h at
+    the H100's nt rate) meets what that device can judge, and its hours
+    are left to an H100; the report says so and names the device."""
+    rows = _fastconv_rows(
+        ('myrtle5', 'fastconv_pallas_diagonal_first_masked_w8', 10.3, 4e-7),
+        ('myrtle5', 'fastconv_pallas_diagonal_first_masked_w4', 9.0, 4e-7),
+        ('cnn_gap', 'fastconv_pallas_diagonal_first_masked_w8', 12.0, 3e-7),
+        device='NVIDIA H200')
+    fast = bench_targets.fast_kernel_verdicts(rows)
+    verdict = dict(zip(fast.arch + '/' + fast.method, zip(fast.meets,
+                                                          fast.hours_met)))
+    masked = 'fastconv_pallas_diagonal_first_masked'
+    assert verdict[f'myrtle5/{masked}_w8'] == (True, 'needs an H100')
+    assert verdict[f'myrtle5/{masked}_w4'] == (False, 'needs an H100')
+    assert verdict[f'cnn_gap/{masked}_w8'] == (True, '')
+    on_h100 = bench_targets.fast_kernel_verdicts(rows.assign(device=H100))
+    assert list(on_h100[on_h100.arch == 'myrtle5'].hours_met) == [False,
+                                                                 False]
 
 
 def test_recommendation_takes_the_fastest_kind_meeting_both():
@@ -145,6 +169,8 @@ def test_report_and_command_line(tmp_path, capsys):
     ]).to_csv(tmp_path / 'empirical' / 'bench_gpu_H100.csv', index=False)
     assert bench_targets.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
+    assert f'Device: {H100}.' in out
+    assert 'waits for a run on an H100' not in out
     assert ("GPU_AUTO_PALLAS_KIND = 'diagonal_first_masked' and "
             'ntkexp.fastconv.pallas.DIAGONAL_NUM_WARPS = 8') in out
     assert '| NTKEXP_STRUCTURED_CONVS_TF32X3 |' in out

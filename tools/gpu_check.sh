@@ -8,7 +8,13 @@
 # frozendict); antlr4-python3-runtime 4.9.3 has no wheel on the index:
 # `.venv/bin/python -m pip wheel --no-deps antlr4-python3-runtime==4.9.3 -w .whl`.
 #
-# Run: device `run` with carry [".whl"], command `bash tools/gpu_check.sh`, timeout_s 540.
+# Run: device `run` with kind "nvidia-h100-x1", carry [".whl"], command
+# `bash tools/gpu_check.sh`, timeout_s 540. Name the kind: a plain run may get an H200,
+# and issue 10's 8-hour target is in H100-hours (session 14's baselines are an H100's
+# too). If no H100 is lent, run it on the H200 all the same: every figure is a ratio to
+# neural-tangents in the same run, and targets.md leaves the hours to an H100.
+# $OUT holds 8 files at the end (log.txt, 5 CSVs, the empirical bench's CSV, targets.md):
+# the device returns at most 8, so a new output file must replace one (the script warns).
 # Dry run on a CPU (small sizes; the tensor-core rows say "needs a GPU"):
 #   DRY=1 OUT=/tmp/gpu_check PYTHON=.venv/bin/python bash tools/gpu_check.sh
 # (every step passes so under jax 0.10.2, and under the GPU machine's jax 0.11.2 with
@@ -96,8 +102,7 @@ print('memory_stats', getattr(device, 'memory_stats', lambda: None)())
 print('device_free_bytes', kernels.device_free_bytes())
 print('tensorflow imported:', 'tensorflow' in sys.modules)
 EOF
-} > "$OUT/env.txt" 2>&1
-cat "$OUT/env.txt"
+} 2>&1 | tee "$LOG"
 
 step first_relu 130 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
@@ -126,3 +131,9 @@ done
 # Last: every CSV above against the issues' targets (ntkexp/bench_targets.py), with the
 # Pallas kind and warps `auto` should take if one meets issue 10 on both networks.
 $PYTHON -m ntkexp.bench_targets "$OUT" 2>&1 | tee "$OUT/targets.md"
+# The device returns at most 8 files from $OUT (its README's Limits).
+FILES=$(find "$OUT" -type f | wc -l)
+if [ "$FILES" -gt 8 ]; then
+  echo "WARNING: $FILES files under $OUT; the device returns at most 8:" | tee -a "$LOG"
+  find "$OUT" -type f | tee -a "$LOG"
+fi
