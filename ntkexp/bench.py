@@ -8,7 +8,12 @@ Measured on whatever JAX devices are present, in one process:
   with its defaults) and for ntkexp's block engine (memory-budgeted blocks,
   upper triangle only), with the largest relative difference between them;
   ``nt_jit_host`` is the jit call with its kernel copied to host memory, as
-  the engine returns it. Engine rows record the block size, the number of
+  the engine returns it. The fast kernels (``ntkexp.fastconv``) run in the
+  engine as XLA programs (``ntkexp_fastconv_engine``), and where the default
+  ``fast_kernel=auto`` computes something else (on a GPU, the Pallas steps of
+  ``select.GPU_AUTO_PALLAS_KIND`` once it is set) that too
+  (``ntkexp_auto_engine``; column ``fast_kernel``). Engine rows record the
+  block size, the number of
   blocks, the block memory predicted by the engine's fit
   (``predicted_bytes``), XLA's compiled figure for that block
   (``compiled_bytes``) and the budget (``budget_bytes``);
@@ -162,17 +167,20 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
                      rel_diff=_rel_diff(out, ref), block=block,
                      peak_bytes=peak_bytes(), **_choice_columns(engine, plan)))
     if fast:
-        # ntkexp's fused convolutional recursion (ntkexp.fastconv) in the engine.
+        # ntkexp's fused convolutional recursion (ntkexp.fastconv) in the
+        # engine, as XLA programs (fast_kernel=true).
         _, _, fast_fn = fn(**kwargs, fast_kernel=True)
-        fast_engine = kernels.KernelEngine(fast_fn, arch + '_fast', get=('ntk',),
-                                           memory_gb=memory_gb, cache_dir=None,
-                                           progress=False, block_seconds=None)
-        fast_plan, _ = fast_engine.plan(x, None)
-        t_fast, out = timed(lambda: fast_engine(x)['ntk'], repeats)
-        rows.append(dict(method='ntkexp_fastconv_engine', seconds=t_fast,
-                         rel_diff=_rel_diff(out, ref), block=fast_plan.block,
-                         peak_bytes=peak_bytes(),
-                         **_choice_columns(fast_engine, fast_plan)))
+        rows.append(_fast_engine_row('ntkexp_fastconv_engine', fast_fn,
+                                     arch + '_fast', x, ref, memory_gb,
+                                     repeats))
+        # What `ntkexp run` computes by default (fast_kernel=auto), where that
+        # is not the same program: on a GPU once
+        # select.GPU_AUTO_PALLAS_KIND is set, the Pallas steps of that kind.
+        _, _, auto_fn = fn(**kwargs, fast_kernel='auto')
+        if getattr(auto_fn, 'impl', None) == 'pallas':
+            rows.append(_fast_engine_row('ntkexp_auto_engine', auto_fn,
+                                         arch + '_auto', x, ref, memory_gb,
+                                         repeats))
     for row in rows:
         row.update(benchmark='infinite_ntk', arch=arch, n=n,
                    input=f'{side}x{side}x3', dtype=dtype,
@@ -180,6 +188,25 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
                    ratio_vs_nt_jit=t_jit / row['seconds'],
                    ratio_vs_nt_jit_host=t_host / row['seconds'])
     return rows
+
+
+def _fast_engine_row(method: str, kernel_fn: Any, name: str, x: np.ndarray,
+                     ref: np.ndarray, memory_gb: float, repeats: int
+                     ) -> dict[str, Any]:
+    """A row of :func:`bench_infinite` for a fast ``kernel_fn`` in the block
+    engine: its time, agreement with ``ref`` and block choice, and which
+    fast kernel it is (``fast_kernel``: ``'true'``, the XLA recursion, or
+    ``'pallas_<kind>'``)."""
+    engine = kernels.KernelEngine(kernel_fn, name, get=('ntk',),
+                                  memory_gb=memory_gb, cache_dir=None,
+                                  progress=False, block_seconds=None)
+    plan, _ = engine.plan(x, None)
+    seconds, out = timed(lambda: engine(x)['ntk'], repeats)
+    kind = getattr(kernel_fn, 'pallas_kind', None)
+    return dict(method=method, seconds=seconds, rel_diff=_rel_diff(out, ref),
+                block=plan.block, peak_bytes=peak_bytes(),
+                fast_kernel='true' if kind is None else f'pallas_{kind}',
+                **_choice_columns(engine, plan))
 
 
 def _choice_columns(engine: kernels.KernelEngine,

@@ -13,7 +13,8 @@ least :data:`INFINITE_SPEEDUP` times plain neural-tangents, both within
 
 :func:`main` reads the CSVs ``tools/gpu_check.sh`` writes under one folder
 (those of ``python -m ntkexp.fastconv.bench``, ``fastconv*.csv``, and of
-``python -m ntkexp.bench --only empirical``, ``bench_*.csv``), prints each
+``python -m ntkexp.bench``, ``bench_*.csv``: ``make bench``'s fast-kernel
+rows and its empirical NTKs), prints each
 row against its targets as Markdown tables, and names the Pallas kind and
 warps ``fast_kernel='auto'`` should take on that GPU
 (:data:`ntkexp.fastconv.select.GPU_AUTO_PALLAS_KIND`,
@@ -105,6 +106,32 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     """``frame[name]``, or NaNs where the CSV has no such column."""
     return frame[name] if name in frame else pd.Series(math.nan,
                                                        index=frame.index)
+
+
+#: ``make bench``'s rows of the fast kernels in ntkexp's block engine
+#: (``ntkexp.bench``: the XLA recursion, and what ``fast_kernel=auto`` runs
+#: where that differs).
+ENGINE_METHODS = ('ntkexp_fastconv_engine', 'ntkexp_auto_engine')
+
+
+def engine_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """``make bench``'s infinite-width fast-kernel rows (``python -m
+    ntkexp.bench``, :data:`ENGINE_METHODS`) in the columns of
+    ``ntkexp.fastconv.bench``'s CSVs, for :func:`fast_kernel_verdicts`: the
+    ratio to one ``jit`` call of neural-tangents on the same images, the
+    relative difference from it, and the CIFAR-10 hours at the row's rate
+    (60,000 images, one triangle, as ``ntkexp.fastconv.bench`` counts)."""
+    if frame.empty or 'benchmark' not in frame:
+        return pd.DataFrame()
+    rows = frame[(frame.benchmark == 'infinite_ntk')
+                 & frame.method.isin(ENGINE_METHODS)].copy()
+    if rows.empty:
+        return rows
+    from ntkexp.fastconv.bench import CIFAR10_ENTRIES  # pylint: disable=g-import-not-at-top
+    return rows.assign(
+        speedup_vs_nt=_column(rows, 'ratio_vs_nt_jit'),
+        rel_diff_vs_nt=_column(rows, 'rel_diff'),
+        cifar10_hours=CIFAR10_ENTRIES / _column(rows, 'entries_per_s') / 3600)
 
 
 def fast_kernel_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -221,7 +248,9 @@ def _devices(rows: pd.DataFrame) -> str:
 def report(folder: str | Path, kinds: Sequence[str]) -> str:
     """The Markdown report of :func:`main` for the CSVs under ``folder``."""
     lines = [f'# Targets against the CSVs under {folder}', '']
-    fast = fast_kernel_verdicts(read_csvs(folder, 'fastconv*.csv'))
+    fast = fast_kernel_verdicts(pd.concat(
+        [read_csvs(folder, 'fastconv*.csv'),
+         engine_rows(read_csvs(folder, 'bench_*.csv'))], ignore_index=True))
     lines.append(f'## Issue 10: >= {FAST_KERNEL_SPEEDUP:g}x plain '
                  f'neural-tangents, float32 within {FLOAT32_REL:g} (float64 '
                  f'{FLOAT64_REL:g}), Myrtle-5 CIFAR-10 under '

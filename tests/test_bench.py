@@ -277,3 +277,38 @@ def test_bench_float64_kernels_equal_and_are_labelled(tmp_path):
     assert engine.rel_diff < 1e-12
     with pytest.raises(SystemExit):
         bench.main(['--dtype', 'float64', '--out', str(tmp_path)])
+
+
+def test_bench_times_what_auto_runs_where_it_is_not_the_xla_recursion(
+        tmp_path, monkeypatch):
+    """Once ``select.GPU_AUTO_PALLAS_KIND`` is set, ``fast_kernel=auto`` (what
+    ``ntkexp run`` computes) runs that kind's Pallas steps on a GPU, so
+    ``make bench`` times it too, in its own row beside the XLA recursion's,
+    for the networks it serves (CNN-GAP, Myrtle; not the WRN). The GPU is
+    stood in for by the choice's backend check alone: the steps run in the
+    interpreter (at 4x4 their tiles go to XLA), as close to neural-tangents
+    as the XLA recursion."""
+    from types import SimpleNamespace
+    from ntkexp.fastconv import select
+    frame = bench.main(['--only', 'infinite', '--arch', 'cnn_gap', 'wrn',
+                        '--n', 'cnn_gap=2', 'wrn=2', 'image=4',
+                        '--repeats', '1', '--out', str(tmp_path)])
+    assert 'ntkexp_auto_engine' not in set(frame.method)   # None: XLA alone
+    monkeypatch.setattr(select, 'GPU_AUTO_PALLAS_KIND', 'diagonal_first_masked')
+    monkeypatch.setattr(select, 'backend',
+                        SimpleNamespace(target_backend=lambda: 'gpu'))
+    frame = bench.main(['--only', 'infinite', '--arch', 'cnn_gap', 'wrn',
+                        '--n', 'cnn_gap=2', 'wrn=2', 'image=4',
+                        '--repeats', '1', '--out', str(tmp_path)])
+    fast = frame[frame.method.isin(['ntkexp_fastconv_engine',
+                                    'ntkexp_auto_engine'])]
+    kinds = dict(zip(fast.arch + '/' + fast.method, fast.fast_kernel))
+    assert kinds == {
+        'cnn_gap/ntkexp_fastconv_engine': 'true',
+        'cnn_gap/ntkexp_auto_engine': 'pallas_diagonal_first_masked',
+        'wrn/ntkexp_fastconv_engine': 'true'}
+    # float32 at 4x4: the engine's rows differ from one jit call by rounding
+    # (8e-6 here for CNN-GAP), the Pallas row as much as the XLA one.
+    gap = fast[fast.arch == 'cnn_gap'].set_index('method').rel_diff
+    assert gap.max() < 1e-4
+    assert abs(gap['ntkexp_auto_engine'] - gap['ntkexp_fastconv_engine']) < 1e-6

@@ -237,8 +237,11 @@ def test_config_selects_fast_kernel(tmp_path):
     assert defaults == dict(cnn='auto', cnn_gap='auto', cnn_vec=False,
                             myrtle='auto', wrn='auto', resnet='auto')
     assert instantiate(cfg.model, out_dim=2)[2].impl == 'xla'
+    assert instantiate(cfg.model, out_dim=2)[2].pallas_kind is None
     assert not getattr(instantiate(off.model, out_dim=2)[2], 'fastconv', False)
     assert instantiate(kind.model, out_dim=2)[2].impl == 'pallas'
+    assert instantiate(kind.model, out_dim=2)[2].pallas_kind == \
+        'diagonal_patches'
     with pytest.raises(ValueError, match='pallas_diagonal_patches'):
         models.myrtle(depth=5, fast_kernel='pallas_diagonals')
 

@@ -337,4 +337,5 @@ def pallas_kernel_fn(kernel_fn: Callable, interpret: Optional[bool] = None,
         raise ValueError('pallas_kernel_fn needs a fastconv kernel_fn')
     return select.fast_kernel_fn(kernel_fn.net, kernel_fn.fallback,
                                  getattr(kernel_fn, 'check', None),
-                                 conv_relu=make_conv_relu(interpret, **options))
+                                 conv_relu=make_conv_relu(interpret, **options),
+                                 kind=options.get('kind', 'rows'))

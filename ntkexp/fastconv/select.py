@@ -194,7 +194,8 @@ def _is_array(x: Any) -> bool:
 
 def fast_kernel_fn(net: ConvNet, fallback: Callable,
                    check: Optional[Callable[[tuple], None]] = None,
-                   conv_relu: Optional[Callable] = None) -> Callable:
+                   conv_relu: Optional[Callable] = None,
+                   kind: Optional[str] = None) -> Callable:
     """A ``kernel_fn`` computing ``net``'s kernels with the fast recursion.
 
     Args:
@@ -205,12 +206,13 @@ def fast_kernel_fn(net: ConvNet, fallback: Callable,
         conv_relu: optional fused convolution + ReLU step
             (:func:`ntkexp.fastconv.pallas.make_conv_relu`), used for
             ``k(x1, x2)`` blocks whose image size it supports.
+        kind: the Pallas kind of ``conv_relu``, for the record.
 
     Returns:
         The kernel function; it carries ``fastconv = True``, ``net``,
-        ``fallback``, ``check`` and ``impl`` (``'xla'`` or ``'pallas'``)
-        attributes (and those of ``fallback``, e.g. ``input_req``,
-        ``model_name``).
+        ``fallback``, ``check``, ``impl`` (``'xla'`` or ``'pallas'``) and
+        ``pallas_kind`` (``kind``) attributes (and those of ``fallback``,
+        e.g. ``input_req``, ``model_name``).
     """
 
     @functools.wraps(fallback)
@@ -243,6 +245,7 @@ def fast_kernel_fn(net: ConvNet, fallback: Callable,
     kernel_fn.fallback = fallback
     kernel_fn.check = check
     kernel_fn.impl = 'xla' if conv_relu is None else 'pallas'
+    kernel_fn.pallas_kind = None if conv_relu is None else kind
     return kernel_fn
 
 
@@ -309,6 +312,8 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
             + ('CNN-VEC (readout=flatten)' if isinstance(net, recursion.ConvNet)
                else 'residual network')
             + '; use fast_kernel=true or auto (the XLA recursion).')
-    if mode.startswith('pallas'):
-        conv_relu = pallas.make_conv_relu(kind=pallas_kind(mode))
-    return init_fn, apply_fn, fast_kernel_fn(net, kernel_fn, check, conv_relu)
+    kind = pallas_kind(mode) if mode.startswith('pallas') else None
+    if kind is not None:
+        conv_relu = pallas.make_conv_relu(kind=kind)
+    return init_fn, apply_fn, fast_kernel_fn(net, kernel_fn, check, conv_relu,
+                                             kind)
