@@ -108,6 +108,19 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
                                                        index=frame.index)
 
 
+def _devices_of(frame: pd.DataFrame) -> pd.Series:
+    """Each row's ``device`` as the benches name it (``''`` where none)."""
+    return _column(frame, 'device').fillna('').astype(str)
+
+
+def on_gpu(frame: pd.DataFrame) -> pd.Series:
+    """Whether each row ran on a GPU: the issues' targets are a GPU's, so
+    rows of a CPU (``cpu``, ``cpu:cpu``) or of no named device are shown,
+    not judged."""
+    device = _devices_of(frame)
+    return (device != '') & ~device.str.lower().str.contains('cpu')
+
+
 #: ``make bench``'s rows of the fast kernels in ntkexp's block engine
 #: (``ntkexp.bench``: the XLA recursion, and what ``fast_kernel=auto`` runs
 #: where that differs).
@@ -124,7 +137,8 @@ def engine_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty or 'benchmark' not in frame:
         return pd.DataFrame()
     rows = frame[(frame.benchmark == 'infinite_ntk')
-                 & frame.method.isin(ENGINE_METHODS)].copy()
+                 & frame.method.isin(ENGINE_METHODS)
+                 & frame.arch.isin(FAST_KERNEL_ARCHS + INFINITE_ARCHS)].copy()
     if rows.empty:
         return rows
     from ntkexp.fastconv.bench import CIFAR10_ENTRIES  # pylint: disable=g-import-not-at-top
@@ -143,7 +157,8 @@ def fast_kernel_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
     ``'needs an H100'`` on another device), ``meets`` (every target of the
     issue that the row's device can judge; False for errors), and
     ``issue9_2x`` (issue 9's :data:`INFINITE_SPEEDUP` within
-    :data:`EMPIRICAL_REL`, for :data:`INFINITE_ARCHS` only)."""
+    :data:`EMPIRICAL_REL`, for :data:`INFINITE_ARCHS` only); both False for
+    rows not :func:`on_gpu`."""
     if frame.empty:
         return frame
     rows = frame[frame.method != 'nt'].copy()
@@ -152,7 +167,7 @@ def fast_kernel_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
     rows['speedup'] = _column(rows, 'speedup_vs_nt')
     rows['rel_diff'] = _column(rows, 'rel_diff_vs_nt')
     rows['hours'] = _column(rows, 'cifar10_hours')
-    rows['device'] = _column(rows, 'device').fillna('').astype(str)
+    rows['device'] = _devices_of(rows)
     fast = rows.speedup >= FAST_KERNEL_SPEEDUP
     exact = rows.rel_diff <= tolerance
     myrtle = rows.arch == 'myrtle5'
@@ -160,7 +175,7 @@ def fast_kernel_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
     quick = ~judged | (rows.hours < CIFAR10_HOURS)
     rows['hours_met'] = (rows.hours < CIFAR10_HOURS).where(
         judged, f'needs an {HOURS_DEVICE}').where(myrtle, '')
-    ok = _column(rows, 'error').isna()
+    ok = _column(rows, 'error').isna() & on_gpu(rows)
     rows['meets'] = fast & exact & quick & ok
     # Issue 9's 2x, for the architectures it names (empty elsewhere).
     rows['issue9_2x'] = ((rows.speedup >= INFINITE_SPEEDUP)
@@ -210,7 +225,7 @@ def empirical_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
     ntkexp.bench --only empirical`` CSVs that computes a kernel (timed-only
     bounds have no ``rel_diff``): ``meets`` when its ratio to Jacobian
     contraction is at least :data:`STRUCTURED_SPEEDUP` within
-    :data:`EMPIRICAL_REL`."""
+    :data:`EMPIRICAL_REL`, on a GPU (:func:`on_gpu`)."""
     if frame.empty:
         return frame
     rows = frame[_column(frame, 'benchmark').fillna('empirical_ntk')
@@ -220,7 +235,8 @@ def empirical_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
     rows['bound'] = rows.rel_diff.isna() & _column(rows, 'error').isna()
     rows['meets'] = ((rows.speedup >= STRUCTURED_SPEEDUP)
                      & (rows.rel_diff <= EMPIRICAL_REL)
-                     & (rows.method != 'JACOBIAN_CONTRACTION'))
+                     & (rows.method != 'JACOBIAN_CONTRACTION')
+                     & on_gpu(rows))
     return rows
 
 
@@ -240,9 +256,14 @@ def _table(rows: pd.DataFrame, columns: Sequence[str]) -> str:
 
 
 def _devices(rows: pd.DataFrame) -> str:
-    """The line naming the devices of ``rows`` (the CSVs' ``device``)."""
-    names = sorted(set(_column(rows, 'device').dropna().astype(str)) - {''})
-    return f"Device: {', '.join(names) or 'not named in the CSVs'}."
+    """The line naming the devices of ``rows`` (the CSVs' ``device``), and
+    saying so where some rows are not judged for want of a GPU."""
+    names = sorted(set(_devices_of(rows)) - {''})
+    line = f"Device: {', '.join(names) or 'not named in the CSVs'}."
+    if not on_gpu(rows).all():
+        line += (' Rows not on a GPU are shown, not judged (meets False): '
+                 "the issues' targets are a GPU's.")
+    return line
 
 
 def report(folder: str | Path, kinds: Sequence[str]) -> str:

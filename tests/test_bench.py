@@ -290,10 +290,8 @@ def test_bench_times_what_auto_runs_where_it_is_not_the_xla_recursion(
     as the XLA recursion."""
     from types import SimpleNamespace
     from ntkexp.fastconv import select
-    frame = bench.main(['--only', 'infinite', '--arch', 'cnn_gap', 'wrn',
-                        '--n', 'cnn_gap=2', 'wrn=2', 'image=4',
-                        '--repeats', '1', '--out', str(tmp_path)])
-    assert 'ntkexp_auto_engine' not in set(frame.method)   # None: XLA alone
+    fn, kwargs = bench.ARCHITECTURES['cnn_gap']
+    assert fn(**kwargs, fast_kernel='auto')[2].impl == 'xla'  # None: no row
     monkeypatch.setattr(select, 'GPU_AUTO_PALLAS_KIND', 'diagonal_first_masked')
     monkeypatch.setattr(select, 'backend',
                         SimpleNamespace(target_backend=lambda: 'gpu'))

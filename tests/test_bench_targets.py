@@ -159,18 +159,21 @@ def test_report_and_command_line(tmp_path, capsys):
         ('cnn_gap', 'fastconv_pallas_diagonal_first_masked_w8', 12.2, 3e-7),
     ).to_csv(tmp_path / 'fastconv_first_relu.csv', index=False)
     (tmp_path / 'empirical').mkdir()
+    gpu = f'gpu:{H100}'
     pd.DataFrame([
         dict(benchmark='empirical_ntk', method='JACOBIAN_CONTRACTION',
-             seconds=0.048, rel_diff=0.0, ratio_vs_jacobian_contraction=1.0),
+             seconds=0.048, rel_diff=0.0, ratio_vs_jacobian_contraction=1.0,
+             device=gpu),
         dict(benchmark='empirical_ntk', method='NTKEXP_STRUCTURED_CONVS_TF32X3',
-             seconds=0.015, rel_diff=8e-7, ratio_vs_jacobian_contraction=3.2),
+             seconds=0.015, rel_diff=8e-7, ratio_vs_jacobian_contraction=3.2,
+             device=gpu),
         dict(benchmark='empirical_ntk', method='COTANGENT_FLOOR',
-             seconds=0.01, ratio_vs_jacobian_contraction=4.8),
+             seconds=0.01, ratio_vs_jacobian_contraction=4.8, device=gpu),
         dict(benchmark='infinite_ntk', arch='myrtle5', method='nt_jit',
              entries_per_s=6000.0, ratio_vs_nt_jit=1.0, rel_diff=0.0),
         dict(benchmark='infinite_ntk', arch='myrtle5',
              method='ntkexp_auto_engine', entries_per_s=72000.0,
-             ratio_vs_nt_jit=12.0, rel_diff=5e-7, device=H100,
+             ratio_vs_nt_jit=12.0, rel_diff=5e-7, device=gpu,
              dtype='float32'),
     ]).to_csv(tmp_path / 'empirical' / 'bench_gpu_H100.csv', index=False)
     assert bench_targets.main([str(tmp_path)]) == 0
@@ -179,7 +182,9 @@ def test_report_and_command_line(tmp_path, capsys):
     assert ('| myrtle5 | ntkexp_auto_engine | float32 | 12 | 5e-07 | 6.94 | '
             'True | True |') \
         in out
-    assert f'Device: {H100}.' in out
+    assert f'Device: {H100}, {gpu}.' in out     # issue 10: both benches
+    assert f'Device: {gpu}.' in out             # issue 9
+    assert 'not judged' not in out
     assert 'waits for a run on an H100' not in out
     assert ("GPU_AUTO_PALLAS_KIND = 'diagonal_first_masked' and "
             'ntkexp.fastconv.pallas.DIAGONAL_NUM_WARPS = 8') in out
@@ -208,3 +213,19 @@ def test_make_bench_rows_of_the_second_session_h100():
     assert str(rows.hours_met['myrtle5']) == 'False'      # judged: an H100
     assert (rows.rel_diff > 3e-5).all() and not fast.meets.any()
     assert not rows.issue9_2x[['cnn_gap', 'wrn']].any()
+
+
+def test_rows_of_a_cpu_are_shown_not_judged():
+    """The issues' targets are a GPU's: a CPU's 25x (``make bench`` on this
+    machine: CNN-GAP) or 3.2x structured derivatives meet nothing, and the
+    report says why."""
+    fast = bench_targets.fast_kernel_verdicts(_fastconv_rows(
+        ('cnn_gap', 'fastconv', 25.4, 3e-7), device='cpu'))
+    assert list(fast.speedup) == [25.4] and not fast.meets.any()
+    assert not fast.issue9_2x.any()
+    empirical = bench_targets.empirical_verdicts(pd.DataFrame([
+        dict(benchmark='empirical_ntk', method='NTKEXP_STRUCTURED',
+             rel_diff=1e-7, ratio_vs_jacobian_contraction=3.2,
+             device=device) for device in ('cpu:cpu', 'gpu:NVIDIA H200')]))
+    assert list(empirical.meets) == [False, True]
+    assert 'shown, not judged' in bench_targets._devices(empirical)
