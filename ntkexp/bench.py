@@ -50,6 +50,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import functools
 import statistics
@@ -70,6 +71,8 @@ from ntkexp import kernels
 from ntkexp import models
 from ntkexp import records
 from ntkexp import structured_ntk
+from ntkexp.fastconv import pallas as fastconv_pallas
+from ntkexp.fastconv import select
 
 # (name, model function, kwargs) for the infinite-width rows.
 ARCHITECTURES = {
@@ -130,11 +133,15 @@ def _rel_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
-                   repeats: int, dtype: str = 'float32'
-                   ) -> list[dict[str, Any]]:
+                   repeats: int, dtype: str = 'float32',
+                   nt_engine: bool = True) -> list[dict[str, Any]]:
     """NTK entries/s: plain nt (jit, nt.batch) vs the ntkexp block engine,
     on ``dtype`` images (``float64`` needs ``jax_enable_x64``; it is what
-    ``ntkexp run`` computes kernels in, ``precision: float64``)."""
+    ``ntkexp run`` computes kernels in, ``precision: float64``).
+    ``nt_engine=False`` leaves out ``nt.batch`` and neural-tangents' kernel
+    in the engine, whose block sizing compiles that kernel several times
+    (minutes for a pooled CNN on a GPU): the fast kernels against one jit
+    call of neural-tangents' alone."""
     fn, kwargs = ARCHITECTURES[arch]
     fast = arch in FAST_ARCHS
     # Plain neural-tangents: the stax kernel_fn, without ntkexp's fast path.
@@ -150,22 +157,8 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
     t_host, _ = timed(lambda: np.asarray(jitted(x, x, get='ntk')), repeats)
     rows.append(dict(method='nt_jit_host', seconds=t_host, rel_diff=0.0,
                      block=n, peak_bytes=peak_bytes()))
-    # Blocks from the memory budget alone (block_seconds=None): the layouts
-    # this benchmark compares, not cut further for progress reporting.
-    engine = kernels.KernelEngine(kernel_fn, arch, get=('ntk',),
-                                  memory_gb=memory_gb, cache_dir=None,
-                                  progress=False, block_seconds=None)
-    plan, _ = engine.plan(x, None)
-    block = plan.block
-    batched = nt.batch(kernel_fn, batch_size=block)
-    t_batch, out = timed(lambda: batched(x, x, 'ntk'), repeats)
-    rows.append(dict(method='nt_batch', seconds=t_batch,
-                     rel_diff=_rel_diff(out, ref), block=block,
-                     peak_bytes=peak_bytes()))
-    t_engine, out = timed(lambda: engine(x)['ntk'], repeats)
-    rows.append(dict(method='ntkexp_engine', seconds=t_engine,
-                     rel_diff=_rel_diff(out, ref), block=block,
-                     peak_bytes=peak_bytes(), **_choice_columns(engine, plan)))
+    if nt_engine:
+        rows += _nt_engine_rows(kernel_fn, arch, x, ref, memory_gb, repeats)
     if fast:
         # ntkexp's fused convolutional recursion (ntkexp.fastconv) in the
         # engine, as XLA programs (fast_kernel=true).
@@ -190,6 +183,29 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
     return rows
 
 
+def _nt_engine_rows(kernel_fn: Any, arch: str, x: np.ndarray, ref: np.ndarray,
+                    memory_gb: float, repeats: int) -> list[dict[str, Any]]:
+    """:func:`bench_infinite`'s rows of neural-tangents' ``kernel_fn`` in
+    ``nt.batch`` and in ntkexp's block engine, at the engine's block size."""
+    # Blocks from the memory budget alone (block_seconds=None): the layouts
+    # this benchmark compares, not cut further for progress reporting.
+    engine = kernels.KernelEngine(kernel_fn, arch, get=('ntk',),
+                                  memory_gb=memory_gb, cache_dir=None,
+                                  progress=False, block_seconds=None)
+    plan, _ = engine.plan(x, None)
+    block = plan.block
+    batched = nt.batch(kernel_fn, batch_size=block)
+    t_batch, out = timed(lambda: batched(x, x, 'ntk'), repeats)
+    rows = [dict(method='nt_batch', seconds=t_batch,
+                 rel_diff=_rel_diff(out, ref), block=block,
+                 peak_bytes=peak_bytes())]
+    t_engine, out = timed(lambda: engine(x)['ntk'], repeats)
+    rows.append(dict(method='ntkexp_engine', seconds=t_engine,
+                     rel_diff=_rel_diff(out, ref), block=block,
+                     peak_bytes=peak_bytes(), **_choice_columns(engine, plan)))
+    return rows
+
+
 def _fast_engine_row(method: str, kernel_fn: Any, name: str, x: np.ndarray,
                      ref: np.ndarray, memory_gb: float, repeats: int
                      ) -> dict[str, Any]:
@@ -203,10 +219,12 @@ def _fast_engine_row(method: str, kernel_fn: Any, name: str, x: np.ndarray,
     plan, _ = engine.plan(x, None)
     seconds, out = timed(lambda: engine(x)['ntk'], repeats)
     kind = getattr(kernel_fn, 'pallas_kind', None)
+    pallas_columns = {} if kind is None else dict(
+        pallas_num_warps=fastconv_pallas.default_num_warps(kind))
     return dict(method=method, seconds=seconds, rel_diff=_rel_diff(out, ref),
                 block=plan.block, peak_bytes=peak_bytes(),
                 fast_kernel='true' if kind is None else f'pallas_{kind}',
-                **_choice_columns(engine, plan))
+                **pallas_columns, **_choice_columns(engine, plan))
 
 
 def _choice_columns(engine: kernels.KernelEngine,
@@ -453,7 +471,26 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument('--n', nargs='*', default=[], metavar='ARCH=N',
                         help='override the inputs of an architecture, e.g. '
                         'fc=16384')
+    parser.add_argument('--gpu-auto-pallas-kind', default=None,
+                        metavar='KIND[:WARPS]',
+                        help='time fast_kernel=auto as if '
+                        'select.GPU_AUTO_PALLAS_KIND were KIND and '
+                        'pallas.DIAGONAL_NUM_WARPS WARPS (what `python -m '
+                        'ntkexp.bench_targets FOLDER --choice` prints): the '
+                        'row ntkexp_auto_engine, on a GPU')
+    parser.add_argument('--no-nt-engine', action='store_true',
+                        help="leave out nt.batch and neural-tangents' kernel "
+                        'in the engine (their block sizing compiles it '
+                        'several times): the fast kernels against one jit '
+                        'call of neural-tangents alone')
     args = parser.parse_args(argv)
+    choice = contextlib.nullcontext
+    if args.gpu_auto_pallas_kind:
+        try:
+            kind, warps = select.parse_auto_choice(args.gpu_auto_pallas_kind)
+        except ValueError as error:
+            parser.error(f'--gpu-auto-pallas-kind {error}')
+        choice = functools.partial(select.auto_choice, kind, warps)
     device = jax.local_devices()[0]
     size = args.size or ('gpu' if device.platform == 'gpu' else 'cpu')
     sizes = dict(SIZES[size])
@@ -494,8 +531,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     if 'infinite' in only:
         for arch in args.arch or ARCHITECTURES:
-            rows += bench_infinite(arch, sizes[arch], sizes['image'], memory_gb,
-                                   args.repeats, args.dtype)
+            with choice():
+                rows += bench_infinite(arch, sizes[arch], sizes['image'],
+                                       memory_gb, args.repeats, args.dtype,
+                                       nt_engine=not args.no_nt_engine)
             save()
             print(f'  infinite {arch} done', flush=True)
     if 'training' in only:

@@ -23,6 +23,7 @@ architecture is fastest among those meeting issue 10 on both. It judges
 what was measured; it measures nothing::
 
     python -m ntkexp.bench_targets /path/to/gpu_check_out
+    python -m ntkexp.bench_targets /path/to/gpu_check_out --choice  # KIND:WARPS
 """
 
 from __future__ import annotations
@@ -148,6 +149,14 @@ def engine_rows(frame: pd.DataFrame) -> pd.DataFrame:
         cifar10_hours=CIFAR10_ENTRIES / _column(rows, 'entries_per_s') / 3600)
 
 
+def fast_kernel_rows(folder: str | Path) -> pd.DataFrame:
+    """Every fast-kernel row under ``folder``: ``ntkexp.fastconv.bench``'s
+    CSVs and ``make bench``'s engine rows (:func:`engine_rows`)."""
+    return pd.concat([read_csvs(folder, 'fastconv*.csv'),
+                      engine_rows(read_csvs(folder, 'bench_*.csv'))],
+                     ignore_index=True)
+
+
 def fast_kernel_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
     """Issue 10's targets for each fast-kernel row (``method`` other than
     ``nt``) of ``python -m ntkexp.fastconv.bench`` CSVs: columns
@@ -269,9 +278,7 @@ def _devices(rows: pd.DataFrame) -> str:
 def report(folder: str | Path, kinds: Sequence[str]) -> str:
     """The Markdown report of :func:`main` for the CSVs under ``folder``."""
     lines = [f'# Targets against the CSVs under {folder}', '']
-    fast = fast_kernel_verdicts(pd.concat(
-        [read_csvs(folder, 'fastconv*.csv'),
-         engine_rows(read_csvs(folder, 'bench_*.csv'))], ignore_index=True))
+    fast = fast_kernel_verdicts(fast_kernel_rows(folder))
     lines.append(f'## Issue 10: >= {FAST_KERNEL_SPEEDUP:g}x plain '
                  f'neural-tangents, float32 within {FLOAT32_REL:g} (float64 '
                  f'{FLOAT64_REL:g}), Myrtle-5 CIFAR-10 under '
@@ -321,10 +328,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('folder', type=Path,
                         help="a GPU run's output folder (tools/gpu_check.sh's "
                              '$OUT)')
+    parser.add_argument('--choice', action='store_true',
+                        help='print only the recommended KIND:WARPS (nothing '
+                        'if no Pallas kind meets issue 10 on both networks), '
+                        'for `python -m ntkexp.bench --gpu-auto-pallas-kind`')
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.error(f'{args.folder} is not a folder: give the folder a GPU '
                      f'run wrote its CSVs to')
+    if args.choice:
+        choice = recommend_pallas(
+            fast_kernel_verdicts(fast_kernel_rows(args.folder)),
+            pallas.KINDS)
+        if choice is not None:
+            print(f'{choice[0]}:{choice[1]}')
+        return 0
     print(report(args.folder, pallas.KINDS), end='')
     return 0
 

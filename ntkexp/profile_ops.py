@@ -9,15 +9,16 @@ on the device's timeline (GPU: its ``XLA Ops`` line; CPU: the host threads that
 run XLA's thunks). Each operation is described from the compiled HLO: its kind,
 output shape and, for a fusion, the operations inside it.
 
-Its command line profiles a WRN's empirical NTK by one of ``ntkexp.bench``'s
-methods (``--empirical-impl`` names: neural-tangents' implementations,
-``NTKEXP_STRUCTURED`` and its variants, the bounds and parts); the table is
-also written as CSV with ``--out``. The fast infinite-width kernels have
+Its command line profiles a WRN's empirical NTK by one or more of
+``ntkexp.bench``'s methods (``--empirical-impl`` names: neural-tangents'
+implementations, ``NTKEXP_STRUCTURED`` and its variants, the bounds and
+parts), one after the other; the tables are also written as one CSV with
+``--out`` (column ``target``), after each method. The fast infinite-width kernels have
 ``python -m ntkexp.fastconv.stage_bench --kernels ARCH``, built on
 :func:`profile_ops`::
 
-    python -m ntkexp.profile_ops --method NTKEXP_STRUCTURED --side 64 --n 16 \\
-        --wrn-k 4
+    python -m ntkexp.profile_ops --method NTKEXP_STRUCTURED WEIGHT_GRADIENTS \\
+        --side 64 --n 16 --wrn-k 4
 
 On a GPU, set ``JAX_DEFAULT_MATMUL_PRECISION=highest`` as the benchmarks do.
 """
@@ -187,22 +188,21 @@ def profile_ops(fn: Callable, args: Sequence[Any], repeats: int = 3,
     return frame.sort_values('us', ascending=False, ignore_index=True)
 
 
-def _empirical_target(args: argparse.Namespace) -> tuple[Callable, tuple]:
+def _empirical_target(method: str, args: argparse.Namespace
+                      ) -> tuple[Callable, tuple]:
     from ntkexp import bench  # pylint: disable=g-import-not-at-top
-    if args.method not in bench.EMPIRICAL_CHOICES:
-        raise SystemExit(f'--method {args.method}: expected one of '
-                         + ' '.join(sorted(bench.EMPIRICAL_CHOICES)))
     apply_fn, x, params = bench.empirical_wrn(args.n, args.side, args.wrn_k)
-    fn, _ = bench.empirical_method_fn(args.method, apply_fn)
+    fn, _ = bench.empirical_method_fn(method, apply_fn)
     return fn, (x, params)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    """Prints (and with ``--out`` writes) the table of one empirical NTK
-    method."""
+    """Prints (and with ``--out`` writes) the tables of empirical NTK
+    methods, one after the other."""
+    from ntkexp import bench  # pylint: disable=g-import-not-at-top
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--method', default='NTKEXP_STRUCTURED',
-                        help='an ntkexp.bench --empirical-impl name')
+    parser.add_argument('--method', nargs='+', default=['NTKEXP_STRUCTURED'],
+                        help='ntkexp.bench --empirical-impl names')
     parser.add_argument('--wrn-k', type=int, default=4)
     parser.add_argument('--side', type=int, default=32)
     parser.add_argument('--n', type=int, default=16)
@@ -210,25 +210,34 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument('--top', type=int, default=25)
     parser.add_argument('--out', default=None, help='CSV path')
     args = parser.parse_args(argv)
-    fn, fn_args = _empirical_target(args)
-    label = f'wrn-10-{args.wrn_k} {args.method}'
-    frame = profile_ops(fn, fn_args, args.repeats)
+    unknown = [m for m in args.method if m not in bench.EMPIRICAL_CHOICES]
+    if unknown:
+        raise SystemExit(f'--method {" ".join(unknown)}: expected one of '
+                         + ' '.join(sorted(bench.EMPIRICAL_CHOICES)))
     device = jax.devices()[0]
-    frame.insert(0, 'target', label)
-    frame.insert(1, 'input', f'{args.n}x{args.side}x{args.side}x3')
-    frame.insert(2, 'device', str(device.device_kind))
-    print(f'{label}, {args.n} images {args.side}x{args.side}, '
-          f'{device.device_kind}: {frame["us"].sum():.1f} us of device ops '
-          'per call')
-    with pd.option_context('display.width', 250, 'display.max_colwidth', 70):
-        print(frame.drop(columns=['target', 'input', 'device'])
-              .head(args.top).to_string(index=False,
-                                        float_format=lambda v: f'{v:.4g}'))
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        frame.to_csv(args.out, index=False)
-        print('written:', args.out)
-    return frame
+    frames = []
+    for method in args.method:
+        fn, fn_args = _empirical_target(method, args)
+        label = f'wrn-10-{args.wrn_k} {method}'
+        frame = profile_ops(fn, fn_args, args.repeats)
+        frame.insert(0, 'target', label)
+        frame.insert(1, 'input', f'{args.n}x{args.side}x{args.side}x3')
+        frame.insert(2, 'device', str(device.device_kind))
+        print(f'{label}, {args.n} images {args.side}x{args.side}, '
+              f'{device.device_kind}: {frame["us"].sum():.1f} us of device '
+              'ops per call')
+        with pd.option_context('display.width', 250,
+                               'display.max_colwidth', 70):
+            print(frame.drop(columns=['target', 'input', 'device'])
+                  .head(args.top).to_string(
+                      index=False, float_format=lambda v: f'{v:.4g}'))
+        frames.append(frame)
+        if args.out:   # after each method: a run cut short keeps its tables
+            os.makedirs(os.path.dirname(os.path.abspath(args.out)),
+                        exist_ok=True)
+            pd.concat(frames, ignore_index=True).to_csv(args.out, index=False)
+            print('written:', args.out)
+    return pd.concat(frames, ignore_index=True)
 
 
 if __name__ == '__main__':

@@ -281,32 +281,48 @@ def test_bench_float64_kernels_equal_and_are_labelled(tmp_path):
 
 def test_bench_times_what_auto_runs_where_it_is_not_the_xla_recursion(
         tmp_path, monkeypatch):
-    """Once ``select.GPU_AUTO_PALLAS_KIND`` is set, ``fast_kernel=auto`` (what
-    ``ntkexp run`` computes) runs that kind's Pallas steps on a GPU, so
-    ``make bench`` times it too, in its own row beside the XLA recursion's,
-    for the networks it serves (CNN-GAP, Myrtle; not the WRN). The GPU is
-    stood in for by the choice's backend check alone: the steps run in the
-    interpreter (at 4x4 their tiles go to XLA), as close to neural-tangents
-    as the XLA recursion."""
+    """With ``--gpu-auto-pallas-kind KIND:WARPS`` (what ``bench_targets
+    --choice`` prints) ``make bench`` times ``fast_kernel=auto`` as if
+    ``select.GPU_AUTO_PALLAS_KIND`` were set: on a GPU that kind's Pallas
+    steps, in its own row beside the XLA recursion's, for the networks it
+    serves (CNN-GAP, Myrtle; not the WRN), and sets nothing for later. The
+    GPU is stood in for by the choice's backend check alone: the steps run in
+    the interpreter (at 4x4 their tiles go to XLA), as close to
+    neural-tangents as the XLA recursion. ``--no-nt-engine`` leaves out the
+    rows that size neural-tangents' kernel in the engine."""
     from types import SimpleNamespace
-    from ntkexp.fastconv import select
+    from ntkexp.fastconv import pallas, select
     fn, kwargs = bench.ARCHITECTURES['cnn_gap']
     assert fn(**kwargs, fast_kernel='auto')[2].impl == 'xla'  # None: no row
-    monkeypatch.setattr(select, 'GPU_AUTO_PALLAS_KIND', 'diagonal_first_masked')
     monkeypatch.setattr(select, 'backend',
                         SimpleNamespace(target_backend=lambda: 'gpu'))
     frame = bench.main(['--only', 'infinite', '--arch', 'cnn_gap', 'wrn',
                         '--n', 'cnn_gap=2', 'wrn=2', 'image=4',
-                        '--repeats', '1', '--out', str(tmp_path)])
-    fast = frame[frame.method.isin(['ntkexp_fastconv_engine',
-                                    'ntkexp_auto_engine'])]
-    kinds = dict(zip(fast.arch + '/' + fast.method, fast.fast_kernel))
+                        '--repeats', '1', '--no-nt-engine',
+                        '--gpu-auto-pallas-kind', 'diagonal_first_masked:16',
+                        '--out', str(tmp_path)])
+    assert (select.GPU_AUTO_PALLAS_KIND, pallas.DIAGONAL_NUM_WARPS) == (None, 8)
+    assert set(frame.method) == {'nt_jit', 'nt_jit_host',
+                                 'ntkexp_fastconv_engine',
+                                 'ntkexp_auto_engine'}
+    fast = frame[frame.method.str.startswith('ntkexp')]
+    kinds = dict(zip(fast.arch + '/' + fast.method,
+                     zip(fast.fast_kernel, fast.pallas_num_warps.fillna(0))))
     assert kinds == {
-        'cnn_gap/ntkexp_fastconv_engine': 'true',
-        'cnn_gap/ntkexp_auto_engine': 'pallas_diagonal_first_masked',
-        'wrn/ntkexp_fastconv_engine': 'true'}
+        'cnn_gap/ntkexp_fastconv_engine': ('true', 0),
+        'cnn_gap/ntkexp_auto_engine': ('pallas_diagonal_first_masked', 16),
+        'wrn/ntkexp_fastconv_engine': ('true', 0)}
     # float32 at 4x4: the engine's rows differ from one jit call by rounding
     # (8e-6 here for CNN-GAP), the Pallas row as much as the XLA one.
     gap = fast[fast.arch == 'cnn_gap'].set_index('method').rel_diff
     assert gap.max() < 1e-4
     assert abs(gap['ntkexp_auto_engine'] - gap['ntkexp_fastconv_engine']) < 1e-6
+
+
+def test_bench_rejects_a_malformed_auto_choice(capsys):
+    for text, message in (('diagonals:8', 'must be one of rows, diagonal'),
+                          ('diagonal_first_masked:6', 'WARPS must be 1, 2'),
+                          ('rows:8', "'rows' kind runs its own 4 warps")):
+        with pytest.raises(SystemExit):
+            bench.main(['--only', 'infinite', '--gpu-auto-pallas-kind', text])
+        assert message in capsys.readouterr().err

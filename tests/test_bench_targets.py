@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ntkexp import bench_targets
-from ntkexp.fastconv import pallas
+from ntkexp.fastconv import pallas, select
 
 SESSION14 = Path(__file__).parent.parent / 'results' / 'bench' / 'session14'
 
@@ -189,6 +189,17 @@ def test_report_and_command_line(tmp_path, capsys):
     assert ("GPU_AUTO_PALLAS_KIND = 'diagonal_first_masked' and "
             'ntkexp.fastconv.pallas.DIAGONAL_NUM_WARPS = 8') in out
     assert '| NTKEXP_STRUCTURED_CONVS_TF32X3 |' in out
+    # --choice prints the setting alone, as make bench's
+    # --gpu-auto-pallas-kind reads it (a kind alone: its own warps).
+    assert bench_targets.main([str(tmp_path), '--choice']) == 0
+    choice = capsys.readouterr().out
+    assert choice == 'diagonal_first_masked:8\n'
+    assert select.parse_auto_choice(choice.strip()) == (
+        'diagonal_first_masked', 8)
+    assert select.parse_auto_choice('diagonal_first_masked_tail') == (
+        'diagonal_first_masked_tail', pallas.DIAGONAL_NUM_WARPS)
+    assert bench_targets.main([str(SESSION14), '--choice']) == 0
+    assert capsys.readouterr().out == ''      # nothing met: nothing to set
     empirical = bench_targets.empirical_verdicts(
         bench_targets.read_csvs(tmp_path, 'bench_*.csv'))
     assert list(empirical.meets) == [False, True, False]

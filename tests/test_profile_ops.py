@@ -58,20 +58,27 @@ def test_a_large_product_dominates_the_profile():
     assert top['shape'].startswith('f32[768,768]')
 
 
-def test_command_line_profiles_an_empirical_ntk_method(tmp_path, capsys):
+def test_command_line_profiles_empirical_ntk_methods_into_one_csv(
+        tmp_path, capsys):
     out = tmp_path / 'ops.csv'
     frame = profile_ops.main(['--method', 'NTKEXP_STRUCTURED_FACTORS',
-                              '--side', '6', '--n', '2', '--wrn-k', '1',
-                              '--repeats', '1', '--out', str(out)])
-    assert 'wrn-10-1 NTKEXP_STRUCTURED_FACTORS' in capsys.readouterr().out
+                              'COTANGENT_FLOOR', '--side', '6', '--n', '2',
+                              '--wrn-k', '1', '--repeats', '1',
+                              '--out', str(out)])
+    printed = capsys.readouterr().out
+    assert 'wrn-10-1 NTKEXP_STRUCTURED_FACTORS' in printed
+    assert 'wrn-10-1 COTANGENT_FLOOR' in printed
     written = pd.read_csv(out)
     assert len(written) == len(frame) > 0
-    assert set(written.target) == {'wrn-10-1 NTKEXP_STRUCTURED_FACTORS'}
-    # The network's convolutions are there.
-    assert written.opcode.fillna('').str.contains('convolution').any()
+    assert list(written.target.unique()) == [
+        'wrn-10-1 NTKEXP_STRUCTURED_FACTORS', 'wrn-10-1 COTANGENT_FLOOR']
+    # The network's convolutions are in both; each table's shares sum to 1.
+    for _, table in written.groupby('target'):
+        assert table.opcode.fillna('').str.contains('convolution').any()
+        assert table.share.sum() == pytest.approx(1.0)
 
 
 def test_command_line_names_the_methods_it_knows():
     with pytest.raises(SystemExit, match='--method FOO: expected one of .*'
                        'JACOBIAN_CONTRACTION.*NTKEXP_STRUCTURED'):
-        profile_ops.main(['--method', 'FOO'])
+        profile_ops.main(['--method', 'NTKEXP_STRUCTURED', 'FOO'])

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures still owed by issues 9 and 10, in one device call (< 8.5 min).
+# The GPU figures still owed by issues 9 and 10, in one device call (< 9.5 min).
 #
 # Prepare here (once per checkout): the GPU machine has Python 3.12 and jax, but not
 # neural-tangents, hydra-core, omegaconf, antlr4-python3-runtime or frozendict. Download
@@ -9,12 +9,15 @@
 # `.venv/bin/python -m pip wheel --no-deps antlr4-python3-runtime==4.9.3 -w .whl`.
 #
 # Run: device `run` with kind "nvidia-h100-x1", carry [".whl"], command
-# `bash tools/gpu_check.sh`, timeout_s 540. Name the kind: a plain run may get an H200,
+# `bash tools/gpu_check.sh`, timeout_s 600 (its steps end by DEADLINE, 560 s after its
+# start: a step's limit is cut to what is left, and one with under 20 s left is skipped;
+# with a machine's start, about 12 of the session's 15 device minutes). Name the kind: a plain run may get an H200,
 # and issue 10's 8-hour target is in H100-hours (session 14's baselines are an H100's
 # too). If no H100 is lent, run it on the H200 all the same: every figure is a ratio to
 # neural-tangents in the same run, and targets.md leaves the hours to an H100.
-# $OUT holds 8 files at the end (log.txt, 5 CSVs, the empirical bench's CSV, targets.md):
-# the device returns at most 8, so a new output file must replace one (the script warns).
+# $OUT holds at most 8 files at the end (log.txt, 3 fastconv CSVs, the empirical bench's
+# CSV, the profile CSV, targets.md, and make bench's CSV where step 3 runs): the device
+# returns at most 8, so a new output file must replace one (the script warns).
 # Dry run on a CPU (small sizes; the tensor-core rows say "needs a GPU"):
 #   DRY=1 OUT=/tmp/gpu_check PYTHON=.venv/bin/python bash tools/gpu_check.sh
 # (every step passes so under jax 0.10.2, and under the GPU machine's jax 0.11.2 with
@@ -60,8 +63,13 @@
 #      convolutions), also with its products so, the cotangent floor both ways, and
 #      the factors alone (taps and backward passes, no contractions).
 #   2. issue 9: device time per XLA operation of the structured NTK and of the
-#      weight-gradient bound (python -m ntkexp.profile_ops, CSVs).
-#   3. every CSV against the issues' targets (python -m ntkexp.bench_targets $OUT, into
+#      weight-gradient bound (python -m ntkexp.profile_ops, one CSV).
+#   3. if a Pallas kind meets issue 10 on both networks (bench_targets --choice after
+#      steps first_relu and gap_tail; CHOICE=KIND:WARPS sets it by hand), `make bench`'s
+#      infinite-width rows for Myrtle-5 and CNN-GAP at 32 images with fast_kernel=auto
+#      taking it (python -m ntkexp.bench --gpu-auto-pallas-kind, --no-nt-engine), run
+#      right after the empirical step: the setting timed as `ntkexp run` would use it.
+#   4. every CSV against the issues' targets (python -m ntkexp.bench_targets $OUT, into
 #      $OUT/targets.md): which rows meet 10x / 1e-5 / 8 h and 3x / 1e-6, and the
 #      Pallas kind and warps to set for `auto`. The fastconv bench saves each row as it
 #      is measured, so a step cut by its limit keeps what it timed.
@@ -72,18 +80,25 @@ export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 PYTHON=${PYTHON:-python3}
+DEADLINE=${DEADLINE:-560}
 if [ -z "${DRY:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD
-  SIDE=32; N=32; EMP_SIDE=64; EMP_N=16; WRN_K=4
+  SIDE=32; N=32; EMP_SIDE=64; EMP_N=16; WRN_K=4; BENCH_SIZE=gpu
 else
-  SIDE=8; N=2; EMP_SIDE=8; EMP_N=2; WRN_K=1
+  SIDE=8; N=2; EMP_SIDE=8; EMP_N=2; WRN_K=1; BENCH_SIZE=cpu
 fi
 LOG="$OUT/log.txt"
 
 step() {  # step NAME SECONDS COMMAND...: runs it with a time limit, logs the outcome
   local name=$1 limit=$2; shift 2
+  local left=$((DEADLINE - SECONDS))
+  if [ "$left" -lt 20 ]; then
+    echo "=== $name: skipped, ${left}s left before the ${DEADLINE}s deadline" | tee -a "$LOG"
+    return
+  fi
+  if [ "$limit" -gt "$left" ]; then limit=$left; fi
   echo "=== $name (limit ${limit}s): $*" | tee -a "$LOG"
   local start=$SECONDS
   timeout "$limit" "$@" 2>&1 | tee -a "$LOG" | tail -40
@@ -113,21 +128,28 @@ step gap_tail 80 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
   -m ntkexp.fastconv.bench --arch cnn_gap --side $SIDE --n $N --repeats 3 \
   --variants default --pallas --pallas-kinds diagonal_first_masked_tail --num-warps 4,8,16 \
   --out "$OUT/fastconv_gap_tail.csv"
-step fastconv_variants 70 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
-  -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
-  --variants default,separate_padded \
-  --pallas --pallas-kinds diagonal --num-warps 8 --pallas-variants padded_first \
-  --out "$OUT/fastconv_variants.csv"
+# The Pallas kind and warps `auto` should take, if one meets issue 10 on both networks.
+CHOICE=${CHOICE:-$($PYTHON -m ntkexp.bench_targets "$OUT" --choice 2>>"$LOG" | tail -n 1)}
+echo "=== choice for fast_kernel=auto: ${CHOICE:-none (XLA)}" | tee -a "$LOG"
 step empirical 140 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON -m ntkexp.bench \
   --only empirical --n image=$EMP_SIDE empirical_n=$EMP_N wrn_k=$WRN_K --repeats 5 \
   --empirical-impl JACOBIAN_CONTRACTION NTKEXP_STRUCTURED NTKEXP_STRUCTURED_CONVS_TF32X3 \
   NTKEXP_STRUCTURED_ALL_TF32X3 COTANGENT_FLOOR COTANGENT_FLOOR_CONVS_TF32X3 \
   NTKEXP_STRUCTURED_FACTORS --out "$OUT/empirical"
-for METHOD in NTKEXP_STRUCTURED WEIGHT_GRADIENTS; do
-  step "profile_$METHOD" 40 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
-    -m ntkexp.profile_ops --method $METHOD --side $EMP_SIDE --n $EMP_N --wrn-k $WRN_K \
-    --top 30 --out "$OUT/profile_$METHOD.csv"
-done
+if [ -n "$CHOICE" ]; then
+  step make_bench_auto 120 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+    -m ntkexp.bench --size $BENCH_SIZE --only infinite --arch myrtle5 cnn_gap \
+    --n myrtle5=$N cnn_gap=$N image=$SIDE --repeats 3 --no-nt-engine \
+    --gpu-auto-pallas-kind "$CHOICE" --out "$OUT/make_bench"
+fi
+step fastconv_variants 70 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+  -m ntkexp.fastconv.bench --arch myrtle5,cnn_gap --side $SIDE --n $N --repeats 3 \
+  --variants default,separate_padded \
+  --pallas --pallas-kinds diagonal --num-warps 8 --pallas-variants padded_first \
+  --out "$OUT/fastconv_variants.csv"
+step profile 80 env JAX_DEFAULT_MATMUL_PRECISION=highest $PYTHON \
+  -m ntkexp.profile_ops --method NTKEXP_STRUCTURED WEIGHT_GRADIENTS --side $EMP_SIDE \
+  --n $EMP_N --wrn-k $WRN_K --top 30 --out "$OUT/profile.csv"
 # Last: every CSV above against the issues' targets (ntkexp/bench_targets.py), with the
 # Pallas kind and warps `auto` should take if one meets issue 10 on both networks.
 $PYTHON -m ntkexp.bench_targets "$OUT" 2>&1 | tee "$OUT/targets.md"

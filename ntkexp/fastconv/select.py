@@ -32,8 +32,9 @@ neural-tangents' ``kernel_fn``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import jax
 
@@ -59,6 +60,48 @@ MODES = ('auto', 'true', 'false', 'pallas') + tuple(
 #: CNN-GAP, 15-17x plain neural-tangents against XLA's 6.5-7.3x measured,
 #: results/bench/session18/).
 GPU_AUTO_PALLAS_KIND: Optional[str] = None
+
+
+def parse_auto_choice(text: str) -> tuple[str, int]:
+    """``'KIND:WARPS'`` (what ``python -m ntkexp.bench_targets FOLDER
+    --choice`` prints) as ``(kind, warps)``.
+
+    Raises:
+        ValueError: an unknown kind, warps not a power of two from 1 to 32, or
+            warps other than 4 for ``rows`` (its warps are its own); one line
+            naming the choices.
+    """
+    kind, _, warps = text.partition(':')
+    kinds = ', '.join(pallas.KINDS)
+    if kind not in pallas.KINDS:
+        raise ValueError(f'{text!r}: the Pallas kind must be one of {kinds} '
+                         '(KIND:WARPS, e.g. diagonal_first_masked:8)')
+    if not warps:
+        return kind, pallas.default_num_warps(kind)
+    if not warps.isdigit() or int(warps) not in (1, 2, 4, 8, 16, 32):
+        raise ValueError(f'{text!r}: WARPS must be 1, 2, 4, 8, 16 or 32 '
+                         '(KIND:WARPS, e.g. diagonal_first_masked:8)')
+    if kind == 'rows' and int(warps) != pallas.default_num_warps('rows'):
+        raise ValueError(f"{text!r}: the 'rows' kind runs its own "
+                         f"{pallas.default_num_warps('rows')} warps")
+    return kind, int(warps)
+
+
+@contextlib.contextmanager
+def auto_choice(kind: str, warps: int) -> Iterator[None]:
+    """Within the block, ``fast_kernel='auto'`` takes the Pallas ``kind`` on a
+    GPU (:data:`GPU_AUTO_PALLAS_KIND`) and the diagonal kinds' steps run
+    ``warps`` (:data:`ntkexp.fastconv.pallas.DIAGONAL_NUM_WARPS`): what a GPU
+    run's ``bench_targets`` recommends, timed before it is committed."""
+    global GPU_AUTO_PALLAS_KIND
+    before = GPU_AUTO_PALLAS_KIND, pallas.DIAGONAL_NUM_WARPS
+    GPU_AUTO_PALLAS_KIND = kind
+    if kind != 'rows':
+        pallas.DIAGONAL_NUM_WARPS = warps
+    try:
+        yield
+    finally:
+        GPU_AUTO_PALLAS_KIND, pallas.DIAGONAL_NUM_WARPS = before
 
 
 def pallas_kind(mode: str) -> str:
