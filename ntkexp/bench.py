@@ -43,6 +43,8 @@ Usage::
 
     python -m ntkexp.bench                # sizes for a laptop CPU
     python -m ntkexp.bench --size gpu     # sizes for one GPU
+    python -m ntkexp.bench --size gpu --only infinite --arch myrtle5 cnn_gap \\
+        --no-nt-engine --gpu-auto-pallas-kind diagonal_first_masked:8
     python -m ntkexp.bench --only infinite --arch fc resnet --n fc=4096
     python -m ntkexp.bench --only infinite --dtype float64   # as `ntkexp run`
 """
@@ -161,19 +163,19 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
         rows += _nt_engine_rows(kernel_fn, arch, x, ref, memory_gb, repeats)
     if fast:
         # ntkexp's fused convolutional recursion (ntkexp.fastconv) in the
-        # engine, as XLA programs (fast_kernel=true).
-        _, _, fast_fn = fn(**kwargs, fast_kernel=True)
-        rows.append(_fast_engine_row('ntkexp_fastconv_engine', fast_fn,
-                                     arch + '_fast', x, ref, memory_gb,
-                                     repeats))
-        # What `ntkexp run` computes by default (fast_kernel=auto), where that
-        # is not the same program: on a GPU once
-        # select.GPU_AUTO_PALLAS_KIND is set, the Pallas steps of that kind.
-        _, _, auto_fn = fn(**kwargs, fast_kernel='auto')
+        # engine, as XLA programs (fast_kernel=true); then what `ntkexp run`
+        # computes by default (fast_kernel=auto) where that is not the same
+        # program: on a GPU once select.GPU_AUTO_PALLAS_KIND is set, the
+        # Pallas steps of that kind.
+        fast_fns = [('ntkexp_fastconv_engine', '_fast',
+                     fn(**kwargs, fast_kernel=True)[2])]
+        auto_fn = fn(**kwargs, fast_kernel='auto')[2]
         if getattr(auto_fn, 'impl', None) == 'pallas':
-            rows.append(_fast_engine_row('ntkexp_auto_engine', auto_fn,
-                                         arch + '_auto', x, ref, memory_gb,
-                                         repeats))
+            fast_fns.append(('ntkexp_auto_engine', '_auto', auto_fn))
+        for method, suffix, fast_fn in fast_fns:
+            engine, plan = _engine(fast_fn, arch + suffix, x, memory_gb)
+            rows.append(dict(_engine_row(method, engine, plan, x, ref, repeats),
+                             **_fast_kernel_columns(fast_fn)))
     for row in rows:
         row.update(benchmark='infinite_ntk', arch=arch, n=n,
                    input=f'{side}x{side}x3', dtype=dtype,
@@ -183,48 +185,50 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
     return rows
 
 
-def _nt_engine_rows(kernel_fn: Any, arch: str, x: np.ndarray, ref: np.ndarray,
-                    memory_gb: float, repeats: int) -> list[dict[str, Any]]:
-    """:func:`bench_infinite`'s rows of neural-tangents' ``kernel_fn`` in
-    ``nt.batch`` and in ntkexp's block engine, at the engine's block size."""
-    # Blocks from the memory budget alone (block_seconds=None): the layouts
-    # this benchmark compares, not cut further for progress reporting.
-    engine = kernels.KernelEngine(kernel_fn, arch, get=('ntk',),
-                                  memory_gb=memory_gb, cache_dir=None,
-                                  progress=False, block_seconds=None)
-    plan, _ = engine.plan(x, None)
-    block = plan.block
-    batched = nt.batch(kernel_fn, batch_size=block)
-    t_batch, out = timed(lambda: batched(x, x, 'ntk'), repeats)
-    rows = [dict(method='nt_batch', seconds=t_batch,
-                 rel_diff=_rel_diff(out, ref), block=block,
-                 peak_bytes=peak_bytes())]
-    t_engine, out = timed(lambda: engine(x)['ntk'], repeats)
-    rows.append(dict(method='ntkexp_engine', seconds=t_engine,
-                     rel_diff=_rel_diff(out, ref), block=block,
-                     peak_bytes=peak_bytes(), **_choice_columns(engine, plan)))
-    return rows
-
-
-def _fast_engine_row(method: str, kernel_fn: Any, name: str, x: np.ndarray,
-                     ref: np.ndarray, memory_gb: float, repeats: int
-                     ) -> dict[str, Any]:
-    """A row of :func:`bench_infinite` for a fast ``kernel_fn`` in the block
-    engine: its time, agreement with ``ref`` and block choice, and which
-    fast kernel it is (``fast_kernel``: ``'true'``, the XLA recursion, or
-    ``'pallas_<kind>'``)."""
+def _engine(kernel_fn: Any, name: str, x: np.ndarray, memory_gb: float
+            ) -> tuple[kernels.KernelEngine, kernels.BlockPlan]:
+    """ntkexp's block engine for ``kernel_fn`` and its plan for ``x``: blocks
+    from the memory budget alone (``block_seconds=None``), the layouts this
+    benchmark compares, not cut further for progress reporting."""
     engine = kernels.KernelEngine(kernel_fn, name, get=('ntk',),
                                   memory_gb=memory_gb, cache_dir=None,
                                   progress=False, block_seconds=None)
     plan, _ = engine.plan(x, None)
+    return engine, plan
+
+
+def _engine_row(method: str, engine: kernels.KernelEngine,
+                plan: kernels.BlockPlan, x: np.ndarray, ref: np.ndarray,
+                repeats: int) -> dict[str, Any]:
+    """The row of ``engine`` computing ``k(x, x)``: its time, agreement with
+    ``ref`` and block choice."""
     seconds, out = timed(lambda: engine(x)['ntk'], repeats)
-    kind = getattr(kernel_fn, 'pallas_kind', None)
-    pallas_columns = {} if kind is None else dict(
-        pallas_num_warps=fastconv_pallas.default_num_warps(kind))
     return dict(method=method, seconds=seconds, rel_diff=_rel_diff(out, ref),
                 block=plan.block, peak_bytes=peak_bytes(),
-                fast_kernel='true' if kind is None else f'pallas_{kind}',
-                **pallas_columns, **_choice_columns(engine, plan))
+                **_choice_columns(engine, plan))
+
+
+def _nt_engine_rows(kernel_fn: Any, arch: str, x: np.ndarray, ref: np.ndarray,
+                    memory_gb: float, repeats: int) -> list[dict[str, Any]]:
+    """:func:`bench_infinite`'s rows of neural-tangents' ``kernel_fn`` in
+    ``nt.batch`` and in ntkexp's block engine, at the engine's block size."""
+    engine, plan = _engine(kernel_fn, arch, x, memory_gb)
+    batched = nt.batch(kernel_fn, batch_size=plan.block)
+    t_batch, out = timed(lambda: batched(x, x, 'ntk'), repeats)
+    return [dict(method='nt_batch', seconds=t_batch,
+                 rel_diff=_rel_diff(out, ref), block=plan.block,
+                 peak_bytes=peak_bytes()),
+            _engine_row('ntkexp_engine', engine, plan, x, ref, repeats)]
+
+
+def _fast_kernel_columns(kernel_fn: Any) -> dict[str, Any]:
+    """Which fast kernel ``kernel_fn`` is: ``fast_kernel`` (``'true'``, the
+    XLA recursion, or ``'pallas_<kind>'``) and the Pallas steps' warps."""
+    kind = getattr(kernel_fn, 'pallas_kind', None)
+    if kind is None:
+        return dict(fast_kernel='true')
+    return dict(fast_kernel=f'pallas_{kind}',
+                pallas_num_warps=fastconv_pallas.default_num_warps(kind))
 
 
 def _choice_columns(engine: kernels.KernelEngine,

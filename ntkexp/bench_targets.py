@@ -284,10 +284,12 @@ def report(folder: str | Path, kinds: Sequence[str]) -> str:
                  f'{FLOAT64_REL:g}), Myrtle-5 CIFAR-10 under '
                  f'{CIFAR10_HOURS:g} {HOURS_DEVICE}-hours')
     if fast.empty:
-        lines.append('no fastconv CSV')
+        lines.append('no fast-kernel CSV (fastconv*.csv, or bench_*.csv with '
+                     'infinite-width rows)')
     else:
         lines.append(_devices(fast))
-        if (fast.hours_met == f'needs an {HOURS_DEVICE}').any():
+        if ((fast.hours_met == f'needs an {HOURS_DEVICE}')
+                & on_gpu(fast)).any():
             lines.append(
                 f'Myrtle-5 rows off an {HOURS_DEVICE} give their own '
                 f"device's hours: the {CIFAR10_HOURS:g}-hour target waits "

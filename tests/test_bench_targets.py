@@ -100,7 +100,7 @@ def test_verdicts_hold_speed_accuracy_and_myrtles_hours():
     assert not meets['fastconv_pallas_diagonal_first_masked_tail_w8/float32']
 
 
-def test_the_hours_target_waits_for_an_h100():
+def test_the_hours_target_waits_for_an_h100(tmp_path):
     """On an H200 a Myrtle-5 row's hours are the H200's: 10.3x (8.2 h at
     the H100's nt rate) meets what that device can judge, and its hours
     are left to an H100; the report says so and names the device."""
@@ -116,6 +116,14 @@ def test_the_hours_target_waits_for_an_h100():
     assert verdict[f'myrtle5/{masked}_w8'] == (True, 'needs an H100')
     assert verdict[f'myrtle5/{masked}_w4'] == (False, 'needs an H100')
     assert verdict[f'cnn_gap/{masked}_w8'] == (True, '')
+    rows.to_csv(tmp_path / 'fastconv_h200.csv', index=False)
+    report = bench_targets.report(tmp_path, pallas.KINDS)
+    assert 'Device: NVIDIA H200.' in report
+    assert 'the 8-hour target waits for a run on an H100' in report
+    rows.assign(device='cpu').to_csv(tmp_path / 'fastconv_h200.csv',
+                                     index=False)
+    report = bench_targets.report(tmp_path, pallas.KINDS)
+    assert 'shown, not judged' in report and 'waits for a run' not in report
     on_h100 = bench_targets.fast_kernel_verdicts(rows.assign(device=H100))
     assert list(on_h100[on_h100.arch == 'myrtle5'].hours_met) == [False,
                                                                  False]
