@@ -73,7 +73,6 @@ from ntkexp import kernels
 from ntkexp import models
 from ntkexp import records
 from ntkexp import structured_ntk
-from ntkexp.fastconv import pallas as fastconv_pallas
 from ntkexp.fastconv import select
 
 # (name, model function, kwargs) for the infinite-width rows.
@@ -223,12 +222,13 @@ def _nt_engine_rows(kernel_fn: Any, arch: str, x: np.ndarray, ref: np.ndarray,
 
 def _fast_kernel_columns(kernel_fn: Any) -> dict[str, Any]:
     """Which fast kernel ``kernel_fn`` is: ``fast_kernel`` (``'true'``, the
-    XLA recursion, or ``'pallas_<kind>'``) and the Pallas steps' warps."""
+    XLA recursion, or ``'pallas_<kind>'``) and the warps its Pallas steps
+    were built with."""
     kind = getattr(kernel_fn, 'pallas_kind', None)
     if kind is None:
         return dict(fast_kernel='true')
     return dict(fast_kernel=f'pallas_{kind}',
-                pallas_num_warps=fastconv_pallas.default_num_warps(kind))
+                pallas_num_warps=kernel_fn.pallas_num_warps)
 
 
 def _choice_columns(engine: kernels.KernelEngine,

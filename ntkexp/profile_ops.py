@@ -232,12 +232,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                   .head(args.top).to_string(
                       index=False, float_format=lambda v: f'{v:.4g}'))
         frames.append(frame)
+        table = pd.concat(frames, ignore_index=True)
         if args.out:   # after each method: a run cut short keeps its tables
             os.makedirs(os.path.dirname(os.path.abspath(args.out)),
                         exist_ok=True)
-            pd.concat(frames, ignore_index=True).to_csv(args.out, index=False)
+            table.to_csv(args.out, index=False)
             print('written:', args.out)
-    return pd.concat(frames, ignore_index=True)
+    return table
 
 
 if __name__ == '__main__':

@@ -240,8 +240,9 @@ def test_config_selects_fast_kernel(tmp_path):
     assert instantiate(cfg.model, out_dim=2)[2].pallas_kind is None
     assert not getattr(instantiate(off.model, out_dim=2)[2], 'fastconv', False)
     assert instantiate(kind.model, out_dim=2)[2].impl == 'pallas'
-    assert instantiate(kind.model, out_dim=2)[2].pallas_kind == \
-        'diagonal_patches'
+    built = instantiate(kind.model, out_dim=2)[2]
+    assert (built.pallas_kind, built.pallas_num_warps) == (
+        'diagonal_patches', 8)           # pallas.DIAGONAL_NUM_WARPS
     with pytest.raises(ValueError, match='pallas_diagonal_patches'):
         models.myrtle(depth=5, fast_kernel='pallas_diagonals')
 

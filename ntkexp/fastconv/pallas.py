@@ -280,7 +280,8 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
     and ReLU (:func:`ntkexp.fastconv.first_relu.first_relu`), and
     ``masks_padding`` whether that step and this one store no padding (the
     step masks its loads instead), and ``fuses_gap_tail`` whether it takes
-    a last ``Conv -> ReLU -> GlobalAvgPool`` too (keyword ``tail``).
+    a last ``Conv -> ReLU -> GlobalAvgPool`` too (keyword ``tail``). It
+    also records its ``kind`` and the ``num_warps`` its steps run.
     """
     if kind not in KINDS:
         raise ValueError(f'Pallas step kind={kind!r}: expected one of {KINDS}')
@@ -298,6 +299,8 @@ def make_conv_relu(interpret: Optional[bool] = None, kind: str = 'rows',
         options = {'num_warps': default_num_warps(kind), **options}
         step = functools.partial(diagonal.conv_relu_diagonal,
                                  interpret=interpret, **options)
+    step.kind = kind
+    step.num_warps = step.keywords.get('num_warps', default_num_warps(kind))
     step.first_relu = None
     step.masks_padding = masks_padding
     step.fuses_gap_tail = kind == 'diagonal_first_masked_tail'
@@ -337,5 +340,4 @@ def pallas_kernel_fn(kernel_fn: Callable, interpret: Optional[bool] = None,
         raise ValueError('pallas_kernel_fn needs a fastconv kernel_fn')
     return select.fast_kernel_fn(kernel_fn.net, kernel_fn.fallback,
                                  getattr(kernel_fn, 'check', None),
-                                 conv_relu=make_conv_relu(interpret, **options),
-                                 kind=options.get('kind', 'rows'))
+                                 conv_relu=make_conv_relu(interpret, **options))

@@ -237,8 +237,7 @@ def _is_array(x: Any) -> bool:
 
 def fast_kernel_fn(net: ConvNet, fallback: Callable,
                    check: Optional[Callable[[tuple], None]] = None,
-                   conv_relu: Optional[Callable] = None,
-                   kind: Optional[str] = None) -> Callable:
+                   conv_relu: Optional[Callable] = None) -> Callable:
     """A ``kernel_fn`` computing ``net``'s kernels with the fast recursion.
 
     Args:
@@ -249,12 +248,12 @@ def fast_kernel_fn(net: ConvNet, fallback: Callable,
         conv_relu: optional fused convolution + ReLU step
             (:func:`ntkexp.fastconv.pallas.make_conv_relu`), used for
             ``k(x1, x2)`` blocks whose image size it supports.
-        kind: the Pallas kind of ``conv_relu``, for the record.
 
     Returns:
         The kernel function; it carries ``fastconv = True``, ``net``,
-        ``fallback``, ``check``, ``impl`` (``'xla'`` or ``'pallas'``) and
-        ``pallas_kind`` (``kind``) attributes (and those of ``fallback``,
+        ``fallback``, ``check``, ``impl`` (``'xla'`` or ``'pallas'``),
+        ``pallas_kind`` and ``pallas_num_warps`` (``conv_relu``'s ``kind`` and
+        ``num_warps``, None without) attributes (and those of ``fallback``,
         e.g. ``input_req``, ``model_name``).
     """
 
@@ -288,7 +287,8 @@ def fast_kernel_fn(net: ConvNet, fallback: Callable,
     kernel_fn.fallback = fallback
     kernel_fn.check = check
     kernel_fn.impl = 'xla' if conv_relu is None else 'pallas'
-    kernel_fn.pallas_kind = None if conv_relu is None else kind
+    kernel_fn.pallas_kind = getattr(conv_relu, 'kind', None)
+    kernel_fn.pallas_num_warps = getattr(conv_relu, 'num_warps', None)
     return kernel_fn
 
 
@@ -355,8 +355,6 @@ def with_fast_kernel(triple: tuple[Callable, Callable, Callable],
             + ('CNN-VEC (readout=flatten)' if isinstance(net, recursion.ConvNet)
                else 'residual network')
             + '; use fast_kernel=true or auto (the XLA recursion).')
-    kind = pallas_kind(mode) if mode.startswith('pallas') else None
-    if kind is not None:
-        conv_relu = pallas.make_conv_relu(kind=kind)
-    return init_fn, apply_fn, fast_kernel_fn(net, kernel_fn, check, conv_relu,
-                                             kind)
+    if mode.startswith('pallas'):
+        conv_relu = pallas.make_conv_relu(kind=pallas_kind(mode))
+    return init_fn, apply_fn, fast_kernel_fn(net, kernel_fn, check, conv_relu)
