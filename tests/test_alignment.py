@@ -354,6 +354,9 @@ def test_run_fc_rows_and_infinite_reference_equal_kernel_fn(tmp_path):
     names = {p.name for p in plots.plot(frame, tmp_path / 'figs')}
     assert {'eigenvalues.png', 'training.png', 'energy.png',
             'alignment_summary.csv'} <= names
+    import matplotlib.image  # pylint: disable=g-import-not-at-top
+    training = matplotlib.image.imread(tmp_path / 'figs' / 'training.png')
+    assert training.shape[1] < 2 * training.shape[0]  # panels in a grid, not one row
 
 
 def test_run_wrn_tiny(tmp_path):

@@ -23,6 +23,7 @@ from ntkexp import cli
 from ntkexp import collect
 from ntkexp import plot
 from ntkexp import records
+from ntkexp.plots import figures as plot_figures
 
 
 def fake_accuracy(kernel: str, diag_reg: float, n_train: int, seed: int) -> float:
@@ -291,3 +292,95 @@ def test_time_figure_when_t_is_finite(tmp_path):
 def test_results_readme_explains_the_layout():
     text = (cli.CONF_DIR.parent / 'results' / 'README.md').read_text()
     assert 'ntkexp collect' in text and 'README.md' in text
+
+
+def kr_rows(model: str, dataset: str, diag_regs=(1e-4,), n_trains=(100,),
+            zca=None, activation='relu') -> list[dict]:
+    """kernel_regression rows (t = inf) of one model and dataset, both kernels."""
+    rows = []
+    for kernel in ('nngp', 'ntk'):
+        for diag_reg in diag_regs:
+            for n_train in n_trains:
+                acc = fake_accuracy(kernel, diag_reg, n_train, 0)
+                for metric, value in (('accuracy', acc), ('mse', 1.0 - acc)):
+                    rows.append(dict(experiment='kernel_regression', model=model,
+                                     dataset=dataset, seed=0, kernel=kernel,
+                                     diag_reg=diag_reg, t=math.inf, n_train=n_train,
+                                     zca=zca, activation=activation,
+                                     metric=metric, value=value))
+    return rows
+
+
+def drawn_figures(monkeypatch, frame: pd.DataFrame) -> dict:
+    """The kernel_regression figures of ``frame``, by name, drawn and kept open."""
+    from ntkexp.plots import kernel_regression as kr_plots
+    kept = {}
+    monkeypatch.setattr(kr_plots, '_save',
+                        lambda fig, out_dir, name: kept.setdefault(name, fig) and [])
+    kr_plots.plot(frame, Path('unused'))
+    return kept
+
+
+def test_diag_reg_figure_of_unrelated_runs_draws_only_sweeps(monkeypatch):
+    """A table collected from unrelated runs: a line of one diag_reg is no sweep
+    and is not drawn; a panel without a sweep says so; one label is one line
+    style in every panel (FC alone in one panel is still 'FC NNGP')."""
+    frame = pd.DataFrame(
+        kr_rows('fc', 'digits', (1e-4, 1e-3, 1e-2))
+        + kr_rows('fc', 'digits', (1e-4, 1e-2), zca=0.1)
+        + kr_rows('myrtle', 'digits')                  # one diag_reg: no sweep
+        + kr_rows('cnn_gap', 'mnist', (1e-4, 1e-2))
+        + kr_rows('fc', 'mnist', zca=0.1))             # one diag_reg: no sweep
+    fig = drawn_figures(monkeypatch, frame)['diag_reg']
+    axes = fig.axes
+    assert len(axes) == 2 * 4  # datasets x (accuracy, MSE) x (no ZCA, ZCA 0.1)
+    titles = [ax.get_title() for ax in axes]
+    assert titles[:4] == ['digits, no ZCA', 'digits, ZCA 0.1'] * 2
+    empty = [ax for ax in axes if not ax.axison]
+    assert [ax.get_title() for ax in empty] == ['mnist, ZCA 0.1'] * 2
+    assert all('no $\\varepsilon$ sweep' in ax.texts[0].get_text() for ax in empty)
+    styles = {}
+    for ax in axes:
+        for line in ax.get_lines():
+            assert len(line.get_xdata()) >= 2, line.get_label()
+            styles.setdefault(line.get_label(), set()).add(
+                (line.get_color(), line.get_linestyle()))
+    assert sorted(styles) == ['CNN-GAP NNGP', 'CNN-GAP NTK', 'FC NNGP', 'FC NTK']
+    assert all(len(s) == 1 for s in styles.values())
+    assert len(set.union(*styles.values())) == 4
+    assert all(ax.get_xscale() == 'log' for ax in axes if ax.axison)
+    legend, = fig.legends
+    assert sorted(t.get_text() for t in legend.get_texts()) == sorted(styles)
+    plot_figures.pyplot().close('all')
+
+
+def test_long_legend_grows_the_figure_instead_of_hiding_the_panels(monkeypatch):
+    """Fourteen lines with long labels: the legend sits below the panels, which
+    keep their size and do not overlap it (before, constrained layout gave up
+    and the legend covered the axes); lines that differ in more than their
+    kernel differ in colour (before, colour was the model's alone)."""
+    import warnings
+    rows = []
+    for activation in ('relu', 'erf', 'gelu', 'abs', 'sin', 'tanh', 'sign'):
+        rows += kr_rows('fc', 'digits', n_trains=(10, 100, 1000),
+                        activation=f'{activation}-with-a-long-name')
+    fig = drawn_figures(monkeypatch, pd.DataFrame(rows))['n_train']
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # "constrained_layout not applied"
+        fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend, = fig.legends
+    assert len(legend.get_texts()) == 14
+    # One colour per activation, NNGP (dashed) and NTK (solid) sharing it.
+    ax, = fig.axes
+    colours = {}
+    for line in ax.get_lines():
+        colours.setdefault(line.get_label().split(' ', 1)[1], set()).add(line.get_color())
+    assert len(colours) == 7 and all(len(c) == 1 for c in colours.values())
+    assert len(set.union(*colours.values())) == 7
+    box = legend.get_window_extent(renderer)
+    for ax in fig.axes:
+        panel = ax.get_window_extent(renderer)
+        assert panel.height > 2.0 * fig.dpi and panel.width > 2.0 * fig.dpi
+        assert not panel.overlaps(box)
+    plot_figures.pyplot().close('all')

@@ -178,7 +178,13 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         small = [k for k in ks if k >= 5] or ks
         k_star = small[0]
     npanel = len(panels) + (1 if k_star else 0)
-    fig, axes = plt.subplots(1, npanel, figsize=(3.7 * npanel, 3.4))
+    ncols = min(npanel, 3)  # a grid: six panels in a row were 20 inches wide
+    nrows = -(-npanel // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.9 * ncols, 3.1 * nrows),
+                             squeeze=False, layout='constrained')
+    axes = axes.ravel()
+    for ax in axes[npanel:]:
+        ax.set_visible(False)
     for ax, (metric, ylabel, source, logy) in zip(axes, panels):
         if metric == 'lr':
             rows = train[(train['metric'] == 'loss') & train['lr'].notna()] \
@@ -218,9 +224,8 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 ax.axhline(ref['value'].mean(), ls=':', lw=1, color=handle.get_color())
         _step_axis(ax)
         ax.set_ylabel(fr'$E_{{{int(k_star)}}}(Y)$: target energy in top {int(k_star)}')
-    axes[0].legend(fontsize=6)
+    figures.legend_below(fig, *axes[0].get_legend_handles_labels())
     fig.suptitle('Along training (dotted: infinite-width NTK)', fontsize=9)
-    fig.tight_layout()
     paths += _save(fig, out_dir, 'training')
 
     # E_k curves per run.

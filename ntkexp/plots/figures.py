@@ -41,3 +41,22 @@ def save(fig, out_dir: Path | str, name: str, dpi: int = 110,
         paths.append(path)
     pyplot().close(fig)
     return paths
+
+
+def legend_below(fig, handles, labels, fontsize: float = 7) -> None:
+    """One legend for the figure, below its panels (constrained layout).
+
+    As many columns as the figure's width holds; the figure grows by the
+    legend's height, so that a long legend never squeezes the panels
+    (constrained layout gives up when it would, and the legend then covers
+    them).
+    """
+    if not handles:
+        return
+    char_inches = 0.55 * fontsize / 72  # a label's average character width
+    column_inches = 0.6 + char_inches * max(len(label) for label in labels)
+    ncol = int(max(1, min(len(labels), fig.get_figwidth() // column_inches)))
+    rows = -(-len(labels) // ncol)
+    fig.set_figheight(fig.get_figheight() + 1.5 * fontsize / 72 * rows + 0.15)
+    fig.legend(handles, labels, loc='outside lower center', ncol=ncol,
+               fontsize=fontsize)

@@ -86,30 +86,70 @@ def _missing(value) -> bool:
         return False
 
 
-def _fixed_by_model(frame: pd.DataFrame, column: str) -> bool:
-    """Whether an architecture option takes one value per model (e.g. readout)."""
-    if column not in MODEL_OPTIONS or 'model' not in frame.columns:
-        return False
-    values = frame[column].astype(str).groupby(frame['model'].astype(str))
+def _fixed(frame: pd.DataFrame, column: str, by: Iterable[str]) -> bool:
+    """Whether ``column`` takes one value per combination of the ``by`` columns."""
+    by = [c for c in by if c in frame.columns]
+    if not by:
+        return not _varies(frame, column)
+    values = frame[column].astype(str).groupby(
+        [frame[c].astype(str) for c in by], dropna=False)
     return bool((values.nunique(dropna=False) <= 1).all())
 
 
-def _series(frame: pd.DataFrame, x: str, extra_exclude: Iterable[str] = ()):
+def _series_keys(frame: pd.DataFrame, x: str, exclude: Iterable[str] = (),
+                 label_rows: pd.DataFrame | None = None) -> list[str]:
+    """The setting columns that split ``frame`` into lines (see :func:`_series`).
+
+    ``exclude`` are the figure's facets (one panel per value) besides ``x``:
+    a setting that one panel fixes (CIFAR-10's depth beside the digits') does
+    not split lines, and neither does an architecture option that the model
+    and the panel fix (CNN-VEC's flatten readout).
+    """
+    rows = frame if label_rows is None else label_rows
+    facets = [c for c in exclude if c != x]
+    return [c for c in SETTING_COLUMNS
+            if c != x and c not in facets and c in frame.columns
+            and (c in ('kernel', 'model')
+                 or (_varies(rows, c) and not _fixed(rows, c, facets)
+                     and not (c in MODEL_OPTIONS
+                              and _fixed(rows, c, ['model', *facets]))))]
+
+
+def _series(frame: pd.DataFrame, x: str, extra_exclude: Iterable[str] = (),
+            label_rows: pd.DataFrame | None = None):
     """Groups of rows that form one line: the settings that vary, except x.
 
     Architecture options that the model name fixes (CNN-VEC's flatten readout)
-    do not split lines further and stay out of the labels.
+    do not split lines further and stay out of the labels. ``label_rows``
+    (default ``frame``) are the rows whose varying settings split and label
+    the lines: a whole figure's rows, so that one label means one line style
+    in every panel (a panel holding one model still names it).
     """
-    exclude = {x, *extra_exclude}
-    keys = [c for c in SETTING_COLUMNS
-            if c not in exclude and (_varies(frame, c) or c in ('kernel', 'model'))
-            and c in frame.columns and not _fixed_by_model(frame, c)]
+    rows = frame if label_rows is None else label_rows
+    keys = _series_keys(frame, x, extra_exclude, label_rows)
+    shown = [c for c in keys if c != 'model' or _varies(rows, 'model')]
     for key, group in frame.groupby(keys, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         settings = dict(zip(keys, key))
-        shown = [c for c in keys if c not in ('model',) or _varies(frame, 'model')]
         label = ' '.join(_label(c, settings[c]) for c in shown)
         yield settings, label, group
+
+
+def _swept(frame: pd.DataFrame, x: str) -> pd.DataFrame:
+    """The rows of the lines that have two or more values of ``x``.
+
+    A line of one point is no sweep: a table collected from unrelated runs
+    (one model at one ``diag_reg``, another at three) draws only the sweeps.
+    A line is one metric at one value of every other setting column.
+    """
+    if x not in frame.columns or frame.empty:
+        return frame.iloc[:0]
+    keys = [c for c in SETTING_COLUMNS if c != x and c in frame.columns]
+    keys.append('metric')
+    values = frame[x].astype(str)
+    count = (values.groupby([frame[c].astype(str) for c in keys], dropna=False)
+             .transform('nunique'))
+    return frame[count.to_numpy() >= 2]
 
 
 def _mean_std(group: pd.DataFrame, x: str) -> pd.DataFrame:
@@ -150,6 +190,34 @@ def _model_colors(frame: pd.DataFrame) -> dict[str, str]:
     return {m: cycle[i % 10] for i, m in enumerate(_ordered_models(frame['model']))}
 
 
+def _colour_key(settings: dict) -> tuple:
+    """What a line's colour stands for: its settings but the kernel."""
+    return tuple(_label(c, v) for c, v in settings.items() if c != 'kernel')
+
+
+def _line_colors(rows: pd.DataFrame, x: str, exclude: Iterable[str] = ()) -> dict:
+    """One colour per line up to its kernel, shared by every panel.
+
+    NNGP (dashed) and NTK (solid) of one setting share a colour; settings are
+    coloured in Table-1 order of their model, so that when only the model
+    varies each model has one colour, and when another option varies too
+    (an activation, a depth) its lines differ in colour as well. One setting
+    alone: no fixed colours (NNGP and NTK then differ in colour too).
+    """
+    keys = _series_keys(rows, x, exclude)
+    found = []
+    for key, _ in rows.groupby(keys, dropna=False, sort=True):
+        settings = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        found.append((str(settings.get('model')), _colour_key(settings)))
+    rank = ({m: i for i, m in enumerate(_ordered_models(rows['model']))}
+            if 'model' in rows.columns else {})
+    found.sort(key=lambda item: (rank.get(item[0], len(rank)), item[1]))
+    ordered = list(dict.fromkeys(key for _, key in found))
+    if len(ordered) <= 1:
+        return {}
+    return {key: f'C{i % 10}' for i, key in enumerate(ordered)}
+
+
 def _ordered_models(models) -> list[str]:
     present = list(dict.fromkeys(str(m) for m in models))
     rank = {m: i for i, m in enumerate(MODEL_ORDER)}
@@ -169,14 +237,14 @@ def _line(ax, stats: pd.DataFrame, label: str, kernel: str | None, color=None):
 
 
 def _legend(fig, ax) -> None:
-    """A legend in the first panel, or right of the figure when it is long."""
+    """A legend in the first panel, or below the figure when it is long."""
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return
     if len(handles) <= 6:
         ax.legend(fontsize=7)
     else:
-        fig.legend(handles, labels, loc='outside right upper', fontsize=7)
+        figures.legend_below(fig, handles, labels)
 
 
 def _one_setting(rows: pd.DataFrame, note: list[str]) -> pd.DataFrame:
@@ -264,19 +332,17 @@ def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 
     One row of panels per dataset, one column per metric and ZCA setting
     (when they vary); in each panel one line per model (colour) and kernel
-    (dashed NNGP, solid NTK).
+    (dashed NNGP, solid NTK). Only lines run at two or more ``diag_reg``
+    are drawn; a panel with none says so.
     """
-    rows = _at_inf(frame)
-    if not _varies(rows, 'diag_reg'):
-        return []
-    rows = _largest_n_train(rows)
+    rows = _swept(_largest_n_train(_at_inf(frame)), 'diag_reg')
     metrics = _metrics(rows)
     if not metrics:
         return []
     datasets = _facet_values(rows, 'dataset')
     zcas = _facet_values(rows, 'zca')
     columns = [(metric, zca) for metric in metrics for zca in zcas]
-    colors = _model_colors(rows)
+    colors = _line_colors(rows, 'diag_reg', ('dataset', 'zca'))
     plt = figures.pyplot()
     fig, axes = plt.subplots(len(datasets), len(columns),
                              figsize=(4.2 * len(columns), 3.4 * len(datasets)),
@@ -286,35 +352,39 @@ def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         for j, (metric, zca) in enumerate(columns):
             ax = axes[i][j]
             data = _facet(part[part['metric'] == metric], 'zca', zca)
-            lines = list(_series(data, 'diag_reg', ('dataset', 'zca')))
-            order = ({m: k for k, m in enumerate(_ordered_models(data['model']))}
-                     if 'model' in data.columns else {})
-            lines.sort(key=lambda item: order.get(str(item[0].get('model')), 0))
-            for settings, label, group in lines:
-                _line(ax, _mean_std(group, 'diag_reg'), label,
-                      settings.get('kernel'),
-                      color=colors.get(str(settings.get('model'))))
-            _set_log_x(ax, data['diag_reg'].to_numpy(float))
-            ax.set_xlabel(AXIS_LABELS['diag_reg'], fontsize=8)
-            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-            _set_y_scale(ax, metric, data['value'])
-            ax.grid(alpha=0.3)
             title = [_label('dataset', dataset) if dataset is not None else '',
                      _label('zca', zca) if zca is not None else '']
             title = ', '.join(t for t in title if t)
             if title:
                 ax.set_title(title, fontsize=9)
+            if data.empty:
+                ax.axis('off')
+                ax.text(0.5, 0.5, r'no $\varepsilon$ sweep', ha='center',
+                        va='center', transform=ax.transAxes, color='0.5')
+                continue
+            lines = list(_series(data, 'diag_reg', ('dataset', 'zca'),
+                                 label_rows=rows))
+            order = ({m: k for k, m in enumerate(_ordered_models(data['model']))}
+                     if 'model' in data.columns else {})
+            lines.sort(key=lambda item: order.get(str(item[0].get('model')), 0))
+            for settings, label, group in lines:
+                _line(ax, _mean_std(group, 'diag_reg'), label,
+                      settings.get('kernel'), color=colors.get(_colour_key(settings)))
+            _set_log_x(ax, data['diag_reg'].to_numpy(float), force=True)
+            ax.set_xlabel(AXIS_LABELS['diag_reg'], fontsize=8)
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            _set_y_scale(ax, metric, data['value'])
+            ax.grid(alpha=0.3)
         for metric in metrics:  # one y range per metric in a row: ZCA off vs on
-            same = [axes[i][j] for j, (m, _) in enumerate(columns) if m == metric]
+            same = [axes[i][j] for j, (m, _) in enumerate(columns)
+                    if m == metric and axes[i][j].axison]
             if len(same) > 1 and all(a.get_yscale() == 'linear' for a in same):
                 low = min(a.get_ylim()[0] for a in same)
                 high = max(a.get_ylim()[1] for a in same)
                 for a in same:
                     a.set_ylim(low, high)
     handles = _all_handles(axes)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc='outside lower center',
-                   fontsize=7, ncol=min(len(handles), 6))
+    figures.legend_below(fig, list(handles.values()), list(handles))
     fig.suptitle(_with_title('NNGP (dashed) and NTK (solid) against '
                              'regularisation', rows), fontsize=9)
     return _save(fig, out_dir, 'diag_reg')
@@ -421,15 +491,12 @@ def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def plot_n_train(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Accuracy against training-set size (Arora et al. 2020, Fig. 1)."""
-    rows = _at_inf(frame)
-    if 'dataset' in rows.columns and 'n_train' in rows.columns:
-        # Only datasets run at several sizes (a table may also hold a
-        # dataset run at one size, e.g. Lee 2020's digits next to CIFAR-10).
-        sizes = rows.groupby(rows['dataset'].astype(str))['n_train'].nunique()
-        rows = rows[rows['dataset'].astype(str).isin(sizes[sizes > 1].index)]
-    if not _varies(rows, 'n_train'):
-        return []
+    """Accuracy against training-set size (Arora et al. 2020, Fig. 1).
+
+    Only lines run at two or more sizes are drawn (a table may also hold a
+    dataset run at one size, e.g. Lee 2020's digits next to CIFAR-10).
+    """
+    rows = _swept(_at_inf(frame), 'n_train')
     metrics = _metrics(rows, ('accuracy',)) or _metrics(rows, ('mse',))
     if not metrics:
         return []
@@ -438,20 +505,20 @@ def plot_n_train(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     regs = sorted(data['diag_reg'].dropna().unique()) if 'diag_reg' in data else [None]
     if len(regs) > 4:  # four evenly spaced panels
         regs = [regs[i] for i in np.linspace(0, len(regs) - 1, 4).round().astype(int)]
-    colors = _model_colors(data)
+    colors = _line_colors(data, 'n_train', ('diag_reg',))
     plt = figures.pyplot()
     fig, axes = plt.subplots(1, len(regs), figsize=(4.6 * len(regs), 3.6),
                              squeeze=False, sharey=True,
                              layout='constrained')
     for ax, reg in zip(axes[0], regs):
         panel = data if reg is None else data[data['diag_reg'] == reg]
-        lines = list(_series(panel, 'n_train', ('diag_reg',)))
+        lines = list(_series(panel, 'n_train', ('diag_reg',), label_rows=data))
         order = ({m: k for k, m in enumerate(_ordered_models(panel['model']))}
                  if 'model' in panel.columns else {})
         lines.sort(key=lambda item: order.get(str(item[0].get('model')), 0))
         for settings, label, group in lines:
             _line(ax, _mean_std(group, 'n_train'), label, settings.get('kernel'),
-                  color=colors.get(str(settings.get('model'))))
+                  color=colors.get(_colour_key(settings)))
         _set_log_x(ax, panel['n_train'].to_numpy(float), force=True)
         ax.set_xlabel(AXIS_LABELS['n_train'])
         if reg is not None and len(regs) > 1:
