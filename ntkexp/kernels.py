@@ -189,7 +189,7 @@ def _normalize_get(get: Sequence[str]) -> str | tuple[str, ...]:
     return get[0] if len(get) == 1 else get
 
 
-def _compiled_bytes(compiled) -> int:
+def compiled_bytes(compiled) -> int:
     analysis = compiled.memory_analysis()
     if analysis is None:
         raise RuntimeError('this backend reports no memory analysis; set '
@@ -209,7 +209,7 @@ def measure_block_bytes(kernel_fn: Callable, x: np.ndarray, block: int,
     import jax  # pylint: disable=g-import-not-at-top
     spec = jax.ShapeDtypeStruct((block,) + tuple(x.shape[1:]), x.dtype)
     fn = jax.jit(kernel_fn, static_argnames='get')
-    return _compiled_bytes(fn.lower(spec, spec, get=_normalize_get(get)).compile())
+    return compiled_bytes(fn.lower(spec, spec, get=_normalize_get(get)).compile())
 
 
 def _symmetrize(out):
@@ -234,7 +234,7 @@ def measure_symmetrize_bytes(block: int, dtype: Any, n_kernels: int) -> int:
     import jax  # pylint: disable=g-import-not-at-top
     spec = jax.ShapeDtypeStruct((block, block), dtype)
     compiled = _symmetrize_fn().lower(tuple([spec] * n_kernels)).compile()
-    return _compiled_bytes(compiled)
+    return compiled_bytes(compiled)
 
 
 def block_candidates(n: int) -> list[int]:
@@ -334,6 +334,44 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
                  probe_sizes: Sequence[int] = PROBE_SIZES,
                  max_block: int | None = None,
                  known: dict[int, int] | None = None) -> BlockChoice:
+    """The largest block size whose compiled kernel program fits ``memory_bytes``.
+
+    :func:`choose_block_size` with, as the bytes of a block, the larger of
+    ``kernel_fn`` on two ``block``-row inputs (:func:`measure_block_bytes`)
+    and the symmetrisation of a diagonal block.
+
+    Args:
+        kernel_fn: a neural-tangents ``kernel_fn``.
+        x: example inputs (only shape and dtype are used).
+        n_max: no block larger than this (the number of inputs).
+        get: the kernels computed (``('nngp', 'ntk')``...).
+        memory_bytes, safety, max_compiles, probe_sizes, max_block, known:
+            as in :func:`choose_block_size`.
+
+    Returns:
+        The :class:`BlockChoice`.
+
+    Raises:
+        MemoryError: even a 1 x 1 block exceeds the budget.
+    """
+    n_kernels = len(tuple(get))
+
+    def measure(size: int) -> int:
+        return max(measure_block_bytes(kernel_fn, x, size, get),
+                   measure_symmetrize_bytes(size, x.dtype, n_kernels))
+
+    return choose_block_size(measure, n_max, memory_bytes, safety=safety,
+                             max_compiles=max_compiles, probe_sizes=probe_sizes,
+                             max_block=max_block, known=known)
+
+
+def choose_block_size(measure: Callable[[int], int], n_max: int,
+                      memory_bytes: float, safety: float = 0.1,
+                      max_compiles: int = 8,
+                      probe_sizes: Sequence[int] = PROBE_SIZES,
+                      max_block: int | None = None,
+                      known: dict[int, int] | None = None,
+                      what: str = 'kernel') -> BlockChoice:
     """The largest block size whose compiled program fits ``memory_bytes``.
 
     1. Compiles (without running) blocks of ``probe_sizes`` (capped by
@@ -350,22 +388,23 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
        tried. At most ``max_compiles`` compiles in all.
 
     The returned block's *measured* bytes are always within the usable
-    budget: no block the engine runs exceeds ``memory_bytes``.
+    budget: no block run at that size exceeds ``memory_bytes``.
 
     Args:
-        kernel_fn: a neural-tangents ``kernel_fn``.
-        x: example inputs (only shape and dtype are used).
+        measure: ``measure(B)``, the device bytes XLA needs for one block of
+            ``B`` rows (arguments + outputs + temporaries of its compiled
+            program; compiles it).
         n_max: no block larger than this (the number of inputs).
-        get: the kernels computed (``('nngp', 'ntk')``...).
         memory_bytes: the budget.
         safety: fraction of the budget kept free.
         max_compiles: compile at most this many block sizes (more only when
             halving down to a size that fits).
         probe_sizes: the first sizes compiled.
         max_block: no block larger than this either (the engine's time cap).
-        known: compiled bytes by block size from an earlier call on the same
-            kernel and inputs (not compiled again); sizes compiled here are
-            added to it.
+        known: bytes by block size from an earlier call on the same program
+            and inputs (not measured again); sizes measured here are added
+            to it.
+        what: what the blocks are of, for the log line.
 
     Returns:
         The :class:`BlockChoice`.
@@ -378,23 +417,20 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
     n_max = n_inputs if max_block is None else max(1, min(n_inputs, int(max_block)))
     usable = memory_bytes * (1 - safety)
     candidates = [c for c in block_candidates(n_inputs) if c <= n_max] or [n_max]
-    n_kernels = len(tuple(get))
     known = {} if known is None else known
     measured = {s: b for s, b in known.items() if s <= n_max}
     predicted_at_pick: dict[int, float] = {}
 
-    def measure(size: int) -> int:
+    def measure_once(size: int) -> int:
         if size not in measured:
             if size not in known:
-                known[size] = max(
-                    measure_block_bytes(kernel_fn, x, size, get),
-                    measure_symmetrize_bytes(size, x.dtype, n_kernels))
+                known[size] = int(measure(size))
                 log.debug('block %d: %d bytes', size, known[size])
             measured[size] = known[size]
         return measured[size]
 
     for size in sorted({min(int(s), n_max) for s in probe_sizes}):
-        if measure(size) > usable:
+        if measure_once(size) > usable:
             break  # larger probes cannot fit either
     while len(measured) < max_compiles:
         fitting_sizes = [s for s, m in measured.items() if m <= usable]
@@ -414,17 +450,17 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
         else:
             size = min(open_sizes)  # nothing fits by the model: check the least
         predicted_at_pick[size] = float(predict_block_bytes(coeffs, size))
-        measure(size)
+        measure_once(size)
     # Halve down when the compile budget ran out before a size fitted.
     while not any(m <= usable for m in measured.values()):
         min_fail = min(measured)
         if min_fail == 1:
             raise MemoryError(
-                f'one kernel entry needs {_size(measured[1])}, more than '
+                f'one {what} entry needs {_size(measured[1])}, more than '
                 f'kernel.memory_gb={memory_bytes / GIB:.3g} ({_size(memory_bytes)}) '
                 f'less its {safety:.0%} safety margin; raise kernel.memory_gb')
         size = max([c for c in candidates if c <= min_fail // 2] or [1])
-        measure(size)
+        measure_once(size)
     block = max(s for s, m in measured.items() if m <= usable)
     coeffs = fit_block_memory(measured)
     choice = BlockChoice(
@@ -437,9 +473,9 @@ def choose_block(kernel_fn: Callable, x: np.ndarray, n_max: int,
         coefficients=coeffs,
         measurements=tuple(sorted(measured.items())),
         seconds=time.time() - start)
-    log.info('kernel block size %d of %d inputs: predicted %.3g GiB, XLA '
-             '%.3g GiB, budget %.3g GiB (%d sizes compiled, %.1fs)', block, n_inputs,
-             choice.predicted_bytes / GIB, choice.measured_bytes / GIB,
+    log.info('%s block size %d of %d inputs: predicted %.3g GiB, XLA '
+             '%.3g GiB, budget %.3g GiB (%d sizes compiled, %.1fs)', what, block,
+             n_inputs, choice.predicted_bytes / GIB, choice.measured_bytes / GIB,
              memory_bytes / GIB, len(measured), choice.seconds)
     return choice
 

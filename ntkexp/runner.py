@@ -324,13 +324,17 @@ def out_of_memory_advice(error: BaseException, cfg: DictConfig) -> str | None:
     first = text.splitlines()[0]
     knobs = []
     kernel = cfg.get('kernel') or {}
+    exp = cfg.get('experiment') or {}
+    # experiment.ntk_block_size=auto sizes the empirical NTK's blocks from
+    # kernel.memory_gb too.
+    auto_blocks = exp.get('ntk_block_size', None) == 'auto'
     if 'memory_gb' in kernel:
         knobs.append(f"kernel.memory_gb (now {kernel['memory_gb']}) for "
-                     'infinite-width kernel blocks')
-    exp = cfg.get('experiment') or {}
+                     + ('infinite-width and empirical NTK blocks' if auto_blocks
+                        else 'infinite-width kernel blocks'))
     for key, what in (('ntk_block_size', 'empirical NTK blocks'),
                       ('batch_size', 'training mini-batches')):
-        if key in exp:
+        if key in exp and not (key == 'ntk_block_size' and auto_blocks):
             knobs.append(f'experiment.{key} (now {exp[key]}) for {what}')
     dataset = cfg.get('dataset') or {}
     if 'n_train' in dataset:

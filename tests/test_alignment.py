@@ -21,6 +21,8 @@ import ntkexp.cli
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from ntkexp import empirical_ntk
+from ntkexp import kernels
 from ntkexp import spectrum
 from ntkexp.experiments import alignment
 from ntkexp.runner import ConfigError, run_job
@@ -220,23 +222,57 @@ def test_empirical_ntk_implementations_and_blocks_agree(model):
         init_fn, apply_fn, _ = models.wrn(depth=10, width=2, out_dim=3)
         x = x[:3]
     _, params = init_fn(jax.random.PRNGKey(0), x.shape)
-    ref = alignment.EmpiricalNTK(apply_fn, 1)(x, None, params)
-    auto = alignment.EmpiricalNTK(apply_fn, 0)
+    ref = empirical_ntk.EmpiricalNTK(apply_fn, 1)(x, None, params)
+    auto = empirical_ntk.EmpiricalNTK(apply_fn, 0)
     k = auto(x, None, params)
     # ntkexp's structured derivatives on convolutions, nt's on dense nets.
     assert auto.implementation == (3 if model == 'fc' else 4)
     tol = dict(rtol=2e-4, atol=1e-5 * np.abs(ref).max())
     np.testing.assert_allclose(k, ref, **tol)
     for implementation in (3, 4):
-        np.testing.assert_allclose(alignment.EmpiricalNTK(
+        np.testing.assert_allclose(empirical_ntk.EmpiricalNTK(
             apply_fn, implementation)(x, None, params), ref, **tol)
     if model == 'fc':
         # Padded 2 x 2 blocks, the upper triangle mirrored: the same kernel.
-        blocks = alignment.EmpiricalNTK(apply_fn, 3, block_size=2)
+        blocks = empirical_ntk.EmpiricalNTK(apply_fn, 3, block_size=2)
         kb = blocks(x, None, params)
         np.testing.assert_allclose(kb, ref, **tol)
         np.testing.assert_array_equal(kb, kb.T)
         np.testing.assert_allclose(blocks(x[:3], x, params), ref[:3], **tol)
+
+
+@pytest.mark.parametrize('implementation', [1, 4])
+def test_auto_blocks_fit_the_memory_budget_and_give_the_same_kernel(implementation):
+    """block_size='auto': one block (one compile, the one that runs) where the
+    whole program fits; under a budget it does not fit, the largest block
+    whose compiled program does, and the same kernel."""
+    from ntkexp import models
+    x = np.random.RandomState(0).rand(40, 8, 8, 1).astype(np.float32)
+    init_fn, apply_fn, _ = models.fc(depth=2, width=64, out_dim=3)
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    ref = empirical_ntk.EmpiricalNTK(apply_fn, implementation)(x, None, params)
+    ample = empirical_ntk.EmpiricalNTK(apply_fn, implementation, 'auto', memory_gb=4)
+    np.testing.assert_array_equal(ample(x, None, params), ref)
+    assert ample.last_block == 40 and ample.last_choice is None
+    assert len(ample._programs) == 1  # pylint: disable=protected-access
+    whole = ample.last_bytes
+    assert 0 < whole < 4 * kernels.GIB
+    tight = empirical_ntk.EmpiricalNTK(apply_fn, implementation, 'auto',
+                                       memory_gb=0.6 * whole / kernels.GIB)
+    k = tight(x, None, params)
+    choice = tight.last_choice
+    assert 8 <= tight.last_block == choice.block < 40
+    assert tight.last_bytes == choice.measured_bytes <= choice.usable_bytes
+    assert choice.usable_bytes == pytest.approx(0.9 * 0.6 * whole)
+    # The program that runs is the one measured, and only it is kept.
+    program, = tight._programs.values()  # pylint: disable=protected-access
+    assert kernels.compiled_bytes(program) == choice.measured_bytes
+    tol = dict(rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+    np.testing.assert_allclose(k, ref, **tol)
+    np.testing.assert_array_equal(k, k.T)
+    np.testing.assert_allclose(tight(x[:7], x, params), ref[:7], **tol)
+    with pytest.raises(ValueError, match='block_size=0'):
+        empirical_ntk.EmpiricalNTK(apply_fn, 1, 0)
 
 
 def test_schedules_times_and_logged_steps():
@@ -287,7 +323,9 @@ def test_invalid_values_fail_with_one_line(tmp_path):
     for override, word in (('experiment.schedule=linear', 'schedule'),
                            ('experiment.ntk_implementation=fast', 'ntk_implementation'),
                            ('experiment.decay_at=[1.5]', 'decay_at'),
-                           ('experiment.lr_fraction=-1', 'lr_fraction')):
+                           ('experiment.lr_fraction=-1', 'lr_fraction'),
+                           ('experiment.ntk_block_size=0', 'ntk_block_size'),
+                           ('experiment.ntk_block_size=big', 'ntk_block_size')):
         cfg = _compose(tmp_path, 'experiment=alignment', override)
         with pytest.raises(ConfigError, match=word):
             run_job(cfg, tmp_path / 'run')
@@ -335,6 +373,10 @@ def test_run_fc_rows_and_infinite_reference_equal_kernel_fn(tmp_path):
     align = rows[rows['metric'] == 'alignment']['value'].item()
     assert align == pytest.approx(
         spectrum.kernel_target_alignment(k_inf, data.y_train), rel=1e-3)
+    # The empirical NTK ran as one block (ntk_block_size=auto), within the budget.
+    assert frame[frame['metric'] == 'ntk_block_size']['value'].item() == 8
+    used = frame[frame['metric'] == 'ntk_block_bytes']['value'].item()
+    assert 0 < used <= 0.9 * cfg.kernel.memory_gb * kernels.GIB
     # Energy rows: E_n = 1 for every vector, split and logged step.
     emp = frame[(frame['metric'] == 'energy') & (frame['kernel'] == 'empirical')]
     assert set(emp['vector']) == {'target', 'output', 'residual'}

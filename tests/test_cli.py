@@ -225,9 +225,15 @@ def test_out_of_memory_is_advice_in_the_status(tmp_path, monkeypatch):
     alignment = _compose(['experiment=alignment'])
     advice = runner.out_of_memory_advice(
         jax.errors.JaxRuntimeError(XLA_OUT_OF_MEMORY), alignment)
-    assert ('experiment.ntk_block_size (now 512) for empirical NTK blocks, '
-            'experiment.batch_size (now None) for training mini-batches or '
-            'dataset.n_train (now 64)') in advice
+    assert ('kernel.memory_gb (now 4.0) for infinite-width and empirical NTK '
+            'blocks, experiment.batch_size (now None) for training mini-batches '
+            'or dataset.n_train (now 64)') in advice
+    fixed = _compose(['experiment=alignment', 'experiment.ntk_block_size=512'])
+    advice = runner.out_of_memory_advice(
+        jax.errors.JaxRuntimeError(XLA_OUT_OF_MEMORY), fixed)
+    assert ('kernel.memory_gb (now 4.0) for infinite-width kernel blocks, '
+            'experiment.ntk_block_size (now 512) for empirical NTK blocks, '
+            'experiment.batch_size (now None)') in advice
     assert runner.out_of_memory_advice(RuntimeError('other'), alignment) is None
 
 

@@ -52,7 +52,10 @@ Rows of :func:`run` (``setup``, ``split`` in {train, test}, ``kernel`` in
 {target, output, residual}, ``rank`` = k), ``loss``, ``accuracy``,
 ``ntk_change`` (``||K_t - K_0||_F / ||K_0||_F``), ``ntk_distance_infinite``
 (``||K_t - K_inf||_F / ||K_inf||_F``), ``max_lr``, ``lr_used``,
-``ntk_implementation``, ``ntk_seconds``.
+``ntk_implementation``, ``ntk_seconds``, ``ntk_block_size`` (rows per block of
+the training-set kernel) and, with ``experiment.ntk_block_size=auto``,
+``ntk_block_bytes`` (its compiled program's bytes, at most ``kernel.memory_gb``;
+:mod:`ntkexp.empirical_ntk`).
 """
 
 from __future__ import annotations
@@ -73,8 +76,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import ntk_drift
 from ntkexp import spectrum
-from ntkexp import structured_ntk
 from ntkexp import training
+from ntkexp.empirical_ntk import AUTO, EmpiricalNTK
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
 from ntkexp.runner import ConfigError, choice_name, target_name
@@ -138,6 +141,12 @@ def validate(cfg: DictConfig) -> None:
                f"{', '.join(training.LOSSES)}")
     if 'ntk_implementation' in exp:
         _implementation_code(exp.ntk_implementation)
+    block = exp.get('ntk_block_size', None)
+    _check(block is None or block == AUTO or (
+        isinstance(block, int) and not isinstance(block, bool) and block >= 1),
+           f'experiment.ntk_block_size={block!r} is invalid; use {AUTO} (the '
+           'largest block that fits kernel.memory_gb), an integer >= 1 or null '
+           '(one block)')
     if exp.get('precision', None) is not None:
         _check(exp.precision in DTYPES,
                f'experiment.precision={exp.precision!r} is invalid; use float32, '
@@ -195,99 +204,6 @@ def validate(cfg: DictConfig) -> None:
                + (' model.layout=image' if target == 'resnet' else '')
                + '; use model=fc or model=resnet (layout=flat), with '
                'experiment.depths for the depths')
-
-
-# --- empirical NTK ----------------------------------------------------------
-
-
-class EmpiricalNTK:
-    """Empirical NTK Gram matrices ``J(x1) J(x2)^T``, averaged over outputs.
-
-    :func:`ntkexp.ntk_drift.empirical_ntk_fn` (``nt.empirical_ntk_fn(apply_fn,
-    trace_axes=(-1,), vmap_axes=0, implementation=...)`` or ntkexp's
-    structured derivatives), jitted, evaluated in ``block_size`` x
-    ``block_size`` blocks (symmetric blocks computed once) and returned as a
-    float64 numpy array. ``implementation=0`` ('auto') tries ntkexp's
-    structured derivatives (:mod:`ntkexp.structured_ntk`) and
-    neural-tangents' (Novak et al. 2022, "Fast Finite Width Neural Tangent
-    Kernel"), ntkexp's first on networks with convolutions
-    (:func:`ntkexp.structured_ntk.has_convolution_taps`), and falls back to
-    the Jacobian contraction if both fail on the model
-    (``tests/test_alignment.py`` checks that all agree).
-
-    Args:
-        apply_fn: ``apply_fn(params, x)``.
-        implementation: 0 (auto), 1, 2 or 3 (``nt.NtkImplementation``) or 4
-            (ntkexp's structured derivatives).
-        block_size: rows per block; None = one block.
-    """
-
-    def __init__(self, apply_fn: Callable, implementation: int = 0,
-                 block_size: Optional[int] = None):
-        self.apply_fn = apply_fn
-        self.implementation = int(implementation)
-        self.block_size = None if block_size is None else int(block_size)
-        self._fns: dict[int, Callable] = {}
-
-    def _fn(self, implementation: int) -> Callable:
-        if implementation not in self._fns:
-            self._fns[implementation] = ntk_drift.empirical_ntk_fn(
-                self.apply_fn, implementation)
-        return self._fns[implementation]
-
-    def __call__(self, x1: jnp.ndarray, x2: Optional[jnp.ndarray],
-                 params: Any) -> np.ndarray:
-        """The ``(n1, n2)`` kernel (``x2=None``: ``x1`` against itself)."""
-        if self.implementation == 0:
-            for implementation in self._auto_order(x1, params):
-                try:
-                    out = self._compute(implementation, x1, x2, params)
-                    self.implementation = implementation
-                    return out
-                except Exception as error:  # pylint: disable=broad-except
-                    log.warning('empirical NTK implementation %d failed (%s); '
-                                'trying the next', implementation, error)
-            self.implementation = 1
-        return self._compute(self.implementation, x1, x2, params)
-
-    def _auto_order(self, x: jnp.ndarray, params: Any) -> tuple[int, int]:
-        ours = ntk_drift.NTKEXP_STRUCTURED
-        try:
-            convolutions = structured_ntk.has_convolution_taps(
-                self.apply_fn, params, x)
-        except Exception:  # pylint: disable=broad-except
-            convolutions = False
-        return (ours, 3) if convolutions else (3, ours)
-
-    def _compute(self, implementation: int, x1: jnp.ndarray,
-                 x2: Optional[jnp.ndarray], params: Any) -> np.ndarray:
-        fn = self._fn(implementation)
-        symmetric = x2 is None
-        x2 = x1 if symmetric else x2
-        n1, n2 = x1.shape[0], x2.shape[0]
-        b = self.block_size or max(n1, n2)
-        if n1 <= b and n2 <= b:
-            return np.asarray(fn(x1, None if symmetric else x2, params),
-                              np.float64)
-
-        def block(x, i):
-            # Pad the last block to b rows: one compiled shape for all blocks.
-            rows = x[i:i + b]
-            if rows.shape[0] < b:
-                pad = jnp.zeros((b - rows.shape[0],) + rows.shape[1:], rows.dtype)
-                rows = jnp.concatenate([rows, pad])
-            return rows
-
-        out = np.empty((n1, n2), np.float64)
-        for i in range(0, n1, b):
-            for j in range(0, n2, b):
-                r, c = min(b, n1 - i), min(b, n2 - j)
-                if symmetric and j < i:
-                    out[i:i + r, j:j + c] = out[j:j + c, i:i + r].T
-                    continue
-                out[i:i + r, j:j + c] = np.asarray(
-                    fn(block(x1, i), block(x2, j), params), np.float64)[:r, :c]
-        return out
 
 
 # --- learning-rate schedules and logged steps --------------------------------
@@ -496,7 +412,8 @@ def _run_training(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
     params = training.cast(params, dtype)
 
     ntk = EmpiricalNTK(apply_fn, _implementation_code(
-        exp.get('ntk_implementation', 'auto')), exp.get('ntk_block_size', None))
+        exp.get('ntk_implementation', 'auto')), exp.get('ntk_block_size', None),
+        memory_gb=float((cfg.get('kernel') or {}).get('memory_gb', 4.0)))
     ks = [int(k) for k in as_list(exp.get('energy_k', [1, 2, 5, 10]))]
     top_k = int(exp.get('top_k', 20))
     tag = dict(setup=setup, schedule=str(exp.schedule))
@@ -514,6 +431,9 @@ def _run_training(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
     k0 = ntk(x, None, params)
     rows.add('ntk_seconds', time_mod.time() - start, step=0, **tag)
     rows.add('ntk_implementation', ntk.implementation, **tag)
+    rows.add('ntk_block_size', ntk.last_block, **tag)
+    if ntk.last_bytes is not None:
+        rows.add('ntk_block_bytes', ntk.last_bytes, **tag)
     momentum = float(exp.get('momentum', 0.9))
     optimizer_name = str(exp.get('optimizer', 'gd'))
     lr, max_lr = training.resolve_learning_rate(
