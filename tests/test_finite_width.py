@@ -621,3 +621,36 @@ def test_finite_vs_kernel_bars_hold_every_predictor(tmp_path):
     kernels = table[table['best_accuracy'].isna()]
     assert kernels['predictor'].tolist() == ['NNGP', 'NTK']
     np.testing.assert_allclose(kernels['final_accuracy'], [0.26, 0.27])
+
+
+def test_empirical_lr_kernel_is_blocked_within_the_memory_budget(tmp_path):
+    """lr_kernel=empirical takes the whole training set's empirical NTK; under a
+    kernel.memory_gb its one block does not fit, it runs in blocks that do and
+    gives the same largest stable learning rate."""
+    def max_lr(memory_gb):
+        cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
+                      'dataset.n_train=48', 'dataset.n_test=16',
+                      'experiment.widths=[64]', 'experiment.steps=1',
+                      'experiment.eval_every=1', 'experiment.probe_size=0',
+                      'experiment.references=[]', 'experiment.lr_kernel=empirical',
+                      'experiment.ntk_implementation=jacobian_contraction',
+                      f'kernel.memory_gb={memory_gb}', 'skip_done=false')
+        frame = runner.run_job(cfg, tmp_path / f'run_{memory_gb}')
+        return frame[frame['metric'] == 'max_lr']['value'].item()
+
+    from ntkexp.empirical_ntk import EmpiricalNTK
+    sizes = []
+    real = EmpiricalNTK._choose  # pylint: disable=protected-access
+
+    def spy(self, *args):
+        sizes.append(real(self, *args))
+        return sizes[-1]
+
+    import unittest.mock
+    with unittest.mock.patch.object(EmpiricalNTK, '_choose', spy):
+        ample, tight = max_lr(4), max_lr(0.003)
+    (block, choice, _), (small, tight_choice, used) = sizes
+    assert block == 48 and choice is None
+    assert small < 48 and used <= tight_choice.usable_bytes
+    assert tight_choice.budget_bytes == pytest.approx(0.003 * 1024 ** 3)
+    assert tight == pytest.approx(ample, rel=1e-5)
