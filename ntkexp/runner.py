@@ -220,6 +220,12 @@ def validate(cfg: DictConfig) -> None:
                        f'experiment.{key}={value!r} is invalid; the diagonal '
                        'regulariser must be a number >= 0 (e.g. '
                        'experiment.diag_reg=1e-4)')
+    if 'kernels' in exp:  # the infinite-width kernels an experiment computes
+        kernels = as_list(exp.kernels)
+        unknown = [k for k in kernels if k not in ('nngp', 'ntk')]
+        _check(kernels and not unknown,
+               f'experiment.kernels={list(kernels)} is invalid; give nngp and/or '
+               'ntk, e.g. experiment.kernels=[nngp,ntk]')
     for value in as_list(exp.get('t', None)):  # kernel regression's training times
         try:
             ok = time_value(value) >= 0

@@ -287,6 +287,9 @@ def test_cli_default_run_prints_table(tmp_path):
     (['dataset=imagenet'], "unknown dataset 'imagenet'; choose one of:"),
     (['model.width=0'], 'width'),
     (['experiment.diag_reg=-1'], 'diag_reg=-1'),
+    (['experiment.kernels=[nngp,foo]'], "experiment.kernels=['nngp', 'foo'] is "
+                                        'invalid; give nngp and/or ntk'),
+    (['experiment.kernels=[]'], 'experiment.kernels=[] is invalid'),
     (['precision=float16'], 'precision'),
     (['matmul_precision=tf32'], "matmul_precision='tf32' is invalid; use "
                                 'matmul_precision=highest or'),
