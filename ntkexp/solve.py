@@ -142,8 +142,20 @@ def _check_finite(out: np.ndarray, name: str, diag_reg: float,
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of test points whose largest output is their class."""
-    return float(np.mean(np.argmax(predictions, axis=1) == np.asarray(labels)))
+    """Fraction of test points classified right.
+
+    The class of a point is its largest output's index; with one output
+    (``dataset.targets=regression``: the label as a number) it is the nearest
+    integer to that output (``argmax`` of one column would call every point
+    class 0).
+    """
+    predictions = np.asarray(predictions)
+    predictions = predictions.reshape(len(predictions), -1)
+    if predictions.shape[1] == 1:
+        guess = np.rint(predictions[:, 0])
+    else:
+        guess = np.argmax(predictions, axis=1)
+    return float(np.mean(guess == np.asarray(labels)))
 
 
 def mse(predictions: np.ndarray, targets: np.ndarray) -> float:

@@ -88,4 +88,8 @@ def test_accuracy_and_mse():
     assert solve.accuracy(pred, np.array([0, 1, 1])) == pytest.approx(2 / 3)
     assert solve.mse(pred, np.zeros_like(pred)) == pytest.approx(
         np.mean(pred ** 2))
+    # One output (targets=regression, the label as a number): the nearest label.
+    labels = np.array([0, 3, 7, 9])
+    assert solve.accuracy(np.array([[0.2], [3.4], [6.6], [7.0]]), labels) == 0.75
+    assert solve.accuracy(np.array([0.2, 3.4, 6.6, 9.1]), labels) == 1.0
 

@@ -75,6 +75,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import ntk_drift
+from ntkexp import solve
 from ntkexp import spectrum
 from ntkexp import training
 from ntkexp.empirical_ntk import AUTO, EmpiricalNTK
@@ -490,7 +491,7 @@ def _run_training(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
         rows.add('loss', float(loss_fn(jnp.asarray(ft), jnp.asarray(y_test))),
                  split='test', **at)
         if data.labels_test is not None:
-            acc = float(np.mean(np.argmax(ft, 1) == np.asarray(data.labels_test)))
+            acc = solve.accuracy(ft, data.labels_test)
             rows.add('accuracy', acc, split='test', **at)
             line['test_accuracy'] = acc
         if on_test:
