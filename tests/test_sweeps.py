@@ -33,6 +33,11 @@ from ntkexp import sweep
 
 NTKEXP = Path(sys.executable).parent / 'ntkexp'
 TINY = ['dataset.n_train=40', 'dataset.n_test=40', 'kernel.progress=false']
+# Two jobs, the second failing at run time: digits has 360 test images, which
+# only loading the data finds out (a bad value the config check sees fails
+# before the run, with no traceback).
+ONE_FAILING = ['dataset.n_train=40', 'dataset.n_test=40,100000',
+               'kernel.progress=false']
 
 
 def compose_hydra(overrides: list[str]):
@@ -201,8 +206,8 @@ def test_slurm_path_end_to_end_with_submitit_local(tmp_path):
 
 def test_one_failing_job_neither_stops_nor_loses_the_others(tmp_path):
     """Run-time failure + invalid value in one sweep; then a re-run."""
-    args = ['run', '-m', 'experiment.kernels=[nngp],[bogus]',
-            'precision=float64,float16', *TINY, f'paths.root={tmp_path}']
+    args = ['run', '-m', *ONE_FAILING, 'precision=float64,float16',
+            f'paths.root={tmp_path}']
     first = run_cli(args, cwd=tmp_path)
     assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
     assert 'sweep: 4 jobs' in first.stdout and '1 ok' in first.stdout
@@ -210,7 +215,7 @@ def test_one_failing_job_neither_stops_nor_loses_the_others(tmp_path):
     runs = statuses(tmp_path / 'runs')
     assert sorted(s['status'] for s in runs.values()) == ['failed'] * 3 + ['ok']
     errors = ' '.join(str(s['error']) for s in runs.values())
-    assert 'bogus' in errors and 'precision' in errors
+    assert 'n_test=100000 is larger than the 360' in errors and 'precision' in errors
     # The run-time failure has its traceback; the ok run has its rows.
     assert any('Traceback' in s.get('traceback', '') for s in runs.values())
     (ok_dir,) = [d for d, s in runs.items() if s['status'] == 'ok']
@@ -259,7 +264,7 @@ def test_stopped_sweep_records_the_job_and_prints_the_summary(tmp_path,
 def test_parallel_launcher_sweep(tmp_path):
     """The joblib preset: two jobs in worker processes, one failing."""
     result = run_cli(['run', '-m', 'hydra/launcher=parallel',
-                      'experiment.kernels=[nngp],[bogus]', *TINY,
+                      *ONE_FAILING,
                       f'paths.root={tmp_path}'], cwd=tmp_path)
     assert result.returncode == 1
     runs = statuses(tmp_path / 'runs')
