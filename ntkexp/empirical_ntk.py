@@ -98,6 +98,13 @@ class EmpiricalNTK:
         self._programs: dict[tuple, Any] = {}
         self._blocks: dict[tuple, tuple] = {}
 
+    @classmethod
+    def for_run(cls, cfg: Any, apply_fn: Callable, implementation: int,
+                block_size: int | str | None = AUTO) -> 'EmpiricalNTK':
+        """The kernel of a run: blocks sized from its ``kernel.memory_gb``."""
+        memory_gb = (cfg.get('kernel') or {}).get('memory_gb', 4.0)
+        return cls(apply_fn, implementation, block_size, memory_gb=float(memory_gb))
+
     def _fn(self, implementation: int) -> Callable:
         if implementation not in self._fns:
             self._fns[implementation] = ntk_drift.empirical_ntk_fn(
@@ -148,16 +155,16 @@ class EmpiricalNTK:
             return self.block_size
         key = (implementation, _shape(x1), _shape(x2))
         if key not in self._blocks:
-            self._blocks[key] = self._choose(implementation, x1, x2, params)
+            self._blocks[key] = self._choose(implementation, n, x1, x2, params)
         block, self.last_choice, self.last_bytes = self._blocks[key]
         return block
 
-    def _choose(self, implementation: int, x1: jnp.ndarray,
+    def _choose(self, implementation: int, n: int, x1: jnp.ndarray,
                 x2: Optional[jnp.ndarray], params: Any) -> tuple:
-        """``(block, choice, bytes)``: one block if its program fits the
-        budget, else :func:`ntkexp.kernels.choose_block_size` over square
-        off-diagonal blocks (the larger program: two inputs' Jacobians)."""
-        n = max(x1.shape[0], x1.shape[0] if x2 is None else x2.shape[0])
+        """``(block, choice, bytes)`` for ``n`` inputs: one block if its
+        program fits the budget, else :func:`ntkexp.kernels.choose_block_size`
+        over square off-diagonal blocks (the larger program: two inputs'
+        Jacobians)."""
         budget = self.memory_gb * kernels.GIB
         free = kernels.device_free_bytes()
         if free is not None and budget > free:

@@ -412,9 +412,8 @@ def _run_training(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
     _, params = init_fn(key, x.shape)
     params = training.cast(params, dtype)
 
-    ntk = EmpiricalNTK(apply_fn, _implementation_code(
-        exp.get('ntk_implementation', 'auto')), exp.get('ntk_block_size', None),
-        memory_gb=float((cfg.get('kernel') or {}).get('memory_gb', 4.0)))
+    ntk = EmpiricalNTK.for_run(cfg, apply_fn, _implementation_code(
+        exp.get('ntk_implementation', 'auto')), exp.get('ntk_block_size', None))
     ks = [int(k) for k in as_list(exp.get('energy_k', [1, 2, 5, 10]))]
     top_k = int(exp.get('top_k', 20))
     tag = dict(setup=setup, schedule=str(exp.schedule))

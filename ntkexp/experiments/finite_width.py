@@ -87,7 +87,7 @@ from omegaconf import DictConfig, OmegaConf
 from ntkexp import ntk_drift
 from ntkexp import solve
 from ntkexp import training
-from ntkexp.empirical_ntk import AUTO, EmpiricalNTK
+from ntkexp.empirical_ntk import EmpiricalNTK
 from ntkexp.models import count_params
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
@@ -489,10 +489,9 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
         # Blocks sized from kernel.memory_gb: lr_kernel=empirical takes the
         # whole training set's NTK.
-        ntk_emp = (EmpiricalNTK(
-            apply_fn, ntk_drift.implementation_code(
-                exp.get('ntk_implementation', 1)), AUTO,
-            memory_gb=float((cfg.get('kernel') or {}).get('memory_gb', 4.0)))
+        ntk_emp = (EmpiricalNTK.for_run(
+            cfg, apply_fn, ntk_drift.implementation_code(
+                exp.get('ntk_implementation', 1)))
             if probe_size or lr_kernel == 'empirical' else None)
 
         for seed in seeds_of(cfg):
