@@ -654,3 +654,50 @@ def test_empirical_lr_kernel_is_blocked_within_the_memory_budget(tmp_path):
     assert small < 48 and used <= tight_choice.usable_bytes
     assert tight_choice.budget_bytes == pytest.approx(0.003 * 1024 ** 3)
     assert tight == pytest.approx(ample, rel=1e-5)
+
+
+def test_distances_and_drift_of_diverged_predictors_are_not_fitted(tmp_path):
+    """A predictor that diverged (its diverged_at_step row) leaves its
+    distance, and a diverged network its NTK drift, out of the figures and
+    their fitted slopes: they measure the blow-up. The figure says what was
+    left out."""
+    rows = []
+    for seed in (0, 1):
+        run = f'runs/{seed}'
+        for width in (32, 128, 512):
+            dist = 0.4 * (width / 32) ** -0.5
+            for metric, value in (('dist_ntk', dist), ('dist_linearized', dist),
+                                  ('ntk_drift', dist)):
+                blown = width == 32 and seed == 0 and metric != 'dist_ntk'
+                rows.append(dict(run_dir=run, metric=metric, model='fc',
+                                 width=width, seed=seed, step=40, split='test',
+                                 value=1e16 if blown else value))
+        if seed == 0:
+            for predictor in ('linearized', 'net'):
+                rows.append(dict(run_dir=run, metric='diverged_at_step',
+                                 model='fc', width=32, seed=0, step=None,
+                                 predictor=predictor, value=20.0))
+    frame = pd.DataFrame(rows)
+    notes = {}
+    real_save = fw_plots._save_with_slopes  # pylint: disable=protected-access
+
+    def keep_note(fig, out_dir, name, fits):
+        notes[name] = [t.get_text() for ax in fig.axes for t in ax.texts]
+        return real_save(fig, out_dir, name, fits)
+
+    import unittest.mock
+    with unittest.mock.patch.object(fw_plots, '_save_with_slopes', keep_note):
+        fw_plots.plot(frame.assign(experiment='fw'), tmp_path)
+    slopes = pd.read_csv(tmp_path / 'fw_distance_slopes.csv').set_index('metric')
+    # The network diverged too (seed 0, width 32): both distances lose it.
+    assert slopes['points'].to_dict() == {'dist_ntk': 5, 'dist_linearized': 5}
+    np.testing.assert_allclose(slopes['slope'], -0.5, atol=1e-9)
+    drift = pd.read_csv(tmp_path / 'fw_ntk_drift_slopes.csv')
+    assert drift['points'].item() == 5
+    np.testing.assert_allclose(drift['slope'], -0.5, atol=1e-9)
+    assert notes['fw_distance'] == [
+        'not drawn, diverged (lr above 2/$\\lambda_{max}$ of its kernel): '
+        'linearised network at width 32 (seed 0); network at width 32 (seed 0)']
+    assert notes['fw_ntk_drift'] == [
+        'not drawn, diverged (lr above 2/$\\lambda_{max}$ of its kernel): '
+        'network at width 32 (seed 0)']

@@ -18,7 +18,10 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
 * ``distance`` (Lee et al. 2019, Fig. 2): RMS distance of the network's test
   outputs to the infinite-width NTK dynamics and to the linearised network at
   the last step against the width, log-log with fitted slopes
-  (``<experiment>_distance_slopes.csv``);
+  (``<experiment>_distance_slopes.csv``); a predictor that diverged (its
+  ``diverged_at_step`` row: a learning rate above ``2 / lambda_max`` of its
+  kernel) is left out of this figure and of ``ntk_drift``, which say so, and
+  marked in ``curves``;
 * ``curves``: test loss along training for the network and its references,
   one panel per width;
 * ``finite_vs_kernel`` (Lee et al. 2020, Fig. 1): best test accuracy over
@@ -93,6 +96,52 @@ def _line_columns(frame: pd.DataFrame) -> list[str]:
         if column in frame.columns and frame[column].astype(str).nunique() > 1:
             columns.append(column)
     return columns
+
+
+#: The reference each distance compares the network with.
+_DISTANCE_REFERENCE = {'dist_ntk': 'ntk', 'dist_linearized': 'linearized'}
+_RUN_KEYS = ['run_dir', 'width', 'seed']
+
+
+def _diverged(frame: pd.DataFrame) -> set[tuple]:
+    """``(run_dir, width, seed, predictor)``, as strings, of every predictor
+    whose training diverged (the experiment's ``diverged_at_step`` rows: a
+    learning rate above ``2 / lambda_max`` of its kernel)."""
+    rows = _metric(frame, 'diverged_at_step')
+    keys = rows.reindex(columns=_RUN_KEYS + ['predictor']).astype(str)
+    return set(keys.itertuples(index=False, name=None))
+
+
+def _split_diverged(rows: pd.DataFrame, diverged: set[tuple],
+                    predictors) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(kept, dropped)``: a row is dropped when one of ``predictors(metric)``
+    diverged in its run, width and seed (its value then measures the blow-up,
+    not the network)."""
+    if not diverged or rows.empty:
+        return rows, rows.iloc[:0]
+    keys = rows.reindex(columns=_RUN_KEYS).astype(str).itertuples(
+        index=False, name=None)
+    bad = np.array([any((*key, p) in diverged for p in predictors(metric))
+                    for key, metric in zip(keys, rows['metric'])], bool)
+    return rows[~bad], rows[bad]
+
+
+def _diverged_note(dropped: pd.DataFrame, diverged: set[tuple], predictors) -> str:
+    """One line naming the predictors, widths and seeds not drawn because
+    they diverged."""
+    seeds: dict[tuple, set] = {}
+    keys = dropped.reindex(columns=_RUN_KEYS).astype(str).itertuples(
+        index=False, name=None)
+    for key, metric, width, seed in zip(keys, dropped['metric'], dropped['width'],
+                                        dropped.reindex(columns=['seed'])['seed']):
+        for p in predictors(metric):
+            if (*key, p) in diverged:
+                seeds.setdefault((PREDICTOR_LABELS.get(p, p), int(width)),
+                                 set()).add(str(seed))
+    parts = [f"{what} at width {width} (seed {', '.join(sorted(s))})"
+             for (what, width), s in sorted(seeds.items())]
+    return ('not drawn, diverged (lr above 2/$\\lambda_{max}$ of its kernel): '
+            + '; '.join(parts))
 
 
 def _last_step(rows: pd.DataFrame) -> pd.DataFrame:
@@ -359,6 +408,8 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     """Relative NTK change at the last step against width, log-log."""
     frame = _plain(frame)
     rows = _last_step(_metric(frame, 'ntk_drift'))
+    diverged = _diverged(frame)
+    rows, dropped = _split_diverged(rows, diverged, lambda _: ('net',))
     if rows.empty or rows['width'].nunique() < 2:
         return []
     plt = figures.pyplot()
@@ -381,6 +432,9 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     steps = rows['step'].iloc[0] if 'step' in rows.columns else None
     ax.set_title('relative change of the empirical NTK' +
                  (f' after {steps:g} steps' if steps is not None else ''))
+    if not dropped.empty:
+        ax.text(0.5, -0.2, _diverged_note(dropped, diverged, lambda _: ('net',)),
+                fontsize=7, ha='center', va='top', transform=ax.transAxes)
     ax.legend(fontsize=8)
     return _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
 
@@ -396,9 +450,17 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     if 'split' in rows.columns:
         rows = rows[rows['split'] == 'test']
     rows = _last_step(rows)
+    # Not the distance to a predictor that diverged, nor from a network that
+    # did: those points measure the blow-up (and would set the slopes).
+    def compared(metric):
+        return ('net', _DISTANCE_REFERENCE[metric])
+
+    diverged = _diverged(frame)
+    rows, dropped = _split_diverged(rows, diverged, compared)
     # A trend needs two widths of one architecture (e.g. lee2020_finite trains
     # FC at 512 and CNN-VEC at 16 channels: no distance-vs-width figure).
-    if rows.groupby(_line_columns(rows), dropna=False)['width'].nunique().max() < 2:
+    if rows.empty or rows.groupby(_line_columns(rows), dropna=False)[
+            'width'].nunique().max() < 2:
         return []
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -416,6 +478,9 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     ax.set_title('finite network vs ' + ' and '.join(
         {'dist_ntk': 'its NTK dynamics', 'dist_linearized': 'its linearisation'}[m]
         for m in present))
+    if not dropped.empty:
+        ax.text(0.5, -0.2, _diverged_note(dropped, diverged, compared), fontsize=7,
+                ha='center', va='top', transform=ax.transAxes)
     ax.legend(fontsize=7)
     return _save_with_slopes(fig, out_dir, f'{name}_distance', fits)
 
@@ -435,6 +500,7 @@ def plot_curves(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     # standard parameterisation's lr is width-dependent and tiny).
     xcol = 't' if 't' in rows.columns and (
         rows.groupby('step')['t'].nunique().max() <= 1) else 'step'
+    diverged = _diverged(frame)
     for ax, width in zip(axes[0], widths):
         part = rows[rows['width'] == width]
         for key, group in part.groupby(lines + ['predictor'], dropna=False):
@@ -442,8 +508,13 @@ def plot_curves(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
             stats = group.groupby(xcol)['value'].mean().sort_index()
             label = (_model_label(rows, key[:-1]) + ', ' +
                      PREDICTOR_LABELS.get(predictor, predictor))
-            ax.plot(stats.index, stats.values,
-                    PREDICTOR_STYLE.get(predictor, '-'), label=label)
+            line, = ax.plot(stats.index, stats.values,
+                            PREDICTOR_STYLE.get(predictor, '-'), label=label)
+            if not _split_diverged(group, diverged,
+                                   lambda _, p=predictor: (p,))[1].empty:
+                ax.annotate('diverged', (stats.index[-1], stats.values[-1]),
+                            fontsize=7, ha='right', va='bottom',
+                            color=line.get_color())
         names = sorted({MODEL_LABELS.get(str(m), str(m)) for m in part['model']})
         ax.set_title(', '.join(names) + f', width $n={int(width)}$')
         ax.set_xlabel('time $t$ = learning rate x steps' if xcol == 't'
