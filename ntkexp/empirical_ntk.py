@@ -165,33 +165,24 @@ class EmpiricalNTK:
         program fits the budget, else :func:`ntkexp.kernels.choose_block_size`
         over square off-diagonal blocks (the larger program: two inputs'
         Jacobians)."""
-        budget = self.memory_gb * kernels.GIB
-        free = kernels.device_free_bytes()
-        if free is not None and budget > free:
-            log.warning('kernel.memory_gb=%g is more than the %.3g GiB this '
-                        'device can still allocate: empirical NTK blocks are '
-                        'sized for that instead', self.memory_gb,
-                        free / kernels.GIB)
-            budget = max(free, 0)
+        budget = kernels.budget_bytes(self.memory_gb, 'empirical NTK blocks')
         whole = kernels.compiled_bytes(self._program(implementation, x1, x2, params))
         if whole <= budget * (1 - self.safety):
             return n, None, whole
         del self._programs[(implementation, _shape(x1), _shape(x2))]
-        sizes = []
+        measured = {}  # block size -> its program's key
 
         def measure(size: int) -> int:
             rows = jnp.zeros((size,) + x1.shape[1:], x1.dtype)
-            sizes.append(size)
+            measured[size] = (implementation, _shape(rows), _shape(rows))
             return kernels.compiled_bytes(
                 self._program(implementation, rows, rows, params))
 
         choice = kernels.choose_block_size(
             measure, n, budget, safety=self.safety, what='empirical NTK')
-        for size in sizes:  # keep only the program that runs
+        for size, key in measured.items():  # keep only the program that runs
             if size != choice.block:
-                rows = (size,) + tuple(x1.shape[1:])
-                self._programs.pop((implementation, (rows, str(x1.dtype)),
-                                    (rows, str(x1.dtype))), None)
+                del self._programs[key]
         return choice.block, choice, choice.measured_bytes
 
     def _compute(self, implementation: int, x1: jnp.ndarray,

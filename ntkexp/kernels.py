@@ -176,6 +176,19 @@ def device_free_bytes() -> int | None:
     return int(stats['bytes_limit']) - int(stats.get('bytes_in_use', 0))
 
 
+def budget_bytes(memory_gb: float, what: str = 'blocks') -> float:
+    """``memory_gb`` in bytes, or what the device can still allocate if less
+    (with a warning naming ``what`` is sized for that)."""
+    budget = memory_gb * GIB
+    free = device_free_bytes()
+    if free is not None and budget > free:
+        log.warning('kernel.memory_gb=%g is more than the %.3g GiB this '
+                    'device can still allocate: %s are sized for that '
+                    'instead', memory_gb, free / GIB, what)
+        budget = max(free, 0)
+    return budget
+
+
 def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
     if len(x) == rows:
         return x
@@ -655,13 +668,7 @@ class KernelEngine:
     def _choose(self, x: np.ndarray, n_max: int) -> BlockChoice:
         """The memory-budgeted block, capped by ``block_seconds``."""
         known: dict[int, int] = {}
-        budget = self.memory_gb * GIB
-        free = device_free_bytes()
-        if free is not None and budget > free:
-            log.warning('kernel.memory_gb=%g is more than the %.3g GiB this '
-                        'device can still allocate: blocks are sized for '
-                        'that instead', self.memory_gb, free / GIB)
-            budget = max(free, 0)
+        budget = budget_bytes(self.memory_gb)
         log.info('sizing kernel blocks for kernel.memory_gb=%g: compiling the '
                  'kernel at a few block sizes (up to minutes for large '
                  'convolutional nets)', self.memory_gb)
