@@ -126,9 +126,12 @@ def _split_diverged(rows: pd.DataFrame, diverged: set[tuple],
     return rows[~bad], rows[bad]
 
 
-def _diverged_note(dropped: pd.DataFrame, diverged: set[tuple], predictors) -> str:
-    """One line naming the predictors, widths and seeds not drawn because
-    they diverged."""
+def _note_diverged(ax, dropped: pd.DataFrame, diverged: set[tuple],
+                   predictors) -> None:
+    """One line under ``ax`` naming the predictors, widths and seeds not
+    drawn because they diverged (none when nothing was dropped)."""
+    if dropped.empty:
+        return
     seeds: dict[tuple, set] = {}
     keys = dropped.reindex(columns=_RUN_KEYS).astype(str).itertuples(
         index=False, name=None)
@@ -140,8 +143,9 @@ def _diverged_note(dropped: pd.DataFrame, diverged: set[tuple], predictors) -> s
                                  set()).add(str(seed))
     parts = [f"{what} at width {width} (seed {', '.join(sorted(s))})"
              for (what, width), s in sorted(seeds.items())]
-    return ('not drawn, diverged (lr above 2/$\\lambda_{max}$ of its kernel): '
-            + '; '.join(parts))
+    ax.text(0.5, -0.2, 'not drawn, diverged (lr above 2/$\\lambda_{max}$ of its '
+            'kernel): ' + '; '.join(parts), fontsize=7, ha='center', va='top',
+            transform=ax.transAxes)
 
 
 def _last_step(rows: pd.DataFrame) -> pd.DataFrame:
@@ -432,9 +436,7 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     steps = rows['step'].iloc[0] if 'step' in rows.columns else None
     ax.set_title('relative change of the empirical NTK' +
                  (f' after {steps:g} steps' if steps is not None else ''))
-    if not dropped.empty:
-        ax.text(0.5, -0.2, _diverged_note(dropped, diverged, lambda _: ('net',)),
-                fontsize=7, ha='center', va='top', transform=ax.transAxes)
+    _note_diverged(ax, dropped, diverged, lambda _: ('net',))
     ax.legend(fontsize=8)
     return _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
 
@@ -478,9 +480,7 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     ax.set_title('finite network vs ' + ' and '.join(
         {'dist_ntk': 'its NTK dynamics', 'dist_linearized': 'its linearisation'}[m]
         for m in present))
-    if not dropped.empty:
-        ax.text(0.5, -0.2, _diverged_note(dropped, diverged, compared), fontsize=7,
-                ha='center', va='top', transform=ax.transAxes)
+    _note_diverged(ax, dropped, diverged, compared)
     ax.legend(fontsize=7)
     return _save_with_slopes(fig, out_dir, f'{name}_distance', fits)
 
