@@ -183,6 +183,11 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.get('precision') in ('float32', 'float64'),
            f"precision={cfg.get('precision')!r} is invalid; use precision=float32 "
            'or precision=float64')
+    for key, value in (('seed', cfg.get('seed', 0)),
+                       ('dataset.seed', (cfg.get('dataset') or {}).get('seed', 0))):
+        _check(_integer(value) is not None and not isinstance(value, bool),
+               f'{key}={value!r} must be an integer (e.g. {key}=0; a sweep: '
+               f'{key}=0,1,2)')
     kernel = cfg.get('kernel', {})
     memory = kernel.get('memory_gb', 1)
     _check((_number(memory) or 0) > 0,

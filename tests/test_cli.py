@@ -513,6 +513,8 @@ def test_finite_width_trains_the_command_lines_seed_and_width(tmp_path,
     ('kernel.block_size=abc', "kernel.block_size='abc' must be a positive integer"),
     ('kernel.block_size=1.5', 'kernel.block_size=1.5 must be a positive integer'),
     ('kernel.jobs=abc', "kernel.jobs='abc' must be an integer >= 1"),
+    ('seed=abc', "seed='abc' must be an integer (e.g. seed=0; a sweep: seed=0,1,2)"),
+    ('dataset.seed=1.5', 'dataset.seed=1.5 must be an integer'),
     ('experiment.diag_reg=abc', "experiment.diag_reg='abc' is invalid"),
     ('experiment.run=nosuch.module.run',
      "experiment.run='nosuch.module.run' cannot be imported (ModuleNotFoundError: "

@@ -173,6 +173,17 @@ def test_env_var_is_used_when_no_data_dir(tmp_path, monkeypatch):
     assert data.source == f'local:{tmp_path / "mnist"}'
 
 
+def test_missing_data_dir_is_named_before_another_copy_is_used(tmp_path,
+                                                              monkeypatch, caplog):
+    write_mnist(tmp_path / 'mnist')
+    monkeypatch.setenv('NTKEXP_DATA', str(tmp_path))
+    typo = tmp_path / 'mnsit'
+    with caplog.at_level('WARNING', logger='ntkexp.data.builders'):
+        data = D.mnist(data_dir=str(typo), n_train=10, n_test=10, download=False)
+    assert data.source == f'local:{tmp_path / "mnist"}'
+    assert f'dataset.data_dir={typo}: no such directory' in caplog.text
+
+
 def test_missing_dataset_error_lists_paths_and_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(tfds_source, 'network_available', lambda *a: False)
     missing = tmp_path / 'nowhere'

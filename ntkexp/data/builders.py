@@ -30,6 +30,7 @@ an already prepared tensorflow-datasets copy (in ``data_dir``,
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -41,6 +42,8 @@ from ntkexp.data import preprocess
 from ntkexp.data import readers
 from ntkexp.data import synthetic
 from ntkexp.data import tfds_source
+
+log = logging.getLogger(__name__)
 from ntkexp.data.dataset import Dataset
 
 DTYPES = ('float32', 'float64')
@@ -184,6 +187,10 @@ def load_raw(name: str, data_dir: str | None = None,
     roots = []
     if _abs(data_dir):
         roots.append(('dataset.data_dir', _abs(data_dir)))
+        if not os.path.isdir(_abs(data_dir)):
+            # Often a typo; say so before another copy is used in its place.
+            log.warning('dataset.data_dir=%s: no such directory; looking for %s '
+                        'in the other places instead', data_dir, name)
     env = _abs(os.environ.get(ENV_DATA))
     if env and env not in [r for _, r in roots]:
         roots.append((f'${ENV_DATA}', env))

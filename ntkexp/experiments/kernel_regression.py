@@ -31,6 +31,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ntkexp import host_memory
 from ntkexp import kernels
 from ntkexp import solve
 from ntkexp.experiments.options import as_list, time_value
@@ -63,15 +64,23 @@ def make_engine(cfg: DictConfig, kernel_fn, get: tuple[str, ...]) -> kernels.Ker
 
 def compute_kernels(cfg: DictConfig, kernel_fn, x_train: np.ndarray,
                     x_test: np.ndarray, get: tuple[str, ...],
-                    run_dir: Path | None = None):
+                    run_dir: Path | None = None, finite_t: bool = False):
     """Train-train and test-train kernels, through submitit jobs if configured.
 
     With ``kernel.jobs > 1`` the missing blocks are computed by submitit jobs
     (:mod:`ntkexp.distributed`) whose logs go to ``<run_dir>/kernel_jobs``.
+    First checks that the kernels and a solve on them (at a finite ``t``
+    when ``finite_t``) fit in host memory
+    (:func:`ntkexp.host_memory.check_kernel_solve`).
+
+    Raises:
+        HostMemoryError: they do not; before any block is computed.
 
     Returns:
         ``(k_train_train, k_test_train, seconds)``, each kernel a dict by ``get``.
     """
+    host_memory.check_kernel_solve(len(x_train), len(x_test), tuple(get),
+                                   np.dtype(x_train.dtype).itemsize, finite_t)
     engine = make_engine(cfg, kernel_fn, get)
     start = time.time()
     jobs = int(cfg.get('kernel', {}).get('jobs', 1))
@@ -115,8 +124,10 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                          "['nngp', 'ntk']")
     variance = bool(exp.get('variance', False))
     need = tuple(sorted(set(get) | ({'nngp'} if variance else set())))
-    k_tt, k_st, seconds = compute_kernels(cfg, kernel_fn, x_train, x_test, need,
-                                          run_dir=run_dir)
+    times = [time_value(t) for t in as_list(exp.get('t', None), [None])]
+    k_tt, k_st, seconds = compute_kernels(
+        cfg, kernel_fn, x_train, x_test, need, run_dir=run_dir,
+        finite_t=any(not math.isinf(t) for t in times))
     rows.add('kernel_seconds', seconds, n_train=len(x_train), n_test=len(x_test))
 
     k_test_diag = None

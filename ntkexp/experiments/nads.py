@@ -62,6 +62,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ntkexp import anisotropy
+from ntkexp import host_memory
 from ntkexp import solve
 from ntkexp import training
 from ntkexp.experiments.options import as_list
@@ -310,6 +311,8 @@ def _kernel_accuracy(cfg: DictConfig, kernel_fn, kernels: list[str],
     from ntkexp.experiments.kernel_regression import make_engine  # pylint: disable=g-import-not-at-top
     exp = cfg.experiment
     dtype = exp.get('kernel_precision', None) or cfg.get('precision', 'float64')
+    host_memory.check_kernel_solve(len(x_train), len(x_test), tuple(kernels),
+                                   np.dtype(dtype).itemsize)
     engine = make_engine(cfg, kernel_fn, tuple(kernels))
     start = time.time()
     k_tt = engine(np.asarray(x_train, dtype), None, desc='train x train')
