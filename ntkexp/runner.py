@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 _MODEL_COLUMNS = ('width', 'depth', 'k', 'filter_size', 'readout', 'alpha',
                   'W_std', 'b_std', 'activation', 'parameterization')
 # Dataset options copied onto every row.
-_DATASET_COLUMNS = ('n_train', 'n_test', 'zca', 'standardize', 'targets')
+_DATASET_COLUMNS = ('n_train', 'n_test', 'zca', 'standardize', 'stats_from', 'targets')
 
 
 class ConfigError(ValueError):
@@ -300,6 +300,9 @@ def run_job(cfg: DictConfig, run_dir: Path | str) -> pd.DataFrame:
 
 def _run_job(cfg: DictConfig, run_dir: Path) -> pd.DataFrame:
     """:func:`run_job` after validation, with the run's precision set."""
+    # Before anything is written: an error here leaves no run directory, not
+    # one whose status says running.
+    base = base_columns(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_precision(cfg)
     (run_dir / records.CONFIG_YAML).write_text(
@@ -309,7 +312,7 @@ def _run_job(cfg: DictConfig, run_dir: Path) -> pd.DataFrame:
     summary = None
     with interrupts.sigterm_raises():
         status = records.StatusRecord(run_dir, cfg)
-        rows = records.RowWriter(run_dir / records.ROWS_JSONL, base_columns(cfg))
+        rows = records.RowWriter(run_dir / records.ROWS_JSONL, base)
         try:
             summary = experiment(cfg, run_dir, rows)
         except BaseException as exc:  # Ctrl-C and SIGTERM too: record them.

@@ -404,6 +404,50 @@ def test_zca_on_images_keeps_shape_and_uses_train_statistics():
     assert np.std(ratio) / np.mean(ratio) < 1e-4
 
 
+def test_stats_from_train_split_uses_the_whole_training_pool():
+    """``stats_from=train_split``: standardisation and ZCA statistics of the
+    whole training pool (1437 digits), applied to the subset: equal to
+    standardising / whitening the pool and then taking the subset's rows."""
+    pool = D.digits(n_train=None, n_test=50, dtype='float64')
+    sub = D.digits(n_train=100, n_test=50, dtype='float64')
+    # The subset's rows in the pool (nested subsets: find each image).
+    flat_pool = pool.x_train.reshape(len(pool.x_train), -1)
+    index = {row.tobytes(): i for i, row in enumerate(flat_pool)}
+    rows = [index[r.tobytes()] for r in sub.x_train.reshape(100, -1)]
+    for options in (dict(standardize='per_channel'),
+                    dict(standardize='per_feature', zca=0.1), dict(zca=1e-3)):
+        whole = D.digits(n_train=None, n_test=50, dtype='float64', **options)
+        split = D.digits(n_train=100, n_test=50, dtype='float64',
+                         stats_from='train_split', **options)
+        subset = D.digits(n_train=100, n_test=50, dtype='float64', **options)
+        np.testing.assert_allclose(split.x_train, whole.x_train[rows], atol=1e-12)
+        np.testing.assert_allclose(split.x_test, whole.x_test, atol=1e-12)
+        assert np.abs(subset.x_train - split.x_train).max() > 1e-3
+    with pytest.raises(ValueError, match=r"stats_from must be one of \('subset', "
+                                          r"'train_split'\), got 'test'"):
+        D.digits(stats_from='test')
+
+
+def test_zca_fit_on_fewer_images_than_features_warns_with_the_norm_ratio(caplog):
+    """Fit on 30 images of 64 features, ZCA scales the 34+ directions they
+    do not span by 1/sqrt(eps): test images come out larger; the warning gives
+    the measured ratio. Fit on the whole pool (1437 > 64): no warning."""
+    with caplog.at_level('WARNING', logger='ntkexp.data.preprocess'):
+        data = D.digits(n_train=30, n_test=100, zca=0.1, dtype='float64')
+    norm = lambda x: np.linalg.norm(x.reshape(len(x), -1), axis=1).mean()
+    ratio = norm(data.x_test) / norm(data.x_train)
+    assert ratio > 1.2
+    assert (f'ZCA fit on 30 images of 64 features' in caplog.text
+            and f'{ratio:.2f}x the norm of training images' in caplog.text
+            and 'dataset.stats_from=train_split' in caplog.text)
+    caplog.clear()
+    with caplog.at_level('WARNING', logger='ntkexp.data.preprocess'):
+        split = D.digits(n_train=30, n_test=100, zca=0.1, dtype='float64',
+                         stats_from='train_split')
+    assert 'ZCA fit on' not in caplog.text
+    assert norm(split.x_test) / norm(split.x_train) < 1.1
+
+
 def test_standardize_per_feature_and_per_channel():
     rng = np.random.default_rng(0)
     x_train = rng.normal([1.0, -2.0, 3.0], [0.5, 2.0, 4.0], (400, 4, 4, 3))

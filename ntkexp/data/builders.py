@@ -11,6 +11,10 @@ common options
 * ``standardize``: None | 'per_feature' | 'per_channel' | 'per_image';
 * ``zca``: None or the ZCA regulariser relative to the mean eigenvalue
   (Lee et al. 2020), whole flattened images;
+* ``stats_from`` (labelled data): 'subset' (default: standardisation and ZCA
+  statistics from the ``n_train`` images used) or 'train_split' (from the
+  whole training split they are drawn from, as Lee et al. 2020 fit ZCA on all
+  50,000 CIFAR-10 training images; no test image enters either way);
 * ``targets`` (labelled data): 'onehot' | 'onehot_centered' (Lee et al. 2020) |
   'regression';
 * ``dtype``: 'float32' (default) or 'float64' for inputs and targets;
@@ -59,7 +63,11 @@ def _plain(value):
     return value
 
 
-def _check_common(dtype: str, standardize: str | None, targets: str | None = None):
+def _check_common(dtype: str, standardize: str | None, targets: str | None = None,
+                  stats_from: str = 'subset'):
+    if stats_from not in preprocess.STATS_FROM:
+        raise ValueError(f'stats_from must be one of {preprocess.STATS_FROM}, got '
+                         f'{stats_from!r}.')
     if dtype not in DTYPES:
         raise ValueError(f'dtype must be one of {DTYPES}, got {dtype!r}.')
     if standardize not in preprocess.STANDARDIZE:
@@ -69,16 +77,24 @@ def _check_common(dtype: str, standardize: str | None, targets: str | None = Non
         raise ValueError(f'targets must be one of {preprocess.TARGETS}, got {targets!r}.')
 
 
-def _preprocess_x(x_train, x_test, *, standardize, zca, flatten):
-    x_train, x_test = preprocess.standardize(x_train, x_test, standardize)
-    x_train, x_test = preprocess.zca_whiten(x_train, x_test, zca)
+def _preprocess_x(x_train, x_test, *, standardize, zca, flatten, x_fit=None):
+    """Standardises and whitens with statistics of ``x_fit`` (default
+    ``x_train``), then flattens."""
+    if x_fit is not None:
+        fit_std, x_train = preprocess.standardize(x_fit, x_train, standardize)
+        _, x_test = preprocess.standardize(x_fit, x_test, standardize)
+        x_train, x_test = preprocess.zca_whiten(x_train, x_test, zca, x_fit=fit_std)
+    else:
+        x_train, x_test = preprocess.standardize(x_train, x_test, standardize)
+        x_train, x_test = preprocess.zca_whiten(x_train, x_test, zca)
     if flatten:
         x_train, x_test = preprocess.flatten(x_train), preprocess.flatten(x_test)
     return x_train, x_test
 
 
 def _from_labelled(name: str, raw: readers.RawSplits, *, n_train, n_test, seed,
-                   flatten, standardize, zca, targets, dtype, pixel_scale) -> Dataset:
+                   flatten, standardize, zca, targets, dtype, pixel_scale,
+                   stats_from='subset') -> Dataset:
     """Subset, scale, standardise, whiten and encode labelled images."""
     idx_train = preprocess.balanced_subset(raw.labels_train, n_train, [seed, 0], 'n_train')
     idx_test = preprocess.balanced_subset(raw.labels_test, n_test, [seed, 1], 'n_test')
@@ -86,8 +102,11 @@ def _from_labelled(name: str, raw: readers.RawSplits, *, n_train, n_test, seed,
     x_test = raw.x_test[idx_test].astype(np.float64) / pixel_scale
     labels_train = raw.labels_train[idx_train].astype(np.int64)
     labels_test = raw.labels_test[idx_test].astype(np.int64)
+    x_fit = None
+    if stats_from == 'train_split' and (standardize or zca is not None):
+        x_fit = raw.x_train.astype(np.float64) / pixel_scale
     x_train, x_test = _preprocess_x(x_train, x_test, standardize=standardize, zca=zca,
-                                    flatten=flatten)
+                                    flatten=flatten, x_fit=x_fit)
     y_train = preprocess.encode_targets(labels_train, raw.n_classes, targets)
     y_test = preprocess.encode_targets(labels_test, raw.n_classes, targets)
     return Dataset(
@@ -115,7 +134,7 @@ def _digits_raw() -> readers.RawSplits:
 def digits(name: str = 'digits', n_train: int | None = None, n_test: int | None = None,
            seed: int = 0, flatten: bool = False, standardize: str | None = None,
            zca: float | None = None, targets: str = 'onehot', dtype: str = 'float32',
-           cache_dir: str | None = None) -> Dataset:
+           cache_dir: str | None = None, stats_from: str = 'subset') -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits (no network needed).
 
     1797 images (N, 8, 8, 1), pixels scaled from [0, 16] to [0, 1], 10
@@ -135,17 +154,20 @@ def digits(name: str = 'digits', n_train: int | None = None, n_test: int | None 
         targets: 'onehot', 'onehot_centered' or 'regression'.
         dtype: 'float32' or 'float64'.
         cache_dir: on-disk cache directory, or None.
+        stats_from: 'subset' or 'train_split' (the 1437-image training pool):
+            where standardisation and ZCA statistics come from.
 
     Returns:
         The :class:`Dataset`.
     """
-    _check_common(dtype, standardize, targets)
+    _check_common(dtype, standardize, targets, stats_from)
     options = dict(kind='digits', n_train=n_train, n_test=n_test, seed=seed,
                    flatten=flatten, standardize=standardize, zca=zca, targets=targets,
-                   dtype=dtype)
+                   dtype=dtype, **_stats_key(stats_from))
     return cache_lib.cached(cache_dir, name, options, lambda: _from_labelled(
         name, _digits_raw(), n_train=n_train, n_test=n_test, seed=seed, flatten=flatten,
-        standardize=standardize, zca=zca, targets=targets, dtype=dtype, pixel_scale=16.0))
+        standardize=standardize, zca=zca, targets=targets, dtype=dtype, pixel_scale=16.0,
+        stats_from=stats_from))
 
 
 # ------------------------------------------------------------------- real image sets
@@ -226,19 +248,27 @@ def load_raw(name: str, data_dir: str | None = None,
         + how_to_provide(name))
 
 
+def _stats_key(stats_from: str) -> dict[str, str]:
+    """``stats_from`` for the cache key; the default adds nothing, so arrays
+    cached before the option existed are found again."""
+    return {} if stats_from == 'subset' else {'stats_from': stats_from}
+
+
 def _image_dataset(kind: str, name, n_train, n_test, seed, flatten, standardize, zca,
-                   targets, dtype, data_dir, download, cache_dir) -> Dataset:
-    _check_common(dtype, standardize, targets)
+                   targets, dtype, data_dir, download, cache_dir,
+                   stats_from='subset') -> Dataset:
+    _check_common(dtype, standardize, targets, stats_from)
     preprocess.check_size(n_train, 'n_train')
     preprocess.check_size(n_test, 'n_test')
     data_dir = _abs(data_dir)
     options = dict(kind=kind, n_train=n_train, n_test=n_test, seed=seed, flatten=flatten,
                    standardize=standardize, zca=zca, targets=targets, dtype=dtype,
-                   data_dir=data_dir, env_data=_abs(os.environ.get(ENV_DATA)))
+                   data_dir=data_dir, env_data=_abs(os.environ.get(ENV_DATA)),
+                   **_stats_key(stats_from))
     return cache_lib.cached(cache_dir, name, options, lambda: _from_labelled(
         name, load_raw(kind, data_dir, download), n_train=n_train, n_test=n_test,
         seed=seed, flatten=flatten, standardize=standardize, zca=zca, targets=targets,
-        dtype=dtype, pixel_scale=255.0))
+        dtype=dtype, pixel_scale=255.0, stats_from=stats_from))
 
 
 _IMAGE_DOC = """{title}
@@ -255,8 +285,7 @@ _IMAGE_DOC = """{title}
         flatten: return (N, H*W*C) instead of NHWC images.
         standardize: None, 'per_feature', 'per_channel' or 'per_image'.
         zca: ZCA regulariser relative to the mean eigenvalue (Lee et al. 2020;
-            e.g. 0.1), computed on the training subset over whole flattened
-            images; None = no whitening.
+            e.g. 0.1), over whole flattened images; None = no whitening.
         targets: 'onehot', 'onehot_centered' (one-hot minus 1/k, Lee et al.
             2020) or 'regression' (the label as a number).
         dtype: 'float32' or 'float64'.
@@ -264,6 +293,9 @@ _IMAGE_DOC = """{title}
             ``$NTKEXP_DATA`` and tfds's default directory.
         download: allow tensorflow-datasets to download when no copy is found.
         cache_dir: on-disk cache of the preprocessed arrays, or None.
+        stats_from: 'subset' (the ``n_train`` images) or 'train_split' (the
+            whole training split, as Lee et al. 2020 fit ZCA on all of
+            CIFAR-10's): where standardisation and ZCA statistics come from.
 
     Returns:
         The :class:`Dataset`.
@@ -278,9 +310,10 @@ def _make_image_fn(kind: str, title: str, shape: str, classes: int):
            seed: int = 0, flatten: bool = False, standardize: str | None = None,
            zca: float | None = None, targets: str = 'onehot', dtype: str = 'float32',
            data_dir: str | None = None, download: bool = True,
-           cache_dir: str | None = None) -> Dataset:
+           cache_dir: str | None = None, stats_from: str = 'subset') -> Dataset:
         return _image_dataset(kind, name, n_train, n_test, seed, flatten, standardize,
-                              zca, targets, dtype, data_dir, download, cache_dir)
+                              zca, targets, dtype, data_dir, download, cache_dir,
+                              stats_from)
     fn.__name__ = fn.__qualname__ = kind
     fn.__doc__ = _IMAGE_DOC.format(title=title, shape=shape, classes=classes,
                                    formats=readers.FORMAT_HELP[kind])
