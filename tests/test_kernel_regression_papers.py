@@ -86,6 +86,30 @@ def test_architecture_table_is_lee2020_table1():
     assert fc['value'].iloc[0] == pytest.approx(1.0 - 0.43)
 
 
+def test_architecture_table_keeps_zca_fit_on_subset_and_train_split_apart(tmp_path):
+    """Rows of both ``dataset.stats_from`` values are two settings, not one
+    best over both; the figure labels them (rows without the column are
+    'subset')."""
+    rows = lee_rows()
+    split = rows.assign(stats_from='train_split',
+                        value=rows['value'] + np.where(rows['metric'] == 'accuracy',
+                                                       0.1, -0.1))
+    table = kr_plots.architecture_table(pd.concat([rows, split]))
+    assert len(table) == 2 * 2 * 3 * 2 * 2
+    cell = table[(table['dataset'] == 'cifar10') & (table['model'] == 'fc')
+                 & (table['kernel'] == 'ntk') & table['zca'].isna()]
+    assert cell.set_index('stats_from')['value'].to_dict() == pytest.approx(
+        {'subset': 0.43, 'train_split': 0.53})
+    paths = kr_plots.plot_architectures(pd.concat([rows, split]), tmp_path)
+    assert paths and paths[0].exists()
+    from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+    assert plt.get_fignums() == []  # closed after saving
+    labels = {kr_plots._preprocessing_label(z, f, True)
+              for z in (None, 0.1) for f in ('subset', 'train_split')}
+    assert labels == {'no ZCA, subset stats', 'no ZCA, train-split stats',
+                      'ZCA 0.1, subset stats', 'ZCA 0.1, train-split stats'}
+
+
 def test_architecture_table_uses_each_datasets_largest_n_train():
     rows = lee_rows()
     small = rows.assign(n_train=10, value=rows['value'] - 0.2)

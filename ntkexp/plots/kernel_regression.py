@@ -55,7 +55,7 @@ AXIS_LABELS = {
 SETTING_COLUMNS = ('model', 'kernel', 'dataset', 'depth', 'W_std', 'b_std',
                    'activation', 'filter_size', 'readout', 'k', 'alpha',
                    'parameterization', 'precision', 'zca', 'standardize',
-                   'targets', 'width', 'n_train', 'diag_reg', 't')
+                   'stats_from', 'targets', 'width', 'n_train', 'diag_reg', 't')
 KERNEL_STYLE = {'nngp': '--', 'ntk': '-'}
 
 
@@ -400,21 +400,25 @@ def architecture_table(frame: pd.DataFrame, metric: str = 'accuracy') -> pd.Data
     sizes there is no separate validation split, so it is optimistic.
 
     Returns:
-        Columns ``dataset, model, zca, kernel, value, diag_reg, n_train``
-        (``zca`` NaN = none), models in Table-1 order (FC, CNN-VEC, CNN-GAP).
+        Columns ``dataset, model, zca, stats_from, kernel, value, diag_reg,
+        n_train`` (``zca`` NaN = none; ``stats_from`` 'subset' where rows
+        predate it), models in Table-1 order (FC, CNN-VEC, CNN-GAP).
     """
+    columns = ['dataset', 'model', 'zca', 'stats_from', 'kernel', 'value',
+               'diag_reg', 'n_train']
     rows = _largest_n_train(_at_inf(frame))
     rows = rows[rows['metric'] == metric]
     if rows.empty or 'kernel' not in rows.columns:
-        return pd.DataFrame(columns=['dataset', 'model', 'zca', 'kernel',
-                                     'value', 'diag_reg', 'n_train'])
+        return pd.DataFrame(columns=columns)
     rows = rows.copy()
     for column, default in (('dataset', ''), ('model', ''), ('zca', np.nan),
-                            ('diag_reg', np.nan), ('n_train', np.nan)):
+                            ('stats_from', 'subset'), ('diag_reg', np.nan),
+                            ('n_train', np.nan)):
         if column not in rows.columns:
             rows[column] = default
     rows['zca'] = pd.to_numeric(rows['zca'], errors='coerce')
-    keys = ['dataset', 'model', 'zca', 'kernel']
+    rows['stats_from'] = rows['stats_from'].fillna('subset').astype(str)
+    keys = ['dataset', 'model', 'zca', 'stats_from', 'kernel']
     means = (rows.groupby(keys + ['diag_reg'], dropna=False)
              .agg(value=('value', 'mean'), n_train=('n_train', 'max'))
              .reset_index())
@@ -424,9 +428,17 @@ def architecture_table(frame: pd.DataFrame, metric: str = 'accuracy') -> pd.Data
     rank = {m: i for i, m in enumerate(_ordered_models(table['model']))}
     table = table.assign(_rank=table['model'].astype(str).map(rank),
                          _zca=table['zca'].fillna(-1.0))
-    table = table.sort_values(['dataset', '_rank', '_zca', 'kernel'])
-    return table.drop(columns=['_rank', '_zca']).reset_index(drop=True)[
-        ['dataset', 'model', 'zca', 'kernel', 'value', 'diag_reg', 'n_train']]
+    table = table.sort_values(['dataset', '_rank', '_zca', 'stats_from', 'kernel'])
+    return table.drop(columns=['_rank', '_zca']).reset_index(drop=True)[columns]
+
+
+def _preprocessing_label(zca, stats_from: str, label_fit: bool) -> str:
+    """'no ZCA' / 'ZCA 0.1', with where its statistics came from when the
+    figure holds both (``dataset.stats_from``)."""
+    label = _label('zca', zca)
+    if label_fit:
+        label += ', train-split stats' if stats_from == 'train_split' else ', subset stats'
+    return label
 
 
 def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -440,10 +452,13 @@ def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     if table.empty:
         return []
     datasets = list(dict.fromkeys(table['dataset']))
-    variants = (table[['zca', 'kernel']].drop_duplicates()
+    variants = (table[['zca', 'stats_from', 'kernel']].drop_duplicates()
                 .assign(_z=lambda t: t['zca'].fillna(-1.0))
-                .sort_values(['_z', 'kernel']).drop(columns='_z'))
+                .sort_values(['_z', 'stats_from', 'kernel']).drop(columns='_z'))
     variants = list(variants.itertuples(index=False, name=None))
+    label_fit = table['stats_from'].nunique() > 1
+    settings = list(dict.fromkeys((z if not _missing(z) else None, f)
+                                  for z, f, _ in variants))
     plt = figures.pyplot()
     n_models = max(table.groupby('dataset')['model'].nunique())
     fig, axes = plt.subplots(1, len(datasets),
@@ -454,18 +469,21 @@ def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     for ax, dataset in zip(axes[0], datasets):
         part = table[table['dataset'] == dataset]
         models = _ordered_models(part['model'])
-        for v, (zca, kernel) in enumerate(variants):
-            sel = part[(part['kernel'] == kernel) &
+        for v, (zca, stats_from, kernel) in enumerate(variants):
+            sel = part[(part['kernel'] == kernel) & (part['stats_from'] == stats_from) &
                        (part['zca'].isna() if _missing(zca) else part['zca'] == zca)]
             values = sel.set_index(sel['model'].astype(str))['value']
             x = np.arange(len(models)) + (v - (len(variants) - 1) / 2) * width
             heights = [values.get(m, np.nan) for m in models]
-            color = 'C0' if _missing(zca) else 'C1'
+            # One colour per preprocessing (no ZCA: C0, as before the option).
+            setting = settings.index((None if _missing(zca) else zca, stats_from))
+            color = f'C{setting}' if label_fit else ('C0' if _missing(zca) else 'C1')
             bars = ax.bar(x, heights, width, color=color,
                           alpha=shades.get(str(kernel), 1.0),
                           hatch='//' if kernel == 'nngp' else None,
                           edgecolor='white', lw=0.5,
-                          label=f"{_label('kernel', kernel)}, {_label('zca', zca)}")
+                          label=f"{_label('kernel', kernel)}, "
+                                f"{_preprocessing_label(zca, stats_from, label_fit)}")
             for bar, h in zip(bars, heights):
                 if np.isfinite(h):
                     ax.text(bar.get_x() + bar.get_width() / 2, h, f'{h:.3f}',
@@ -483,7 +501,7 @@ def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3, axis='y')
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc='outside lower center', fontsize=7,
-               ncol=len(handles))
+               ncol=min(len(handles), 4))
     best = 'highest' if metric == 'accuracy' else 'lowest'
     fig.suptitle(f'Infinite-width kernels per architecture ({best} test {metric} '
                  r'over $\varepsilon$)', fontsize=9)
