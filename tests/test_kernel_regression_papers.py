@@ -110,6 +110,43 @@ def test_architecture_table_keeps_zca_fit_on_subset_and_train_split_apart(tmp_pa
                       'ZCA 0.1, subset stats', 'ZCA 0.1, train-split stats'}
 
 
+def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path,
+                                                                 monkeypatch):
+    """A sweep over ZCA strengths: the zca figure has one line per model,
+    kernel and stats_from at the best accuracy over diag_reg, and the no-ZCA
+    level as a dotted line; the architecture bars (24 per model) are left
+    out, and the diag_reg figure puts ZCA settings in rows."""
+    rows = lee_rows()
+    rows = rows[rows['dataset'] == 'cifar10']
+    sweep = pd.concat([rows[rows['zca'].isna()]] + [
+        rows[rows['zca'].notna()].assign(zca=z, value=rows['value'] - 0.01 * i)
+        for i, z in enumerate((0.01, 0.1, 1.0))])
+    both = pd.concat([sweep, sweep.assign(stats_from='train_split')])
+    drawn = {}
+    save = kr_plots._save
+
+    def keep(fig, out_dir, name):
+        drawn[name] = fig
+        return save(fig, out_dir, name)
+
+    monkeypatch.setattr(kr_plots, '_save', keep)
+    paths = kr_plots.plot(both, tmp_path)
+    names = {p.stem for p in paths}
+    assert 'zca' in names and 'architectures' not in names and 'diag_reg' in names
+    ax = drawn['zca'].axes[0]
+    lines = [l for l in ax.get_lines() if not l.get_label().startswith('_')]
+    assert len(lines) == 3 * 2 * 2  # models x kernels x stats_from
+    fc_ntk = [l for l in lines if l.get_label() == 'FC, NTK, subset stats'][0]
+    assert list(fc_ntk.get_xdata()) == [0.01, 0.1, 1.0]
+    # Best over diag_reg averaged over seeds: 0.40 + 0.05 (ZCA) + 0.03 (1e-2).
+    np.testing.assert_allclose(fc_ntk.get_ydata(), [0.48, 0.47, 0.46])
+    levels = {round(l.get_ydata()[0], 6) for l in ax.get_lines()
+              if l.get_linestyle() == ':'}
+    assert 0.43 in levels  # FC NTK without ZCA: 0.40 + 0.03
+    diag = drawn['diag_reg']
+    assert len(diag.axes) == 4 * 2  # rows: no ZCA + 3 strengths; columns: metrics
+
+
 def test_architecture_table_uses_each_datasets_largest_n_train():
     rows = lee_rows()
     small = rows.assign(n_train=10, value=rows['value'] - 0.2)

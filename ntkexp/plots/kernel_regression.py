@@ -10,6 +10,9 @@ seeds), each only when the table has what it needs:
 * ``diag_reg``: test accuracy and MSE against the diagonal regulariser
   ``eps`` of ``K + eps * mean(diag K) * I``, one line per kernel and model
   (Lee et al. 2020, Sec. 3.7 / Fig. 5: regularisation of NNGP and NTK);
+* ``zca``: the best test accuracy over ``diag_reg`` against the ZCA
+  regulariser, when two or more strengths were run (Lee et al. 2020's ZCA
+  study);
 * ``n_train``: test accuracy against the number of training points, log
   scale (Arora et al. 2020, "Harnessing the power of infinitely wide deep
   nets on small-data tasks", Fig. 1 / Table 1; Lee et al. 2020 Fig. 6);
@@ -331,9 +334,10 @@ def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Accuracy / MSE against the diagonal regulariser (Lee et al. 2020).
 
     One row of panels per dataset, one column per metric and ZCA setting
-    (when they vary); in each panel one line per model (colour) and kernel
-    (dashed NNGP, solid NTK). Only lines run at two or more ``diag_reg``
-    are drawn; a panel with none says so.
+    (when they vary; with more than two ZCA settings, one row per dataset
+    and ZCA setting, one column per metric); in each panel one line per
+    model (colour) and kernel (dashed NNGP, solid NTK). Only lines run at two
+    or more ``diag_reg`` are drawn; a panel with none says so.
     """
     rows = _swept(_largest_n_train(_at_inf(frame)), 'diag_reg')
     metrics = _metrics(rows)
@@ -341,15 +345,21 @@ def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         return []
     datasets = _facet_values(rows, 'dataset')
     zcas = _facet_values(rows, 'zca')
-    columns = [(metric, zca) for metric in metrics for zca in zcas]
+    if len(zcas) <= 2:
+        panel_rows = [(dataset, None) for dataset in datasets]
+        columns = [(metric, zca) for metric in metrics for zca in zcas]
+    else:  # a ZCA strength sweep: rows, not a strip of 2 x len(zcas) panels
+        panel_rows = [(dataset, zca) for dataset in datasets for zca in zcas]
+        columns = [(metric, None) for metric in metrics]
     colors = _line_colors(rows, 'diag_reg', ('dataset', 'zca'))
     plt = figures.pyplot()
-    fig, axes = plt.subplots(len(datasets), len(columns),
-                             figsize=(4.2 * len(columns), 3.4 * len(datasets)),
+    fig, axes = plt.subplots(len(panel_rows), len(columns),
+                             figsize=(4.2 * len(columns), 3.4 * len(panel_rows)),
                              squeeze=False, layout='constrained')
-    for i, dataset in enumerate(datasets):
+    for i, (dataset, row_zca) in enumerate(panel_rows):
         part = _facet(rows, 'dataset', dataset)
-        for j, (metric, zca) in enumerate(columns):
+        for j, (metric, column_zca) in enumerate(columns):
+            zca = row_zca if len(zcas) > 2 else column_zca
             ax = axes[i][j]
             data = _facet(part[part['metric'] == metric], 'zca', zca)
             title = [_label('dataset', dataset) if dataset is not None else '',
@@ -456,6 +466,8 @@ def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 .assign(_z=lambda t: t['zca'].fillna(-1.0))
                 .sort_values(['_z', 'stats_from', 'kernel']).drop(columns='_z'))
     variants = list(variants.itertuples(index=False, name=None))
+    if len(variants) > 8:  # a ZCA strength sweep: the zca figure shows it
+        return []
     label_fit = table['stats_from'].nunique() > 1
     settings = list(dict.fromkeys((z if not _missing(z) else None, f)
                                   for z, f, _ in variants))
@@ -506,6 +518,64 @@ def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig.suptitle(f'Infinite-width kernels per architecture ({best} test {metric} '
                  r'over $\varepsilon$)', fontsize=9)
     return _save(fig, out_dir, 'architectures')
+
+
+def plot_zca(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Accuracy against the ZCA regulariser, one panel per dataset (Lee et
+    al. 2020 find that "regularized ZCA whitening improves accuracy").
+
+    Each point is the best test accuracy over ``diag_reg``
+    (:func:`architecture_table`); one line per model (colour), kernel (dashed
+    NNGP, solid NTK) and, when both occur, where the statistics came from
+    (``dataset.stats_from``: circles subset, squares train split). The same
+    setting without ZCA is a dotted horizontal line in its colour. Drawn
+    when two or more ZCA strengths were run.
+    """
+    rows = _at_inf(frame)
+    if 'zca' not in rows.columns:
+        return []
+    strengths = pd.to_numeric(rows['zca'], errors='coerce').dropna().unique()
+    if len(strengths) < 2:
+        return []
+    metric = 'accuracy' if 'accuracy' in set(rows['metric']) else 'mse'
+    table = architecture_table(rows, metric)
+    datasets = list(dict.fromkeys(table['dataset']))
+    models = _ordered_models(table['model'])
+    fits = sorted(table['stats_from'].unique())
+    settings = [(m, f) for m in models for f in fits]
+    label_model, label_fit = len(models) > 1, len(fits) > 1
+    plt = figures.pyplot()
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.8 * len(datasets), 3.8),
+                             squeeze=False, layout='constrained')
+    for ax, dataset in zip(axes[0], datasets):
+        part = table[table['dataset'] == dataset]
+        for (model, fit), group in part.groupby(['model', 'stats_from'], sort=False):
+            color = f'C{settings.index((str(model), fit)) % 10}'
+            for kernel, line in group.groupby('kernel'):
+                label = ', '.join(
+                    ([_label('model', model)] if label_model else [])
+                    + [_label('kernel', kernel)]
+                    + ([('train-split' if fit == 'train_split' else 'subset')
+                        + ' stats'] if label_fit else []))
+                whitened = line[line['zca'].notna()].sort_values('zca')
+                ax.plot(whitened['zca'], whitened['value'],
+                        KERNEL_STYLE.get(str(kernel), '-'), color=color,
+                        marker='s' if fit == 'train_split' else 'o', ms=3.5,
+                        label=label)
+                plain = line[line['zca'].isna()]
+                if len(plain):
+                    ax.axhline(float(plain['value'].iloc[0]), color=color, lw=0.8,
+                               ls=':')
+        ax.set_xscale('log')
+        ax.set_xlabel('ZCA regulariser (relative to the mean eigenvalue)')
+        ax.set_ylabel(f'best test {metric} over ' + r'$\varepsilon$')
+        n = part['n_train'].max()
+        ax.set_title(f'{dataset}' + (f', n={int(n)}' if np.isfinite(n) else '')
+                     + '; dotted: no ZCA', fontsize=9)
+        ax.grid(alpha=0.3, which='both')
+    _legend(fig, axes[0][0])
+    fig.suptitle('Regularised ZCA whitening (Lee et al. 2020)', fontsize=9)
+    return _save(fig, out_dir, 'zca')
 
 
 def plot_n_train(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -672,7 +742,7 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             frame = frame.assign(**{column: pd.to_numeric(frame[column],
                                                           errors='coerce')})
     paths: list[Path] = []
-    for figure in (plot_architectures, plot_diag_reg, plot_n_train,
+    for figure in (plot_architectures, plot_diag_reg, plot_zca, plot_n_train,
                    plot_nngp_vs_ntk, plot_time):
         paths += figure(frame, out_dir)
     if not paths:
