@@ -49,6 +49,10 @@ SMALL_lee2020_cifar10 ?= model=fc,cnn_vec dataset.zca=null,0.1
 FULL_lee2020_cifar10 ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.1 dataset.n_train=50000 dataset.n_test=10000
 SMALL_lee2020_digits ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.1
 FULL_lee2020_digits ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.1 dataset.n_train=null dataset.n_test=null
+# ZCA study: FC and CNN-VEC against the ZCA regulariser, statistics from the 1000 training
+# images or the whole training split (`make repro-lee2020-zca`, results/lee2020-zca/).
+SMALL_lee2020_zca ?= model=fc,cnn_vec dataset.zca=null,0.01,0.1,1,10,100 dataset.stats_from=subset,train_split
+FULL_lee2020_zca ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.01,0.1,1,10,100 dataset.stats_from=train_split dataset.n_train=50000 dataset.n_test=10000
 # Finite nets (NTK and standard parameterisation) vs kernels; full: 45k CIFAR-10 images.
 # Small: FC 3x512 and CNN-VEC 4x16 channels, 256 images, 300 steps; lr from the initial net's
 # empirical NTK (the 16-channel CNN's is ~2.3x the analytic one). ~15 min on 2 busy CPU cores.
@@ -83,6 +87,7 @@ FULL_ortiz2020_accuracy_maps ?= model=fc,cnn,myrtle,wrn,resnet
 REPRO_jacot2018 := jacot2018_fig1 jacot2018_fig2 jacot2018_fig3
 REPRO_lee2020 := lee2020_cifar10 lee2020_digits lee2020_finite
 REPRO_lee2020-kernels := lee2020_cifar10 lee2020_digits
+REPRO_lee2020-zca := lee2020_zca
 REPRO_arora2020 := arora2020_small_data
 REPRO_kopitkov2019 := kopitkov2019
 REPRO_resnet-ntk := ntk_drift resntk_spectrum
@@ -116,7 +121,7 @@ if [ $$failed -ne 0 ]; then echo "make: some runs failed; see the sweep summarie
 exit $$failed
 endef
 
-.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-arora2020 repro-kopitkov2019 \
+.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-arora2020 repro-kopitkov2019 \
         repro-resnet-ntk repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
@@ -127,6 +132,9 @@ repro-lee2020: $(STAMP) ## Lee et al. 2020: NNGP/NTK kernel regression + finite 
 
 repro-lee2020-kernels: $(STAMP) ## Lee et al. 2020 kernel side only (NNGP/NTK, FC/CNN-VEC/CNN-GAP, ZCA, diag_reg) -> results/lee2020-kernels/
 	$(call repro_recipe,lee2020-kernels)
+
+repro-lee2020-zca: $(STAMP) ## Lee et al. 2020 ZCA study: accuracy against the ZCA regulariser, statistics from the subset or the train split -> results/lee2020-zca/
+	$(call repro_recipe,lee2020-zca)
 
 repro-arora2020: $(STAMP) ## Arora et al. 2020: infinite-width kernels on small data -> results/arora2020/
 	$(call repro_recipe,arora2020)
@@ -140,4 +148,4 @@ repro-resnet-ntk: $(STAMP) ## NTK drift FC vs ResNet (NTH) + ResNTK spectrum -> 
 repro-nads: $(STAMP) ## Ortiz-Jimenez et al. 2020: NADs and accuracy maps -> results/nads/
 	$(call repro_recipe,nads)
 
-repro-all: repro-jacot2018 repro-lee2020 repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-nads ## Every repro target (SIZE as given)
+repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-nads ## Every repro target (SIZE as given)

@@ -130,9 +130,8 @@ def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path,
         return save(fig, out_dir, name)
 
     monkeypatch.setattr(kr_plots, '_save', keep)
-    paths = kr_plots.plot(both, tmp_path)
-    names = {p.stem for p in paths}
-    assert 'zca' in names and 'architectures' not in names and 'diag_reg' in names
+    assert kr_plots.plot_architectures(both, tmp_path) == []  # 24 bars per model
+    assert kr_plots.plot_zca(both, tmp_path) and kr_plots.plot_diag_reg(both, tmp_path)
     ax = drawn['zca'].axes[0]
     lines = [l for l in ax.get_lines() if not l.get_label().startswith('_')]
     assert len(lines) == 3 * 2 * 2  # models x kernels x stats_from
@@ -212,6 +211,10 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
         'paths.data=/data model=fc,cnn_vec dataset.zca=null,0.1',
         'experiment=lee2020_digits paths.runs=runs/repro/small/lee2020-kernels '
         'paths.data=/data model=fc,cnn_vec,cnn_gap dataset.zca=null,0.1']),
+    ('repro-lee2020-zca', [
+        'experiment=lee2020_zca paths.runs=runs/repro/small/lee2020-zca '
+        'paths.data=/data model=fc,cnn_vec dataset.zca=null,0.01,0.1,1,10,100 '
+        'dataset.stats_from=subset,train_split']),
     ('repro-arora2020', [
         'experiment=arora2020_small_data paths.runs=runs/repro/small/arora2020 '
         'paths.data=/data model=fc,cnn_vec '
