@@ -384,3 +384,30 @@ def test_long_legend_grows_the_figure_instead_of_hiding_the_panels(monkeypatch):
         assert panel.height > 2.0 * fig.dpi and panel.width > 2.0 * fig.dpi
         assert not panel.overlaps(box)
     plot_figures.pyplot().close('all')
+
+
+def test_large_png_is_resaved_as_the_same_picture_in_a_palette(tmp_path, monkeypatch):
+    """A PNG over MAX_PNG_BYTES is re-saved with 256 colours: the same size
+    and, on white, the same pixels within a few levels."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    plt = plot_figures.pyplot()
+
+    def draw():
+        fig, ax = plt.subplots(figsize=(4, 3))
+        for i in range(6):
+            ax.plot(np.sin(np.linspace(0, 6, 50) + i), f'C{i}', label=f'line {i}')
+        ax.legend()
+        return fig
+
+    full = plot_figures.save(draw(), tmp_path / 'full', 'f')[0]
+    monkeypatch.setattr(plot_figures, 'MAX_PNG_BYTES', 1000)
+    small = plot_figures.save(draw(), tmp_path / 'small', 'f')[0]
+    assert small.stat().st_size < full.stat().st_size
+    with Image.open(full) as a, Image.open(small) as b:
+        assert b.mode == 'P' and a.size == b.size
+        white = Image.new('RGBA', a.size, 'white')
+        white.alpha_composite(a.convert('RGBA'))
+        before = np.asarray(white.convert('RGB'), float)
+        after = np.asarray(b.convert('RGB'), float)
+    assert np.abs(before - after).max(axis=-1).mean() < 2.0
+    assert np.percentile(np.abs(before - after).max(axis=-1), 99) < 16

@@ -9,6 +9,11 @@ MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'cnn_vec': 'CNN-VEC',
                 'cnn_gap': 'CNN-GAP', 'myrtle': 'Myrtle', 'wrn': 'WRN',
                 'wrn_nt': 'WRN', 'resnet': 'ResNet'}
 
+#: A PNG larger than this is re-saved with a 256-colour palette (plots use a
+#: handful of colours: the same picture, about a third of the bytes), so that
+#: committed figures stay under results/README.md's 300 KB.
+MAX_PNG_BYTES = 300_000
+
 
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend (imported lazily)."""
@@ -38,9 +43,22 @@ def save(fig, out_dir: Path | str, name: str, dpi: int = 110,
     for suffix in ('png', 'pdf'):
         path = out_dir / f'{name}.{suffix}'
         fig.savefig(path, dpi=dpi, **({'bbox_inches': 'tight'} if tight else {}))
+        if suffix == 'png' and path.stat().st_size > MAX_PNG_BYTES:
+            _palette_png(path)
         paths.append(path)
     pyplot().close(fig)
     return paths
+
+
+def _palette_png(path: Path) -> None:
+    """Re-saves the PNG at ``path`` with a 256-colour palette (on white)."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    with Image.open(path) as image:
+        rgba = image.convert('RGBA')
+    flat = Image.new('RGBA', rgba.size, 'white')
+    flat.alpha_composite(rgba)
+    flat.convert('RGB').quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
+        path, optimize=True)
 
 
 def legend_below(fig, handles, labels, fontsize: float = 7) -> None:
