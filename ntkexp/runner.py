@@ -185,7 +185,7 @@ def validate(cfg: DictConfig) -> None:
            'or precision=float64')
     for key, value in (('seed', cfg.get('seed', 0)),
                        ('dataset.seed', (cfg.get('dataset') or {}).get('seed', 0))):
-        _check(_integer(value) is not None and not isinstance(value, bool),
+        _check(_integer(value) is not None,
                f'{key}={value!r} must be an integer (e.g. {key}=0; a sweep: '
                f'{key}=0,1,2)')
     kernel = cfg.get('kernel', {})

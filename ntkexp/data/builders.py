@@ -46,9 +46,9 @@ from ntkexp.data import preprocess
 from ntkexp.data import readers
 from ntkexp.data import synthetic
 from ntkexp.data import tfds_source
+from ntkexp.data.dataset import Dataset
 
 log = logging.getLogger(__name__)
-from ntkexp.data.dataset import Dataset
 
 DTYPES = ('float32', 'float64')
 DIGITS_TEST_SIZE = 360  # fixed class-balanced test pool of the 1797 digits
@@ -81,8 +81,10 @@ def _preprocess_x(x_train, x_test, *, standardize, zca, flatten, x_fit=None):
     """Standardises and whitens with statistics of ``x_fit`` (default
     ``x_train``), then flattens."""
     if x_fit is not None:
-        fit_std, x_train = preprocess.standardize(x_fit, x_train, standardize)
-        _, x_test = preprocess.standardize(x_fit, x_test, standardize)
+        # x_fit's statistics, computed once, applied to both splits together.
+        fit_std, both = preprocess.standardize(
+            x_fit, np.concatenate([x_train, x_test]), standardize)
+        x_train, x_test = both[:len(x_train)], both[len(x_train):]
         x_train, x_test = preprocess.zca_whiten(x_train, x_test, zca, x_fit=fit_std)
     else:
         x_train, x_test = preprocess.standardize(x_train, x_test, standardize)

@@ -92,8 +92,7 @@ def balanced_subset(labels: np.ndarray, n: int | None, seed: int,
 
 
 def standardize(x_train: np.ndarray, x_test: np.ndarray,
-                mode: str | None, x_fit: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+                mode: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Zero mean, unit variance.
 
     Args:
@@ -105,8 +104,6 @@ def standardize(x_train: np.ndarray, x_test: np.ndarray,
             ``'per_image'`` (each example separately over all its features, the
             layer-norm style preprocessing used with ZCA by Lee et al. 2020).
             Constant features keep unit scale instead of dividing by zero.
-        x_fit: the inputs the statistics come from (default ``x_train``; e.g.
-            the whole training split when ``x_train`` is a subset of it).
 
     Returns:
         ``(x_train, x_test)`` standardised.
@@ -126,9 +123,8 @@ def standardize(x_train: np.ndarray, x_test: np.ndarray,
         axes = tuple(range(x_train.ndim - 1))
     else:
         raise ValueError(f'standardize must be one of {STANDARDIZE}, got {mode!r}.')
-    x_fit = x_train if x_fit is None else x_fit
-    mean = x_fit.mean(axis=axes, keepdims=True)
-    std = x_fit.std(axis=axes, keepdims=True)
+    mean = x_train.mean(axis=axes, keepdims=True)
+    std = x_train.std(axis=axes, keepdims=True)
     std = np.where(std > 0, std, 1.0)
     return (x_train - mean) / std, (x_test - mean) / std
 

@@ -141,8 +141,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     for kernel in get:
         for diag_reg in as_list(exp.get('diag_reg', 1e-4), [None]):
             diag_reg = float(diag_reg)
-            for t in as_list(exp.get('t', None), [None]):
-                t = time_value(t)
+            for t in times:
                 pred = solve.predict_t(k_tt[kernel], k_st[kernel], y_train,
                                        diag_reg, t, kernel)
                 params = dict(kernel=kernel, diag_reg=diag_reg, t=t)

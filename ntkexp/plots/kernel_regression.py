@@ -446,9 +446,12 @@ def _preprocessing_label(zca, stats_from: str, label_fit: bool) -> str:
     """'no ZCA' / 'ZCA 0.1', with where its statistics came from when the
     figure holds both (``dataset.stats_from``)."""
     label = _label('zca', zca)
-    if label_fit:
-        label += ', train-split stats' if stats_from == 'train_split' else ', subset stats'
-    return label
+    return f'{label}, {_stats_label(stats_from)}' if label_fit else label
+
+
+def _stats_label(stats_from: str) -> str:
+    """Where standardisation / ZCA statistics came from, for a legend."""
+    return 'train-split stats' if stats_from == 'train_split' else 'subset stats'
 
 
 def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -555,8 +558,7 @@ def plot_zca(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 label = ', '.join(
                     ([_label('model', model)] if label_model else [])
                     + [_label('kernel', kernel)]
-                    + ([('train-split' if fit == 'train_split' else 'subset')
-                        + ' stats'] if label_fit else []))
+                    + ([_stats_label(fit)] if label_fit else []))
                 whitened = line[line['zca'].notna()].sort_values('zca')
                 ax.plot(whitened['zca'], whitened['value'],
                         KERNEL_STYLE.get(str(kernel), '-'), color=color,
