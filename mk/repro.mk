@@ -58,6 +58,11 @@ FULL_lee2020_zca ?= model=fc,cnn_vec,cnn_gap dataset.zca=null,0.01,0.1,1,10,100 
 # empirical NTK (the 16-channel CNN's is ~2.3x the analytic one). ~15 min on 2 busy CPU cores.
 SMALL_lee2020_finite ?= model=fc,cnn_vec model.parameterization=ntk,standard experiment.lr_kernel=empirical
 FULL_lee2020_finite ?= model=fc,cnn_vec model.parameterization=ntk,standard 'experiment.model_widths={fc:[2048],cnn:[512]}' dataset.n_train=45000 dataset.n_test=10000
+# Ensembles of finite nets (Sec. 3.3, Fig. 1 "+Ens"): FC 3-layer at widths 128 / 1024, 16 seeds in
+# one run, 256 CIFAR-10 images (`make repro-lee2020-ensemble`, results/lee2020-ensemble/).
+# Full: the paper's width and 45k images, 64 seeds (GPU-sized).
+SMALL_lee2020_ensemble ?=
+FULL_lee2020_ensemble ?= 'experiment.model_widths={fc:[2048],cnn:[512]}' 'experiment.seeds=[$(shell seq -s, 0 63)]' dataset.n_train=45000 dataset.n_test=10000
 # --- Arora et al. 2020: CIFAR-10 subsets of 10 ... 1280 points, 20 draws each ---------
 # Small: FC and CNN-VEC, one draw per size, 250 test images; full: CNN-GAP too, 20 draws, the
 # whole test set.
@@ -85,9 +90,10 @@ FULL_ortiz2020_accuracy_maps ?= model=fc,cnn,myrtle,wrn,resnet
 
 # --- which configs make each paper ---------------------------------------------------
 REPRO_jacot2018 := jacot2018_fig1 jacot2018_fig2 jacot2018_fig3
-REPRO_lee2020 := lee2020_cifar10 lee2020_digits lee2020_finite
+REPRO_lee2020 := lee2020_cifar10 lee2020_digits lee2020_finite lee2020_ensemble
 REPRO_lee2020-kernels := lee2020_cifar10 lee2020_digits
 REPRO_lee2020-zca := lee2020_zca
+REPRO_lee2020-ensemble := lee2020_ensemble
 REPRO_arora2020 := arora2020_small_data
 REPRO_kopitkov2019 := kopitkov2019
 REPRO_resnet-ntk := ntk_drift resntk_spectrum
@@ -121,13 +127,13 @@ if [ $$failed -ne 0 ]; then echo "make: some runs failed; see the sweep summarie
 exit $$failed
 endef
 
-.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-arora2020 repro-kopitkov2019 \
+.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-ensemble repro-arora2020 repro-kopitkov2019 \
         repro-resnet-ntk repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
 	$(call repro_recipe,jacot2018)
 
-repro-lee2020: $(STAMP) ## Lee et al. 2020: NNGP/NTK kernel regression + finite nets -> results/lee2020/
+repro-lee2020: $(STAMP) ## Lee et al. 2020: NNGP/NTK kernel regression + finite nets and their ensembles -> results/lee2020/
 	$(call repro_recipe,lee2020)
 
 repro-lee2020-kernels: $(STAMP) ## Lee et al. 2020 kernel side only (NNGP/NTK, FC/CNN-VEC/CNN-GAP, ZCA, diag_reg) -> results/lee2020-kernels/
@@ -135,6 +141,9 @@ repro-lee2020-kernels: $(STAMP) ## Lee et al. 2020 kernel side only (NNGP/NTK, F
 
 repro-lee2020-zca: $(STAMP) ## Lee et al. 2020 ZCA study: accuracy against the ZCA regulariser, statistics from the subset or the train split -> results/lee2020-zca/
 	$(call repro_recipe,lee2020-zca)
+
+repro-lee2020-ensemble: $(STAMP) ## Lee et al. 2020 ensembles of finite nets: accuracy and distance to the kernel dynamics against the ensemble size -> results/lee2020-ensemble/
+	$(call repro_recipe,lee2020-ensemble)
 
 repro-arora2020: $(STAMP) ## Arora et al. 2020: infinite-width kernels on small data -> results/arora2020/
 	$(call repro_recipe,arora2020)

@@ -33,6 +33,10 @@ from ntkexp import records
 # Columns that never serve as a figure's x axis or line label.
 _NOT_PARAMS = set(collect_mod.NOT_GROUPED) | {'experiment', 'metric', 'mean',
                                               'std', 'count', 'n_seeds'}
+#: Columns that number repetitions of one measurement (random initialisations,
+#: draws): the generic figure averages over them (mean +- std) instead of
+#: drawing a line per repetition.
+REPLICATE_COLUMNS = ('init', 'draw', 'trial', 'repeat', 'replicate')
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -122,8 +126,34 @@ def varying(frame: pd.DataFrame, exclude=()) -> list[str]:
     return sorted(columns, key=lambda c: -frame[c].astype(str).nunique())
 
 
+def generic_lines(rows: pd.DataFrame) -> tuple[str, dict[str, pd.DataFrame]] | None:
+    """The lines of one metric's generic figure, or None without a numeric
+    parameter that varies.
+
+    Returns:
+        ``(x, {label: stats})``: the x column (the numeric parameter with the
+        most values) and per line (the other varying parameters, up to three;
+        label ``''`` for a single line) the ``mean`` and ``std`` of ``value``
+        at each x, over seeds and :data:`REPLICATE_COLUMNS`.
+    """
+    params = varying(rows, exclude=REPLICATE_COLUMNS)
+    numeric = [c for c in params if pd.api.types.is_numeric_dtype(rows[c])]
+    if not numeric:
+        return None
+    x = numeric[0]
+    series = [c for c in params if c != x][:3]
+    groups = rows.groupby(series, dropna=False) if series else [((), rows)]
+    lines = {}
+    for key, group in groups:
+        label = ', '.join(f'{c}={v}' for c, v in
+                          zip(series, key if isinstance(key, tuple) else (key,)))
+        lines[label] = group.groupby(x)['value'].agg(['mean', 'std'])
+    return x, lines
+
+
 def generic_plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Every metric against the most varied numeric parameter (mean +- std)."""
+    """Every metric against the most varied numeric parameter (mean +- std
+    over seeds and :data:`REPLICATE_COLUMNS`), one line per other setting."""
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -131,24 +161,18 @@ def generic_plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for metric, rows in frame.groupby('metric'):
-        params = varying(rows)
-        numeric = [c for c in params
-                   if pd.api.types.is_numeric_dtype(rows[c])]
+        params = varying(rows, exclude=REPLICATE_COLUMNS)
         fig, ax = plt.subplots(figsize=(5, 3.6))
-        if numeric:
-            x = numeric[0]
-            series = [c for c in params if c != x][:3]
-            groups = rows.groupby(series, dropna=False) if series else [((), rows)]
-            for key, group in groups:
-                stats = group.groupby(x)['value'].agg(['mean', 'std'])
-                label = ', '.join(f'{c}={v}' for c, v in
-                                  zip(series, key if isinstance(key, tuple) else (key,)))
+        lines = generic_lines(rows)
+        if lines is not None:
+            x, series = lines
+            for label, stats in series.items():
                 ax.errorbar(stats.index, stats['mean'], yerr=stats['std'].fillna(0),
                             marker='o', ms=3, capsize=2, label=label or None)
             if (rows[x] > 0).all() and rows[x].max() / max(rows[x].min(), 1e-300) > 50:
                 ax.set_xscale('log')
             ax.set_xlabel(x)
-            if series:
+            if len(series) > 1:
                 ax.legend(fontsize=7)
         else:
             labels = (rows[params].astype(str).agg(', '.join, axis=1)

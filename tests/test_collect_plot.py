@@ -225,6 +225,25 @@ def test_plot_kernel_regression_figures_and_generic_fallback(runs, tmp_path, cap
     assert (figures / 'unknown_experiment' / 'accuracy.png').exists()
 
 
+def test_generic_figure_averages_over_repetitions():
+    """An experiment without a figures module that numbers its random
+    initialisations (``init``) gets one line per setting with the mean and
+    std over them, not a line per initialisation."""
+    rows = pd.DataFrame([
+        dict(experiment='mine', metric='distance', width=w, init=i, depth=d,
+             seed=0, value=d / w ** 0.5 + 0.01 * i)
+        for w in (16, 64, 256) for i in range(3) for d in (1, 2)])
+    x, lines = plot.generic_lines(rows)
+    assert x == 'width' and sorted(lines) == ['depth=1', 'depth=2']
+    stats = lines['depth=2']
+    assert stats.index.tolist() == [16, 64, 256]
+    np.testing.assert_allclose(stats['mean'], 2 / np.array([4, 8, 16]) + 0.01)
+    np.testing.assert_allclose(stats['std'], 0.01)
+    # A repetition column with no other setting: one unlabelled line.
+    x, lines = plot.generic_lines(rows[rows['depth'] == 1].drop(columns='depth'))
+    assert x == 'width' and list(lines) == ['']
+
+
 def test_plot_straight_from_run_directories(runs, tmp_path, capsys):
     """``ntkexp plot runs/`` collects on the fly: the same figures as from the
     collected table; a directory without runs is one line."""

@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hydra import compose, initialize_config_dir
 
-from ntkexp import cli, records, runner
+from ntkexp import cli, ntk_drift, plot, records, runner
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / 'docs' / 'extending.md'
@@ -47,6 +48,16 @@ def test_documented_experiment_runs_and_meets_its_expected_result(tmp_path):
     # convergence 1).
     assert 0.07 < distance[128] < 0.3, distance
     assert 0.12 < distance[2048] / distance[128] < 0.5, distance
+    # Its figures module (ntkexp/plots/ntk_at_init.py): the fitted log-log
+    # slope over all 12 points, the one the figure states.
+    written = plot.plot_table(plot.read_inputs([tmp_path]), tmp_path / 'figs')
+    figs = tmp_path / 'figs' / 'ntk_at_init'
+    assert figs / 'relative_distance.png' in written['ntk_at_init']
+    (fit,) = pd.read_csv(figs / 'relative_distance_slopes.csv').to_dict('records')
+    rows = plot.read_inputs([tmp_path])
+    slope, _ = ntk_drift.loglog_slope(rows['width'], rows['value'])
+    assert fit['slope'] == pytest.approx(slope) and fit['points'] == 12
+    assert -0.85 < slope < -0.2, slope  # theory -1/2
 
 
 def test_convolutional_model_in_float64_and_seed_picks_its_inits(tmp_path):

@@ -519,6 +519,11 @@ def test_paper_configs_compose(tmp_path):
         tmp_path, 'experiment=lee2020_finite', f'model={model}'))
         for model in ('fc', 'cnn_vec', 'resnet')}
     assert widths == {'fc': [512], 'cnn_vec': [16], 'resnet': [512]}
+    cfg = compose(tmp_path, 'experiment=lee2020_ensemble')
+    runner.validate(cfg)
+    assert cfg.experiment.ensemble and cfg.experiment.lr_kernel == 'analytic'
+    assert finite_width.seeds_of(cfg) == list(range(16))
+    assert finite_width.widths_of(cfg) == [128, 1024]
     cfg = compose(tmp_path, 'experiment=lee2020_finite', 'model=cnn_vec',
                   'experiment.model_widths={cnn: [0]}')
     with pytest.raises(runner.ConfigError, match='experiment.widths'):
@@ -532,6 +537,8 @@ def test_paper_configs_compose(tmp_path):
     ('experiment.batch_size=8', 'full-batch'),
     ('experiment.references=[ntk,gp]', 'experiment.references'),
     ('experiment.lr_fraction=-1', 'experiment.lr_fraction'),
+    ('experiment.ensemble=true', r'experiment.seeds=\[0,1,2,3\]'),
+    ('experiment.ensemble=yes', 'experiment.ensemble'),
     ('experiment.ntk_implementation=7', r'experiment.ntk_implementation=7 is '
      r'invalid; use jacobian_contraction, ntk_vector_products, '
      r'structured_derivatives, ntkexp_structured, ntkexp_structured_tf32x3 '
@@ -701,3 +708,137 @@ def test_distances_and_drift_of_diverged_predictors_are_not_fitted(tmp_path):
     assert notes['fw_ntk_drift'] == [
         'not drawn, diverged (lr above 2/$\\lambda_{max}$ of its kernel): '
         'network at width 32 (seed 0)']
+
+
+# ----------------------------------------------------------------------------
+# Ensembles of networks (Lee et al. 2020, Sec. 3.3).
+
+
+def test_ensemble_sizes():
+    assert finite_width.ensemble_sizes(1) == [1]
+    assert finite_width.ensemble_sizes(2) == [1, 2]
+    assert finite_width.ensemble_sizes(5) == [1, 2, 4, 5]
+    assert finite_width.ensemble_sizes(16) == [1, 2, 4, 8, 16]
+
+
+def test_ensemble_is_the_mean_network_and_approaches_the_mean_dynamics(tmp_path):
+    """The ensemble rows are those of the seeds' mean output: at step 0 the
+    mean of the initial functions rebuilt here from the same seeds; its MSE is
+    at most the members' mean MSE (a convex loss); K = 1 is seed 0's net; and
+    a wide net's ensemble approaches the NTK dynamics from f_0 = 0 (the mean
+    over initialisations) like 1/sqrt(K), the initial functions being
+    independent."""
+    seeds = list(range(8))
+    cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
+                  'model.depth=2', 'dataset=gaussian', 'dataset.n_train=16',
+                  'dataset.n_test=64', 'experiment.widths=[2048]',
+                  f'experiment.seeds={seeds}', 'experiment.steps=40',
+                  'experiment.eval_every=40', 'experiment.lr_fraction=0.5',
+                  'experiment.references=[ntk_mean]', 'experiment.probe_size=0',
+                  'experiment.centered=true', 'experiment.ensemble=true')
+    runner.validate(cfg)
+    frame = runner.run_job(cfg, tmp_path / 'run')
+    ens = frame[frame['metric'].str.startswith('ensemble_')]
+    assert sorted(ens['ensemble_size'].unique()) == [1, 2, 4, 8]
+    assert set(ens['predictor']) == {'net', 'net_centered'}
+    assert sorted(ens['step'].unique()) == [0, 40]
+
+    def value(metric, size, step, predictor='net', split=None):
+        rows = ens[(ens['metric'] == metric) & (ens['ensemble_size'] == size) &
+                   (ens['step'] == step) & (ens['predictor'] == predictor)]
+        if split is not None:
+            rows = rows[rows['split'] == split]
+        assert len(rows) == 1, (metric, size, step, predictor)
+        return float(rows['value'].iloc[0])
+
+    # Step 0: the mean of the seeds' initial functions, rebuilt independently;
+    # the reference there is the zero function.
+    data = hydra.utils.instantiate(cfg.dataset)
+    wcfg = finite_width._model_cfg(cfg, 2048)
+    init_fn, apply_fn, _ = hydra.utils.instantiate(
+        wcfg.model, out_dim=data.y_train.shape[1])
+    x_test = jnp.asarray(data.x_test, jnp.float32)
+    with jax.enable_x64(False):
+        f0 = [np.asarray(apply_fn(init_fn(jax.random.PRNGKey(s),
+                                          x_test.shape)[1], x_test), np.float64)
+              for s in seeds]
+    for size in (1, 2, 4, 8):
+        mean = np.mean(f0[:size], axis=0)
+        np.testing.assert_allclose(
+            value('ensemble_dist_ntk_mean', size, 0, split='test'),
+            np.sqrt(np.mean(mean ** 2)), rtol=1e-5)
+        np.testing.assert_allclose(
+            value('ensemble_test_loss', size, 0),
+            0.5 * np.mean((mean - data.y_test) ** 2), rtol=1e-5)
+    net = frame[(frame['metric'] == 'test_loss') & (frame['predictor'] == 'net')]
+    for step in (0, 40):
+        members = net[net['step'] == step].set_index('seed')['value']
+        # K = 1 is seed 0's network, row for row.
+        assert value('ensemble_test_loss', 1, step) == members[0]
+        for size in (2, 4, 8):  # Jensen: the mean's MSE <= the mean MSE
+            assert value('ensemble_test_loss', size, step) <= (
+                members[list(range(size))].mean() + 1e-12)
+    # Trained, wide: the distance to the f_0 = 0 dynamics falls like
+    # 1/sqrt(K) (sqrt(8) = 2.8 from K = 1 to 8; the finite-width and
+    # discretisation gap keep it a little above).
+    ratio = (value('ensemble_dist_ntk_mean', 8, 40, split='test') /
+             value('ensemble_dist_ntk_mean', 1, 40, split='test'))
+    assert 0.2 < ratio < 0.6, ratio
+    # The centred nets all start at f = 0: their ensemble is already there.
+    assert value('ensemble_dist_ntk_mean', 8, 0, 'net_centered', 'test') == 0
+    paths = fw_plots.plot(frame, tmp_path / 'figs')
+    assert tmp_path / 'figs' / 'finite_width_ensemble.png' in paths
+    table = pd.read_csv(tmp_path / 'figs' / 'finite_width_ensemble.csv')
+    drawn = table[(table['metric'] == 'dist_ntk_mean') &
+                  (table['predictor'] == 'net')].set_index('ensemble_size')
+    np.testing.assert_allclose(drawn.loc[8, 'value'], value(
+        'ensemble_dist_ntk_mean', 8, 40, split='test'))
+    limit = table[table['predictor'] == 'ntk_mean']
+    assert len(limit) == 1 and limit['metric'].iloc[0] == 'test_loss'
+
+
+def test_ensemble_of_members_at_different_learning_rates_has_no_time(tmp_path):
+    """lr_kernel=empirical gives each seed its own rate: the members share
+    steps, not times, so the rows have no ``t`` and no distance to the
+    reference (which is at a time); at one rate they have both, and the
+    ensemble is the members' mean output."""
+    from ntkexp.records import RowWriter, read_rows  # pylint: disable=g-import-not-at-top
+    y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    evaluator = finite_width._Evaluator(training.get_loss('mse'), y, y,
+                                        np.array([0, 1]), np.array([0, 1]))
+    outs = [{'train': np.array([[2.0, 0.0], [0.0, 0.0]]),
+             'test': np.array([[0.0, 1.0], [0.0, 3.0]])},
+            {'train': np.array([[0.0, 0.0], [0.0, 2.0]]),
+             'test': np.array([[2.0, 1.0], [0.0, 1.0]])}]
+    reference = (np.zeros((1, 2, 2)), np.ones((1, 2, 2)))
+    for lrs, run in (((0.5, 0.5), 'same'), ((0.5, 0.7), 'mixed')):
+        calls = []
+        with RowWriter(tmp_path / f'{run}.jsonl', {'experiment': 'x'}) as rows:
+            members = finite_width._Ensemble(2, [10])
+            for out, lr in zip(outs, lrs):
+                members.add('net', 0, out)
+                members.member_done(rows, evaluator, lr,
+                                    lambda: calls.append(1) or reference,
+                                    width=4)
+        (tmp_path / run).mkdir()
+        (tmp_path / f'{run}.jsonl').rename(tmp_path / run / 'rows.jsonl')
+        frame = read_rows(tmp_path / run)
+        two = frame[frame['ensemble_size'] == 2]
+        two = two.assign(split=two['split'].fillna('') if 'split' in two
+                         else '').set_index(['metric', 'split'])['value']
+        # Mean output: train [[1,0],[0,1]] = y exactly; test [[1,1],[0,2]].
+        assert two[('ensemble_train_loss', '')] == 0.0
+        assert two[('ensemble_test_loss', '')] == pytest.approx(0.5 * 2 / 4)
+        assert two[('ensemble_test_accuracy', '')] == 1.0
+        if run == 'same':
+            assert (frame['t'] == 5.0).all() and len(calls) == 2
+            assert two[('ensemble_dist_ntk_mean', 'test')] == pytest.approx(
+                np.sqrt(np.mean((np.array([[1, 1], [0, 2]]) - 1.0) ** 2)))
+            assert two[('ensemble_dist_ntk_mean', 'train')] == pytest.approx(
+                np.sqrt(0.5))
+        else:
+            assert frame.loc[frame['ensemble_size'] == 2].get(
+                't', pd.Series(dtype=float)).isna().all()
+            assert 'ensemble_dist_ntk_mean' not in set(
+                frame.loc[frame['ensemble_size'] == 2, 'metric'])
+            assert len(calls) == 1  # K = 1 only: one member, one rate

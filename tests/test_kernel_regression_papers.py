@@ -215,6 +215,9 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
         'experiment=lee2020_zca paths.runs=runs/repro/small/lee2020-zca '
         'paths.data=/data model=fc,cnn_vec dataset.zca=null,0.01,0.1,1,10,100 '
         'dataset.stats_from=subset,train_split']),
+    ('repro-lee2020-ensemble', [
+        'experiment=lee2020_ensemble paths.runs=runs/repro/small/lee2020-ensemble '
+        'paths.data=/data']),
     ('repro-arora2020', [
         'experiment=arora2020_small_data paths.runs=runs/repro/small/arora2020 '
         'paths.data=/data model=fc,cnn_vec '

@@ -54,6 +54,15 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
 * ``kernel_test_accuracy`` / ``kernel_test_loss`` (with
   ``experiment.kernel_inf``): NNGP and NTK kernel regression at ``t = inf``
   (``kernel`` column), the infinite-width side of Lee et al. 2020;
+* ``ensemble_test_loss``, ``ensemble_test_accuracy``, ``ensemble_train_loss``,
+  ``ensemble_train_accuracy`` and ``ensemble_dist_ntk_mean`` (with
+  ``experiment.ensemble``; ``ensemble_size`` column, ``predictor`` ``net`` or
+  ``net_centered``): the ensemble of the first ``K`` seeds' networks, i.e.
+  their mean output, for ``K`` = 1, 2, 4, ... and all of
+  ``experiment.seeds`` (Lee et al. 2020, Sec. 3.3 and Fig. 1 "+Ens":
+  ensembling removes the variance of the random initial function, and the
+  ensemble approaches the NTK dynamics from ``f_0 = 0``, ``ntk_mean``, whose
+  RMS distance ``ensemble_dist_ntk_mean`` gives);
 * ``lr``, ``max_lr``, ``n_params``, ``train_seconds`` once per width and seed.
 
 Time convention: the loss is ``nt.predict``'s, so ``s`` steps of full-batch GD
@@ -273,6 +282,14 @@ def validate(cfg: DictConfig) -> None:
     reg = exp.get('kernel_diag_reg', 0.0)
     check(reg is not None and float(reg) >= 0,
           f'experiment.kernel_diag_reg={reg!r} must be >= 0')
+    ensemble = exp.get('ensemble', False)
+    check(isinstance(ensemble, bool),
+          f'experiment.ensemble={ensemble!r} must be true or false')
+    check(not ensemble or len(seeds_of(cfg)) >= 2,
+          'experiment.ensemble averages the networks of the seeds one run '
+          f'trains, and this run trains only seed {seeds_of(cfg)}; give '
+          'experiment.seeds=[0,1,2,3] (a sweep -m seed=... runs each seed '
+          'apart and cannot ensemble them)')
 
 
 # ----------------------------------------------------------------------------
@@ -315,17 +332,22 @@ class _Evaluator:
                   'test': np.asarray(y_test, np.float64)}
         self.labels = {'train': labels_train, 'test': labels_test}
 
-    def rows(self, rows: RowWriter, outputs: dict[str, np.ndarray],
-             **params) -> dict[str, float]:
+    def values(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+        """``{split}_loss`` and, for classification, ``{split}_accuracy``."""
         out = {}
         for split, fx in outputs.items():
-            value = float(self.loss(jnp.asarray(fx), jnp.asarray(self.y[split])))
-            out[f'{split}_loss'] = value
-            rows.add(f'{split}_loss', value, **params)
+            out[f'{split}_loss'] = float(
+                self.loss(jnp.asarray(fx), jnp.asarray(self.y[split])))
             if self.labels[split] is not None:
-                acc = solve.accuracy(fx, self.labels[split])
-                out[f'{split}_accuracy'] = acc
-                rows.add(f'{split}_accuracy', acc, **params)
+                out[f'{split}_accuracy'] = solve.accuracy(fx, self.labels[split])
+        return out
+
+    def rows(self, rows: RowWriter, outputs: dict[str, np.ndarray],
+             **params) -> dict[str, float]:
+        """Writes :meth:`values` as rows at ``params`` and returns them."""
+        out = self.values(outputs)
+        for metric, value in out.items():
+            rows.add(metric, value, **params)
         return out
 
 
@@ -436,6 +458,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     functions = bool(exp.get('functions', False))
     kernel_inf = bool(exp.get('kernel_inf', False))
     centered = bool(exp.get('centered', False))
+    ensemble = bool(exp.get('ensemble', False))
     gamma_test = _gamma(data.x_test)
 
     need_ntk = bool({'ntk', 'ntk_mean'} & set(references)) or kernel_inf or (
@@ -494,6 +517,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 exp.get('ntk_implementation', 1)))
             if probe_size or lr_kernel == 'empirical' else None)
 
+        members = (_Ensemble(len(seeds_of(cfg)), eval_steps) if ensemble
+                   else None)
         for seed in seeds_of(cfg):
             start = time.time()
             tag = dict(width=width, seed=seed)
@@ -588,6 +613,10 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
                 at = dict(step=step, t=lr * step, **tag)
                 final = evaluator.rows(rows, outputs, predictor='net', **at)
+                if members is not None:
+                    members.add('net', i, outputs)
+                    if c_out is not None:
+                        members.add('net_centered', i, c_out)
                 watch(rows, 'net', step, final['train_loss'])
                 entry = dict(width=width, seed=seed, predictor='net', **final)
                 entries = [entry]
@@ -622,6 +651,18 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     _point_rows(rows, 'function', outputs['test'], gamma_test,
                                 **at)
             rows.add('train_seconds', time.time() - start, **tag)
+            if members is not None:
+                def mean_reference(ref=ref, lr=lr, f0=(f0_train, f0_test)):
+                    """The NTK dynamics from f_0 = 0: this run's when it has
+                    them, else from its analytic NTK (None without one)."""
+                    if 'ntk_mean' in ref or k_tt is None:
+                        return ref.get('ntk_mean')
+                    return _reference_fn(
+                        loss_name, optimizer_name, momentum, k_tt['ntk'],
+                        y_train, lr, loss)(eval_steps, np.zeros_like(f0[0]),
+                                           np.zeros_like(f0[1]), k_st['ntk'])
+                members.member_done(rows, evaluator, lr, mean_reference,
+                                    width=width)
             for e in entries:
                 e['step'] = eval_steps[-1]
             summary.extend(entries)
@@ -684,6 +725,81 @@ class _DivergenceWatch:
             'at step 0): lr=%.4g is above 2/lambda_max of its kernel; %s',
             ', '.join(f'{k} {v}' for k, v in self.tag.items()), name, loss,
             step, first, self.lr, fix)
+
+
+def ensemble_sizes(n_seeds: int) -> list[int]:
+    """Ensemble sizes with rows: 1, 2, 4, ... below ``n_seeds``, and ``n_seeds``."""
+    sizes = [1 << k for k in range(max(n_seeds, 1).bit_length())
+             if (1 << k) < n_seeds]
+    return sizes + [n_seeds]
+
+
+class _Ensemble:
+    """Mean outputs of the networks of the seeds trained so far, per predictor
+    and evaluation step (Lee et al. 2020, Sec. 3.3: an ensemble of networks
+    from independent initialisations predicts with their mean output).
+
+    Running sums in float64, so memory stays that of one network's outputs
+    per predictor and step. After the ``K``-th seed, for every ``K`` in
+    :func:`ensemble_sizes`, :meth:`member_done` writes the ensemble's rows at
+    every step: ``ensemble_<split>_loss`` / ``_accuracy`` and, against the NTK
+    dynamics from ``f_0 = 0`` (the infinite-width mean over initialisations),
+    ``ensemble_dist_ntk_mean``.
+    """
+
+    def __init__(self, n_seeds: int, eval_steps: list[int]):
+        self.sizes = set(ensemble_sizes(n_seeds))
+        self.eval_steps = eval_steps
+        self.sums: dict[tuple[str, int, str], np.ndarray] = {}
+        self.members = 0
+        self.lrs: set[float] = set()
+
+    def add(self, predictor: str, index: int,
+            outputs: dict[str, np.ndarray]) -> None:
+        """Adds one network's outputs (``{split: array}``) at step ``index``."""
+        for split, fx in outputs.items():
+            key = (predictor, index, split)
+            fx = np.asarray(fx, np.float64)
+            self.sums[key] = fx.copy() if key not in self.sums else (
+                self.sums[key] + fx)
+
+    def member_done(self, rows: RowWriter, evaluator: _Evaluator, lr: float,
+                    mean_reference: Callable[[], Optional[tuple]],
+                    **tag) -> None:
+        """Counts one more seed; writes the rows when the count is a size.
+
+        ``mean_reference()`` returns the NTK dynamics from ``f_0 = 0`` at the
+        evaluation steps (``(train, test)`` outputs with a leading step axis),
+        or None; it is called only when rows are written.
+
+        Members trained at different learning rates (``lr_kernel=empirical``
+        gives each seed its own) share steps, not times: the rows then have
+        no ``t`` and no ``ensemble_dist_ntk_mean`` (whose reference is at a
+        time).
+        """
+        self.members += 1
+        self.lrs.add(lr)
+        size = self.members
+        if size not in self.sizes:
+            return
+        one_lr = len(self.lrs) == 1
+        reference = mean_reference() if one_lr else None
+        predictors = sorted({p for p, _, _ in self.sums})
+        for predictor in predictors:
+            for index, step in enumerate(self.eval_steps):
+                mean = {split: self.sums[(predictor, index, split)] / size
+                        for split in ('train', 'test')}
+                at = dict(step=step, predictor=predictor,
+                          ensemble_size=size, **tag)
+                if one_lr:
+                    at['t'] = lr * step
+                for metric, value in evaluator.values(mean).items():
+                    rows.add(f'ensemble_{metric}', value, **at)
+                if reference is not None:
+                    for split, ref in zip(('train', 'test'), reference):
+                        rows.add('ensemble_dist_ntk_mean',
+                                 _rms(mean[split], ref[index]), split=split,
+                                 **at)
 
 
 def _kernel_inf_rows(rows: RowWriter, evaluator: _Evaluator, k_tt, k_st,

@@ -27,6 +27,14 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
 * ``finite_vs_kernel`` (Lee et al. 2020, Fig. 1): best test accuracy over
   training of the finite networks against NNGP / NTK kernel regression, per
   model and parameterisation (also ``<experiment>_finite_vs_kernel.csv``).
+* ``ensemble`` (Lee et al. 2020, Sec. 3.3): test accuracy (test loss for
+  regression) of the ensemble of the first ``K`` seeds' networks at the last
+  step against ``K``, per width, for the network and the centred network,
+  beside the NTK dynamics from ``f_0 = 0`` at the same time (what an infinite
+  ensemble of infinitely wide networks predicts) and the ``t = inf`` kernels;
+  and the ensemble's RMS distance to those dynamics against ``K``, log-log,
+  with the ``1/sqrt(K)`` of averaging independent initial functions
+  (``<experiment>_ensemble.csv``: the values drawn);
 * ``functions_coverage.csv`` beside ``functions``: how many network outputs
   fall between the Gaussian's percentiles.
 """
@@ -81,7 +89,7 @@ def _metric(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 def _model_label(frame: pd.DataFrame, key) -> str:
     parts = []
     values = key if isinstance(key, tuple) else (key,)
-    for column, value in zip(_line_columns(frame), values):
+    for column, value in zip(line_columns(frame), values):
         if column == 'model':
             parts.append(MODEL_LABELS.get(str(value), str(value)))
         else:
@@ -89,7 +97,7 @@ def _model_label(frame: pd.DataFrame, key) -> str:
     return ', '.join(parts)
 
 
-def _line_columns(frame: pd.DataFrame) -> list[str]:
+def line_columns(frame: pd.DataFrame) -> list[str]:
     """Columns that tell lines apart: model and, when they vary, a few more."""
     columns = ['model']
     for column in ('parameterization', 'depth', 'alpha', 'dataset', 'optimizer'):
@@ -177,7 +185,8 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         rows = (frame[frame['experiment'] == name]
                 if 'experiment' in frame.columns else frame)
         for draw in (plot_ntk_slice, plot_functions, plot_ntk_drift,
-                     plot_distance, plot_curves, plot_finite_vs_kernel):
+                     plot_distance, plot_curves, plot_finite_vs_kernel,
+                     plot_ensemble):
             paths += draw(rows, out_dir, str(name))
     return paths
 
@@ -366,7 +375,7 @@ def percentile_coverage(functions: pd.DataFrame, percentiles: pd.DataFrame,
     return pd.DataFrame(out)
 
 
-def _loglog_by_model(ax, rows: pd.DataFrame, label_prefix: str = '',
+def loglog_by_model(ax, rows: pd.DataFrame, label_prefix: str = '',
                      style: str = 'o-') -> list[dict]:
     """Mean +- std over seeds against width per line; fitted slopes.
 
@@ -374,7 +383,7 @@ def _loglog_by_model(ax, rows: pd.DataFrame, label_prefix: str = '',
     to the three widest widths (the asymptotic regime).
     """
     fits = []
-    columns = _line_columns(rows)
+    columns = line_columns(rows)
     for key, part in rows.groupby(columns, dropna=False):
         stats = part.groupby('width')['value'].agg(['mean', 'std']).sort_index()
         label = _model_label(rows, key)
@@ -418,7 +427,7 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
         return []
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    fits = _loglog_by_model(ax, rows)
+    fits = loglog_by_model(ax, rows)
     w = np.array(sorted(rows['width'].unique()), float)
     # The guides go through a measured point: the highest curve's widest
     # width (the mean over models lay on no curve).
@@ -461,7 +470,7 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     rows, dropped = _split_diverged(rows, diverged, compared)
     # A trend needs two widths of one architecture (e.g. lee2020_finite trains
     # FC at 512 and CNN-VEC at 16 channels: no distance-vs-width figure).
-    if rows.empty or rows.groupby(_line_columns(rows), dropna=False)[
+    if rows.empty or rows.groupby(line_columns(rows), dropna=False)[
             'width'].nunique().max() < 2:
         return []
     plt = figures.pyplot()
@@ -470,7 +479,7 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     labels = {'dist_ntk': 'to NTK dynamics: ', 'dist_linearized': 'to linearised: '}
     fits = []
     for metric in present:
-        for fit in _loglog_by_model(ax, rows[rows['metric'] == metric],
+        for fit in loglog_by_model(ax, rows[rows['metric'] == metric],
                                     labels[metric], styles[metric]):
             fits.append(dict(metric=metric, **fit))
     ax.set_xlabel('width $n$')
@@ -495,7 +504,7 @@ def plot_curves(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     widths = sorted(rows['width'].dropna().unique())
     fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.4),
                              squeeze=False, sharey=True)
-    lines = _line_columns(rows)
+    lines = line_columns(rows)
     # Time t = lr * steps when every line shares the lr, else steps (the
     # standard parameterisation's lr is width-dependent and tiny).
     xcol = 't' if 't' in rows.columns and (
@@ -536,7 +545,24 @@ _BAR_PREDICTORS = {
     'net_centered': ('centred', '//', 'net, centred f_t - f_0'),
     'ntk': ('NTK dyn.', '..', 'NTK dynamics, same f_0'),
     'ntk_mean': ('NTK dyn.\n$f_0=0$', 'xx', 'NTK dynamics, f_0 = 0'),
+    'net_ensemble': ('ens.', '\\\\', 'ensemble of nets'),
+    'net_centered_ensemble': ('centred\nens.', 'oo', 'ensemble of centred nets'),
 }
+
+
+def _largest_ensembles(frame: pd.DataFrame) -> pd.DataFrame:
+    """``ensemble_test_accuracy`` rows of each run's largest ensemble, as
+    predictors ``net_ensemble`` / ``net_centered_ensemble`` (Lee et al. 2020,
+    Fig. 1's "+Ens" bars)."""
+    ens = _metric(frame, 'ensemble_test_accuracy')
+    if ens.empty or 'ensemble_size' not in ens.columns:
+        return ens.iloc[:0]
+    keys = [c for c in ('run_dir', 'model', 'parameterization', 'width')
+            if c in ens.columns]
+    top = ens.groupby(keys, dropna=False)['ensemble_size'].transform('max')
+    ens = ens[ens['ensemble_size'] == top].copy()
+    ens['predictor'] = ens['predictor'].astype(str) + '_ensemble'
+    return ens
 
 
 def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
@@ -552,9 +578,10 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     net = _metric(frame, 'test_accuracy')
     if kernel.empty or net.empty:
         return []
+    net = pd.concat([net, _largest_ensembles(frame)], ignore_index=True)
     net = net[net['predictor'].isin(list(_BAR_PREDICTORS))]
-    keys = [c for c in ('model', 'parameterization', 'width', 'predictor')
-            if c in net.columns]
+    keys = [c for c in ('model', 'parameterization', 'width', 'predictor',
+                        'ensemble_size') if c in net.columns]
     per_seed = net.groupby(keys + ['seed'], dropna=False)
     best = (per_seed['value'].max().groupby(keys, dropna=False)
             .agg(['mean', 'std']).reset_index())
@@ -579,6 +606,9 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
             par = r.get('parameterization', '')
             predictor = r.get('predictor', 'net')
             short, hatch, long = _BAR_PREDICTORS[predictor]
+            size = r.get('ensemble_size', np.nan)
+            if pd.notna(size):
+                short, long = f'{short}\nK={int(size)}', f'{long} (K={int(size)})'
             labels.append(f"{MODEL_LABELS.get(model, model)}\n{par}\n"
                           f"n={int(r['width'])}\n{short}")
             values.append(r['mean'])
@@ -627,3 +657,131 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     path = out_dir / f'{name}_finite_vs_kernel.csv'
     pd.DataFrame(table).to_csv(path, index=False)
     return paths + [path]
+
+
+def plot_ensemble(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """Lee et al. 2020, Sec. 3.3: ensembles of networks against their size.
+
+    Left: the ensemble's test accuracy (or test loss without labels) at the
+    last step against the ensemble size ``K``, one line per model, width and
+    predictor (network solid, centred network dashed), with the NTK dynamics
+    from ``f_0 = 0`` at the same step (dash-dotted; the infinite ensemble at
+    infinite width) and NNGP / NTK kernel regression at ``t = inf`` (dotted)
+    when the rows have them. Right: the ensemble's RMS distance on the test
+    set to those dynamics against ``K``, log-log, with the ``1/sqrt(K)`` line
+    of averaging independent initial functions through ``K = 1``.
+    """
+    frame = _plain(frame)
+    metric = ('ensemble_test_accuracy'
+              if not _metric(frame, 'ensemble_test_accuracy').empty
+              else 'ensemble_test_loss')
+    rows = _last_step(_metric(frame, metric))
+    if rows.empty or 'ensemble_size' not in rows.columns:
+        return []
+    plain = metric.replace('ensemble_', '')
+    dist = _last_step(_metric(frame, 'ensemble_dist_ntk_mean'))
+    if 'split' in dist.columns:
+        dist = dist[dist['split'] == 'test']
+    plt = figures.pyplot()
+    fig, axes = plt.subplots(1, 2 if not dist.empty else 1,
+                             figsize=(10 if not dist.empty else 5.5, 4.8),
+                             squeeze=False)
+    ax = axes[0][0]
+    lines = line_columns(rows) + ['width']
+    table = []
+    colors = {}
+    for key, group in rows.groupby(lines + ['predictor'], dropna=False):
+        predictor = key[-1]
+        stats = group.groupby('ensemble_size')['value'].mean().sort_index()
+        label = (_model_label(rows, key[:-2]) + f', n={int(key[-2])}, ' +
+                 PREDICTOR_LABELS.get(predictor, predictor))
+        color = colors.setdefault(key[:-1], f'C{len(colors)}')
+        ax.plot(stats.index, stats.values, '--' if predictor == 'net_centered'
+                else '-', marker='o', ms=3, color=color, label=label)
+        for size, value in stats.items():
+            table.append(dict(_key_dict(lines, key[:-1]), predictor=predictor,
+                              ensemble_size=int(size), metric=plain,
+                              value=value))
+    # The infinite ensemble at infinite width: the NTK dynamics from f_0 = 0
+    # at the same step (its rows are per seed, all equal at one lr).
+    # One line when every model and width shares it (NTK parameterisation:
+    # the dynamics do not depend on the width), else one per line's colour.
+    limit = _last_step(_metric(frame, plain))
+    limit = limit[limit.get('predictor', pd.Series(dtype=str)) == 'ntk_mean']
+    if not limit.empty:
+        keys = [c for c in lines if c in limit.columns]
+        values = limit.groupby(keys, dropna=False)['value'].mean()
+        label = PREDICTOR_LABELS['ntk_mean'] + ' (same $t$)'
+        if np.ptp(values.to_numpy()) <= 1e-9 * max(1.0, abs(values.iloc[0])):
+            ax.axhline(values.iloc[0], color='k', ls='-.', lw=1, label=label)
+            table.append(dict(predictor='ntk_mean', metric=plain,
+                              value=values.iloc[0]))
+        else:
+            for key, value in values.items():
+                key = key if isinstance(key, tuple) else (key,)
+                ax.axhline(value, color=colors.get(key, 'k'), ls='-.', lw=1,
+                           label=label)
+                label = None
+                table.append(dict(_key_dict(keys, key), predictor='ntk_mean',
+                                  metric=plain, value=value))
+    kernel = _metric(frame, 'kernel_' + plain)
+    for kern, style in (('nngp', 'tab:green'), ('ntk', 'tab:red')):
+        part = kernel[kernel['kernel'] == kern] if 'kernel' in kernel else kernel.iloc[:0]
+        if not part.empty:
+            ax.axhline(part['value'].mean(), color=style, ls=':', lw=1,
+                       label=f'{kern.upper()} kernel, $t=\\infty$')
+            table.append(dict(predictor=kern, metric='kernel_' + plain,
+                              value=part['value'].mean()))
+    _ensemble_axis(ax, rows)
+    ax.set_xlabel('ensemble size $K$ (networks from independent inits)')
+    ax.set_ylabel(plain.replace('_', ' ') + ' of the mean output')
+    steps = sorted(rows['step'].dropna().unique()) if 'step' in rows else []
+    ax.set_title('ensembles at the last step' + (
+        f' ({int(steps[0])})' if len(steps) == 1 else ''), fontsize=9)
+    ax.legend(fontsize=6, loc='upper left', bbox_to_anchor=(0.0, -0.16),
+              ncol=2)
+    if not dist.empty:
+        ax = axes[0][1]
+        for key, group in dist.groupby(lines + ['predictor'], dropna=False):
+            predictor = key[-1]
+            stats = group.groupby('ensemble_size')['value'].mean().sort_index()
+            color = colors.setdefault(key[:-1], f'C{len(colors)}')
+            ax.plot(stats.index, stats.values, '--' if predictor == 'net_centered'
+                    else '-', marker='o', ms=3, color=color)
+            if 1 in stats.index:
+                ax.plot(stats.index, stats.loc[1] / np.sqrt(stats.index), ':',
+                        color=color, lw=0.8)
+            for size, value in stats.items():
+                table.append(dict(_key_dict(lines, key[:-1]),
+                                  predictor=predictor, ensemble_size=int(size),
+                                  metric='dist_ntk_mean', value=value))
+        _ensemble_axis(ax, dist)
+        ax.set_yscale('log')
+        ax.set_xlabel('ensemble size $K$')
+        ax.set_ylabel('RMS distance to NTK dynamics from $f_0=0$ (test)')
+        ax.set_title('dotted: $1/\\sqrt{K}$ from $K=1$', fontsize=9)
+    fig.tight_layout()
+    paths = _save(fig, out_dir, f'{name}_ensemble')
+    path = out_dir / f'{name}_ensemble.csv'
+    table = pd.DataFrame(table)
+    for column in ('width', 'ensemble_size'):  # integers beside empty cells
+        if column in table.columns:
+            table[column] = table[column].astype('Int64')
+    table.to_csv(path, index=False)
+    return paths + [path]
+
+
+def _key_dict(columns: list[str], key: tuple) -> dict:
+    """A line's key as ``{column: value}``, widths as integers."""
+    out = dict(zip(columns, key))
+    if 'width' in out and pd.notna(out['width']):
+        out['width'] = int(out['width'])
+    return out
+
+
+def _ensemble_axis(ax, rows: pd.DataFrame) -> None:
+    """Log2 x axis ticked at the ensemble sizes themselves (1, 2, 4, ...)."""
+    sizes = sorted(int(k) for k in rows['ensemble_size'].dropna().unique())
+    ax.set_xscale('log', base=2)
+    ax.set_xticks(sizes, [str(k) for k in sizes])
+    ax.minorticks_off()
