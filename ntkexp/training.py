@@ -81,7 +81,7 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9
 
 
 def max_learning_rate(ntk_train_train: np.ndarray, y_train_size: int,
-                      momentum: float = 0.0) -> float:
+                      momentum: float = 0.0, l2: float = 0.0) -> float:
     """Largest stable learning rate of (momentum) GD on the MSE loss.
 
     This is ``nt.predict.max_learning_rate``: ``2 (1 + momentum) y.size /
@@ -89,12 +89,16 @@ def max_learning_rate(ntk_train_train: np.ndarray, y_train_size: int,
     ``Theta`` the NTK on the training set (per output, i.e. traced over the
     output axis). neural-tangents 0.6.5's own function calls
     ``scipy.linalg.eigvalsh(eigvals=...)``, which SciPy >= 1.14 removed; it is
-    used when it works and this identical formula otherwise.
+    used when it works and this identical formula otherwise. An L2 penalty
+    ``l2 / 2 ||theta - c||^2`` adds ``l2`` to every curvature, so the bound
+    becomes ``2 (1 + momentum) / (lambda_max / y.size + l2)``.
 
     Args:
         ntk_train_train: the ``(n, n)`` NTK on the training inputs.
         y_train_size: ``y_train.size`` (``n`` times the number of outputs).
         momentum: the momentum of heavy-ball GD (0 for plain GD).
+        l2: the L2 coefficient of the training objective (see
+            :class:`Trainer`).
 
     Returns:
         The maximal learning rate.
@@ -102,17 +106,20 @@ def max_learning_rate(ntk_train_train: np.ndarray, y_train_size: int,
     import neural_tangents as nt  # pylint: disable=g-import-not-at-top
     kernel = np.asarray(ntk_train_train, np.float64)
     try:
-        return float(nt.predict.max_learning_rate(kernel, y_train_size,
-                                                  momentum=momentum))
+        bound = float(nt.predict.max_learning_rate(kernel, y_train_size,
+                                                   momentum=momentum))
     except TypeError:  # scipy >= 1.14: eigvalsh() lost ``eigvals=``.
         top = float(np.linalg.eigvalsh(kernel)[-1])
-        return 2 * (1 + momentum) * y_train_size / (top + 1e-12)
+        bound = 2 * (1 + momentum) * y_train_size / (top + 1e-12)
+    if l2:
+        bound = 1.0 / (1.0 / bound + float(l2) / (2 * (1 + momentum)))
+    return bound
 
 
 def resolve_learning_rate(lr: Optional[float], lr_fraction: Optional[float],
                           ntk_train_train: Optional[np.ndarray],
-                          y_train_size: int, momentum: float = 0.0
-                          ) -> tuple[float, Optional[float]]:
+                          y_train_size: int, momentum: float = 0.0,
+                          l2: float = 0.0) -> tuple[float, Optional[float]]:
     """The learning rate: ``lr``, or ``lr_fraction * max_learning_rate``.
 
     Args:
@@ -122,13 +129,15 @@ def resolve_learning_rate(lr: Optional[float], lr_fraction: Optional[float],
             ``lr_fraction``).
         y_train_size: ``y_train.size``.
         momentum: momentum (the stability bound grows by ``1 + momentum``).
+        l2: the L2 coefficient of the objective (it lowers the bound).
 
     Returns:
         ``(lr, max_lr)``; ``max_lr`` is None when no kernel was given.
     """
     max_lr = None
     if ntk_train_train is not None:
-        max_lr = max_learning_rate(ntk_train_train, y_train_size, momentum)
+        max_lr = max_learning_rate(ntk_train_train, y_train_size, momentum,
+                                   l2)
     if lr_fraction is None:
         if lr is None:
             raise ValueError('set experiment.lr or experiment.lr_fraction')
@@ -220,7 +229,12 @@ class Trainer:
     jitted functions, not constants folded into them. With ``batch_size``
     set, step ``s`` uses the batch ``permutation(fold_in(key, s),
     n)[:batch_size]``: two trainers built with the same key (e.g. a network
-    and its linearisation) see the same batches.
+    and its linearisation) see the same batches. With ``l2 > 0`` the
+    objective is ``loss + l2 / 2 ||params - center||^2``: weight decay towards
+    zero (``center`` None) or towards other parameters, e.g. the
+    initialisation (L2 to init; Lee et al. 2020, Sec. 3; for the linearised
+    network this turns gradient flow into kernel ridge regression from
+    ``f_0``), given at :meth:`rebind` like the consts.
 
     Args:
         apply_fn: ``apply_fn(params, x, *consts) -> f(x)``.
@@ -232,16 +246,20 @@ class Trainer:
         key: PRNG key for the batches.
         consts: extra arguments of ``apply_fn``.
         loop: ``auto``, ``fori`` or ``python`` (see above).
+        l2: coefficient of the L2 penalty (0: none).
+        center: the parameters the penalty pulls towards; None = zero.
     """
 
     def __init__(self, apply_fn: Callable, loss: Loss,
                  optimizer: optax.GradientTransformation, x: jnp.ndarray,
                  y: jnp.ndarray, batch_size: Optional[int] = None,
                  key: Optional[jax.Array] = None, consts: tuple = (),
-                 loop: str = 'auto'):
+                 loop: str = 'auto', l2: float = 0.0,
+                 center: Optional[PyTree] = None):
         self.optimizer = optimizer
         self._data = (x, y, jax.random.PRNGKey(0) if key is None else key,
-                      tuple(consts))
+                      tuple(consts), center)
+        l2 = float(l2)
         n = x.shape[0]
         full = batch_size is None or int(batch_size) >= n
 
@@ -252,18 +270,24 @@ class Trainer:
             idx = idx[:int(batch_size)]
             return x[idx], y[idx]
 
-        def objective(p, xb, yb, consts):
-            return loss(apply_fn(p, xb, *consts), yb)
+        def objective(p, xb, yb, consts, center):
+            value = loss(apply_fn(p, xb, *consts), yb)
+            if l2:
+                moved = p if center is None else jax.tree.map(
+                    jnp.subtract, p, center)
+                value = value + 0.5 * l2 * sum(
+                    jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(moved))
+            return value
 
-        def one_step(step, params, opt_state, x, y, key, consts):
+        def one_step(step, params, opt_state, x, y, key, consts, center):
             xb, yb = batch(step, x, y, key)
-            grads = jax.grad(objective)(params, xb, yb, consts)
+            grads = jax.grad(objective)(params, xb, yb, consts, center)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state
 
-        def run(params, opt_state, start, stop, x, y, key, consts):
+        def run(params, opt_state, start, stop, x, y, key, consts, center):
             def body(step, carry):
-                return one_step(step, *carry, x, y, key, consts)
+                return one_step(step, *carry, x, y, key, consts, center)
             return jax.lax.fori_loop(start, stop, body, (params, opt_state))
 
         self._objective = objective
@@ -275,20 +299,23 @@ class Trainer:
     def loop_kind(self, params: PyTree) -> str:
         """``fori`` or ``python`` for these parameters (cached)."""
         if self._resolved is None:
-            x, y, _, consts = self._data
+            x, y, _, consts, center = self._data
             jaxpr = jax.make_jaxpr(self._objective)(params, x[:1], y[:1],
-                                                    consts)
+                                                    consts, center)
             self._resolved = choose_loop(
                 self._loop, _jaxpr_has(jaxpr, 'conv_general_dilated'))
         return self._resolved
 
     def rebind(self, key: Optional[jax.Array] = None,
-               consts: Optional[tuple] = None) -> 'Trainer':
-        """A trainer with another batch key / consts, sharing the compiled loop."""
+               consts: Optional[tuple] = None,
+               center: Optional[PyTree] = None) -> 'Trainer':
+        """A trainer with another batch key / consts / L2 center, sharing
+        the compiled loop."""
         new = copy.copy(self)
-        x, y, old_key, old_consts = self._data
+        x, y, old_key, old_consts, old_center = self._data
         new._data = (x, y, old_key if key is None else key,
-                     old_consts if consts is None else tuple(consts))
+                     old_consts if consts is None else tuple(consts),
+                     old_center if center is None else center)
         return new
 
     def init(self, params: PyTree) -> TrainState:

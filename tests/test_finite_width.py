@@ -539,13 +539,18 @@ def test_paper_configs_compose(tmp_path):
     ('experiment.lr_fraction=-1', 'experiment.lr_fraction'),
     ('experiment.ensemble=true', r'experiment.seeds=\[0,1,2,3\]'),
     ('experiment.ensemble=yes', 'experiment.ensemble'),
+    ('experiment.l2=-0.1', 'experiment.l2'),
+    ('experiment.l2_center=origin', 'experiment.l2_center'),
+    ('experiment.l2=0.1', 'experiment.l2_center=init'),  # refs [ntk, linearized]
+    ('experiment.l2=0.1 experiment.l2_center=init experiment.loss=xent',
+     'closed form for the MSE loss'),
     ('experiment.ntk_implementation=7', r'experiment.ntk_implementation=7 is '
      r'invalid; use jacobian_contraction, ntk_vector_products, '
      r'structured_derivatives, ntkexp_structured, ntkexp_structured_tf32x3 '
      r'\(or 1-5\)'),
 ])
 def test_validate_rejects_bad_values(tmp_path, override, message):
-    cfg = compose(tmp_path, 'experiment=finite_width', override)
+    cfg = compose(tmp_path, 'experiment=finite_width', *override.split())
     with pytest.raises(runner.ConfigError, match=message):
         runner.validate(cfg)
 
@@ -628,6 +633,27 @@ def test_finite_vs_kernel_bars_hold_every_predictor(tmp_path):
     kernels = table[table['best_accuracy'].isna()]
     assert kernels['predictor'].tolist() == ['NNGP', 'NTK']
     np.testing.assert_allclose(kernels['final_accuracy'], [0.26, 0.27])
+
+
+def test_finite_vs_kernel_bars_keep_l2_settings_apart(tmp_path):
+    """Runs with and without experiment.l2 drawn together get one bar each
+    (not their average), named by the setting."""
+    rows = []
+    for l2, center, top in ((None, None, 0.2), (0.01, None, 0.3),
+                            (0.01, 'init', 0.25)):
+        for step, value in ((0, 0.1), (50, top)):
+            rows.append(dict(metric='test_accuracy', model='fc',
+                             dataset='cifar10', parameterization='ntk',
+                             width=512, predictor='net', seed=0, step=step,
+                             value=value, l2=l2, l2_center=center))
+    rows.append(dict(metric='kernel_test_accuracy', model='fc', dataset='cifar10',
+                     parameterization='ntk', kernel='ntk', seed=0, value=0.27))
+    fw_plots.plot_finite_vs_kernel(pd.DataFrame(rows), tmp_path, 'lee')
+    table = pd.read_csv(tmp_path / 'lee_finite_vs_kernel.csv').dropna(
+        subset=['best_accuracy']).set_index('predictor')['best_accuracy']
+    assert table.to_dict() == {'net, no L2 (ntk param.)': 0.2,
+                               'net, L2 0.01 (ntk param.)': 0.3,
+                               'net, L2 0.01 to init (ntk param.)': 0.25}
 
 
 def test_empirical_lr_kernel_is_blocked_within_the_memory_budget(tmp_path):
@@ -842,3 +868,102 @@ def test_ensemble_of_members_at_different_learning_rates_has_no_time(tmp_path):
             assert 'ensemble_dist_ntk_mean' not in set(
                 frame.loc[frame['ensemble_size'] == 2, 'metric'])
             assert len(calls) == 1  # K = 1 only: one member, one rate
+
+
+# ----------------------------------------------------------------------------
+# L2 regularisation (weight decay, L2 towards the initialisation).
+
+
+def test_l2_to_init_flow_is_gd_of_a_linear_model_and_ends_at_kernel_ridge():
+    """A linear model (its NTK exact) trained by GD with l2/2 ||w - w_0||^2
+    follows l2_to_init_flow at t = lr * steps (Euler error ~ lr), which ends
+    at kernel ridge regression from f_0 with ridge l2 * y.size; at l2 -> 0
+    it is nt.predict.gradient_descent_mse."""
+    with jax.enable_x64(True):
+        apply_fn, x, y, _, kernel = linear_problem(n=8, d=12)
+        rng = np.random.RandomState(1)
+        w0 = jnp.asarray(rng.randn(12, 1))
+        x_test = jnp.asarray(rng.randn(5, 12))
+        k = np.asarray(kernel)
+        k_st = np.asarray(x_test @ x.T)
+        f0, f0_test = np.asarray(x @ w0), np.asarray(x_test @ w0)
+        l2 = 0.05
+        lr = 0.01 * training.max_learning_rate(k, y.size, l2=l2)
+        predict = finite_width.l2_to_init_flow(k, np.asarray(y), lr, l2)
+        trainer = training.Trainer(apply_fn, training.mse_loss,
+                                   training.make_optimizer('gd', lr), x, y,
+                                   l2=l2, center=w0)
+        steps = [0, 100, 400]
+        f_train, f_test = predict(steps, f0, f0_test, k_st)
+        state = trainer.init(w0)
+        for i, step in enumerate(steps):
+            state = trainer.advance(state, step)
+            np.testing.assert_allclose(np.asarray(x @ state.params), f_train[i],
+                                       atol=0.02 * np.abs(f_train[i] - f0).max() + 1e-12)
+            np.testing.assert_allclose(np.asarray(x_test @ state.params),
+                                       f_test[i], atol=0.02 * np.abs(
+                                           f_test[i] - f0_test).max() + 1e-12)
+        # t -> inf: kernel ridge regression from f_0, ridge l2 * y.size.
+        ridge = np.linalg.solve(k + l2 * y.size * np.eye(8), np.asarray(y) - f0)
+        end_train, end_test = predict([1e9], f0, f0_test, k_st)
+        np.testing.assert_allclose(end_train[0], f0 + k @ ridge, rtol=1e-9)
+        np.testing.assert_allclose(end_test[0], f0_test + k_st @ ridge, rtol=1e-9)
+        assert np.abs(end_train[0] - np.asarray(y)).max() > 1e-3  # not interpolating
+        # l2 -> 0: neural-tangents' unregularised closed form.
+        tiny = finite_width.l2_to_init_flow(k, np.asarray(y), lr, 1e-12)
+        free = nt.predict.gradient_descent_mse(k, np.asarray(y), learning_rate=lr)
+        for step in (50, 300):
+            ours = tiny([step], f0, f0_test, k_st)
+            theirs = free(float(step), f0, f0_test, k_st)
+            np.testing.assert_allclose(ours[0][0], np.asarray(theirs[0]), atol=1e-8)
+            np.testing.assert_allclose(ours[1][0], np.asarray(theirs[1]), atol=1e-8)
+
+
+def test_max_learning_rate_with_l2_is_the_gd_stability_bound():
+    with jax.enable_x64(True):
+        apply_fn, x, y, w0, kernel = linear_problem()
+        top = float(np.linalg.eigvalsh(np.asarray(kernel))[-1])
+        l2 = 0.3
+        bound = training.max_learning_rate(kernel, y.size, l2=l2)
+        assert bound == pytest.approx(2 / (top / y.size + l2), rel=1e-10)
+        losses = {}
+        for fraction in (0.95, 1.05):
+            trainer = training.Trainer(
+                apply_fn, training.mse_loss,
+                training.make_optimizer('gd', fraction * bound), x, y, l2=l2)
+            params = trainer.advance(trainer.init(w0 + 1.0), 400).params
+            losses[fraction] = float(jnp.sum(params ** 2))
+        assert losses[0.95] < 1e3 and losses[1.05] > 1e6  # diverged above
+
+
+def test_end_to_end_l2_to_init_wide_net_follows_the_regularised_flow(tmp_path):
+    """A wide FC net trained with L2 towards its initialisation stays close
+    to the regularised NTK flow and to its linearisation, and moves its
+    weights less than without the penalty; weight decay towards zero moves
+    them more (it shrinks every weight)."""
+    base = ['experiment=finite_width', 'model=fc', 'model.depth=2',
+            'dataset=gaussian', 'dataset.n_train=16', 'dataset.n_test=16',
+            'experiment.widths=[2048]', 'experiment.seeds=[0]',
+            'experiment.steps=200', 'experiment.eval_every=100',
+            'experiment.probe_size=0', 'experiment.lr_fraction=0.5']
+    change, dist = {}, {}
+    for name, extra in (('none', []),
+                        ('init', ['experiment.l2=0.5', 'experiment.l2_center=init']),
+                        ('zero', ['experiment.l2=0.5',
+                                  'experiment.references=[linearized]'])):
+        cfg = compose(tmp_path, *base, *extra)
+        runner.validate(cfg)
+        frame = runner.run_job(cfg, tmp_path / name)
+        last = frame[frame['step'] == 200]
+        change[name] = float(last[last['metric'] == 'weight_change']['value'].iloc[0])
+        dist[name] = last[(last['metric'].str.startswith('dist_')) &
+                          (last['split'] == 'test')].set_index('metric')['value']
+        loss = frame[(frame['metric'] == 'train_loss') &
+                     (frame['predictor'] == 'net')].sort_values('step')['value']
+        assert loss.iloc[-1] < loss.iloc[0]  # stable at half the (l2) bound
+    scale = float(np.sqrt(np.mean(hydra.utils.instantiate(
+        compose(tmp_path, *base).dataset).y_test ** 2)))
+    assert dist['init']['dist_ntk'] < 0.05 * scale, dist['init']
+    assert dist['init']['dist_linearized'] < 0.05 * scale, dist['init']
+    assert change['init'] < 0.9 * change['none'], change
+    assert change['zero'] > change['none'], change

@@ -65,6 +65,14 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   RMS distance ``ensemble_dist_ntk_mean`` gives);
 * ``lr``, ``max_lr``, ``n_params``, ``train_seconds`` once per width and seed.
 
+Regularisation: ``experiment.l2`` adds ``l2 / 2 ||theta - c||^2`` to every
+trained predictor's objective, with ``c = 0`` (``l2_center=zero``, weight
+decay) or ``c = theta_0`` (``init``, L2 towards the initialisation, under
+which the linearised network's gradient flow ends at kernel ridge regression
+from ``f_0`` with ridge ``l2 * y.size``; Lee et al. 2020, Sec. 3). The NTK
+references then follow that regularised flow (:func:`l2_to_init_flow`), and
+``max_lr`` includes the penalty's curvature.
+
 Time convention: the loss is ``nt.predict``'s, so ``s`` steps of full-batch GD
 (or SGD, in expectation) with learning rate ``lr`` are compared with the
 kernel gradient flow at time ``t = lr * s``; with momentum the reference is
@@ -105,6 +113,7 @@ log = logging.getLogger(__name__)
 
 REFERENCES = ('ntk', 'ntk_mean', 'linearized')
 LR_KERNELS = ('analytic', 'empirical')
+L2_CENTERS = ('zero', 'init')
 DTYPES = ('float32', 'float64')
 
 
@@ -282,6 +291,26 @@ def validate(cfg: DictConfig) -> None:
     reg = exp.get('kernel_diag_reg', 0.0)
     check(reg is not None and float(reg) >= 0,
           f'experiment.kernel_diag_reg={reg!r} must be >= 0')
+    l2 = exp.get('l2', 0.0)
+    check(isinstance(l2, (int, float)) and not isinstance(l2, bool) and l2 >= 0,
+          f'experiment.l2={l2!r} must be a number >= 0 (the coefficient of '
+          'l2/2 ||theta - center||^2; 0 = none)')
+    center = exp.get('l2_center', 'zero')
+    check(center in L2_CENTERS,
+          f'experiment.l2_center={center!r} is invalid; use zero (weight '
+          'decay) or init (L2 towards the initialisation)')
+    infinite = sorted({'ntk', 'ntk_mean'} & set(references))
+    if l2 and infinite:
+        check(center == 'init',
+              f'experiment.references {infinite} are kernel dynamics, which '
+              'weight decay towards zero has no kernel form for; use '
+              'experiment.l2_center=init (L2 towards the initialisation) or '
+              'experiment.references=[linearized]')
+        check(loss == 'mse' and optimizer != 'momentum',
+              f'experiment.references {infinite} with experiment.l2 have a '
+              'closed form for the MSE loss and (S)GD only; use '
+              'experiment.loss=mse experiment.optimizer=gd, or '
+              'experiment.references=[linearized]')
     ensemble = exp.get('ensemble', False)
     check(isinstance(ensemble, bool),
           f'experiment.ensemble={ensemble!r} must be true or false')
@@ -351,17 +380,78 @@ class _Evaluator:
         return out
 
 
+def l2_to_init_flow(k_train_train: np.ndarray, y_train: np.ndarray,
+                    lr: float, l2: float) -> Callable:
+    """Kernel gradient flow of the MSE loss with L2 towards the initialisation.
+
+    A model linear in its parameters with NTK ``Theta``, trained on
+    ``||f - y||^2 / (2 N)`` (``N = y.size``) plus ``l2 / 2 ||theta -
+    theta_0||^2`` by gradient flow for the time ``tau = lr * steps``, moves in
+    function space as ``df/dtau = -Theta (f - y) / N - l2 (f - f_0)`` on the
+    training set (and likewise on test points, through ``Theta_test,train``).
+    With ``Theta = V diag(s) V^T`` and the fixed point ``f* = f_0 + Theta
+    (Theta + l2 N I)^-1 (y - f_0)`` (kernel ridge regression from ``f_0``
+    with ridge ``l2 N``):
+
+    * ``f_train(tau) = f* + V exp(-(s / N + l2) tau) V^T (f_0 - f*)``;
+    * ``f_test(tau) = f_0,test + Theta_test,train [(Theta + l2 N)^-1 (y -
+      f_0) (1 - exp(-l2 tau)) + V diag(exp(-l2 tau) (1 - exp(-s tau / N)) /
+      s) V^T (f* - f_0)]``.
+
+    At ``l2 = 0`` this is ``nt.predict.gradient_descent_mse``. Exact for the
+    linearised network (``nt.linearize``), and the infinite-width limit of a
+    network trained with L2 to init (Lee et al. 2020, Sec. 3).
+
+    Returns:
+        ``predict(steps, fx_train_0, fx_test_0, k_test_train)`` as
+        :func:`_reference_fn`'s, in float64.
+    """
+    k = np.asarray(k_train_train, np.float64)
+    y = np.asarray(y_train, np.float64)
+    n_out = y.size
+    s, v = np.linalg.eigh(k)
+    s = np.clip(s, 0.0, None)
+    l2 = float(l2)
+
+    def predict(steps, fx_train_0, fx_test_0, k_test_train):
+        f0 = np.asarray(fx_train_0, np.float64)
+        f0_test = np.asarray(fx_test_0, np.float64)
+        k_st = np.asarray(k_test_train, np.float64)
+        ridge = np.linalg.solve(k + l2 * n_out * np.eye(len(k)), y - f0)
+        f_star = f0 + k @ ridge
+        coeff = v.T @ (f0 - f_star)  # modes of the train residual
+        trains, tests = [], []
+        for tau in lr * np.asarray(steps, np.float64):
+            decay = np.exp(-(s / n_out + l2) * tau)
+            trains.append(f_star + v @ (decay[:, None] * coeff))
+            # exp(-l2 tau) (1 - exp(-s tau / N)) / s, its limit tau/N at s=0.
+            rate = s / n_out
+            with np.errstate(divide='ignore', invalid='ignore'):
+                grow = np.where(rate > 0, -np.expm1(-rate * tau) /
+                                np.where(rate > 0, s, 1.0), tau / n_out)
+            grow = np.exp(-l2 * tau) * grow
+            moved = (-np.expm1(-l2 * tau)) * ridge - v @ (grow[:, None] * coeff)
+            tests.append(f0_test + k_st @ moved)
+        return np.stack(trains), np.stack(tests)
+
+    return predict
+
+
 def _reference_fn(loss_name: str, optimizer: str, momentum: float,
                   k_train_train: np.ndarray, y_train: np.ndarray, lr: float,
-                  loss: Callable) -> Callable:
+                  loss: Callable, l2: float = 0.0) -> Callable:
     """The infinite-width function-space dynamics of the training run.
 
     Returns ``predict(steps, fx_train_0, fx_test_0, k_test_train) ->
     (fx_train, fx_test)`` with a leading axis over ``steps``: the closed form
     ``nt.predict.gradient_descent_mse`` for MSE with GD / SGD, else the ODE of
-    ``nt.predict.gradient_descent`` (cross-entropy, momentum).
+    ``nt.predict.gradient_descent`` (cross-entropy, momentum); with ``l2 >
+    0`` (L2 towards the initialisation; MSE, GD / SGD only, which
+    :func:`validate` checks) :func:`l2_to_init_flow`.
     """
     import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+    if l2:
+        return l2_to_init_flow(k_train_train, y_train, lr, l2)
     k = jnp.asarray(k_train_train)
     y = jnp.asarray(y_train, k.dtype)
     if loss_name == 'mse' and optimizer != 'momentum':
@@ -459,6 +549,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     kernel_inf = bool(exp.get('kernel_inf', False))
     centered = bool(exp.get('centered', False))
     ensemble = bool(exp.get('ensemble', False))
+    l2 = float(exp.get('l2', 0.0) or 0.0)
+    l2_to_init = bool(l2) and str(exp.get('l2_center', 'zero')) == 'init'
     gamma_test = _gamma(data.x_test)
 
     need_ntk = bool({'ntk', 'ntk_mean'} & set(references)) or kernel_inf or (
@@ -541,7 +633,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 kernel_for_lr = k_tt['ntk']
             lr, max_lr = training.resolve_learning_rate(
                 exp.get('lr', None), lr_fraction, kernel_for_lr, y_train.size,
-                opt_momentum)
+                opt_momentum, l2)
             rows.add('lr', lr, **tag)
             if max_lr is not None:
                 rows.add('max_lr', max_lr, kernel=(
@@ -549,32 +641,39 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
             if lr not in trainers:  # one compiled loop per width and lr
                 optimizer = training.make_optimizer(optimizer_name, lr, momentum)
+                penalty = dict(l2=l2, center=params0 if l2_to_init else None)
                 trainers[lr] = (
                     training.Trainer(apply_fn, loss, optimizer, x_train,
-                                     y_train_t, batch_size),
+                                     y_train_t, batch_size, **penalty),
                     training.Trainer(f_lin, loss, optimizer, x_train,
-                                     y_train_t, batch_size, consts=(params0,))
+                                     y_train_t, batch_size, consts=(params0,),
+                                     **penalty)
                     if 'linearized' in references else None,
                     training.Trainer(f_centered, loss, optimizer, x_train,
-                                     y_train_t, batch_size, consts=(params0,))
+                                     y_train_t, batch_size, consts=(params0,),
+                                     **penalty)
                     if centered else None)
-            net = trainers[lr][0].rebind(key=batch_key)
+            # L2 to init pulls each seed's net to its own initialisation.
+            center = params0 if l2_to_init else None
+            net = trainers[lr][0].rebind(key=batch_key, center=center)
             lin = lin_state = cen = cen_state = None
             with net_precision():
                 state = net.init(params0)
                 if trainers[lr][1] is not None:
-                    lin = trainers[lr][1].rebind(key=batch_key, consts=(params0,))
+                    lin = trainers[lr][1].rebind(key=batch_key, consts=(params0,),
+                                                 center=center)
                     lin_state = lin.init(params0)
                     lin_apply = functools.partial(f_lin_jit, params_0=params0)
                 if trainers[lr][2] is not None:
-                    cen = trainers[lr][2].rebind(key=batch_key, consts=(params0,))
+                    cen = trainers[lr][2].rebind(key=batch_key, consts=(params0,),
+                                                 center=center)
                     cen_state = cen.init(params0)
                     cen_apply = functools.partial(f_centered_jit, params_0=params0)
 
             ref = {}  # infinite-width references at every eval step (float64)
             if {'ntk', 'ntk_mean'} & set(references):
                 predict = _reference_fn(loss_name, optimizer_name, momentum,
-                                        k_tt['ntk'], y_train, lr, loss)
+                                        k_tt['ntk'], y_train, lr, loss, l2)
                 if 'ntk' in references:
                     ref['ntk'] = predict(eval_steps, f0_train, f0_test,
                                          k_st['ntk'])
@@ -655,12 +754,13 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 def mean_reference(ref=ref, lr=lr, f0=(f0_train, f0_test)):
                     """The NTK dynamics from f_0 = 0: this run's when it has
                     them, else from its analytic NTK (None without one)."""
-                    if 'ntk_mean' in ref or k_tt is None:
+                    if 'ntk_mean' in ref or k_tt is None or (
+                            l2 and not l2_to_init):
                         return ref.get('ntk_mean')
                     return _reference_fn(
                         loss_name, optimizer_name, momentum, k_tt['ntk'],
-                        y_train, lr, loss)(eval_steps, np.zeros_like(f0[0]),
-                                           np.zeros_like(f0[1]), k_st['ntk'])
+                        y_train, lr, loss, l2)(eval_steps, np.zeros_like(f0[0]),
+                                               np.zeros_like(f0[1]), k_st['ntk'])
                 members.member_done(rows, evaluator, lr, mean_reference,
                                     width=width)
             for e in entries:

@@ -100,7 +100,8 @@ def _model_label(frame: pd.DataFrame, key) -> str:
 def line_columns(frame: pd.DataFrame) -> list[str]:
     """Columns that tell lines apart: model and, when they vary, a few more."""
     columns = ['model']
-    for column in ('parameterization', 'depth', 'alpha', 'dataset', 'optimizer'):
+    for column in ('parameterization', 'depth', 'alpha', 'dataset', 'optimizer',
+                   'l2', 'l2_center'):
         if column in frame.columns and frame[column].astype(str).nunique() > 1:
             columns.append(column)
     return columns
@@ -550,6 +551,22 @@ _BAR_PREDICTORS = {
 }
 
 
+def _with_l2_label(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with an ``l2_label`` column (``L2 0.01 to init``, ``no L2``)
+    when runs with different ``experiment.l2`` settings are drawn together."""
+    if 'l2' not in rows.columns:
+        return rows
+    l2 = pd.to_numeric(rows['l2'], errors='coerce').fillna(0.0)
+    center = (rows['l2_center'] if 'l2_center' in rows.columns
+              else pd.Series('zero', index=rows.index)).fillna('zero')
+    labels = [('no L2' if value == 0 else
+               f"L2 {value:g}{' to init' if where == 'init' else ''}")
+              for value, where in zip(l2, center)]
+    if len(set(labels)) < 2:
+        return rows
+    return rows.assign(l2_label=labels)
+
+
 def _largest_ensembles(frame: pd.DataFrame) -> pd.DataFrame:
     """``ensemble_test_accuracy`` rows of each run's largest ensemble, as
     predictors ``net_ensemble`` / ``net_centered_ensemble`` (Lee et al. 2020,
@@ -580,8 +597,9 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
         return []
     net = pd.concat([net, _largest_ensembles(frame)], ignore_index=True)
     net = net[net['predictor'].isin(list(_BAR_PREDICTORS))]
+    net = _with_l2_label(net)
     keys = [c for c in ('model', 'parameterization', 'width', 'predictor',
-                        'ensemble_size') if c in net.columns]
+                        'ensemble_size', 'l2_label') if c in net.columns]
     per_seed = net.groupby(keys + ['seed'], dropna=False)
     best = (per_seed['value'].max().groupby(keys, dropna=False)
             .agg(['mean', 'std']).reset_index())
@@ -609,6 +627,8 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
             size = r.get('ensemble_size', np.nan)
             if pd.notna(size):
                 short, long = f'{short}\nK={int(size)}', f'{long} (K={int(size)})'
+            if r.get('l2_label'):
+                short, long = f"{short}\n{r['l2_label']}", f"{long}, {r['l2_label']}"
             labels.append(f"{MODEL_LABELS.get(model, model)}\n{par}\n"
                           f"n={int(r['width'])}\n{short}")
             values.append(r['mean'])
