@@ -519,6 +519,12 @@ def test_paper_configs_compose(tmp_path):
         tmp_path, 'experiment=lee2020_finite', f'model={model}'))
         for model in ('fc', 'cnn_vec', 'resnet')}
     assert widths == {'fc': [512], 'cnn_vec': [16], 'resnet': [512]}
+    for center in ('zero', 'init'):  # the L2 study's grid is valid
+        cfg = compose(tmp_path, 'experiment=lee2020_l2',
+                      'model.parameterization=standard', 'experiment.l2=0.1',
+                      f'experiment.l2_center={center}')
+        runner.validate(cfg)
+        assert cfg.experiment.references == [] and not cfg.experiment.centered
     cfg = compose(tmp_path, 'experiment=lee2020_ensemble')
     runner.validate(cfg)
     assert cfg.experiment.ensemble and cfg.experiment.lr_kernel == 'analytic'
@@ -967,3 +973,36 @@ def test_end_to_end_l2_to_init_wide_net_follows_the_regularised_flow(tmp_path):
     assert dist['init']['dist_linearized'] < 0.05 * scale, dist['init']
     assert change['init'] < 0.9 * change['none'], change
     assert change['zero'] > change['none'], change
+
+
+def test_l2_figure_puts_best_accuracy_against_l2_and_the_decay_exponent(tmp_path):
+    """Per parameterisation and l2: the best accuracy over the steps (mean
+    over seeds), the final one, and the decay exponent l2 * t at the last
+    step (t = lr * steps), so parameterisations with very different
+    learning rates line up."""
+    rows = []
+    for par, lr in (('ntk', 2.0), ('standard', 0.01)):
+        for l2 in (0.0, 1e-3, 1e-2):
+            for seed in (0, 1):
+                for step, value in ((0, 0.1), (50, 0.3 + l2 + 0.01 * seed),
+                                    (100, 0.2)):
+                    rows.append(dict(metric='test_accuracy', model='fc',
+                                     dataset='cifar10', parameterization=par,
+                                     width=512, predictor='net', seed=seed,
+                                     step=step, t=lr * step, value=value,
+                                     l2=l2 or None, run_dir=f'{par}{l2}'))
+    rows.append(dict(metric='kernel_test_accuracy', model='fc', dataset='cifar10',
+                     parameterization='ntk', kernel='ntk', seed=0, value=0.26,
+                     run_dir='ntk0.0'))
+    paths = fw_plots.plot_l2(pd.DataFrame(rows), tmp_path, 'lee')
+    assert tmp_path / 'lee_l2.png' in paths
+    table = pd.read_csv(tmp_path / 'lee_l2.csv').set_index(
+        ['parameterization', 'l2'])
+    np.testing.assert_allclose(table.loc[('ntk', 1e-2), 'best'], 0.315)
+    np.testing.assert_allclose(table.loc[('standard', 0.0), 'final'], 0.2)
+    np.testing.assert_allclose(table.loc[('ntk', 1e-3), 'decay'], 1e-3 * 200)
+    np.testing.assert_allclose(table.loc[('standard', 1e-2), 'decay'], 1e-2 * 1)
+    assert (table['seeds'] == 2).all()
+    # Two strengths only: no figure.
+    two = pd.DataFrame([r for r in rows if r.get('l2') != 1e-2])
+    assert fw_plots.plot_l2(two, tmp_path / 'none', 'lee') == []

@@ -218,6 +218,10 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
     ('repro-lee2020-ensemble', [
         'experiment=lee2020_ensemble paths.runs=runs/repro/small/lee2020-ensemble '
         'paths.data=/data']),
+    ('repro-lee2020-l2', [
+        'experiment=lee2020_l2 paths.runs=runs/repro/small/lee2020-l2 '
+        'paths.data=/data model.parameterization=ntk,standard '
+        'experiment.l2=0,1e-4,1e-3,1e-2,0.1,1 experiment.l2_center=zero,init']),
     ('repro-arora2020', [
         'experiment=arora2020_small_data paths.runs=runs/repro/small/arora2020 '
         'paths.data=/data model=fc,cnn_vec '

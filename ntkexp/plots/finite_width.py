@@ -35,6 +35,14 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   and the ensemble's RMS distance to those dynamics against ``K``, log-log,
   with the ``1/sqrt(K)`` of averaging independent initial functions
   (``<experiment>_ensemble.csv``: the values drawn);
+* ``l2`` (Lee et al. 2020, Sec. 3): with runs at three or more
+  ``experiment.l2`` strengths, the network's test accuracy (best over
+  training, mean +- std over seeds; final dotted) against ``l2`` and against
+  the decay exponent ``l2 * t`` (``t = lr * steps``: weight decay alone
+  would shrink the weights by ``exp(-l2 t)``, which puts parameterisations
+  with very different learning rates on one axis), one line per model,
+  parameterisation and L2 centre, beside the NNGP / NTK kernels at ``t =
+  inf`` (``<experiment>_l2.csv``);
 * ``functions_coverage.csv`` beside ``functions``: how many network outputs
   fall between the Gaussian's percentiles.
 """
@@ -187,7 +195,7 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 if 'experiment' in frame.columns else frame)
         for draw in (plot_ntk_slice, plot_functions, plot_ntk_drift,
                      plot_distance, plot_curves, plot_finite_vs_kernel,
-                     plot_ensemble):
+                     plot_ensemble, plot_l2):
             paths += draw(rows, out_dir, str(name))
     return paths
 
@@ -564,7 +572,10 @@ def _with_l2_label(rows: pd.DataFrame) -> pd.DataFrame:
               for value, where in zip(l2, center)]
     if len(set(labels)) < 2:
         return rows
-    return rows.assign(l2_label=labels)
+    # Sorted by centre, then strength (no L2 first).
+    order = [(0, 0.0) if value == 0 else (1 + (where == 'init'), value)
+             for value, where in zip(l2, center)]
+    return rows.assign(l2_label=labels, l2_order=order)
 
 
 def _largest_ensembles(frame: pd.DataFrame) -> pd.DataFrame:
@@ -599,7 +610,8 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     net = net[net['predictor'].isin(list(_BAR_PREDICTORS))]
     net = _with_l2_label(net)
     keys = [c for c in ('model', 'parameterization', 'width', 'predictor',
-                        'ensemble_size', 'l2_label') if c in net.columns]
+                        'ensemble_size', 'l2_label', 'l2_order')
+            if c in net.columns]
     per_seed = net.groupby(keys + ['seed'], dropna=False)
     best = (per_seed['value'].max().groupby(keys, dropna=False)
             .agg(['mean', 'std']).reset_index())
@@ -619,8 +631,9 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
         mb = best[best['model'] == model]
         mb = mb.assign(_order=mb['predictor'].map(
             {p: i for i, p in enumerate(_BAR_PREDICTORS)}))
-        for _, r in mb.sort_values(['parameterization', '_order'] if
-                                   'parameterization' in mb else ['_order']).iterrows():
+        order = [c for c in ('parameterization', '_order', 'l2_order')
+                 if c in mb.columns]
+        for _, r in mb.sort_values(order).iterrows():
             par = r.get('parameterization', '')
             predictor = r.get('predictor', 'net')
             short, hatch, long = _BAR_PREDICTORS[predictor]
@@ -628,7 +641,8 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
             if pd.notna(size):
                 short, long = f'{short}\nK={int(size)}', f'{long} (K={int(size)})'
             if r.get('l2_label'):
-                short, long = f"{short}\n{r['l2_label']}", f"{long}, {r['l2_label']}"
+                short = f"{short}\n" + r['l2_label'].replace(' to init', '\nto init')
+                long = f"{long}, {r['l2_label']}"
             labels.append(f"{MODEL_LABELS.get(model, model)}\n{par}\n"
                           f"n={int(r['width'])}\n{short}")
             values.append(r['mean'])
@@ -804,4 +818,97 @@ def _ensemble_axis(ax, rows: pd.DataFrame) -> None:
     sizes = sorted(int(k) for k in rows['ensemble_size'].dropna().unique())
     ax.set_xscale('log', base=2)
     ax.set_xticks(sizes, [str(k) for k in sizes])
+    ax.minorticks_off()
+
+
+def plot_l2(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """Lee et al. 2020, Sec. 3: test accuracy against the L2 strength.
+
+    Left against ``l2`` (symmetric-log axis: ``0`` is no L2), right against
+    the decay exponent ``l2 * t`` at the last step; best accuracy over
+    training (mean +- std over seeds) solid, final accuracy dotted; NNGP /
+    NTK kernel regression at ``t = inf`` as horizontal lines.
+    """
+    frame = _plain(frame)
+    rows = _metric(frame, 'test_accuracy')
+    if rows.empty or 'l2' not in rows.columns:
+        return []
+    rows = rows[rows['predictor'].isin(['net', 'net_centered'])].copy()
+    rows['l2'] = pd.to_numeric(rows['l2'], errors='coerce').fillna(0.0)
+    if rows['l2'].nunique() < 3:
+        return []
+    if 'l2_center' in rows.columns:
+        rows['l2_center'] = rows['l2_center'].fillna('zero')
+    lines = [c for c in ('model', 'parameterization', 'l2_center', 'predictor')
+             if c in rows.columns and (c == 'model' or rows[c].nunique() > 1)]
+    per_seed = rows.groupby(lines + ['l2', 'run_dir', 'seed'], dropna=False)
+    best = per_seed['value'].max().rename('best')
+    last = _last_step(rows).groupby(lines + ['l2', 'run_dir', 'seed'],
+                                    dropna=False)['value'].mean().rename('final')
+    t_last = _last_step(rows).groupby(lines + ['l2', 'run_dir', 'seed'],
+                                      dropna=False)['t'].max().rename('t')
+    runs = pd.concat([best, last, t_last], axis=1).reset_index()
+    runs['decay'] = runs['l2'] * runs['t']
+    stats = runs.groupby(lines + ['l2'], dropna=False).agg(
+        best=('best', 'mean'), best_std=('best', 'std'),
+        final=('final', 'mean'), decay=('decay', 'mean'),
+        seeds=('best', 'size')).reset_index()
+    plt = figures.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True)
+    for i, (key, part) in enumerate(stats.groupby(lines, dropna=False)):
+        part = part.sort_values('l2')
+        key = key if isinstance(key, tuple) else (key,)
+        label = ', '.join(
+            MODEL_LABELS.get(str(v), str(v)) if c == 'model' else
+            (f'{v} param.' if c == 'parameterization' else
+             (f'L2 to {"init" if v == "init" else "0"}' if c == 'l2_center'
+              else PREDICTOR_LABELS.get(v, v)))
+            for c, v in zip(lines, key))
+        color = f'C{i}'
+        for ax, x in ((axes[0], part['l2']), (axes[1], part['decay'])):
+            ax.errorbar(x, part['best'], yerr=part['best_std'].fillna(0),
+                        fmt='o-', ms=4, capsize=2, color=color,
+                        label=label if ax is axes[0] else None)
+            ax.plot(x, part['final'], ':', color=color, lw=1)
+    kernel = _metric(frame, 'kernel_test_accuracy')
+    for kern, color in (('nngp', 'tab:green'), ('ntk', 'tab:red')):
+        part = kernel[kernel['kernel'] == kern] if 'kernel' in kernel else kernel.iloc[:0]
+        if 'parameterization' in part.columns and (part['parameterization'] == 'ntk').any():
+            part = part[part['parameterization'] == 'ntk']
+        if not part.empty:
+            for ax in axes:
+                ax.axhline(part['value'].mean(), color=color, ls='--', lw=1,
+                           label=f'{kern.upper()} kernel, $t=\\infty$'
+                           if ax is axes[0] else None)
+    for ax, column in ((axes[0], 'l2'), (axes[1], 'decay')):
+        _zero_and_decades_axis(ax, stats[column])
+    axes[0].set_xlabel('L2 coefficient $\\lambda$ (0: none)')
+    axes[1].set_xlabel(r'decay exponent $\lambda t$ ($t$ = lr $\times$ steps)')
+    axes[0].set_ylabel('test accuracy (best over training; dotted: final)')
+    datasets = set(frame['dataset'].dropna()) if 'dataset' in frame else set()
+    if len(datasets) == 1 and next(iter(datasets)) in CHANCE:
+        for ax in axes:
+            ax.axhline(CHANCE[next(iter(datasets))], color='k', lw=0.8, ls=':')
+    axes[0].legend(fontsize=7, loc='upper left', bbox_to_anchor=(0.0, -0.16), ncol=2)
+    fig.suptitle('L2 regularisation of finite networks vs the kernels', fontsize=9)
+    fig.tight_layout()
+    paths = _save(fig, out_dir, f'{name}_l2')
+    path = out_dir / f'{name}_l2.csv'
+    stats.to_csv(path, index=False)
+    return paths + [path]
+
+
+def _zero_and_decades_axis(ax, values: pd.Series) -> None:
+    """A symmetric-log x axis from 0 (linear up to the smallest positive
+    value), ticked at 0 and at the powers of ten the values span."""
+    positive = values[values > 0]
+    if positive.empty:
+        return
+    low, high = float(positive.min()), float(positive.max())
+    ax.set_xscale('symlog', linthresh=low)
+    ax.set_xlim(-0.3 * low, high * 1.5)
+    decades = 10.0 ** np.arange(np.floor(np.log10(low)),
+                                np.ceil(np.log10(high)) + 1)
+    ticks = [0.0] + [d for d in decades if low * 0.99 <= d <= high * 1.5]
+    ax.set_xticks(ticks, ['0'] + [f'{d:g}' for d in ticks[1:]])
     ax.minorticks_off()
