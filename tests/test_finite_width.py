@@ -525,6 +525,10 @@ def test_paper_configs_compose(tmp_path):
                       f'experiment.l2_center={center}')
         runner.validate(cfg)
         assert cfg.experiment.references == [] and not cfg.experiment.centered
+    cfg = compose(tmp_path, 'experiment=lee2020_lr', 'experiment.lr_fraction=4.0')
+    runner.validate(cfg)
+    assert finite_width.eval_steps_of(cfg.experiment)[:5] == [0, 1, 2, 3, 4]
+    assert cfg.experiment.lr_kernel == 'empirical' and cfg.experiment.probe_size
     cfg = compose(tmp_path, 'experiment=lee2020_ensemble')
     runner.validate(cfg)
     assert cfg.experiment.ensemble and cfg.experiment.lr_kernel == 'analytic'
@@ -1006,3 +1010,40 @@ def test_l2_figure_puts_best_accuracy_against_l2_and_the_decay_exponent(tmp_path
     # Two strengths only: no figure.
     two = pd.DataFrame([r for r in rows if r.get('l2') != 1e-2])
     assert fw_plots.plot_l2(two, tmp_path / 'none', 'lee') == []
+
+
+def test_lr_figure_against_the_fraction_of_the_stability_bound(tmp_path):
+    """Per lr_fraction: best / final accuracy, NTK drift at the last step,
+    train-loss peak over its step-0 value (the catapult); a diverged seed is
+    left out and counted."""
+    rows = []
+    for seed in (0, 1):  # every seed diverged: a row, nothing drawn
+        rows.append(dict(model='fc', dataset='cifar10', parameterization='ntk',
+                         width=512, seed=seed, lr_fraction=8.0, run_dir='run8',
+                         metric='diverged_at_step', value=3, predictor='net'))
+    for fraction in (0.5, 1.5, 3.0):
+        for seed in (0, 1):
+            run = f'run{fraction}'
+            base = dict(model='fc', dataset='cifar10', parameterization='ntk',
+                        width=512, seed=seed, lr_fraction=fraction, run_dir=run)
+            if fraction == 3.0 and seed == 1:
+                rows.append(dict(base, metric='diverged_at_step', value=4,
+                                 predictor='net'))
+            peak = 1.0 + (fraction > 1) * fraction  # loss rises above 1
+            for step, loss, acc in ((0, 1.0, 0.1), (5, peak, 0.2),
+                                    (10, 0.1, 0.3 + 0.01 * seed)):
+                rows.append(dict(base, metric='train_loss', predictor='net',
+                                 step=step, value=loss * (10.0 if seed else 1.0)))
+                rows.append(dict(base, metric='test_accuracy', predictor='net',
+                                 step=step, value=acc))
+            rows.append(dict(base, metric='ntk_drift', probe_size=16, step=10,
+                             value=0.01 * fraction ** 2))
+    paths = fw_plots.plot_lr(pd.DataFrame(rows), tmp_path, 'lee')
+    assert tmp_path / 'lee_lr.png' in paths
+    table = pd.read_csv(tmp_path / 'lee_lr.csv').set_index('lr_fraction')
+    np.testing.assert_allclose(table.loc[0.5, 'best'], 0.305)
+    np.testing.assert_allclose(table.loc[3.0, 'best'], 0.30)  # seed 1 left out
+    assert table.loc[3.0, 'seeds'] == 1 and table.loc[3.0, 'diverged'] == 1
+    np.testing.assert_allclose(table['ntk_drift'][:3], [0.0025, 0.0225, 0.09])
+    np.testing.assert_allclose(table['loss_peak'][:3], [1.0, 2.5, 4.0])
+    assert table.loc[8.0, 'seeds'] == 0 and table.loc[8.0, 'diverged'] == 2

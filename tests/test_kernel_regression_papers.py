@@ -222,6 +222,9 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
         'experiment=lee2020_l2 paths.runs=runs/repro/small/lee2020-l2 '
         'paths.data=/data model.parameterization=ntk,standard '
         'experiment.l2=0,1e-4,1e-3,1e-2,0.1,1 experiment.l2_center=zero,init']),
+    ('repro-lee2020-lr', [
+        'experiment=lee2020_lr paths.runs=runs/repro/small/lee2020-lr '
+        'paths.data=/data experiment.lr_fraction=0.25,0.5,1.0,1.5,2.0,3.0,4.0,6.0,8.0']),
     ('repro-arora2020', [
         'experiment=arora2020_small_data paths.runs=runs/repro/small/arora2020 '
         'paths.data=/data model=fc,cnn_vec '

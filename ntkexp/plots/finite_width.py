@@ -43,6 +43,14 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   with very different learning rates on one axis), one line per model,
   parameterisation and L2 centre, beside the NNGP / NTK kernels at ``t =
   inf`` (``<experiment>_l2.csv``);
+* ``lr`` (Lee et al. 2020, Sec. 3; Lewkowycz et al. 2020): with runs at three
+  or more ``experiment.lr_fraction`` values (the learning rate in units of
+  the stability bound ``2 / lambda_max``), against that fraction: the
+  network's test accuracy (best over training, mean +- std over seeds; final
+  dotted) beside the kernels, the relative change of its empirical NTK at
+  the last step, and the peak of its training loss over the step-0 loss
+  (above 1: the loss rose before it fell, the catapult of Lewkowycz et al.);
+  runs that diverged are counted, not drawn (``<experiment>_lr.csv``);
 * ``functions_coverage.csv`` beside ``functions``: how many network outputs
   fall between the Gaussian's percentiles.
 """
@@ -195,7 +203,7 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 if 'experiment' in frame.columns else frame)
         for draw in (plot_ntk_slice, plot_functions, plot_ntk_drift,
                      plot_distance, plot_curves, plot_finite_vs_kernel,
-                     plot_ensemble, plot_l2):
+                     plot_ensemble, plot_l2, plot_lr):
             paths += draw(rows, out_dir, str(name))
     return paths
 
@@ -912,3 +920,117 @@ def _zero_and_decades_axis(ax, values: pd.Series) -> None:
     ticks = [0.0] + [d for d in decades if low * 0.99 <= d <= high * 1.5]
     ax.set_xticks(ticks, ['0'] + [f'{d:g}' for d in ticks[1:]])
     ax.minorticks_off()
+
+
+def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """Large learning rates (Lee et al. 2020, Sec. 3; Lewkowycz et al. 2020).
+
+    Against ``experiment.lr_fraction``: best / final test accuracy of the
+    network (kernels at ``t = inf`` as lines), the NTK drift at the last step
+    and the training loss peak over its step-0 value, one line per model and
+    parameterisation; per seed, a network whose training diverged (its
+    ``diverged_at_step`` row) is left out and counted in the CSV.
+    """
+    frame = _plain(frame)
+    if 'lr_fraction' not in frame.columns:
+        return []
+    frame = frame[frame['lr_fraction'].notna()].copy()
+    frame['lr_fraction'] = pd.to_numeric(frame['lr_fraction'], errors='coerce')
+    accuracy = _metric(frame, 'test_accuracy')
+    accuracy = accuracy[accuracy['predictor'] == 'net']
+    if frame['lr_fraction'].nunique() < 3 or accuracy.empty:
+        return []
+    lines = line_columns(frame)
+    keys = lines + ['lr_fraction', 'run_dir', 'width', 'seed']
+    diverged = _metric(frame, 'diverged_at_step')
+    diverged = diverged[diverged['predictor'] == 'net']
+    bad = set(diverged.reindex(columns=keys).astype(str).itertuples(
+        index=False, name=None))
+
+    def per_seed(rows):
+        rows = rows.reindex(columns=keys + ['step', 'value'])
+        mask = [tuple(k) not in bad for k in rows[keys].astype(str).itertuples(
+            index=False, name=None)]
+        return rows[mask]
+
+    acc = per_seed(accuracy)
+    runs = acc.groupby(keys, dropna=False)['value'].max().rename('best').to_frame()
+    runs['final'] = _last_step(acc).groupby(keys, dropna=False)['value'].mean()
+    drift = per_seed(_last_step(_metric(frame, 'ntk_drift')))
+    if not drift.empty:
+        runs['ntk_drift'] = drift.groupby(keys, dropna=False)['value'].mean()
+    dist = _metric(frame, 'dist_ntk')
+    if 'split' in dist.columns:
+        dist = dist[dist['split'] == 'test']
+    dist = per_seed(_last_step(dist))
+    if not dist.empty:
+        runs['dist_ntk'] = dist.groupby(keys, dropna=False)['value'].mean()
+    loss = _metric(frame, 'train_loss')
+    loss = per_seed(loss[loss['predictor'] == 'net'])
+    if not loss.empty and loss['step'].nunique() >= 3:
+        first = loss[loss['step'] == 0].groupby(keys, dropna=False)['value'].mean()
+        runs['loss_peak'] = loss.groupby(keys, dropna=False)['value'].max() / first
+    runs = runs.reset_index()
+    stats = runs.groupby(lines + ['lr_fraction'], dropna=False).agg(
+        **{c: (c, 'mean') for c in runs.columns if c in (
+            'best', 'final', 'ntk_drift', 'dist_ntk', 'loss_peak')},
+        best_std=('best', 'std'), seeds=('best', 'size')).reset_index()
+    # Learning rates at which every seed diverged keep a row (seeds 0).
+    counts = diverged.reindex(columns=lines + ['lr_fraction']).groupby(
+        lines + ['lr_fraction'], dropna=False).size().rename('diverged').reset_index()
+    stats = stats.merge(counts, on=lines + ['lr_fraction'], how='outer')
+    stats['diverged'] = stats['diverged'].fillna(0).astype(int)
+    stats['seeds'] = stats['seeds'].fillna(0).astype(int)
+    stats = stats.sort_values(lines + ['lr_fraction']).reset_index(drop=True)
+    panels = [c for c in ('best', 'dist_ntk', 'ntk_drift', 'loss_peak')
+              if c in stats.columns]
+    plt = figures.pyplot()
+    columns = 2 if len(panels) == 4 else len(panels)
+    fig, grid = plt.subplots(len(panels) // columns, columns,
+                             figsize=(4.8 * columns, 3.8 * (len(panels) // columns)),
+                             squeeze=False)
+    axes = dict(zip(panels, grid.ravel()))
+    for i, (key, part) in enumerate(stats.groupby(lines, dropna=False)):
+        part = part[part['seeds'] > 0].sort_values('lr_fraction')
+        label = _model_label(stats, key)
+        color = f'C{i}'
+        ax = axes['best']
+        ax.errorbar(part['lr_fraction'], part['best'],
+                    yerr=part['best_std'].fillna(0), fmt='o-', ms=4, capsize=2,
+                    color=color, label=label)
+        ax.plot(part['lr_fraction'], part['final'], ':', color=color, lw=1)
+        for column in ('dist_ntk', 'ntk_drift', 'loss_peak'):
+            if column in axes:
+                axes[column].plot(part['lr_fraction'], part[column], 'o-', ms=4,
+                                  color=color)
+    kernel = _metric(frame, 'kernel_test_accuracy')
+    for kern, color in (('nngp', 'tab:green'), ('ntk', 'tab:red')):
+        part = kernel[kernel['kernel'] == kern] if 'kernel' in kernel else kernel.iloc[:0]
+        if not part.empty:
+            axes['best'].axhline(part['value'].mean(), color=color, ls='--', lw=1,
+                                 label=f'{kern.upper()} kernel, $t=\\infty$')
+    titles = {'best': 'test accuracy (best over training; dotted: final)',
+              'dist_ntk': 'RMS distance to the NTK dynamics, same $f_0$ (test, last step)',
+              'ntk_drift': r'NTK change $\|\Theta_t-\Theta_0\|/\|\Theta_0\|$ (last step)',
+              'loss_peak': 'peak train loss / step-0 loss'}
+    for column, ax in axes.items():
+        ax.set_xlabel(r'learning rate / $(2/\lambda_{max})$')
+        ax.set_title(titles[column], fontsize=9)
+        ax.axvline(1.0, color='gray', lw=0.8, ls=':')
+        if column != 'best':
+            ax.set_yscale('log')
+    if 'loss_peak' in axes:
+        axes['loss_peak'].axhline(1.0, color='gray', lw=0.8)
+    gone = stats[stats['diverged'] > 0]
+    if not gone.empty:
+        text = '; '.join(f"{r['lr_fraction']:g}x: {r['diverged']} of "
+                         f"{r['diverged'] + r['seeds']}"
+                         for _, r in gone.iterrows())
+        fig.text(0.5, 0.005, 'diverged, not drawn (learning rate / bound: '
+                 'seeds): ' + text, fontsize=8, ha='center', va='bottom')
+    axes['best'].legend(fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    paths = _save(fig, out_dir, f'{name}_lr')
+    path = out_dir / f'{name}_lr.csv'
+    stats.to_csv(path, index=False)
+    return paths + [path]
