@@ -551,7 +551,6 @@ def test_paper_configs_compose(tmp_path):
     ('experiment.ensemble=yes', 'experiment.ensemble'),
     ('experiment.l2=-0.1', 'experiment.l2'),
     ('experiment.l2_center=origin', 'experiment.l2_center'),
-    ('experiment.l2=0.1', 'experiment.l2_center=init'),  # refs [ntk, linearized]
     ('experiment.l2=0.1 experiment.l2_center=init experiment.loss=xent',
      'closed form for the MSE loss'),
     ('experiment.ntk_implementation=7', r'experiment.ntk_implementation=7 is '
@@ -1047,3 +1046,24 @@ def test_lr_figure_against_the_fraction_of_the_stability_bound(tmp_path):
     np.testing.assert_allclose(table['ntk_drift'][:3], [0.0025, 0.0225, 0.09])
     np.testing.assert_allclose(table['loss_peak'][:3], [1.0, 2.5, 4.0])
     assert table.loc[8.0, 'seeds'] == 0 and table.loc[8.0, 'diverged'] == 2
+
+
+def test_weight_decay_leaves_config_kernel_references_out_and_refuses_given_ones(
+        tmp_path, monkeypatch):
+    """experiment.l2 alone (references [ntk, linearized] from the config)
+    runs without the kernel dynamics, which weight decay towards zero has no
+    kernel form for; references named on the command line are refused with
+    the fix; L2 to init keeps them."""
+    cfg = compose(tmp_path, 'experiment=finite_width', 'experiment.l2=0.1')
+    runner.validate(cfg)
+    assert finite_width.references_of(cfg, given=set()) == ['linearized']
+    assert finite_width.references_of(
+        cfg, given={'experiment.references'}) == ['ntk', 'linearized']
+    monkeypatch.setattr(runner, 'command_line_keys',
+                        lambda: {'experiment.l2', 'experiment.references'})
+    with pytest.raises(runner.ConfigError, match='experiment.l2_center=init'):
+        runner.validate(cfg)
+    cfg = compose(tmp_path, 'experiment=finite_width', 'experiment.l2=0.1',
+                  'experiment.l2_center=init')
+    runner.validate(cfg)
+    assert finite_width.references_of(cfg, given=set()) == ['ntk', 'linearized']

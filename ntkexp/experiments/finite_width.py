@@ -153,6 +153,25 @@ def seeds_of(cfg: DictConfig) -> list[int]:
     return [int(s) for s in (seeds if seeds is not None else [cfg.seed])]
 
 
+def references_of(cfg: DictConfig, given: Optional[set[str]] = None) -> list[str]:
+    """``experiment.references`` as this run computes them.
+
+    Under weight decay towards zero (``l2 > 0``, ``l2_center=zero``) the
+    kernel dynamics ``ntk`` / ``ntk_mean`` have no kernel form: they are left
+    out when they come from a config file, so ``experiment.l2=0.01`` alone
+    runs; named on the command line (``given``, default: this job's
+    overrides) they stay, and :func:`validate` refuses them with the fix.
+    """
+    from ntkexp.runner import command_line_keys  # pylint: disable=g-import-not-at-top
+    exp = cfg.experiment
+    references = [str(r) for r in as_list(exp.get('references', None))]
+    decay = bool(exp.get('l2', 0.0)) and exp.get('l2_center', 'zero') != 'init'
+    given = command_line_keys() if given is None else given
+    if decay and 'experiment.references' not in given:
+        references = [r for r in references if r not in ('ntk', 'ntk_mean')]
+    return references
+
+
 def eval_steps_of(exp: DictConfig) -> list[int]:
     """Sorted evaluation steps: 0, every ``eval_every`` and the last step.
 
@@ -299,8 +318,8 @@ def validate(cfg: DictConfig) -> None:
     check(center in L2_CENTERS,
           f'experiment.l2_center={center!r} is invalid; use zero (weight '
           'decay) or init (L2 towards the initialisation)')
-    infinite = sorted({'ntk', 'ntk_mean'} & set(references))
-    if l2 and infinite:
+    infinite = sorted({'ntk', 'ntk_mean'} & set(references_of(cfg, given)))
+    if isinstance(l2, (int, float)) and l2 and infinite:
         check(center == 'init',
               f'experiment.references {infinite} are kernel dynamics, which '
               'weight decay towards zero has no kernel form for; use '
@@ -538,7 +557,13 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     momentum = float(exp.get('momentum', 0.9) or 0.0)
     opt_momentum = momentum if optimizer_name == 'momentum' else 0.0
     batch_size = exp.get('batch_size', None)
-    references = as_list(exp.get('references', None))
+    references = references_of(cfg)
+    dropped = [r for r in as_list(exp.get('references', None))
+               if r not in references]
+    if dropped:
+        log.warning('experiment.l2=%s decays the weights towards zero, under '
+                    'which the kernel dynamics %s have no kernel form: left out '
+                    '(experiment.l2_center=init keeps them)', exp.l2, dropped)
     lr_kernel = str(exp.get('lr_kernel', 'analytic'))
     lr_fraction = exp.get('lr_fraction', None)
     eval_steps = eval_steps_of(exp)
