@@ -73,6 +73,10 @@ FULL_lee2020_l2 ?= model.parameterization=ntk,standard experiment.l2=0,1e-5,1e-4
 # results/lee2020-lr/).
 SMALL_lee2020_lr ?= experiment.lr_fraction=0.25,0.5,1.0,1.5,2.0,3.0,4.0,6.0,8.0
 FULL_lee2020_lr ?= experiment.lr_fraction=0.25,0.5,1.0,1.5,2.0,3.0,4.0,6.0,8.0,12.0 'experiment.model_widths={fc:[2048]}' dataset.n_train=45000 dataset.n_test=10000
+# Width (abstract: "performance depends non-monotonically on width"): FC at widths 32 ... 2048,
+# plain and centred, 3 seeds (`make repro-lee2020-width`, results/lee2020-width/).
+SMALL_lee2020_width ?=
+FULL_lee2020_width ?= 'experiment.model_widths={fc:[64,128,256,512,1024,2048,4096,8192]}' dataset.n_train=45000 dataset.n_test=10000
 # --- Arora et al. 2020: CIFAR-10 subsets of 10 ... 1280 points, 20 draws each ---------
 # Small: FC and CNN-VEC, one draw per size, 250 test images; full: CNN-GAP too, 20 draws, the
 # whole test set.
@@ -100,12 +104,13 @@ FULL_ortiz2020_accuracy_maps ?= model=fc,cnn,myrtle,wrn,resnet
 
 # --- which configs make each paper ---------------------------------------------------
 REPRO_jacot2018 := jacot2018_fig1 jacot2018_fig2 jacot2018_fig3
-REPRO_lee2020 := lee2020_cifar10 lee2020_digits lee2020_finite lee2020_ensemble lee2020_l2 lee2020_lr
+REPRO_lee2020 := lee2020_cifar10 lee2020_digits lee2020_finite lee2020_ensemble lee2020_l2 lee2020_lr lee2020_width
 REPRO_lee2020-kernels := lee2020_cifar10 lee2020_digits
 REPRO_lee2020-zca := lee2020_zca
 REPRO_lee2020-ensemble := lee2020_ensemble
 REPRO_lee2020-l2 := lee2020_l2
 REPRO_lee2020-lr := lee2020_lr
+REPRO_lee2020-width := lee2020_width
 REPRO_arora2020 := arora2020_small_data
 REPRO_kopitkov2019 := kopitkov2019
 REPRO_resnet-ntk := ntk_drift resntk_spectrum
@@ -139,13 +144,13 @@ if [ $$failed -ne 0 ]; then echo "make: some runs failed; see the sweep summarie
 exit $$failed
 endef
 
-.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-arora2020 repro-kopitkov2019 \
+.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-arora2020 repro-kopitkov2019 \
         repro-resnet-ntk repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
 	$(call repro_recipe,jacot2018)
 
-repro-lee2020: $(STAMP) ## Lee et al. 2020: NNGP/NTK kernel regression + finite nets, their ensembles, L2 and large learning rates -> results/lee2020/
+repro-lee2020: $(STAMP) ## Lee et al. 2020: NNGP/NTK kernel regression + finite nets (width, ensembles, L2, large learning rates) -> results/lee2020/
 	$(call repro_recipe,lee2020)
 
 repro-lee2020-kernels: $(STAMP) ## Lee et al. 2020 kernel side only (NNGP/NTK, FC/CNN-VEC/CNN-GAP, ZCA, diag_reg) -> results/lee2020-kernels/
@@ -162,6 +167,9 @@ repro-lee2020-l2: $(STAMP) ## Lee et al. 2020 L2 regularisation of finite nets (
 
 repro-lee2020-lr: $(STAMP) ## Lee et al. 2020 large learning rates (the catapult) of finite nets against their NTK dynamics -> results/lee2020-lr/
 	$(call repro_recipe,lee2020-lr)
+
+repro-lee2020-width: $(STAMP) ## Lee et al. 2020 finite nets against the width (plain and centred) beside the kernels -> results/lee2020-width/
+	$(call repro_recipe,lee2020-width)
 
 repro-arora2020: $(STAMP) ## Arora et al. 2020: infinite-width kernels on small data -> results/arora2020/
 	$(call repro_recipe,arora2020)

@@ -529,6 +529,9 @@ def test_paper_configs_compose(tmp_path):
     runner.validate(cfg)
     assert finite_width.eval_steps_of(cfg.experiment)[:5] == [0, 1, 2, 3, 4]
     assert cfg.experiment.lr_kernel == 'empirical' and cfg.experiment.probe_size
+    cfg = compose(tmp_path, 'experiment=lee2020_width')
+    runner.validate(cfg)
+    assert finite_width.widths_of(cfg) == [32, 64, 128, 256, 512, 1024, 2048]
     cfg = compose(tmp_path, 'experiment=lee2020_ensemble')
     runner.validate(cfg)
     assert cfg.experiment.ensemble and cfg.experiment.lr_kernel == 'analytic'
@@ -1067,3 +1070,32 @@ def test_weight_decay_leaves_config_kernel_references_out_and_refuses_given_ones
                   'experiment.l2_center=init')
     runner.validate(cfg)
     assert finite_width.references_of(cfg, given=set()) == ['ntk', 'linearized']
+
+
+def test_width_accuracy_figure_per_predictor_and_width(tmp_path):
+    """Best / final test accuracy per predictor and width (mean over seeds);
+    a predictor that diverged at one width and seed is left out there only."""
+    rows = []
+    for width in (32, 128, 512):
+        for seed in (0, 1):
+            for predictor, top in (('net', 0.15), ('net_centered', 0.25)):
+                for step, value in ((0, 0.1), (50, top + width / 1e4 + 0.01 * seed),
+                                    (100, top)):
+                    rows.append(dict(metric='test_accuracy', model='fc',
+                                     dataset='cifar10', parameterization='ntk',
+                                     width=width, seed=seed, predictor=predictor,
+                                     step=step, value=value, run_dir='r'))
+    rows.append(dict(metric='diverged_at_step', model='fc', width=32, seed=1,
+                     predictor='net', value=5, run_dir='r',
+                     parameterization='ntk', dataset='cifar10'))
+    rows.append(dict(metric='kernel_test_accuracy', model='fc', dataset='cifar10',
+                     parameterization='ntk', kernel='ntk', seed=0, value=0.26,
+                     run_dir='r'))
+    paths = fw_plots.plot_width_accuracy(pd.DataFrame(rows), tmp_path, 'lee')
+    assert tmp_path / 'lee_width_accuracy.png' in paths
+    table = pd.read_csv(tmp_path / 'lee_width_accuracy.csv').set_index(
+        ['predictor', 'width'])
+    np.testing.assert_allclose(table.loc[('net', 512), 'best'], 0.15 + 0.0512 + 0.005)
+    np.testing.assert_allclose(table.loc[('net_centered', 128), 'final'], 0.25)
+    assert table.loc[('net', 32), 'seeds'] == 1  # seed 1 diverged
+    assert table.loc[('net_centered', 32), 'seeds'] == 2

@@ -225,6 +225,9 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
     ('repro-lee2020-lr', [
         'experiment=lee2020_lr paths.runs=runs/repro/small/lee2020-lr '
         'paths.data=/data experiment.lr_fraction=0.25,0.5,1.0,1.5,2.0,3.0,4.0,6.0,8.0']),
+    ('repro-lee2020-width', [
+        'experiment=lee2020_width paths.runs=runs/repro/small/lee2020-width '
+        'paths.data=/data']),
     ('repro-arora2020', [
         'experiment=arora2020_small_data paths.runs=runs/repro/small/arora2020 '
         'paths.data=/data model=fc,cnn_vec '

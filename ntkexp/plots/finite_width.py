@@ -51,6 +51,11 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   the last step, and the peak of its training loss over the step-0 loss
   (above 1: the loss rose before it fell, the catapult of Lewkowycz et al.);
   runs that diverged are counted, not drawn (``<experiment>_lr.csv``);
+* ``width_accuracy`` (Lee et al. 2020, Sec. 3): with three or more widths,
+  test accuracy (best over training, mean +- std over seeds; final dotted)
+  against the width for the network, the centred network and the NTK
+  dynamics, beside the kernels at ``t = inf``
+  (``<experiment>_width_accuracy.csv``);
 * ``functions_coverage.csv`` beside ``functions``: how many network outputs
   fall between the Gaussian's percentiles.
 """
@@ -203,7 +208,7 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 if 'experiment' in frame.columns else frame)
         for draw in (plot_ntk_slice, plot_functions, plot_ntk_drift,
                      plot_distance, plot_curves, plot_finite_vs_kernel,
-                     plot_ensemble, plot_l2, plot_lr):
+                     plot_ensemble, plot_l2, plot_lr, plot_width_accuracy):
             paths += draw(rows, out_dir, str(name))
     return paths
 
@@ -766,14 +771,9 @@ def plot_ensemble(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
                 label = None
                 table.append(dict(_key_dict(keys, key), predictor='ntk_mean',
                                   metric=plain, value=value))
-    kernel = _metric(frame, 'kernel_' + plain)
-    for kern, style in (('nngp', 'tab:green'), ('ntk', 'tab:red')):
-        part = kernel[kernel['kernel'] == kern] if 'kernel' in kernel else kernel.iloc[:0]
-        if not part.empty:
-            ax.axhline(part['value'].mean(), color=style, ls=':', lw=1,
-                       label=f'{kern.upper()} kernel, $t=\\infty$')
-            table.append(dict(predictor=kern, metric='kernel_' + plain,
-                              value=part['value'].mean()))
+    for kern, value in _kernel_lines([ax], _metric(frame, 'kernel_' + plain),
+                                     style=':').items():
+        table.append(dict(predictor=kern, metric='kernel_' + plain, value=value))
     _ensemble_axis(ax, rows)
     ax.set_xlabel('ensemble size $K$ (networks from independent inits)')
     ax.set_ylabel(plain.replace('_', ' ') + ' of the mean output')
@@ -878,16 +878,7 @@ def plot_l2(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
                         fmt='o-', ms=4, capsize=2, color=color,
                         label=label if ax is axes[0] else None)
             ax.plot(x, part['final'], ':', color=color, lw=1)
-    kernel = _metric(frame, 'kernel_test_accuracy')
-    for kern, color in (('nngp', 'tab:green'), ('ntk', 'tab:red')):
-        part = kernel[kernel['kernel'] == kern] if 'kernel' in kernel else kernel.iloc[:0]
-        if 'parameterization' in part.columns and (part['parameterization'] == 'ntk').any():
-            part = part[part['parameterization'] == 'ntk']
-        if not part.empty:
-            for ax in axes:
-                ax.axhline(part['value'].mean(), color=color, ls='--', lw=1,
-                           label=f'{kern.upper()} kernel, $t=\\infty$'
-                           if ax is axes[0] else None)
+    _kernel_lines(axes, _metric(frame, 'kernel_test_accuracy'))
     for ax, column in ((axes[0], 'l2'), (axes[1], 'decay')):
         _zero_and_decades_axis(ax, stats[column])
     axes[0].set_xlabel('L2 coefficient $\\lambda$ (0: none)')
@@ -904,6 +895,28 @@ def plot_l2(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     path = out_dir / f'{name}_l2.csv'
     stats.to_csv(path, index=False)
     return paths + [path]
+
+
+def _kernel_lines(axes, kernel: pd.DataFrame, style: str = '--') -> dict[str, float]:
+    """NNGP / NTK kernel regression at ``t = inf`` (``kernel_test_*`` rows)
+    as horizontal lines on each of ``axes`` (labelled on the first); the NTK
+    parameterisation's kernels when rows of both are given. Returns the
+    values drawn, by kernel."""
+    if 'parameterization' in kernel.columns and (
+            kernel['parameterization'] == 'ntk').any():
+        kernel = kernel[kernel['parameterization'] == 'ntk']
+    drawn = {}
+    for kern, color in (('nngp', 'tab:green'), ('ntk', 'tab:red')):
+        part = (kernel[kernel['kernel'] == kern] if 'kernel' in kernel.columns
+                else kernel.iloc[:0])
+        if part.empty:
+            continue
+        drawn[kern] = float(part['value'].mean())
+        for i, ax in enumerate(axes):
+            ax.axhline(drawn[kern], color=color, ls=style, lw=1,
+                       label=f'{kern.upper()} kernel, $t=\\infty$' if i == 0
+                       else None)
+    return drawn
 
 
 def _zero_and_decades_axis(ax, values: pd.Series) -> None:
@@ -1003,12 +1016,7 @@ def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
             if column in axes:
                 axes[column].plot(part['lr_fraction'], part[column], 'o-', ms=4,
                                   color=color)
-    kernel = _metric(frame, 'kernel_test_accuracy')
-    for kern, color in (('nngp', 'tab:green'), ('ntk', 'tab:red')):
-        part = kernel[kernel['kernel'] == kern] if 'kernel' in kernel else kernel.iloc[:0]
-        if not part.empty:
-            axes['best'].axhline(part['value'].mean(), color=color, ls='--', lw=1,
-                                 label=f'{kern.upper()} kernel, $t=\\infty$')
+    _kernel_lines([axes['best']], _metric(frame, 'kernel_test_accuracy'))
     titles = {'best': 'test accuracy (best over training; dotted: final)',
               'dist_ntk': 'RMS distance to the NTK dynamics, same $f_0$ (test, last step)',
               'ntk_drift': r'NTK change $\|\Theta_t-\Theta_0\|/\|\Theta_0\|$ (last step)',
@@ -1032,5 +1040,94 @@ def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     paths = _save(fig, out_dir, f'{name}_lr')
     path = out_dir / f'{name}_lr.csv'
+    stats.to_csv(path, index=False)
+    return paths + [path]
+
+
+def plot_width_accuracy(frame: pd.DataFrame, out_dir: Path,
+                        name: str) -> list[Path]:
+    """Lee et al. 2020, Sec. 3: test accuracy and loss against the width.
+
+    Per model and parameterisation (columns of panels) and predictor (lines):
+    top, the best test accuracy over training (mean +- std over seeds) and
+    the final one (dotted); bottom, the test loss at the last step (log
+    scale); log-2 width axis; NNGP / NTK kernel regression at ``t = inf`` as
+    horizontal lines. Diverged predictors are left out.
+    """
+    frame = _plain(frame)
+    rows = frame[frame['metric'].isin(['test_accuracy', 'test_loss'])]
+    if (_metric(rows, 'test_accuracy').empty or 'width' not in rows.columns
+            or rows['width'].nunique() < 3):
+        return []
+    diverged = _diverged(frame)
+    if diverged:  # each row by its own predictor
+        own = rows.reindex(columns=_RUN_KEYS + ['predictor']).astype(str)
+        rows = rows[[tuple(k) not in diverged for k in own.itertuples(
+            index=False, name=None)]]
+    panels = [c for c in ('model', 'parameterization') if c in rows.columns]
+    keys = panels + ['predictor', 'width']
+    seed_keys = keys + ['run_dir', 'seed']
+    accuracy = _metric(rows, 'test_accuracy')
+    runs = accuracy.groupby(seed_keys, dropna=False)['value'].max().rename(
+        'best').to_frame()
+    runs['final'] = _last_step(accuracy).groupby(seed_keys, dropna=False)[
+        'value'].mean()
+    loss = _last_step(_metric(rows, 'test_loss'))
+    if not loss.empty:
+        runs['test_loss'] = loss.groupby(seed_keys, dropna=False)['value'].mean()
+    runs = runs.reset_index()
+    stats = runs.groupby(keys, dropna=False).agg(
+        best=('best', 'mean'), best_std=('best', 'std'), final=('final', 'mean'),
+        seeds=('best', 'size'),
+        **({'test_loss': ('test_loss', 'mean')} if 'test_loss' in runs else {})
+    ).reset_index()
+    groups = list(stats.groupby(panels, dropna=False))
+    n_rows = 2 if 'test_loss' in stats.columns else 1
+    plt = figures.pyplot()
+    fig, axes = plt.subplots(n_rows, len(groups),
+                             figsize=(5.2 * len(groups), 4.0 * n_rows),
+                             squeeze=False, sharex='col')
+    order = list(_BAR_PREDICTORS)
+    for column, (key, part) in enumerate(groups):
+        key = key if isinstance(key, tuple) else (key,)
+        ax = axes[0][column]
+        for i, (predictor, line) in enumerate(sorted(
+                part.groupby('predictor'), key=lambda g: order.index(g[0])
+                if g[0] in order else len(order))):
+            line = line.sort_values('width')
+            style = dict(color=f'C{i}', ls=PREDICTOR_STYLE.get(predictor, '-'))
+            ax.errorbar(line['width'], line['best'],
+                        yerr=line['best_std'].fillna(0), fmt='o', ms=4,
+                        capsize=2, label=PREDICTOR_LABELS.get(predictor, predictor),
+                        **style)
+            ax.plot(line['width'], line['final'], ':', color=style['color'], lw=1)
+            if n_rows == 2:
+                axes[1][column].plot(line['width'], line['test_loss'], marker='o',
+                                     ms=4, **style)
+        for row, metric in enumerate(('kernel_test_accuracy',
+                                      'kernel_test_loss')[:n_rows]):
+            mk = _metric(frame, metric)
+            for c, value in zip(panels, key):
+                if c in mk.columns:
+                    mk = mk[mk[c] == value]
+            _kernel_lines([axes[row][column]], mk)
+        widths = sorted(part['width'].unique())
+        for row in range(n_rows):
+            axes[row][column].set_xscale('log', base=2)
+            axes[row][column].set_xticks(widths, [f'{int(w)}' for w in widths])
+            axes[row][column].minorticks_off()
+        axes[-1][column].set_xlabel('width $n$')
+        ax.set_title(', '.join(MODEL_LABELS.get(str(v), str(v)) if c == 'model'
+                               else f'{v} param.' for c, v in zip(panels, key)),
+                     fontsize=9)
+    axes[0][0].set_ylabel('test accuracy (best over training; dotted: final)')
+    if n_rows == 2:
+        axes[1][0].set_ylabel('test loss at the last step')
+        for ax in axes[1]:
+            ax.set_yscale('log')
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    paths = _save(fig, out_dir, f'{name}_width_accuracy')
+    path = out_dir / f'{name}_width_accuracy.csv'
     stats.to_csv(path, index=False)
     return paths + [path]
