@@ -981,6 +981,18 @@ def test_end_to_end_l2_to_init_wide_net_follows_the_regularised_flow(tmp_path):
     assert change['zero'] > change['none'], change
 
 
+#: An NTK regression row at t = inf for the figure tests below.
+KERNEL_ROW = dict(metric='kernel_test_accuracy', model='fc', dataset='cifar10',
+                  parameterization='ntk', kernel='ntk', seed=0, value=0.26)
+
+
+def _drawn_table(plot_fn, rows, tmp_path, figure, index):
+    """Draws ``rows`` with ``plot_fn``; the CSV beside its PNG, indexed."""
+    paths = plot_fn(pd.DataFrame(rows), tmp_path, 'lee')
+    assert tmp_path / f'lee_{figure}.png' in paths
+    return pd.read_csv(tmp_path / f'lee_{figure}.csv').set_index(index)
+
+
 def test_l2_figure_puts_best_accuracy_against_l2_and_the_decay_exponent(tmp_path):
     """Per parameterisation and l2: the best accuracy over the steps (mean
     over seeds), the final one, and the decay exponent l2 * t at the last
@@ -997,13 +1009,9 @@ def test_l2_figure_puts_best_accuracy_against_l2_and_the_decay_exponent(tmp_path
                                      width=512, predictor='net', seed=seed,
                                      step=step, t=lr * step, value=value,
                                      l2=l2 or None, run_dir=f'{par}{l2}'))
-    rows.append(dict(metric='kernel_test_accuracy', model='fc', dataset='cifar10',
-                     parameterization='ntk', kernel='ntk', seed=0, value=0.26,
-                     run_dir='ntk0.0'))
-    paths = fw_plots.plot_l2(pd.DataFrame(rows), tmp_path, 'lee')
-    assert tmp_path / 'lee_l2.png' in paths
-    table = pd.read_csv(tmp_path / 'lee_l2.csv').set_index(
-        ['parameterization', 'l2'])
+    rows.append(dict(KERNEL_ROW, run_dir='ntk0.0'))
+    table = _drawn_table(fw_plots.plot_l2, rows, tmp_path, 'l2',
+                         ['parameterization', 'l2'])
     np.testing.assert_allclose(table.loc[('ntk', 1e-2), 'best'], 0.315)
     np.testing.assert_allclose(table.loc[('standard', 0.0), 'final'], 0.2)
     np.testing.assert_allclose(table.loc[('ntk', 1e-3), 'decay'], 1e-3 * 200)
@@ -1040,9 +1048,7 @@ def test_lr_figure_against_the_fraction_of_the_stability_bound(tmp_path):
                                  step=step, value=acc))
             rows.append(dict(base, metric='ntk_drift', probe_size=16, step=10,
                              value=0.01 * fraction ** 2))
-    paths = fw_plots.plot_lr(pd.DataFrame(rows), tmp_path, 'lee')
-    assert tmp_path / 'lee_lr.png' in paths
-    table = pd.read_csv(tmp_path / 'lee_lr.csv').set_index('lr_fraction')
+    table = _drawn_table(fw_plots.plot_lr, rows, tmp_path, 'lr', 'lr_fraction')
     np.testing.assert_allclose(table.loc[0.5, 'best'], 0.305)
     np.testing.assert_allclose(table.loc[3.0, 'best'], 0.30)  # seed 1 left out
     assert table.loc[3.0, 'seeds'] == 1 and table.loc[3.0, 'diverged'] == 1
@@ -1088,13 +1094,9 @@ def test_width_accuracy_figure_per_predictor_and_width(tmp_path):
     rows.append(dict(metric='diverged_at_step', model='fc', width=32, seed=1,
                      predictor='net', value=5, run_dir='r',
                      parameterization='ntk', dataset='cifar10'))
-    rows.append(dict(metric='kernel_test_accuracy', model='fc', dataset='cifar10',
-                     parameterization='ntk', kernel='ntk', seed=0, value=0.26,
-                     run_dir='r'))
-    paths = fw_plots.plot_width_accuracy(pd.DataFrame(rows), tmp_path, 'lee')
-    assert tmp_path / 'lee_width_accuracy.png' in paths
-    table = pd.read_csv(tmp_path / 'lee_width_accuracy.csv').set_index(
-        ['predictor', 'width'])
+    rows.append(dict(KERNEL_ROW, run_dir='r'))
+    table = _drawn_table(fw_plots.plot_width_accuracy, rows, tmp_path,
+                         'width_accuracy', ['predictor', 'width'])
     np.testing.assert_allclose(table.loc[('net', 512), 'best'], 0.15 + 0.0512 + 0.005)
     np.testing.assert_allclose(table.loc[('net_centered', 128), 'final'], 0.25)
     assert table.loc[('net', 32), 'seeds'] == 1  # seed 1 diverged
