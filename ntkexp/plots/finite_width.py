@@ -47,14 +47,15 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   or more ``experiment.lr_fraction`` values (the learning rate in units of
   the stability bound ``2 / lambda_max``), against that fraction: the
   network's test accuracy (best over training, mean +- std over seeds; final
-  dotted) beside the kernels, the relative change of its empirical NTK at
-  the last step, and the peak of its training loss over the step-0 loss
+  dotted) beside the kernels, its RMS distance to the NTK dynamics from the
+  same ``f_0`` and the relative change of its empirical NTK at the last
+  step, and the peak of its training loss over the step-0 loss
   (above 1: the loss rose before it fell, the catapult of Lewkowycz et al.);
   runs that diverged are counted, not drawn (``<experiment>_lr.csv``);
 * ``width_accuracy`` (Lee et al. 2020, Sec. 3): with three or more widths,
   test accuracy (best over training, mean +- std over seeds; final dotted)
-  against the width for the network, the centred network and the NTK
-  dynamics, beside the kernels at ``t = inf``
+  and the test loss at the last step against the width for the network, the
+  centred network and the NTK dynamics, beside the kernels at ``t = inf``
   (``<experiment>_width_accuracy.csv``);
 * ``functions_coverage.csv`` beside ``functions``: how many network outputs
   fall between the Gaussian's percentiles.
@@ -754,7 +755,8 @@ def plot_ensemble(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     # One line when every model and width shares it (NTK parameterisation:
     # the dynamics do not depend on the width), else one per line's colour.
     limit = _last_step(_metric(frame, plain))
-    limit = limit[limit.get('predictor', pd.Series(dtype=str)) == 'ntk_mean']
+    limit = (limit[limit['predictor'] == 'ntk_mean']
+             if 'predictor' in limit.columns else limit.iloc[:0])
     if not limit.empty:
         keys = [c for c in lines if c in limit.columns]
         values = limit.groupby(keys, dropna=False)['value'].mean()

@@ -47,7 +47,7 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 label=r'$\propto n^{-1/2}$ (Jacot et al. 2018, Thm. 1)')
         ax.plot([], [], ':', color='gray', lw=1, label='least-squares fits')
     ax.set_xticks(widths, [f'{w:g}' for w in widths])
-    ax.xaxis.set_minor_locator(figures.pyplot().NullLocator())
+    ax.xaxis.set_minor_locator(plt.NullLocator())
     draws = rows.groupby('width').size().min()
     ax.set_xlabel('width $n$')
     ax.set_ylabel(r'$\|\hat\Theta_0 - \Theta_\infty\|_F\,/\,\|\Theta_\infty\|_F$')
