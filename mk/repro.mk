@@ -77,6 +77,11 @@ FULL_lee2020_lr ?= experiment.lr_fraction=0.25,0.5,1.0,1.5,2.0,3.0,4.0,6.0,8.0,1
 # plain and centred, 3 seeds (`make repro-lee2020-width`, results/lee2020-width/).
 SMALL_lee2020_width ?=
 FULL_lee2020_width ?= 'experiment.model_widths={fc:[64,128,256,512,1024,2048,4096,8192]}' dataset.n_train=45000 dataset.n_test=10000
+# Diagonal regularisation vs early stopping (abstract, Sec. 3): FC and CNN-VEC kernels on 1000
+# CIFAR-10 images, eps 1e-6 ... 10 at t = inf and t 1e2 ... 1e9 (`make
+# repro-lee2020-early-stopping`, results/lee2020-early-stopping/).
+SMALL_lee2020_early_stopping ?= model=fc,cnn_vec
+FULL_lee2020_early_stopping ?= model=fc,cnn_vec,cnn_gap dataset.n_train=50000 dataset.n_test=10000
 # --- Arora et al. 2020: CIFAR-10 subsets of 10 ... 1280 points, 20 draws each ---------
 # Small: FC and CNN-VEC, one draw per size, 250 test images; full: CNN-GAP too, 20 draws, the
 # whole test set.
@@ -111,6 +116,7 @@ REPRO_lee2020-ensemble := lee2020_ensemble
 REPRO_lee2020-l2 := lee2020_l2
 REPRO_lee2020-lr := lee2020_lr
 REPRO_lee2020-width := lee2020_width
+REPRO_lee2020-early-stopping := lee2020_early_stopping
 REPRO_arora2020 := arora2020_small_data
 REPRO_kopitkov2019 := kopitkov2019
 REPRO_resnet-ntk := ntk_drift resntk_spectrum
@@ -144,7 +150,7 @@ if [ $$failed -ne 0 ]; then echo "make: some runs failed; see the sweep summarie
 exit $$failed
 endef
 
-.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-arora2020 repro-kopitkov2019 \
+.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-lee2020-early-stopping repro-arora2020 repro-kopitkov2019 \
         repro-resnet-ntk repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
@@ -170,6 +176,9 @@ repro-lee2020-lr: $(STAMP) ## Lee et al. 2020 large learning rates (the catapult
 
 repro-lee2020-width: $(STAMP) ## Lee et al. 2020 finite nets against the width (plain and centred) beside the kernels -> results/lee2020-width/
 	$(call repro_recipe,lee2020-width)
+
+repro-lee2020-early-stopping: $(STAMP) ## Lee et al. 2020 diagonal regularisation vs early stopping of the kernels -> results/lee2020-early-stopping/
+	$(call repro_recipe,lee2020-early-stopping)
 
 repro-arora2020: $(STAMP) ## Arora et al. 2020: infinite-width kernels on small data -> results/arora2020/
 	$(call repro_recipe,arora2020)

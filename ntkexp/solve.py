@@ -69,34 +69,54 @@ def predict_inf(k_train: np.ndarray, k_test_train: np.ndarray, y_train: np.ndarr
     return out
 
 
-def predict_t(k_train: np.ndarray, k_test_train: np.ndarray, y_train: np.ndarray,
-              diag_reg: float, t: float, name: str = 'kernel') -> np.ndarray:
-    """Mean prediction after gradient flow for time ``t`` from ``f_0 = 0``.
+class GradientFlow:
+    """Gradient flow from ``f_0 = 0`` on one regularised kernel, decomposed
+    once: predictions at any number of times and input sets for one
+    eigendecomposition (a sweep over ``t`` and the train / test predictions
+    share it).
 
     ``f_t(x*) = K* K^{-1} (I - exp(-K t / (n k))) y`` with ``K`` regularised
-    and ``n k = y_train.size``; this
-    is ``nt.predict.gradient_descent_mse`` with learning rate 1 and zero
-    initial outputs (the mean over initialisations in the infinite-width limit).
+    and ``n k = y_train.size``; this is ``nt.predict.gradient_descent_mse``
+    with learning rate 1 and zero initial outputs (the mean over
+    initialisations in the infinite-width limit).
+
+    Raises:
+        KernelSolveError: the regularised kernel is not positive definite.
     """
+
+    def __init__(self, k_train: np.ndarray, y_train: np.ndarray, diag_reg: float,
+                 name: str = 'kernel'):
+        self.name, self.diag_reg, self._k_train = name, diag_reg, k_train
+        k = regularised(k_train, diag_reg)
+        self.n = np.asarray(y_train).size
+        # In place on the copy ``k`` (symmetric: its transpose is the
+        # Fortran-order array LAPACK wants): the eigenvectors overwrite it,
+        # 3 n^2 at the peak (numpy's eigh: 5 n^2).
+        self.evals, self.evecs = scipy.linalg.eigh(
+            k.T, overwrite_a=True, driver='evd', check_finite=False)
+        if self.evals.min() <= 0:
+            raise KernelSolveError(
+                f'the {name} train-train kernel is not positive definite '
+                f'(smallest eigenvalue {self.evals.min():.3g}); {_fix(k_train)}')
+        self.projected = self.evecs.T @ np.asarray(y_train, np.float64)
+
+    def predict(self, k_test_train: np.ndarray, t: float) -> np.ndarray:
+        """The mean prediction at ``k_test_train``'s inputs after time ``t``."""
+        # K^{-1} (I - exp(-K t / (n k))) = U diag((1 - exp(-l t / n)) / l) U^T.
+        weights = -np.expm1(-self.evals * t / self.n) / self.evals
+        alpha = self.evecs @ (weights[:, None] * self.projected)
+        out = np.asarray(k_test_train, np.float64) @ alpha
+        _check_finite(out, self.name, self.diag_reg, self._k_train)
+        return out
+
+
+def predict_t(k_train: np.ndarray, k_test_train: np.ndarray, y_train: np.ndarray,
+              diag_reg: float, t: float, name: str = 'kernel') -> np.ndarray:
+    """Mean prediction after gradient flow for time ``t`` from ``f_0 = 0``
+    (:class:`GradientFlow`; ``t`` None or inf: :func:`predict_inf`)."""
     if t is None or np.isinf(t):
         return predict_inf(k_train, k_test_train, y_train, diag_reg, name)
-    k = regularised(k_train, diag_reg)
-    n = np.asarray(y_train).size
-    # In place on the copy ``k`` (symmetric: its transpose is the Fortran-order
-    # array LAPACK wants): the eigenvectors overwrite it, 3 n^2 at the peak
-    # (numpy's eigh: 5 n^2).
-    evals, evecs = scipy.linalg.eigh(k.T, overwrite_a=True, driver='evd',
-                                     check_finite=False)
-    if evals.min() <= 0:
-        raise KernelSolveError(
-            f'the {name} train-train kernel is not positive definite (smallest '
-            f'eigenvalue {evals.min():.3g}); {_fix(k_train)}')
-    # K^{-1} (I - exp(-K t / (n k))) = U diag((1 - exp(-l t / n)) / l) U^T.
-    weights = -np.expm1(-evals * t / n) / evals
-    alpha = evecs @ (weights[:, None] * (evecs.T @ np.asarray(y_train, np.float64)))
-    out = np.asarray(k_test_train, np.float64) @ alpha
-    _check_finite(out, name, diag_reg, k_train)
-    return out
+    return GradientFlow(k_train, y_train, diag_reg, name).predict(k_test_train, t)
 
 
 def nngp_variance(k_train: np.ndarray, k_test_train: np.ndarray,

@@ -100,7 +100,7 @@ def test_failed_run_keeps_rows_and_records_the_error(tmp_path, monkeypatch):
     cfg = _compose([f'paths.root={tmp_path}', 'dataset.n_train=100',
                     'dataset.n_test=50', 'experiment.diag_reg=[1e-4,0.5]'])
     calls = []
-    real = solve.predict_t
+    real = solve.predict_inf
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -108,7 +108,7 @@ def test_failed_run_keeps_rows_and_records_the_error(tmp_path, monkeypatch):
             raise solve.KernelSolveError('injected failure')
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(solve, 'predict_t', flaky)
+    monkeypatch.setattr(solve, 'predict_inf', flaky)
     with pytest.raises(solve.KernelSolveError):
         runner.run_job(cfg, tmp_path / 'run')
     status = records.read_status(tmp_path / 'run')

@@ -228,6 +228,10 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
     ('repro-lee2020-width', [
         'experiment=lee2020_width paths.runs=runs/repro/small/lee2020-width '
         'paths.data=/data']),
+    ('repro-lee2020-early-stopping', [
+        'experiment=lee2020_early_stopping '
+        'paths.runs=runs/repro/small/lee2020-early-stopping paths.data=/data '
+        'model=fc,cnn_vec']),
     ('repro-arora2020', [
         'experiment=arora2020_small_data paths.runs=runs/repro/small/arora2020 '
         'paths.data=/data model=fc,cnn_vec '
@@ -245,3 +249,29 @@ def test_repro_targets_run_the_documented_sweeps(target, expected):
         text = (results / 'COMMANDS.txt').read_text()
         for command in expected:
             assert command.split(' paths.data=')[1] in text
+
+
+def test_early_stopping_run_and_figure(tmp_path):
+    """A run with diag_reg and t sweeps: finite-t rows carry t_as_diag_reg =
+    y.size ln 2 / (t mean(diag K)); the early_stopping figure puts the
+    t = inf rows at their diag_reg and the flow at the smallest diag_reg at
+    t_as_diag_reg, and its CSV holds both."""
+    cfg = compose(tmp_path, 'experiment=lee2020_early_stopping', 'model=fc',
+                  'dataset=digits', 'dataset.n_train=100', 'dataset.n_test=100',
+                  'experiment.diag_reg=[1e-4,1e-2,1.0]',
+                  'experiment.t=[null,10.0,1000.0,100000.0]')
+    frame = runner.run_job(cfg, tmp_path / 'run')
+    finite = frame[(frame['metric'] == 'mse') & np.isfinite(frame['t'])]
+    assert len(finite) == 2 * 3 * 3 and finite['t_as_diag_reg'].notna().all()
+    ratio = finite['t_as_diag_reg'] * finite['t']  # y.size ln 2 / mean diag
+    assert ratio.groupby(finite['kernel']).nunique().max() == 1
+    rows = frame.assign(t=pd.to_numeric(frame['t']))
+    paths = kr_plots.plot_early_stopping(rows, tmp_path / 'figs')
+    assert tmp_path / 'figs' / 'early_stopping.png' in paths
+    table = pd.read_csv(tmp_path / 'figs' / 'early_stopping.csv')
+    flow = table[(table['how'] == 't') & (table['metric'] == 'mse') &
+                 (table['kernel'] == 'ntk')].set_index('t')['value']
+    at = finite[(finite['kernel'] == 'ntk') & (finite['diag_reg'] == 1e-4)]
+    np.testing.assert_allclose(flow.sort_index().to_numpy(),
+                               at.sort_values('t')['value'].to_numpy())
+    assert len(table[table['how'] == 'diag_reg']) == 2 * 2 * 3

@@ -93,3 +93,43 @@ def test_accuracy_and_mse():
     assert solve.accuracy(np.array([[0.2], [3.4], [6.6], [7.0]]), labels) == 0.75
     assert solve.accuracy(np.array([0.2, 3.4, 6.6, 9.1]), labels) == 1.0
 
+
+
+def test_one_gradient_flow_serves_every_time_and_input_set(problem):
+    """GradientFlow decomposes once; its predictions at several times, on the
+    test and the training inputs, are nt.predict.gradient_descent_mse's
+    (unregularised: on the training inputs neural-tangents' regularised flow
+    predicts with the regularised kernel itself)."""
+    p = problem
+    k_tt, k_st = np.asarray(p['k_tt'].ntk), np.asarray(p['k_st'].ntk)
+    flow = solve.GradientFlow(k_tt, p['y_train'], 0.0)
+    with jax.enable_x64(True):
+        predict_fn = nt.predict.gradient_descent_mse(k_tt, p['y_train'])
+        for t in (0.3, 3.0, 300.0):
+            train, test = predict_fn(t, 0., 0., k_st)
+            np.testing.assert_allclose(flow.predict(k_st, t), test, rtol=1e-7,
+                                       atol=1e-9)
+            np.testing.assert_allclose(flow.predict(k_tt, t), train, rtol=1e-7,
+                                       atol=1e-9)
+
+
+def test_t_as_diag_reg_halves_both_filters_at_the_same_eigenvalue():
+    """On a diagonal kernel (its eigenvalues on the diagonal) the ridge keeps
+    l / (l + eps m) of the target along each eigenvector and the flow keeps
+    1 - exp(-l t / N): at eps = t_as_diag_reg(t), both keep exactly one half
+    at the eigenvalue l = eps m, more above it and less below it."""
+    from ntkexp.experiments.kernel_regression import t_as_diag_reg  # pylint: disable=g-import-not-at-top
+    t = 40.0
+    y = np.ones((6, 2))
+    # The flow halves where l t / N = ln 2; put an eigenvalue there.
+    evals = np.array([0.01, 0.1, y.size * np.log(2) / t, 1.0, 10.0, 100.0])
+    k = np.diag(evals)
+    eps = t_as_diag_reg(t, y.size, float(np.mean(evals)))
+    ridge = solve.predict_inf(k, k, y, eps)[:, 0]
+    flow = solve.predict_t(k, k, y, 0.0, t)[:, 0]
+    np.testing.assert_allclose(ridge, evals / (evals + eps * np.mean(evals)))
+    np.testing.assert_allclose(flow, -np.expm1(-evals * t / y.size))
+    np.testing.assert_allclose([ridge[2], flow[2]], [0.5, 0.5], rtol=1e-12)
+    others = np.arange(6) != 2  # below / above it: both less / more
+    assert (np.sign(ridge - 0.5) == np.sign(flow - 0.5))[others].all()
+    assert (ridge[:2] < 0.5).all() and (ridge[3:] > 0.5).all()

@@ -14,6 +14,11 @@ the fully trained / posterior-mean prediction):
 * ``accuracy`` (classification), ``mse`` (mean over test points and outputs);
 * ``train_mse`` at finite ``t`` (none at ``t = inf``, where it is only the
   regulariser's residual);
+* rows at a finite ``t`` also carry ``t_as_diag_reg = y.size ln 2 / (t
+  mean(diag K))``: the ``diag_reg`` whose ridge filter ``l / (l + eps
+  mean(diag K))`` halves at the same kernel eigenvalue ``l`` as the gradient
+  flow's ``1 - exp(-l t / y.size)`` (Lee et al. 2020, Sec. 3: diagonal
+  regularisation acts like early stopping);
 * ``variance`` (mean predictive variance over test points) when
   ``experiment.variance=true``;
 * ``kernel_seconds``: wall time of the kernel computation (0 if cached).
@@ -94,6 +99,20 @@ def compute_kernels(cfg: DictConfig, kernel_fn, x_train: np.ndarray,
     return k_tt, k_st, time.time() - start
 
 
+def t_as_diag_reg(t: float, y_size: int, mean_diag: float) -> float:
+    """The ``diag_reg`` that regularises like gradient flow stopped at ``t``.
+
+    Kernel regression with ``K + eps mean(diag K) I`` keeps the fraction
+    ``l / (l + eps mean(diag K))`` of the target along a kernel eigenvector
+    of eigenvalue ``l``; gradient flow for a time ``t`` (:func:`ntkexp.solve.
+    predict_t`) keeps ``1 - exp(-l t / y.size)``. Both filters pass large
+    eigenvalues and cut small ones, and they halve at the same ``l`` when
+    ``eps = y.size ln 2 / (t mean(diag K))`` (Lee et al. 2020, Sec. 3:
+    diagonal regularisation acts like early stopping).
+    """
+    return y_size * math.log(2.0) / (t * mean_diag)
+
+
 def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     """Runs kernel regression for every kernel, ``diag_reg`` and ``t``.
 
@@ -139,12 +158,22 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
     summary = []
     for kernel in get:
+        mean_diag = float(np.mean(np.diag(k_tt[kernel])))
         for diag_reg in as_list(exp.get('diag_reg', 1e-4), [None]):
             diag_reg = float(diag_reg)
+            flow = None  # one eigendecomposition for every finite t
             for t in times:
-                pred = solve.predict_t(k_tt[kernel], k_st[kernel], y_train,
-                                       diag_reg, t, kernel)
+                if math.isinf(t):
+                    pred = solve.predict_inf(k_tt[kernel], k_st[kernel],
+                                             y_train, diag_reg, kernel)
+                else:
+                    flow = flow or solve.GradientFlow(k_tt[kernel], y_train,
+                                                      diag_reg, kernel)
+                    pred = flow.predict(k_st[kernel], t)
                 params = dict(kernel=kernel, diag_reg=diag_reg, t=t)
+                if not math.isinf(t):
+                    params['t_as_diag_reg'] = t_as_diag_reg(t, y_train.size,
+                                                            mean_diag)
                 entry = dict(params)
                 if data.labels_test is not None:
                     entry['accuracy'] = solve.accuracy(pred, data.labels_test)
@@ -152,8 +181,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 entry['mse'] = solve.mse(pred, y_test)
                 rows.add('mse', entry['mse'], **params)
                 if not math.isinf(t):
-                    train_pred = solve.predict_t(k_tt[kernel], k_tt[kernel],
-                                                 y_train, diag_reg, t, kernel)
+                    train_pred = flow.predict(k_tt[kernel], t)
                     rows.add('train_mse', solve.mse(train_pred, y_train), **params)
                 if variance and math.isinf(t):
                     if kernel == 'nngp':

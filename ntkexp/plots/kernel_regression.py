@@ -20,6 +20,12 @@ seeds), each only when the table has what it needs:
   the diagonal (Lee et al. 2020, Sec. 3.3: "NNGP often outperforms NTK");
 * ``time``: test and train MSE along the infinite-width gradient flow at
   finite training times ``t`` (Lee et al. 2019 / 2020).
+* ``early_stopping``: test accuracy and MSE against ``diag_reg`` at ``t =
+  inf`` (solid) and, on the same axis, against the ``diag_reg`` that each
+  finite training time stands for (``t_as_diag_reg``, the flow at the
+  smallest ``diag_reg``; markers, dotted), when a run has three or more of
+  each (Lee et al. 2020, Sec. 3: diagonal regularisation acts like early
+  stopping);
 
 Only ``t = inf`` (fully trained / posterior mean) rows enter the first three.
 """
@@ -703,6 +709,71 @@ def plot_time(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, 'time')
 
 
+def plot_early_stopping(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Diagonal regularisation against early stopping, on one axis.
+
+    Per model and kernel: the ``t = inf`` rows against ``diag_reg`` (solid),
+    and the finite-``t`` rows at the smallest ``diag_reg`` against their
+    ``t_as_diag_reg`` (:func:`ntkexp.experiments.kernel_regression.
+    t_as_diag_reg`; dotted, open markers). Also writes
+    ``early_stopping.csv`` with both curves.
+    """
+    if 't_as_diag_reg' not in frame.columns or 't' not in frame.columns:
+        return []
+    at_inf = _at_inf(frame)
+    finite = frame[np.isfinite(pd.to_numeric(frame['t'], errors='coerce'))
+                   & frame['t_as_diag_reg'].notna()]
+    if finite.empty or at_inf.empty:
+        return []
+    finite = finite[finite['diag_reg'] == finite['diag_reg'].min()]
+    if at_inf['diag_reg'].nunique() < 3 or finite['t'].nunique() < 3:
+        return []
+    keys = [c for c in ('model', 'kernel') if c in frame.columns]
+    metrics = _metrics(frame, ('accuracy', 'mse'))
+    plt = figures.pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 3.9),
+                             squeeze=False, layout='constrained')
+    table = []
+    for ax, metric in zip(axes[0], metrics):
+        regs = at_inf[at_inf['metric'] == metric]
+        times = finite[finite['metric'] == metric]
+        for i, (key, part) in enumerate(regs.groupby(keys, dropna=False)):
+            key = key if isinstance(key, tuple) else (key,)
+            label = ' '.join(_label(c, v) for c, v in zip(keys, key))
+            kernel = dict(zip(keys, key)).get('kernel')
+            color = f'C{i}'
+            stats = _mean_std(part, 'diag_reg')
+            ax.plot(stats.index, stats['mean'], KERNEL_STYLE.get(str(kernel), '-'),
+                    color=color, marker='o', ms=3.5, label=f'{label}, diag_reg')
+            flow = times
+            for c, v in zip(keys, key):
+                flow = flow[flow[c] == v]
+            flow_stats = flow.groupby('t_as_diag_reg')['value'].mean().sort_index()
+            ax.plot(flow_stats.index, flow_stats.values, ':', color=color,
+                    marker='s', ms=4, mfc='none', label=f'{label}, stopped at t')
+            for x, value in stats['mean'].items():
+                table.append(dict(zip(keys, key), metric=metric, how='diag_reg',
+                                  diag_reg=x, value=value))
+            for (x, t), value in flow.groupby(['t_as_diag_reg', 't'])[
+                    'value'].mean().items():
+                table.append(dict(zip(keys, key), metric=metric, how='t',
+                                  diag_reg=x, t=t, value=value))
+        ax.set_xscale('log')
+        ax.set_xlabel(r'$\varepsilon$, or for time $t$: '
+                      r'$\varepsilon_t = N \ln 2\,/\,(t\,\overline{\mathrm{diag}\,K})$')
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        _set_y_scale(ax, metric, np.concatenate([regs['value'].to_numpy(float),
+                                                 times['value'].to_numpy(float)]))
+        ax.grid(alpha=0.3)
+    _legend(fig, axes[0][0])
+    fig.suptitle('Diagonal regularisation vs early stopping (Lee et al. 2020) — '
+                 + _title(at_inf), fontsize=9)
+    paths = _save(fig, out_dir, 'early_stopping')
+    path = Path(out_dir) / 'early_stopping.csv'
+    pd.DataFrame(table).to_csv(path, index=False)
+    return paths + [path]
+
+
 def plot_summary(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Bar chart of accuracy (or MSE) per setting, when no sweep figure applies."""
     rows = _at_inf(frame)
@@ -739,13 +810,13 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = frame[frame['metric'].isin(['accuracy', 'mse', 'train_mse', 'variance'])]
-    for column in ('diag_reg', 't', 'n_train'):
+    for column in ('diag_reg', 't', 'n_train', 't_as_diag_reg'):
         if column in frame.columns:
             frame = frame.assign(**{column: pd.to_numeric(frame[column],
                                                           errors='coerce')})
     paths: list[Path] = []
     for figure in (plot_architectures, plot_diag_reg, plot_zca, plot_n_train,
-                   plot_nngp_vs_ntk, plot_time):
+                   plot_nngp_vs_ntk, plot_time, plot_early_stopping):
         paths += figure(frame, out_dir)
     if not paths:
         paths += plot_summary(frame, out_dir)
