@@ -109,7 +109,7 @@ FULL_ortiz2020_accuracy_maps ?= model=fc,cnn,myrtle,wrn,resnet
 
 # --- which configs make each paper ---------------------------------------------------
 REPRO_jacot2018 := jacot2018_fig1 jacot2018_fig2 jacot2018_fig3
-REPRO_lee2020 := lee2020_cifar10 lee2020_digits lee2020_finite lee2020_ensemble lee2020_l2 lee2020_lr lee2020_width
+REPRO_lee2020 := lee2020_cifar10 lee2020_digits lee2020_early_stopping lee2020_finite lee2020_ensemble lee2020_l2 lee2020_lr lee2020_width
 REPRO_lee2020-kernels := lee2020_cifar10 lee2020_digits
 REPRO_lee2020-zca := lee2020_zca
 REPRO_lee2020-ensemble := lee2020_ensemble
@@ -156,7 +156,7 @@ endef
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
 	$(call repro_recipe,jacot2018)
 
-repro-lee2020: $(STAMP) ## Lee et al. 2020: NNGP/NTK kernel regression + finite nets (width, ensembles, L2, large learning rates) -> results/lee2020/
+repro-lee2020: $(STAMP) ## Lee et al. 2020: NNGP/NTK kernel regression + diag_reg vs early stopping + finite nets (width, ensembles, L2, large learning rates) -> results/lee2020/
 	$(call repro_recipe,lee2020)
 
 repro-lee2020-kernels: $(STAMP) ## Lee et al. 2020 kernel side only (NNGP/NTK, FC/CNN-VEC/CNN-GAP, ZCA, diag_reg) -> results/lee2020-kernels/
