@@ -432,22 +432,24 @@ def l2_to_init_flow(k_train_train: np.ndarray, y_train: np.ndarray,
     s = np.clip(s, 0.0, None)
     l2 = float(l2)
 
+    rate = s / n_out
+    positive = rate > 0
+
     def predict(steps, fx_train_0, fx_test_0, k_test_train):
         f0 = np.asarray(fx_train_0, np.float64)
         f0_test = np.asarray(fx_test_0, np.float64)
         k_st = np.asarray(k_test_train, np.float64)
-        ridge = np.linalg.solve(k + l2 * n_out * np.eye(len(k)), y - f0)
+        # (Theta + l2 N)^-1 (y - f_0) in the eigenbasis; f* - f_0 = Theta of it.
+        ridge = v @ ((v.T @ (y - f0)) / (s + l2 * n_out)[:, None])
         f_star = f0 + k @ ridge
         coeff = v.T @ (f0 - f_star)  # modes of the train residual
         trains, tests = [], []
         for tau in lr * np.asarray(steps, np.float64):
-            decay = np.exp(-(s / n_out + l2) * tau)
+            decay = np.exp(-(rate + l2) * tau)
             trains.append(f_star + v @ (decay[:, None] * coeff))
             # exp(-l2 tau) (1 - exp(-s tau / N)) / s, its limit tau/N at s=0.
-            rate = s / n_out
-            with np.errstate(divide='ignore', invalid='ignore'):
-                grow = np.where(rate > 0, -np.expm1(-rate * tau) /
-                                np.where(rate > 0, s, 1.0), tau / n_out)
+            grow = np.full_like(s, tau / n_out)
+            grow[positive] = -np.expm1(-rate[positive] * tau) / s[positive]
             grow = np.exp(-l2 * tau) * grow
             moved = (-np.expm1(-l2 * tau)) * ridge - v @ (grow[:, None] * coeff)
             tests.append(f0_test + k_st @ moved)
@@ -622,6 +624,17 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 rows.add('ntk_slice', v, gamma=float(g), predictor='infinite',
                          width=width)
         trainers = {}
+        reference_fns = {}  # the kernel dynamics per lr, shared by the seeds
+
+        def reference(lr):
+            """This width's infinite-width dynamics at ``lr``
+            (:func:`_reference_fn`), built once."""
+            if lr not in reference_fns:
+                reference_fns[lr] = _reference_fn(
+                    loss_name, optimizer_name, momentum, k_tt['ntk'], y_train,
+                    lr, loss, l2)
+            return reference_fns[lr]
+
         f_lin = training.linearized_apply_fn(apply_fn)
         f_lin_jit = jax.jit(f_lin)
         f_centered = training.centered_apply_fn(apply_fn)
@@ -697,8 +710,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
             ref = {}  # infinite-width references at every eval step (float64)
             if {'ntk', 'ntk_mean'} & set(references):
-                predict = _reference_fn(loss_name, optimizer_name, momentum,
-                                        k_tt['ntk'], y_train, lr, loss, l2)
+                predict = reference(lr)
                 if 'ntk' in references:
                     ref['ntk'] = predict(eval_steps, f0_train, f0_test,
                                          k_st['ntk'])
@@ -782,10 +794,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     if 'ntk_mean' in ref or k_tt is None or (
                             l2 and not l2_to_init):
                         return ref.get('ntk_mean')
-                    return _reference_fn(
-                        loss_name, optimizer_name, momentum, k_tt['ntk'],
-                        y_train, lr, loss, l2)(eval_steps, np.zeros_like(f0[0]),
-                                               np.zeros_like(f0[1]), k_st['ntk'])
+                    return reference(lr)(eval_steps, np.zeros_like(f0[0]),
+                                         np.zeros_like(f0[1]), k_st['ntk'])
                 members.member_done(rows, evaluator, lr, mean_reference,
                                     width=width)
             for e in entries:

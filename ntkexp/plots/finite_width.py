@@ -189,6 +189,25 @@ def _last_step(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows['step'] == last]
 
 
+def _best_and_final(accuracy: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per ``keys`` (one run and seed each): the best test accuracy over the
+    evaluation steps (``best``) and the one at the last step (``final``)."""
+    runs = accuracy.groupby(keys, dropna=False)['value'].max().rename(
+        'best').to_frame()
+    runs['final'] = _last_step(accuracy).groupby(keys, dropna=False)[
+        'value'].mean()
+    return runs
+
+
+def _converged(rows: pd.DataFrame, diverged: set[tuple]) -> pd.DataFrame:
+    """``rows`` less those of a predictor that diverged in its run, width
+    and seed (each row checked against its own predictor)."""
+    if not diverged or rows.empty:
+        return rows
+    return pd.concat([_split_diverged(part, diverged, lambda _, p=p: (p,))[0]
+                      for p, part in rows.groupby('predictor', dropna=False)])
+
+
 def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Draws every figure the rows allow, per experiment name.
 
@@ -573,14 +592,21 @@ _BAR_PREDICTORS = {
 }
 
 
+def _l2_settings(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each row's ``experiment.l2`` and ``l2_center``, with the config
+    defaults (0, ``zero``) where a run did not set them."""
+    l2 = pd.to_numeric(rows['l2'], errors='coerce').fillna(0.0)
+    center = (rows['l2_center'] if 'l2_center' in rows.columns
+              else pd.Series('zero', index=rows.index)).fillna('zero')
+    return l2, center
+
+
 def _with_l2_label(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with an ``l2_label`` column (``L2 0.01 to init``, ``no L2``)
     when runs with different ``experiment.l2`` settings are drawn together."""
     if 'l2' not in rows.columns:
         return rows
-    l2 = pd.to_numeric(rows['l2'], errors='coerce').fillna(0.0)
-    center = (rows['l2_center'] if 'l2_center' in rows.columns
-              else pd.Series('zero', index=rows.index)).fillna('zero')
+    l2, center = _l2_settings(rows)
     labels = [('no L2' if value == 0 else
                f"L2 {value:g}{' to init' if where == 'init' else ''}")
               for value, where in zip(l2, center)]
@@ -843,21 +869,18 @@ def plot_l2(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     rows = _metric(frame, 'test_accuracy')
     if rows.empty or 'l2' not in rows.columns:
         return []
-    rows = rows[rows['predictor'].isin(['net', 'net_centered'])].copy()
-    rows['l2'] = pd.to_numeric(rows['l2'], errors='coerce').fillna(0.0)
-    if rows['l2'].nunique() < 3:
+    rows = rows[rows['predictor'].isin(['net', 'net_centered'])]
+    l2, center = _l2_settings(rows)
+    if l2.nunique() < 3:
         return []
-    if 'l2_center' in rows.columns:
-        rows['l2_center'] = rows['l2_center'].fillna('zero')
+    rows = rows.assign(l2=l2, **({'l2_center': center}
+                                 if 'l2_center' in rows.columns else {}))
     lines = [c for c in ('model', 'parameterization', 'l2_center', 'predictor')
              if c in rows.columns and (c == 'model' or rows[c].nunique() > 1)]
-    per_seed = rows.groupby(lines + ['l2', 'run_dir', 'seed'], dropna=False)
-    best = per_seed['value'].max().rename('best')
-    last = _last_step(rows).groupby(lines + ['l2', 'run_dir', 'seed'],
-                                    dropna=False)['value'].mean().rename('final')
-    t_last = _last_step(rows).groupby(lines + ['l2', 'run_dir', 'seed'],
-                                      dropna=False)['t'].max().rename('t')
-    runs = pd.concat([best, last, t_last], axis=1).reset_index()
+    keys = lines + ['l2', 'run_dir', 'seed']
+    runs = _best_and_final(rows, keys)
+    runs['t'] = _last_step(rows).groupby(keys, dropna=False)['t'].max()
+    runs = runs.reset_index()
     runs['decay'] = runs['l2'] * runs['t']
     stats = runs.groupby(lines + ['l2'], dropna=False).agg(
         best=('best', 'mean'), best_std=('best', 'std'),
@@ -959,18 +982,13 @@ def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     keys = lines + ['lr_fraction', 'run_dir', 'width', 'seed']
     diverged = _metric(frame, 'diverged_at_step')
     diverged = diverged[diverged['predictor'] == 'net']
-    bad = set(diverged.reindex(columns=keys).astype(str).itertuples(
-        index=False, name=None))
+    bad = _diverged(frame)
 
     def per_seed(rows):
-        rows = rows.reindex(columns=keys + ['step', 'value'])
-        mask = [tuple(k) not in bad for k in rows[keys].astype(str).itertuples(
-            index=False, name=None)]
-        return rows[mask]
+        """The rows of the runs and seeds whose network did not diverge."""
+        return _split_diverged(rows, bad, lambda _: ('net',))[0]
 
-    acc = per_seed(accuracy)
-    runs = acc.groupby(keys, dropna=False)['value'].max().rename('best').to_frame()
-    runs['final'] = _last_step(acc).groupby(keys, dropna=False)['value'].mean()
+    runs = _best_and_final(per_seed(accuracy), keys)
     drift = per_seed(_last_step(_metric(frame, 'ntk_drift')))
     if not drift.empty:
         runs['ntk_drift'] = drift.groupby(keys, dropna=False)['value'].mean()
@@ -1061,19 +1079,11 @@ def plot_width_accuracy(frame: pd.DataFrame, out_dir: Path,
     if (_metric(rows, 'test_accuracy').empty or 'width' not in rows.columns
             or rows['width'].nunique() < 3):
         return []
-    diverged = _diverged(frame)
-    if diverged:  # each row by its own predictor
-        own = rows.reindex(columns=_RUN_KEYS + ['predictor']).astype(str)
-        rows = rows[[tuple(k) not in diverged for k in own.itertuples(
-            index=False, name=None)]]
+    rows = _converged(rows, _diverged(frame))
     panels = [c for c in ('model', 'parameterization') if c in rows.columns]
     keys = panels + ['predictor', 'width']
     seed_keys = keys + ['run_dir', 'seed']
-    accuracy = _metric(rows, 'test_accuracy')
-    runs = accuracy.groupby(seed_keys, dropna=False)['value'].max().rename(
-        'best').to_frame()
-    runs['final'] = _last_step(accuracy).groupby(seed_keys, dropna=False)[
-        'value'].mean()
+    runs = _best_and_final(_metric(rows, 'test_accuracy'), seed_keys)
     loss = _last_step(_metric(rows, 'test_loss'))
     if not loss.empty:
         runs['test_loss'] = loss.groupby(seed_keys, dropna=False)['value'].mean()
