@@ -153,6 +153,31 @@ def centered_alignment(kernel: np.ndarray, y: np.ndarray) -> float:
     return kernel_target_alignment(k, y - y.mean(axis=0, keepdims=True))
 
 
+def cosine_offdiagonal(kernel: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of the kernel's off-diagonal cosines.
+
+    The cosines are ``C_ij = K_ij / sqrt(K_ii K_jj)`` over the pairs ``i !=
+    j``. They measure how far a kernel is from degenerate: the NTK of a deep
+    fully connected ReLU network tends to the same value for every pair of
+    distinct unit inputs as the depth grows (the degeneracy of Huang et al.
+    2020, "Why Do Deep Residual Networks Generalize Better than Deep
+    Feedforward Networks?"), so the standard deviation of ``C_ij`` falls to
+    zero, while a ResNet's with branch scale ``alpha = L^(-gamma)`` keeps a
+    spread.
+
+    Args:
+        kernel: ``(n, n)`` kernel matrix with a positive diagonal, ``n >= 2``.
+
+    Returns:
+        ``(mean, std)`` of the ``n (n - 1)`` off-diagonal cosines.
+    """
+    k = np.asarray(kernel, np.float64)
+    scale = np.sqrt(np.diag(k))
+    cosines = k / np.outer(scale, scale)
+    off = cosines[~np.eye(len(k), dtype=bool)]
+    return float(off.mean()), float(off.std())
+
+
 # --- dot-product kernels on the sphere ------------------------------------
 
 

@@ -139,6 +139,49 @@ def test_cifar_from_local_npz_and_flatten(tmp_path):
     assert x.shape == (40, 32, 32, 3) and y.dtype == np.int64
 
 
+def test_classes_keep_and_relabel_the_listed_classes(tmp_path):
+    written = write_cifar_npz(tmp_path / 'cifar10', n_train=60, n_test=30)
+    data = D.cifar10(data_dir=str(tmp_path), classes=[7, 2], n_train=8, flatten=True,
+                     targets='onehot_centered', cache_dir=None)
+    assert data.n_classes == 2 and data.y_train.shape == (8, 2)
+    assert np.bincount(data.labels_train).tolist() == [4, 4]  # balanced over the two
+    np.testing.assert_allclose(data.y_train.sum(1), 0.0, atol=1e-6)
+    x_raw, y_raw = written['train']
+    flat = x_raw.reshape(len(x_raw), -1) / 255
+    for x, label in zip(data.x_train, data.labels_train):
+        match = np.flatnonzero(np.all(np.isclose(flat, x), axis=1))
+        assert len(match) == 1 and y_raw[match[0]] == [7, 2][label]  # 7 -> 0, 2 -> 1
+    # The whole test split of those classes, in order, relabelled.
+    x_test, y_test = written['test']
+    keep = np.isin(y_test, [7, 2])
+    np.testing.assert_allclose(data.x_test, x_test[keep].reshape(keep.sum(), -1) / 255,
+                               rtol=1e-6)
+    np.testing.assert_array_equal(data.labels_test, np.where(y_test[keep] == 7, 0, 1))
+
+
+def test_classes_digits_cached_apart_from_all_classes(tmp_path):
+    both = D.digits(classes=[3, 8], n_train=None, cache_dir=str(tmp_path))
+    full = D.digits(n_train=None, cache_dir=str(tmp_path))
+    assert both.n_classes == 2 and full.n_classes == 10
+    assert len(both.x_train) == np.isin(full.labels_train, [3, 8]).sum()
+    np.testing.assert_array_equal(both.x_train, full.x_train[np.isin(full.labels_train,
+                                                                      [3, 8])])
+    again = D.digits(classes=[3, 8], n_train=None, cache_dir=str(tmp_path))
+    np.testing.assert_array_equal(again.labels_train, both.labels_train)
+
+
+@pytest.mark.parametrize('classes, match', [
+    ([0, 10], r'\[10\] not a class label; the labels are the integers 0 .. 9'),
+    ([1, 1], r'at least two distinct labels'),
+    ([4], r'at least two distinct labels'),
+    (3, r'classes must be a list of class labels such as \[0, 1\]'),
+    ([0.5, 1], r'not a class label'),
+])
+def test_bad_classes_raise_one_clear_error(classes, match):
+    with pytest.raises(ValueError, match=match):
+        D.digits(classes=classes)
+
+
 def test_cifar100_does_not_take_cifar10_files(tmp_path):
     write_cifar_npz(tmp_path, prefix='cifar10')
     with pytest.raises(FileNotFoundError, match='cifar100'):

@@ -262,9 +262,10 @@ def test_pallas_modes_only_where_a_pallas_step_runs():
                            'CNNs only.*use fast_kernel=true or auto'):
             build('pallas')
     assert models.cnn(depth=1, width=4, fast_kernel='pallas')[2].impl == 'pallas'
-    with pytest.raises(ValueError, match='fast_kernel=pallas_diagonal does not '
-                       'support layout=flat'):
-        models.resnet(width=4, fast_kernel='pallas_diagonal')
+    for build in (models.resnet, models.fc):  # dense layers: no Pallas step
+        with pytest.raises(ValueError, match='fast_kernel=pallas_diagonal has '
+                           'Pallas steps for convolutions only'):
+            build(width=4, fast_kernel='pallas_diagonal')
 
 
 # Building blocks --------------------------------------------------------------
@@ -544,13 +545,16 @@ def test_wrn_selection():
 
 
 def test_resnet_selection():
-    """``model=resnet``: the fast kernel for ``layout=image readout=gap`` in
-    the NTK parameterisation; neural-tangents otherwise, and one clear error
-    for ``fast_kernel=true`` there."""
+    """``model=resnet``: the fast kernel for ``layout=image readout=gap`` and
+    the dense recursion for ``layout=flat``, in the NTK parameterisation;
+    neural-tangents otherwise, and one clear error for ``fast_kernel=true``
+    there."""
     _, _, fast = models.resnet(depth=3, width=4, layout='image', alpha=0.2)
     assert fast.fastconv and fast.net.depth == 3 and fast.net.alpha == 0.2
+    _, _, flat = models.resnet(depth=3, width=4, alpha=0.2)
+    assert flat.fastconv and flat.net.kind == 'resnet' and flat.net.alpha == 0.2
     for kwargs, reason in [
-            (dict(), 'layout=flat'),
+            (dict(parameterization='standard'), 'parameterization=standard'),
             (dict(layout='image', readout='flatten'), 'readout=flatten'),
             (dict(layout='image', parameterization='standard'),
              'parameterization=standard')]:

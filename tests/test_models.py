@@ -416,6 +416,19 @@ def test_fc_forward_pass_by_hand():
     np.testing.assert_allclose(apply_fn(params, x), h, rtol=1e-5, atol=1e-6)
 
 
+def test_resnet_alpha_gamma_sets_alpha_from_depth():
+    """alpha_gamma = gamma gives alpha = depth^(-gamma) (Huang et al. 2020)."""
+    x = np.random.default_rng(0).normal(size=(4, 6))
+    for depth, gamma, alpha in ((16, 0.5, 0.25), (8, 1.0, 0.125), (3, 0.0, 1.0)):
+        _, _, by_gamma = models.resnet(depth=depth, alpha=0.9, alpha_gamma=gamma)
+        _, _, by_alpha = models.resnet(depth=depth, alpha=alpha)
+        np.testing.assert_array_equal(by_gamma(x, None, 'ntk'), by_alpha(x, None, 'ntk'))
+    # alpha itself is ignored when alpha_gamma is set; without it, it counts.
+    _, _, plain = models.resnet(depth=16, alpha=0.9)
+    _, _, scaled = models.resnet(depth=16, alpha=0.9, alpha_gamma=0.5)
+    assert not np.allclose(plain(x, None, 'ntk'), scaled(x, None, 'ntk'), rtol=1e-3)
+
+
 def test_resnet_forward_pass_by_hand():
     """y = x + alpha * V act(W x): the residual scale multiplies the branch."""
     alpha, W_std, V_std = 0.3, 1.4, 0.9
@@ -493,6 +506,7 @@ def test_config_instantiates_triple_with_function_defaults(name):
     (models.wrn, dict(depth=4), r'\(depth - 4\) % 6 == 0'),
     (models.wrn, dict(k=0), r'k must be an integer >= 1'),
     (models.resnet, dict(alpha=-1.0), r'alpha must be a finite number >= 0'),
+    (models.resnet, dict(alpha_gamma=-0.5), r'alpha_gamma must be a finite number >= 0'),
     (models.resnet, dict(layout='sequence'), r'valid choices: flat, image'),
     (models.resnet, dict(W_std=0.0), r'W_std must be a finite number > 0'),
     (models.fc, dict(b_std=-0.1), r'b_std must be .*or null'),

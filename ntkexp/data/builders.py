@@ -17,6 +17,9 @@ common options
   50,000 CIFAR-10 training images; no test image enters either way);
 * ``targets`` (labelled data): 'onehot' | 'onehot_centered' (Lee et al. 2020) |
   'regression';
+* ``classes`` (labelled data): None (all) or a list of class labels to keep,
+  relabelled ``0 .. len(classes) - 1`` in the listed order (e.g. ``[0, 1]``:
+  the two-class "MNIST2" / "CIFAR2" tasks of Huang et al. 2020);
 * ``dtype``: 'float32' (default) or 'float64' for inputs and targets;
 * ``cache_dir``: where preprocessed arrays are cached (None = no cache).
 
@@ -94,10 +97,58 @@ def _preprocess_x(x_train, x_test, *, standardize, zca, flatten, x_fit=None):
     return x_train, x_test
 
 
+def check_classes(classes, n_classes: int) -> list[int] | None:
+    """Validates ``classes``: None, or distinct labels in ``[0, n_classes)``.
+
+    Raises:
+        ValueError: naming the bad entry and the valid range.
+    """
+    classes = _plain(classes)
+    if classes is None:
+        return None
+    if isinstance(classes, (int, np.integer)) or not isinstance(classes, (list, tuple)):
+        raise ValueError(f'classes must be a list of class labels such as [0, 1], or '
+                         f'null for all {n_classes}; got {classes!r}.')
+    bad = [c for c in classes
+           if isinstance(c, bool) or not isinstance(c, (int, np.integer))
+           or not 0 <= c < n_classes]
+    if bad:
+        raise ValueError(f'classes={classes}: {bad} not a class label; the labels are '
+                         f'the integers 0 .. {n_classes - 1}.')
+    if len(set(classes)) != len(classes) or len(classes) < 2:
+        raise ValueError(f'classes={classes}: give at least two distinct labels (null '
+                         'keeps all classes).')
+    return [int(c) for c in classes]
+
+
+def select_classes(raw: readers.RawSplits, classes) -> readers.RawSplits:
+    """Keeps the examples of ``classes``, relabelled ``0 .. len(classes) - 1``.
+
+    Label ``classes[i]`` becomes ``i`` in both splits (so ``[9, 4]`` makes 9
+    the first class); ``n_classes`` becomes ``len(classes)``.
+    """
+    classes = check_classes(classes, raw.n_classes)
+    if classes is None:
+        return raw
+    relabel = np.full(raw.n_classes, -1, np.int64)
+    relabel[classes] = np.arange(len(classes))
+
+    def keep(x, labels):
+        new = relabel[np.asarray(labels, np.int64)]
+        mask = new >= 0
+        return x[mask], new[mask]
+    x_train, labels_train = keep(raw.x_train, raw.labels_train)
+    x_test, labels_test = keep(raw.x_test, raw.labels_test)
+    return readers.RawSplits(x_train, labels_train, x_test, labels_test, len(classes),
+                             f'{raw.source} classes {classes}')
+
+
 def _from_labelled(name: str, raw: readers.RawSplits, *, n_train, n_test, seed,
                    flatten, standardize, zca, targets, dtype, pixel_scale,
-                   stats_from='subset') -> Dataset:
-    """Subset, scale, standardise, whiten and encode labelled images."""
+                   stats_from='subset', classes=None) -> Dataset:
+    """Select classes, subset, scale, standardise, whiten and encode labelled
+    images."""
+    raw = select_classes(raw, classes)
     idx_train = preprocess.balanced_subset(raw.labels_train, n_train, [seed, 0], 'n_train')
     idx_test = preprocess.balanced_subset(raw.labels_test, n_test, [seed, 1], 'n_test')
     x_train = raw.x_train[idx_train].astype(np.float64) / pixel_scale
@@ -136,7 +187,8 @@ def _digits_raw() -> readers.RawSplits:
 def digits(name: str = 'digits', n_train: int | None = None, n_test: int | None = None,
            seed: int = 0, flatten: bool = False, standardize: str | None = None,
            zca: float | None = None, targets: str = 'onehot', dtype: str = 'float32',
-           cache_dir: str | None = None, stats_from: str = 'subset') -> Dataset:
+           cache_dir: str | None = None, stats_from: str = 'subset',
+           classes: list[int] | None = None) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits (no network needed).
 
     1797 images (N, 8, 8, 1), pixels scaled from [0, 16] to [0, 1], 10
@@ -158,18 +210,20 @@ def digits(name: str = 'digits', n_train: int | None = None, n_test: int | None 
         cache_dir: on-disk cache directory, or None.
         stats_from: 'subset' or 'train_split' (the 1437-image training pool):
             where standardisation and ZCA statistics come from.
+        classes: None (all 10) or the digits to keep, relabelled in order.
 
     Returns:
         The :class:`Dataset`.
     """
     _check_common(dtype, standardize, targets, stats_from)
+    classes = check_classes(classes, 10)
     options = dict(kind='digits', n_train=n_train, n_test=n_test, seed=seed,
                    flatten=flatten, standardize=standardize, zca=zca, targets=targets,
-                   dtype=dtype, **_stats_key(stats_from))
+                   dtype=dtype, **_stats_key(stats_from), **_classes_key(classes))
     return cache_lib.cached(cache_dir, name, options, lambda: _from_labelled(
         name, _digits_raw(), n_train=n_train, n_test=n_test, seed=seed, flatten=flatten,
         standardize=standardize, zca=zca, targets=targets, dtype=dtype, pixel_scale=16.0,
-        stats_from=stats_from))
+        stats_from=stats_from, classes=classes))
 
 
 # ------------------------------------------------------------------- real image sets
@@ -256,21 +310,27 @@ def _stats_key(stats_from: str) -> dict[str, str]:
     return {} if stats_from == 'subset' else {'stats_from': stats_from}
 
 
+def _classes_key(classes: list[int] | None) -> dict[str, list[int]]:
+    """``classes`` for the cache key; None adds nothing (as :func:`_stats_key`)."""
+    return {} if classes is None else {'classes': list(classes)}
+
+
 def _image_dataset(kind: str, name, n_train, n_test, seed, flatten, standardize, zca,
                    targets, dtype, data_dir, download, cache_dir,
-                   stats_from='subset') -> Dataset:
+                   stats_from='subset', classes=None, n_classes=10) -> Dataset:
     _check_common(dtype, standardize, targets, stats_from)
+    classes = check_classes(classes, n_classes)
     preprocess.check_size(n_train, 'n_train')
     preprocess.check_size(n_test, 'n_test')
     data_dir = _abs(data_dir)
     options = dict(kind=kind, n_train=n_train, n_test=n_test, seed=seed, flatten=flatten,
                    standardize=standardize, zca=zca, targets=targets, dtype=dtype,
                    data_dir=data_dir, env_data=_abs(os.environ.get(ENV_DATA)),
-                   **_stats_key(stats_from))
+                   **_stats_key(stats_from), **_classes_key(classes))
     return cache_lib.cached(cache_dir, name, options, lambda: _from_labelled(
         name, load_raw(kind, data_dir, download), n_train=n_train, n_test=n_test,
         seed=seed, flatten=flatten, standardize=standardize, zca=zca, targets=targets,
-        dtype=dtype, pixel_scale=255.0, stats_from=stats_from))
+        dtype=dtype, pixel_scale=255.0, stats_from=stats_from, classes=classes))
 
 
 _IMAGE_DOC = """{title}
@@ -298,6 +358,9 @@ _IMAGE_DOC = """{title}
         stats_from: 'subset' (the ``n_train`` images) or 'train_split' (the
             whole training split, as Lee et al. 2020 fit ZCA on all of
             CIFAR-10's): where standardisation and ZCA statistics come from.
+        classes: None (all) or the class labels to keep, relabelled
+            ``0 .. len(classes) - 1`` in the listed order (``[0, 1]``: a
+            two-class task as in Huang et al. 2020).
 
     Returns:
         The :class:`Dataset`.
@@ -308,14 +371,17 @@ _IMAGE_DOC = """{title}
 
 
 def _make_image_fn(kind: str, title: str, shape: str, classes: int):
+    classes_total = classes
+
     def fn(name: str = kind, n_train: int | None = None, n_test: int | None = None,
            seed: int = 0, flatten: bool = False, standardize: str | None = None,
            zca: float | None = None, targets: str = 'onehot', dtype: str = 'float32',
            data_dir: str | None = None, download: bool = True,
-           cache_dir: str | None = None, stats_from: str = 'subset') -> Dataset:
+           cache_dir: str | None = None, stats_from: str = 'subset',
+           classes: list[int] | None = None) -> Dataset:
         return _image_dataset(kind, name, n_train, n_test, seed, flatten, standardize,
                               zca, targets, dtype, data_dir, download, cache_dir,
-                              stats_from)
+                              stats_from, classes, n_classes=classes_total)
     fn.__name__ = fn.__qualname__ = kind
     fn.__doc__ = _IMAGE_DOC.format(title=title, shape=shape, classes=classes,
                                    formats=readers.FORMAT_HELP[kind])

@@ -21,6 +21,13 @@ the fully trained / posterior-mean prediction):
   regularisation acts like early stopping);
 * ``variance`` (mean predictive variance over test points) when
   ``experiment.variance=true``;
+* with ``experiment.kernel_stats=true``, per kernel, the train kernel's
+  geometry: ``kernel_cos_mean`` and ``kernel_cos_std``, the mean and spread
+  of its off-diagonal cosines ``K_ij / sqrt(K_ii K_jj)``
+  (:func:`ntkexp.spectrum.cosine_offdiagonal`; a spread falling to zero is
+  the depth degeneracy of Huang et al. 2020), and ``kernel_alignment``, its
+  centred alignment with the training targets
+  (:func:`ntkexp.spectrum.centered_alignment`);
 * ``kernel_seconds``: wall time of the kernel computation (0 if cached).
 """
 
@@ -39,6 +46,7 @@ from omegaconf import DictConfig, OmegaConf
 from ntkexp import host_memory
 from ntkexp import kernels
 from ntkexp import solve
+from ntkexp import spectrum
 from ntkexp.experiments.options import as_list, time_value
 from ntkexp.records import RowWriter
 
@@ -113,13 +121,26 @@ def t_as_diag_reg(t: float, y_size: int, mean_diag: float) -> float:
     return y_size * math.log(2.0) / (t * mean_diag)
 
 
+def add_kernel_stats(rows: RowWriter, k_train: dict, y_train: np.ndarray,
+                     kernels_: tuple[str, ...]) -> None:
+    """Rows ``kernel_cos_mean``, ``kernel_cos_std`` and ``kernel_alignment``
+    of each train kernel (see the module docstring)."""
+    for kernel in kernels_:
+        cos_mean, cos_std = spectrum.cosine_offdiagonal(k_train[kernel])
+        rows.add('kernel_cos_mean', cos_mean, kernel=kernel)
+        rows.add('kernel_cos_std', cos_std, kernel=kernel)
+        rows.add('kernel_alignment',
+                 spectrum.centered_alignment(k_train[kernel], y_train),
+                 kernel=kernel)
+
+
 def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     """Runs kernel regression for every kernel, ``diag_reg`` and ``t``.
 
     Args:
         cfg: the composed config; ``cfg.experiment`` has ``kernels`` (list of
             'nngp' / 'ntk'), ``diag_reg`` (float or list), ``t`` (null = inf,
-            or list), ``variance`` (bool).
+            or list), ``variance`` (bool), ``kernel_stats`` (bool).
         run_dir: the run directory (kernel job logs go to
             ``<run_dir>/kernel_jobs`` with ``kernel.jobs > 1``).
         rows: the run's row writer.
@@ -155,6 +176,9 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         engine = make_engine(cfg, kernel_fn, ('nngp',))
         k_test_diag = np.asarray(
             engine.diagonal(x_test, desc='test diagonal')['nngp'], np.float64)
+
+    if exp.get('kernel_stats', False):
+        add_kernel_stats(rows, k_tt, y_train, get)
 
     summary = []
     for kernel in get:

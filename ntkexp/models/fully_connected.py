@@ -10,17 +10,19 @@ recursion); ``tests/test_models.py`` checks them against it.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from neural_tangents import stax
 
+from ntkexp.fastconv import dense
 from ntkexp.models.common import activation_layer, check_int, common_hparams
-from ntkexp.models.inputs import with_input_check
+from ntkexp.models.inputs import check_input, with_input_check
 
 
 def fc(*, depth: int = 3, width: int = 512, W_std: float = 2 ** 0.5,
        b_std: Optional[float] = 0.1, activation: str = 'relu',
-       parameterization: str = 'ntk', out_dim: int = 1):
+       parameterization: str = 'ntk', out_dim: int = 1,
+       fast_kernel: Any = 'auto'):
     """Fully connected network: ``depth`` hidden layers of ``width`` units.
 
     Layers: ``Flatten -> [Dense(width) -> activation] * depth -> Dense(out_dim)``.
@@ -41,6 +43,11 @@ def fc(*, depth: int = 3, width: int = 512, W_std: float = 2 ** 0.5,
         parameterization: ``ntk`` (Jacot et al. 2018) or ``standard``
             (Sohl-Dickstein et al. 2020).
         out_dim: number of outputs (set from the dataset).
+        fast_kernel: ``auto`` (default): in the NTK parameterisation the
+            triple's ``kernel_fn`` is :mod:`ntkexp.fastconv.dense`'s recursion
+            (one compiled layer, scanned: the compile time does not grow with
+            the depth), neural-tangents' otherwise; ``true``: the recursion or
+            an error; ``false``: always neural-tangents.
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.
@@ -52,11 +59,16 @@ def fc(*, depth: int = 3, width: int = 512, W_std: float = 2 ** 0.5,
     hp = common_hparams('fc', width=width, W_std=W_std, b_std=b_std,
                         activation=activation,
                         parameterization=parameterization, out_dim=out_dim)
-    dense = dict(W_std=hp['W_std'], b_std=hp['b_std'],
-                 parameterization=hp['parameterization'])
+    affine = dict(W_std=hp['W_std'], b_std=hp['b_std'],
+                  parameterization=hp['parameterization'])
     layers = [stax.Flatten()]
     for _ in range(depth):
-        layers += [stax.Dense(hp['width'], **dense),
+        layers += [stax.Dense(hp['width'], **affine),
                    activation_layer(hp['activation'])]
-    layers += [stax.Dense(hp['out_dim'], **dense)]
-    return with_input_check(stax.serial(*layers), 'fc', 'any')
+    layers += [stax.Dense(hp['out_dim'], **affine)]
+    triple = with_input_check(stax.serial(*layers), 'fc', 'any')
+    net, reason = dense.dense_net(
+        kind='fc', depth=depth, W_std=hp['W_std'], b_std=hp['b_std'],
+        activation=hp['activation'], parameterization=hp['parameterization'])
+    return dense.with_dense_kernel(triple, net, fast_kernel, 'fc', reason,
+                                   check=lambda shape: check_input(triple[2], shape))

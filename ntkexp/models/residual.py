@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 from neural_tangents import stax
 
+from ntkexp.fastconv import dense
 from ntkexp.fastconv import select as fastconv
 from ntkexp.models.common import (Scale, activation_layer, check_choice,
                                   check_float, check_int, common_hparams)
@@ -37,7 +38,7 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
            parameterization: str = 'ntk', out_dim: int = 1,
            alpha: float = 0.5, V_std: float = 1.0, layout: str = 'flat',
            filter_size: int = 3, readout: str = 'gap',
-           fast_kernel: Any = 'auto'):
+           fast_kernel: Any = 'auto', alpha_gamma: Optional[float] = None):
     """Residual network ``x_l = x_{l-1} + alpha * V sigma(W x_{l-1})``.
 
     ``layout='flat'``: ``Flatten -> Dense(width) -> depth blocks of
@@ -50,8 +51,10 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
     The layer before the activation uses ``W_std``; the linear layers (input
     embedding ``V_0``, branch output ``V_l``, readout ``v``) use ``V_std``.
     The default ``alpha = 0.5 = L^(-1/2)`` for ``L = depth = 4`` is the
-    ``gamma = 1/2`` scaling of Huang et al. 2020. Belfer et al. use no biases,
-    hence ``b_std=None``.
+    ``gamma = 1/2`` scaling of Huang et al. 2020; ``alpha_gamma`` sets
+    ``alpha = depth^(-alpha_gamma)`` for every depth, so that a sweep over
+    ``depth`` keeps that scaling. Belfer et al. use no biases, hence
+    ``b_std=None``.
 
     Args:
         depth: number of residual blocks (>= 1).
@@ -70,7 +73,12 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
             :mod:`ntkexp.fastconv.residual`'s recursion for ``layout=image``,
             ``readout=gap`` in the NTK parameterisation (any activation),
             neural-tangents' otherwise; ``true``: the fast one or an error;
-            ``false``: always neural-tangents.
+            ``false``: always neural-tangents. ``layout=flat`` in the NTK
+            parameterisation: :mod:`ntkexp.fastconv.dense`'s recursion (one
+            compiled block, scanned over the depth).
+        alpha_gamma: None (use ``alpha``) or ``gamma >= 0``: then
+            ``alpha = depth^(-gamma)`` replaces ``alpha`` (Huang et al. 2020,
+            ``alpha = L^(-gamma)``).
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.
@@ -80,6 +88,8 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
     """
     depth = check_int('resnet', 'depth', depth)
     alpha = check_float('resnet', 'alpha', alpha)
+    if alpha_gamma is not None:
+        alpha = float(depth) ** -check_float('resnet', 'alpha_gamma', alpha_gamma)
     V_std = check_float('resnet', 'V_std', V_std, positive=True)
     layout = check_choice('resnet', 'layout', layout, LAYOUTS)
     filter_size = check_int('resnet', 'filter_size', filter_size)
@@ -111,6 +121,14 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
     layers += tail + [stax.Dense(hp['out_dim'], W_std=V_std, **common)]
     triple = with_input_check(stax.serial(*layers), 'resnet',
                               'any' if layout == 'flat' else 'image')
+    if layout == 'flat':
+        net, reason = dense.dense_net(
+            kind='resnet', depth=depth, W_std=hp['W_std'], b_std=hp['b_std'],
+            activation=hp['activation'], parameterization=hp['parameterization'],
+            alpha=alpha, V_std=V_std)
+        return dense.with_dense_kernel(
+            triple, net, fast_kernel, 'resnet', reason,
+            check=lambda shape: check_input(triple[2], shape))
     net, reason = fastconv.resnet_net(
         depth=depth, alpha=alpha, W_std=hp['W_std'], V_std=V_std,
         b_std=hp['b_std'], activation=hp['activation'],

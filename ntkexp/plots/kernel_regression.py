@@ -26,6 +26,12 @@ seeds), each only when the table has what it needs:
   smallest ``diag_reg``; markers, dotted), when a run has three or more of
   each (Lee et al. 2020, Sec. 3: diagonal regularisation acts like early
   stopping);
+* ``depth``: against the depth, the best test accuracy over ``diag_reg`` and
+  the train kernel's geometry rows (``experiment.kernel_stats``: spread and
+  mean of the off-diagonal cosines, centred kernel-target alignment), one
+  line per model (and ``alpha_gamma``) and kernel, one row of panels per
+  dataset (Huang et al. 2020: the FC NTK degenerates with depth, the
+  ResNTK with ``alpha = L^(-gamma)`` does not); with ``depth.csv``;
 
 Only ``t = inf`` (fully trained / posterior mean) rows enter the first three.
 """
@@ -53,16 +59,23 @@ METRIC_LABELS = {
     'mse': 'test MSE',
     'train_mse': 'train MSE',
     'variance': 'mean predictive variance',
+    'kernel_cos_mean': 'mean off-diagonal cosine of $K$',
+    'kernel_cos_std': 'spread (std) of off-diagonal cosines',
+    'kernel_alignment': 'centred kernel-target alignment',
 }
+#: The train kernel's geometry (``experiment.kernel_stats``).
+KERNEL_STATS = ('kernel_cos_std', 'kernel_cos_mean', 'kernel_alignment')
 AXIS_LABELS = {
     'diag_reg': r'diagonal regulariser $\varepsilon$ '
                 r'($K + \varepsilon\,\overline{\mathrm{diag}\,K}\,I$)',
     'n_train': 'number of training points $n$',
     't': 'training time $t$ (gradient flow)',
+    'depth': 'depth $L$ (hidden layers / residual blocks)',
 }
 # Columns that identify a line (when they vary), in legend order.
 SETTING_COLUMNS = ('model', 'kernel', 'dataset', 'depth', 'W_std', 'b_std',
                    'activation', 'filter_size', 'readout', 'k', 'alpha',
+                   'alpha_gamma',
                    'parameterization', 'precision', 'zca', 'standardize',
                    'stats_from', 'targets', 'width', 'n_train', 'diag_reg', 't')
 KERNEL_STYLE = {'nngp': '--', 'ntk': '-'}
@@ -774,6 +787,94 @@ def plot_early_stopping(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths + [path]
 
 
+def _best_by_depth(group: pd.DataFrame) -> pd.DataFrame:
+    """Per depth, the best ``diag_reg``'s mean +- std over seeds (accuracy:
+    the largest mean), with that ``diag_reg``; other metrics have no
+    ``diag_reg`` and are just averaged."""
+    if 'diag_reg' not in group.columns or group['diag_reg'].isna().all():
+        return _mean_std(group, 'depth').assign(diag_reg=np.nan)
+    stats = (group.groupby(['depth', 'diag_reg'])['value']
+             .agg(['mean', 'std', 'count']).reset_index())
+    best = stats.loc[stats.groupby('depth')['mean'].idxmax()]
+    return best.set_index('depth').sort_index()
+
+
+def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Accuracy and kernel geometry against depth (Huang et al. 2020).
+
+    Panels: the best test accuracy over ``diag_reg`` (seeds averaged at each
+    ``diag_reg`` first), then each :data:`KERNEL_STATS` metric present; one
+    row per dataset. Lines: model (and ``alpha_gamma``, the ResNet's
+    ``alpha = L^(-gamma)``) in colour, NNGP dashed and NTK solid. The mean
+    cosine panel marks 1/4, the limit of the bias-free ReLU FC NTK
+    (:mod:`tests.test_depth_degeneracy`). Also writes ``depth.csv``.
+    """
+    if 'depth' not in frame.columns:
+        return []
+    rows = _at_inf(frame)
+    rows = rows[rows['metric'].isin(('accuracy',) + KERNEL_STATS)]
+    rows = rows.assign(depth=pd.to_numeric(rows['depth'], errors='coerce'))
+    rows = rows[rows['depth'].notna()]
+    # A line is a sweep when it has two depths; diag_reg does not split lines.
+    keys = [c for c in SETTING_COLUMNS
+            if c not in ('depth', 'diag_reg') and c in rows.columns] + ['metric']
+    if rows.empty:
+        return []
+    depths = (rows['depth'].groupby([rows[c].astype(str) for c in keys],
+                                    dropna=False).transform('nunique'))
+    rows = rows[depths.to_numpy() >= 2]
+    metrics = _metrics(rows, ('accuracy',) + KERNEL_STATS)
+    if not metrics:
+        return []
+    exclude = ('dataset', 'diag_reg')
+    datasets = _facet_values(rows, 'dataset')
+    colors = _line_colors(rows, 'depth', exclude)
+    plt = figures.pyplot()
+    fig, axes = plt.subplots(len(datasets), len(metrics),
+                             figsize=(4.0 * len(metrics), 3.3 * len(datasets)),
+                             squeeze=False, layout='constrained')
+    table = []
+    for i, dataset in enumerate(datasets):
+        part = _facet(rows, 'dataset', dataset)
+        for j, metric in enumerate(metrics):
+            ax = axes[i][j]
+            data = part[part['metric'] == metric]
+            for settings, label, group in _series(data, 'depth', exclude,
+                                                  label_rows=rows):
+                stats = _best_by_depth(group)
+                _line(ax, stats, label, settings.get('kernel'),
+                      color=colors.get(_colour_key(settings)))
+                for depth, stat in stats.iterrows():
+                    table.append(dict(settings, dataset=dataset, metric=metric,
+                                      depth=depth, mean=stat['mean'],
+                                      std=stat['std'], count=stat['count'],
+                                      diag_reg=stat['diag_reg']))
+            if metric == 'kernel_cos_mean' and 'fc' in set(data.get('model', [])):
+                ax.axhline(0.25, color='0.4', ls=':', lw=1,
+                           label='1/4: deep FC ReLU limit')
+            _set_log_x(ax, data['depth'].to_numpy(float), force=True)
+            values = data['value'].to_numpy(float)
+            values = values[np.isfinite(values) & (values > 0)]
+            if (metric == 'kernel_cos_std' and values.size
+                    and values.max() / values.min() > 10):
+                ax.set_yscale('log')
+            ax.set_xlabel(AXIS_LABELS['depth'], fontsize=8)
+            ylabel = METRIC_LABELS.get(metric, metric)
+            ax.set_ylabel(f'best {ylabel} over ' + r'$\varepsilon$'
+                          if metric == 'accuracy' else ylabel, fontsize=8)
+            if dataset is not None:
+                ax.set_title(_label('dataset', dataset), fontsize=9)
+            ax.grid(alpha=0.3, which='both')
+    handles = _all_handles(axes)
+    figures.legend_below(fig, list(handles.values()), list(handles))
+    fig.suptitle(_with_title('Depth: accuracy and kernel degeneracy '
+                             '(Huang et al. 2020)', rows), fontsize=9)
+    paths = _save(fig, out_dir, 'depth')
+    path = Path(out_dir) / 'depth.csv'
+    pd.DataFrame(table).to_csv(path, index=False)
+    return paths + [path]
+
+
 def plot_summary(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Bar chart of accuracy (or MSE) per setting, when no sweep figure applies."""
     rows = _at_inf(frame)
@@ -809,12 +910,12 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    frame = frame[frame['metric'].isin(['accuracy', 'mse', 'train_mse', 'variance'])]
     for column in ('diag_reg', 't', 'n_train', 't_as_diag_reg'):
         if column in frame.columns:
             frame = frame.assign(**{column: pd.to_numeric(frame[column],
                                                           errors='coerce')})
-    paths: list[Path] = []
+    paths: list[Path] = plot_depth(frame, out_dir)
+    frame = frame[frame['metric'].isin(['accuracy', 'mse', 'train_mse', 'variance'])]
     for figure in (plot_architectures, plot_diag_reg, plot_zca, plot_n_train,
                    plot_nngp_vs_ntk, plot_time, plot_early_stopping):
         paths += figure(frame, out_dir)
