@@ -96,6 +96,16 @@ SMALL_ntk_drift ?= model=fc,resnet 'experiment.widths=[64,128,256,512,1024]'
 FULL_ntk_drift ?= model=fc,resnet 'experiment.widths=[64,128,256,512,1024,2048,4096,8192]' 'experiment.seeds=[0,1,2,3,4]'
 SMALL_resntk_spectrum ?= model=fc,resnet
 FULL_resntk_spectrum ?= model=fc,resnet experiment.lmax=128 experiment.gram_points=4000
+# --- Huang et al. 2020: FC NTK degenerates with depth, the ResNTK does not -------------
+# Kernel regression on two-class MNIST (4 vs 9) and CIFAR-10 (airplane vs automobile), 1000
+# training images, depths 1 ... 128; ResNets with alpha = L^-1/2 and L^-1 (`make repro-huang2020`,
+# results/huang2020/). Full: every training image of the two classes, depths to 1024.
+HUANG_DEPTHS_SMALL := model.depth=1,2,4,8,16,32,64,128
+HUANG_DEPTHS_FULL := model.depth=1,2,4,8,16,32,64,128,256,512,1024 dataset.n_train=null
+SMALL_huang2020_depth ?= $(HUANG_DEPTHS_SMALL) dataset=mnist,cifar10
+FULL_huang2020_depth ?= $(HUANG_DEPTHS_FULL) dataset=mnist,cifar10
+SMALL_huang2020_depth_resnet ?= model.alpha_gamma=0.5,1 $(HUANG_DEPTHS_SMALL) dataset=mnist,cifar10
+FULL_huang2020_depth_resnet ?= model.alpha_gamma=0.5,0.75,1 $(HUANG_DEPTHS_FULL) dataset=mnist,cifar10
 # --- Ortiz-Jimenez et al. 2020: NADs and accuracy maps ---------------------------------
 # Small: 8x8 images, FC (isotropic) vs CNN (pooling); 512 networks for the NADs, with the
 # authors' estimator (central differences of step 100 at one fixed x0; exact gradients there
@@ -120,6 +130,7 @@ REPRO_lee2020-early-stopping := lee2020_early_stopping
 REPRO_arora2020 := arora2020_small_data
 REPRO_kopitkov2019 := kopitkov2019
 REPRO_resnet-ntk := ntk_drift resntk_spectrum
+REPRO_huang2020 := huang2020_depth huang2020_depth_resnet
 REPRO_nads := ortiz2020_nads ortiz2020_accuracy_maps
 
 repro_out = $(REPRO_RESULTS)/$(1)$(if $(filter full,$(SIZE)),/full,)
@@ -151,7 +162,7 @@ exit $$failed
 endef
 
 .PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-lee2020-early-stopping repro-arora2020 repro-kopitkov2019 \
-        repro-resnet-ntk repro-nads repro-all
+        repro-resnet-ntk repro-huang2020 repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
 	$(call repro_recipe,jacot2018)
@@ -189,7 +200,10 @@ repro-kopitkov2019: $(STAMP) ## Kopitkov & Indelman 2019: NTK spectrum alignment
 repro-resnet-ntk: $(STAMP) ## NTK drift FC vs ResNet (NTH) + ResNTK spectrum -> results/resnet-ntk/
 	$(call repro_recipe,resnet-ntk)
 
+repro-huang2020: $(STAMP) ## Huang et al. 2020: the FC NTK degenerates with depth, the ResNTK does not (kernel regression, kernel geometry) -> results/huang2020/
+	$(call repro_recipe,huang2020)
+
 repro-nads: $(STAMP) ## Ortiz-Jimenez et al. 2020: NADs and accuracy maps -> results/nads/
 	$(call repro_recipe,nads)
 
-repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-nads ## Every repro target (SIZE as given)
+repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-huang2020 repro-nads ## Every repro target (SIZE as given)

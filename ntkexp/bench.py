@@ -85,8 +85,9 @@ ARCHITECTURES = {
     'resnet': (models.resnet, dict(depth=4, width=64)),
 }
 
-# Architectures with a fast path (ntkexp.fastconv), benchmarked with and without.
-FAST_ARCHS = ('cnn_vec', 'cnn_gap', 'myrtle5', 'wrn')
+# Architectures with a fast path (ntkexp.fastconv; fc and the dense resnet:
+# ntkexp.fastconv.dense), benchmarked with and without.
+FAST_ARCHS = ('fc', 'cnn_vec', 'cnn_gap', 'myrtle5', 'wrn', 'resnet')
 
 # Inputs per architecture: (n for the kernel, block for nt.batch).
 SIZES = {

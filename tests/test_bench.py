@@ -14,9 +14,15 @@ def test_bench_infinite_records_block_size_and_memory(tmp_path):
                         '--repeats', '1', '--memory-gb', '0.00005',
                         '--out', str(tmp_path)])
     written = pd.read_csv(next(tmp_path.glob('bench_*.csv')))
-    assert len(written) == len(frame) == 8
+    assert len(written) == len(frame) == 10
     assert set(written.method) == {'nt_jit', 'nt_jit_host', 'nt_batch',
-                                   'ntkexp_engine'}
+                                   'ntkexp_engine', 'ntkexp_fastconv_engine'}
+    # The dense recursion (ntkexp.fastconv.dense) against plain neural-tangents'
+    # float32 jit, whose diagonal is off by ~2e-4 (the ReLU step at
+    # correlation 1; tests/test_fastconv_dense.py checks both against float64).
+    fast = written[written.method == 'ntkexp_fastconv_engine'].set_index('arch')
+    assert (fast.rel_diff < 1e-3).all()
+    assert (fast.fast_kernel.astype(str).str.lower() == 'true').all()
     engine = written[written.method == 'ntkexp_engine'].set_index('arch')
     batch = written[written.method == 'nt_batch'].set_index('arch')
     for arch, n in (('fc', 96), ('resnet', 40)):

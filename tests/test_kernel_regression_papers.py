@@ -232,6 +232,12 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
         'experiment=lee2020_early_stopping '
         'paths.runs=runs/repro/small/lee2020-early-stopping paths.data=/data '
         'model=fc,cnn_vec']),
+    ('repro-huang2020', [
+        'experiment=huang2020_depth paths.runs=runs/repro/small/huang2020 '
+        'paths.data=/data model.depth=1,2,4,8,16,32,64,128 dataset=mnist,cifar10',
+        'experiment=huang2020_depth_resnet paths.runs=runs/repro/small/huang2020 '
+        'paths.data=/data model.alpha_gamma=0.5,1 model.depth=1,2,4,8,16,32,64,128 '
+        'dataset=mnist,cifar10']),
     ('repro-arora2020', [
         'experiment=arora2020_small_data paths.runs=runs/repro/small/arora2020 '
         'paths.data=/data model=fc,cnn_vec '
@@ -275,3 +281,48 @@ def test_early_stopping_run_and_figure(tmp_path):
     np.testing.assert_allclose(flow.sort_index().to_numpy(),
                                at.sort_values('t')['value'].to_numpy())
     assert len(table[table['how'] == 'diag_reg']) == 2 * 2 * 3
+
+
+def depth_rows() -> pd.DataFrame:
+    """Known rows of a depth sweep: FC and a ResNet (alpha_gamma 0.5), NTK,
+    depths 1 / 4 / 16, two diag_reg, two seeds, plus the kernel-geometry rows
+    (no diag_reg, no t)."""
+    rows = []
+    for model, gamma in (('fc', None), ('resnet', 0.5)):
+        for depth in (1, 4, 16):
+            fall = 0.01 * np.log2(depth) if model == 'fc' else 0.0
+            for seed in (0, 1):
+                for reg, bonus in ((1e-4, 0.0), (1.0, 0.02 if depth == 16 else -0.01)):
+                    rows.append(dict(experiment='kernel_regression', model=model,
+                                     alpha_gamma=gamma, dataset='mnist', seed=seed,
+                                     kernel='ntk', depth=depth, diag_reg=reg,
+                                     t=math.inf, metric='accuracy',
+                                     value=0.9 - fall + bonus + 0.002 * seed))
+                spread = 0.1 / depth if model == 'fc' else 0.1
+                rows.append(dict(experiment='kernel_regression', model=model,
+                                 alpha_gamma=gamma, dataset='mnist', seed=seed,
+                                 kernel='ntk', depth=depth, metric='kernel_cos_std',
+                                 value=spread))
+    return pd.DataFrame(rows)
+
+
+def test_depth_figure_best_accuracy_and_kernel_geometry(tmp_path):
+    """The depth figure's CSV: per line and depth the best diag_reg's mean over
+    seeds (not the best seed), and the kernel rows averaged; the plot entry
+    point draws it from rows whose other figures drop the kernel rows."""
+    paths = kr_plots.plot(depth_rows(), tmp_path)
+    assert tmp_path / 'depth.png' in paths
+    table = pd.read_csv(tmp_path / 'depth.csv')
+    acc = table[table['metric'] == 'accuracy'].set_index(['model', 'depth'])
+    # fc: depth 1 -> 0.9 at 1e-4 (+0.001 seed mean); depth 16 -> 1.0 wins (+0.02).
+    assert acc.loc[('fc', 1), 'mean'] == pytest.approx(0.901)
+    assert acc.loc[('fc', 1), 'diag_reg'] == pytest.approx(1e-4)
+    assert acc.loc[('fc', 16), 'mean'] == pytest.approx(0.9 - 0.04 + 0.02 + 0.001)
+    assert acc.loc[('fc', 16), 'diag_reg'] == pytest.approx(1.0)
+    assert acc.loc[('fc', 16), 'count'] == 2
+    spread = table[table['metric'] == 'kernel_cos_std'].set_index(['model', 'depth'])
+    assert spread.loc[('fc', 4), 'mean'] == pytest.approx(0.025)
+    assert spread.loc[('resnet', 16), 'mean'] == pytest.approx(0.1)
+    # A table of one depth draws no depth figure.
+    one = depth_rows()
+    assert kr_plots.plot_depth(one[one['depth'] == 4], tmp_path / 'one') == []

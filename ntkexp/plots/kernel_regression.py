@@ -96,6 +96,8 @@ def _label(column: str, value) -> str:
         return str(value)
     if column == 'zca':
         return 'no ZCA' if _missing(value) else f'ZCA {float(value):g}'
+    if column == 'alpha_gamma':  # the ResNet's alpha = L^(-gamma); FC rows: none
+        return '' if _missing(value) else rf'$\alpha = L^{{-{float(value):g}}}$'
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return f'{column}={value:g}' if isinstance(value, float) else f'{column}={value}'
@@ -153,7 +155,7 @@ def _series(frame: pd.DataFrame, x: str, extra_exclude: Iterable[str] = (),
     for key, group in frame.groupby(keys, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         settings = dict(zip(keys, key))
-        label = ' '.join(_label(c, settings[c]) for c in shown)
+        label = ' '.join(filter(None, (_label(c, settings[c]) for c in shown)))
         yield settings, label, group
 
 
