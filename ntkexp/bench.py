@@ -83,18 +83,22 @@ ARCHITECTURES = {
     'myrtle5': (models.myrtle, dict(depth=5, width=64)),
     'wrn': (models.wrn, dict(depth=10, width=16)),
     'resnet': (models.resnet, dict(depth=4, width=64)),
+    # 32 layers: neural-tangents' jitted kernel repeats the layer 32 times and
+    # compiles in seconds to minutes (first_call_s, plan_s); the scanned dense
+    # recursion (ntkexp.fastconv.dense) compiles one layer.
+    'fc_deep': (models.fc, dict(depth=32, width=512)),
 }
 
 # Architectures with a fast path (ntkexp.fastconv; fc and the dense resnet:
 # ntkexp.fastconv.dense), benchmarked with and without.
-FAST_ARCHS = ('fc', 'cnn_vec', 'cnn_gap', 'myrtle5', 'wrn', 'resnet')
+FAST_ARCHS = ('fc', 'cnn_vec', 'cnn_gap', 'myrtle5', 'wrn', 'resnet', 'fc_deep')
 
 # Inputs per architecture: (n for the kernel, block for nt.batch).
 SIZES = {
-    'cpu': {'fc': 512, 'cnn_vec': 8, 'cnn_gap': 8, 'myrtle5': 4, 'wrn': 4,
+    'cpu': {'fc': 512, 'fc_deep': 512, 'cnn_vec': 8, 'cnn_gap': 8, 'myrtle5': 4, 'wrn': 4,
             'resnet': 8, 'image': 32, 'empirical_n': 4, 'wrn_k': 1,
             'train_n': 128},
-    'gpu': {'fc': 16384, 'cnn_vec': 256, 'cnn_gap': 16, 'myrtle5': 16,
+    'gpu': {'fc': 16384, 'fc_deep': 16384, 'cnn_vec': 256, 'cnn_gap': 16, 'myrtle5': 16,
             'wrn': 16, 'resnet': 256, 'image': 32, 'empirical_n': 16,
             'wrn_k': 4, 'train_n': 1024},
 }
@@ -108,13 +112,21 @@ def _block_until_ready(out: Any) -> Any:
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     """Median wall time of ``fn()`` after one warm-up call, and its output."""
+    seconds, out, _ = timed_first(fn, repeats)
+    return seconds, out
+
+
+def timed_first(fn: Callable[[], Any], repeats: int) -> tuple[float, Any, float]:
+    """:func:`timed`, and the warm-up call's own time (with its compile)."""
+    start = time.perf_counter()
     out = _block_until_ready(fn())
+    first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         out = _block_until_ready(fn())
         times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+    return statistics.median(times), out, first
 
 
 def peak_bytes() -> float:
@@ -151,10 +163,10 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
     x = _images(n, side).astype(dtype)
     rows = []
     jitted = jax.jit(kernel_fn, static_argnames='get')
-    t_jit, ref = timed(lambda: jitted(x, x, get='ntk'), repeats)
+    t_jit, ref, first = timed_first(lambda: jitted(x, x, get='ntk'), repeats)
     ref = np.asarray(ref)
     rows.append(dict(method='nt_jit', seconds=t_jit, rel_diff=0.0,
-                     block=n, peak_bytes=peak_bytes()))
+                     block=n, peak_bytes=peak_bytes(), first_call_s=first))
     # The same, with the kernel copied to host memory as the engine returns it.
     t_host, _ = timed(lambda: np.asarray(jitted(x, x, get='ntk')), repeats)
     rows.append(dict(method='nt_jit_host', seconds=t_host, rel_diff=0.0,
@@ -193,7 +205,9 @@ def _engine(kernel_fn: Any, name: str, x: np.ndarray, memory_gb: float
     engine = kernels.KernelEngine(kernel_fn, name, get=('ntk',),
                                   memory_gb=memory_gb, cache_dir=None,
                                   progress=False, block_seconds=None)
+    start = time.perf_counter()
     plan, _ = engine.plan(x, None)
+    engine.plan_seconds = time.perf_counter() - start  # block sizing: compiles
     return engine, plan
 
 
@@ -201,11 +215,13 @@ def _engine_row(method: str, engine: kernels.KernelEngine,
                 plan: kernels.BlockPlan, x: np.ndarray, ref: np.ndarray,
                 repeats: int) -> dict[str, Any]:
     """The row of ``engine`` computing ``k(x, x)``: its time, agreement with
-    ``ref`` and block choice."""
-    seconds, out = timed(lambda: engine(x)['ntk'], repeats)
+    ``ref`` and block choice; ``plan_s`` is the block sizing (compiles of a
+    few block sizes), ``first_call_s`` the first call (compiles the block)."""
+    seconds, out, first = timed_first(lambda: engine(x)['ntk'], repeats)
     return dict(method=method, seconds=seconds, rel_diff=_rel_diff(out, ref),
                 block=plan.block, peak_bytes=peak_bytes(),
-                **_choice_columns(engine, plan))
+                plan_s=getattr(engine, 'plan_seconds', float('nan')),
+                first_call_s=first, **_choice_columns(engine, plan))
 
 
 def _nt_engine_rows(kernel_fn: Any, arch: str, x: np.ndarray, ref: np.ndarray,
@@ -553,7 +569,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     shown = [c for c in ('benchmark', 'arch', 'n', 'method', 'entries_per_s',
                          'steps_per_s', 'ratio_vs_nt_jit',
                          'ratio_vs_nt_jit_host',
-                         'ratio_vs_jacobian_contraction', 'rel_diff', 'block',
+                         'ratio_vs_jacobian_contraction', 'rel_diff',
+                         'first_call_s', 'plan_s', 'block',
                          'blocks', 'predicted_bytes', 'compiled_bytes',
                          'error') if c in frame.columns]
     print(f"device: {meta['device']}  size: {size}  memory_gb: {memory_gb}")

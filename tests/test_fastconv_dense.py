@@ -104,3 +104,21 @@ def test_selection_and_errors():
     # The model's input check still runs first (a 1-D batch is no input).
     with pytest.raises(ValueError):
         models.fc(depth=1)[2](np.ones(5), None, 'ntk')
+
+
+def test_relu_diagonal_is_exact():
+    """At correlation 1 the ReLU step is ``nngp / 2``, ``dot = 1/2`` exactly
+    (every layer's variance halves and is restored by ``W^2 = 2``): the
+    recursion's ``k(x, x)`` diagonal is that to rounding, where
+    neural-tangents' carries the square root of the rounding noise of
+    ``prod - nngp^2`` (measured 1.7e-8 relative in float64 on 256 inputs of
+    3072 features)."""
+    x = np.random.default_rng(4).normal(size=(64, 300))
+    w2, b2, depth = 2.0, 0.01, 3
+    nngp = w2 * (x * x).sum(1) / x.shape[1] + b2
+    ntk = nngp.copy()
+    for _ in range(depth):
+        nngp, ntk = w2 * nngp / 2 + b2, w2 * nngp / 2 + b2 + w2 * ntk / 2
+    with jax.enable_x64(True):
+        got = np.diag(np.asarray(models.fc(depth=depth)[2](x, None, 'ntk')))
+    np.testing.assert_allclose(got, ntk, rtol=1e-14)
