@@ -275,13 +275,29 @@ def _skip_if_done(cfg, run_dir: Path) -> Path | None:
 
     If there is one (other than ``run_dir``), says so, removes what Hydra
     created in ``run_dir`` and returns it; else returns None.
+
+    Raises:
+        runner.ConfigError: a config value whose interpolation does not
+            resolve (one line naming the key and the fix); checked first,
+            whatever ``skip_done``.
     """
-    if not cfg.get('skip_done', True):
-        return None
+    from omegaconf import errors as omegaconf_errors  # pylint: disable=g-import-not-at-top
+
     from ntkexp import records  # pylint: disable=g-import-not-at-top
     from ntkexp import runner  # pylint: disable=g-import-not-at-top
-    done = records.find_finished_run(Path(cfg.paths.runs),
-                                     records.config_hash(cfg))
+    try:
+        config_hash = records.config_hash(cfg)  # resolves every interpolation
+    except omegaconf_errors.InterpolationResolutionError as error:
+        key = getattr(error, 'full_key', None) or 'a config value'
+        reason = str(error).splitlines()[0]  # omegaconf adds key / type lines
+        raise runner.ConfigError(
+            f'{key} does not resolve: {reason}. To fix: '
+            f'set {key}=VALUE on the command line, or choose settings its '
+            'interpolation knows (the config file that sets it lists them).'
+        ) from None
+    if not cfg.get('skip_done', True):
+        return None
+    done = records.find_finished_run(Path(cfg.paths.runs), config_hash)
     if done is None or done.resolve() == run_dir.resolve():
         return None
     print(f'ntkexp: skipped, this config already ran ok in {done} '
@@ -396,8 +412,12 @@ def _hydra_main(argv: list[str]) -> None:
         logging.getLogger('jax').setLevel(logging.WARNING)
         if hydra_cfg.mode == RunMode.MULTIRUN:
             return _sweep_job(cfg, hydra_cfg, run_dir)
-        if _skip_if_done(cfg, run_dir) is not None:
-            return 'skipped'
+        try:
+            if _skip_if_done(cfg, run_dir) is not None:
+                return 'skipped'
+        except runner.ConfigError as error:
+            runner.cleanup_failed_start(run_dir)
+            _fail(str(error))
         try:
             frame = runner.run_job(cfg, run_dir)
         except runner.ConfigError as error:

@@ -301,6 +301,12 @@ def test_cli_default_run_prints_table(tmp_path):
     (['kernel.memory_gb=abc'], "kernel.memory_gb='abc' must be a number > 0"),
     (['experiment.run=nosuch.module.run'],
      "experiment.run='nosuch.module.run' cannot be imported"),
+    # An interpolation with no value for this choice (huang2020_depth's
+    # classes per dataset): the key, omegaconf's reason and the fix.
+    (['experiment=huang2020_depth', 'dataset=sphere'],
+     "dataset.classes does not resolve: Interpolation key "
+     "'experiment.classes.sphere' not found. To fix: set dataset.classes=VALUE"),
+    (['dataset.n_train=${nowhere}'], 'dataset.n_train does not resolve'),
 ])
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
                                                         message):
