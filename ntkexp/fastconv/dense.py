@@ -31,7 +31,6 @@ Only the NTK parameterisation: the standard one keeps neural-tangents'
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, Optional, Sequence
 
 import jax
@@ -145,45 +144,22 @@ def kernel(net: DenseNet, x1: jax.Array, x2: Optional[jax.Array] = None,
     return {g: state[KERNELS.index(g)] for g in get}
 
 
-def _is_array(x: Any) -> bool:
-    return hasattr(x, 'shape') and hasattr(x, 'dtype') and hasattr(x, 'ndim')
-
-
 def dense_kernel_fn(net: DenseNet, fallback: Callable,
                     check: Optional[Callable[[tuple], None]] = None
                     ) -> Callable:
     """A ``kernel_fn`` computing ``net``'s kernels with :func:`kernel`.
 
-    Same calling convention as :func:`ntkexp.fastconv.select.fast_kernel_fn`:
-    ``kernel_fn(x1, x2, get)`` with ``get`` a name or a tuple of
-    ``('nngp', 'ntk')``; any other call goes to ``fallback`` (neural-tangents'
+    The calling convention of :func:`ntkexp.fastconv.select.wrap_kernel_fn`:
+    ``kernel_fn(x1, x2, get)`` with ``get`` a name or a tuple of ``('nngp',
+    'ntk')``; any other call goes to ``fallback`` (neural-tangents'
     ``kernel_fn`` of the same network).
     """
-    from ntkexp.fastconv.select import _kernel_tuple  # pylint: disable=g-import-not-at-top
+    from ntkexp.fastconv import select  # pylint: disable=g-import-not-at-top
 
-    @functools.wraps(fallback)
-    def kernel_fn(x1_or_kernel, x2=None, get=None, **kwargs):
-        if (kwargs or get is None or not _is_array(x1_or_kernel)
-                or (x2 is not None and not _is_array(x2))):
-            return fallback(x1_or_kernel, x2, get, **kwargs)
-        names = (get,) if isinstance(get, str) else tuple(get)
-        if not names or any(g not in KERNELS for g in names):
-            return fallback(x1_or_kernel, x2, get, **kwargs)
-        if check is not None:
-            check(tuple(x1_or_kernel.shape))
-            if x2 is not None:
-                check(tuple(x2.shape))
-        if x2 is not None and x2.shape[1:] != x1_or_kernel.shape[1:]:
-            return fallback(x1_or_kernel, x2, get, **kwargs)
-        out = kernel(net, x1_or_kernel, x2, names)
-        if isinstance(get, str):
-            return out[get]
-        return _kernel_tuple(names)(*(out[g] for g in names))
-
-    kernel_fn.fastconv = True
+    kernel_fn = select.wrap_kernel_fn(
+        lambda x1, x2, names: kernel(net, x1, x2, names), fallback, check,
+        accepts=lambda x1, x2: x2 is None or x2.shape[1:] == x1.shape[1:])
     kernel_fn.net = net
-    kernel_fn.fallback = fallback
-    kernel_fn.check = check
     kernel_fn.impl = 'xla'
     kernel_fn.pallas_kind = None
     kernel_fn.pallas_num_warps = None

@@ -235,6 +235,51 @@ def _is_array(x: Any) -> bool:
     return hasattr(x, 'shape') and hasattr(x, 'dtype') and hasattr(x, 'ndim')
 
 
+def wrap_kernel_fn(compute: Callable, fallback: Callable,
+                   check: Optional[Callable[[tuple], None]] = None,
+                   accepts: Callable[[Any, Any], bool] = lambda x1, x2: True
+                   ) -> Callable:
+    """A ``kernel_fn`` with neural-tangents' calling convention around
+    ``compute(x1, x2, names) -> {name: array}`` (module docstring).
+
+    Args:
+        compute: the fast kernels of arrays ``x1``, ``x2`` (None: ``k(x1,
+            x1)``) for ``names``, a tuple from ``('nngp', 'ntk')``.
+        fallback: neural-tangents' ``kernel_fn`` of the same network, used for
+            every other call, and for inputs ``accepts`` refuses.
+        check: called with each input's shape first (the model's input check).
+        accepts: whether ``compute`` takes these inputs.
+
+    Returns:
+        The kernel function, with attributes ``fastconv = True``,
+        ``fallback`` and ``check`` (and those of ``fallback``).
+    """
+
+    @functools.wraps(fallback)
+    def kernel_fn(x1_or_kernel, x2=None, get=None, **kwargs):
+        if (kwargs or get is None or not _is_array(x1_or_kernel)
+                or (x2 is not None and not _is_array(x2))):
+            return fallback(x1_or_kernel, x2, get, **kwargs)
+        names = (get,) if isinstance(get, str) else tuple(get)
+        if not names or any(g not in recursion.KERNELS for g in names):
+            return fallback(x1_or_kernel, x2, get, **kwargs)
+        if check is not None:
+            check(tuple(x1_or_kernel.shape))
+            if x2 is not None:
+                check(tuple(x2.shape))
+        if not accepts(x1_or_kernel, x2):
+            return fallback(x1_or_kernel, x2, get, **kwargs)
+        out = compute(x1_or_kernel, x2, names)
+        if isinstance(get, str):
+            return out[get]
+        return _kernel_tuple(names)(*(out[g] for g in names))
+
+    kernel_fn.fastconv = True
+    kernel_fn.fallback = fallback
+    kernel_fn.check = check
+    return kernel_fn
+
+
 def fast_kernel_fn(net: ConvNet, fallback: Callable,
                    check: Optional[Callable[[tuple], None]] = None,
                    conv_relu: Optional[Callable] = None) -> Callable:
@@ -250,42 +295,25 @@ def fast_kernel_fn(net: ConvNet, fallback: Callable,
             ``k(x1, x2)`` blocks whose image size it supports.
 
     Returns:
-        The kernel function; it carries ``fastconv = True``, ``net``,
-        ``fallback``, ``check``, ``impl`` (``'xla'`` or ``'pallas'``),
-        ``pallas_kind`` and ``pallas_num_warps`` (``conv_relu``'s ``kind`` and
-        ``num_warps``, None without) attributes (and those of ``fallback``,
-        e.g. ``input_req``, ``model_name``).
+        The kernel function (:func:`wrap_kernel_fn`); it also carries ``net``,
+        ``impl`` (``'xla'`` or ``'pallas'``), ``pallas_kind`` and
+        ``pallas_num_warps`` (``conv_relu``'s ``kind`` and ``num_warps``, None
+        without) attributes.
     """
 
-    @functools.wraps(fallback)
-    def kernel_fn(x1_or_kernel, x2=None, get=None, **kwargs):
-        if (kwargs or get is None or not _is_array(x1_or_kernel)
-                or (x2 is not None and not _is_array(x2))):
-            return fallback(x1_or_kernel, x2, get, **kwargs)
-        names = (get,) if isinstance(get, str) else tuple(get)
-        if not names or any(g not in recursion.KERNELS for g in names):
-            return fallback(x1_or_kernel, x2, get, **kwargs)
-        if check is not None:
-            check(tuple(x1_or_kernel.shape))
-            if x2 is not None:
-                check(tuple(x2.shape))
-        if (x1_or_kernel.ndim != 4 or
-                (x2 is not None and x2.shape[1:] != x1_or_kernel.shape[1:])):
-            return fallback(x1_or_kernel, x2, get, **kwargs)
+    def compute(x1, x2, names):
         step = None
         if conv_relu is not None and x2 is not None:
-            if pallas.supported(net, *x1_or_kernel.shape[1:3],
+            if pallas.supported(net, *x1.shape[1:3],
                                 on_gpu=jax.default_backend() == 'gpu'):
                 step = conv_relu
-        out = recursion.kernel(net, x1_or_kernel, x2, names, conv_relu=step)
-        if isinstance(get, str):
-            return out[get]
-        return _kernel_tuple(names)(*(out[g] for g in names))
+        return recursion.kernel(net, x1, x2, names, conv_relu=step)
 
-    kernel_fn.fastconv = True
+    def accepts(x1, x2):  # images, both of one shape
+        return x1.ndim == 4 and (x2 is None or x2.shape[1:] == x1.shape[1:])
+
+    kernel_fn = wrap_kernel_fn(compute, fallback, check, accepts)
     kernel_fn.net = net
-    kernel_fn.fallback = fallback
-    kernel_fn.check = check
     kernel_fn.impl = 'xla' if conv_relu is None else 'pallas'
     kernel_fn.pallas_kind = getattr(conv_relu, 'kind', None)
     kernel_fn.pallas_num_warps = getattr(conv_relu, 'num_warps', None)
