@@ -141,3 +141,21 @@ def test_kernel_stats_rows_equal_the_kernels_geometry(tmp_path):
         assert 0.0 < rows['kernel_alignment'] < 1.0
     accuracy = frame[frame.metric == 'accuracy']['value']
     assert len(accuracy) == 2 and (accuracy > 0.5).all()  # 3 vs 8, two classes
+
+
+def test_geometry_in_row_chunks_equals_the_whole_matrix(monkeypatch):
+    """Cosines and centred alignment over chunks of rows (the memory-lean path
+    for large kernels) equal the whole-matrix formulas."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(23, 4))
+    k, y = x @ x.T + 0.3, rng.normal(size=(23, 2))
+    off = ~np.eye(23, dtype=bool)
+    cos = (k / np.sqrt(np.outer(np.diag(k), np.diag(k))))[off]
+    h = np.eye(23) - 1 / 23
+    kc, yc = h @ k @ h, h @ y
+    alignment = np.sum(yc * (kc @ yc)) / (np.linalg.norm(kc) * np.linalg.norm(yc.T @ yc))
+    monkeypatch.setattr(spectrum, 'ROW_CHUNK', 7)  # 4 chunks, the last of 2 rows
+    mean, std = spectrum.cosine_offdiagonal(k)
+    assert mean == pytest.approx(cos.mean(), rel=1e-13)
+    assert std == pytest.approx(cos.std(), rel=1e-12)
+    assert spectrum.centered_alignment(k, y) == pytest.approx(alignment, rel=1e-12)

@@ -4,9 +4,8 @@ neural-tangents composes a network's ``kernel_fn`` layer by layer, so a jitted
 kernel of a depth-``L`` network is ``L`` copies of the layer's operations, and
 XLA's compile time grows faster than ``L``: measured on this repository's
 2-core CPU, 16 inputs, float64, the FC ReLU kernel compiles in 3.4 s at depth
-16, 10.8 s at depth 32 and several minutes at depth 128, where the kernel engine's
-block sizing (several compiles) then ran for over ten minutes in 11 GB of
-memory. The layers of ``model=fc`` and of the dense ``model=resnet`` are
+16 and 10.8 s at depth 32, and at depth 128 the kernel engine's block sizing
+(a few compiles) ran for over ten minutes in 11 GB of memory. The layers of ``model=fc`` and of the dense ``model=resnet`` are
 identical after the first, so here one layer is compiled once and iterated by
 ``jax.lax.scan``: the compile time does not depend on the depth.
 
@@ -20,8 +19,8 @@ al. 2019), on the input covariance ``x . x' / d``:
   phi'(v)]`` (:mod:`ntkexp.fastconv.activations`, written as ``stax`` writes
   them), each input's variance by :meth:`Activation.diagonal`;
 * a residual block ``x + alpha V phi(W x)`` (Huang et al. 2020, "Why Do Deep
-  Residual Networks Generalize Better than Deep Feedforward Networks?", Eq.
-  3): the branch's kernels times ``alpha^2`` added to the trunk's (``FanInSum``
+  Residual Networks Generalize Better than Deep Feedforward Networks?"): the
+  branch's kernels times ``alpha^2`` added to the trunk's (``FanInSum``
   of independent branches).
 
 Only the NTK parameterisation: the standard one keeps neural-tangents'
@@ -39,7 +38,6 @@ import jax.numpy as jnp
 from ntkexp.fastconv import activations
 
 KERNELS = ('nngp', 'ntk')
-KINDS = ('fc', 'resnet')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,10 +86,14 @@ def _activation(state, act: activations.Activation):
     return out, ntk * dot, act.diagonal(v1), act.diagonal(v2)
 
 
+def _bias_variance(net: DenseNet) -> float:
+    return 0.0 if net.b_std is None else net.b_std ** 2
+
+
 def _layer(net: DenseNet) -> Callable:
     """One repeated layer: ``state -> state`` (scanned ``depth`` times)."""
     act = activations.get(net.activation)
-    b2 = 0.0 if net.b_std is None else net.b_std ** 2
+    b2 = _bias_variance(net)
     if net.kind == 'fc':
         def layer(state):
             return _dense(_activation(state, act), net.W_std, b2)
@@ -133,7 +135,7 @@ def kernel(net: DenseNet, x1: jax.Array, x2: Optional[jax.Array] = None,
         nngp = (nngp + nngp.T) / 2
     state = (nngp, jnp.zeros_like(nngp), jnp.sum(f1 * f1, 1) / d,
              jnp.sum(f2 * f2, 1) / d)
-    b2 = 0.0 if net.b_std is None else net.b_std ** 2
+    b2 = _bias_variance(net)
     first_std = net.W_std if net.kind == 'fc' else net.V_std
     state = _dense(state, first_std, b2)
     layer = _layer(net)
