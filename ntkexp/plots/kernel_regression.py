@@ -862,8 +862,9 @@ def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 ax.set_yscale('log')
             ax.set_xlabel(AXIS_LABELS['depth'], fontsize=8)
             ylabel = METRIC_LABELS.get(metric, metric)
-            ax.set_ylabel(f'best {ylabel} over ' + r'$\varepsilon$'
-                          if metric == 'accuracy' else ylabel, fontsize=8)
+            if metric == 'accuracy':
+                ylabel = f'best {ylabel} over ' + r'$\varepsilon$'
+            ax.set_ylabel(ylabel, fontsize=8)
             if dataset is not None:
                 ax.set_title(_label('dataset', dataset), fontsize=9)
             ax.grid(alpha=0.3, which='both')
