@@ -185,8 +185,9 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
         if getattr(auto_fn, 'impl', None) == 'pallas':
             fast_fns.append(('ntkexp_auto_engine', '_auto', auto_fn))
         for method, suffix, fast_fn in fast_fns:
-            engine, plan = _engine(fast_fn, arch + suffix, x, memory_gb)
-            rows.append(dict(_engine_row(method, engine, plan, x, ref, repeats),
+            engine, plan, plan_s = _engine(fast_fn, arch + suffix, x, memory_gb)
+            rows.append(dict(_engine_row(method, engine, plan, plan_s, x, ref,
+                                         repeats),
                              **_fast_kernel_columns(fast_fn)))
     for row in rows:
         row.update(benchmark='infinite_ntk', arch=arch, n=n,
@@ -198,43 +199,44 @@ def bench_infinite(arch: str, n: int, side: int, memory_gb: float,
 
 
 def _engine(kernel_fn: Any, name: str, x: np.ndarray, memory_gb: float
-            ) -> tuple[kernels.KernelEngine, kernels.BlockPlan]:
-    """ntkexp's block engine for ``kernel_fn`` and its plan for ``x``: blocks
-    from the memory budget alone (``block_seconds=None``), the layouts this
-    benchmark compares, not cut further for progress reporting."""
+            ) -> tuple[kernels.KernelEngine, kernels.BlockPlan, float]:
+    """ntkexp's block engine for ``kernel_fn``, its plan for ``x`` and the
+    seconds the plan took (the block sizing, which compiles a few block
+    sizes): blocks from the memory budget alone (``block_seconds=None``), the
+    layouts this benchmark compares, not cut further for progress
+    reporting."""
     engine = kernels.KernelEngine(kernel_fn, name, get=('ntk',),
                                   memory_gb=memory_gb, cache_dir=None,
                                   progress=False, block_seconds=None)
     start = time.perf_counter()
     plan, _ = engine.plan(x, None)
-    engine.plan_seconds = time.perf_counter() - start  # block sizing: compiles
-    return engine, plan
+    return engine, plan, time.perf_counter() - start
 
 
 def _engine_row(method: str, engine: kernels.KernelEngine,
-                plan: kernels.BlockPlan, x: np.ndarray, ref: np.ndarray,
-                repeats: int) -> dict[str, Any]:
+                plan: kernels.BlockPlan, plan_s: float, x: np.ndarray,
+                ref: np.ndarray, repeats: int) -> dict[str, Any]:
     """The row of ``engine`` computing ``k(x, x)``: its time, agreement with
     ``ref`` and block choice; ``plan_s`` is the block sizing (compiles of a
-    few block sizes), ``first_call_s`` the first call (compiles the block)."""
+    few block sizes, from :func:`_engine`), ``first_call_s`` the first call
+    (compiles the block)."""
     seconds, out, first = timed_first(lambda: engine(x)['ntk'], repeats)
     return dict(method=method, seconds=seconds, rel_diff=_rel_diff(out, ref),
                 block=plan.block, peak_bytes=peak_bytes(),
-                plan_s=getattr(engine, 'plan_seconds', float('nan')),
-                first_call_s=first, **_choice_columns(engine, plan))
+                plan_s=plan_s, first_call_s=first, **_choice_columns(engine, plan))
 
 
 def _nt_engine_rows(kernel_fn: Any, arch: str, x: np.ndarray, ref: np.ndarray,
                     memory_gb: float, repeats: int) -> list[dict[str, Any]]:
     """:func:`bench_infinite`'s rows of neural-tangents' ``kernel_fn`` in
     ``nt.batch`` and in ntkexp's block engine, at the engine's block size."""
-    engine, plan = _engine(kernel_fn, arch, x, memory_gb)
+    engine, plan, plan_s = _engine(kernel_fn, arch, x, memory_gb)
     batched = nt.batch(kernel_fn, batch_size=plan.block)
     t_batch, out = timed(lambda: batched(x, x, 'ntk'), repeats)
     return [dict(method='nt_batch', seconds=t_batch,
                  rel_diff=_rel_diff(out, ref), block=plan.block,
                  peak_bytes=peak_bytes()),
-            _engine_row('ntkexp_engine', engine, plan, x, ref, repeats)]
+            _engine_row('ntkexp_engine', engine, plan, plan_s, x, ref, repeats)]
 
 
 def _fast_kernel_columns(kernel_fn: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ntkexp import cli
 from ntkexp import models
 from ntkexp import runner
 from ntkexp import spectrum
+from arccos import relu_kernels
 
 
 def _unit_pairs(n=6, d=5, seed=0):
@@ -36,22 +37,6 @@ def _unit_pairs(n=6, d=5, seed=0):
 def _input_cosines(x):
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
     return x @ x.T
-
-
-def _relu_ntk_cosine(rho, depth):
-    """``Theta(x, x') / Theta(x, x)`` of a bias-free FC ReLU net, ``W_std^2 = 2``.
-
-    Arc-cosine recursion (Cho & Saul 2009; Jacot et al. 2018) on unit inputs of
-    cosine ``rho``: every layer keeps the diagonal at 1, so ``Theta(x, x) =
-    depth + 1``.
-    """
-    sigma, theta = rho, rho
-    for _ in range(depth):
-        angle = np.arccos(np.clip(sigma, -1.0, 1.0))
-        sigma_dot = (np.pi - angle) / np.pi
-        sigma = (np.sin(angle) + (np.pi - angle) * np.cos(angle)) / np.pi
-        theta = sigma + theta * sigma_dot
-    return theta / (depth + 1)
 
 
 def test_cosine_offdiagonal_of_known_kernels():
@@ -82,7 +67,9 @@ def test_fc_relu_ntk_cosines_follow_the_recursion_to_one_quarter(depth):
     scale = np.sqrt(np.diag(ntk))
     got = ntk / np.outer(scale, scale)
     off_diagonal = ~np.eye(len(x), dtype=bool)  # the diagonal is 1 by definition
-    want = _relu_ntk_cosine(_input_cosines(x), depth)[off_diagonal]
+    _, want = relu_kernels(x, None, depth, 2 ** 0.5, None)
+    scale = np.sqrt(np.diag(want))
+    want = (want / np.outer(scale, scale))[off_diagonal]
     # The arc-cosine step loses ~1e-9 near cosine 1 in float64 (both sides).
     np.testing.assert_allclose(got[off_diagonal], want, rtol=1e-7)
     off = want

@@ -20,6 +20,7 @@ import pytest
 import ntkexp  # noqa: F401  (neural-tangents on current JAX)
 
 from ntkexp import models
+from arccos import relu_kernels
 
 X1 = np.random.default_rng(0).normal(size=(7, 3, 4, 2))
 X2 = np.random.default_rng(1).normal(size=(5, 3, 4, 2))
@@ -114,11 +115,8 @@ def test_relu_diagonal_is_exact():
     ``prod - nngp^2`` (measured 1.7e-8 relative in float64 on 256 inputs of
     3072 features)."""
     x = np.random.default_rng(4).normal(size=(64, 300))
-    w2, b2, depth = 2.0, 0.01, 3
-    nngp = w2 * (x * x).sum(1) / x.shape[1] + b2
-    ntk = nngp.copy()
-    for _ in range(depth):
-        nngp, ntk = w2 * nngp / 2 + b2, w2 * nngp / 2 + b2 + w2 * ntk / 2
+    # The reference takes theta = 0 exactly on a same-set diagonal.
+    want = np.diag(relu_kernels(x, None, 3, 2 ** 0.5, 0.1)[1])
     with jax.enable_x64(True):
-        got = np.diag(np.asarray(models.fc(depth=depth)[2](x, None, 'ntk')))
-    np.testing.assert_allclose(got, ntk, rtol=1e-14)
+        got = np.diag(np.asarray(models.fc(depth=3)[2](x, None, 'ntk')))
+    np.testing.assert_allclose(got, want, rtol=1e-14)

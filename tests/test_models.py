@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 
 from ntkexp import models
 from ntkexp.models import count_params
+from arccos import relu_kernels
 from neural_tangents import stax
 
 CONF = pathlib.Path(__file__).resolve().parents[1] / 'conf' / 'model'
@@ -181,40 +182,7 @@ def test_monte_carlo_error_decreases_with_width_and_samples(case):
 
 
 # --------------------------------------------------------------------------
-# FC ReLU: closed-form arc-cosine recursion in float64.
-
-def _relu_kernels(x1, x2, depth, W_std, b_std):
-    """NNGP and NTK of an FC ReLU net by the arc-cosine recursion (float64).
-
-    For a layer pair with covariance ``[[q1, s], [s, q2]]`` and
-    ``c = s / sqrt(q1 q2) = cos(theta)`` (Cho & Saul 2009):
-    ``E[relu(u) relu(v)] = sqrt(q1 q2) (sin theta + (pi - theta) cos theta) /
-    (2 pi)`` and ``E[relu'(u) relu'(v)] = (pi - theta) / (2 pi)``; then
-    ``Sigma' = W^2 E[relu relu] + b^2`` and
-    ``Theta' = Sigma' + W^2 E[relu' relu'] Theta`` (Jacot et al. 2018; Arora et
-    al. 2019), starting from ``Sigma = Theta = W^2 x.x' / d + b^2``.
-    ``x2=None`` means ``x2 = x1``; its diagonal then has ``theta = 0`` exactly.
-    """
-    same = x2 is None
-    x2 = x1 if same else x2
-    d = x1.shape[1]
-    w2, b2 = W_std ** 2, (0.0 if b_std is None else b_std ** 2)
-    q1 = w2 * np.sum(x1 ** 2, axis=1) / d + b2
-    q2 = w2 * np.sum(x2 ** 2, axis=1) / d + b2
-    nngp = w2 * x1 @ x2.T / d + b2
-    ntk = nngp.copy()
-    for _ in range(depth):
-        norm = np.sqrt(np.outer(q1, q2))
-        c = np.clip(nngp / norm, -1.0, 1.0)
-        if same:
-            np.fill_diagonal(c, 1.0)
-        theta = np.arccos(c)
-        e = norm * (np.sin(theta) + (np.pi - theta) * c) / (2 * np.pi)
-        e_dot = (np.pi - theta) / (2 * np.pi)
-        nngp = w2 * e + b2
-        ntk = nngp + w2 * e_dot * ntk
-        q1, q2 = w2 * q1 / 2 + b2, w2 * q2 / 2 + b2
-    return nngp, ntk
+# FC ReLU: closed-form arc-cosine recursion in float64 (tests/arccos.py).
 
 
 def _assert_close_1e10(actual, desired, same):
@@ -248,7 +216,7 @@ def test_fc_relu_kernel_matches_arccos_recursion_float64(depth, W_std, b_std):
             k = kernel_fn(jnp.asarray(a), None if b is None else jnp.asarray(b),
                           ('nngp', 'ntk'))
             assert k.ntk.dtype == jnp.float64
-            nngp, ntk = _relu_kernels(a, b, depth, W_std, b_std)
+            nngp, ntk = relu_kernels(a, b, depth, W_std, b_std)
             _assert_close_1e10(np.asarray(k.nngp), nngp, same=b is None)
             _assert_close_1e10(np.asarray(k.ntk), ntk, same=b is None)
     # The NNGP does not depend on the parameterization.
@@ -258,7 +226,7 @@ def test_fc_relu_kernel_matches_arccos_recursion_float64(depth, W_std, b_std):
                                         parameterization='standard')
         np.testing.assert_allclose(
             np.asarray(std_kernel_fn(jnp.asarray(x1), jnp.asarray(x2), 'nngp')),
-            _relu_kernels(x1, x2, depth, W_std, b_std)[0], rtol=1e-10)
+            relu_kernels(x1, x2, depth, W_std, b_std)[0], rtol=1e-10)
 
 
 @pytest.mark.parametrize('fn,kwargs', [

@@ -159,16 +159,20 @@ def _series(frame: pd.DataFrame, x: str, extra_exclude: Iterable[str] = (),
         yield settings, label, group
 
 
-def _swept(frame: pd.DataFrame, x: str) -> pd.DataFrame:
+def _swept(frame: pd.DataFrame, x: str,
+           ignore: Iterable[str] = ()) -> pd.DataFrame:
     """The rows of the lines that have two or more values of ``x``.
 
     A line of one point is no sweep: a table collected from unrelated runs
     (one model at one ``diag_reg``, another at three) draws only the sweeps.
-    A line is one metric at one value of every other setting column.
+    A line is one metric at one value of every other setting column but
+    ``ignore`` (columns a figure folds into one line, e.g. the best
+    ``diag_reg``).
     """
     if x not in frame.columns or frame.empty:
         return frame.iloc[:0]
-    keys = [c for c in SETTING_COLUMNS if c != x and c in frame.columns]
+    keys = [c for c in SETTING_COLUMNS
+            if c != x and c not in ignore and c in frame.columns]
     keys.append('metric')
     values = frame[x].astype(str)
     count = (values.groupby([frame[c].astype(str) for c in keys], dropna=False)
@@ -816,15 +820,8 @@ def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     rows = _at_inf(frame)
     rows = rows[rows['metric'].isin(('accuracy',) + KERNEL_STATS)]
     rows = rows.assign(depth=pd.to_numeric(rows['depth'], errors='coerce'))
-    rows = rows[rows['depth'].notna()]
     # A line is a sweep when it has two depths; diag_reg does not split lines.
-    keys = [c for c in SETTING_COLUMNS
-            if c not in ('depth', 'diag_reg') and c in rows.columns] + ['metric']
-    if rows.empty:
-        return []
-    depths = (rows['depth'].groupby([rows[c].astype(str) for c in keys],
-                                    dropna=False).transform('nunique'))
-    rows = rows[depths.to_numpy() >= 2]
+    rows = _swept(rows[rows['depth'].notna()], 'depth', ignore=('diag_reg',))
     metrics = _metrics(rows, ('accuracy',) + KERNEL_STATS)
     if not metrics:
         return []
