@@ -60,9 +60,23 @@ SMALL_lee2020_finite ?= model=fc,cnn_vec model.parameterization=ntk,standard exp
 FULL_lee2020_finite ?= model=fc,cnn_vec model.parameterization=ntk,standard 'experiment.model_widths={fc:[2048],cnn:[512]}' dataset.n_train=45000 dataset.n_test=10000
 # Ensembles of finite nets (Sec. 3.3, Fig. 1 "+Ens"): FC 3-layer at widths 128 / 1024, 16 seeds in
 # one run, 256 CIFAR-10 images (`make repro-lee2020-ensemble`, results/lee2020-ensemble/).
-# Full: the paper's width and 45k images, 64 seeds (GPU-sized).
+# Full: the paper's width and 45k images, 64 seeds (GPU-sized; no union: its 100k x 100k kernel is 80 GB).
 SMALL_lee2020_ensemble ?=
 FULL_lee2020_ensemble ?= 'experiment.model_widths={fc:[2048],cnn:[512]}' 'experiment.seeds=[$(shell seq -s, 0 63)]' dataset.n_train=45000 dataset.n_test=10000
+# Data augmentation by ensembling kernel predictors: FC and CNN-VEC on 1000 CIFAR-10 images
+# (1000 test), 16 members with random flips (and one predictor on [x; flip(x)]), 8 with flips and
+# shifts of up to 4 pixels (`make repro-lee2020-augment`, results/lee2020-augment/). Full: the
+# whole training set, CNN-GAP too (GPU-sized; no union: its 100k x 100k kernel is 80 GB).
+SMALL_lee2020_augment ?= model=fc,cnn_vec
+FULL_lee2020_augment ?= model=fc,cnn_vec,cnn_gap dataset.n_train=50000 dataset.n_test=10000 experiment.augment.union=false
+SMALL_lee2020_augment_crop ?= model=fc,cnn_vec
+FULL_lee2020_augment_crop ?= model=fc,cnn_vec,cnn_gap dataset.n_train=50000 dataset.n_test=10000
+# Equivariance (abstract, Sec. 3): finite CNN-VEC vs its locally connected twin (LCN, the same
+# NNGP / NTK) at widths 4 ... 32, plain and centred, on 256 8x8 digits, 2 seeds (`make
+# repro-lee2020-equivariance`, results/lee2020-equivariance/). Full: CIFAR-10 at the paper's widths
+# (GPU-sized: an LCN layer on 32x32 images costs ~2 s per CPU GD step at width 16).
+SMALL_lee2020_equivariance ?= model=cnn_vec,lcn
+FULL_lee2020_equivariance ?= model=cnn_vec,lcn dataset=cifar10 dataset.standardize=per_channel 'experiment.model_widths={cnn:[16,32,64,128,256,512]}' dataset.n_train=45000 dataset.n_test=10000
 # L2 regularisation of finite nets (Sec. 3, Fig. 1 "+L2"): FC 3x512, NTK and standard
 # parameterisation, one l2 grid for both (their learning rates differ ~300x), weight decay and
 # L2 towards the initialisation, 3 seeds (`make repro-lee2020-l2`, results/lee2020-l2/).
@@ -122,6 +136,8 @@ REPRO_jacot2018 := jacot2018_fig1 jacot2018_fig2 jacot2018_fig3
 REPRO_lee2020 := lee2020_cifar10 lee2020_digits lee2020_early_stopping lee2020_finite lee2020_ensemble lee2020_l2 lee2020_lr lee2020_width
 REPRO_lee2020-kernels := lee2020_cifar10 lee2020_digits
 REPRO_lee2020-zca := lee2020_zca
+REPRO_lee2020-augment := lee2020_augment lee2020_augment_crop
+REPRO_lee2020-equivariance := lee2020_equivariance
 REPRO_lee2020-ensemble := lee2020_ensemble
 REPRO_lee2020-l2 := lee2020_l2
 REPRO_lee2020-lr := lee2020_lr
@@ -161,7 +177,7 @@ if [ $$failed -ne 0 ]; then echo "make: some runs failed; see the sweep summarie
 exit $$failed
 endef
 
-.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-lee2020-early-stopping repro-arora2020 repro-kopitkov2019 \
+.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-lee2020-early-stopping repro-arora2020 repro-kopitkov2019 \
         repro-resnet-ntk repro-huang2020 repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
@@ -175,6 +191,12 @@ repro-lee2020-kernels: $(STAMP) ## Lee et al. 2020 kernel side only (NNGP/NTK, F
 
 repro-lee2020-zca: $(STAMP) ## Lee et al. 2020 ZCA study: accuracy against the ZCA regulariser, statistics from the subset or the train split -> results/lee2020-zca/
 	$(call repro_recipe,lee2020-zca)
+
+repro-lee2020-augment: $(STAMP) ## Lee et al. 2020 data augmentation by ensembling kernel predictors (flips; flips and shifts) -> results/lee2020-augment/
+	$(call repro_recipe,lee2020-augment)
+
+repro-lee2020-equivariance: $(STAMP) ## Lee et al. 2020 equivariance: finite CNN-VEC vs locally connected nets (same kernels) against the width -> results/lee2020-equivariance/
+	$(call repro_recipe,lee2020-equivariance)
 
 repro-lee2020-ensemble: $(STAMP) ## Lee et al. 2020 ensembles of finite nets: accuracy and distance to the kernel dynamics against the ensemble size -> results/lee2020-ensemble/
 	$(call repro_recipe,lee2020-ensemble)
@@ -206,4 +228,4 @@ repro-huang2020: $(STAMP) ## Huang et al. 2020: the FC NTK degenerates with dept
 repro-nads: $(STAMP) ## Ortiz-Jimenez et al. 2020: NADs and accuracy maps -> results/nads/
 	$(call repro_recipe,nads)
 
-repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-huang2020 repro-nads ## Every repro target (SIZE as given)
+repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-huang2020 repro-nads ## Every repro target (SIZE as given)

@@ -238,6 +238,14 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
         'experiment=huang2020_depth_resnet paths.runs=runs/repro/small/huang2020 '
         'paths.data=/data model.alpha_gamma=0.5,1 model.depth=1,2,4,8,16,32,64,128 '
         'dataset=mnist,cifar10']),
+    ('repro-lee2020-augment', [
+        'experiment=lee2020_augment paths.runs=runs/repro/small/lee2020-augment '
+        'paths.data=/data model=fc,cnn_vec',
+        'experiment=lee2020_augment_crop paths.runs=runs/repro/small/lee2020-augment '
+        'paths.data=/data model=fc,cnn_vec']),
+    ('repro-lee2020-equivariance', [
+        'experiment=lee2020_equivariance paths.runs=runs/repro/small/lee2020-equivariance '
+        'paths.data=/data model=cnn_vec,lcn']),
     ('repro-arora2020', [
         'experiment=arora2020_small_data paths.runs=runs/repro/small/arora2020 '
         'paths.data=/data model=fc,cnn_vec '
@@ -253,8 +261,8 @@ def test_repro_targets_run_the_documented_sweeps(target, expected):
     results = REPO / 'results' / target.removeprefix('repro-')
     if (results / 'COMMANDS.txt').exists():  # the committed run's commands
         text = (results / 'COMMANDS.txt').read_text()
-        for command in expected:
-            assert command.split(' paths.data=')[1] in text
+        for command in expected:  # its sweep (a built-in dataset has no DATA)
+            assert command.split(' paths.data=/data')[-1] in text
 
 
 def test_early_stopping_run_and_figure(tmp_path):
@@ -326,3 +334,50 @@ def test_depth_figure_best_accuracy_and_kernel_geometry(tmp_path):
     # A table of one depth draws no depth figure.
     one = depth_rows()
     assert kr_plots.plot_depth(one[one['depth'] == 4], tmp_path / 'one') == []
+
+
+def augment_rows() -> pd.DataFrame:
+    """Known rows of two augmentation runs (flip with its union, flip+crop4),
+    FC NTK, two diag_reg, two seeds: the plain accuracy, the ensemble's for
+    k = 1..3 members and the union's."""
+    rows = []
+    common = dict(experiment='kernel_regression', model='fc', dataset='cifar10',
+                  kernel='ntk', t=math.inf)
+    for kind, gain in (('flip', 0.01), ('flip+crop4', 0.02)):
+        for seed in (0, 1):
+            for reg, bonus in ((1e-4, 0.0), (1.0, 0.005)):
+                rows.append(dict(common, seed=seed, diag_reg=reg, metric='accuracy',
+                                 value=0.40 + bonus + 0.002 * seed))
+                for k in (1, 2, 3):
+                    # The small regulariser wins once the ensemble has 2 members.
+                    value = 0.40 + gain * k + (0.01 if (reg == 1e-4) == (k >= 2) else 0)
+                    rows.append(dict(common, seed=seed, diag_reg=reg,
+                                     metric='augment_accuracy', augment=kind,
+                                     members=k, value=value))
+                if kind == 'flip':
+                    rows.append(dict(common, seed=seed, diag_reg=reg,
+                                     metric='augment_union_accuracy', augment=kind,
+                                     value=0.45 - bonus))
+    return pd.DataFrame(rows)
+
+
+def test_augment_figure_ensemble_size_plain_start_and_union(tmp_path):
+    """The augment figure's CSV: per augmentation and ensemble size the best
+    diag_reg's seed mean, the plain predictor at 0 members and the union
+    at -1; the plot entry point draws it beside the other figures."""
+    paths = kr_plots.plot(augment_rows(), tmp_path)
+    assert tmp_path / 'augment.png' in paths
+    table = pd.read_csv(tmp_path / 'augment.csv').set_index(['augment', 'members'])
+    assert table.loc[('flip', 0), 'mean'] == pytest.approx(0.406)  # 1.0 wins
+    assert table.loc[('flip', 0), 'diag_reg'] == pytest.approx(1.0)
+    assert table.loc[('flip', 1), 'diag_reg'] == pytest.approx(1.0)
+    assert table.loc[('flip', 3), 'mean'] == pytest.approx(0.40 + 0.03 + 0.01)
+    assert table.loc[('flip', 3), 'diag_reg'] == pytest.approx(1e-4)
+    assert table.loc[('flip', 3), 'count'] == 2
+    assert table.loc[('flip+crop4', 2), 'mean'] == pytest.approx(0.40 + 0.04 + 0.01)
+    assert table.loc[('flip', -1), 'mean'] == pytest.approx(0.45)
+    assert ('flip+crop4', -1) not in table.index
+    # Rows without the ensemble draw no augment figure.
+    plain = augment_rows()
+    assert kr_plots.plot_augment(plain[plain['metric'] == 'accuracy'],
+                                 tmp_path / 'none') == []

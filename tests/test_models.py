@@ -83,6 +83,9 @@ MC_SLOW_CASES = {
                     (2, 4, 4, 1), (8, 128)),
     'wrn-10-1-gelu': (models.wrn, dict(depth=10, activation='gelu'),
                       (2, 4, 4, 1), (2, 16)),
+    # Locally connected (LCN): a finite net with a filter per position.
+    'lcn': (models.cnn, dict(depth=2, readout='flatten', weight_sharing=False),
+            (2, 4, 4, 1), (2, 32)),
     'cnn-standard': (models.cnn, dict(depth=2, parameterization='standard'),
                      (2, 4, 4, 1), (2, 32)),
     'resnet-standard': (models.resnet, dict(depth=2, alpha=0.7, b_std=0.1,
@@ -185,6 +188,28 @@ def test_monte_carlo_error_decreases_with_width_and_samples(case):
 # FC ReLU: closed-form arc-cosine recursion in float64 (tests/arccos.py).
 
 
+@pytest.mark.parametrize('b_std', [None, 0.1])
+def test_lcn_kernels_equal_cnn_vec_kernels(b_std):
+    """Novak et al. 2019: with a flatten readout the locally connected net
+    (weight_sharing=False) has the CNN-VEC's NNGP and NTK; with pooling it
+    does not (weight sharing correlates positions)."""
+    with jax.enable_x64(True):
+        x = np.random.default_rng(0).normal(size=(4, 5, 5, 2))
+        kw = dict(depth=3, width=1, b_std=b_std, fast_kernel=False)
+        kernels = {}
+        for sharing in (True, False):
+            for readout in ('flatten', 'gap'):
+                _, _, kernel_fn = models.cnn(weight_sharing=sharing, readout=readout,
+                                             **kw)
+                kernels[sharing, readout] = kernel_fn(x, None, ('nngp', 'ntk'))
+        for kind in ('nngp', 'ntk'):
+            cnn = np.asarray(getattr(kernels[True, 'flatten'], kind))
+            lcn = np.asarray(getattr(kernels[False, 'flatten'], kind))
+            np.testing.assert_allclose(lcn, cnn, rtol=1e-12, atol=0)
+            assert _rel(getattr(kernels[False, 'gap'], kind),
+                        getattr(kernels[True, 'gap'], kind)) > 0.05
+
+
 def _assert_close_1e10(actual, desired, same):
     """Agreement to 1e-10; the diagonal of a same-set kernel to 1e-8.
 
@@ -271,6 +296,8 @@ def _expected_params(name, kw, hwc, out):
     if name == 'cnn':
         f = kw['filter_size']
         total = _conv(f, c, n, bias) + (kw['depth'] - 1) * _conv(f, n, n, bias)
+        if not kw.get('weight_sharing', True):
+            total *= h * w  # LCN: a filter (and bias) per position
         feat = n if kw['readout'] == 'gap' else h * w * n
         return total + _dense(feat, out, bias)
     if name == 'myrtle':
@@ -304,6 +331,8 @@ FORWARD_CASES = {
                             b_std=0.1)),
     'cnn-flatten': ('cnn', dict(depth=1, width=2, filter_size=5,
                                 readout='flatten', b_std=None)),
+    'lcn': ('cnn', dict(depth=2, width=3, filter_size=3, readout='flatten',
+                        b_std=0.1, weight_sharing=False)),
     'myrtle7': ('myrtle', dict(depth=7, width=3, b_std=None)),
     'myrtle10': ('myrtle', dict(depth=10, width=2, b_std=0.1)),
     'wrn-16-2': ('wrn', dict(depth=16, width=2, k=2, b_std=None)),
@@ -454,6 +483,21 @@ def test_config_instantiates_triple_with_function_defaults(name):
     assert layout == ('image' if name in ('cnn', 'myrtle', 'wrn') else 'any')
 
 
+@pytest.mark.parametrize('preset', sorted(p.stem for p in CONF.glob('*.yaml')))
+def test_every_model_config_composes_and_runs(preset):
+    """Each conf/model file (presets such as cnn_vec and lcn included) gives
+    a network that maps its inputs to out_dim outputs."""
+    import hydra
+    from ntkexp import cli
+    with hydra.initialize_config_dir(config_dir=str(cli.CONF_DIR), version_base='1.3'):
+        cfg = hydra.compose('config', overrides=[f'model={preset}'])
+    init_fn, apply_fn, _ = instantiate(cfg.model, out_dim=3, width=2)
+    shape = (2, 8, 8, 1) if models.input_layout(cfg.model) == 'image' else (2, 8)
+    out = jax.eval_shape(lambda x: apply_fn(init_fn(jax.random.PRNGKey(0), x.shape)[1], x),
+                         jax.ShapeDtypeStruct(shape, jnp.float32))
+    assert out.shape == (2, 3)
+
+
 # --------------------------------------------------------------------------
 # Invalid hyper-parameters: one clear ValueError naming the valid choices.
 
@@ -468,6 +512,9 @@ def test_config_instantiates_triple_with_function_defaults(name):
      r"unknown parameterization 'mup'; valid choices: ntk, standard"),
     (models.cnn, dict(readout='max'), r'valid choices: flatten, gap'),
     (models.cnn, dict(filter_size=0), r'filter_size must be an integer >= 1'),
+    (models.cnn, dict(weight_sharing='no'), r'weight_sharing=.no. must be true'),
+    (models.cnn, dict(weight_sharing=False, fast_kernel=True),
+     r'fast_kernel=true does not support locally connected layers'),
     (models.myrtle, dict(depth=6), r"model 'myrtle': depth=6 is not supported; "
                                    r'valid choices: 5, 7, 10'),
     (models.wrn, dict(depth=12), r'\(depth - 4\) % 6 == 0.*10, 16, 22, 28'),
@@ -652,3 +699,21 @@ def test_residual_kernels_do_not_print_neural_tangents_fan_in_warning():
     assert result.returncode == 0, result.stderr
     assert 'another warning' in result.stderr
     assert 'FanIn' not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize('parameterization', ['ntk', 'standard'])
+@pytest.mark.parametrize('filter_size,b_std', [(3, 0.1), (2, None)])
+def test_lcn_apply_equals_neural_tangents_conv_local(parameterization, filter_size,
+                                                     b_std):
+    """models.conv_local's faster apply_fn is stax.ConvLocal's function."""
+    from neural_tangents import stax
+    x = np.random.default_rng(1).normal(size=(3, 5, 6, 2)).astype(np.float32)
+    kw = dict(W_std=1.3, b_std=b_std, parameterization=parameterization)
+    init_fn, apply_fn, _ = models.conv_local(4, filter_size, **kw)
+    _, apply_nt, _ = stax.ConvLocal(4, (filter_size, filter_size), padding='SAME',
+                                    **kw)
+    _, params = init_fn(jax.random.PRNGKey(0), x.shape)
+    got, want = apply_fn(params, x), apply_nt(params, x)
+    assert got.shape == want.shape == (3, 5, 6, 4)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * float(
+        jnp.max(jnp.abs(want))))

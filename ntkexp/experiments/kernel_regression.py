@@ -29,6 +29,23 @@ the fully trained / posterior-mean prediction):
   centred alignment with the training targets
   (:func:`ntkexp.spectrum.centered_alignment`);
 * ``kernel_seconds``: wall time of the kernel computation (0 if cached).
+
+With ``experiment.augment.members=M`` (data augmentation by ensembling kernel
+predictors, Lee et al. 2020; :mod:`ntkexp.augment`), per kernel and
+``diag_reg`` at ``t = inf``, with columns ``augment`` (e.g. ``flip``,
+``flip+crop4``) and ``members`` = k for k = 1..M:
+
+* ``augment_accuracy``, ``augment_mse``: the mean prediction of the first k
+  members, each a kernel predictor trained on the training images with
+  random transforms (member 0 alone at k = 1);
+* with ``experiment.augment.union=true`` (flips only), ``augment_union_accuracy``
+  and ``augment_union_mse``: one predictor on all ``2N`` images ``[x;
+  flip(x)]``, the augmented set the ensemble approximates;
+* ``augment_kernel_seconds``: wall time of the members' kernels.
+
+Flips alone compute one kernel on ``[x; flip(x)]`` (four times the train
+kernel, twice the test kernel); the plain kernels and every member's are
+sub-matrices of it. With shifts each member computes its own kernels.
 """
 
 from __future__ import annotations
@@ -43,6 +60,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ntkexp import augment
 from ntkexp import host_memory
 from ntkexp import kernels
 from ntkexp import solve
@@ -134,13 +152,86 @@ def add_kernel_stats(rows: RowWriter, k_train: dict, y_train: np.ndarray,
                  kernel=kernel)
 
 
+def member_kernels(cfg: DictConfig, kernel_fn, aug: augment.Augmentation,
+                   x_train: np.ndarray, x_test: np.ndarray, get: tuple[str, ...],
+                   pool_kernels: tuple[dict, dict] | None, run_dir: Path | None):
+    """Each ensemble member's train-train and test-train kernels, in order.
+
+    Args:
+        pool_kernels: the kernels of the flip pool ``[x; flip(x)]`` when the
+            members are flips only (then each member's kernels are index
+            selections of them); None to compute each member's own.
+
+    Yields:
+        ``(k_train_train, k_test_train, seconds)`` per member.
+    """
+    for member in range(aug.members):
+        transforms = augment.draw(aug, len(x_train), member)
+        if pool_kernels is not None:
+            idx = augment.pool_indices(transforms)
+            k_pool_tt, k_pool_st = pool_kernels
+            yield ({k: v[np.ix_(idx, idx)] for k, v in k_pool_tt.items()},
+                   {k: v[:, idx] for k, v in k_pool_st.items()}, 0.0)
+        else:
+            yield compute_kernels(cfg, kernel_fn, augment.apply(x_train, transforms),
+                                  x_test, get, run_dir=run_dir)
+
+
+def add_augmented_rows(rows: RowWriter, summary: list, aug: augment.Augmentation,
+                       members, pool_kernels, get: tuple[str, ...], diag_regs: list,
+                       y_train: np.ndarray, y_test: np.ndarray, labels_test) -> None:
+    """Rows of the augmentation ensemble and of the union (module docstring).
+
+    Args:
+        members: :func:`member_kernels`' output.
+        pool_kernels: the flip pool's ``(train-train, test-train)`` kernels,
+            for ``aug.union``; else None.
+    """
+    def add(metric_prefix, pred, params, **shown):
+        entry = dict(params, **shown)  # shown: in the printed summary only
+        if labels_test is not None:
+            entry['accuracy'] = solve.accuracy(pred, labels_test)
+            rows.add(f'{metric_prefix}_accuracy', entry['accuracy'], **params)
+        entry['mse'] = solve.mse(pred, y_test)
+        rows.add(f'{metric_prefix}_mse', entry['mse'], **params)
+        summary.append(entry)
+
+    total = {}
+    seconds = 0.0
+    for m, (k_tt, k_st, member_seconds) in enumerate(members):
+        seconds += member_seconds
+        for kernel in get:
+            for diag_reg in diag_regs:
+                pred = solve.predict_inf(k_tt[kernel], k_st[kernel], y_train,
+                                         diag_reg, kernel)
+                key = (kernel, diag_reg)
+                total[key] = total.get(key, 0.0) + pred
+                add('augment', total[key] / (m + 1),
+                    dict(kernel=kernel, diag_reg=diag_reg, t=math.inf,
+                         augment=aug.label, members=m + 1))
+    if aug.members:
+        rows.add('augment_kernel_seconds', seconds, augment=aug.label,
+                 members=aug.members)
+    if aug.union:
+        k_pool_tt, k_pool_st = pool_kernels
+        y_pool = np.concatenate([y_train, y_train])
+        for kernel in get:
+            for diag_reg in diag_regs:
+                pred = solve.predict_inf(k_pool_tt[kernel], k_pool_st[kernel],
+                                         y_pool, diag_reg, kernel)
+                add('augment_union', pred,
+                    dict(kernel=kernel, diag_reg=diag_reg, t=math.inf,
+                         augment=aug.label), members='union')
+
+
 def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     """Runs kernel regression for every kernel, ``diag_reg`` and ``t``.
 
     Args:
         cfg: the composed config; ``cfg.experiment`` has ``kernels`` (list of
             'nngp' / 'ntk'), ``diag_reg`` (float or list), ``t`` (null = inf,
-            or list), ``variance`` (bool), ``kernel_stats`` (bool).
+            or list), ``variance`` (bool), ``kernel_stats`` (bool), ``augment``
+            (:mod:`ntkexp.augment` options; members 0 = off).
         run_dir: the run directory (kernel job logs go to
             ``<run_dir>/kernel_jobs`` with ``kernel.jobs > 1``).
         rows: the run's row writer.
@@ -149,6 +240,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         A summary table (kernel x diag_reg x t -> accuracy, mse).
     """
     exp = cfg.experiment
+    aug = augment.from_config(exp.get('augment'))
     dtype = np.float64 if cfg.get('precision') == 'float64' else np.float32
     data = instantiate(cfg.dataset)
     x_train = np.asarray(data.x_train, dtype)
@@ -165,9 +257,31 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     variance = bool(exp.get('variance', False))
     need = tuple(sorted(set(get) | ({'nngp'} if variance else set())))
     times = [time_value(t) for t in as_list(exp.get('t', None), [None])]
-    k_tt, k_st, seconds = compute_kernels(
-        cfg, kernel_fn, x_train, x_test, need, run_dir=run_dir,
-        finite_t=any(not math.isinf(t) for t in times))
+    if aug.enabled:
+        augment.check_images(x_train)
+    finite_t = any(not math.isinf(t) for t in times)
+    pool_kernels = None
+    if aug.enabled and aug.flips_only:
+        # One kernel on [x; flip(x)]: the plain kernels are its first block.
+        try:
+            pool_tt, pool_st, seconds = compute_kernels(
+                cfg, kernel_fn, augment.pool(x_train), x_test, need, run_dir=run_dir,
+                finite_t=finite_t)
+        except host_memory.HostMemoryError as err:
+            raise host_memory.HostMemoryError(
+                f'{err} [experiment.augment: flips compute the kernels of '
+                f'[x; flip(x)], so the train inputs above are twice '
+                f'dataset.n_train={len(x_train)}: halve the n_train it names, or '
+                'set experiment.augment.members=0 experiment.augment.union=false]'
+            ) from None
+        pool_kernels = (pool_tt, pool_st)
+        n = len(x_train)
+        k_tt = {k: np.ascontiguousarray(v[:n, :n]) for k, v in pool_tt.items()}
+        k_st = {k: np.ascontiguousarray(v[:, :n]) for k, v in pool_st.items()}
+    else:
+        k_tt, k_st, seconds = compute_kernels(
+            cfg, kernel_fn, x_train, x_test, need, run_dir=run_dir,
+            finite_t=finite_t)
     rows.add('kernel_seconds', seconds, n_train=len(x_train), n_test=len(x_test))
 
     k_test_diag = None
@@ -218,4 +332,11 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     entry['variance'] = float(np.mean(var))
                     rows.add('variance', entry['variance'], **params)
                 summary.append(entry)
+    if aug.enabled:
+        diag_regs = [float(d) for d in as_list(exp.get('diag_reg', 1e-4), [None])]
+        add_augmented_rows(
+            rows, summary, aug,
+            member_kernels(cfg, kernel_fn, aug, x_train, x_test, get, pool_kernels,
+                           run_dir),
+            pool_kernels, get, diag_regs, y_train, y_test, data.labels_test)
     return pd.DataFrame(summary)

@@ -9,7 +9,9 @@ Every model function has the signature ``fn(*, depth, width, W_std, b_std,
 activation, parameterization, out_dim=1, ...)``:
 
 * :func:`fc` -- fully connected (Jacot et al. 2018; Lee et al. 2020).
-* :func:`cnn` -- CNN-VEC / CNN-GAP (Arora et al. 2019; Lee et al. 2020).
+* :func:`cnn` -- CNN-VEC / CNN-GAP (Arora et al. 2019; Lee et al. 2020); with
+  ``weight_sharing=False`` the locally connected LCN (Novak et al. 2019;
+  ``model=lcn``), its finite layers through :func:`conv_local`.
 * :func:`myrtle` -- Myrtle-5/7/10 (Shankar et al. 2020).
 * :func:`wrn` -- Wide ResNet WRN-depth-k (Zagoruyko & Komodakis 2016).
 * :func:`resnet` -- residual net with branch scale alpha (Huang et al. 2020;
@@ -21,7 +23,7 @@ themselves).
 """
 
 from ntkexp.models.common import ACTIVATIONS, PARAMETERIZATIONS, Scale, count_params
-from ntkexp.models.convolutional import MYRTLE_STAGES, READOUTS, cnn, myrtle
+from ntkexp.models.convolutional import MYRTLE_STAGES, READOUTS, cnn, conv_local, myrtle
 from ntkexp.models.fully_connected import fc
 from ntkexp.models.inputs import LAYOUTS, check_input, input_layout, validate_input
 from ntkexp.models.residual import resnet

@@ -32,6 +32,11 @@ seeds), each only when the table has what it needs:
   line per model (and ``alpha_gamma``) and kernel, one row of panels per
   dataset (Huang et al. 2020: the FC NTK degenerates with depth, the
   ResNTK with ``alpha = L^(-gamma)`` does not); with ``depth.csv``;
+* ``augment``: the best test accuracy over ``diag_reg`` of the
+  data-augmentation ensemble against its size (``experiment.augment``;
+  Lee et al. 2020, ensembling kernel predictors), from the plain predictor at
+  0 members; a star for one predictor on all of ``[x; flip(x)]``; one panel
+  per dataset and augmentation; with ``augment.csv``;
 
 Only ``t = inf`` (fully trained / posterior mean) rows enter the first three.
 """
@@ -49,7 +54,7 @@ from ntkexp.plots import figures
 KERNEL_LABELS = {'nngp': 'NNGP', 'ntk': 'NTK'}
 MODEL_LABELS = figures.MODEL_LABELS
 # Architectures in the order of Lee et al. 2020's Table 1 (others after them).
-MODEL_ORDER = ('fc', 'cnn_vec', 'cnn', 'cnn_gap', 'myrtle', 'wrn', 'resnet')
+MODEL_ORDER = ('fc', 'cnn_vec', 'lcn', 'cnn', 'cnn_gap', 'myrtle', 'wrn', 'resnet')
 # Architecture options that a model name already fixes (not shown in labels
 # when they are constant per model).
 MODEL_OPTIONS = ('depth', 'W_std', 'b_std', 'activation', 'filter_size',
@@ -297,6 +302,26 @@ def _title(frame: pd.DataFrame) -> str:
     if 'seed' in frame.columns and frame['seed'].nunique() > 1:
         parts.append(f"{frame['seed'].nunique()} seeds")
     return ', '.join(parts)
+
+
+def _panels(n_rows: int, n_cols: int, width: float, height: float):
+    """A figure of ``n_rows x n_cols`` panels of ``width x height`` inches."""
+    plt = figures.pyplot()
+    return plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows),
+                        squeeze=False, layout='constrained')
+
+
+def _finish_grid(fig, axes, title: str, out_dir: Path, name: str,
+                 table: list[dict]) -> list[Path]:
+    """Every panel's legend entries below the figure, the title; saves the
+    figure and ``table`` as ``<name>.csv``."""
+    handles = _all_handles(axes)
+    figures.legend_below(fig, list(handles.values()), list(handles))
+    fig.suptitle(title, fontsize=9)
+    path = Path(out_dir) / f'{name}.csv'
+    paths = _save(fig, out_dir, name)
+    pd.DataFrame(table).to_csv(path, index=False)
+    return paths + [path]
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
@@ -793,16 +818,19 @@ def plot_early_stopping(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths + [path]
 
 
-def _best_by_depth(group: pd.DataFrame) -> pd.DataFrame:
-    """Per depth, the best ``diag_reg``'s mean +- std over seeds (accuracy:
-    the largest mean), with that ``diag_reg``; other metrics have no
-    ``diag_reg`` and are just averaged."""
-    if 'diag_reg' not in group.columns or group['diag_reg'].isna().all():
-        return _mean_std(group, 'depth').assign(diag_reg=np.nan)
-    stats = (group.groupby(['depth', 'diag_reg'])['value']
-             .agg(['mean', 'std', 'count']).reset_index())
-    best = stats.loc[stats.groupby('depth')['mean'].idxmax()]
-    return best.set_index('depth').sort_index()
+def _best_over_diag_reg(rows: pd.DataFrame, x: str | None = None) -> pd.DataFrame:
+    """Mean +- std over seeds at each ``diag_reg`` (per ``x``), then the
+    ``diag_reg`` with the largest mean (accuracy); indexed by ``x``, or one
+    row without ``x``. Rows without a ``diag_reg`` (the kernel-geometry
+    metrics) are just averaged, with ``diag_reg`` NaN."""
+    if 'diag_reg' not in rows.columns or rows['diag_reg'].isna().all():
+        return _mean_std(rows, x).assign(diag_reg=np.nan)
+    by = ([x] if x else []) + ['diag_reg']
+    stats = rows.groupby(by)['value'].agg(['mean', 'std', 'count']).reset_index()
+    if x is None:
+        return stats.loc[[stats['mean'].idxmax()]]
+    best = stats.loc[stats.groupby(x)['mean'].idxmax()]
+    return best.set_index(x).sort_index()
 
 
 def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -828,10 +856,7 @@ def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     exclude = ('dataset', 'diag_reg')
     datasets = _facet_values(rows, 'dataset')
     colors = _line_colors(rows, 'depth', exclude)
-    plt = figures.pyplot()
-    fig, axes = plt.subplots(len(datasets), len(metrics),
-                             figsize=(4.0 * len(metrics), 3.3 * len(datasets)),
-                             squeeze=False, layout='constrained')
+    fig, axes = _panels(len(datasets), len(metrics), 4.0, 3.3)
     table = []
     for i, dataset in enumerate(datasets):
         part = _facet(rows, 'dataset', dataset)
@@ -840,7 +865,7 @@ def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             data = part[part['metric'] == metric]
             for settings, label, group in _series(data, 'depth', exclude,
                                                   label_rows=rows):
-                stats = _best_by_depth(group)
+                stats = _best_over_diag_reg(group, 'depth')
                 _line(ax, stats, label, settings.get('kernel'),
                       color=colors.get(_colour_key(settings)))
                 for depth, stat in stats.iterrows():
@@ -865,14 +890,95 @@ def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             if dataset is not None:
                 ax.set_title(_label('dataset', dataset), fontsize=9)
             ax.grid(alpha=0.3, which='both')
-    handles = _all_handles(axes)
-    figures.legend_below(fig, list(handles.values()), list(handles))
-    fig.suptitle(_with_title('Depth: accuracy and kernel degeneracy '
-                             '(Huang et al. 2020)', rows), fontsize=9)
-    paths = _save(fig, out_dir, 'depth')
-    path = Path(out_dir) / 'depth.csv'
-    pd.DataFrame(table).to_csv(path, index=False)
-    return paths + [path]
+    return _finish_grid(fig, axes, _with_title('Depth: accuracy and kernel '
+                                               'degeneracy (Huang et al. 2020)', rows),
+                        out_dir, 'depth', table)
+
+
+def _matching(rows: pd.DataFrame, settings: dict) -> pd.DataFrame:
+    """The rows whose columns hold ``settings`` (missing values match missing)."""
+    for column, value in settings.items():
+        if column not in rows.columns:
+            if not _missing(value):
+                return rows.iloc[:0]
+            continue
+        rows = (rows[rows[column].isna()] if _missing(value)
+                else rows[rows[column].astype(str) == str(value)])
+    return rows
+
+
+def plot_augment(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Accuracy of the augmentation ensemble against its size (Lee et al. 2020).
+
+    One panel per dataset (row) and augmentation (column, e.g. ``flip``,
+    ``flip+crop4``). A line per model (colour) and kernel (NNGP dashed, NTK
+    solid): the best test accuracy over ``diag_reg`` of the mean prediction
+    of the first k members, starting at k = 0 with the plain predictor of the
+    same run; a star at the right, one predictor trained on all ``2N``
+    images ``[x; flip(x)]`` (``experiment.augment.union``). Also writes
+    ``augment.csv`` (``members`` 0 = plain, -1 = that union).
+    """
+    rows = _at_inf(frame)
+    if 'members' not in rows.columns:
+        return []
+    rows = rows.assign(members=pd.to_numeric(rows['members'], errors='coerce'))
+    ensemble = rows[rows['metric'] == 'augment_accuracy']
+    if ensemble.empty:
+        return []
+    union = rows[rows['metric'] == 'augment_union_accuracy']
+    plain = rows[rows['metric'] == 'accuracy']
+    exclude = ('dataset', 'augment', 'diag_reg')
+    datasets = _facet_values(ensemble, 'dataset')
+    kinds = _facet_values(ensemble, 'augment')
+    colors = _line_colors(ensemble, 'members', exclude)
+    fig, axes = _panels(len(datasets), len(kinds), 4.6, 3.6)
+    table = []
+    for i, dataset in enumerate(datasets):
+        for j, kind in enumerate(kinds):
+            ax = axes[i][j]
+            # _facet_values gives [None] for a column that does not vary.
+            facet = {column: value for column, value in
+                     (('dataset', dataset), ('augment', kind)) if value is not None}
+            part = _matching(ensemble, facet)
+            largest = part['members'].max()
+            for settings, label, group in _series(part, 'members', exclude,
+                                                  label_rows=ensemble):
+                stats = _best_over_diag_reg(group, 'members')
+                # The plain predictor of the same runs (it has no augment label).
+                base = _matching(plain, {**facet, **settings, 'augment': None})
+                if 'run_dir' in group.columns:
+                    base = base[base['run_dir'].isin(group['run_dir'].unique())]
+                if len(base):
+                    stats = pd.concat([_best_over_diag_reg(base).assign(
+                        members=0).set_index('members'), stats])
+                line = _line(ax, stats, label, settings.get('kernel'),
+                             color=colors.get(_colour_key(settings)))
+                whole = _matching(union, {**facet, **settings})
+                points = stats.assign(members=stats.index)
+                if len(whole):
+                    best = _best_over_diag_reg(whole)
+                    ax.plot([largest], best['mean'], marker='*', ms=11, ls='none',
+                            color=line.get_color(), markeredgecolor='k', mew=0.5)
+                    points = pd.concat([points, best.assign(members=-1)])
+                for _, point in points.iterrows():
+                    table.append(dict(settings, dataset=group['dataset'].iloc[0],
+                                      augment=group['augment'].iloc[0],
+                                      members=int(point['members']),
+                                      mean=point['mean'], std=point['std'],
+                                      count=point['count'],
+                                      diag_reg=point['diag_reg']))
+            ax.set_xlabel('ensemble members $k$ (0: no augmentation)', fontsize=8)
+            ax.set_ylabel('best test accuracy over ' + r'$\varepsilon$', fontsize=8)
+            kind = kind if kind is not None else part['augment'].iloc[0]
+            title = ', '.join(str(v) for v in (dataset, kind) if v is not None)
+            ax.set_title(title + ('; star: all of [x; flip(x)]'
+                                  if len(_matching(union, facet)) else ''),
+                         fontsize=9)
+            ax.grid(alpha=0.3)
+    return _finish_grid(fig, axes, _with_title('Data augmentation by ensembling '
+                                               'kernel predictors (Lee et al. 2020)',
+                                               ensemble),
+                        out_dir, 'augment', table)
 
 
 def plot_summary(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -910,11 +1016,11 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for column in ('diag_reg', 't', 'n_train', 't_as_diag_reg'):
+    for column in ('diag_reg', 't', 'n_train', 't_as_diag_reg', 'members'):
         if column in frame.columns:
             frame = frame.assign(**{column: pd.to_numeric(frame[column],
                                                           errors='coerce')})
-    paths: list[Path] = plot_depth(frame, out_dir)
+    paths: list[Path] = plot_depth(frame, out_dir) + plot_augment(frame, out_dir)
     frame = frame[frame['metric'].isin(['accuracy', 'mse', 'train_mse', 'variance'])]
     for figure in (plot_architectures, plot_diag_reg, plot_zca, plot_n_train,
                    plot_nngp_vs_ntk, plot_time, plot_early_stopping):
