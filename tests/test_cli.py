@@ -283,7 +283,7 @@ def test_cli_default_run_prints_table(tmp_path):
 
 @pytest.mark.parametrize('args, message', [
     (['model=nope'], "unknown model 'nope'; choose one of: cnn, cnn_gap, "
-                     'cnn_vec, fc, myrtle, resnet, wrn, wrn_nt'),
+                     'cnn_vec, fc, lcn, myrtle, resnet, wrn, wrn_nt'),
     (['dataset=imagenet'], "unknown dataset 'imagenet'; choose one of:"),
     (['model.width=0'], 'width'),
     (['experiment.diag_reg=-1'], 'diag_reg=-1'),
