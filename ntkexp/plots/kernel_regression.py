@@ -304,11 +304,12 @@ def _title(frame: pd.DataFrame) -> str:
     return ', '.join(parts)
 
 
-def _panels(n_rows: int, n_cols: int, width: float, height: float):
-    """A figure of ``n_rows x n_cols`` panels of ``width x height`` inches."""
+def _panels(n_rows: int, n_cols: int, width: float, height: float, **kwargs):
+    """A figure of ``n_rows x n_cols`` panels of ``width x height`` inches
+    (``kwargs``: ``plt.subplots``', e.g. ``sharey``)."""
     plt = figures.pyplot()
     return plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows),
-                        squeeze=False, layout='constrained')
+                        squeeze=False, layout='constrained', **kwargs)
 
 
 def _finish_grid(fig, axes, title: str, out_dir: Path, name: str,
@@ -931,7 +932,8 @@ def plot_augment(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     datasets = _facet_values(ensemble, 'dataset')
     kinds = _facet_values(ensemble, 'augment')
     colors = _line_colors(ensemble, 'members', exclude)
-    fig, axes = _panels(len(datasets), len(kinds), 4.6, 3.6)
+    # One accuracy scale per dataset: augmentations side by side.
+    fig, axes = _panels(len(datasets), len(kinds), 4.6, 3.6, sharey='row')
     table = []
     for i, dataset in enumerate(datasets):
         for j, kind in enumerate(kinds):
