@@ -152,6 +152,19 @@ def add_kernel_stats(rows: RowWriter, k_train: dict, y_train: np.ndarray,
                  kernel=kernel)
 
 
+def add_scores(rows: RowWriter, pred: np.ndarray, params: dict, y_test: np.ndarray,
+               labels_test, prefix: str = '') -> dict:
+    """Rows ``<prefix>accuracy`` (classification) and ``<prefix>mse`` of one
+    prediction; returns them as a summary entry with ``params``."""
+    entry = dict(params)
+    if labels_test is not None:
+        entry['accuracy'] = solve.accuracy(pred, labels_test)
+        rows.add(f'{prefix}accuracy', entry['accuracy'], **params)
+    entry['mse'] = solve.mse(pred, y_test)
+    rows.add(f'{prefix}mse', entry['mse'], **params)
+    return entry
+
+
 def member_kernels(cfg: DictConfig, kernel_fn, aug: augment.Augmentation,
                    x_train: np.ndarray, x_test: np.ndarray, get: tuple[str, ...],
                    pool_kernels: tuple[dict, dict] | None, run_dir: Path | None):
@@ -187,14 +200,9 @@ def add_augmented_rows(rows: RowWriter, summary: list, aug: augment.Augmentation
         pool_kernels: the flip pool's ``(train-train, test-train)`` kernels,
             for ``aug.union``; else None.
     """
-    def add(metric_prefix, pred, params, **shown):
-        entry = dict(params, **shown)  # shown: in the printed summary only
-        if labels_test is not None:
-            entry['accuracy'] = solve.accuracy(pred, labels_test)
-            rows.add(f'{metric_prefix}_accuracy', entry['accuracy'], **params)
-        entry['mse'] = solve.mse(pred, y_test)
-        rows.add(f'{metric_prefix}_mse', entry['mse'], **params)
-        summary.append(entry)
+    def add(prefix, pred, params, **shown):  # shown: in the printed summary only
+        summary.append(dict(add_scores(rows, pred, params, y_test, labels_test,
+                                       prefix), **shown))
 
     total = {}
     seconds = 0.0
@@ -206,7 +214,7 @@ def add_augmented_rows(rows: RowWriter, summary: list, aug: augment.Augmentation
                                          diag_reg, kernel)
                 key = (kernel, diag_reg)
                 total[key] = total.get(key, 0.0) + pred
-                add('augment', total[key] / (m + 1),
+                add('augment_', total[key] / (m + 1),
                     dict(kernel=kernel, diag_reg=diag_reg, t=math.inf,
                          augment=aug.label, members=m + 1))
     if aug.members:
@@ -219,7 +227,7 @@ def add_augmented_rows(rows: RowWriter, summary: list, aug: augment.Augmentation
             for diag_reg in diag_regs:
                 pred = solve.predict_inf(k_pool_tt[kernel], k_pool_st[kernel],
                                          y_pool, diag_reg, kernel)
-                add('augment_union', pred,
+                add('augment_union_', pred,
                     dict(kernel=kernel, diag_reg=diag_reg, t=math.inf,
                          augment=aug.label), members='union')
 
@@ -257,6 +265,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     variance = bool(exp.get('variance', False))
     need = tuple(sorted(set(get) | ({'nngp'} if variance else set())))
     times = [time_value(t) for t in as_list(exp.get('t', None), [None])]
+    diag_regs = [float(d) for d in as_list(exp.get('diag_reg', 1e-4), [None])]
     if aug.enabled:
         augment.check_images(x_train)
     finite_t = any(not math.isinf(t) for t in times)
@@ -297,8 +306,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     summary = []
     for kernel in get:
         mean_diag = float(np.mean(np.diag(k_tt[kernel])))
-        for diag_reg in as_list(exp.get('diag_reg', 1e-4), [None]):
-            diag_reg = float(diag_reg)
+        for diag_reg in diag_regs:
             flow = None  # one eigendecomposition for every finite t
             for t in times:
                 if math.isinf(t):
@@ -312,12 +320,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 if not math.isinf(t):
                     params['t_as_diag_reg'] = t_as_diag_reg(t, y_train.size,
                                                             mean_diag)
-                entry = dict(params)
-                if data.labels_test is not None:
-                    entry['accuracy'] = solve.accuracy(pred, data.labels_test)
-                    rows.add('accuracy', entry['accuracy'], **params)
-                entry['mse'] = solve.mse(pred, y_test)
-                rows.add('mse', entry['mse'], **params)
+                entry = add_scores(rows, pred, params, y_test, data.labels_test)
                 if not math.isinf(t):
                     train_pred = flow.predict(k_tt[kernel], t)
                     rows.add('train_mse', solve.mse(train_pred, y_train), **params)
@@ -333,7 +336,6 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     rows.add('variance', entry['variance'], **params)
                 summary.append(entry)
     if aug.enabled:
-        diag_regs = [float(d) for d in as_list(exp.get('diag_reg', 1e-4), [None])]
         add_augmented_rows(
             rows, summary, aug,
             member_kernels(cfg, kernel_fn, aug, x_train, x_test, get, pool_kernels,

@@ -145,7 +145,6 @@ def cnn(*, depth: int = 4, width: int = 64, W_std: float = 2 ** 0.5,
             width=hp['width'], filter_size=filter_size, readout=readout)
     else:
         net, reason = None, 'locally connected layers (weight_sharing=false)'
-
     return fastconv.with_fast_kernel(
         triple, net, fast_kernel, 'cnn', reason,
         check=lambda shape: check_input('cnn', shape))
