@@ -77,6 +77,14 @@ FULL_lee2020_augment_crop ?= model=fc,cnn_vec,cnn_gap dataset.n_train=50000 data
 # (GPU-sized: an LCN layer on 32x32 images costs ~2 s per CPU GD step at width 16).
 SMALL_lee2020_equivariance ?= model=cnn_vec,lcn
 FULL_lee2020_equivariance ?= model=cnn_vec,lcn dataset=cifar10 dataset.standardize=per_channel 'experiment.model_widths={cnn:[16,32,64,128,256,512]}' dataset.n_train=45000 dataset.n_test=10000
+# Floating-point precision (abstract: "floating point precision limits kernel performance beyond
+# a critical dataset size"): FC and CNN-GAP NNGP / NTK on all 1437 8x8 digits (360 test), float64,
+# float32 and the float64 kernels rounded to 6 ... 20 mantissa bits, against the training-set size
+# and the noise model's critical size (`make repro-lee2020-precision`, results/lee2020-precision/).
+# Full: their CIFAR-10 CNN-GAP float32 breakdown near 10^4 images, float64 and float32 only
+# (GPU-sized: a 20000-image CNN-GAP kernel).
+SMALL_lee2020_precision ?= model=fc,cnn_gap
+FULL_lee2020_precision ?= model=fc,cnn_gap dataset=cifar10 dataset.n_train=20000 dataset.n_test=2000 'experiment.mantissa_bits=[]' 'experiment.train_sizes=[625,1250,2500,5000,10000,20000]'
 # L2 regularisation of finite nets (Sec. 3, Fig. 1 "+L2"): FC 3x512, NTK and standard
 # parameterisation, one l2 grid for both (their learning rates differ ~300x), weight decay and
 # L2 towards the initialisation, 3 seeds (`make repro-lee2020-l2`, results/lee2020-l2/).
@@ -138,6 +146,7 @@ REPRO_lee2020-kernels := lee2020_cifar10 lee2020_digits
 REPRO_lee2020-zca := lee2020_zca
 REPRO_lee2020-augment := lee2020_augment lee2020_augment_crop
 REPRO_lee2020-equivariance := lee2020_equivariance
+REPRO_lee2020-precision := lee2020_precision
 REPRO_lee2020-ensemble := lee2020_ensemble
 REPRO_lee2020-l2 := lee2020_l2
 REPRO_lee2020-lr := lee2020_lr
@@ -177,7 +186,7 @@ if [ $$failed -ne 0 ]; then echo "make: some runs failed; see the sweep summarie
 exit $$failed
 endef
 
-.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-lee2020-early-stopping repro-arora2020 repro-kopitkov2019 \
+.PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-lee2020-early-stopping repro-arora2020 repro-kopitkov2019 \
         repro-resnet-ntk repro-huang2020 repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
@@ -197,6 +206,9 @@ repro-lee2020-augment: $(STAMP) ## Lee et al. 2020 data augmentation by ensembli
 
 repro-lee2020-equivariance: $(STAMP) ## Lee et al. 2020 equivariance: finite CNN-VEC vs locally connected nets (same kernels) against the width -> results/lee2020-equivariance/
 	$(call repro_recipe,lee2020-equivariance)
+
+repro-lee2020-precision: $(STAMP) ## Lee et al. 2020 floating-point precision: float64, float32 and rounded kernels against the training-set size and the noise model's critical size -> results/lee2020-precision/
+	$(call repro_recipe,lee2020-precision)
 
 repro-lee2020-ensemble: $(STAMP) ## Lee et al. 2020 ensembles of finite nets: accuracy and distance to the kernel dynamics against the ensemble size -> results/lee2020-ensemble/
 	$(call repro_recipe,lee2020-ensemble)
@@ -228,4 +240,4 @@ repro-huang2020: $(STAMP) ## Huang et al. 2020: the FC NTK degenerates with dept
 repro-nads: $(STAMP) ## Ortiz-Jimenez et al. 2020: NADs and accuracy maps -> results/nads/
 	$(call repro_recipe,nads)
 
-repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-huang2020 repro-nads ## Every repro target (SIZE as given)
+repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-huang2020 repro-nads ## Every repro target (SIZE as given)

@@ -246,6 +246,9 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
     ('repro-lee2020-equivariance', [
         'experiment=lee2020_equivariance paths.runs=runs/repro/small/lee2020-equivariance '
         'paths.data=/data model=cnn_vec,lcn']),
+    ('repro-lee2020-precision', [
+        'experiment=lee2020_precision paths.runs=runs/repro/small/lee2020-precision '
+        'paths.data=/data model=fc,cnn_gap']),
     ('repro-arora2020', [
         'experiment=arora2020_small_data paths.runs=runs/repro/small/arora2020 '
         'paths.data=/data model=fc,cnn_vec '
