@@ -20,6 +20,7 @@ import ntkexp  # noqa: F401  (neural-tangents on current JAX)
 
 from ntkexp import cli
 from ntkexp import float_noise
+from ntkexp import host_memory
 from ntkexp import runner
 from ntkexp.experiments import kernel_precision
 from ntkexp.plots import kernel_precision as precision_plot
@@ -214,3 +215,18 @@ def test_kernel_precision_on_regression_targets_plots_the_mse(tmp_path):
     table = pd.read_csv(paths[-1]).set_index('version')
     assert table.loc['float64', 'mse'] == pytest.approx(mse.loc[(52, 120)])
     assert list(table.index) == ['float64', '3 bits rounded']
+
+
+def test_host_memory_check_names_the_largest_n_train_that_fits():
+    need = kernel_precision.precision_bytes(1000, 100, 2, True)
+    assert need == 2 * (1000 ** 2 + 100 * 1000) * 12 + (1000 ** 2 + 100 * 1000) * 8 + \
+        kernel_precision.SOLVE_COPIES * 1000 ** 2 * 8
+    kernel_precision.check_host_memory(1000, 100, ('nngp', 'ntk'), True, available=need)
+    with pytest.raises(host_memory.HostMemoryError) as error:
+        kernel_precision.check_host_memory(20000, 2000, ('nngp', 'ntk'), True,
+                                           available=8 * host_memory.GIB)
+    message = str(error.value)
+    fits = int(message.split('dataset.n_train=')[1].split()[0])
+    assert kernel_precision.precision_bytes(fits, 2000, 2, True) <= 8 * host_memory.GIB
+    assert kernel_precision.precision_bytes(fits + 1, 2000, 2, True) > 8 * host_memory.GIB
+    assert 'experiment.float32=false' in message and 'experiment.kernels=[ntk]' in message

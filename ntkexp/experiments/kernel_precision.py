@@ -44,6 +44,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ntkexp import float_noise
+from ntkexp import host_memory
 from ntkexp.data.preprocess import balanced_subset
 from ntkexp.experiments.kernel_regression import add_scores, compute_kernels
 from ntkexp.experiments.options import as_list
@@ -55,6 +56,59 @@ log = logging.getLogger(__name__)
 KERNELS = ('nngp', 'ntk')
 REFERENCE_BITS = float_noise.MANTISSA_BITS['float64']
 FLOAT32_BITS = float_noise.MANTISSA_BITS['float32']
+
+
+# Float64 n_train x n_train arrays alive beside the kernels while a version is
+# solved: its float64 train kernel and the subset taken of it, the symmetrised
+# input of ``eigh``, LAPACK's copy of it and its workspace (2 n^2), the
+# eigenvectors.
+SOLVE_COPIES = 6
+
+
+def precision_bytes(n_train: int, n_test: int, n_kernels: int, float32: bool) -> int:
+    """Peak host bytes of a run (a lower bound, as
+    :func:`ntkexp.host_memory.kernel_solve_bytes`): the float64 kernels, the
+    float32 ones, one rounded version's, and :data:`SOLVE_COPIES`."""
+    per_kernel = n_train * n_train + n_test * n_train
+    kernels = n_kernels * per_kernel * (8 + (4 if float32 else 0)) + per_kernel * 8
+    return int(kernels + SOLVE_COPIES * n_train * n_train * 8)
+
+
+def check_host_memory(n_train: int, n_test: int, kernels: tuple[str, ...],
+                      float32: bool, available: int | None = None) -> None:
+    """Fails before any kernel is computed when a run cannot fit in the host
+    memory left (:func:`ntkexp.host_memory.available_bytes`, or ``available``).
+
+    Raises:
+        HostMemoryError: one line with the bytes needed and available, the
+            largest ``dataset.n_train`` that fits and the other ways out.
+    """
+    if available is None:
+        available = host_memory.available_bytes()
+    if available is None:
+        return
+    need = precision_bytes(n_train, n_test, len(kernels), float32)
+    if need <= available:
+        return
+    low, high = 0, n_train          # the largest n_train that fits, by bisection
+    while low < high:
+        mid = (low + high + 1) // 2
+        if precision_bytes(mid, n_test, len(kernels), float32) <= available:
+            low = mid
+        else:
+            high = mid - 1
+    ways = [f'dataset.n_train={low} or fewer (with n_test={n_test})']
+    if float32:
+        ways.append('experiment.float32=false (the rounded versions still run)')
+    if len(kernels) > 1:
+        ways.append(f'one kernel at a time (experiment.kernels=[{kernels[-1]}])')
+    raise host_memory.HostMemoryError(
+        f'experiment=kernel_precision on {n_train} train and {n_test} test inputs '
+        f'needs about {need / host_memory.GIB:.1f} GiB of host memory '
+        f'({len(kernels)} float64 kernel(s){" and their float32 computation" if float32 else ""}, '
+        f'one rounded version and {SOLVE_COPIES} float64 {n_train} x {n_train} arrays for '
+        f'the eigendecompositions); this machine has {available / host_memory.GIB:.1f} GiB '
+        'available. To fix: ' + '; or '.join(ways))
 
 
 def _fail(message: str) -> None:
@@ -165,12 +219,14 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     sizes = train_sizes(exp.get('train_sizes', None), n)
     subsets = nested_subsets(labels_train, sizes, int(cfg.get('seed', 0)))
 
+    float32 = bool(exp.get('float32', True))
+    check_host_memory(n, len(x_test), get, float32)
     k_tt, k_st, seconds = compute_kernels(cfg, kernel_fn, x_train, x_test, get,
                                           run_dir=run_dir)
     rows.add('kernel_seconds', seconds, mantissa_bits=REFERENCE_BITS,
              rounding='computed', n_train=n, n_test=len(x_test))
     k32 = None
-    if bool(exp.get('float32', True)):
+    if float32:
         with jax.enable_x64(False):
             k32_tt, k32_st, seconds = compute_kernels(
                 cfg, kernel_fn, x_train.astype(np.float32),
