@@ -128,6 +128,13 @@ SMALL_huang2020_depth ?= $(HUANG_DEPTHS_SMALL) dataset=mnist,cifar10
 FULL_huang2020_depth ?= $(HUANG_DEPTHS_FULL) dataset=mnist,cifar10
 SMALL_huang2020_depth_resnet ?= model.alpha_gamma=0.5,1 $(HUANG_DEPTHS_SMALL) dataset=mnist,cifar10
 FULL_huang2020_depth_resnet ?= model.alpha_gamma=0.5,0.75,1 $(HUANG_DEPTHS_FULL) dataset=mnist,cifar10
+# Finite nets of growing depth at one width (`make repro-huang2020-finite`,
+# results/huang2020-finite/): FC and the ResNet with alpha = L^-1/2, width 256, 256 MNIST 4 vs 9
+# images, 1000 GD steps, 2 seeds. Full: width 1024, 4096 images, depths to 128.
+SMALL_huang2020_finite ?= model.depth=1,2,4,8,16,32,64
+FULL_huang2020_finite ?= model.depth=1,2,4,8,16,32,64,128 'experiment.widths=[1024]' dataset.n_train=4096
+SMALL_huang2020_finite_resnet ?= $(SMALL_huang2020_finite)
+FULL_huang2020_finite_resnet ?= $(FULL_huang2020_finite)
 # --- Ortiz-Jimenez et al. 2020: NADs and accuracy maps ---------------------------------
 # Small: 8x8 images, FC (isotropic) vs CNN (pooling); 512 networks for the NADs, with the
 # authors' estimator (central differences of step 100 at one fixed x0; exact gradients there
@@ -156,6 +163,7 @@ REPRO_arora2020 := arora2020_small_data
 REPRO_kopitkov2019 := kopitkov2019
 REPRO_resnet-ntk := ntk_drift resntk_spectrum
 REPRO_huang2020 := huang2020_depth huang2020_depth_resnet
+REPRO_huang2020-finite := huang2020_finite huang2020_finite_resnet
 REPRO_nads := ortiz2020_nads ortiz2020_accuracy_maps
 
 repro_out = $(REPRO_RESULTS)/$(1)$(if $(filter full,$(SIZE)),/full,)
@@ -187,7 +195,7 @@ exit $$failed
 endef
 
 .PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-lee2020-early-stopping repro-arora2020 repro-kopitkov2019 \
-        repro-resnet-ntk repro-huang2020 repro-nads repro-all
+        repro-resnet-ntk repro-huang2020 repro-huang2020-finite repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
 	$(call repro_recipe,jacot2018)
@@ -237,7 +245,10 @@ repro-resnet-ntk: $(STAMP) ## NTK drift FC vs ResNet (NTH) + ResNTK spectrum -> 
 repro-huang2020: $(STAMP) ## Huang et al. 2020: the FC NTK degenerates with depth, the ResNTK does not (kernel regression, kernel geometry) -> results/huang2020/
 	$(call repro_recipe,huang2020)
 
+repro-huang2020-finite: $(STAMP) ## Huang et al. 2020 with finite nets: FC and ResNet (alpha = L^-1/2) of growing depth at one width, against their NTK dynamics -> results/huang2020-finite/
+	$(call repro_recipe,huang2020-finite)
+
 repro-nads: $(STAMP) ## Ortiz-Jimenez et al. 2020: NADs and accuracy maps -> results/nads/
 	$(call repro_recipe,nads)
 
-repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-huang2020 repro-nads ## Every repro target (SIZE as given)
+repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-huang2020 repro-huang2020-finite repro-nads ## Every repro target (SIZE as given)

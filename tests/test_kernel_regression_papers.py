@@ -238,6 +238,11 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
         'experiment=huang2020_depth_resnet paths.runs=runs/repro/small/huang2020 '
         'paths.data=/data model.alpha_gamma=0.5,1 model.depth=1,2,4,8,16,32,64,128 '
         'dataset=mnist,cifar10']),
+    ('repro-huang2020-finite', [
+        'experiment=huang2020_finite paths.runs=runs/repro/small/huang2020-finite '
+        'paths.data=/data model.depth=1,2,4,8,16,32,64',
+        'experiment=huang2020_finite_resnet paths.runs=runs/repro/small/huang2020-finite '
+        'paths.data=/data model.depth=1,2,4,8,16,32,64']),
     ('repro-lee2020-augment', [
         'experiment=lee2020_augment paths.runs=runs/repro/small/lee2020-augment '
         'paths.data=/data model=fc,cnn_vec',

@@ -228,7 +228,8 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 if 'experiment' in frame.columns else frame)
         for draw in (plot_ntk_slice, plot_functions, plot_ntk_drift,
                      plot_distance, plot_curves, plot_finite_vs_kernel,
-                     plot_ensemble, plot_l2, plot_lr, plot_width_accuracy):
+                     plot_ensemble, plot_l2, plot_lr, plot_width_accuracy,
+                     plot_depth_accuracy):
             paths += draw(rows, out_dir, str(name))
     return paths
 
@@ -633,6 +634,12 @@ def _largest_ensembles(frame: pd.DataFrame) -> pd.DataFrame:
     return ens
 
 
+def _depth_sweep(rows: pd.DataFrame) -> bool:
+    """Whether one model's rows hold several depths (a depth study)."""
+    return ('depth' in rows.columns and 'model' in rows.columns
+            and bool((rows.groupby('model')['depth'].nunique() > 1).any()))
+
+
 def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
                           name: str) -> list[Path]:
     """Lee et al. 2020, Fig. 1: best finite-net accuracy vs kernel accuracy.
@@ -644,8 +651,8 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     frame = _plain(frame)
     kernel = _metric(frame, 'kernel_test_accuracy')
     net = _metric(frame, 'test_accuracy')
-    if kernel.empty or net.empty:
-        return []
+    if kernel.empty or net.empty or _depth_sweep(net):
+        return []  # a depth sweep: plot_depth_accuracy (one bar per depth would not fit)
     net = pd.concat([net, _largest_ensembles(frame)], ignore_index=True)
     net = net[net['predictor'].isin(list(_BAR_PREDICTORS))]
     net = _with_l2_label(net)
@@ -1142,4 +1149,98 @@ def plot_width_accuracy(frame: pd.DataFrame, out_dir: Path,
     paths = _save(fig, out_dir, f'{name}_width_accuracy')
     path = out_dir / f'{name}_width_accuracy.csv'
     stats.to_csv(path, index=False)
+    return paths + [path]
+
+
+def plot_depth_accuracy(frame: pd.DataFrame, out_dir: Path,
+                        name: str) -> list[Path]:
+    """Huang et al. 2020 with finite nets: accuracy and NTK drift against the depth.
+
+    Per model (columns of panels) at one width: top, each predictor's best
+    test accuracy over training (mean +- std over seeds; dotted: the final
+    one) and the NNGP / NTK kernel regression at ``t = inf`` of the same depth
+    (dashed; shared axes across models); bottom, the relative change of the empirical NTK over training
+    (``ntk_drift`` at the last step), log scale. Log-2 depth axis. Drawn when
+    a run set sweeps at least three depths at one width. Diverged predictors
+    are left out.
+    """
+    frame = _plain(frame)
+    rows = frame[frame['metric'].isin(['test_accuracy'])]
+    if (rows.empty or not _depth_sweep(rows) or rows['depth'].nunique() < 3
+            or ('width' in rows.columns and rows['width'].nunique() > 1)):
+        return []
+    rows = _converged(rows, _diverged(frame))
+    keys = ['model', 'predictor', 'depth']
+    runs = _best_and_final(rows, keys + ['run_dir', 'seed']).reset_index()
+    stats = runs.groupby(keys, dropna=False).agg(
+        best=('best', 'mean'), best_std=('best', 'std'), final=('final', 'mean'),
+        seeds=('best', 'size')).reset_index()
+    drift = _last_step(_metric(frame, 'ntk_drift'))
+    drift = drift.groupby(['model', 'depth'])['value'].agg(['mean', 'std']).reset_index()
+    positive = drift['mean'][drift['mean'] > 0]
+    drift_ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
+                   if not positive.empty and positive.min() / 3 <= t <= positive.max() * 3]
+    kernel = _metric(frame, 'kernel_test_accuracy')
+    if 'parameterization' in kernel.columns and (kernel['parameterization'] == 'ntk').any():
+        kernel = kernel[kernel['parameterization'] == 'ntk']
+    kernel = (kernel.groupby(['model', 'kernel', 'depth'])['value'].mean().reset_index()
+              if not kernel.empty else kernel)
+    models = [m for m in ('fc', 'resnet') if m in set(stats['model'])] + sorted(
+        set(stats['model']) - {'fc', 'resnet'})
+    plt = figures.pyplot()
+    fig, axes = plt.subplots(2, len(models), figsize=(5.2 * len(models), 7.5),
+                             squeeze=False, sharex='col', sharey='row')
+    order = list(_BAR_PREDICTORS)
+    table = []
+    for column, model in enumerate(models):
+        ax, ax_drift = axes[0][column], axes[1][column]
+        part = stats[stats['model'] == model]
+        for i, (predictor, line) in enumerate(sorted(
+                part.groupby('predictor'), key=lambda g: order.index(g[0])
+                if g[0] in order else len(order))):
+            line = line.sort_values('depth')
+            style = dict(color=f'C{i}', ls=PREDICTOR_STYLE.get(predictor, '-'))
+            ax.errorbar(line['depth'], line['best'], yerr=line['best_std'].fillna(0),
+                        fmt='o', ms=4, capsize=2,
+                        label=PREDICTOR_LABELS.get(predictor, predictor), **style)
+            ax.plot(line['depth'], line['final'], ':', color=style['color'], lw=1)
+            table += [dict(model=model, predictor=predictor, **r)
+                      for r in line.drop(columns=['model', 'predictor']).to_dict('records')]
+        if not kernel.empty:
+            # Not the predictors' C0-C3: the kernels at t = inf stand apart.
+            for kern, color in (('nngp', 'tab:purple'), ('ntk', 'tab:brown')):
+                line = kernel[(kernel['model'] == model) & (kernel['kernel'] == kern)]
+                if line.empty:
+                    continue
+                line = line.sort_values('depth')
+                ax.plot(line['depth'], line['value'], '--', color=color, lw=1.2,
+                        label=f'{kern.upper()} kernel, $t=\\infty$')
+                table += [dict(model=model, predictor=f'{kern}_kernel', depth=d, final=v)
+                          for d, v in zip(line['depth'], line['value'])]
+        line = drift[drift['model'] == model].sort_values('depth')
+        if not line.empty:
+            ax_drift.errorbar(line['depth'], line['mean'], yerr=line['std'].fillna(0),
+                              fmt='o-', ms=4, capsize=2, color='k')
+            ax_drift.set_yscale('log')
+            ax_drift.set_yticks(drift_ticks, [f'{t:g}' for t in drift_ticks])
+            ax_drift.minorticks_off()
+            table += [dict(model=model, predictor='ntk_drift', depth=d, final=v)
+                      for d, v in zip(line['depth'], line['mean'])]
+        depths = sorted(part['depth'].unique())
+        for a in (ax, ax_drift):
+            a.set_xscale('log', base=2)
+            a.set_xticks(depths, [f'{int(d)}' for d in depths])
+            a.minorticks_off()
+        width = rows['width'].dropna().unique() if 'width' in rows.columns else []
+        ax.set_title(MODEL_LABELS.get(str(model), str(model))
+                     + (f', width {int(width[0])}' if len(width) else ''), fontsize=9)
+        ax_drift.set_xlabel('depth $L$')
+    axes[0][0].set_ylabel('test accuracy (best over training; dotted: final)')
+    axes[1][0].set_ylabel(r'NTK change $\|\Theta_T - \Theta_0\|_F / \|\Theta_0\|_F$')
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    out_dir = Path(out_dir)
+    paths = _save(fig, out_dir, f'{name}_depth_accuracy')
+    path = out_dir / f'{name}_depth_accuracy.csv'
+    pd.DataFrame(table).to_csv(path, index=False)
     return paths + [path]
