@@ -1071,6 +1071,29 @@ def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     return paths + [path]
 
 
+def _accuracy_lines(ax, stats: pd.DataFrame, x: str):
+    """Draws each predictor's best test accuracy (``best`` +- ``best_std``) and
+    its final one (dotted) against ``x``, in :data:`_BAR_PREDICTORS` order.
+
+    Returns:
+        ``(line, style)`` per predictor: its rows sorted by ``x`` and the
+        colour / line style it was drawn with, for the caller's other panels.
+    """
+    order = list(_BAR_PREDICTORS)
+    drawn = []
+    for i, (predictor, line) in enumerate(sorted(
+            stats.groupby('predictor'), key=lambda g: order.index(g[0])
+            if g[0] in order else len(order))):
+        line = line.sort_values(x)
+        style = dict(color=f'C{i}', ls=PREDICTOR_STYLE.get(predictor, '-'))
+        ax.errorbar(line[x], line['best'], yerr=line['best_std'].fillna(0),
+                    fmt='o', ms=4, capsize=2,
+                    label=PREDICTOR_LABELS.get(predictor, predictor), **style)
+        ax.plot(line[x], line['final'], ':', color=style['color'], lw=1)
+        drawn.append((line, style))
+    return drawn
+
+
 def plot_width_accuracy(frame: pd.DataFrame, out_dir: Path,
                         name: str) -> list[Path]:
     """Lee et al. 2020, Sec. 3: test accuracy and loss against the width.
@@ -1106,20 +1129,10 @@ def plot_width_accuracy(frame: pd.DataFrame, out_dir: Path,
     fig, axes = plt.subplots(n_rows, len(groups),
                              figsize=(5.2 * len(groups), 4.0 * n_rows),
                              squeeze=False, sharex='col')
-    order = list(_BAR_PREDICTORS)
     for column, (key, part) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
         ax = axes[0][column]
-        for i, (predictor, line) in enumerate(sorted(
-                part.groupby('predictor'), key=lambda g: order.index(g[0])
-                if g[0] in order else len(order))):
-            line = line.sort_values('width')
-            style = dict(color=f'C{i}', ls=PREDICTOR_STYLE.get(predictor, '-'))
-            ax.errorbar(line['width'], line['best'],
-                        yerr=line['best_std'].fillna(0), fmt='o', ms=4,
-                        capsize=2, label=PREDICTOR_LABELS.get(predictor, predictor),
-                        **style)
-            ax.plot(line['width'], line['final'], ':', color=style['color'], lw=1)
+        for line, style in _accuracy_lines(ax, part, 'width'):
             if n_rows == 2:
                 axes[1][column].plot(line['width'], line['test_loss'], marker='o',
                                      ms=4, **style)
@@ -1190,22 +1203,13 @@ def plot_depth_accuracy(frame: pd.DataFrame, out_dir: Path,
     plt = figures.pyplot()
     fig, axes = plt.subplots(2, len(models), figsize=(5.2 * len(models), 7.5),
                              squeeze=False, sharex='col', sharey='row')
-    order = list(_BAR_PREDICTORS)
     table = []
     for column, model in enumerate(models):
         ax, ax_drift = axes[0][column], axes[1][column]
         part = stats[stats['model'] == model]
-        for i, (predictor, line) in enumerate(sorted(
-                part.groupby('predictor'), key=lambda g: order.index(g[0])
-                if g[0] in order else len(order))):
-            line = line.sort_values('depth')
-            style = dict(color=f'C{i}', ls=PREDICTOR_STYLE.get(predictor, '-'))
-            ax.errorbar(line['depth'], line['best'], yerr=line['best_std'].fillna(0),
-                        fmt='o', ms=4, capsize=2,
-                        label=PREDICTOR_LABELS.get(predictor, predictor), **style)
-            ax.plot(line['depth'], line['final'], ':', color=style['color'], lw=1)
-            table += [dict(model=model, predictor=predictor, **r)
-                      for r in line.drop(columns=['model', 'predictor']).to_dict('records')]
+        for line, _ in _accuracy_lines(ax, part, 'depth'):
+            table += [dict(model=model, **r)
+                      for r in line.drop(columns=['model']).to_dict('records')]
         if not kernel.empty:
             # Not the predictors' C0-C3: the kernels at t = inf stand apart.
             for kern, color in (('nngp', 'tab:purple'), ('ntk', 'tab:brown')):

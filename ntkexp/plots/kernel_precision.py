@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ntkexp import float_noise
 from ntkexp.plots import figures
 from ntkexp.plots import kernel_regression as kr
 
@@ -154,7 +155,7 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                           label='fit $C\\,i^{-\\alpha}$')
             for (bits, rounding), sigma in noise.items():
                 if sigma > 0:
-                    ax.axhline(math.sqrt(2 / m) * sigma, lw=1, ls=':',
+                    ax.axhline(float_noise.noise_floor(sigma, m), lw=1, ls=':',
                                color=_style(bits, rounding, all_bits)['color'])
             ax.set_xlabel('eigenvalue index $i$')
             ax.set_ylabel('$\\lambda_i / m$; dotted: noise floors')
