@@ -135,6 +135,11 @@ SMALL_huang2020_finite ?= model.depth=1,2,4,8,16,32,64
 FULL_huang2020_finite ?= model.depth=1,2,4,8,16,32,64,128 'experiment.widths=[1024]' dataset.n_train=4096
 SMALL_huang2020_finite_resnet ?= $(SMALL_huang2020_finite)
 FULL_huang2020_finite_resnet ?= $(FULL_huang2020_finite)
+# The Neural Tangent Hierarchy against the NTK's change (`make repro-nth`, results/nth/): FC and
+# ResNet at widths 64 ... 512, 3 seeds, erf (smooth, as the hierarchy assumes) and ReLU.
+# Full: widths to 4096.
+SMALL_nth ?= model=fc,resnet model.activation=erf,relu
+FULL_nth ?= model=fc,resnet model.activation=erf,relu 'experiment.widths=[64,128,256,512,1024,2048,4096]'
 # --- Ortiz-Jimenez et al. 2020: NADs and accuracy maps ---------------------------------
 # Small: 8x8 images, FC (isotropic) vs CNN (pooling); 512 networks for the NADs, with the
 # authors' estimator (central differences of step 100 at one fixed x0; exact gradients there
@@ -165,6 +170,7 @@ REPRO_resnet-ntk := ntk_drift resntk_spectrum
 REPRO_huang2020 := huang2020_depth huang2020_depth_resnet
 REPRO_huang2020-finite := huang2020_finite huang2020_finite_resnet
 REPRO_nads := ortiz2020_nads ortiz2020_accuracy_maps
+REPRO_nth := nth
 
 repro_out = $(REPRO_RESULTS)/$(1)$(if $(filter full,$(SIZE)),/full,)
 repro_runs = $(REPRO_RUNS)/$(SIZE)/$(1)
@@ -195,7 +201,7 @@ exit $$failed
 endef
 
 .PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-lee2020-early-stopping repro-arora2020 repro-kopitkov2019 \
-        repro-resnet-ntk repro-huang2020 repro-huang2020-finite repro-nads repro-all
+        repro-resnet-ntk repro-huang2020 repro-huang2020-finite repro-nth repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
 	$(call repro_recipe,jacot2018)
@@ -248,7 +254,10 @@ repro-huang2020: $(STAMP) ## Huang et al. 2020: the FC NTK degenerates with dept
 repro-huang2020-finite: $(STAMP) ## Huang et al. 2020 with finite nets: FC and ResNet (alpha = L^-1/2) of growing depth at one width, against their NTK dynamics -> results/huang2020-finite/
 	$(call repro_recipe,huang2020-finite)
 
+repro-nth: $(STAMP) ## Huang & Yau 2020 Neural Tangent Hierarchy: the NTK's change against its K^(3) term and Taylor expansions, FC and ResNet, erf and ReLU -> results/nth/
+	$(call repro_recipe,nth)
+
 repro-nads: $(STAMP) ## Ortiz-Jimenez et al. 2020: NADs and accuracy maps -> results/nads/
 	$(call repro_recipe,nads)
 
-repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-huang2020 repro-huang2020-finite repro-nads ## Every repro target (SIZE as given)
+repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-huang2020 repro-huang2020-finite repro-nth repro-nads ## Every repro target (SIZE as given)

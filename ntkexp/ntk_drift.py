@@ -14,6 +14,14 @@ module measures that:
 * :func:`ntk_slice`: ``Theta(x0, x)`` for one point ``x0`` against many ``x``
   (Jacot et al. 2018, Fig. 1) from one gradient and one JVP per output, so it
   needs memory for only a few copies of the parameters even at width 10^4;
+* :func:`ntk_derivative`: ``D Theta(params)[v]``, the change of the NTK
+  along a parameter direction; along the linearised network's displacement
+  it is the Neural Tangent Hierarchy's first correction (the ``K^(3)`` term,
+  Huang & Yau 2020; the "dNTK" of Roberts, Yaida & Hanin 2022);
+* :func:`ntk_taylor_terms`: ``D Theta[v]`` and ``D^2 Theta[v, v]``, the
+  first two terms of the NTK's Taylor expansion along the actual
+  displacement (the "dNTK" and "ddNTK" terms, both ``O(1/n)``: Dyer &
+  Gur-Ari 2020; Roberts, Yaida & Hanin 2022);
 * :func:`loglog_slope`: the least-squares slope of ``log y`` on ``log x``
   (drift vs width; theory: about -1/2).
 """
@@ -155,6 +163,75 @@ def ntk_slice(apply_fn: Callable, params: PyTree, x0: jnp.ndarray,
         _, tangent = jax.jvp(f_x, (params,), (grad,))
         total = total + tangent[:, c]
     return total / out_dim
+
+
+def ntk_derivative(apply_fn: Callable, params: PyTree, tangent: PyTree,
+                   x: jnp.ndarray) -> jnp.ndarray:
+    """``D Theta(params)[tangent]`` on ``x``: the NTK's derivative along a direction.
+
+    With ``Theta = (1/k) sum_c J_c J_c^T`` (traced over the ``k`` outputs, as
+    :func:`empirical_ntk_fn`) and ``H_c = d J_c [tangent]`` (a
+    forward-over-reverse product), ``D Theta[v] = (1/k) sum_c (H_c J_c^T +
+    J_c H_c^T)``.
+
+    The Neural Tangent Hierarchy (Huang & Yau 2020) writes the
+    NTK's flow as ``d Theta_t(a, b) / dt = -(1/n) sum_g K3_t(a, b, g)
+    (f_t(x_g) - y_g)`` with ``K3(a, b, g) = <grad Theta(a, b), grad f(x_g)>``.
+    Freezing ``K3`` at initialisation and the residuals at the NTK (linear)
+    dynamics, the hierarchy truncated at ``K3`` integrates to ``Theta_t -
+    Theta_0 = D Theta(theta_0)[theta_lin(t) - theta_0]``: this function at the
+    linearised network's displacement, for gradient flow and gradient descent
+    alike (the displacement is the same sum of the same gradients).
+
+    Args:
+        apply_fn: ``apply_fn(params, x)`` returning ``(N, k)``.
+        params: where the derivative is taken.
+        tangent: the direction, a pytree like ``params``.
+        x: ``(N, ...)`` inputs.
+
+    Returns:
+        ``(N, N)``, symmetric; one output's Jacobian (``N`` x parameters) and
+        its tangent are held at a time.
+    """
+    out_dim = jax.eval_shape(apply_fn, params, x).shape[-1]
+
+    def jacobian(p, c):
+        return jax.jacrev(lambda q: jax.lax.dynamic_index_in_dim(
+            apply_fn(q, x), c, axis=1, keepdims=False))(p)
+
+    def add_output(c, total):
+        jac, jac_dot = jax.jvp(lambda p: jacobian(p, c), (params,), (tangent,))
+        n = x.shape[0]
+        half = sum(jnp.dot(a.reshape(n, -1), b.reshape(n, -1).T)
+                   for a, b in zip(jax.tree_util.tree_leaves(jac_dot),
+                                   jax.tree_util.tree_leaves(jac)))
+        return total + half + half.T
+
+    dtype = jax.eval_shape(apply_fn, params, x).dtype
+    zero = jnp.zeros((x.shape[0], x.shape[0]), dtype)
+    return jax.lax.fori_loop(0, out_dim, add_output, zero) / out_dim
+
+
+def ntk_taylor_terms(apply_fn: Callable, params: PyTree, tangent: PyTree,
+                     x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``(D Theta[v], D^2 Theta[v, v])`` at ``params`` on ``x``.
+
+    ``Theta(params + v) = Theta + D Theta[v] + D^2 Theta[v, v] / 2 + ...``
+    One forward-mode derivative of :func:`ntk_derivative` along ``v`` gives
+    the second term with the first (the same memory per output, four copies
+    of one output's Jacobian).
+
+    Args:
+        apply_fn: ``apply_fn(params, x)`` returning ``(N, k)``.
+        params: where the derivatives are taken.
+        tangent: the direction ``v``.
+        x: ``(N, ...)`` inputs.
+
+    Returns:
+        Two ``(N, N)`` arrays.
+    """
+    return jax.jvp(lambda p: ntk_derivative(apply_fn, p, tangent, x),
+                   (params,), (tangent,))
 
 
 def loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -243,6 +243,9 @@ def test_lee2020_digits_cnn_vec_run(tmp_path):
         'paths.data=/data model.depth=1,2,4,8,16,32,64',
         'experiment=huang2020_finite_resnet paths.runs=runs/repro/small/huang2020-finite '
         'paths.data=/data model.depth=1,2,4,8,16,32,64']),
+    ('repro-nth', [
+        'experiment=nth paths.runs=runs/repro/small/nth paths.data=/data '
+        'model=fc,resnet model.activation=erf,relu']),
     ('repro-lee2020-augment', [
         'experiment=lee2020_augment paths.runs=runs/repro/small/lee2020-augment '
         'paths.data=/data model=fc,cnn_vec',

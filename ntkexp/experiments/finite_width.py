@@ -40,6 +40,18 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   train / test);
 * ``ntk_drift``: ``||Theta_t - Theta_0||_F / ||Theta_0||_F`` of the empirical
   NTK on a probe set (the first ``probe_size`` training inputs);
+* ``nth_drift``, ``nth_residual``, ``nth_cosine`` (with ``experiment.nth``):
+  the Neural Tangent Hierarchy's first correction (Huang & Yau 2020,
+  with ``K^(3)`` frozen at initialisation and the residuals of the NTK
+  dynamics), ``dTheta = D Theta(theta_0)[theta_lin(t) - theta_0]``
+  (:func:`ntkexp.ntk_drift.ntk_derivative`) on the probe set:
+  ``||dTheta|| / ||Theta_0||``, ``||Theta_t - Theta_0 - dTheta|| /
+  ||Theta_t - Theta_0||`` (how much of the NTK's actual change it misses) and
+  the cosine between ``dTheta`` and ``Theta_t - Theta_0``; steps after 0;
+  ``taylor1_residual`` and ``taylor2_residual``: the same residual of the
+  NTK's first- and second-order Taylor expansion along the network's actual
+  displacement ``theta_t - theta_0`` (:func:`ntkexp.ntk_drift.ntk_taylor_terms`:
+  the dNTK and ddNTK terms, both ``O(1/n)``, Dyer & Gur-Ari 2020);
 * ``weight_change``: ``||theta_t - theta_0|| / ||theta_0||``;
 * ``ntk_slice`` (with ``experiment.slice``): ``Theta(x0, x)`` for ``x`` on the
   unit circle at angle ``gamma``, at the ``slice_steps``; the infinite-width
@@ -112,7 +124,7 @@ from ntkexp.records import RowWriter
 log = logging.getLogger(__name__)
 
 REFERENCES = ('ntk', 'ntk_mean', 'linearized')
-LR_KERNELS = ('analytic', 'empirical')
+LR_KERNELS = ('analytic', 'empirical', 'empirical_outputs')
 L2_CENTERS = ('zero', 'init')
 DTYPES = ('float32', 'float64')
 
@@ -290,6 +302,14 @@ def validate(cfg: DictConfig) -> None:
     check(isinstance(probe, int) and probe >= 0,
           f'experiment.probe_size={probe!r} must be an integer >= 0 (0 = no '
           'NTK drift)')
+    nth = exp.get('nth', False)
+    check(isinstance(nth, bool),
+          f'experiment.nth={nth!r} must be true or false')
+    check(not nth or (probe and 'linearized' in references),
+          'experiment.nth compares the NTK change on the probe set with the '
+          'hierarchy along the linearised network; give experiment.probe_size '
+          f'> 0 (now {probe!r}) and linearized in experiment.references (now '
+          f'{list(references)}), e.g. experiment=nth')
     dtype = exp.get('train_dtype', None)
     check(dtype is None or dtype in DTYPES,
           f'experiment.train_dtype={dtype!r} is invalid; use float32, float64 '
@@ -576,6 +596,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     kernel_inf = bool(exp.get('kernel_inf', False))
     centered = bool(exp.get('centered', False))
     ensemble = bool(exp.get('ensemble', False))
+    nth = bool(exp.get('nth', False))
     l2 = float(exp.get('l2', 0.0) or 0.0)
     l2_to_init = bool(l2) and str(exp.get('l2_center', 'zero')) == 'init'
     gamma_test = _gamma(data.x_test)
@@ -640,6 +661,9 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         f_centered = training.centered_apply_fn(apply_fn)
         f_centered_jit = jax.jit(f_centered)
         slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
+        nth_fn = jax.jit(functools.partial(ntk_drift.ntk_derivative, apply_fn))
+        taylor_fn = jax.jit(functools.partial(ntk_drift.ntk_taylor_terms,
+                                              apply_fn))
         # Blocks sized from kernel.memory_gb: lr_kernel=empirical takes the
         # whole training set's NTK.
         ntk_emp = (EmpiricalNTK.for_run(
@@ -656,9 +680,12 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 key = jax.random.PRNGKey(seed)
                 _, params0 = init_fn(key, (-1,) + tuple(data.x_train.shape[1:]))
                 params0 = training.cast(params0, train_dtype)
-                kernel_for_lr = None
+                kernel_for_lr = top_for_lr = None
                 if lr_kernel == 'empirical' and lr_fraction is not None:
                     kernel_for_lr = np.asarray(ntk_emp(x_train, None, params0))
+                if lr_kernel == 'empirical_outputs' and lr_fraction is not None:
+                    top_for_lr = training.ntk_top_eigenvalue(apply_fn, params0,
+                                                             x_train)
                 f0_train = _apply_batched(apply_jit, params0, x_train)
                 f0_test = _apply_batched(apply_jit, params0, x_test)
                 probe = x_train[:probe_size]
@@ -671,7 +698,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 kernel_for_lr = k_tt['ntk']
             lr, max_lr = training.resolve_learning_rate(
                 exp.get('lr', None), lr_fraction, kernel_for_lr, y_train.size,
-                opt_momentum, l2)
+                opt_momentum, l2, top_for_lr)
             rows.add('lr', lr, **tag)
             if max_lr is not None:
                 rows.add('max_lr', max_lr, kernel=(
@@ -739,6 +766,13 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                                  for s, x in (('train', x_train), ('test', x_test))}
                     k_t = (np.asarray(ntk_emp(probe, None, state.params))
                            if probe_size else None)
+                    hierarchy = None
+                    if nth and step > 0:
+                        hierarchy = (
+                            nth_fn(params0, jax.tree_util.tree_map(
+                                jnp.subtract, lin_state.params, params0), probe),
+                            *taylor_fn(params0, jax.tree_util.tree_map(
+                                jnp.subtract, state.params, params0), probe))
                     change = float(training.tree_distance(state.params,
                                                           params0)) / norm0
                     net_slice = None
@@ -778,6 +812,11 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     drift = ntk_drift.relative_change(k_t, probe_k0)
                     rows.add('ntk_drift', drift, probe_size=probe_size, **at)
                     entry['ntk_drift'] = drift
+                if hierarchy is not None:
+                    for metric, value in nth_values(k_t, probe_k0,
+                                                    *hierarchy).items():
+                        rows.add(metric, value, probe_size=probe_size, **at)
+                        entry[metric] = value
                 rows.add('weight_change', change, **at)
                 if net_slice is not None:
                     for g, v in zip(gammas, net_slice):
@@ -820,6 +859,45 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         numeric_only=True).reset_index()
 
 
+def nth_values(kernel_t: np.ndarray, kernel_0: np.ndarray,
+               change_nth: np.ndarray, first: np.ndarray,
+               second: np.ndarray) -> dict[str, float]:
+    """The rows ``nth_drift``, ``nth_residual``, ``nth_cosine``,
+    ``taylor1_residual`` and ``taylor2_residual``.
+
+    Args:
+        kernel_t: the empirical NTK on the probe set at step ``t``.
+        kernel_0: the same at initialisation.
+        change_nth: the hierarchy's first correction ``D Theta(theta_0)
+            [theta_lin(t) - theta_0]`` on the probe set.
+        first, second: ``D Theta(theta_0)[d]`` and ``D^2 Theta(theta_0)[d, d]``
+            along the network's actual displacement ``d = theta_t - theta_0``.
+
+    Returns:
+        ``||dTheta|| / ||Theta_0||``; the residual ``||Theta_t - Theta_0 -
+        P|| / ||Theta_t - Theta_0||`` of ``P = dTheta`` (``nth``), of ``P =
+        first`` (``taylor1``) and of ``P = first + second / 2``
+        (``taylor2``); the cosine of ``dTheta`` with ``Theta_t - Theta_0``
+        (NaN for residuals and cosine while the NTK has not moved).
+    """
+    kernel_0 = np.asarray(kernel_0, np.float64)
+    change = np.asarray(kernel_t, np.float64) - kernel_0
+    change_nth = np.asarray(change_nth, np.float64)
+    predicted = dict(nth=change_nth, taylor1=np.asarray(first, np.float64),
+                     taylor2=np.asarray(first, np.float64)
+                     + np.asarray(second, np.float64) / 2)
+    norm = np.linalg.norm(change)
+    norm_nth = np.linalg.norm(change_nth)
+    moved = norm > 0
+    values = dict(nth_drift=float(norm_nth / np.linalg.norm(kernel_0)))
+    for name, p in predicted.items():
+        values[f'{name}_residual'] = (
+            float(np.linalg.norm(change - p) / norm) if moved else math.nan)
+    values['nth_cosine'] = (float(np.vdot(change, change_nth) / (norm * norm_nth))
+                            if moved and norm_nth > 0 else math.nan)
+    return values
+
+
 class _DivergenceWatch:
     """Flags a predictor whose training loss blows up (once per predictor).
 
@@ -853,7 +931,10 @@ class _DivergenceWatch:
         fix = {'analytic': 'use experiment.lr_kernel=empirical (each '
                            'width\'s rate from its initial empirical NTK) or a '
                            'smaller experiment.lr_fraction',
-               'empirical': 'use a smaller experiment.lr_fraction'}.get(
+               'empirical': 'use experiment.lr_kernel=empirical_outputs (the '
+                            'NTK over outputs too) or a smaller '
+                            'experiment.lr_fraction',
+               'empirical_outputs': 'use a smaller experiment.lr_fraction'}.get(
                    self.lr_kernel, 'use a smaller experiment.lr')
         log.warning(
             '%s: the %s predictor diverges (train loss %.3g at step %d, %.3g '

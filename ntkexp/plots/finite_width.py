@@ -57,6 +57,15 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   and the test loss at the last step against the width for the network, the
   centred network and the NTK dynamics, beside the kernels at ``t = inf``
   (``<experiment>_width_accuracy.csv``);
+* ``nth`` (Huang & Yau 2020; with ``experiment.nth``): at the last step
+  against the width, log-log, one column per model (and activation), the
+  residual ``||Theta_t - Theta_0 - P|| / ||Theta_t - Theta_0||`` of three
+  predictions ``P`` of the NTK's change: the hierarchy truncated at
+  ``K^(3)`` along the linearised network, and the first- and second-order
+  Taylor expansions along the network's own displacement; below, the actual
+  and the predicted change
+  (``<experiment>_nth_slopes.csv``; ``<experiment>_nth.csv``: mean and std
+  over seeds of every ``nth_*`` / ``taylor*`` / ``ntk_drift`` row per step);
 * ``functions_coverage.csv`` beside ``functions``: how many network outputs
   fall between the Gaussian's percentiles.
 """
@@ -122,8 +131,8 @@ def _model_label(frame: pd.DataFrame, key) -> str:
 def line_columns(frame: pd.DataFrame) -> list[str]:
     """Columns that tell lines apart: model and, when they vary, a few more."""
     columns = ['model']
-    for column in ('parameterization', 'depth', 'alpha', 'dataset', 'optimizer',
-                   'l2', 'l2_center'):
+    for column in ('parameterization', 'activation', 'depth', 'alpha', 'dataset',
+                   'optimizer', 'l2', 'l2_center'):
         if column in frame.columns and frame[column].astype(str).nunique() > 1:
             columns.append(column)
     return columns
@@ -229,7 +238,7 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         for draw in (plot_ntk_slice, plot_functions, plot_ntk_drift,
                      plot_distance, plot_curves, plot_finite_vs_kernel,
                      plot_ensemble, plot_l2, plot_lr, plot_width_accuracy,
-                     plot_depth_accuracy):
+                     plot_depth_accuracy, plot_nth):
             paths += draw(rows, out_dir, str(name))
     return paths
 
@@ -491,6 +500,71 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     _note_diverged(ax, dropped, diverged, lambda _: ('net',))
     ax.legend(fontsize=8)
     return _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
+
+
+#: The residuals of ``plot_nth``, with their legend labels.
+NTH_RESIDUALS = {
+    'nth_residual': r'NTH to $K^{(3)}$, linearised path',
+    'taylor1_residual': r'$D\Theta[\delta]$',
+    'taylor2_residual': r'$D\Theta[\delta] + D^2\Theta[\delta,\delta]/2$'}
+
+
+def nth_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of the ``nth`` rows, per line, width and step."""
+    metrics = list(NTH_RESIDUALS) + ['nth_drift', 'nth_cosine', 'ntk_drift']
+    rows = frame[frame['metric'].isin(metrics) & (frame['step'] > 0)]
+    keys = line_columns(rows) + ['width', 'step', 'metric']
+    table = rows.groupby(keys, dropna=False)['value'].agg(
+        ['mean', 'std', 'count']).reset_index()
+    return table
+
+
+def plot_nth(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """The NTK's change against the hierarchy's prediction, vs width.
+
+    One column per line (model, activation, ...): on top the residual of each
+    prediction at the last step, below the actual change and the hierarchy's
+    ``K^(3)`` term; log-log, mean +- std over seeds, fitted slopes.
+    """
+    frame = _plain(frame)
+    if _metric(frame, 'taylor2_residual').empty:
+        return []
+    last = _last_step(frame[frame['metric'].isin(
+        list(NTH_RESIDUALS) + ['nth_drift', 'ntk_drift'])
+        & (frame['step'] > 0)])
+    if last['width'].nunique() < 2:
+        return []
+    columns = line_columns(last)
+    groups = list(last.groupby(columns, dropna=False))
+    plt = figures.pyplot()
+    fig, axes = plt.subplots(2, len(groups), figsize=(3.6 * len(groups), 7),
+                             squeeze=False, sharex=True)
+    fits = []
+    drift_labels = {'ntk_drift': 'actual', 'nth_drift': r'NTH $K^{(3)}$ term'}
+    for (key, rows), top, bottom in zip(groups, axes[0], axes[1]):
+        for metric, style in zip(list(NTH_RESIDUALS) + list(drift_labels),
+                                 ('o--C0', 's:C1', 'o-C2', 'o-k', 'o--C0')):
+            ax = bottom if metric in drift_labels else top
+            label = NTH_RESIDUALS.get(metric, drift_labels.get(metric))
+            for fit in loglog_by_model(ax, _metric(rows, metric), f'{label}; ',
+                                       style):
+                fits.append(dict(metric=metric, **fit))
+        top.set_title(_model_label(last, key), fontsize=9)
+        top.legend(fontsize=6)
+        bottom.legend(fontsize=6)
+        bottom.set_xlabel('width $n$')
+        widths = sorted(rows['width'].unique())
+        bottom.set_xticks(widths, [f'{w:g}' for w in widths])
+        bottom.set_xticks([], minor=True)
+    axes[0][0].set_ylabel(r'residual $\|\Theta_t-\Theta_0-P\|_F\,/\,'
+                          r'\|\Theta_t-\Theta_0\|_F$')
+    axes[1][0].set_ylabel(r'$\|\cdot\|_F / \|\Theta_0\|_F$ after '
+                          f'{last["step"].max():g} steps')
+    fig.tight_layout()
+    paths = _save_with_slopes(fig, out_dir, f'{name}_nth', fits)
+    table = out_dir / f'{name}_nth.csv'
+    nth_table(frame).to_csv(table, index=False, float_format='%.6g')
+    return paths + [table]
 
 
 def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
