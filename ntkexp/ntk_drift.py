@@ -193,7 +193,7 @@ def ntk_derivative(apply_fn: Callable, params: PyTree, tangent: PyTree,
         ``(N, N)``, symmetric; one output's Jacobian (``N`` x parameters) and
         its tangent are held at a time.
     """
-    out_dim = jax.eval_shape(apply_fn, params, x).shape[-1]
+    out = jax.eval_shape(apply_fn, params, x)
 
     def jacobian(p, c):
         return jax.jacrev(lambda q: jax.lax.dynamic_index_in_dim(
@@ -207,9 +207,8 @@ def ntk_derivative(apply_fn: Callable, params: PyTree, tangent: PyTree,
                                    jax.tree_util.tree_leaves(jac)))
         return total + half + half.T
 
-    dtype = jax.eval_shape(apply_fn, params, x).dtype
-    zero = jnp.zeros((x.shape[0], x.shape[0]), dtype)
-    return jax.lax.fori_loop(0, out_dim, add_output, zero) / out_dim
+    zero = jnp.zeros((x.shape[0], x.shape[0]), out.dtype)
+    return jax.lax.fori_loop(0, out.shape[-1], add_output, zero) / out.shape[-1]
 
 
 def ntk_taylor_terms(apply_fn: Callable, params: PyTree, tangent: PyTree,
