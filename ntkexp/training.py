@@ -150,16 +150,16 @@ def max_learning_rate(ntk_train_train: Optional[np.ndarray], y_train_size: int,
         The maximal learning rate.
     """
     import neural_tangents as nt  # pylint: disable=g-import-not-at-top
-    if top_eigenvalue is not None:
-        bound = 2 * (1 + momentum) * y_train_size / (float(top_eigenvalue) + 1e-12)
-    else:
+    top, bound = top_eigenvalue, None
+    if top is None:
         kernel = np.asarray(ntk_train_train, np.float64)
         try:
             bound = float(nt.predict.max_learning_rate(kernel, y_train_size,
                                                        momentum=momentum))
         except TypeError:  # scipy >= 1.14: eigvalsh() lost ``eigvals=``.
-            top = float(np.linalg.eigvalsh(kernel)[-1])
-            bound = 2 * (1 + momentum) * y_train_size / (top + 1e-12)
+            top = np.linalg.eigvalsh(kernel)[-1]
+    if bound is None:
+        bound = 2 * (1 + momentum) * y_train_size / (float(top) + 1e-12)
     if l2:
         bound = 1.0 / (1.0 / bound + float(l2) / (2 * (1 + momentum)))
     return bound
