@@ -892,7 +892,7 @@ def _assert_equals_neural_tangents(fn, kwargs, side, conv_relu, jit=True):
 
 
 @pytest.mark.parametrize('fn, kwargs, side', [
-    (models.myrtle, dict(depth=5, width=8, b_std=0.2), 8),
+    (models.myrtle, dict(depth=5, width=8, b_std=0.2), 4),
     pytest.param(models.cnn, dict(depth=3, width=8, b_std=0.1, readout='gap'),
                  6, marks=pytest.mark.slow),
 ], ids=['myrtle5', 'cnn_gap_even'])

@@ -49,8 +49,19 @@ def test_equals_neural_tangents_float64(name):
             got = fast(X1, x2, ('nngp', 'ntk'))
             want = plain(X1, x2, ('nngp', 'ntk'))
             for g, w in zip(got, want):
-                np.testing.assert_allclose(np.asarray(g), np.asarray(w),
-                                           rtol=1e-13, atol=1e-13)
+                g, w = np.asarray(g), np.asarray(w)
+                if x2 is None:
+                    # neural-tangents' own k(x, x) diagonal is the square
+                    # root of its rounding off at correlation 1 when its
+                    # correlation comes out an ulp below 1, as XLA's -O0 code
+                    # (tests/conftest.py) makes it for one input here: 5e-9
+                    # (fc) to 3e-8 (resnet).
+                    # test_relu_diagonal_is_exact holds ours to the closed form.
+                    np.testing.assert_allclose(np.diag(g), np.diag(w),
+                                               rtol=1e-7)
+                    off = ~np.eye(len(g), dtype=bool)
+                    g, w = g[off], w[off]
+                np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-13)
             # One name gives the array itself.
             np.testing.assert_array_equal(np.asarray(fast(X1, x2, 'ntk')),
                                           np.asarray(got.ntk))
