@@ -22,12 +22,16 @@ module measures that:
   first two terms of the NTK's Taylor expansion along the actual
   displacement (the "dNTK" and "ddNTK" terms, both ``O(1/n)``: Dyer &
   Gur-Ari 2020; Roberts, Yaida & Hanin 2022);
+* :func:`second_order_gd`: gradient descent to second order in the
+  displacement, from initialisation alone; the NTK it gives is the
+  hierarchy truncated at ``K^(4)``;
 * :func:`loglog_slope`: the least-squares slope of ``log y`` on ``log x``
   (drift vs width; theory: about -1/2).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional
 
 import jax
@@ -231,6 +235,74 @@ def ntk_taylor_terms(apply_fn: Callable, params: PyTree, tangent: PyTree,
     """
     return jax.jvp(lambda p: ntk_derivative(apply_fn, p, tangent, x),
                    (params,), (tangent,))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _second_order_run(apply_fn, params, x, y, lr, v, w, start, stop):
+    """:func:`second_order_gd`'s steps ``start`` to ``stop`` (compiled once
+    per network and shapes: parameters, data and ``lr`` are arguments)."""
+    f0 = apply_fn(params, x)
+    scale = lr / y.size
+
+    def f(p):
+        return apply_fn(p, x)
+
+    def pull(p, r):
+        return jax.vjp(f, p)[1](r)[0]
+
+    def step(_, carry):
+        v, w = carry
+        jv, fvv = jax.jvp(lambda p: jax.jvp(f, (p,), (v,))[1], (params,), (v,))
+        jw = jax.jvp(f, (params,), (w,))[1]
+        r1 = f0 + jv - y
+        g1, hv = jax.jvp(lambda p: pull(p, r1), (params,), (v,))
+        g2 = pull(params, jw + fvv / 2)
+        v_next = jax.tree_util.tree_map(lambda a, g: a - scale * g, v, g1)
+        w_next = jax.tree_util.tree_map(lambda a, h, g: a - scale * (h + g),
+                                        w, hv, g2)
+        return v_next, w_next
+
+    return jax.lax.fori_loop(start, stop, step, (v, w))
+
+
+def second_order_gd(apply_fn: Callable, params: PyTree, x: jnp.ndarray,
+                    y: jnp.ndarray, lr: float) -> Callable:
+    """Full-batch gradient descent on the MSE, to second order in the displacement.
+
+    Gradient descent ``theta_{s+1} = theta_s - (lr / N) J(theta_s)^T
+    (f(theta_s) - y)`` (``N = y.size``: the loss ``0.5 mean((f - y)^2)``)
+    expanded about ``theta_0`` as ``theta_s - theta_0 = v_s + w_s + ...``:
+    ``v`` is the linearised network's displacement (first order) and ``w``
+    the second-order correction,
+
+    ``v_{s+1} = v_s - (lr / N) J^T r_s``,  ``r_s = f_0 + J v_s - y``;
+    ``w_{s+1} = w_s - (lr / N) (H_{r_s} v_s + J^T (J w_s + f''[v_s, v_s] / 2))``,
+
+    all at ``theta_0``, with ``H_r v = D(J^T r)[v]`` (the Hessian of ``r . f``
+    along ``v``) and ``f''[v, v]`` the outputs' second derivative. The first
+    term of ``w`` is the Jacobian's change along the path; the second, the
+    residuals' own second-order change fed back through ``J^T``. The NTK to
+    the same order is ``Theta_0 + D Theta[v + w] + D^2 Theta[v, v] / 2``: in
+    the Neural Tangent Hierarchy's terms (Huang & Yau 2020), the hierarchy
+    truncated at ``K^(4)`` (``K^(3)`` moving, ``K^(4)`` frozen at
+    initialisation) with the residuals it predicts itself, to second order
+    (``d/dt D^2 Theta[v, v] / 2 = D^2 Theta[dv/dt, v]`` is the ``K^(4)``
+    part driven by ``J^T r``; ``D Theta[w]`` the rest). Every term is
+    computed at initialisation: no trained network enters.
+
+    Args:
+        apply_fn: ``apply_fn(params, x)`` returning ``(N, k)``.
+        params: ``theta_0``.
+        x: the training inputs.
+        y: the training targets, shaped like ``apply_fn(params, x)``.
+        lr: the learning rate.
+
+    Returns:
+        ``advance(v, w, start, stop)`` taking the pair from step ``start``
+        to ``stop`` (compiled once per network and shapes); start both at
+        zeros like ``params``.
+    """
+    return functools.partial(_second_order_run, apply_fn, params, x, y, lr)
 
 
 def loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -956,7 +956,7 @@ def test_end_to_end_l2_to_init_wide_net_follows_the_regularised_flow(tmp_path):
     base = ['experiment=finite_width', 'model=fc', 'model.depth=2',
             'dataset=gaussian', 'dataset.n_train=16', 'dataset.n_test=16',
             'experiment.widths=[2048]', 'experiment.seeds=[0]',
-            'experiment.steps=200', 'experiment.eval_every=100',
+            'experiment.steps=100', 'experiment.eval_every=50',
             'experiment.probe_size=0', 'experiment.lr_fraction=0.5']
     change, dist = {}, {}
     for name, extra in (('none', []),
@@ -966,7 +966,7 @@ def test_end_to_end_l2_to_init_wide_net_follows_the_regularised_flow(tmp_path):
         cfg = compose(tmp_path, *base, *extra)
         runner.validate(cfg)
         frame = runner.run_job(cfg, tmp_path / name)
-        last = frame[frame['step'] == 200]
+        last = frame[frame['step'] == 100]
         change[name] = float(last[last['metric'] == 'weight_change']['value'].iloc[0])
         dist[name] = last[(last['metric'].str.startswith('dist_')) &
                           (last['split'] == 'test')].set_index('metric')['value']

@@ -72,6 +72,60 @@ def test_ntk_derivatives_match_finite_differences():
         assert np.linalg.norm(exact - taylor) < 1e-3 * np.linalg.norm(exact)
 
 
+def test_second_order_gd_is_gradient_descent_to_second_order():
+    """``second_order_gd``: ``v`` is the linearised net's gradient descent
+    (the MSE, ``optax.sgd``, as ``training.Trainer`` runs it) to rounding;
+    with the targets ``eps`` away from the outputs, actual gradient descent
+    leaves ``O(eps^2)`` to ``v`` and ``O(eps^3)`` to ``v + w`` (halving
+    ``eps`` divides them by 4 and 8), and the NTK ``Theta_0 + D Theta[v +
+    w] + D^2 Theta[v, v] / 2`` misses the actual one by ``O(eps^3)``."""
+    from ntkexp import training
+    with jax.enable_x64(True):
+        apply_fn, params, _, x = _net_and_direction()
+        target = jnp.asarray(np.random.RandomState(2).randn(5, 3))
+        f0 = apply_fn(params, x)
+        ntk = ntk_drift.empirical_ntk_fn(apply_fn, 1)
+        k0 = np.asarray(ntk(x, None, params))
+        lr, steps = 2.0, 20
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+
+        def flat(tree):
+            return np.concatenate([np.ravel(a) for a in
+                                   jax.tree_util.tree_leaves(tree)])
+
+        misses = []
+        for eps in (0.1, 0.05, 0.025):
+            y = f0 + eps * (target - f0)
+            advance = ntk_drift.second_order_gd(apply_fn, params, x, y, lr)
+            v, w = advance(zeros, zeros, 0, steps)
+            lin = training.Trainer(training.linearized_apply_fn(apply_fn),
+                                   training.mse_loss, training.make_optimizer(
+                                       'gd', lr), x, y, consts=(params,))
+            v_lin = lin.advance(lin.init(params), steps).params
+            np.testing.assert_allclose(flat(v) + flat(params), flat(v_lin),
+                                       rtol=0, atol=1e-12)
+            net = training.Trainer(apply_fn, training.mse_loss,
+                                   training.make_optimizer('gd', lr), x, y)
+            moved = flat(net.advance(net.init(params), steps).params) - flat(params)
+            d1, d2 = ntk_drift.ntk_taylor_terms(apply_fn, params, v, x)
+            predicted = (np.asarray(d1) + np.asarray(d2) / 2 + np.asarray(
+                ntk_drift.ntk_derivative(apply_fn, params, w, x)))
+            change = np.asarray(ntk(x, None, net.advance(
+                net.init(params), steps).params)) - k0
+            misses.append((np.linalg.norm(moved - flat(v)),
+                           np.linalg.norm(moved - flat(v) - flat(w)),
+                           np.linalg.norm(change - predicted),
+                           np.linalg.norm(change)))
+        misses = np.array(misses)
+        first, second, kernel = (misses[:-1] / misses[1:]).T[:3]
+        np.testing.assert_allclose(first, 4, rtol=0.15)
+        np.testing.assert_allclose(second, 8, rtol=0.15)
+        np.testing.assert_allclose(kernel, 8, rtol=0.15)
+        # w is the bulk of what v misses: the third order is far smaller.
+        assert np.all(misses[:, 1] < 0.2 * misses[:, 0])
+        assert np.all(misses[:, 2] < 0.2 * misses[:, 3])
+
+
 def test_nth_values_by_hand():
     k0 = np.array([[2.0, 1.0], [1.0, 2.0]])
     change = np.array([[0.1, 0.0], [0.0, -0.1]])
@@ -86,6 +140,12 @@ def test_nth_values_by_hand():
     assert values['taylor2_residual'] == pytest.approx(0.0, abs=1e-15)
     still = finite_width.nth_values(k0, k0, change, first, change)
     assert np.isnan(still['nth_residual']) and np.isnan(still['nth_cosine'])
+    assert 'nth2_residual' not in values
+    both = finite_width.nth_values(k0 + change, k0, 2 * change, first, change,
+                                   change_nth2=0.75 * change)
+    assert both['nth2_residual'] == pytest.approx(0.25)
+    assert both['nth2_drift'] == pytest.approx(0.75 * np.linalg.norm(change)
+                                               / np.sqrt(10))
 
 
 def _compose(tmp_path, *overrides):
@@ -110,6 +170,24 @@ def test_nth_experiment_runs(tmp_path):
     assert 0.9 < value[('nth_cosine', 1)] <= 1.0
     assert value[('ntk_drift', 4)] > value[('ntk_drift', 1)] > 0
     assert ('nth_residual', 0) not in value.index
+    # The hierarchy to K^(4): after one step gradient descent to second order
+    # is the step itself (w = 0), so it is the second-order Taylor expansion;
+    # after four it misses less than the K^(3) term.
+    assert value[('nth2_residual', 1)] == pytest.approx(
+        value[('taylor2_residual', 1)], rel=1e-6)
+    assert value[('nth2_residual', 4)] < 0.5 * value[('nth_residual', 4)]
+
+
+def test_nth2_rows_need_full_batch_gradient_descent_on_the_mse(caplog):
+    assert finite_width._second_order_applies('mse', 'gd', None, 24, 0.0)
+    assert finite_width._second_order_applies('mse', 'sgd', 24, 24, 0.0)
+    with caplog.at_level('WARNING'):
+        assert not finite_width._second_order_applies('mse', 'momentum', 8,
+                                                      24, 0.0)
+    assert ('no nth2 rows' in caplog.text and 'experiment.optimizer=momentum'
+            in caplog.text and 'experiment.batch_size=8' in caplog.text)
+    assert not finite_width._second_order_applies('xent', 'gd', None, 24, 0.0)
+    assert not finite_width._second_order_applies('mse', 'gd', None, 24, 1e-3)
 
 
 def test_nth_needs_the_linearised_network(tmp_path):
@@ -120,25 +198,31 @@ def test_nth_needs_the_linearised_network(tmp_path):
 
 def test_nth_figure_slopes(tmp_path):
     rows = []
-    for width, seed, step in itertools.product((64, 256, 1024), (0, 1), (1, 10)):
-        base = dict(experiment='nth', model='fc', activation='erf', width=width,
-                    seed=seed, step=step, run_dir='r')
+    for width, seed, step, act in itertools.product(
+            (64, 256, 1024), (0, 1), (1, 10), ('erf', 'relu')):
+        base = dict(experiment='nth', model='fc', activation=act, width=width,
+                    seed=seed, step=step, run_dir=act)
         for metric, value in (('nth_residual', 0.3), ('taylor1_residual', 0.2),
+                              ('nth2_residual', 2.0 / width ** 0.5),
                               ('taylor2_residual', 5.0 / width),
                               ('ntk_drift', 2.0 / width), ('nth_drift', 3.0 / width),
                               ('nth_cosine', 0.99)):
-            rows.append(dict(base, metric=metric, value=value * (1 + 0.01 * seed)))
+            rows.append(dict(base, metric=metric, value=value * (
+                1 + 0.01 * seed) * (2 if act == 'relu' else 1)))
     paths = fw_plots.plot_nth(pd.DataFrame(rows), tmp_path, 'nth')
     assert [p.name for p in paths] == ['nth_nth.png', 'nth_nth.pdf',
                                        'nth_nth_slopes.csv', 'nth_nth.csv']
-    slopes = pd.read_csv(paths[2]).set_index('metric')['slope']
+    slopes = pd.read_csv(paths[2])
+    assert sorted(set(slopes.activation)) == ['erf', 'relu']  # each line named
+    slopes = slopes[slopes.activation == 'relu'].set_index('metric')['slope']
     assert slopes['taylor2_residual'] == pytest.approx(-1.0, abs=1e-9)
     assert slopes['nth_residual'] == pytest.approx(0.0, abs=1e-9)
+    assert slopes['nth2_residual'] == pytest.approx(-0.5, abs=1e-9)
     assert slopes['ntk_drift'] == pytest.approx(-1.0, abs=1e-9)
     table = pd.read_csv(paths[3])
     assert set(table['step']) == {1, 10}
     row = table[(table.metric == 'taylor2_residual') & (table.width == 256)
-                & (table.step == 10)]
+                & (table.step == 10) & (table.activation == 'erf')]
     assert row['mean'].item() == pytest.approx(5.0 / 256 * 1.005)
     assert row['count'].item() == 2
 

@@ -52,6 +52,10 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   NTK's first- and second-order Taylor expansion along the network's actual
   displacement ``theta_t - theta_0`` (:func:`ntkexp.ntk_drift.ntk_taylor_terms`:
   the dNTK and ddNTK terms, both ``O(1/n)``, Dyer & Gur-Ari 2020);
+  ``nth2_drift`` and ``nth2_residual`` (full-batch GD on the MSE without a
+  penalty): the same for the hierarchy truncated at ``K^(4)``, from
+  initialisation alone: gradient descent and the NTK to second order in the
+  displacement (:func:`ntkexp.ntk_drift.second_order_gd`);
 * ``weight_change``: ``||theta_t - theta_0|| / ||theta_0||``;
 * ``ntk_slice`` (with ``experiment.slice``): ``Theta(x0, x)`` for ``x`` on the
   unit circle at angle ``gamma``, at the ``slice_steps``; the infinite-width
@@ -598,6 +602,10 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     ensemble = bool(exp.get('ensemble', False))
     nth = bool(exp.get('nth', False))
     l2 = float(exp.get('l2', 0.0) or 0.0)
+    # The hierarchy to K^(4) (ntk_drift.second_order_gd) expands full-batch
+    # gradient descent on the MSE without a penalty.
+    nth2 = nth and _second_order_applies(loss_name, optimizer_name, batch_size,
+                                         len(data.x_train), l2)
     l2_to_init = bool(l2) and str(exp.get('l2_center', 'zero')) == 'init'
     gamma_test = _gamma(data.x_test)
 
@@ -748,6 +756,11 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
             watch = _DivergenceWatch(lr, lr_kernel if lr_fraction is not None
                                      else None, **tag)
+            if nth2:  # (v, w) of ntk_drift.second_order_gd, at pair_step
+                second_order = ntk_drift.second_order_gd(
+                    apply_fn, params0, x_train, y_train_t, lr)
+                zeros = jax.tree_util.tree_map(jnp.zeros_like, params0)
+                pair, pair_step = (zeros, zeros), 0
             for i, step in enumerate(eval_steps):
                 # The network side, in the training dtype.
                 with net_precision():
@@ -773,6 +786,13 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                                 jnp.subtract, lin_state.params, params0), probe),
                             *taylor_fn(params0, jax.tree_util.tree_map(
                                 jnp.subtract, state.params, params0), probe))
+                    if nth2 and step > 0:  # D Theta[v + w] + D^2 Theta[v, v] / 2
+                        pair = second_order(*pair, pair_step, step)
+                        pair_step = step
+                        k3, k4 = taylor_fn(params0, pair[0], probe)
+                        hierarchy += (np.asarray(k3) + np.asarray(k4) / 2
+                                      + np.asarray(nth_fn(params0, pair[1],
+                                                          probe)),)
                     change = float(training.tree_distance(state.params,
                                                           params0)) / norm0
                     net_slice = None
@@ -859,11 +879,32 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         numeric_only=True).reset_index()
 
 
+def _second_order_applies(loss_name: str, optimizer_name: str,
+                          batch_size: Any, n_train: int, l2: float) -> bool:
+    """Whether ``experiment.nth`` also writes the ``nth2`` rows: the expansion
+    of :func:`ntkexp.ntk_drift.second_order_gd` is full-batch gradient descent
+    on the MSE without a penalty; other runs log why they have none."""
+    full = batch_size is None or int(batch_size) >= n_train
+    why = [text for failed, text in (
+        (loss_name != 'mse', f'experiment.loss={loss_name}'),
+        (optimizer_name not in ('gd', 'sgd'),
+         f'experiment.optimizer={optimizer_name}'),
+        (not full, f'experiment.batch_size={batch_size}'),
+        (bool(l2), f'experiment.l2={l2}')) if failed]
+    if why:
+        log.warning('experiment.nth: no nth2 rows (the hierarchy to K^(4) '
+                    'expands full-batch gradient descent on the MSE without '
+                    'a penalty), because of %s', ', '.join(why))
+    return not why
+
+
 def nth_values(kernel_t: np.ndarray, kernel_0: np.ndarray,
                change_nth: np.ndarray, first: np.ndarray,
-               second: np.ndarray) -> dict[str, float]:
+               second: np.ndarray,
+               change_nth2: Optional[np.ndarray] = None) -> dict[str, float]:
     """The rows ``nth_drift``, ``nth_residual``, ``nth_cosine``,
-    ``taylor1_residual`` and ``taylor2_residual``.
+    ``taylor1_residual`` and ``taylor2_residual``; with ``change_nth2``,
+    ``nth2_drift`` and ``nth2_residual``.
 
     Args:
         kernel_t: the empirical NTK on the probe set at step ``t``.
@@ -872,13 +913,16 @@ def nth_values(kernel_t: np.ndarray, kernel_0: np.ndarray,
             [theta_lin(t) - theta_0]`` on the probe set.
         first, second: ``D Theta(theta_0)[d]`` and ``D^2 Theta(theta_0)[d, d]``
             along the network's actual displacement ``d = theta_t - theta_0``.
+        change_nth2: the hierarchy to ``K^(4)``, ``D Theta[v + w] + D^2
+            Theta[v, v] / 2`` of :func:`ntkexp.ntk_drift.second_order_gd`.
 
     Returns:
         ``||dTheta|| / ||Theta_0||``; the residual ``||Theta_t - Theta_0 -
         P|| / ||Theta_t - Theta_0||`` of ``P = dTheta`` (``nth``), of ``P =
         first`` (``taylor1``) and of ``P = first + second / 2``
-        (``taylor2``); the cosine of ``dTheta`` with ``Theta_t - Theta_0``
-        (NaN for residuals and cosine while the NTK has not moved).
+        (``taylor2``) and of ``P = change_nth2`` (``nth2``); the cosine of
+        ``dTheta`` with ``Theta_t - Theta_0`` (NaN for residuals and cosine
+        while the NTK has not moved).
     """
     kernel_0 = np.asarray(kernel_0, np.float64)
     change = np.asarray(kernel_t, np.float64) - kernel_0
@@ -890,6 +934,10 @@ def nth_values(kernel_t: np.ndarray, kernel_0: np.ndarray,
     norm_nth = np.linalg.norm(change_nth)
     moved = norm > 0
     values = dict(nth_drift=float(norm_nth / np.linalg.norm(kernel_0)))
+    if change_nth2 is not None:
+        predicted['nth2'] = np.asarray(change_nth2, np.float64)
+        values['nth2_drift'] = float(np.linalg.norm(predicted['nth2'])
+                                     / np.linalg.norm(kernel_0))
     for name, p in predicted.items():
         values[f'{name}_residual'] = (
             float(np.linalg.norm(change - p) / norm) if moved else math.nan)

@@ -59,9 +59,11 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   (``<experiment>_width_accuracy.csv``);
 * ``nth`` (Huang & Yau 2020; with ``experiment.nth``): at the last step
   against the width, log-log, one column per model (and activation), the
-  residual ``||Theta_t - Theta_0 - P|| / ||Theta_t - Theta_0||`` of three
+  residual ``||Theta_t - Theta_0 - P|| / ||Theta_t - Theta_0||`` of the
   predictions ``P`` of the NTK's change: the hierarchy truncated at
-  ``K^(3)`` along the linearised network, and the first- and second-order
+  ``K^(3)`` along the linearised network, at ``K^(4)`` along gradient
+  descent to second order (``nth2``, where the run has it), and the
+  first- and second-order
   Taylor expansions along the network's own displacement; below, the actual
   and the predicted change
   (``<experiment>_nth_slopes.csv``; ``<experiment>_nth.csv``: mean and std
@@ -505,13 +507,15 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
 #: The residuals of ``plot_nth``, with their legend labels.
 NTH_RESIDUALS = {
     'nth_residual': r'NTH to $K^{(3)}$, linearised path',
+    'nth2_residual': r'NTH to $K^{(4)}$, second-order path',
     'taylor1_residual': r'$D\Theta[\delta]$',
     'taylor2_residual': r'$D\Theta[\delta] + D^2\Theta[\delta,\delta]/2$'}
 
 
 def nth_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of the ``nth`` rows, per line, width and step."""
-    metrics = list(NTH_RESIDUALS) + ['nth_drift', 'nth_cosine', 'ntk_drift']
+    metrics = list(NTH_RESIDUALS) + ['nth_drift', 'nth2_drift', 'nth_cosine',
+                                     'ntk_drift']
     rows = frame[frame['metric'].isin(metrics) & (frame['step'] > 0)]
     keys = line_columns(rows) + ['width', 'step', 'metric']
     table = rows.groupby(keys, dropna=False)['value'].agg(
@@ -530,7 +534,7 @@ def plot_nth(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     if _metric(frame, 'taylor2_residual').empty:
         return []
     last = _last_step(frame[frame['metric'].isin(
-        list(NTH_RESIDUALS) + ['nth_drift', 'ntk_drift'])
+        list(NTH_RESIDUALS) + ['nth_drift', 'nth2_drift', 'ntk_drift'])
         & (frame['step'] > 0)])
     if last['width'].nunique() < 2:
         return []
@@ -540,15 +544,19 @@ def plot_nth(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     fig, axes = plt.subplots(2, len(groups), figsize=(3.6 * len(groups), 7),
                              squeeze=False, sharex=True)
     fits = []
-    drift_labels = {'ntk_drift': 'actual', 'nth_drift': r'NTH $K^{(3)}$ term'}
+    drift_labels = {'ntk_drift': 'actual', 'nth_drift': r'NTH $K^{(3)}$ term',
+                    'nth2_drift': r'NTH to $K^{(4)}$'}
     for (key, rows), top, bottom in zip(groups, axes[0], axes[1]):
+        # The slopes CSV names the whole line (e.g. the activation too).
+        line = dict(zip(columns, key if isinstance(key, tuple) else (key,)))
         for metric, style in zip(list(NTH_RESIDUALS) + list(drift_labels),
-                                 ('o--C0', 's:C1', 'o-C2', 'o-k', 'o--C0')):
+                                 ('o--C0', 'D-C3', 's:C1', 'o-C2', 'o-k',
+                                  'o--C0', 'D-C3')):
             ax = bottom if metric in drift_labels else top
             label = NTH_RESIDUALS.get(metric, drift_labels.get(metric))
             for fit in loglog_by_model(ax, _metric(rows, metric), f'{label}; ',
                                        style):
-                fits.append(dict(metric=metric, **fit))
+                fits.append({'metric': metric, **line, **fit})
         top.set_title(_model_label(last, key), fontsize=9)
         top.legend(fontsize=6)
         bottom.legend(fontsize=6)
