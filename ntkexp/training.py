@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from typing import Any, Callable, Optional
 
 import jax
@@ -80,6 +81,17 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9
     raise ValueError(f"unknown optimizer {name!r}; use one of {OPTIMIZERS}")
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _ntk_product(apply_fn: Callable, params: PyTree, x: jnp.ndarray,
+                 u: jnp.ndarray) -> jnp.ndarray:
+    """``J (J^T u)`` on ``x`` (:func:`ntk_top_eigenvalue`'s Lanczos product),
+    compiled once per network and shapes: every seed's parameters reuse it."""
+    def f(q):
+        return apply_fn(q, x)
+    _, vjp = jax.vjp(f, params)
+    return jax.jvp(f, (params,), vjp(u))[1]
+
+
 def ntk_top_eigenvalue(apply_fn: Callable, params: PyTree, x: jnp.ndarray,
                        tol: float = 1e-8) -> float:
     """The largest eigenvalue of a network's NTK over inputs *and* outputs.
@@ -106,17 +118,10 @@ def ntk_top_eigenvalue(apply_fn: Callable, params: PyTree, x: jnp.ndarray,
     """
     from scipy.sparse.linalg import LinearOperator, eigsh  # pylint: disable=g-import-not-at-top
     out = jax.eval_shape(apply_fn, params, x)
-
-    @jax.jit
-    def product(p, u):
-        def f(q):
-            return apply_fn(q, x)
-        _, vjp = jax.vjp(f, p)
-        return jax.jvp(f, (p,), vjp(u))[1]
-
     size = int(np.prod(out.shape))
     operator = LinearOperator((size, size), dtype=np.float64, matvec=lambda v: np.asarray(
-        product(params, jnp.asarray(v.reshape(out.shape), out.dtype)),
+        _ntk_product(apply_fn, params, x, jnp.asarray(v.reshape(out.shape),
+                                                      out.dtype)),
         np.float64).ravel())
     top = eigsh(operator, k=1, which='LA', tol=tol, return_eigenvectors=False,
                 v0=np.ones(size))
