@@ -11,11 +11,9 @@ load before the padding mask), which crashes float64 WRN kernels with SIGSEGV
 unaffected. It must be set before JAX runs its first computation.
 """
 
-import os as _os
+from ntkexp import xla_flags as _xla_flags
 
-_flags = _os.environ.get('XLA_FLAGS', '')
-if '--xla_cpu_max_isa' not in _flags:
-    _os.environ['XLA_FLAGS'] = (_flags + ' --xla_cpu_max_isa=AVX2').strip()
+_xla_flags.set_default('--xla_cpu_max_isa', 'AVX2')
 
 from ntkexp import compat as _compat  # noqa: E402
 

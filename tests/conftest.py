@@ -18,15 +18,12 @@ import time
 # here, before JAX starts a backend, so subprocesses the tests start inherit
 # it; a user's own --xla_backend_optimization_level wins. Runs (ntkexp run,
 # make bench) keep XLA's default.
-_FLAGS = os.environ.get('XLA_FLAGS', '')
-if '--xla_backend_optimization_level' not in _FLAGS:
-    os.environ['XLA_FLAGS'] = (
-        _FLAGS + ' --xla_backend_optimization_level=0').strip()
+from ntkexp import xla_flags  # noqa: E402  (also makes neural-tangents work on current JAX)
+
+xla_flags.set_default('--xla_backend_optimization_level', '0')
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
-
-import ntkexp  # noqa: F401,E402  (neural-tangents on current JAX, before any test imports it)
 
 jax.config.update('jax_default_matmul_precision', 'highest')
 

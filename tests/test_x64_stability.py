@@ -86,3 +86,16 @@ def test_wrn_x64_jit_kernel_matches_eager():
     # differences of fused vs eager float64 code into ~sqrt(eps) ~ 1e-8
     # (measured 1.3e-9 relative; also without the workaround, for x2=None).
     assert _rel(jit_x2, eager) < 1e-7
+
+
+def test_xla_flag_defaults_leave_the_users_flags_alone(monkeypatch):
+    from ntkexp import xla_flags
+    monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_max_isa=SSE4_2')
+    xla_flags.set_default('--xla_cpu_max_isa', 'AVX2')
+    assert os.environ['XLA_FLAGS'] == '--xla_cpu_max_isa=SSE4_2'
+    xla_flags.set_default('--xla_backend_optimization_level', '0')
+    assert os.environ['XLA_FLAGS'] == ('--xla_cpu_max_isa=SSE4_2 '
+                                       '--xla_backend_optimization_level=0')
+    monkeypatch.delenv('XLA_FLAGS')
+    xla_flags.set_default('--xla_cpu_max_isa', 'AVX2')
+    assert os.environ['XLA_FLAGS'] == '--xla_cpu_max_isa=AVX2'

@@ -780,19 +780,23 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     k_t = (np.asarray(ntk_emp(probe, None, state.params))
                            if probe_size else None)
                     hierarchy = None
-                    if nth and step > 0:
+                    if nth2 and step > 0:  # D Theta[v + w] + D^2 Theta[v, v] / 2
+                        pair = second_order(*pair, pair_step, step)
+                        pair_step = step
+                        # v is the linearised net's displacement (full-batch
+                        # GD on the MSE), so D Theta[v] is also the K^(3) term.
+                        k3, k4 = taylor_fn(params0, pair[0], probe)
+                        hierarchy = (
+                            k3, *taylor_fn(params0, jax.tree_util.tree_map(
+                                jnp.subtract, state.params, params0), probe),
+                            np.asarray(k3) + np.asarray(k4) / 2
+                            + np.asarray(nth_fn(params0, pair[1], probe)))
+                    elif nth and step > 0:
                         hierarchy = (
                             nth_fn(params0, jax.tree_util.tree_map(
                                 jnp.subtract, lin_state.params, params0), probe),
                             *taylor_fn(params0, jax.tree_util.tree_map(
                                 jnp.subtract, state.params, params0), probe))
-                    if nth2 and step > 0:  # D Theta[v + w] + D^2 Theta[v, v] / 2
-                        pair = second_order(*pair, pair_step, step)
-                        pair_step = step
-                        k3, k4 = taylor_fn(params0, pair[0], probe)
-                        hierarchy += (np.asarray(k3) + np.asarray(k4) / 2
-                                      + np.asarray(nth_fn(params0, pair[1],
-                                                          probe)),)
                     change = float(training.tree_distance(state.params,
                                                           params0)) / norm0
                     net_slice = None
