@@ -26,7 +26,7 @@ import ntkexp  # noqa: F401  (neural-tangents on current JAX)
 from ntkexp import cli
 from ntkexp import ntk_drift
 from ntkexp import runner
-from ntkexp.experiments import finite_width
+from ntkexp.experiments import hierarchy
 from ntkexp.plots import finite_width as fw_plots
 
 
@@ -130,7 +130,7 @@ def test_nth_values_by_hand():
     k0 = np.array([[2.0, 1.0], [1.0, 2.0]])
     change = np.array([[0.1, 0.0], [0.0, -0.1]])
     first = 0.5 * change
-    values = finite_width.nth_values(k0 + change, k0, change_nth=2 * change,
+    values = hierarchy.nth_values(k0 + change, k0, change_nth=2 * change,
                                      first=first, second=change)
     assert values['nth_drift'] == pytest.approx(2 * np.linalg.norm(change)
                                                 / np.sqrt(10))
@@ -138,11 +138,11 @@ def test_nth_values_by_hand():
     assert values['nth_cosine'] == pytest.approx(1.0)
     assert values['taylor1_residual'] == pytest.approx(0.5)
     assert values['taylor2_residual'] == pytest.approx(0.0, abs=1e-15)
-    still = finite_width.nth_values(k0, k0, change, first, change)
+    still = hierarchy.nth_values(k0, k0, change, first, change)
     assert np.isnan(still['nth_residual']) and np.isnan(still['nth_cosine'])
     assert 'nth2_residual' not in values
-    both = finite_width.nth_values(k0 + change, k0, 2 * change, first, change,
-                                   change_nth2=0.75 * change)
+    both = hierarchy.nth_values(k0 + change, k0, 2 * change, first, change,
+                                change_nth2=0.75 * change)
     assert both['nth2_residual'] == pytest.approx(0.25)
     assert both['nth2_drift'] == pytest.approx(0.75 * np.linalg.norm(change)
                                                / np.sqrt(10))
@@ -178,16 +178,32 @@ def test_nth_experiment_runs(tmp_path):
     assert value[('nth2_residual', 4)] < 0.5 * value[('nth_residual', 4)]
 
 
+def test_nth_with_momentum_has_the_k3_term_but_no_nth2(tmp_path):
+    """Heavy-ball momentum: the K^(3) term along the linearised net's own
+    (momentum) path; no expansion to K^(4). After one step the linearised and
+    actual displacements are the same gradient step."""
+    cfg = _compose(tmp_path, 'experiment.widths=[32]', 'experiment.lr_fraction=0.05',
+                   'experiment.optimizer=momentum')
+    frame = runner.run_job(cfg, tmp_path / 'run')
+    value = frame.set_index(['metric', 'step'])['value']
+    assert value[('nth_residual', 1)] == pytest.approx(value[('taylor1_residual', 1)],
+                                                       rel=1e-6)
+    assert value[('nth_residual', 4)] != pytest.approx(value[('taylor1_residual', 4)],
+                                                       rel=1e-3)
+    assert 0.9 < value[('nth_cosine', 4)] <= 1.0
+    assert not frame.metric.str.startswith('nth2').any()
+
+
 def test_nth2_rows_need_full_batch_gradient_descent_on_the_mse(caplog):
-    assert finite_width._second_order_applies('mse', 'gd', None, 24, 0.0)
-    assert finite_width._second_order_applies('mse', 'sgd', 24, 24, 0.0)
+    assert hierarchy.second_order_applies('mse', 'gd', None, 24, 0.0)
+    assert hierarchy.second_order_applies('mse', 'sgd', 24, 24, 0.0)
     with caplog.at_level('WARNING'):
-        assert not finite_width._second_order_applies('mse', 'momentum', 8,
+        assert not hierarchy.second_order_applies('mse', 'momentum', 8,
                                                       24, 0.0)
     assert ('no nth2 rows' in caplog.text and 'experiment.optimizer=momentum'
             in caplog.text and 'experiment.batch_size=8' in caplog.text)
-    assert not finite_width._second_order_applies('xent', 'gd', None, 24, 0.0)
-    assert not finite_width._second_order_applies('mse', 'gd', None, 24, 1e-3)
+    assert not hierarchy.second_order_applies('xent', 'gd', None, 24, 0.0)
+    assert not hierarchy.second_order_applies('mse', 'gd', None, 24, 1e-3)
 
 
 def test_nth_needs_the_linearised_network(tmp_path):

@@ -55,7 +55,8 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   ``nth2_drift`` and ``nth2_residual`` (full-batch GD on the MSE without a
   penalty): the same for the hierarchy truncated at ``K^(4)``, from
   initialisation alone: gradient descent and the NTK to second order in the
-  displacement (:func:`ntkexp.ntk_drift.second_order_gd`);
+  displacement (:func:`ntkexp.ntk_drift.second_order_gd`); all of these
+  from :mod:`ntkexp.experiments.hierarchy`;
 * ``weight_change``: ``||theta_t - theta_0|| / ||theta_0||``;
 * ``ntk_slice`` (with ``experiment.slice``): ``Theta(x0, x)`` for ``x`` on the
   unit circle at angle ``gamma``, at the ``slice_steps``; the infinite-width
@@ -122,6 +123,7 @@ from ntkexp import solve
 from ntkexp import training
 from ntkexp.empirical_ntk import EmpiricalNTK
 from ntkexp.models import count_params
+from ntkexp.experiments import hierarchy
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
 
@@ -604,8 +606,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     l2 = float(exp.get('l2', 0.0) or 0.0)
     # The hierarchy to K^(4) (ntk_drift.second_order_gd) expands full-batch
     # gradient descent on the MSE without a penalty.
-    nth2 = nth and _second_order_applies(loss_name, optimizer_name, batch_size,
-                                         len(data.x_train), l2)
+    nth2 = nth and hierarchy.second_order_applies(
+        loss_name, optimizer_name, batch_size, len(data.x_train), l2)
     l2_to_init = bool(l2) and str(exp.get('l2_center', 'zero')) == 'init'
     gamma_test = _gamma(data.x_test)
 
@@ -669,9 +671,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         f_centered = training.centered_apply_fn(apply_fn)
         f_centered_jit = jax.jit(f_centered)
         slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
-        nth_fn = jax.jit(functools.partial(ntk_drift.ntk_derivative, apply_fn))
-        taylor_fn = jax.jit(functools.partial(ntk_drift.ntk_taylor_terms,
-                                              apply_fn))
+        nth_probe = hierarchy.HierarchyProbe(apply_fn, nth2) if nth else None
         # Blocks sized from kernel.memory_gb: lr_kernel=empirical takes the
         # whole training set's NTK.
         ntk_emp = (EmpiricalNTK.for_run(
@@ -756,11 +756,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
             watch = _DivergenceWatch(lr, lr_kernel if lr_fraction is not None
                                      else None, **tag)
-            if nth2:  # (v, w) of ntk_drift.second_order_gd, at pair_step
-                second_order = ntk_drift.second_order_gd(
-                    apply_fn, params0, x_train, y_train_t, lr)
-                zeros = jax.tree_util.tree_map(jnp.zeros_like, params0)
-                pair, pair_step = (zeros, zeros), 0
+            if nth_probe is not None:
+                nth_probe.start(params0, probe, x_train, y_train_t, lr)
             for i, step in enumerate(eval_steps):
                 # The network side, in the training dtype.
                 with net_precision():
@@ -779,24 +776,10 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                                  for s, x in (('train', x_train), ('test', x_test))}
                     k_t = (np.asarray(ntk_emp(probe, None, state.params))
                            if probe_size else None)
-                    hierarchy = None
-                    if nth2 and step > 0:  # D Theta[v + w] + D^2 Theta[v, v] / 2
-                        pair = second_order(*pair, pair_step, step)
-                        pair_step = step
-                        # v is the linearised net's displacement (full-batch
-                        # GD on the MSE), so D Theta[v] is also the K^(3) term.
-                        k3, k4 = taylor_fn(params0, pair[0], probe)
-                        hierarchy = (
-                            k3, *taylor_fn(params0, jax.tree_util.tree_map(
-                                jnp.subtract, state.params, params0), probe),
-                            np.asarray(k3) + np.asarray(k4) / 2
-                            + np.asarray(nth_fn(params0, pair[1], probe)))
-                    elif nth and step > 0:
-                        hierarchy = (
-                            nth_fn(params0, jax.tree_util.tree_map(
-                                jnp.subtract, lin_state.params, params0), probe),
-                            *taylor_fn(params0, jax.tree_util.tree_map(
-                                jnp.subtract, state.params, params0), probe))
+                    predictions = (
+                        nth_probe.predictions(step, state.params,
+                                              lin_state.params)
+                        if nth_probe is not None and step > 0 else None)
                     change = float(training.tree_distance(state.params,
                                                           params0)) / norm0
                     net_slice = None
@@ -836,9 +819,9 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     drift = ntk_drift.relative_change(k_t, probe_k0)
                     rows.add('ntk_drift', drift, probe_size=probe_size, **at)
                     entry['ntk_drift'] = drift
-                if hierarchy is not None:
-                    for metric, value in nth_values(k_t, probe_k0,
-                                                    *hierarchy).items():
+                if predictions is not None:
+                    for metric, value in hierarchy.nth_values(
+                            k_t, probe_k0, *predictions).items():
                         rows.add(metric, value, probe_size=probe_size, **at)
                         entry[metric] = value
                 rows.add('weight_change', change, **at)
@@ -881,73 +864,6 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     keys = ['width', 'predictor']
     return frame.drop(columns=['seed']).groupby(keys, sort=False).mean(
         numeric_only=True).reset_index()
-
-
-def _second_order_applies(loss_name: str, optimizer_name: str,
-                          batch_size: Any, n_train: int, l2: float) -> bool:
-    """Whether ``experiment.nth`` also writes the ``nth2`` rows: the expansion
-    of :func:`ntkexp.ntk_drift.second_order_gd` is full-batch gradient descent
-    on the MSE without a penalty; other runs log why they have none."""
-    full = batch_size is None or int(batch_size) >= n_train
-    why = [text for failed, text in (
-        (loss_name != 'mse', f'experiment.loss={loss_name}'),
-        (optimizer_name not in ('gd', 'sgd'),
-         f'experiment.optimizer={optimizer_name}'),
-        (not full, f'experiment.batch_size={batch_size}'),
-        (bool(l2), f'experiment.l2={l2}')) if failed]
-    if why:
-        log.warning('experiment.nth: no nth2 rows (the hierarchy to K^(4) '
-                    'expands full-batch gradient descent on the MSE without '
-                    'a penalty), because of %s', ', '.join(why))
-    return not why
-
-
-def nth_values(kernel_t: np.ndarray, kernel_0: np.ndarray,
-               change_nth: np.ndarray, first: np.ndarray,
-               second: np.ndarray,
-               change_nth2: Optional[np.ndarray] = None) -> dict[str, float]:
-    """The rows ``nth_drift``, ``nth_residual``, ``nth_cosine``,
-    ``taylor1_residual`` and ``taylor2_residual``; with ``change_nth2``,
-    ``nth2_drift`` and ``nth2_residual``.
-
-    Args:
-        kernel_t: the empirical NTK on the probe set at step ``t``.
-        kernel_0: the same at initialisation.
-        change_nth: the hierarchy's first correction ``D Theta(theta_0)
-            [theta_lin(t) - theta_0]`` on the probe set.
-        first, second: ``D Theta(theta_0)[d]`` and ``D^2 Theta(theta_0)[d, d]``
-            along the network's actual displacement ``d = theta_t - theta_0``.
-        change_nth2: the hierarchy to ``K^(4)``, ``D Theta[v + w] + D^2
-            Theta[v, v] / 2`` of :func:`ntkexp.ntk_drift.second_order_gd`.
-
-    Returns:
-        ``||dTheta|| / ||Theta_0||``; the residual ``||Theta_t - Theta_0 -
-        P|| / ||Theta_t - Theta_0||`` of ``P = dTheta`` (``nth``), of ``P =
-        first`` (``taylor1``) and of ``P = first + second / 2``
-        (``taylor2``) and of ``P = change_nth2`` (``nth2``); the cosine of
-        ``dTheta`` with ``Theta_t - Theta_0`` (NaN for residuals and cosine
-        while the NTK has not moved).
-    """
-    kernel_0 = np.asarray(kernel_0, np.float64)
-    change = np.asarray(kernel_t, np.float64) - kernel_0
-    change_nth = np.asarray(change_nth, np.float64)
-    predicted = dict(nth=change_nth, taylor1=np.asarray(first, np.float64),
-                     taylor2=np.asarray(first, np.float64)
-                     + np.asarray(second, np.float64) / 2)
-    norm = np.linalg.norm(change)
-    norm_nth = np.linalg.norm(change_nth)
-    moved = norm > 0
-    values = dict(nth_drift=float(norm_nth / np.linalg.norm(kernel_0)))
-    if change_nth2 is not None:
-        predicted['nth2'] = np.asarray(change_nth2, np.float64)
-        values['nth2_drift'] = float(np.linalg.norm(predicted['nth2'])
-                                     / np.linalg.norm(kernel_0))
-    for name, p in predicted.items():
-        values[f'{name}_residual'] = (
-            float(np.linalg.norm(change - p) / norm) if moved else math.nan)
-    values['nth_cosine'] = (float(np.vdot(change, change_nth) / (norm * norm_nth))
-                            if moved and norm_nth > 0 else math.nan)
-    return values
 
 
 class _DivergenceWatch:
