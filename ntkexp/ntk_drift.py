@@ -22,9 +22,9 @@ module measures that:
   first two terms of the NTK's Taylor expansion along the actual
   displacement (the "dNTK" and "ddNTK" terms, both ``O(1/n)``: Dyer &
   Gur-Ari 2020; Roberts, Yaida & Hanin 2022);
-* :func:`second_order_gd`: gradient descent to second order in the
-  displacement, from initialisation alone; the NTK it gives is the
-  hierarchy truncated at ``K^(4)``;
+* :func:`second_order_gd`: full-batch training (any loss, momentum, L2) to
+  second order in the displacement, from initialisation alone; the NTK it
+  gives is the hierarchy truncated at ``K^(4)``;
 * :func:`loglog_slope`: the least-squares slope of ``log y`` on ``log x``
   (drift vs width; theory: about -1/2).
 """
@@ -32,7 +32,7 @@ module measures that:
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -237,12 +237,25 @@ def ntk_taylor_terms(apply_fn: Callable, params: PyTree, tangent: PyTree,
                    (params,), (tangent,))
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _second_order_run(apply_fn, params, x, y, lr, v, w, start, stop):
+class SecondOrderState(NamedTuple):
+    """Where :func:`second_order_gd` is: the displacement ``v + w`` from
+    initialisation to first and second order, and the optimiser's momentum
+    trace to the same orders (zeros without momentum)."""
+
+    v: PyTree
+    w: PyTree
+    trace_v: PyTree
+    trace_w: PyTree
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _second_order_run(apply_fn, loss, params, x, y, lr, momentum, l2, offset,
+                      state, start, stop):
     """:func:`second_order_gd`'s steps ``start`` to ``stop`` (compiled once
-    per network and shapes: parameters, data and ``lr`` are arguments)."""
+    per network, loss and shapes: parameters, data and rates are arguments)."""
     f0 = apply_fn(params, x)
-    scale = lr / y.size
+    loss_grad = jax.grad(loss)  # dL/df at the outputs, L(f) = loss(f, y)
+    tree = jax.tree_util.tree_map
 
     def f(p):
         return apply_fn(p, x)
@@ -251,40 +264,83 @@ def _second_order_run(apply_fn, params, x, y, lr, v, w, start, stop):
         return jax.vjp(f, p)[1](r)[0]
 
     def step(_, carry):
-        v, w = carry
+        v, w, trace_v, trace_w = carry
         jv, fvv = jax.jvp(lambda p: jax.jvp(f, (p,), (v,))[1], (params,), (v,))
         jw = jax.jvp(f, (params,), (w,))[1]
-        r1 = f0 + jv - y
-        g1, hv = jax.jvp(lambda p: pull(p, r1), (params,), (v,))
-        g2 = pull(params, jw + fvv / 2)
-        v_next = jax.tree_util.tree_map(lambda a, g: a - scale * g, v, g1)
-        w_next = jax.tree_util.tree_map(lambda a, h, g: a - scale * (h + g),
-                                        w, hv, g2)
-        return v_next, w_next
+        # The linearised net's loss gradient and its change to second order.
+        r, dr = jax.jvp(lambda fx: loss_grad(fx, y), (f0 + jv,),
+                        (jw + fvv / 2,))
+        g1, hv = jax.jvp(lambda p: pull(p, r), (params,), (v,))
+        g2 = pull(params, dr)
+        trace_v = tree(lambda t, g, o, a: momentum * t + g + l2 * (o + a),
+                       trace_v, g1, offset, v)
+        trace_w = tree(lambda t, h, g, b: momentum * t + h + g + l2 * b,
+                       trace_w, hv, g2, w)
+        return SecondOrderState(tree(lambda a, t: a - lr * t, v, trace_v),
+                                tree(lambda b, t: b - lr * t, w, trace_w),
+                                trace_v, trace_w)
 
-    return jax.lax.fori_loop(start, stop, step, (v, w))
+    return jax.lax.fori_loop(start, stop, step, state)
+
+
+class SecondOrderGD:
+    """Full-batch training to second order in the displacement, from
+    initialisation alone (built by :func:`second_order_gd`)."""
+
+    def __init__(self, apply_fn, loss, params, x, y, lr, momentum, l2, center):
+        # theta_0 - c, where the L2 penalty's gradient starts
+        if not l2:
+            offset = jax.tree_util.tree_map(jnp.zeros_like, params)
+        elif center is None:
+            offset = params
+        else:
+            offset = jax.tree_util.tree_map(jnp.subtract, params, center)
+        self._run = functools.partial(_second_order_run, apply_fn, loss, params,
+                                      x, y, lr, momentum, l2, offset)
+        self._params = params
+
+    def init(self) -> SecondOrderState:
+        """Step 0: everything zero."""
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, self._params)
+        return SecondOrderState(zeros, zeros, zeros, zeros)
+
+    def advance(self, state: SecondOrderState, start: int,
+                stop: int) -> SecondOrderState:
+        """From step ``start`` to ``stop``."""
+        return self._run(state, start, stop)
 
 
 def second_order_gd(apply_fn: Callable, params: PyTree, x: jnp.ndarray,
-                    y: jnp.ndarray, lr: float) -> Callable:
-    """Full-batch gradient descent on the MSE, to second order in the displacement.
+                    y: jnp.ndarray, lr: float, loss: Optional[Callable] = None,
+                    momentum: float = 0.0, l2: float = 0.0,
+                    center: Optional[PyTree] = None) -> SecondOrderGD:
+    """Full-batch gradient descent, to second order in the displacement.
 
-    Gradient descent ``theta_{s+1} = theta_s - (lr / N) J(theta_s)^T
-    (f(theta_s) - y)`` (``N = y.size``: the loss ``0.5 mean((f - y)^2)``)
-    expanded about ``theta_0`` as ``theta_s - theta_0 = v_s + w_s + ...``:
-    ``v`` is the linearised network's displacement (first order) and ``w``
-    the second-order correction,
+    Gradient descent on ``L(f(theta)) + l2 / 2 ||theta - c||^2`` (``L =
+    loss(., y)``; ``c`` is ``center``, zero by default), with heavy-ball
+    momentum as ``optax.sgd(lr, momentum)`` runs it (``u_{s+1} = momentum u_s
+    + g_s``, ``theta_{s+1} = theta_s - lr u_{s+1}``), expanded about
+    ``theta_0`` as ``theta_s - theta_0 = v_s + w_s + ...``. ``v`` is the
+    linearised network's displacement, exactly as it trains
+    (``f_lin = f_0 + J v``; :func:`ntkexp.training.linearized_apply_fn`):
 
-    ``v_{s+1} = v_s - (lr / N) J^T r_s``,  ``r_s = f_0 + J v_s - y``;
-    ``w_{s+1} = w_s - (lr / N) (H_{r_s} v_s + J^T (J w_s + f''[v_s, v_s] / 2))``,
+    ``g^v_s = J^T r_s + l2 (theta_0 - c + v_s)``,  ``r_s = L'(f_0 + J v_s)``;
+
+    ``w`` is the correction to first order in the network's curvature:
+
+    ``g^w_s = H_{r_s} v_s + J^T L''(f_0 + J v_s)[J w_s + f''[v_s, v_s] / 2]
+    + l2 w_s``,
 
     all at ``theta_0``, with ``H_r v = D(J^T r)[v]`` (the Hessian of ``r . f``
-    along ``v``) and ``f''[v, v]`` the outputs' second derivative. The first
-    term of ``w`` is the Jacobian's change along the path; the second, the
-    residuals' own second-order change fed back through ``J^T``. The NTK to
-    the same order is ``Theta_0 + D Theta[v + w] + D^2 Theta[v, v] / 2``: in
-    the Neural Tangent Hierarchy's terms (Huang & Yau 2020), the hierarchy
-    truncated at ``K^(4)`` (``K^(3)`` moving, ``K^(4)`` frozen at
+    along ``v``) and ``f''[v, v]`` the outputs' second derivative; each of
+    ``v`` and ``w`` has its own momentum trace. The first term of ``w`` is the
+    Jacobian's change along the path, the second the loss gradient's own
+    change fed back through ``J^T``. For the MSE ``0.5 mean((f - y)^2)``,
+    ``L'(f) = (f - y) / N`` and ``L'' = 1 / N`` (``N = y.size``).
+
+    The NTK to the same order is ``Theta_0 + D Theta[v + w] + D^2 Theta[v,
+    v] / 2``: in the Neural Tangent Hierarchy's terms (Huang & Yau 2020), the
+    hierarchy truncated at ``K^(4)`` (``K^(3)`` moving, ``K^(4)`` frozen at
     initialisation) with the residuals it predicts itself, to second order
     (``d/dt D^2 Theta[v, v] / 2 = D^2 Theta[dv/dt, v]`` is the ``K^(4)``
     part driven by ``J^T r``; ``D Theta[w]`` the rest). Every term is
@@ -296,13 +352,22 @@ def second_order_gd(apply_fn: Callable, params: PyTree, x: jnp.ndarray,
         x: the training inputs.
         y: the training targets, shaped like ``apply_fn(params, x)``.
         lr: the learning rate.
+        loss: ``loss(fx, y)``, a scalar; default the MSE
+            (:func:`ntkexp.training.mse_loss`).
+        momentum: the heavy-ball coefficient (0: plain gradient descent).
+        l2: the L2 coefficient.
+        center: where the L2 penalty pulls (None: zero).
 
     Returns:
-        ``advance(v, w, start, stop)`` taking the pair from step ``start``
-        to ``stop`` (compiled once per network and shapes); start both at
-        zeros like ``params``.
+        A :class:`SecondOrderGD`: ``state = s.init()``, then
+        ``s.advance(state, start, stop)`` (compiled once per network, loss
+        and shapes).
     """
-    return functools.partial(_second_order_run, apply_fn, params, x, y, lr)
+    if loss is None:
+        from ntkexp.training import mse_loss  # pylint: disable=g-import-not-at-top
+        loss = mse_loss
+    return SecondOrderGD(apply_fn, loss, params, x, y, lr, float(momentum),
+                         float(l2), center)
 
 
 def loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -52,11 +52,11 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   NTK's first- and second-order Taylor expansion along the network's actual
   displacement ``theta_t - theta_0`` (:func:`ntkexp.ntk_drift.ntk_taylor_terms`:
   the dNTK and ddNTK terms, both ``O(1/n)``, Dyer & Gur-Ari 2020);
-  ``nth2_drift`` and ``nth2_residual`` (full-batch GD on the MSE without a
-  penalty): the same for the hierarchy truncated at ``K^(4)``, from
-  initialisation alone: gradient descent and the NTK to second order in the
-  displacement (:func:`ntkexp.ntk_drift.second_order_gd`); all of these
-  from :mod:`ntkexp.experiments.hierarchy`;
+  ``nth2_drift`` and ``nth2_residual`` (full-batch training): the same for
+  the hierarchy truncated at ``K^(4)``, from initialisation alone: the
+  training and the NTK to second order in the displacement
+  (:func:`ntkexp.ntk_drift.second_order_gd`); all of these from
+  :mod:`ntkexp.experiments.hierarchy`;
 * ``weight_change``: ``||theta_t - theta_0|| / ||theta_0||``;
 * ``ntk_slice`` (with ``experiment.slice``): ``Theta(x0, x)`` for ``x`` on the
   unit circle at angle ``gamma``, at the ``slice_steps``; the infinite-width
@@ -605,9 +605,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     nth = bool(exp.get('nth', False))
     l2 = float(exp.get('l2', 0.0) or 0.0)
     # The hierarchy to K^(4) (ntk_drift.second_order_gd) expands full-batch
-    # gradient descent on the MSE without a penalty.
-    nth2 = nth and hierarchy.second_order_applies(
-        loss_name, optimizer_name, batch_size, len(data.x_train), l2)
+    # training.
+    nth2 = nth and hierarchy.second_order_applies(batch_size, len(data.x_train))
     l2_to_init = bool(l2) and str(exp.get('l2_center', 'zero')) == 'init'
     gamma_test = _gamma(data.x_test)
 
@@ -671,7 +670,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         f_centered = training.centered_apply_fn(apply_fn)
         f_centered_jit = jax.jit(f_centered)
         slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
-        nth_probe = hierarchy.HierarchyProbe(apply_fn, nth2) if nth else None
+        nth_probe = (hierarchy.HierarchyProbe(apply_fn, nth2, loss, opt_momentum,
+                                              l2, l2_to_init) if nth else None)
         # Blocks sized from kernel.memory_gb: lr_kernel=empirical takes the
         # whole training set's NTK.
         ntk_emp = (EmpiricalNTK.for_run(

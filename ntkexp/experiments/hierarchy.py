@@ -12,8 +12,8 @@ into rows:
   theta_0]`` (:func:`ntkexp.ntk_drift.ntk_derivative`);
 * the first- and second-order Taylor expansions along the network's actual
   displacement (:func:`ntkexp.ntk_drift.ntk_taylor_terms`);
-* for full-batch gradient descent on the MSE without a penalty
-  (:func:`second_order_applies`), the hierarchy truncated at ``K^(4)``:
+* for full-batch training (:func:`second_order_applies`; any loss,
+  momentum or L2 penalty), the hierarchy truncated at ``K^(4)``:
   ``D Theta[v + w] + D^2 Theta[v, v] / 2`` with ``v + w`` gradient descent to
   second order (:func:`ntkexp.ntk_drift.second_order_gd`), from
   initialisation alone.
@@ -35,23 +35,16 @@ from ntkexp import ntk_drift
 log = logging.getLogger(__name__)
 
 
-def second_order_applies(loss_name: str, optimizer_name: str,
-                         batch_size: Any, n_train: int, l2: float) -> bool:
+def second_order_applies(batch_size: Any, n_train: int) -> bool:
     """Whether ``experiment.nth`` also writes the ``nth2`` rows: the expansion
-    of :func:`ntkexp.ntk_drift.second_order_gd` is full-batch gradient descent
-    on the MSE without a penalty; other runs log why they have none."""
-    full = batch_size is None or int(batch_size) >= n_train
-    why = [text for failed, text in (
-        (loss_name != 'mse', f'experiment.loss={loss_name}'),
-        (optimizer_name not in ('gd', 'sgd'),
-         f'experiment.optimizer={optimizer_name}'),
-        (not full, f'experiment.batch_size={batch_size}'),
-        (bool(l2), f'experiment.l2={l2}')) if failed]
-    if why:
-        log.warning('experiment.nth: no nth2 rows (the hierarchy to K^(4) '
-                    'expands full-batch gradient descent on the MSE without '
-                    'a penalty), because of %s', ', '.join(why))
-    return not why
+    of :func:`ntkexp.ntk_drift.second_order_gd` is of full-batch training
+    (any loss, momentum or L2 penalty); a mini-batch run logs why it has none."""
+    if batch_size is None or int(batch_size) >= n_train:
+        return True
+    log.warning('experiment.nth: no nth2 rows (the hierarchy to K^(4) expands '
+                'full-batch training), because experiment.batch_size=%s of %d '
+                'training points', batch_size, n_train)
+    return False
 
 
 def nth_values(kernel_t: np.ndarray, kernel_0: np.ndarray,
@@ -113,11 +106,20 @@ class HierarchyProbe:
         apply_fn: ``apply_fn(params, x)`` returning ``(N, k)``.
         second_order: also predict with the hierarchy to ``K^(4)``
             (:func:`second_order_applies` says when it holds).
+        loss: the training loss ``loss(fx, y)``.
+        momentum: the heavy-ball coefficient of the training (0: none).
+        l2: the L2 coefficient of the training objective.
+        l2_to_init: the L2 penalty pulls towards each seed's initialisation
+            (else towards zero).
     """
 
-    def __init__(self, apply_fn: Callable, second_order: bool):
+    def __init__(self, apply_fn: Callable, second_order: bool,
+                 loss: Optional[Callable] = None, momentum: float = 0.0,
+                 l2: float = 0.0, l2_to_init: bool = False):
         self._apply_fn = apply_fn
         self.second_order = second_order
+        self._training = dict(loss=loss, momentum=momentum, l2=l2)
+        self._l2_to_init = l2_to_init
         self._derivative = jax.jit(functools.partial(ntk_drift.ntk_derivative,
                                                      apply_fn))
         self._taylor = jax.jit(functools.partial(ntk_drift.ntk_taylor_terms,
@@ -127,15 +129,16 @@ class HierarchyProbe:
     def start(self, params_0: Any, probe: jnp.ndarray, x_train: jnp.ndarray,
               y_train: jnp.ndarray, lr: float) -> None:
         """Starts a seed: its initialisation, the probe inputs, and the data
-        and learning rate of its full-batch gradient descent (used by the
-        hierarchy to ``K^(4)`` only)."""
-        advance = (ntk_drift.second_order_gd(self._apply_fn, params_0, x_train,
-                                             y_train, lr)
-                   if self.second_order else None)
-        zeros = jax.tree_util.tree_map(jnp.zeros_like, params_0)
-        # (v, w) of ntk_drift.second_order_gd at step `at`
-        self._seed = dict(params_0=params_0, probe=probe, advance=advance,
-                          pair=(zeros, zeros), at=0)
+        and learning rate of its full-batch training (used by the hierarchy
+        to ``K^(4)`` only)."""
+        expansion = state = None
+        if self.second_order:
+            expansion = ntk_drift.second_order_gd(
+                self._apply_fn, params_0, x_train, y_train, lr,
+                center=params_0 if self._l2_to_init else None, **self._training)
+            state = expansion.init()
+        self._seed = dict(params_0=params_0, probe=probe, expansion=expansion,
+                          state=state, at=0)
 
     def predictions(self, step: int, params: Any, params_lin: Any) -> tuple:
         """The arguments after ``kernel_t, kernel_0`` of :func:`nth_values` at
@@ -152,11 +155,11 @@ class HierarchyProbe:
         if not self.second_order:
             return (self._derivative(params_0, _displacement(params_lin, params_0),
                                      probe), *taylor)
-        seed['pair'] = seed['advance'](*seed['pair'], seed['at'], step)
+        seed['state'] = seed['expansion'].advance(seed['state'], seed['at'], step)
         seed['at'] = step
-        v, w = seed['pair']
-        # v is the linearised net's displacement (full-batch GD on the MSE), so
-        # D Theta[v] is also the K^(3) term: one derivative fewer.
+        v, w = seed['state'].v, seed['state'].w
+        # v is the linearised net's displacement (as it trains, full batch),
+        # so D Theta[v] is also the K^(3) term: one derivative fewer.
         k3, k4 = self._taylor(params_0, v, probe)
         return (k3, *taylor, np.asarray(k3) + np.asarray(k4) / 2
                 + np.asarray(self._derivative(params_0, w, probe)))
