@@ -198,7 +198,7 @@ def check_key_overrides(overrides: list[str]) -> None:
     import itertools  # pylint: disable=g-import-not-at-top
     from hydra import compose, initialize_config_dir  # pylint: disable=g-import-not-at-top
 
-    keys, groups = [], []
+    keys, groups, values = [], [], {}
     for i, override in enumerate(overrides):
         key, _, value = override.partition('=')
         if (not _is_override(overrides, i) or key.startswith(('+', '~'))
@@ -210,6 +210,7 @@ def check_key_overrides(overrides: list[str]) -> None:
             groups.append([f'{key}={choice}' for choice in value.split(',')])
         else:
             keys.append(key)
+            values[key] = _override_values(override)
     combos = list(itertools.islice(itertools.product(*groups), _MAX_COMPOSES + 1))
     if not keys or len(combos) > _MAX_COMPOSES:
         return
@@ -228,6 +229,45 @@ def check_key_overrides(overrides: list[str]) -> None:
                 show = ' '.join(['ntkexp run', *combo, '--cfg job'])
                 _fail(f"unknown key '{key}'{chosen}: {hint} (`{show}` prints "
                       'the config)')
+            _check_switch(cfg, key, values[key])
+
+
+def _override_values(override: str) -> list | None:
+    """The values of one ``key=value`` override as Hydra parses them (a
+    sweep's each), or None where Hydra cannot parse it (it says so itself)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # pylint: disable=g-import-not-at-top
+    try:
+        parsed = OverridesParser.create().parse_override(override)
+        return (list(parsed.sweep_iterator()) if parsed.is_sweep_override()
+                else [parsed.value()])
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
+# Options false in some config files that also take names (auto, pallas, ...).
+_NOT_SWITCHES = ('model.fast_kernel',)
+
+
+def _check_switch(cfg, key: str, values: list | None) -> None:
+    """Fails with one line when ``key`` is true/false in the config files but
+    the command line gives it another value: ``experiment.variance=no`` is
+    the string 'no', which Python's ``bool`` reads as true."""
+    from omegaconf import OmegaConf  # pylint: disable=g-import-not-at-top
+    try:
+        default = OmegaConf.select(cfg, key, throw_on_missing=False)
+    except Exception:  # pylint: disable=broad-except
+        return
+    if (not isinstance(default, bool) or values is None
+            or key in _NOT_SWITCHES):
+        return
+    for value in values:
+        if isinstance(value, bool) or (isinstance(value, str)
+                                       and value.startswith('${')):
+            continue
+        shown = 'null' if value is None else repr(value)
+        _fail(f'{key}={shown} is not true or false: {key} is a switch '
+              f'(default {str(default).lower()}); use {key}=true or '
+              f'{key}=false')
 
 
 def _unwritable(path: Path) -> str | None:

@@ -307,6 +307,15 @@ def test_cli_default_run_prints_table(tmp_path):
      "dataset.classes does not resolve: Interpolation key "
      "'experiment.classes.sphere' not found. To fix: set dataset.classes=VALUE"),
     (['dataset.n_train=${nowhere}'], 'dataset.n_train does not resolve'),
+    # Options that a run would silently ignore.
+    (['experiment=nth', 'model=cnn_vec', 'experiment.widths=[8]'],
+     'experiment.widths=[8] would be ignored: experiment=nth trains '
+     'experiment.model_widths.cnn=[8, 16, 32, 64] for this model; add '
+     'experiment.model_widths=null'),
+    (['experiment=nads', 'dataset=mnist'],
+     'dataset=mnist would be ignored: experiment=nads generates its own'),
+    (['experiment=finite_width', 'experiment.widths=null', 'model.width=-5'],
+     'model.width is -5; widths must be integers >= 1 (e.g. model.width=64)'),
 ])
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
                                                         message):
@@ -338,6 +347,33 @@ def test_unknown_key_is_one_line_with_the_closest_keys(overrides, message,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith('ntkexp: error: ')
     assert message in err
+
+
+@pytest.mark.parametrize('overrides, message', [
+    # OmegaConf reads `no` as the string 'no', which bool() takes as true.
+    (['experiment.variance=no'],
+     "experiment.variance='no' is not true or false: experiment.variance is a "
+     'switch (default false); use experiment.variance=true or '
+     'experiment.variance=false'),
+    (['experiment=alignment', 'experiment.infinite=maybe'],
+     "experiment.infinite='maybe' is not true or false"),
+    (['-m', 'kernel.cache=true,off'], "kernel.cache='off' is not true or false"),
+    (['skip_done=0'], 'skip_done=0 is not true or false'),
+    (['experiment=finite_width', 'experiment.centered=null'],
+     'experiment.centered=null is not true or false'),
+])
+def test_a_switch_takes_only_true_or_false(overrides, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['run'] + overrides)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_switch_check_leaves_true_false_interpolations_and_names_alone():
+    cli.check_key_overrides(['-m', 'experiment.variance=true,false',
+                             'kernel.cache=False', 'skip_done=${kernel.cache}',
+                             'model=cnn_vec', 'model.fast_kernel=auto'])
 
 
 def test_unknown_key_hints():

@@ -430,3 +430,22 @@ def test_large_png_is_resaved_as_the_same_picture_in_a_palette(tmp_path, monkeyp
         after = np.asarray(b.convert('RGB'), float)
     assert np.abs(before - after).max(axis=-1).mean() < 2.0
     assert np.percentile(np.abs(before - after).max(axis=-1), 99) < 16
+
+
+def test_legend_labels_say_integers_and_single_widths_plainly():
+    from ntkexp.plots import finite_width as fw_plots
+    from ntkexp.plots import nads as nads_plots
+    labels = nads_plots._labels(pd.DataFrame(  # pylint: disable=protected-access
+        {'model': ['fc', 'fc', 'cnn'], 'n_train': [128.0, 256.0, 64.5]}))
+    assert list(labels) == ['fc n_train=128', 'fc n_train=256', 'cnn']
+    plt = plot_figures.pyplot()
+    fig, ax = plt.subplots()
+    rows = pd.DataFrame({'model': ['fc', 'fc', 'resnet', 'resnet'],
+                         'width': [64, 256, 64, 64], 'seed': [0, 0, 0, 1],
+                         'value': [0.2, 0.1, 0.3, 0.32]})
+    fits = fw_plots.loglog_by_model(ax, rows)
+    labels = sorted(ax.get_legend_handles_labels()[1])
+    plt.close(fig)
+    assert labels[0].startswith('FC') and 'slope -0.50' in labels[0]
+    assert labels[1].endswith('(one width: no slope)') and 'nan' not in labels[1]
+    assert math.isnan(fits[1]['slope'])

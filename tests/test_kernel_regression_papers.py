@@ -146,13 +146,34 @@ def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path,
     assert len(diag.axes) == 4 * 2  # rows: no ZCA + 3 strengths; columns: metrics
 
 
-def test_architecture_table_uses_each_datasets_largest_n_train():
+def test_architecture_table_uses_each_models_largest_n_train(tmp_path, monkeypatch):
     rows = lee_rows()
     small = rows.assign(n_train=10, value=rows['value'] - 0.2)
     table = kr_plots.architecture_table(pd.concat([rows, small]))
     assert table.groupby('dataset')['n_train'].unique().map(list).to_dict() == {
         'cifar10': [1000], 'digits': [200]}
     assert table['value'].min() == pytest.approx(0.40 + 0.03)
+    # A model run only on fewer points keeps its row (at its own n), and the
+    # figure says each model's n.
+    only_small = small[small['model'] == 'cnn_vec'].assign(model='lcn')
+    table = kr_plots.architecture_table(pd.concat([rows, small, only_small]))
+    lcn = table[table['model'] == 'lcn']
+    assert set(lcn['n_train']) == {10} and len(lcn) == len(
+        table[table['model'] == 'cnn_vec'])
+    assert set(table[table['model'] != 'lcn']['n_train']) == {200, 1000}
+    drawn = {}
+    save = kr_plots._save
+
+    def keep(fig, out_dir, name):
+        drawn[name] = fig
+        return save(fig, out_dir, name)
+
+    monkeypatch.setattr(kr_plots, '_save', keep)
+    kr_plots.plot_architectures(pd.concat([rows, small, only_small]), tmp_path)
+    ticks = [t.get_text() for ax in drawn['architectures'].axes
+             for t in ax.get_xticklabels()]
+    assert any(t.endswith('n=10') for t in ticks) and any(
+        t.endswith('n=1000') or t.endswith('n=200') for t in ticks)
 
 
 def test_lines_are_not_split_or_labelled_by_options_the_model_fixes():

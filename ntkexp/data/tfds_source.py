@@ -10,7 +10,9 @@ only when a dataset is actually read through tfds.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
 import socket
 
@@ -139,6 +141,19 @@ def _prepared_format(name: str, data_dir: str | None) -> str | None:
         return None
 
 
+@contextlib.contextmanager
+def _quiet_probe():
+    """Silences tfds's absl warnings while looking for a prepared copy (a
+    missing one is reported once, in the not-found error's list)."""
+    logger = logging.getLogger('absl')
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _short(err: BaseException) -> str:
     text = ' '.join(str(err).split())
     text = text if len(text) < 240 else text[:237] + '...'
@@ -155,11 +170,12 @@ def load_prepared(name: str, data_dir: str | None) -> tuple[RawSplits | None, st
     Returns:
         ``(splits, '')``, or ``(None, reason)`` when there is no readable copy.
     """
-    try:
-        return read_with_data_source(name, data_dir, download=False), ''
-    except Exception as err:  # pylint: disable=broad-except
-        data_source_error = err
-    fmt = _prepared_format(name, data_dir)
+    with _quiet_probe():
+        try:
+            return read_with_data_source(name, data_dir, download=False), ''
+        except Exception as err:  # pylint: disable=broad-except
+            data_source_error = err
+        fmt = _prepared_format(name, data_dir)
     where = data_dir or default_data_dir()
     if fmt is None:
         return None, f'tfds {name!r} in {where}: not prepared there'

@@ -231,7 +231,7 @@ def validate(cfg: DictConfig) -> None:
     widths = _widths_setting(cfg)
     # A run trains the lists; a scalar given on the command line beside them
     # would be ignored (a sweep over it would repeat one run).
-    from ntkexp.runner import command_line_keys  # pylint: disable=g-import-not-at-top
+    from ntkexp.runner import command_line_keys, target_name  # pylint: disable=g-import-not-at-top
     given = command_line_keys()
     seeds = as_list(exp.get('seeds', None), None)
     check('seed' not in given or seeds is None,
@@ -244,15 +244,26 @@ def validate(cfg: DictConfig) -> None:
           '(experiment.widths / experiment.model_widths); give '
           f'experiment.widths=[{cfg.model.get("width")}] instead, or add '
           'experiment.widths=null experiment.model_widths=null to use model.width')
+    by_model = exp.get('model_widths', None) or {}
+    name = target_name(cfg.model)
+    check('experiment.widths' not in given or 'experiment.model_widths' in given
+          or name not in by_model,
+          f'experiment.widths={as_list(exp.get("widths"), None)} would be ignored: '
+          f'experiment={exp.name} trains experiment.model_widths.{name}='
+          f'{list(as_list(by_model.get(name), []))} for this model; add '
+          'experiment.model_widths=null to use experiment.widths (or set '
+          f'experiment.model_widths.{name}=[...])')
+    where = 'experiment.widths has'
     if widths is None:
         check(cfg.model.get('width', None) is not None,
               'experiment.widths is null and the model has no width; set '
               'experiment.widths=[64,256]')
-        widths = [cfg.model.width]
+        widths, where = [cfg.model.width], 'model.width is'
     for w in widths:
         check(isinstance(w, int) and not isinstance(w, bool) and w >= 1,
-              f'experiment.widths has {w!r}; widths must be integers >= 1 '
-              '(e.g. experiment.widths=[64,256])')
+              f'{where} {w!r}; widths must be integers >= 1 (e.g. '
+              + ('model.width=64)' if where.startswith('model')
+                 else 'experiment.widths=[64,256])'))
     for s in as_list(exp.get('seeds', None)):
         check(isinstance(s, int) and not isinstance(s, bool),
               f'experiment.seeds has {s!r}; seeds must be integers '

@@ -113,6 +113,13 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(message)
 
     exp = cfg.experiment
+    dataset = cfg.get('dataset', None)
+    check(dataset is None,
+          f"dataset={str((dataset or {}).get('_target_', dataset)).rsplit('.', 1)[-1]} "
+          'would be ignored: experiment=nads generates its own directional data '
+          '(Ortiz-Jimenez et al. 2020, Sec. 2); drop the dataset override and '
+          'size the data with experiment.image_size, experiment.n_train and '
+          'experiment.n_test')
     size = as_list(exp.get('image_size'))
     check(len(size) in (1, 2) and all(isinstance(s, int) and s >= 2 for s in size),
           f'experiment.image_size={size} is invalid; give [height, width] with '

@@ -450,7 +450,9 @@ def loglog_by_model(ax, rows: pd.DataFrame, label_prefix: str = '',
         if len(stats) > 3:
             wide = part[part['width'].isin(top)]
             wide_slope = ntk_drift.loglog_slope(wide['width'], wide['value'])[0]
-        text = f'{label_prefix}{label}: slope {slope:.2f}'
+        # One width has no slope: the label says so instead of "slope nan".
+        text = (f'{label_prefix}{label}: slope {slope:.2f}' if np.isfinite(slope)
+                else f'{label_prefix}{label} (one width: no slope)')
         if wide_slope is not None:
             text += f' (3 widest: {wide_slope:.2f})'
         line = ax.errorbar(stats.index, stats['mean'],

@@ -371,12 +371,13 @@ def _with_title(text: str, rows: pd.DataFrame) -> str:
     return f'{text} — {title}' if title else text
 
 
-def _largest_n_train(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset, the rows of its largest n_train (the n_train figure shows
-    the others)."""
+def _largest_n_train(rows: pd.DataFrame, per_model: bool = False) -> pd.DataFrame:
+    """Per dataset (``per_model``: per dataset and model), the rows of its
+    largest n_train (the n_train figure shows the others)."""
     if not _varies(rows, 'n_train'):
         return rows
-    by = rows['dataset'] if 'dataset' in rows.columns else pd.Series(0, rows.index)
+    by = [rows[c] if c in rows.columns else pd.Series(0, rows.index)
+          for c in (('dataset', 'model') if per_model else ('dataset',))]
     largest = rows.groupby(by)['n_train'].transform('max')
     return rows[rows['n_train'] == largest]
 
@@ -456,7 +457,8 @@ def architecture_table(frame: pd.DataFrame, metric: str = 'accuracy') -> pd.Data
     ``diag_reg`` per dataset, model, ZCA setting and kernel (t = inf).
 
     Seeds are averaged at each ``diag_reg`` before the best one is taken;
-    with several ``n_train`` only each dataset's largest enters. The best is
+    with several ``n_train`` only each model's largest on each dataset enters
+    (column ``n_train``: a model run only on fewer points keeps its row). The best is
     the largest accuracy (smallest MSE) on the test rows themselves: at these
     sizes there is no separate validation split, so it is optimistic.
 
@@ -467,7 +469,7 @@ def architecture_table(frame: pd.DataFrame, metric: str = 'accuracy') -> pd.Data
     """
     columns = ['dataset', 'model', 'zca', 'stats_from', 'kernel', 'value',
                'diag_reg', 'n_train']
-    rows = _largest_n_train(_at_inf(frame))
+    rows = _largest_n_train(_at_inf(frame), per_model=True)
     rows = rows[rows['metric'] == metric]
     if rows.empty or 'kernel' not in rows.columns:
         return pd.DataFrame(columns=columns)
@@ -554,7 +556,11 @@ def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 if np.isfinite(h):
                     ax.text(bar.get_x() + bar.get_width() / 2, h, f'{h:.3f}',
                             ha='center', va='bottom', fontsize=6, rotation=90)
-        ax.set_xticks(np.arange(len(models)), [_label('model', m) for m in models])
+        sizes = part.groupby(part['model'].astype(str))['n_train'].max()
+        mixed = sizes.nunique() > 1  # models at different n: each says its own
+        ax.set_xticks(np.arange(len(models)), [
+            _label('model', m) + (f'\nn={int(sizes[m])}' if mixed else '')
+            for m in models])
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         finite = part['value'].to_numpy(float)
         if metric == 'accuracy' and finite.size:
@@ -562,8 +568,8 @@ def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             # looked half of 0.985).
             ax.set_ylim(0.0, min(1.0, np.nanmax(finite) + 0.12))
         n = part['n_train'].max()
-        ax.set_title(f"{dataset}" + (f', n={int(n)}' if np.isfinite(n) else ''),
-                     fontsize=9)
+        ax.set_title(f"{dataset}" + (f', n={int(n)}' if np.isfinite(n) and not mixed
+                                     else ''), fontsize=9)
         ax.grid(alpha=0.3, axis='y')
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc='outside lower center', fontsize=7,
