@@ -543,7 +543,7 @@ def plot_nth(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     columns = line_columns(last)
     groups = list(last.groupby(columns, dropna=False))
     plt = figures.pyplot()
-    fig, axes = plt.subplots(2, len(groups), figsize=(3.6 * len(groups), 7),
+    fig, axes = plt.subplots(2, len(groups), figsize=(4.6 * len(groups), 7),
                              squeeze=False, sharex=True)
     fits = []
     drift_labels = {'ntk_drift': 'actual', 'nth_drift': r'NTH $K^{(3)}$ term',
@@ -560,10 +560,13 @@ def plot_nth(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
                                        style):
                 fits.append({'metric': metric, **line, **fit})
         top.set_title(_model_label(last, key), fontsize=9)
-        top.legend(fontsize=6)
-        bottom.legend(fontsize=6)
+        top.legend(fontsize=6, framealpha=0.6)
+        bottom.legend(fontsize=6, framealpha=0.6)
         bottom.set_xlabel('width $n$')
-        widths = sorted(rows['width'].unique())
+    # The axes share x: ticks at every width of any line (lines may stop
+    # at different widths).
+    widths = sorted(last['width'].unique())
+    for bottom in axes[1]:
         bottom.set_xticks(widths, [f'{w:g}' for w in widths])
         bottom.set_xticks([], minor=True)
     axes[0][0].set_ylabel(r'residual $\|\Theta_t-\Theta_0-P\|_F\,/\,'
