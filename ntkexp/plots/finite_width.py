@@ -125,8 +125,9 @@ def _model_label(frame: pd.DataFrame, key) -> str:
     for column, value in zip(line_columns(frame), values):
         if column == 'model':
             parts.append(MODEL_LABELS.get(str(value), str(value)))
-        else:
-            parts.append(f'{column}={value}')
+        elif not pd.isna(value):  # NaN: the run kept the config's default
+            parts.append(f'{column}={value:g}' if isinstance(value, float)
+                         else f'{column}={value}')
     return ', '.join(parts)
 
 
@@ -134,8 +135,11 @@ def line_columns(frame: pd.DataFrame) -> list[str]:
     """Columns that tell lines apart: model and, when they vary, a few more."""
     columns = ['model']
     for column in ('parameterization', 'activation', 'depth', 'alpha', 'dataset',
-                   'optimizer', 'l2', 'l2_center'):
-        if column in frame.columns and frame[column].astype(str).nunique() > 1:
+                   'optimizer', 'momentum', 'loss', 'lr_fraction', 'l2', 'l2_center'):
+        # str of object values: lists hash, and NaN (the config's default,
+        # where other runs override the key) counts as a value of its own.
+        if (column in frame.columns
+                and frame[column].astype(object).map(str).nunique() > 1):
             columns.append(column)
     return columns
 
