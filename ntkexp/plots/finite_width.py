@@ -119,10 +119,10 @@ def _metric(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     return frame[frame['metric'] == metric]
 
 
-def _model_label(frame: pd.DataFrame, key) -> str:
+def _model_label(frame: pd.DataFrame, key, columns: list[str] | None = None) -> str:
     parts = []
     values = key if isinstance(key, tuple) else (key,)
-    for column, value in zip(line_columns(frame), values):
+    for column, value in zip(columns or line_columns(frame), values):
         if column == 'model':
             parts.append(MODEL_LABELS.get(str(value), str(value)))
         elif not pd.isna(value):  # NaN: the run kept the config's default
@@ -131,11 +131,14 @@ def _model_label(frame: pd.DataFrame, key) -> str:
     return ', '.join(parts)
 
 
-def line_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns that tell lines apart: model and, when they vary, a few more."""
+def line_columns(frame: pd.DataFrame, without: tuple[str, ...] = ()) -> list[str]:
+    """Columns that tell lines apart: model and, when they vary, a few more
+    (not those of ``without``, e.g. ``lr_fraction`` where it is the x axis)."""
     columns = ['model']
     for column in ('parameterization', 'activation', 'depth', 'alpha', 'dataset',
                    'optimizer', 'momentum', 'loss', 'lr_fraction', 'l2', 'l2_center'):
+        if column in without:
+            continue
         # str of object values: lists hash, and NaN (the config's default,
         # where other runs override the key) counts as a value of its own.
         if (column in frame.columns
@@ -563,7 +566,7 @@ def plot_nth(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
             for fit in loglog_by_model(ax, _metric(rows, metric), f'{label}; ',
                                        style):
                 fits.append({'metric': metric, **line, **fit})
-        top.set_title(_model_label(last, key), fontsize=9)
+        top.set_title(_model_label(last, key, columns), fontsize=9)
         top.legend(fontsize=6, framealpha=0.6)
         bottom.legend(fontsize=6, framealpha=0.6)
         bottom.set_xlabel('width $n$')
@@ -1076,7 +1079,7 @@ def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     accuracy = accuracy[accuracy['predictor'] == 'net']
     if frame['lr_fraction'].nunique() < 3 or accuracy.empty:
         return []
-    lines = line_columns(frame)
+    lines = line_columns(frame, without=('lr_fraction',))
     keys = lines + ['lr_fraction', 'run_dir', 'width', 'seed']
     diverged = _metric(frame, 'diverged_at_step')
     diverged = diverged[diverged['predictor'] == 'net']
@@ -1123,7 +1126,7 @@ def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     axes = dict(zip(panels, grid.ravel()))
     for i, (key, part) in enumerate(stats.groupby(lines, dropna=False)):
         part = part[part['seeds'] > 0].sort_values('lr_fraction')
-        label = _model_label(stats, key)
+        label = _model_label(stats, key, lines)
         color = f'C{i}'
         ax = axes['best']
         ax.errorbar(part['lr_fraction'], part['best'],
