@@ -110,8 +110,21 @@ def test_architecture_table_keeps_zca_fit_on_subset_and_train_split_apart(tmp_pa
                       'ZCA 0.1, subset stats', 'ZCA 0.1, train-split stats'}
 
 
-def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path,
-                                                                 monkeypatch):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the kernel-regression plots save, by name (still saved)."""
+    figures = {}
+    save = kr_plots._save  # pylint: disable=protected-access
+
+    def keep(fig, out_dir, name):
+        figures[name] = fig
+        return save(fig, out_dir, name)
+
+    monkeypatch.setattr(kr_plots, '_save', keep)
+    return figures
+
+
+def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path, drawn):
     """A sweep over ZCA strengths: the zca figure has one line per model,
     kernel and stats_from at the best accuracy over diag_reg, and the no-ZCA
     level as a dotted line; the architecture bars (24 per model) are left
@@ -122,14 +135,6 @@ def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path,
         rows[rows['zca'].notna()].assign(zca=z, value=rows['value'] - 0.01 * i)
         for i, z in enumerate((0.01, 0.1, 1.0))])
     both = pd.concat([sweep, sweep.assign(stats_from='train_split')])
-    drawn = {}
-    save = kr_plots._save
-
-    def keep(fig, out_dir, name):
-        drawn[name] = fig
-        return save(fig, out_dir, name)
-
-    monkeypatch.setattr(kr_plots, '_save', keep)
     assert kr_plots.plot_architectures(both, tmp_path) == []  # 24 bars per model
     assert kr_plots.plot_zca(both, tmp_path) and kr_plots.plot_diag_reg(both, tmp_path)
     ax = drawn['zca'].axes[0]
@@ -146,7 +151,7 @@ def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path,
     assert len(diag.axes) == 4 * 2  # rows: no ZCA + 3 strengths; columns: metrics
 
 
-def test_architecture_table_uses_each_models_largest_n_train(tmp_path, monkeypatch):
+def test_architecture_table_uses_each_models_largest_n_train(tmp_path, drawn):
     rows = lee_rows()
     small = rows.assign(n_train=10, value=rows['value'] - 0.2)
     table = kr_plots.architecture_table(pd.concat([rows, small]))
@@ -161,14 +166,6 @@ def test_architecture_table_uses_each_models_largest_n_train(tmp_path, monkeypat
     assert set(lcn['n_train']) == {10} and len(lcn) == len(
         table[table['model'] == 'cnn_vec'])
     assert set(table[table['model'] != 'lcn']['n_train']) == {200, 1000}
-    drawn = {}
-    save = kr_plots._save
-
-    def keep(fig, out_dir, name):
-        drawn[name] = fig
-        return save(fig, out_dir, name)
-
-    monkeypatch.setattr(kr_plots, '_save', keep)
     kr_plots.plot_architectures(pd.concat([rows, small, only_small]), tmp_path)
     ticks = [t.get_text() for ax in drawn['architectures'].axes
              for t in ax.get_xticklabels()]
