@@ -106,7 +106,7 @@ def validate(cfg: DictConfig) -> None:
     Raises:
         ConfigError: a bad value, naming the key and the valid values.
     """
-    from ntkexp.runner import ConfigError  # pylint: disable=g-import-not-at-top
+    from ntkexp.runner import ConfigError, choice_name  # pylint: disable=g-import-not-at-top
 
     def check(condition: bool, message: str) -> None:
         if not condition:
@@ -115,9 +115,9 @@ def validate(cfg: DictConfig) -> None:
     exp = cfg.experiment
     dataset = cfg.get('dataset', None)
     check(dataset is None,
-          f"dataset={str((dataset or {}).get('_target_', dataset)).rsplit('.', 1)[-1]} "
-          'would be ignored: experiment=nads generates its own directional data '
-          '(Ortiz-Jimenez et al. 2020, Sec. 2); drop the dataset override and '
+          f"dataset={choice_name('dataset', dataset)} would be ignored: "
+          'experiment=nads generates its own directional data (Ortiz-Jimenez '
+          'et al. 2020, Sec. 2); drop the dataset override and '
           'size the data with experiment.image_size, experiment.n_train and '
           'experiment.n_test')
     size = as_list(exp.get('image_size'))

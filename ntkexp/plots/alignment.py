@@ -60,14 +60,6 @@ def _save(fig, out_dir: Path, name: str, dpi: int = 100) -> list[Path]:
     return figures.save(fig, out_dir, name, dpi=dpi, tight=False)
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, float):
-        return f'{value:g}'
-    return str(value)
-
-
 def run_columns(frame: pd.DataFrame) -> list[str]:
     """Parameter columns whose values tell the runs apart (model first)."""
     cols = [c for c in frame.columns if c not in _MEASUREMENT
@@ -92,7 +84,7 @@ def run_labels(frame: pd.DataFrame, always=('model',)) -> pd.Series:
             elif pd.isna(v):
                 continue
             else:
-                parts.append(f'{c}={_fmt(v)}')
+                parts.append(f'{c}={figures.value_text(v)}')
         return ', '.join(parts)
     return frame[cols].apply(one, axis=1)
 
@@ -361,7 +353,7 @@ def _pc_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             for j, init in enumerate(inits):
                 c_i = c_w[c_w['init'] == init].groupby('step')[['time', 'value']].mean()
                 o_i = o_w[o_w['init'] == init].groupby('step')['value'].mean()
-                label = f'width {_fmt(width)}' if (j == 0 and width is not None) else None
+                label = f'width {figures.value_text(width)}' if (j == 0 and width is not None) else None
                 ax1.plot(c_i['value'], o_i.loc[c_i.index], '-', color=color,
                          lw=1, label=label)
                 ax2.plot(c_i['time'], np.abs(c_i['value']), '-', color=color,
@@ -410,7 +402,7 @@ def _sphere_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         frame['kernel'] = 'ntk'
     frame['panel'] = frame.apply(
         lambda r: MODEL_LABELS.get(str(r['model']), str(r['model']))
-        + ('' if pd.isna(r['alpha']) else f", alpha={_fmt(float(r['alpha']))}")
+        + ('' if pd.isna(r['alpha']) else f", alpha={figures.value_text(float(r['alpha']))}")
         + ('' if r['kernel'] == 'ntk' else f" ({r['kernel']})"), axis=1)
     panels = sorted(frame['panel'].unique())
     norm = frame[frame['metric'] == 'eigenvalue_normalized']

@@ -78,3 +78,13 @@ def legend_below(fig, handles, labels, fontsize: float = 7) -> None:
     fig.set_figheight(fig.get_figheight() + 1.5 * fontsize / 72 * rows + 0.15)
     fig.legend(handles, labels, loc='outside lower center', ncol=ncol,
                fontsize=fontsize)
+
+
+def value_text(value) -> str:
+    """A value in a legend or label: ``128`` for 128.0, ``0.001`` for 1e-3
+    (``:g``), anything else as ``str`` gives it."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f'{value:g}'
+    return str(value)

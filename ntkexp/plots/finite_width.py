@@ -126,8 +126,7 @@ def _model_label(frame: pd.DataFrame, key, columns: list[str] | None = None) -> 
         if column == 'model':
             parts.append(MODEL_LABELS.get(str(value), str(value)))
         elif not pd.isna(value):  # NaN: the run kept the config's default
-            parts.append(f'{column}={value:g}' if isinstance(value, float)
-                         else f'{column}={value}')
+            parts.append(f'{column}={figures.value_text(value)}')
     return ', '.join(parts)
 
 

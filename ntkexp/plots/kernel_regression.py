@@ -103,9 +103,7 @@ def _label(column: str, value) -> str:
         return 'no ZCA' if _missing(value) else f'ZCA {float(value):g}'
     if column == 'alpha_gamma':  # the ResNet's alpha = L^(-gamma); FC rows: none
         return '' if _missing(value) else rf'$\alpha = L^{{-{float(value):g}}}$'
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return f'{column}={value:g}' if isinstance(value, float) else f'{column}={value}'
+    return f'{column}={figures.value_text(value)}'
 
 
 def _missing(value) -> bool:

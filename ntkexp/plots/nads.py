@@ -39,15 +39,8 @@ def _labels(frame: pd.DataFrame) -> pd.Series:
         for column in varying:
             mask = frame['model'] == model
             label[mask] = label[mask] + f' {column}=' + frame.loc[mask, column].map(
-                _value_text)
+                figures.value_text)
     return label
-
-
-def _value_text(value) -> str:
-    """A legend value: 128 for 128.0 (float columns), as given otherwise."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def centred_map(sub: pd.DataFrame, height: int, width: int
