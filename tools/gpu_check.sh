@@ -8,13 +8,13 @@
 # frozendict); antlr4-python3-runtime 4.9.3 has no wheel on the index:
 # `.venv/bin/python -m pip wheel --no-deps antlr4-python3-runtime==4.9.3 -w .whl`.
 #
-# Run: device `run` with kind "nvidia-h100-x1", carry [".whl"], command
-# `bash tools/gpu_check.sh`, timeout_s 600 (its steps end by DEADLINE, 560 s after its
-# start: a step's limit is cut to what is left, and one with under 20 s left is skipped;
-# with a machine's start, about 12 of the session's 15 device minutes). Name the kind: a
-# plain run may get an H200, and issue 10's 8-hour target is in H100-hours (session 14's baselines are an H100's
-# too). If no H100 is lent, run it on the H200 all the same: every figure is a ratio to
-# neural-tangents in the same run, and targets.md leaves the hours to an H100.
+# Run: device `run` with carry [".whl"], command `bash tools/gpu_check.sh`, timeout_s 600
+# (its steps end by DEADLINE, 560 s after its start: a step's limit is cut to what is
+# left, and one with under 20 s left is skipped; with a machine's start, about 12 of the
+# session's 15 device minutes). The device tool now lends H200s only (`status`: kinds);
+# issue 10's 8-hour target is in H100-hours. Every figure is a ratio to neural-tangents
+# in the same run, and bench_targets judges an H200's Myrtle-5 hours by the most an H100
+# can take (the same chip with 1/1.43 the memory bandwidth: HOURS_BOUNDS).
 # $OUT holds at most 8 files at the end (log.txt, 3 fastconv CSVs, the empirical bench's
 # CSV, the profile CSV, targets.md, and make bench's CSV where step 3 runs): the device
 # returns at most 8, so a new output file must replace one (the script warns).
