@@ -4,7 +4,7 @@
 outputs, is the kernel the alignment studies eigen-decompose along training
 (Kopitkov & Indelman 2019). Its cost in device memory grows with the block of
 inputs computed at once: Jacobian contraction holds one Jacobian row per input
-and output (a WRN-10-4's 3.1M parameters times 10 logits: about 124 MB per
+and output (a WRN-10-4's 1.22M parameters times 10 logits: about 49 MB per
 image in float32), the structured derivatives every layer's cotangents. As for the
 infinite-width kernels (:mod:`ntkexp.kernels`), ``block_size='auto'`` takes
 the largest block whose compiled XLA program (arguments, outputs and
