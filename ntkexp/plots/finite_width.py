@@ -521,13 +521,15 @@ NTH_RESIDUALS = {
 
 
 def nth_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds of the ``nth`` rows, per line, width and step."""
+    """Mean, std and median over seeds of the ``nth`` rows, per line, width
+    and step (the residuals' spread over seeds is wide and skewed: a few
+    seeds far above the rest move the mean, not the median)."""
     metrics = list(NTH_RESIDUALS) + ['nth_drift', 'nth2_drift', 'nth_cosine',
                                      'ntk_drift']
     rows = frame[frame['metric'].isin(metrics) & (frame['step'] > 0)]
     keys = line_columns(rows) + ['width', 'step', 'metric']
     table = rows.groupby(keys, dropna=False)['value'].agg(
-        ['mean', 'std', 'count']).reset_index()
+        ['mean', 'std', 'median', 'count']).reset_index()
     return table
 
 
