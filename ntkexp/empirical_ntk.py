@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

@@ -14,10 +14,7 @@ import pytest
 import yaml
 
 from ntkexp import data as D
-from ntkexp.data import builders
 from ntkexp.data import preprocess
-from ntkexp.data import readers
-from ntkexp.data import synthetic
 from ntkexp.data import tfds_source
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -480,7 +477,7 @@ def test_zca_fit_on_fewer_images_than_features_warns_with_the_norm_ratio(caplog)
     norm = lambda x: np.linalg.norm(x.reshape(len(x), -1), axis=1).mean()
     ratio = norm(data.x_test) / norm(data.x_train)
     assert ratio > 1.2
-    assert (f'ZCA fit on 30 images of 64 features' in caplog.text
+    assert ('ZCA fit on 30 images of 64 features' in caplog.text
             and f'{ratio:.2f}x the norm of training images' in caplog.text
             and 'dataset.stats_from=train_split' in caplog.text)
     caplog.clear()

@@ -1,7 +1,6 @@
 """``ntkexp.profile_ops``: device time per XLA operation, read back from JAX's
 profiler trace and described from the compiled HLO."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
