@@ -288,13 +288,10 @@ class SecondOrderGD:
     initialisation alone (built by :func:`second_order_gd`)."""
 
     def __init__(self, apply_fn, loss, params, x, y, lr, momentum, l2, center):
-        # theta_0 - c, where the L2 penalty's gradient starts
-        if not l2:
-            offset = jax.tree_util.tree_map(jnp.zeros_like, params)
-        elif center is None:
-            offset = params
-        else:
-            offset = jax.tree_util.tree_map(jnp.subtract, params, center)
+        # theta_0 - c, where the L2 penalty's gradient starts (l2 = 0 makes
+        # it count for nothing)
+        offset = (params if center is None
+                  else jax.tree_util.tree_map(jnp.subtract, params, center))
         self._run = functools.partial(_second_order_run, apply_fn, loss, params,
                                       x, y, lr, momentum, l2, offset)
         self._params = params
