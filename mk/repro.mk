@@ -117,6 +117,10 @@ FULL_kopitkov2019 ?= experiment.schedule=constant,step,cosine dataset.n_train=51
 SMALL_ntk_drift ?= model=fc,resnet 'experiment.widths=[64,128,256,512,1024]'
 FULL_ntk_drift ?= model=fc,resnet 'experiment.widths=[64,128,256,512,1024,2048,4096,8192]' 'experiment.seeds=[0,1,2,3,4]'
 SMALL_resntk_spectrum ?= model=fc,resnet
+# The ResNet's drift against its residual-branch scale alpha (`make repro-resnet-ntk-alpha`,
+# results/resnet-ntk-alpha/): alpha 0 (the two-layer linear net) ... 2, widths 64 ... 1024.
+SMALL_ntk_drift_alpha ?= model.alpha=0,0.1,0.25,0.5,1,2
+FULL_ntk_drift_alpha ?= model.alpha=0,0.1,0.25,0.5,1,2 'experiment.widths=[64,128,256,512,1024,2048,4096,8192]' 'experiment.seeds=[0,1,2,3,4]'
 FULL_resntk_spectrum ?= model=fc,resnet experiment.lmax=128 experiment.gram_points=4000
 # --- Huang et al. 2020: FC NTK degenerates with depth, the ResNTK does not -------------
 # Kernel regression on two-class MNIST (4 vs 9) and CIFAR-10 (airplane vs automobile), 1000
@@ -167,6 +171,7 @@ REPRO_lee2020-early-stopping := lee2020_early_stopping
 REPRO_arora2020 := arora2020_small_data
 REPRO_kopitkov2019 := kopitkov2019
 REPRO_resnet-ntk := ntk_drift resntk_spectrum
+REPRO_resnet-ntk-alpha := ntk_drift_alpha
 REPRO_huang2020 := huang2020_depth huang2020_depth_resnet
 REPRO_huang2020-finite := huang2020_finite huang2020_finite_resnet
 REPRO_nads := ortiz2020_nads ortiz2020_accuracy_maps
@@ -201,7 +206,7 @@ exit $$failed
 endef
 
 .PHONY: repro-jacot2018 repro-lee2020 repro-lee2020-kernels repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-lee2020-ensemble repro-lee2020-l2 repro-lee2020-lr repro-lee2020-width repro-lee2020-early-stopping repro-arora2020 repro-kopitkov2019 \
-        repro-resnet-ntk repro-huang2020 repro-huang2020-finite repro-nth repro-nads repro-all
+        repro-resnet-ntk repro-resnet-ntk-alpha repro-huang2020 repro-huang2020-finite repro-nth repro-nads repro-all
 
 repro-jacot2018: $(STAMP) ## Jacot et al. 2018 Figs. 1-3 (NTK slice, trained functions, kernel PCA) -> results/jacot2018/
 	$(call repro_recipe,jacot2018)
@@ -248,6 +253,9 @@ repro-kopitkov2019: $(STAMP) ## Kopitkov & Indelman 2019: NTK spectrum alignment
 repro-resnet-ntk: $(STAMP) ## NTK drift FC vs ResNet (NTH) + ResNTK spectrum -> results/resnet-ntk/
 	$(call repro_recipe,resnet-ntk)
 
+repro-resnet-ntk-alpha: $(STAMP) ## The ResNet's NTK drift against its residual-branch scale alpha (0 ... 2) and width -> results/resnet-ntk-alpha/
+	$(call repro_recipe,resnet-ntk-alpha)
+
 repro-huang2020: $(STAMP) ## Huang et al. 2020: the FC NTK degenerates with depth, the ResNTK does not (kernel regression, kernel geometry) -> results/huang2020/
 	$(call repro_recipe,huang2020)
 
@@ -260,4 +268,4 @@ repro-nth: $(STAMP) ## Huang & Yau 2020 Neural Tangent Hierarchy: the NTK's chan
 repro-nads: $(STAMP) ## Ortiz-Jimenez et al. 2020: NADs and accuracy maps -> results/nads/
 	$(call repro_recipe,nads)
 
-repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-huang2020 repro-huang2020-finite repro-nth repro-nads ## Every repro target (SIZE as given)
+repro-all: repro-jacot2018 repro-lee2020 repro-lee2020-zca repro-lee2020-augment repro-lee2020-equivariance repro-lee2020-precision repro-arora2020 repro-kopitkov2019 repro-resnet-ntk repro-resnet-ntk-alpha repro-huang2020 repro-huang2020-finite repro-nth repro-nads ## Every repro target (SIZE as given)

@@ -748,6 +748,42 @@ def test_distances_and_drift_of_diverged_predictors_are_not_fitted(tmp_path):
         'network at width 32 (seed 0)']
 
 
+def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path):
+    """A ResNet run at 3 or more residual-branch scales gets the figure of
+    its NTK change against alpha: the mean and std over seeds of the last
+    step, per width and alpha; an FC run beside it (no alpha) is no line of
+    it, and a ResNet at two alphas gives no figure."""
+    rows = []
+    for alpha in (0.0, 0.5, 2.0):
+        for width in (64, 256):
+            for seed in (0, 1):
+                last = (1 + alpha) * (64 / width) * (1 + 0.1 * seed)
+                for step, value in ((0, 0.0), (50, last / 2), (100, last)):
+                    rows.append(dict(run_dir=f'runs/{alpha}', metric='ntk_drift',
+                                     model='resnet', alpha=alpha, width=width,
+                                     seed=seed, step=step, value=value))
+    for width in (64, 256):
+        rows.append(dict(run_dir='runs/fc', metric='ntk_drift', model='fc',
+                         alpha=np.nan, width=width, seed=0, step=100,
+                         value=0.3 * 64 / width))
+    frame = pd.DataFrame(rows).assign(experiment='drift')
+    paths = fw_plots.plot(frame, tmp_path)
+    assert tmp_path / 'drift_ntk_drift_alpha.png' in paths
+    table = pd.read_csv(tmp_path / 'drift_ntk_drift_alpha.csv')
+    assert set(table['model']) == {'resnet'}
+    assert len(table) == 6 and (table['seeds'] == 2).all()
+    one = table[(table['width'] == 256) & (table['alpha'] == 2.0)]
+    # (1 + 2) * 64 / 256 = 0.75 for seed 0, 0.825 for seed 1.
+    assert one['mean'].item() == pytest.approx(0.7875)
+    assert one['std'].item() == pytest.approx(0.075 / math.sqrt(2))
+    # Two alphas are two lines of the width figure, not a sweep over alpha.
+    two = frame[frame['alpha'] != 2.0]
+    assert fw_plots.drift_against_alpha(two).empty
+    fw_plots.plot(two.assign(experiment='two'), tmp_path)
+    assert not (tmp_path / 'two_ntk_drift_alpha.csv').exists()
+    assert (tmp_path / 'two_ntk_drift_slopes.csv').exists()
+
+
 # ----------------------------------------------------------------------------
 # Ensembles of networks (Lee et al. 2020, Sec. 3.3).
 

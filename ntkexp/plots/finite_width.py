@@ -15,6 +15,9 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   of the empirical NTK at the last step against the width, log-log, one line
   per model with its fitted slope (theory: about -1/2); the slopes (over all
   widths and over the three widest) go to ``<experiment>_ntk_drift_slopes.csv``;
+* ``ntk_drift_alpha``: with a ResNet run at three or more residual-branch
+  scales ``model.alpha``, the same change against alpha, one line per width
+  (``<experiment>_ntk_drift_alpha.csv``; ``experiment=ntk_drift_alpha``);
 * ``distance`` (Lee et al. 2019, Fig. 2): RMS distance of the network's test
   outputs to the infinite-width NTK dynamics and to the linearised network at
   the last step against the width, log-log with fitted slopes
@@ -508,8 +511,72 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     ax.set_title('relative change of the empirical NTK' +
                  (f' after {steps:g} steps' if steps is not None else ''))
     _note_diverged(ax, dropped, diverged, lambda _: ('net',))
-    ax.legend(fontsize=8)
-    return _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
+    _legend(ax, len(fits))
+    paths = _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
+    return paths + plot_ntk_drift_against_alpha(rows, out_dir, name)
+
+
+def _legend(ax, lines: int, inside_up_to: int = 3) -> None:
+    """The legend inside the axes for a few lines, beside them for more
+    (where it would cover the data)."""
+    if lines <= inside_up_to:
+        ax.legend(fontsize=8)
+    else:
+        ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0)
+
+
+def drift_against_alpha(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and seed count of the last step's ``ntk_drift`` per model,
+    width and residual-branch scale ``alpha`` (the ResNet's ``model.alpha``),
+    one row each; empty unless some model was run at 3 or more alphas."""
+    if 'alpha' not in rows.columns:
+        return pd.DataFrame()
+    rows = _last_step(_metric(rows, 'ntk_drift'))
+    rows = rows[rows['alpha'].notna()]
+    swept = [m for m, part in rows.groupby('model')
+             if part['alpha'].nunique() >= 3]
+    rows = rows[rows['model'].isin(swept)]
+    if rows.empty:
+        return pd.DataFrame()
+    keys = ['model'] + [c for c in line_columns(rows, without=('alpha',))
+                        if c != 'model'] + ['width', 'alpha']
+    stats = (rows.groupby(keys, dropna=False)['value']
+             .agg(['mean', 'std', 'count']).reset_index())
+    return stats.rename(columns={'count': 'seeds'})
+
+
+def plot_ntk_drift_against_alpha(rows: pd.DataFrame, out_dir: Path,
+                                 name: str) -> list[Path]:
+    """The ResNet's NTK change at the last step against its residual-branch
+    scale ``alpha`` (``x_l = x_{l-1} + alpha V_l act(W_l x_{l-1})``), one
+    line per width, log y; drawn when a model ran at 3 or more alphas. The
+    means go to ``<name>_ntk_drift_alpha.csv``.
+
+    At ``alpha = 0`` the ResNet is the two-layer linear net ``v^T V_0 x``:
+    its drift is the floor that the residual branches add to.
+    """
+    stats = drift_against_alpha(rows)
+    if stats.empty:
+        return []
+    plt = figures.pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    lines = [c for c in stats.columns
+             if c not in ('alpha', 'mean', 'std', 'seeds')]
+    for key, part in stats.groupby(lines, dropna=False):
+        part = part.sort_values('alpha')
+        label = _model_label(stats, key, lines)
+        ax.errorbar(part['alpha'], part['mean'], yerr=part['std'].fillna(0),
+                    fmt='o-', ms=4, capsize=2, label=label.replace('width=', 'n='))
+    ax.set_yscale('log')
+    ax.set_xlabel(r'residual-branch scale $\alpha$')
+    ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
+    ax.set_title('relative change of the empirical NTK against alpha')
+    _legend(ax, stats.groupby(lines, dropna=False).ngroups)
+    table = out_dir / f'{name}_ntk_drift_alpha.csv'
+    paths = _save(fig, out_dir, f'{name}_ntk_drift_alpha')
+    stats.to_csv(table, index=False)
+    return paths + [table]
 
 
 #: The residuals of ``plot_nth``, with their legend labels.
