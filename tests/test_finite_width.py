@@ -336,6 +336,59 @@ def test_end_to_end_fc_wide_net_approaches_ntk(tmp_path):
     assert slopes['slope'].iloc[0] < -0.2
 
 
+def test_centred_net_drift_is_its_own_ntk_change(tmp_path):
+    """With ``experiment.centered`` the rows ``ntk_drift_centered`` and
+    ``weight_change_centered`` are the centred network's: recomputed here by
+    hand (gradient descent on ``0.5 mean((f(theta) - f(theta_0) - y)^2)`` from
+    the same initialisation, neural-tangents' empirical NTK), they agree to
+    float32 precision, and they are not the plain network's."""
+    steps = 10
+    cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
+                  'model.depth=2', 'dataset=gaussian', 'dataset.n_train=8',
+                  'dataset.n_test=4', 'experiment.widths=[32]',
+                  'experiment.seeds=[3]', f'experiment.steps={steps}',
+                  f'experiment.eval_every={steps}', 'experiment.lr_fraction=0.5',
+                  'experiment.references=[]', 'experiment.probe_size=5',
+                  'experiment.centered=true')
+    frame = runner.run_job(cfg, tmp_path / 'run')
+
+    def value(metric, step=steps, **where):
+        rows = frame[(frame['metric'] == metric) & (frame['step'] == step)]
+        for column, v in where.items():
+            rows = rows[rows[column] == v]
+        return rows['value'].item()
+
+    data = hydra.utils.instantiate(cfg.dataset)
+    x = jnp.asarray(data.x_train, jnp.float32)
+    y = jnp.asarray(data.y_train, jnp.float32)
+    init_fn, apply_fn, _ = hydra.utils.instantiate(
+        finite_width._model_cfg(cfg, 32).model, out_dim=y.shape[1])  # pylint: disable=protected-access
+    _, params0 = init_fn(jax.random.PRNGKey(3), (-1,) + x.shape[1:])
+    lr = frame[frame['metric'] == 'lr']['value'].item()
+    f0 = apply_fn(params0, x)
+    grad = jax.jit(jax.grad(
+        lambda p: 0.5 * jnp.mean((apply_fn(p, x) - f0 - y) ** 2)))
+    params = params0
+    for _ in range(steps):
+        params = jax.tree.map(lambda p, g: p - lr * g, params, grad(params))
+    train_loss = 0.5 * float(jnp.mean((apply_fn(params, x) - f0 - y) ** 2))
+    assert value('train_loss', predictor='net_centered') == pytest.approx(
+        train_loss, rel=1e-4)
+    ntk = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,))
+    probe = x[:5]
+    k0, kt = ntk(probe, None, params0), ntk(probe, None, params)
+    drift = float(jnp.linalg.norm(kt - k0) / jnp.linalg.norm(k0))
+    assert value('ntk_drift_centered') == pytest.approx(drift, rel=1e-3)
+    assert value('ntk_drift_centered', step=0) == 0.0
+    change = float(training.tree_distance(params, params0)
+                   / training.tree_norm(params0))
+    assert value('weight_change_centered') == pytest.approx(change, rel=1e-4)
+    # Not a copy of the plain network's (which must also undo f_0).
+    assert abs(value('ntk_drift') - drift) > 0.02 * drift
+    summary = frame.attrs['summary'].set_index('predictor')
+    assert summary.loc['net_centered', 'ntk_drift'] == pytest.approx(drift, rel=1e-3)
+
+
 def test_diverging_predictor_is_flagged_with_the_fix(tmp_path, caplog):
     """lr at 3x the stability bound of the analytic NTK: the net and its
     linearisation diverge (the NTK reference, nt.predict's gradient flow,
@@ -759,9 +812,12 @@ def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path
             for seed in (0, 1):
                 last = (1 + alpha) * (64 / width) * (1 + 0.1 * seed)
                 for step, value in ((0, 0.0), (50, last / 2), (100, last)):
-                    rows.append(dict(run_dir=f'runs/{alpha}', metric='ntk_drift',
-                                     model='resnet', alpha=alpha, width=width,
-                                     seed=seed, step=step, value=value))
+                    for metric, scale in (('ntk_drift', 1.0),
+                                          ('ntk_drift_centered', 0.5)):
+                        rows.append(dict(run_dir=f'runs/{alpha}', metric=metric,
+                                         model='resnet', alpha=alpha,
+                                         width=width, seed=seed, step=step,
+                                         value=scale * value))
     for width in (64, 256):
         rows.append(dict(run_dir='runs/fc', metric='ntk_drift', model='fc',
                          alpha=np.nan, width=width, seed=0, step=100,
@@ -771,11 +827,19 @@ def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path
     assert tmp_path / 'drift_ntk_drift_alpha.png' in paths
     table = pd.read_csv(tmp_path / 'drift_ntk_drift_alpha.csv')
     assert set(table['model']) == {'resnet'}
-    assert len(table) == 6 and (table['seeds'] == 2).all()
-    one = table[(table['width'] == 256) & (table['alpha'] == 2.0)]
-    # (1 + 2) * 64 / 256 = 0.75 for seed 0, 0.825 for seed 1.
-    assert one['mean'].item() == pytest.approx(0.7875)
-    assert one['std'].item() == pytest.approx(0.075 / math.sqrt(2))
+    assert len(table) == 12 and (table['seeds'] == 2).all()
+    one = table[(table['width'] == 256) & (table['alpha'] == 2.0)].set_index(
+        'metric')
+    # (1 + 2) * 64 / 256 = 0.75 for seed 0, 0.825 for seed 1; centred half.
+    assert one.loc['ntk_drift', 'mean'] == pytest.approx(0.7875)
+    assert one.loc['ntk_drift', 'std'] == pytest.approx(0.075 / math.sqrt(2))
+    assert one.loc['ntk_drift_centered', 'mean'] == pytest.approx(0.39375)
+    # The width figure fits both, one line per alpha each: slope -1 exactly.
+    slopes = pd.read_csv(tmp_path / 'drift_ntk_drift_slopes.csv')
+    assert sorted(slopes.groupby('metric').size().items()) == [
+        ('ntk_drift', 4), ('ntk_drift_centered', 3)]  # FC has no centred rows
+    np.testing.assert_allclose(
+        slopes[slopes['model'] == 'resnet']['slope'], -1.0, atol=0.05)
     # Two alphas are two lines of the width figure, not a sweep over alpha.
     two = frame[frame['alpha'] != 2.0]
     assert fw_plots.drift_against_alpha(two).empty

@@ -40,6 +40,10 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   train / test);
 * ``ntk_drift``: ``||Theta_t - Theta_0||_F / ||Theta_0||_F`` of the empirical
   NTK on a probe set (the first ``probe_size`` training inputs);
+  ``ntk_drift_centered`` (with ``experiment.centered``): the same for the
+  centred network, whose NTK is the network's at its own parameters
+  (``f(theta_0, x)`` does not depend on ``theta``) but which starts from the
+  zero function, so that a large initial output does not make it move;
 * ``nth_drift``, ``nth_residual``, ``nth_cosine`` (with ``experiment.nth``):
   the Neural Tangent Hierarchy's first correction (Huang & Yau 2020,
   with ``K^(3)`` frozen at initialisation and the residuals of the NTK
@@ -57,7 +61,8 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   training and the NTK to second order in the displacement
   (:func:`ntkexp.ntk_drift.second_order_gd`); all of these from
   :mod:`ntkexp.experiments.hierarchy`;
-* ``weight_change``: ``||theta_t - theta_0|| / ||theta_0||``;
+* ``weight_change``: ``||theta_t - theta_0|| / ||theta_0||``
+  (``weight_change_centered``: the centred network's);
 * ``ntk_slice`` (with ``experiment.slice``): ``Theta(x0, x)`` for ``x`` on the
   unit circle at angle ``gamma``, at the ``slice_steps``; the infinite-width
   slice has ``predictor=infinite``;
@@ -787,6 +792,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                                  for s, x in (('train', x_train), ('test', x_test))}
                     k_t = (np.asarray(ntk_emp(probe, None, state.params))
                            if probe_size else None)
+                    k_c = (np.asarray(ntk_emp(probe, None, cen_state.params))
+                           if probe_size and cen is not None else None)
                     predictions = (
                         nth_probe.predictions(step, state.params,
                                               lin_state.params)
@@ -835,7 +842,18 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                             k_t, probe_k0, *predictions).items():
                         rows.add(metric, value, probe_size=probe_size, **at)
                         entry[metric] = value
+                if k_c is not None:
+                    drift_c = ntk_drift.relative_change(k_c, probe_k0)
+                    rows.add('ntk_drift_centered', drift_c,
+                             probe_size=probe_size, **at)
+                    for e in entries:  # the centred net's line of the summary
+                        if e['predictor'] == 'net_centered':
+                            e['ntk_drift'] = drift_c
                 rows.add('weight_change', change, **at)
+                if cen is not None:
+                    rows.add('weight_change_centered', float(
+                        training.tree_distance(cen_state.params, params0))
+                        / norm0, **at)
                 if net_slice is not None:
                     for g, v in zip(gammas, net_slice):
                         rows.add('ntk_slice', v, gamma=float(g), predictor='net',

@@ -15,6 +15,8 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   of the empirical NTK at the last step against the width, log-log, one line
   per model with its fitted slope (theory: about -1/2); the slopes (over all
   widths and over the three widest) go to ``<experiment>_ntk_drift_slopes.csv``;
+  with ``experiment.centered``, the centred networks' change
+  (``ntk_drift_centered``) dashed beside it;
 * ``ntk_drift_alpha``: with a ResNet run at three or more residual-branch
   scales ``model.alpha``, the same change against alpha, one line per width
   (``<experiment>_ntk_drift_alpha.csv``; ``experiment=ntk_drift_alpha``);
@@ -482,24 +484,45 @@ def loglog_by_model(ax, rows: pd.DataFrame, label_prefix: str = '',
     return fits
 
 
+#: The NTK changes ``plot_ntk_drift`` draws: metric -> (the predictor whose
+#: divergence drops its rows, legend prefix, line style).
+DRIFTS = {'ntk_drift': ('net', '', 'o-'),
+          'ntk_drift_centered': ('net_centered', 'centred ', 's--')}
+
+
+def _drift_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The last step's rows of every metric of :data:`DRIFTS`."""
+    return _last_step(frame[frame['metric'].isin(list(DRIFTS))])
+
+
 def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
-    """Relative NTK change at the last step against width, log-log."""
+    """Relative NTK change at the last step against width, log-log; the
+    centred networks' (``experiment.centered``) dashed beside the networks'
+    in the same colours."""
     frame = _plain(frame)
-    rows = _last_step(_metric(frame, 'ntk_drift'))
+    rows = _drift_rows(frame)
     diverged = _diverged(frame)
-    rows, dropped = _split_diverged(rows, diverged, lambda _: ('net',))
+    predictors = lambda metric: (DRIFTS[metric][0],)  # noqa: E731
+    rows, dropped = _split_diverged(rows, diverged, predictors)
     if rows.empty or rows['width'].nunique() < 2:
         return []
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    fits = loglog_by_model(ax, rows)
+    fits = []
+    for metric, (_, prefix, style) in DRIFTS.items():
+        part = rows[rows['metric'] == metric]
+        if part.empty:
+            continue
+        ax.set_prop_cycle(None)  # the same colour for a line and its centred twin
+        fits += [{'metric': metric, **fit}
+                 for fit in loglog_by_model(ax, part, prefix, style)]
     w = np.array(sorted(rows['width'].unique()), float)
     # The guides go through a measured point: the highest curve's widest
     # width (the mean over models lay on no curve).
-    groups = [c for c in ('model', 'parameterization') if c in rows.columns]
+    groups = ['metric'] + [c for c in ('model', 'parameterization')
+                           if c in rows.columns]
     widest = rows[rows['width'] == w[-1]]
-    anchor = (widest.groupby(groups, dropna=False)['value'].mean().max()
-              if groups else widest['value'].mean())
+    anchor = widest.groupby(groups, dropna=False)['value'].mean().max()
     ax.plot(w, anchor * (w / w[-1]) ** -0.5, 'k--', lw=1,
             label=r'$\propto n^{-1/2}$')
     ax.plot(w, anchor * (w / w[-1]) ** -1.0, '-.', color='gray', lw=1,
@@ -510,7 +533,7 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     steps = rows['step'].iloc[0] if 'step' in rows.columns else None
     ax.set_title('relative change of the empirical NTK' +
                  (f' after {steps:g} steps' if steps is not None else ''))
-    _note_diverged(ax, dropped, diverged, lambda _: ('net',))
+    _note_diverged(ax, dropped, diverged, predictors)
     _legend(ax, len(fits))
     paths = _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
     return paths + plot_ntk_drift_against_alpha(rows, out_dir, name)
@@ -527,20 +550,22 @@ def _legend(ax, lines: int, inside_up_to: int = 3) -> None:
 
 
 def drift_against_alpha(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and seed count of the last step's ``ntk_drift`` per model,
-    width and residual-branch scale ``alpha`` (the ResNet's ``model.alpha``),
-    one row each; empty unless some model was run at 3 or more alphas."""
+    """Mean, std and seed count of the last step's NTK change (each metric of
+    :data:`DRIFTS`) per model, width and residual-branch scale ``alpha`` (the
+    ResNet's ``model.alpha``), one row each; empty unless some model was run
+    at 3 or more alphas."""
     if 'alpha' not in rows.columns:
         return pd.DataFrame()
-    rows = _last_step(_metric(rows, 'ntk_drift'))
+    rows = _drift_rows(rows)
     rows = rows[rows['alpha'].notna()]
     swept = [m for m, part in rows.groupby('model')
              if part['alpha'].nunique() >= 3]
     rows = rows[rows['model'].isin(swept)]
     if rows.empty:
         return pd.DataFrame()
-    keys = ['model'] + [c for c in line_columns(rows, without=('alpha',))
-                        if c != 'model'] + ['width', 'alpha']
+    keys = (['metric', 'model']
+            + [c for c in line_columns(rows, without=('alpha',)) if c != 'model']
+            + ['width', 'alpha'])
     stats = (rows.groupby(keys, dropna=False)['value']
              .agg(['mean', 'std', 'count']).reset_index())
     return stats.rename(columns={'count': 'seeds'})
@@ -550,8 +575,9 @@ def plot_ntk_drift_against_alpha(rows: pd.DataFrame, out_dir: Path,
                                  name: str) -> list[Path]:
     """The ResNet's NTK change at the last step against its residual-branch
     scale ``alpha`` (``x_l = x_{l-1} + alpha V_l act(W_l x_{l-1})``), one
-    line per width, log y; drawn when a model ran at 3 or more alphas. The
-    means go to ``<name>_ntk_drift_alpha.csv``.
+    line per width (the centred network's dashed, in the same colour), log
+    y; drawn when a model ran at 3 or more alphas. The means go to
+    ``<name>_ntk_drift_alpha.csv``.
 
     At ``alpha = 0`` the ResNet is the two-layer linear net ``v^T V_0 x``:
     its drift is the floor that the residual branches add to.
@@ -562,17 +588,24 @@ def plot_ntk_drift_against_alpha(rows: pd.DataFrame, out_dir: Path,
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     lines = [c for c in stats.columns
-             if c not in ('alpha', 'mean', 'std', 'seeds')]
-    for key, part in stats.groupby(lines, dropna=False):
-        part = part.sort_values('alpha')
-        label = _model_label(stats, key, lines)
-        ax.errorbar(part['alpha'], part['mean'], yerr=part['std'].fillna(0),
-                    fmt='o-', ms=4, capsize=2, label=label.replace('width=', 'n='))
+             if c not in ('metric', 'alpha', 'mean', 'std', 'seeds')]
+    colours = {key: f'C{i % 10}' for i, (key, _) in
+               enumerate(stats.groupby(lines, dropna=False))}
+    count = 0
+    for metric, (_, prefix, style) in DRIFTS.items():
+        for key, part in stats[stats['metric'] == metric].groupby(
+                lines, dropna=False):
+            part = part.sort_values('alpha')
+            label = prefix + _model_label(stats, key, lines).replace('width=', 'n=')
+            ax.errorbar(part['alpha'], part['mean'], yerr=part['std'].fillna(0),
+                        fmt=style, ms=4, capsize=2, color=colours[key],
+                        label=label)
+            count += 1
     ax.set_yscale('log')
     ax.set_xlabel(r'residual-branch scale $\alpha$')
     ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
     ax.set_title('relative change of the empirical NTK against alpha')
-    _legend(ax, stats.groupby(lines, dropna=False).ngroups)
+    _legend(ax, count)
     table = out_dir / f'{name}_ntk_drift_alpha.csv'
     paths = _save(fig, out_dir, f'{name}_ntk_drift_alpha')
     stats.to_csv(table, index=False)
