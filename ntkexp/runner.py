@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Model hyper-parameters copied onto every row (when the model has them).
 _MODEL_COLUMNS = ('width', 'depth', 'k', 'filter_size', 'readout', 'alpha',
-                  'W_std', 'b_std', 'activation', 'parameterization')
+                  'normalize', 'W_std', 'b_std', 'activation', 'parameterization')
 # Dataset options copied onto every row.
 _DATASET_COLUMNS = ('n_train', 'n_test', 'zca', 'standardize', 'stats_from', 'targets')
 

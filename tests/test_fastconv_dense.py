@@ -35,6 +35,8 @@ NETS = {
     'resnet': (models.resnet, dict(depth=3, alpha=0.7, b_std=0.1)),
     'resnet_erf': (models.resnet, dict(depth=2, activation='erf', V_std=1.3)),
     'resnet_gamma': (models.resnet, dict(depth=6, alpha_gamma=1.0)),
+    'resnet_normalized': (models.resnet, dict(depth=3, alpha=0.7, b_std=0.1,
+                                              normalize=True)),
 }
 
 

@@ -448,6 +448,87 @@ def test_resnet_forward_pass_by_hand():
     np.testing.assert_allclose(apply_fn(params, x), y, rtol=1e-5, atol=1e-6)
 
 
+def test_normalized_resnet_by_hand_and_its_variance_kept_at_any_alpha():
+    """normalize=True: y = (x + alpha V relu(W x)) / sqrt(1 + alpha^2) in the
+    finite net; for ReLU at W_std^2 = 2, V_std = 1 and no biases each block
+    keeps the variance, so the NNGP's diagonal is |x|^2 / d at any alpha and
+    depth, where the plain ResNet's grows as (1 + alpha^2)^depth."""
+    alpha = 0.8
+    init_fn, apply_fn, _ = models.resnet(depth=2, width=4, alpha=alpha,
+                                         normalize=True, out_dim=2)
+    x = _images((3, 5))
+    _, params = init_fn(jax.random.PRNGKey(1), x.shape)
+    weights = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params)]
+
+    def dense(h, W, std):
+        return std / math.sqrt(h.shape[1]) * h @ W
+
+    h = dense(np.asarray(x), weights[0], 1.0)
+    for block in range(2):
+        W, V = weights[1 + 2 * block], weights[2 + 2 * block]
+        h = (h + alpha * dense(np.maximum(dense(h, W, 2 ** 0.5), 0), V, 1.0)
+             ) / math.sqrt(1 + alpha ** 2)
+    np.testing.assert_allclose(apply_fn(params, x), dense(h, weights[-1], 1.0),
+                               rtol=1e-5, atol=1e-6)
+    # A seed draws the same weights with and without the rescaling.
+    init_plain, _, _ = models.resnet(depth=2, width=4, alpha=alpha, out_dim=2)
+    _, plain = init_plain(jax.random.PRNGKey(1), x.shape)
+    for a, b in zip(jax.tree_util.tree_leaves(plain), weights):
+        np.testing.assert_array_equal(a, b)
+
+    xs = np.random.default_rng(2).normal(size=(4, 6))
+    q = np.sum(xs ** 2, axis=1) / 6
+    with jax.enable_x64(True):
+        for alpha, depth in ((0.5, 4), (2.0, 3), (1.0, 16)):
+            for fast in (True, False):
+                _, _, normalized = models.resnet(depth=depth, alpha=alpha,
+                                                 normalize=True, fast_kernel=fast)
+                np.testing.assert_allclose(
+                    np.diag(normalized(xs, None, 'nngp')), q, rtol=1e-12)
+            _, _, plain = models.resnet(depth=depth, alpha=alpha)
+            np.testing.assert_allclose(np.diag(plain(xs, None, 'nngp')),
+                                       q * (1 + alpha ** 2) ** depth, rtol=1e-12)
+    with pytest.raises(ValueError, match='normalize must be true or false'):
+        models.resnet(normalize='yes')
+    # The image recursion has no rescaling: fast_kernel=true says so.
+    with pytest.raises(ValueError, match='normalize=true'):
+        models.resnet(layout='image', normalize=True, fast_kernel=True)
+
+
+def test_normalized_resnet_trains_as_the_plain_one_on_scaled_targets():
+    """Without biases every block is positively homogeneous, so the
+    normalised ResNet is the plain one divided by s = (1 + alpha^2)^(depth/2),
+    with the same weights. Its NTK is then the plain one's over s^2, and
+    gradient descent on it at s^2 times the learning rate (the same fraction
+    of its stable rate) is step for step the plain net's on targets s y
+    (centred nets, results/resnet-ntk-alpha/: why a large output is lazy)."""
+    alpha, depth = 1.0, 2
+    s = (1 + alpha ** 2) ** (depth / 2)
+    init_fn, plain, _ = models.resnet(depth=depth, width=16, alpha=alpha)
+    _, normalized, _ = models.resnet(depth=depth, width=16, alpha=alpha,
+                                     normalize=True)
+    rng = np.random.default_rng(3)
+    x, y = jnp.asarray(rng.normal(size=(6, 5))), jnp.asarray(rng.normal(size=(6, 1)))
+    _, params0 = init_fn(jax.random.PRNGKey(4), x.shape)
+    np.testing.assert_allclose(normalized(params0, x), plain(params0, x) / s,
+                               rtol=1e-5)
+
+    def train(f, lr, target):
+        f0 = f(params0, x)
+        grad = jax.grad(lambda p: 0.5 * jnp.mean((f(p, x) - f0 - target) ** 2))
+        params = params0
+        for _ in range(5):
+            params = jax.tree.map(lambda p, g: p - lr * g, params, grad(params))
+        return params
+
+    got = train(normalized, 0.05 * s ** 2, y)
+    want = train(plain, 0.05, s * y)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6)
+    moved = jax.tree_util.tree_leaves(jax.tree.map(jnp.subtract, got, params0))
+    assert max(float(jnp.abs(m).max()) for m in moved) > 1e-3  # it trained
+
+
 def test_count_params_skips_absent_biases():
     params = ((jnp.ones((3, 4)), None), (), (jnp.ones((4, 2)), jnp.ones((1, 2))))
     assert count_params(params) == 12 + 8 + 2

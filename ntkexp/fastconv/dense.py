@@ -47,8 +47,9 @@ class DenseNet:
     ``kind='fc'``: ``Dense(W) -> [activation -> Dense(W)] * depth`` (the
     layers of :func:`ntkexp.models.fc` after ``Flatten``). ``kind='resnet'``:
     ``Dense(V) -> [x + alpha Dense(V)(activation(Dense(W)(x)))] * depth ->
-    Dense(V)`` (:func:`ntkexp.models.resnet`, ``layout=flat``). ``b_std`` None
-    means no biases.
+    Dense(V)`` (:func:`ntkexp.models.resnet`, ``layout=flat``), each block's
+    sum multiplied by ``trunk_scale`` (``1 / sqrt(1 + alpha^2)`` for
+    ``normalize=True``, else 1). ``b_std`` None means no biases.
     """
     kind: str
     depth: int
@@ -57,11 +58,13 @@ class DenseNet:
     activation: str
     alpha: float = 0.0
     V_std: float = 1.0
+    trunk_scale: float = 1.0
 
 
 def dense_net(*, kind: str, depth: int, W_std: float, b_std: Optional[float],
               activation: str, parameterization: str, alpha: float = 0.0,
-              V_std: float = 1.0) -> tuple[Optional[DenseNet], str]:
+              V_std: float = 1.0, trunk_scale: float = 1.0
+              ) -> tuple[Optional[DenseNet], str]:
     """The :class:`DenseNet`, or ``(None, reason)`` when it does not apply."""
     if parameterization != 'ntk':
         return None, (f'parameterization={parameterization} (only ntk for the '
@@ -69,7 +72,8 @@ def dense_net(*, kind: str, depth: int, W_std: float, b_std: Optional[float],
     if activation not in activations.ACTIVATIONS:
         return None, f'activation={activation}'
     return DenseNet(kind=kind, depth=depth, W_std=W_std, b_std=b_std,
-                    activation=activation, alpha=alpha, V_std=V_std), ''
+                    activation=activation, alpha=alpha, V_std=V_std,
+                    trunk_scale=trunk_scale), ''
 
 
 def _dense(state, w_std: float, b2: float):
@@ -99,11 +103,16 @@ def _layer(net: DenseNet) -> Callable:
             return _dense(_activation(state, act), net.W_std, b2)
         return layer
     a2 = net.alpha ** 2
+    c2 = net.trunk_scale ** 2
 
     def block(state):
         branch = _dense(_activation(_dense(state, net.W_std, b2), act),
                         net.V_std, b2)
-        return tuple(s + a2 * t for s, t in zip(state, branch))
+        if c2 == 1.0:
+            return tuple(s + a2 * t for s, t in zip(state, branch))
+        # A constant c after the sum multiplies every covariance, and the
+        # NTK, by c^2 (it has no parameters).
+        return tuple(c2 * (s + a2 * t) for s, t in zip(state, branch))
     return block
 
 

@@ -199,7 +199,8 @@ def wrn_net(*, blocks: tuple[tuple[int, bool], ...], W_std: float,
 
 def resnet_net(*, depth: int, alpha: float, W_std: float, V_std: float,
                b_std: Optional[float], activation: str, parameterization: str,
-               layout: str, filter_size: int, readout: str
+               layout: str, filter_size: int, readout: str,
+               normalize: bool = False
                ) -> tuple[Optional[ScaledResNet], str]:
     """The :class:`ScaledResNet` of :func:`ntkexp.models.resnet`, or why not.
 
@@ -211,6 +212,8 @@ def resnet_net(*, depth: int, alpha: float, W_std: float, V_std: float,
         return None, f'layout={layout} (dense layers; only layout=image)'
     if readout != 'gap':
         return None, f'readout={readout} (only gap for resnet)'
+    if normalize:
+        return None, 'normalize=true (only layout=flat has it)'
     if activation not in activations.ACTIVATIONS:
         return None, f'activation={activation}'
     if parameterization != 'ntk':

@@ -12,13 +12,19 @@ Kernel for Deep Residual Networks"). Both write the network as
 with ``W_l`` scaled by ``c_w = 2`` (ReLU, He scale) and the linear layers
 ``V_0, V_l, v`` by ``c_u = 1``; Huang et al. take ``alpha = L^(-gamma)``,
 ``1/2 <= gamma <= 1``. We implement exactly ``y = x + alpha * f(x)`` (no
-``1 / sqrt(1 + alpha^2)`` rescaling): ``W_std`` is sqrt(c_w), ``V_std`` is
-sqrt(c_u). The trunk carries no activation (identity skip path, as in the
+``1 / sqrt(1 + alpha^2)`` rescaling) by default: ``W_std`` is sqrt(c_w),
+``V_std`` is sqrt(c_u). ``normalize=True`` takes
+``y = (x + alpha * f(x)) / sqrt(1 + alpha^2)`` instead, which keeps the
+forward variance for ReLU at the He scale (``W_std^2 = 2``, ``V_std = 1``):
+the branch then adds ``alpha^2`` times the trunk's variance, which the
+rescaling takes away, so the output's scale no longer grows with alpha and
+depth. The trunk carries no activation (identity skip path, as in the
 pre-activation ResNets of He et al. 2016); the activation lives in the branch.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 from neural_tangents import stax
@@ -38,7 +44,8 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
            parameterization: str = 'ntk', out_dim: int = 1,
            alpha: float = 0.5, V_std: float = 1.0, layout: str = 'flat',
            filter_size: int = 3, readout: str = 'gap',
-           fast_kernel: Any = 'auto', alpha_gamma: Optional[float] = None):
+           fast_kernel: Any = 'auto', alpha_gamma: Optional[float] = None,
+           normalize: bool = False):
     """Residual network ``x_l = x_{l-1} + alpha * V sigma(W x_{l-1})``.
 
     ``layout='flat'``: ``Flatten -> Dense(width) -> depth blocks of
@@ -79,6 +86,11 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
         alpha_gamma: None (use ``alpha``) or ``gamma >= 0``: then
             ``alpha = depth^(-gamma)`` replaces ``alpha`` (Huang et al. 2020,
             ``alpha = L^(-gamma)``).
+        normalize: divide each block's sum by ``sqrt(1 + alpha^2)``, so that
+            ``x_l = (x_{l-1} + alpha V_l sigma(W_l x_{l-1})) / sqrt(1 + alpha^2)``
+            (variance-preserving for ReLU at ``W_std^2 = 2``, ``V_std = 1``);
+            the dense recursion has it, the image one does not
+            (``layout=image`` then uses neural-tangents' kernel).
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.
@@ -91,6 +103,10 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
     if alpha_gamma is not None:
         alpha = float(depth) ** -check_float('resnet', 'alpha_gamma', alpha_gamma)
     V_std = check_float('resnet', 'V_std', V_std, positive=True)
+    if not isinstance(normalize, bool):
+        raise ValueError(f"model 'resnet': normalize must be true or false, "
+                         f'not {normalize!r}')
+    trunk_scale = 1.0 / math.sqrt(1.0 + alpha ** 2) if normalize else 1.0
     layout = check_choice('resnet', 'layout', layout, LAYOUTS)
     filter_size = check_int('resnet', 'filter_size', filter_size)
     readout = check_choice('resnet', 'readout', readout, READOUTS)
@@ -112,11 +128,14 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
 
     width = hp['width']
     layers = head + [linear(width, V_std)]
+    # normalize: c (x + alpha f(x)) as c x + (c alpha) f(x), the same layers
+    # as without it, so a seed draws the same weights either way.
+    trunk = Scale(trunk_scale) if normalize else stax.Identity()
     for _ in range(depth):
         branch = stax.serial(linear(width, hp['W_std']),
                              activation_layer(hp['activation']),
-                             linear(width, V_std), Scale(alpha))
-        layers += [stax.FanOut(2), stax.parallel(stax.Identity(), branch),
+                             linear(width, V_std), Scale(alpha * trunk_scale))
+        layers += [stax.FanOut(2), stax.parallel(trunk, branch),
                    stax.FanInSum()]
     layers += tail + [stax.Dense(hp['out_dim'], W_std=V_std, **common)]
     triple = with_input_check(stax.serial(*layers), 'resnet',
@@ -125,7 +144,7 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
         net, reason = dense.dense_net(
             kind='resnet', depth=depth, W_std=hp['W_std'], b_std=hp['b_std'],
             activation=hp['activation'], parameterization=hp['parameterization'],
-            alpha=alpha, V_std=V_std)
+            alpha=alpha, V_std=V_std, trunk_scale=trunk_scale)
         return dense.with_dense_kernel(
             triple, net, fast_kernel, 'resnet', reason,
             check=lambda shape: check_input(triple[2], shape))
@@ -133,7 +152,7 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
         depth=depth, alpha=alpha, W_std=hp['W_std'], V_std=V_std,
         b_std=hp['b_std'], activation=hp['activation'],
         parameterization=hp['parameterization'], layout=layout,
-        filter_size=filter_size, readout=readout)
+        filter_size=filter_size, readout=readout, normalize=normalize)
     return fastconv.with_fast_kernel(
         triple, net, fast_kernel, 'resnet', reason,
         check=lambda shape: check_input(triple[2], shape))

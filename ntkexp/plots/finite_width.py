@@ -139,7 +139,8 @@ def line_columns(frame: pd.DataFrame, without: tuple[str, ...] = ()) -> list[str
     """Columns that tell lines apart: model and, when they vary, a few more
     (not those of ``without``, e.g. ``lr_fraction`` where it is the x axis)."""
     columns = ['model']
-    for column in ('parameterization', 'activation', 'depth', 'alpha', 'dataset',
+    for column in ('parameterization', 'activation', 'depth', 'alpha',
+                   'normalize', 'dataset',
                    'optimizer', 'momentum', 'loss', 'lr_fraction', 'l2', 'l2_center'):
         if column in without:
             continue
@@ -575,9 +576,10 @@ def plot_ntk_drift_against_alpha(rows: pd.DataFrame, out_dir: Path,
                                  name: str) -> list[Path]:
     """The ResNet's NTK change at the last step against its residual-branch
     scale ``alpha`` (``x_l = x_{l-1} + alpha V_l act(W_l x_{l-1})``), one
-    line per width (the centred network's dashed, in the same colour), log
-    y; drawn when a model ran at 3 or more alphas. The means go to
-    ``<name>_ntk_drift_alpha.csv``.
+    line per width, log y; one row of panels per metric (the network's, the
+    centred network's), one column per setting of the other swept model keys
+    (e.g. ``normalize``), y shared. Drawn when a model ran at 3 or more
+    alphas; the means go to ``<name>_ntk_drift_alpha.csv``.
 
     At ``alpha = 0`` the ResNet is the two-layer linear net ``v^T V_0 x``:
     its drift is the floor that the residual branches add to.
@@ -585,27 +587,42 @@ def plot_ntk_drift_against_alpha(rows: pd.DataFrame, out_dir: Path,
     stats = drift_against_alpha(rows)
     if stats.empty:
         return []
+    panels = [c for c in stats.columns if c not in (
+        'metric', 'width', 'alpha', 'mean', 'std', 'seeds')]
+    metrics = [m for m in DRIFTS if m in set(stats['metric'])]
+    columns = list(stats.groupby(panels, dropna=False).groups)
     plt = figures.pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    lines = [c for c in stats.columns
-             if c not in ('metric', 'alpha', 'mean', 'std', 'seeds')]
-    colours = {key: f'C{i % 10}' for i, (key, _) in
-               enumerate(stats.groupby(lines, dropna=False))}
-    count = 0
-    for metric, (_, prefix, style) in DRIFTS.items():
-        for key, part in stats[stats['metric'] == metric].groupby(
-                lines, dropna=False):
-            part = part.sort_values('alpha')
-            label = prefix + _model_label(stats, key, lines).replace('width=', 'n=')
-            ax.errorbar(part['alpha'], part['mean'], yerr=part['std'].fillna(0),
-                        fmt=style, ms=4, capsize=2, color=colours[key],
-                        label=label)
-            count += 1
-    ax.set_yscale('log')
-    ax.set_xlabel(r'residual-branch scale $\alpha$')
-    ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
-    ax.set_title('relative change of the empirical NTK against alpha')
-    _legend(ax, count)
+    fig, axes = plt.subplots(len(metrics), len(columns), squeeze=False,
+                             sharex=True, sharey=True,
+                             figsize=(1.0 + 3.6 * len(columns),
+                                      0.6 + 2.9 * len(metrics)))
+    widths = sorted(stats['width'].unique())
+    colours = {w: f'C{i % 10}' for i, w in enumerate(widths)}
+    for i, metric in enumerate(metrics):
+        for j, key in enumerate(columns):
+            ax = axes[i, j]
+            key = key if isinstance(key, tuple) else (key,)
+            part = stats[stats['metric'] == metric]
+            for column, value in zip(panels, key):
+                part = part[part[column].astype(object).map(str) == str(value)]
+            for width, line in part.groupby('width'):
+                line = line.sort_values('alpha')
+                ax.errorbar(line['alpha'], line['mean'],
+                            yerr=line['std'].fillna(0), fmt='o-', ms=3,
+                            capsize=2, color=colours[width],
+                            label=f'n={figures.value_text(width)}')
+            ax.set_yscale('log')
+            prefix = DRIFTS[metric][1] or 'network '
+            ax.set_title(prefix + _model_label(stats, key, panels), fontsize=9)
+            if i == len(metrics) - 1:
+                ax.set_xlabel(r'residual-branch scale $\alpha$')
+            if j == 0:
+                ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc='upper left',
+               bbox_to_anchor=(1.0, 0.95))
+    fig.suptitle('relative change of the empirical NTK against alpha')
+    fig.tight_layout()
     table = out_dir / f'{name}_ntk_drift_alpha.csv'
     paths = _save(fig, out_dir, f'{name}_ntk_drift_alpha')
     stats.to_csv(table, index=False)
