@@ -18,8 +18,10 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   with ``experiment.centered``, the centred networks' change
   (``ntk_drift_centered``) dashed beside it;
 * ``ntk_drift_alpha``: with a ResNet run at three or more residual-branch
-  scales ``model.alpha``, the same change against alpha, one line per width
-  (``<experiment>_ntk_drift_alpha.csv``; ``experiment=ntk_drift_alpha``);
+  scales ``model.alpha``, the same change against alpha, one line per width,
+  one panel per network (plain, centred) and setting of the other swept
+  model keys such as ``model.normalize`` (``<experiment>_ntk_drift_alpha.csv``;
+  ``experiment=ntk_drift_alpha``);
 * ``distance`` (Lee et al. 2019, Fig. 2): RMS distance of the network's test
   outputs to the infinite-width NTK dynamics and to the linearised network at
   the last step against the width, log-log with fitted slopes
@@ -503,7 +505,10 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     frame = _plain(frame)
     rows = _drift_rows(frame)
     diverged = _diverged(frame)
-    predictors = lambda metric: (DRIFTS[metric][0],)  # noqa: E731
+
+    def predictors(metric):
+        return (DRIFTS[metric][0],)
+
     rows, dropped = _split_diverged(rows, diverged, predictors)
     if rows.empty or rows['width'].nunique() < 2:
         return []
