@@ -823,8 +823,31 @@ def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path
                          alpha=np.nan, width=width, seed=0, step=100,
                          value=0.3 * 64 / width))
     frame = pd.DataFrame(rows).assign(experiment='drift')
-    paths = fw_plots.plot(frame, tmp_path)
+    drawn = {}
+    real_save = fw_plots._save_with_slopes  # pylint: disable=protected-access
+
+    def keep_lines(fig, out_dir, name, fits):
+        drawn[name] = []
+        for ax in fig.axes:  # data lines: label before the slope -> colour
+            handles, labels = ax.get_legend_handles_labels()
+            drawn[name].append({
+                label.removeprefix('centred ').split(':')[0]:
+                handle.lines[0].get_color()
+                for handle, label in zip(handles, labels)
+                if hasattr(handle, 'lines')})
+        return real_save(fig, out_dir, name, fits)
+
+    import unittest.mock
+    with unittest.mock.patch.object(fw_plots, '_save_with_slopes', keep_lines):
+        paths = fw_plots.plot(frame, tmp_path)
     assert tmp_path / 'drift_ntk_drift_alpha.png' in paths
+    # The width figure: a panel for the nets, one for the centred nets; a
+    # line has the same colour in both.
+    nets, centred = drawn['drift_ntk_drift']
+    assert len(nets) == 4 and len(centred) == 3  # the FC run has no centred net
+    assert set(centred) < set(nets)
+    assert all(centred[label] == nets[label] for label in centred)
+    assert len(set(nets.values())) == 4
     table = pd.read_csv(tmp_path / 'drift_ntk_drift_alpha.csv')
     assert set(table['model']) == {'resnet'}
     assert len(table) == 12 and (table['seeds'] == 2).all()

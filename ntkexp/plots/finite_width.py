@@ -443,18 +443,27 @@ def percentile_coverage(functions: pd.DataFrame, percentiles: pd.DataFrame,
     return pd.DataFrame(out)
 
 
+def line_key(key) -> tuple[str, ...]:
+    """A line's group key as strings (NaN, a key of its own, is then equal
+    to itself)."""
+    return tuple(str(v) for v in (key if isinstance(key, tuple) else (key,)))
+
+
 def loglog_by_model(ax, rows: pd.DataFrame, label_prefix: str = '',
-                     style: str = 'o-') -> list[dict]:
+                     style: str = 'o-', columns: list[str] | None = None,
+                     colours: dict | None = None) -> list[dict]:
     """Mean +- std over seeds against width per line; fitted slopes.
 
     The slope is fitted to every (width, seed) point; ``slope_3_widest`` only
-    to the three widest widths (the asymptotic regime).
+    to the three widest widths (the asymptotic regime). ``columns`` (default
+    :func:`line_columns`) tell the lines apart; ``colours`` maps a line's key
+    to its colour (default: the axes' cycle), keyed by :func:`line_key`.
     """
     fits = []
-    columns = line_columns(rows)
+    columns = columns or line_columns(rows)
     for key, part in rows.groupby(columns, dropna=False):
         stats = part.groupby('width')['value'].agg(['mean', 'std']).sort_index()
-        label = _model_label(rows, key)
+        label = _model_label(rows, key, columns)
         try:
             slope, intercept = ntk_drift.loglog_slope(part['width'], part['value'])
         except ValueError:
@@ -469,9 +478,10 @@ def loglog_by_model(ax, rows: pd.DataFrame, label_prefix: str = '',
                 else f'{label_prefix}{label} (one width: no slope)')
         if wide_slope is not None:
             text += f' (3 widest: {wide_slope:.2f})'
+        colour = {} if colours is None else {'color': colours[line_key(key)]}
         line = ax.errorbar(stats.index, stats['mean'],
                            yerr=stats['std'].fillna(0), fmt=style, ms=4,
-                           capsize=2, label=text)
+                           capsize=2, label=text, **colour)
         if np.isfinite(slope):
             w = np.array([stats.index.min(), stats.index.max()], float)
             ax.plot(w, np.exp(intercept) * w ** slope, ':',
@@ -499,9 +509,9 @@ def _drift_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
-    """Relative NTK change at the last step against width, log-log; the
-    centred networks' (``experiment.centered``) dashed beside the networks'
-    in the same colours."""
+    """Relative NTK change at the last step against width, log-log; with
+    centred networks (``experiment.centered``) a second panel for theirs
+    (dashed), y shared, each line in the same colour in both."""
     frame = _plain(frame)
     rows = _drift_rows(frame)
     diverged = _diverged(frame)
@@ -513,43 +523,55 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     if rows.empty or rows['width'].nunique() < 2:
         return []
     plt = figures.pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    metrics = [m for m in DRIFTS if (rows['metric'] == m).any()]
+    columns = line_columns(rows)
+    keys = list(rows.groupby(columns, dropna=False).groups)
+    colours = {line_key(key): (plt.get_cmap('tab20')(i % 20) if len(keys) > 10
+                               else f'C{i % 10}') for i, key in enumerate(keys)}
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False, sharey=True,
+                             figsize=(5.5 * len(metrics), 4))
     fits = []
-    for metric, (_, prefix, style) in DRIFTS.items():
+    for ax, metric in zip(axes[0], metrics):
+        _, prefix, style = DRIFTS[metric]
         part = rows[rows['metric'] == metric]
-        if part.empty:
-            continue
-        ax.set_prop_cycle(None)  # the same colour for a line and its centred twin
-        fits += [{'metric': metric, **fit}
-                 for fit in loglog_by_model(ax, part, prefix, style)]
-    w = np.array(sorted(rows['width'].unique()), float)
-    # The guides go through a measured point: the highest curve's widest
-    # width (the mean over models lay on no curve).
-    groups = ['metric'] + [c for c in ('model', 'parameterization')
-                           if c in rows.columns]
-    widest = rows[rows['width'] == w[-1]]
-    anchor = widest.groupby(groups, dropna=False)['value'].mean().max()
-    ax.plot(w, anchor * (w / w[-1]) ** -0.5, 'k--', lw=1,
-            label=r'$\propto n^{-1/2}$')
-    ax.plot(w, anchor * (w / w[-1]) ** -1.0, '-.', color='gray', lw=1,
-            label=r'$\propto n^{-1}$')
-    ax.plot([], [], ':', color='gray', lw=1, label='least-squares fits')
-    ax.set_xlabel('width $n$')
-    ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
+        fits += [{'metric': metric, **fit} for fit in loglog_by_model(
+            ax, part, prefix, style, columns, colours)]
+        w = np.array(sorted(part['width'].unique()), float)
+        # The guides go through a measured point: the highest curve's widest
+        # width (the mean over models lay on no curve).
+        widest = part[part['width'] == w[-1]]
+        anchor = widest.groupby(columns, dropna=False)['value'].mean().max()
+        ax.plot(w, anchor * (w / w[-1]) ** -0.5, 'k--', lw=1,
+                label=r'$\propto n^{-1/2}$')
+        ax.plot(w, anchor * (w / w[-1]) ** -1.0, '-.', color='gray', lw=1,
+                label=r'$\propto n^{-1}$')
+        ax.plot([], [], ':', color='gray', lw=1, label='least-squares fits')
+        ax.set_xlabel('width $n$')
+        if len(metrics) > 1:
+            ax.set_title('centred networks' if prefix else 'networks',
+                         fontsize=10)
+        _legend(ax, len(keys), below=len(metrics) > 1)
+    axes[0, 0].set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
     steps = rows['step'].iloc[0] if 'step' in rows.columns else None
-    ax.set_title('relative change of the empirical NTK' +
-                 (f' after {steps:g} steps' if steps is not None else ''))
-    _note_diverged(ax, dropped, diverged, predictors)
-    _legend(ax, len(fits))
+    title = ('relative change of the empirical NTK' +
+             (f' after {steps:g} steps' if steps is not None else ''))
+    if len(metrics) > 1:
+        fig.suptitle(title)
+    else:
+        axes[0, 0].set_title(title)
+    _note_diverged(axes[0, -1], dropped, diverged, predictors)
     paths = _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
     return paths + plot_ntk_drift_against_alpha(rows, out_dir, name)
 
 
-def _legend(ax, lines: int, inside_up_to: int = 3) -> None:
-    """The legend inside the axes for a few lines, beside them for more
-    (where it would cover the data)."""
+def _legend(ax, lines: int, inside_up_to: int = 3, below: bool = False) -> None:
+    """The legend inside the axes for a few lines; for more (where it would
+    cover the data) beside them, or ``below`` them (panels side by side)."""
     if lines <= inside_up_to:
         ax.legend(fontsize=8)
+    elif below:
+        ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.16),
+                  borderaxespad=0.0)
     else:
         ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0),
                   borderaxespad=0.0)
