@@ -46,6 +46,9 @@ CASES = {
     'resnet_image': (models.resnet, dict(depth=2, width=8, layout='image',
                                          alpha=0.3, V_std=1.3, b_std=0.2),
                      5, 2),
+    # ... divided by sqrt(1 + alpha^2) (normalize=True).
+    'resnet_image_normalized': (models.resnet, dict(
+        depth=2, width=8, layout='image', alpha=1.5, normalize=True), 5, 2),
 }
 # The remaining architecture x activation combinations (slow).
 ACTIVATION_CASES = {

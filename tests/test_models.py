@@ -490,9 +490,6 @@ def test_normalized_resnet_by_hand_and_its_variance_kept_at_any_alpha():
                                        q * (1 + alpha ** 2) ** depth, rtol=1e-12)
     with pytest.raises(ValueError, match='normalize must be true or false'):
         models.resnet(normalize='yes')
-    # The image recursion has no rescaling: fast_kernel=true says so.
-    with pytest.raises(ValueError, match='normalize=true'):
-        models.resnet(layout='image', normalize=True, fast_kernel=True)
 
 
 def test_normalized_resnet_trains_as_the_plain_one_on_scaled_targets():

@@ -185,7 +185,10 @@ class ScaledResNet(_ResidualNet):
     for ``l = 1..depth`` (Huang et al. 2020, Eq. 1; Belfer et al. 2021), then
     ``GlobalAvgPool -> Dense_V``: SAME ``k x k`` convolutions, no activation
     on the trunk. ``Scale(alpha)`` multiplies the branch's kernels by
-    ``alpha^2``.
+    ``alpha^2``. With ``trunk_scale`` ``c`` (``normalize=True``:
+    ``1 / sqrt(1 + alpha^2)``) each block is ``c x + c alpha f(x)``, as the
+    model builds it: the trunk's kernels times ``c^2``, the branch's times
+    ``(c alpha)^2``.
 
     Attributes:
         depth: residual blocks.
@@ -197,6 +200,7 @@ class ScaledResNet(_ResidualNet):
         filter_size: side ``k`` of every convolution.
         parameterization: only ``'ntk'``.
         activation: a name of :data:`ntkexp.fastconv.activations.ACTIVATIONS`.
+        trunk_scale: the factor ``c`` on each block's sum (1: none).
     """
     depth: int
     alpha: float
@@ -206,6 +210,7 @@ class ScaledResNet(_ResidualNet):
     filter_size: int = 3
     parameterization: str = 'ntk'
     activation: str = 'relu'
+    trunk_scale: float = 1.0
 
     @property
     def stem_std(self) -> float:
@@ -221,7 +226,9 @@ class ScaledResNet(_ResidualNet):
         for _ in range(self.depth):
             branch = ops.conv(ops.relu(ops.conv(state, k, 1, self.W_std)),
                               k, 1, self.V_std)
-            state = ops.add(state, ops.scale(branch, self.alpha ** 2))
+            c2 = self.trunk_scale ** 2
+            trunk = state if c2 == 1.0 else ops.scale(state, c2)
+            state = ops.add(trunk, ops.scale(branch, c2 * self.alpha ** 2))
         return state
 
 

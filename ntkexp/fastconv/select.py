@@ -200,7 +200,7 @@ def wrn_net(*, blocks: tuple[tuple[int, bool], ...], W_std: float,
 def resnet_net(*, depth: int, alpha: float, W_std: float, V_std: float,
                b_std: Optional[float], activation: str, parameterization: str,
                layout: str, filter_size: int, readout: str,
-               normalize: bool = False
+               trunk_scale: float = 1.0
                ) -> tuple[Optional[ScaledResNet], str]:
     """The :class:`ScaledResNet` of :func:`ntkexp.models.resnet`, or why not.
 
@@ -212,8 +212,6 @@ def resnet_net(*, depth: int, alpha: float, W_std: float, V_std: float,
         return None, f'layout={layout} (dense layers; only layout=image)'
     if readout != 'gap':
         return None, f'readout={readout} (only gap for resnet)'
-    if normalize:
-        return None, 'normalize=true (only layout=flat has it)'
     if activation not in activations.ACTIVATIONS:
         return None, f'activation={activation}'
     if parameterization != 'ntk':
@@ -221,7 +219,7 @@ def resnet_net(*, depth: int, alpha: float, W_std: float, V_std: float,
                       'resnet)')
     return ScaledResNet(depth=depth, alpha=alpha, W_std=W_std, V_std=V_std,
                         b_std=b_std, filter_size=filter_size,
-                        activation=activation), ''
+                        activation=activation, trunk_scale=trunk_scale), ''
 
 
 _NAMEDTUPLES: dict[tuple[str, ...], type] = {}

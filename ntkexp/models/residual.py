@@ -89,8 +89,7 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
         normalize: divide each block's sum by ``sqrt(1 + alpha^2)``, so that
             ``x_l = (x_{l-1} + alpha V_l sigma(W_l x_{l-1})) / sqrt(1 + alpha^2)``
             (variance-preserving for ReLU at ``W_std^2 = 2``, ``V_std = 1``);
-            the dense recursion has it, the image one does not
-            (``layout=image`` then uses neural-tangents' kernel).
+            both fast recursions (dense and image) have it.
 
     Returns:
         The neural-tangents triple ``(init_fn, apply_fn, kernel_fn)``.
@@ -152,7 +151,7 @@ def resnet(*, depth: int = 4, width: int = 512, W_std: float = 2 ** 0.5,
         depth=depth, alpha=alpha, W_std=hp['W_std'], V_std=V_std,
         b_std=hp['b_std'], activation=hp['activation'],
         parameterization=hp['parameterization'], layout=layout,
-        filter_size=filter_size, readout=readout, normalize=normalize)
+        filter_size=filter_size, readout=readout, trunk_scale=trunk_scale)
     return fastconv.with_fast_kernel(
         triple, net, fast_kernel, 'resnet', reason,
         check=lambda shape: check_input(triple[2], shape))
