@@ -626,12 +626,11 @@ def plot_ntk_drift_against_alpha(rows: pd.DataFrame, out_dir: Path,
     widths = sorted(stats['width'].unique())
     colours = {w: f'C{i % 10}' for i, w in enumerate(widths)}
     for i, metric in enumerate(metrics):
+        parts = {line_key(key): part for key, part in
+                 stats[stats['metric'] == metric].groupby(panels, dropna=False)}
         for j, key in enumerate(columns):
             ax = axes[i, j]
-            key = key if isinstance(key, tuple) else (key,)
-            part = stats[stats['metric'] == metric]
-            for column, value in zip(panels, key):
-                part = part[part[column].astype(object).map(str) == str(value)]
+            part = parts.get(line_key(key), stats.iloc[:0])
             for width, line in part.groupby('width'):
                 line = line.sort_values('alpha')
                 ax.errorbar(line['alpha'], line['mean'],
