@@ -124,6 +124,12 @@ SMALL_ntk_drift_alpha ?= model.alpha=0,0.1,0.25,0.5,1,2 model.normalize=false,tr
 FULL_ntk_drift_alpha ?= model.alpha=0,0.1,0.25,0.5,1,2 model.normalize=false,true 'experiment.widths=[64,128,256,512,1024,2048,4096,8192]' 'experiment.seeds=[0,1,2,3,4]'
 SMALL_ntk_drift_fc_centered ?=
 FULL_ntk_drift_fc_centered ?= 'experiment.widths=[64,128,256,512,1024,2048,4096,8192]' 'experiment.seeds=[0,1,2,3,4]'
+# Why the normalised ResNet's kernel moves less than its centred twin's: the centred net
+# f - c f_0 (the net trained on y + c f_0) at five centrings c, ResNet at alpha 0.5 and 2, FC.
+SMALL_ntk_drift_centering ?= model.alpha=0.5,2 experiment.center_scale=-1,0,0.5,1,2
+FULL_ntk_drift_centering ?= model.alpha=0.5,2 experiment.center_scale=-1,0,0.5,1,2 'experiment.widths=[64,128,256,512,1024,2048,4096,8192]' 'experiment.seeds=[0,1,2,3,4]'
+SMALL_ntk_drift_fc_centering ?= experiment.center_scale=-1,0,0.5,1,2
+FULL_ntk_drift_fc_centering ?= experiment.center_scale=-1,0,0.5,1,2 'experiment.widths=[64,128,256,512,1024,2048,4096,8192]' 'experiment.seeds=[0,1,2,3,4]'
 FULL_resntk_spectrum ?= model=fc,resnet experiment.lmax=128 experiment.gram_points=4000
 # --- Huang et al. 2020: FC NTK degenerates with depth, the ResNTK does not -------------
 # Kernel regression on two-class MNIST (4 vs 9) and CIFAR-10 (airplane vs automobile), 1000
@@ -174,7 +180,7 @@ REPRO_lee2020-early-stopping := lee2020_early_stopping
 REPRO_arora2020 := arora2020_small_data
 REPRO_kopitkov2019 := kopitkov2019
 REPRO_resnet-ntk := ntk_drift resntk_spectrum
-REPRO_resnet-ntk-alpha := ntk_drift_alpha ntk_drift_fc_centered
+REPRO_resnet-ntk-alpha := ntk_drift_alpha ntk_drift_fc_centered ntk_drift_centering ntk_drift_fc_centering
 REPRO_huang2020 := huang2020_depth huang2020_depth_resnet
 REPRO_huang2020-finite := huang2020_finite huang2020_finite_resnet
 REPRO_nads := ortiz2020_nads ortiz2020_accuracy_maps

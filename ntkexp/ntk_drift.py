@@ -11,6 +11,11 @@ module measures that:
   (:mod:`ntkexp.structured_ntk`), traced (averaged) over the outputs, so it
   is comparable with the infinite-width ``kernel_fn(..., 'ntk')``;
 * :func:`relative_change`: ``||Theta_t - Theta_0||_F / ||Theta_0||_F``;
+* :func:`scale_and_shape_change`: that change split into a rescaling of
+  ``Theta_0`` and the part orthogonal to it;
+* :func:`centering_terms`: a change against the centring ``c`` of the
+  trained net ``f - c f_0`` split into what fitting the targets and undoing
+  the initial function ``f_0`` each contribute;
 * :func:`ntk_slice`: ``Theta(x0, x)`` for one point ``x0`` against many ``x``
   (Jacot et al. 2018, Fig. 1) from one gradient and one JVP per output, so it
   needs memory for only a few copies of the parameters even at width 10^4;
@@ -136,6 +141,64 @@ def relative_change(kernel_t: np.ndarray, kernel_0: np.ndarray) -> float:
     kernel_t = np.asarray(kernel_t, np.float64)
     kernel_0 = np.asarray(kernel_0, np.float64)
     return float(np.linalg.norm(kernel_t - kernel_0) / np.linalg.norm(kernel_0))
+
+
+def scale_and_shape_change(kernel_t: np.ndarray,
+                           kernel_0: np.ndarray) -> tuple[float, float]:
+    """The NTK's change split into a rescaling of ``K_0`` and the rest.
+
+    Writes ``K_t - K_0 = a K_0 + E`` with ``<E, K_0>_F = 0`` and returns
+    ``(a, ||E||_F / ||K_0||_F)``: the signed relative change of the kernel's
+    scale (``a > 0``: the kernel grew) and of its shape. They are the two
+    legs of :func:`relative_change`: ``relative_change**2 = a**2 +
+    shape**2``. Training a net on ``y`` moves the kernel's scale at first
+    order by undoing the initial function ``f_0`` (shrinking) and at second
+    order by fitting the targets (growing); ``results/resnet-ntk-alpha/``.
+    """
+    kernel_t = np.asarray(kernel_t, np.float64)
+    kernel_0 = np.asarray(kernel_0, np.float64)
+    change = kernel_t - kernel_0
+    norm0 = np.linalg.norm(kernel_0)
+    scale = float(np.vdot(change, kernel_0) / norm0**2)
+    shape = float(np.linalg.norm(change - scale * kernel_0) / norm0)
+    return scale, shape
+
+
+class CenteringTerms(NamedTuple):
+    """:func:`centering_terms`' fit ``v(c) = from_y + from_f0 (1 - c) +
+    from_f0_squared (1 - c)**2`` and its root-mean-square residual."""
+    from_y: float
+    from_f0: float
+    from_f0_squared: float
+    residual: float
+
+
+def centering_terms(center_scales: np.ndarray,
+                    values: np.ndarray) -> CenteringTerms:
+    """A kernel change against the centring, split into its sources.
+
+    Trained on ``y``, the centred net ``f - c f_0`` starts from the residual
+    ``r_0 = (1 - c) f_0 - y``. In the lazy regime the displacement is linear
+    in ``r_0`` and the NTK's change is its Taylor expansion to second order,
+    ``D Theta[d] + D^2 Theta[d, d] / 2`` (Dyer & Gur-Ari 2020), so one seed's
+    change is a quadratic in ``1 - c``: ``from_y`` (fitting ``y`` from the
+    zero function, ``c = 1``), ``from_f0`` (first order in ``f_0``, with the
+    ``f_0``-``y`` cross term) and ``from_f0_squared`` (second order in
+    ``f_0``). Least squares over three or more centrings.
+
+    Raises:
+        ValueError: fewer than three distinct centrings.
+    """
+    c = np.asarray(center_scales, np.float64)
+    v = np.asarray(values, np.float64)
+    if np.unique(c).size < 3:
+        raise ValueError('centering_terms fits a quadratic: give three or more '
+                         f'distinct centrings, not {sorted(set(c.tolist()))}')
+    u = 1.0 - c
+    design = np.stack([np.ones_like(u), u, u * u], axis=1)
+    coef, *_ = np.linalg.lstsq(design, v, rcond=None)
+    residual = float(np.sqrt(np.mean((design @ coef - v) ** 2)))
+    return CenteringTerms(*(float(x) for x in coef), residual)
 
 
 def ntk_slice(apply_fn: Callable, params: PyTree, x0: jnp.ndarray,

@@ -410,15 +410,21 @@ def linearized_apply_fn(apply_fn: Callable) -> Callable:
     return f_lin
 
 
-def centered_apply_fn(apply_fn: Callable) -> Callable:
-    """``f_c(params, x, params_0) = f(params, x) - f(params_0, x)``.
+def centered_apply_fn(apply_fn: Callable, scale: float = 1.0) -> Callable:
+    """``f_c(params, x, params_0) = f(params, x) - scale * f(params_0, x)``.
 
-    The centred network of Lee et al. 2020 (Sec. 3, "centering"): trained
-    from ``params_0`` it starts from the zero function, so the random initial
-    function no longer adds its variance to the predictions. ``params_0`` is
-    an argument, as in :func:`linearized_apply_fn`.
+    The centred network of Lee et al. 2020 (Sec. 3, "centering") at
+    ``scale=1``: trained from ``params_0`` it starts from the zero function,
+    so the random initial function no longer adds its variance to the
+    predictions. Other scales centre in part (``0``: the network itself);
+    training ``f_c`` on ``y`` is training ``f`` on ``y + scale * f(params_0,
+    x)``, i.e. starting from the residual ``(1 - scale) f_0 - y``.
+    ``params_0`` is an argument, as in :func:`linearized_apply_fn`.
     """
+    scale = float(scale)
+
     def f_c(params, x, params_0):
-        return apply_fn(params, x) - jax.lax.stop_gradient(apply_fn(params_0, x))
+        f0 = jax.lax.stop_gradient(apply_fn(params_0, x))
+        return apply_fn(params, x) - (f0 if scale == 1.0 else scale * f0)
 
     return f_c

@@ -223,6 +223,26 @@ def test_ntk_slice_equals_nt_empirical_ntk():
         assert ntk_drift.relative_change(2 * full, full) == pytest.approx(1.0)
 
 
+def test_scale_and_shape_change_splits_the_drift():
+    """``K_t = (1 + a) K_0 + E`` with ``E`` orthogonal to ``K_0`` gives back
+    ``a`` and ``||E|| / ||K_0||``, whose squares add up to the drift's."""
+    rng = np.random.RandomState(0)
+    k0 = rng.randn(6, 6)
+    k0 = k0 @ k0.T
+    e = rng.randn(6, 6)
+    e = e + e.T
+    e -= np.vdot(e, k0) / np.vdot(k0, k0) * k0
+    e *= 0.03 * np.linalg.norm(k0) / np.linalg.norm(e)
+    for a in (-0.2, 0.0, 0.05):
+        scale, shape = ntk_drift.scale_and_shape_change((1 + a) * k0 + e, k0)
+        assert scale == pytest.approx(a, abs=1e-12)
+        assert shape == pytest.approx(0.03, rel=1e-10)
+        assert np.hypot(scale, shape) == pytest.approx(
+            ntk_drift.relative_change((1 + a) * k0 + e, k0), rel=1e-12)
+    assert ntk_drift.scale_and_shape_change(1.5 * k0, k0) == pytest.approx(
+        (0.5, 0.0), abs=1e-12)
+
+
 @pytest.mark.parametrize('model', [
     'fc', 'resnet', pytest.param('cnn', marks=pytest.mark.slow)])
 def test_structured_ntk_implementation_matches_jacobian_contraction(model):
@@ -336,12 +356,15 @@ def test_end_to_end_fc_wide_net_approaches_ntk(tmp_path):
     assert slopes['slope'].iloc[0] < -0.2
 
 
-def test_centred_net_drift_is_its_own_ntk_change(tmp_path):
-    """With ``experiment.centered`` the rows ``ntk_drift_centered`` and
+@pytest.mark.parametrize('center_scale', [1.0, 0.0])
+def test_centred_net_drift_is_its_own_ntk_change(tmp_path, center_scale):
+    """With ``experiment.centered`` the rows ``ntk_drift_centered``,
+    ``ntk_scale_change_centered``, ``ntk_shape_change_centered`` and
     ``weight_change_centered`` are the centred network's: recomputed here by
-    hand (gradient descent on ``0.5 mean((f(theta) - f(theta_0) - y)^2)`` from
-    the same initialisation, neural-tangents' empirical NTK), they agree to
-    float32 precision, and they are not the plain network's."""
+    hand (gradient descent on ``0.5 mean((f(theta) - c f(theta_0) - y)^2)``
+    from the same initialisation, neural-tangents' empirical NTK), they agree
+    to float32 precision. At ``experiment.center_scale`` ``c = 1`` they are
+    not the plain network's; at ``c = 0`` they are."""
     steps = 10
     cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
                   'model.depth=2', 'dataset=gaussian', 'dataset.n_train=8',
@@ -349,7 +372,8 @@ def test_centred_net_drift_is_its_own_ntk_change(tmp_path):
                   'experiment.seeds=[3]', f'experiment.steps={steps}',
                   f'experiment.eval_every={steps}', 'experiment.lr_fraction=0.5',
                   'experiment.references=[]', 'experiment.probe_size=5',
-                  'experiment.centered=true')
+                  'experiment.centered=true',
+                  f'experiment.center_scale={center_scale}')
     frame = runner.run_job(cfg, tmp_path / 'run')
 
     def value(metric, step=steps, **where):
@@ -365,7 +389,7 @@ def test_centred_net_drift_is_its_own_ntk_change(tmp_path):
         finite_width._model_cfg(cfg, 32).model, out_dim=y.shape[1])  # pylint: disable=protected-access
     _, params0 = init_fn(jax.random.PRNGKey(3), (-1,) + x.shape[1:])
     lr = frame[frame['metric'] == 'lr']['value'].item()
-    f0 = apply_fn(params0, x)
+    f0 = center_scale * apply_fn(params0, x)
     grad = jax.jit(jax.grad(
         lambda p: 0.5 * jnp.mean((apply_fn(p, x) - f0 - y) ** 2)))
     params = params0
@@ -376,17 +400,28 @@ def test_centred_net_drift_is_its_own_ntk_change(tmp_path):
         train_loss, rel=1e-4)
     ntk = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,))
     probe = x[:5]
-    k0, kt = ntk(probe, None, params0), ntk(probe, None, params)
-    drift = float(jnp.linalg.norm(kt - k0) / jnp.linalg.norm(k0))
+    k0 = np.asarray(ntk(probe, None, params0), np.float64)
+    kt = np.asarray(ntk(probe, None, params), np.float64)
+    drift = float(np.linalg.norm(kt - k0) / np.linalg.norm(k0))
     assert value('ntk_drift_centered') == pytest.approx(drift, rel=1e-3)
     assert value('ntk_drift_centered', step=0) == 0.0
+    scale = np.vdot(kt - k0, k0) / np.vdot(k0, k0)
+    shape = np.linalg.norm(kt - k0 - scale * k0) / np.linalg.norm(k0)
+    assert value('ntk_scale_change_centered') == pytest.approx(scale, abs=1e-3 * drift)
+    assert value('ntk_shape_change_centered') == pytest.approx(shape, abs=1e-3 * drift)
     change = float(training.tree_distance(params, params0)
                    / training.tree_norm(params0))
     assert value('weight_change_centered') == pytest.approx(change, rel=1e-4)
-    # Not a copy of the plain network's (which must also undo f_0).
-    assert abs(value('ntk_drift') - drift) > 0.02 * drift
     summary = frame.attrs['summary'].set_index('predictor')
     assert summary.loc['net_centered', 'ntk_drift'] == pytest.approx(drift, rel=1e-3)
+    for metric in ('ntk_drift', 'ntk_scale_change', 'ntk_shape_change',
+                   'weight_change'):
+        if center_scale == 0.0:  # the plain network, trained alike
+            assert value(metric + '_centered') == pytest.approx(
+                value(metric), rel=1e-5, abs=1e-7)
+    # At c = 1 not a copy of the plain network's (which must also undo f_0).
+    if center_scale == 1.0:
+        assert abs(value('ntk_drift') - drift) > 0.02 * drift
 
 
 def test_diverging_predictor_is_flagged_with_the_fix(tmp_path, caplog):
@@ -605,6 +640,9 @@ def test_paper_configs_compose(tmp_path):
     ('experiment.lr_fraction=-1', 'experiment.lr_fraction'),
     ('experiment.ensemble=true', r'experiment.seeds=\[0,1,2,3\]'),
     ('experiment.ensemble=yes', 'experiment.ensemble'),
+    ('experiment.center_scale=0.5', 'add experiment.centered=true'),
+    ('experiment.centered=true experiment.center_scale=half',
+     'experiment.center_scale=.half. must be a number'),
     ('experiment.l2=-0.1', 'experiment.l2'),
     ('experiment.l2_center=origin', 'experiment.l2_center'),
     ('experiment.l2=0.1 experiment.l2_center=init experiment.loss=xent',
@@ -801,6 +839,73 @@ def test_distances_and_drift_of_diverged_predictors_are_not_fitted(tmp_path):
         'network at width 32 (seed 0)']
 
 
+def test_drift_against_center_scale_has_the_signed_scale_change(tmp_path):
+    """Runs at 3 or more centrings ``experiment.center_scale`` get the figure
+    of the NTK change against it: log-y panels of the changes, then linear-y
+    panels of the signed scale change ``a`` (negative values kept); the CSV
+    holds every part's mean per width and centring."""
+    rows = []
+    for c in (-1.0, 0.0, 1.0, 2.0):
+        for width in (64, 256):
+            for seed in (0, 1):
+                a = (0.03 * (1 - c) ** 2 - 0.06 * (1 - c) + 0.02) * 64 / width
+                shape = 0.01 * (1 + seed) * 64 / width
+                for metric, value in (('ntk_drift_centered', np.hypot(a, shape)),
+                                      ('ntk_scale_change_centered', a),
+                                      ('ntk_shape_change_centered', shape),
+                                      ('ntk_drift', 0.02), ('ntk_scale_change', -0.01),
+                                      ('ntk_shape_change', np.sqrt(0.0003))):
+                    rows.append(dict(run_dir=f'runs/{c}', metric=metric,
+                                     model='fc', center_scale=c, width=width,
+                                     seed=seed, step=100, value=value))
+    frame = pd.DataFrame(rows).assign(experiment='centring')
+    drawn = {}
+    real_save = fw_plots._save  # pylint: disable=protected-access
+
+    def keep_axes(fig, out_dir, name):
+        drawn[name] = [(ax.get_yscale(), ax.get_title()) for ax in fig.axes]
+        return real_save(fig, out_dir, name)
+
+    import unittest.mock
+    with unittest.mock.patch.object(fw_plots, '_save', keep_axes):
+        paths = fw_plots.plot(frame, tmp_path)
+    assert tmp_path / 'centring_ntk_drift_center_scale.png' in paths
+    assert not (tmp_path / 'centring_ntk_drift_alpha.csv').exists()
+    assert [scale for scale, _ in drawn['centring_ntk_drift_center_scale']] == [
+        'log', 'log', 'symlog', 'symlog']
+    table = pd.read_csv(tmp_path / 'centring_ntk_drift_center_scale.csv')
+    assert len(table) == 6 * 4 * 2 and (table['seeds'] == 2).all()
+    one = table[(table['width'] == 64)].set_index(['metric', 'center_scale'])
+    # a(c) = 0.03 (1 - c)^2 - 0.06 (1 - c) + 0.02: -0.01 at c = 0, 0.02 at 1.
+    assert one.loc[('ntk_scale_change_centered', 0.0), 'mean'] == pytest.approx(-0.01)
+    assert one.loc[('ntk_scale_change_centered', 1.0), 'mean'] == pytest.approx(0.02)
+    assert one.loc[('ntk_shape_change_centered', 2.0), 'mean'] == pytest.approx(0.015)
+    assert fw_plots.drift_against(frame, 'alpha').empty
+    # The quadratic in 1 - c is recovered per seed, exactly here.
+    terms = pd.read_csv(tmp_path / 'centring_ntk_scale_centering_terms.csv')
+    terms = terms.set_index('width')
+    np.testing.assert_allclose(terms.loc[[64, 256], 'from_y'], [0.02, 0.005])
+    np.testing.assert_allclose(terms.loc[[64, 256], 'from_f0'], [-0.06, -0.015])
+    np.testing.assert_allclose(terms.loc[[64, 256], 'from_f0_squared'],
+                               [0.03, 0.0075])
+    assert (terms['residual'] < 1e-12).all() and (terms['seeds'] == 2).all()
+
+
+def test_centering_terms_fit_a_quadratic_in_one_minus_c():
+    """``centering_terms`` recovers ``v(c) = p + q (1 - c) + r (1 - c)^2``
+    and reports what a quadratic cannot fit; it refuses two centrings."""
+    c = np.array([-1.0, 0.0, 0.5, 1.0, 2.0])
+    u = 1 - c
+    wiggle = np.array([1.0, -2.0, 0.0, 2.0, -1.0]) * 1e-3
+    terms = ntk_drift.centering_terms(c, 0.02 - 0.06 * u + 0.03 * u * u)
+    assert terms[:3] == pytest.approx((0.02, -0.06, 0.03), abs=1e-12)
+    assert terms.residual < 1e-12
+    noisy = ntk_drift.centering_terms(c, 0.02 - 0.06 * u + 0.03 * u * u + wiggle)
+    assert 1e-4 < noisy.residual < 2e-3
+    with pytest.raises(ValueError, match='three or more distinct centrings'):
+        ntk_drift.centering_terms([0.0, 1.0, 1.0], [0.1, 0.2, 0.2])
+
+
 def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path):
     """A ResNet run at 3 or more residual-branch scales gets the figure of
     its NTK change against alpha: the mean and std over seeds of the last
@@ -865,7 +970,7 @@ def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path
         slopes[slopes['model'] == 'resnet']['slope'], -1.0, atol=0.05)
     # Two alphas are two lines of the width figure, not a sweep over alpha.
     two = frame[frame['alpha'] != 2.0]
-    assert fw_plots.drift_against_alpha(two).empty
+    assert fw_plots.drift_against(two, 'alpha').empty
     fw_plots.plot(two.assign(experiment='two'), tmp_path)
     assert not (tmp_path / 'two_ntk_drift_alpha.csv').exists()
     assert (tmp_path / 'two_ntk_drift_slopes.csv').exists()

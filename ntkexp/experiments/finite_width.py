@@ -34,7 +34,9 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   ``experiment.centered``, ``net_centered``: the centred network
   ``f(theta, x) - f(theta_0, x)``, trained as such by the same optimiser on
   the same batches from ``theta_0`` (Lee et al. 2020, Sec. 3: centring
-  removes the random initial function);
+  removes the random initial function); ``experiment.center_scale=c``
+  subtracts ``c f(theta_0, x)`` instead, i.e. trains the network on
+  ``y + c f_0`` (``c = 0``: the network itself);
 * ``dist_ntk``, ``dist_linearized``, ``dist_ntk_mean``: root mean square
   distance between the network's outputs and each reference (``split`` =
   train / test);
@@ -44,6 +46,12 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   centred network, whose NTK is the network's at its own parameters
   (``f(theta_0, x)`` does not depend on ``theta``) but which starts from the
   zero function, so that a large initial output does not make it move;
+  ``ntk_scale_change`` and ``ntk_shape_change`` (``_centered``: the centred
+  network's): that change split as ``Theta_t - Theta_0 = a Theta_0 + E``
+  with ``E`` orthogonal to ``Theta_0``, i.e. the signed change ``a`` of the
+  kernel's scale and ``||E||_F / ||Theta_0||_F`` of its shape
+  (``ntk_drift**2`` is the sum of their squares;
+  :func:`ntkexp.ntk_drift.scale_and_shape_change`);
 * ``nth_drift``, ``nth_residual``, ``nth_cosine`` (with ``experiment.nth``):
   the Neural Tangent Hierarchy's first correction (Huang & Yau 2020,
   with ``K^(3)`` frozen at initialisation and the residuals of the NTK
@@ -372,6 +380,15 @@ def validate(cfg: DictConfig) -> None:
               'closed form for the MSE loss and (S)GD only; use '
               'experiment.loss=mse experiment.optimizer=gd, or '
               'experiment.references=[linearized]')
+    center_scale = exp.get('center_scale', 1.0)
+    check(isinstance(center_scale, (int, float))
+          and not isinstance(center_scale, bool),
+          f'experiment.center_scale={center_scale!r} must be a number (the '
+          'centred net is f(theta, x) - center_scale f(theta_0, x); 1 = Lee et '
+          'al. 2020)')
+    check(center_scale == 1.0 or exp.get('centered', False),
+          f'experiment.center_scale={center_scale!r} sets the centred net, '
+          'which this run does not train; add experiment.centered=true')
     ensemble = exp.get('ensemble', False)
     check(isinstance(ensemble, bool),
           f'experiment.ensemble={ensemble!r} must be true or false')
@@ -683,7 +700,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
         f_lin = training.linearized_apply_fn(apply_fn)
         f_lin_jit = jax.jit(f_lin)
-        f_centered = training.centered_apply_fn(apply_fn)
+        f_centered = training.centered_apply_fn(
+            apply_fn, float(exp.get('center_scale', 1.0)))
         f_centered_jit = jax.jit(f_centered)
         slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
         nth_probe = (hierarchy.HierarchyProbe(apply_fn, nth2, loss, opt_momentum,
@@ -837,6 +855,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     drift = ntk_drift.relative_change(k_t, probe_k0)
                     rows.add('ntk_drift', drift, probe_size=probe_size, **at)
                     entry['ntk_drift'] = drift
+                    _drift_part_rows(rows, k_t, probe_k0, '',
+                                     probe_size=probe_size, **at)
                 if predictions is not None:
                     for metric, value in hierarchy.nth_values(
                             k_t, probe_k0, *predictions).items():
@@ -846,6 +866,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     drift_c = ntk_drift.relative_change(k_c, probe_k0)
                     rows.add('ntk_drift_centered', drift_c,
                              probe_size=probe_size, **at)
+                    _drift_part_rows(rows, k_c, probe_k0, '_centered',
+                                     probe_size=probe_size, **at)
                     for e in entries:  # the centred net's line of the summary
                         if e['predictor'] == 'net_centered':
                             e['ntk_drift'] = drift_c
@@ -1028,6 +1050,16 @@ def _kernel_inf_rows(rows: RowWriter, evaluator: _Evaluator, k_tt, k_st,
         if evaluator.labels['test'] is not None:
             rows.add('kernel_test_accuracy',
                      solve.accuracy(pred, evaluator.labels['test']), **at)
+
+
+def _drift_part_rows(rows: RowWriter, kernel_t: np.ndarray,
+                     kernel_0: np.ndarray, suffix: str, **columns) -> None:
+    """Rows ``ntk_scale_change`` and ``ntk_shape_change`` (+ ``suffix``):
+    the NTK's change split into a rescaling of ``Theta_0`` and the rest
+    (:func:`ntkexp.ntk_drift.scale_and_shape_change`)."""
+    scale, shape = ntk_drift.scale_and_shape_change(kernel_t, kernel_0)
+    rows.add(f'ntk_scale_change{suffix}', scale, **columns)
+    rows.add(f'ntk_shape_change{suffix}', shape, **columns)
 
 
 def _point_rows(rows: RowWriter, metric: str, values: np.ndarray,

@@ -17,11 +17,14 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   widths and over the three widest) go to ``<experiment>_ntk_drift_slopes.csv``;
   with ``experiment.centered``, the centred networks' change
   (``ntk_drift_centered``) dashed beside it;
-* ``ntk_drift_alpha``: with a ResNet run at three or more residual-branch
-  scales ``model.alpha``, the same change against alpha, one line per width,
-  one panel per network (plain, centred) and setting of the other swept
-  model keys such as ``model.normalize`` (``<experiment>_ntk_drift_alpha.csv``;
-  ``experiment=ntk_drift_alpha``);
+* ``ntk_drift_alpha`` / ``ntk_drift_center_scale``: with a ResNet run at
+  three or more residual-branch scales ``model.alpha`` (or a model at three
+  or more centrings ``experiment.center_scale``), the same change against
+  it, one line per width, one panel per network (plain, centred) and setting
+  of the other swept keys such as ``model.normalize``, and below them the
+  signed change of each kernel's scale (``ntk_scale_change*`` rows)
+  (``<experiment>_ntk_drift_<key>.csv``; ``experiment=ntk_drift_alpha``,
+  ``ntk_drift_centering``);
 * ``distance`` (Lee et al. 2019, Fig. 2): RMS distance of the network's test
   outputs to the infinite-width NTK dynamics and to the linearised network at
   the last step against the width, log-log with fitted slopes
@@ -142,7 +145,7 @@ def line_columns(frame: pd.DataFrame, without: tuple[str, ...] = ()) -> list[str
     (not those of ``without``, e.g. ``lr_fraction`` where it is the x axis)."""
     columns = ['model']
     for column in ('parameterization', 'activation', 'depth', 'alpha',
-                   'normalize', 'dataset',
+                   'normalize', 'center_scale', 'dataset',
                    'optimizer', 'momentum', 'loss', 'lr_fraction', 'l2', 'l2_center'):
         if column in without:
             continue
@@ -501,11 +504,30 @@ def loglog_by_model(ax, rows: pd.DataFrame, label_prefix: str = '',
 #: divergence drops its rows, legend prefix, line style).
 DRIFTS = {'ntk_drift': ('net', '', 'o-'),
           'ntk_drift_centered': ('net_centered', 'centred ', 's--')}
+#: The legs of each change (:func:`ntkexp.ntk_drift.scale_and_shape_change`):
+#: the signed change of the kernel's scale and the change of its shape ->
+#: the :data:`DRIFTS` metric they split.
+DRIFT_PARTS = {'ntk_scale_change': 'ntk_drift',
+               'ntk_scale_change_centered': 'ntk_drift_centered',
+               'ntk_shape_change': 'ntk_drift',
+               'ntk_shape_change_centered': 'ntk_drift_centered'}
+#: Numeric keys the change is drawn against when a model ran at 3 or more of
+#: their values: key -> x-axis label.
+DRIFT_SWEEPS = {
+    'alpha': r'residual-branch scale $\alpha$',
+    'center_scale': r'centring $c$ (the centred net is $f - c f_0$)'}
+
+
+def _drift_predictors(metric: str) -> tuple[str]:
+    """The predictor whose divergence drops a drift (or drift part) row."""
+    return (DRIFTS[DRIFT_PARTS.get(metric, metric)][0],)
 
 
 def _drift_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The last step's rows of every metric of :data:`DRIFTS`."""
-    return _last_step(frame[frame['metric'].isin(list(DRIFTS))])
+    """The last step's rows of every metric of :data:`DRIFTS` and
+    :data:`DRIFT_PARTS`."""
+    return _last_step(frame[frame['metric'].isin(list(DRIFTS)
+                                                 + list(DRIFT_PARTS))])
 
 
 def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
@@ -513,13 +535,11 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     centred networks (``experiment.centered``) a second panel for theirs
     (dashed), y shared, each line in the same colour in both."""
     frame = _plain(frame)
-    rows = _drift_rows(frame)
     diverged = _diverged(frame)
-
-    def predictors(metric):
-        return (DRIFTS[metric][0],)
-
-    rows, dropped = _split_diverged(rows, diverged, predictors)
+    everything, dropped = _split_diverged(_drift_rows(frame), diverged,
+                                          _drift_predictors)
+    dropped = dropped[dropped['metric'].isin(list(DRIFTS))]
+    rows = everything[everything['metric'].isin(list(DRIFTS))]
     if rows.empty or rows['width'].nunique() < 2:
         return []
     plt = figures.pyplot()
@@ -559,9 +579,11 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
         fig.suptitle(title)
     else:
         axes[0, 0].set_title(title)
-    _note_diverged(axes[0, -1], dropped, diverged, predictors)
+    _note_diverged(axes[0, -1], dropped, diverged, _drift_predictors)
     paths = _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
-    return paths + plot_ntk_drift_against_alpha(rows, out_dir, name)
+    for key in DRIFT_SWEEPS:
+        paths += plot_ntk_drift_against(everything, out_dir, name, key)
+    return paths
 
 
 def _legend(ax, lines: int, inside_up_to: int = 3, below: bool = False) -> None:
@@ -577,82 +599,146 @@ def _legend(ax, lines: int, inside_up_to: int = 3, below: bool = False) -> None:
                   borderaxespad=0.0)
 
 
-def drift_against_alpha(rows: pd.DataFrame) -> pd.DataFrame:
+def drift_against(rows: pd.DataFrame, key: str) -> pd.DataFrame:
     """Mean, std and seed count of the last step's NTK change (each metric of
-    :data:`DRIFTS`) per model, width and residual-branch scale ``alpha`` (the
-    ResNet's ``model.alpha``), one row each; empty unless some model was run
-    at 3 or more alphas."""
-    if 'alpha' not in rows.columns:
+    :data:`DRIFTS` and :data:`DRIFT_PARTS`) per model, width and value of
+    ``key`` (one of :data:`DRIFT_SWEEPS`: the ResNet's ``model.alpha``, the
+    centred net's ``experiment.center_scale``), one row each; empty unless
+    some model was run at 3 or more values of ``key``."""
+    if key not in rows.columns:
         return pd.DataFrame()
     rows = _drift_rows(rows)
-    rows = rows[rows['alpha'].notna()]
-    swept = [m for m, part in rows.groupby('model')
-             if part['alpha'].nunique() >= 3]
+    rows = rows[rows[key].notna()]
+    swept = [m for m, part in rows.groupby('model') if part[key].nunique() >= 3]
     rows = rows[rows['model'].isin(swept)]
     if rows.empty:
         return pd.DataFrame()
     keys = (['metric', 'model']
-            + [c for c in line_columns(rows, without=('alpha',)) if c != 'model']
-            + ['width', 'alpha'])
+            + [c for c in line_columns(rows, without=(key,)) if c != 'model']
+            + ['width', key])
     stats = (rows.groupby(keys, dropna=False)['value']
              .agg(['mean', 'std', 'count']).reset_index())
     return stats.rename(columns={'count': 'seeds'})
 
 
-def plot_ntk_drift_against_alpha(rows: pd.DataFrame, out_dir: Path,
-                                 name: str) -> list[Path]:
-    """The ResNet's NTK change at the last step against its residual-branch
-    scale ``alpha`` (``x_l = x_{l-1} + alpha V_l act(W_l x_{l-1})``), one
-    line per width, log y; one row of panels per metric (the network's, the
-    centred network's), one column per setting of the other swept model keys
-    (e.g. ``normalize``), y shared. Drawn when a model ran at 3 or more
-    alphas; the means go to ``<name>_ntk_drift_alpha.csv``.
+def plot_ntk_drift_against(rows: pd.DataFrame, out_dir: Path, name: str,
+                           key: str) -> list[Path]:
+    """The NTK change at the last step against ``key`` (:data:`DRIFT_SWEEPS`),
+    one line per width, one column of panels per setting of the other swept
+    keys (e.g. ``normalize``); drawn when a model ran at 3 or more values of
+    ``key``, the means (also of the shape change) in
+    ``<name>_ntk_drift_<key>.csv``.
 
-    At ``alpha = 0`` the ResNet is the two-layer linear net ``v^T V_0 x``:
-    its drift is the floor that the residual branches add to.
+    The panel rows: the network's change and the centred network's (log y,
+    shared), then, where the runs split them, the signed change of each one's
+    scale (symmetric-log y, linear within 0.01, shared): ``a`` in
+    ``Theta_t - Theta_0 = a Theta_0 + E``
+    (:func:`ntkexp.ntk_drift.scale_and_shape_change`).
+
+    Against the ResNet's ``alpha`` (``x_l = x_{l-1} + alpha V_l act(W_l
+    x_{l-1})``): at ``alpha = 0`` the ResNet is the two-layer linear net
+    ``v^T V_0 x``, the floor the residual branches add to. Against the
+    centring ``c``: training ``f - c f_0`` on ``y`` starts from the residual
+    ``(1 - c) f_0 - y``, so the scale change shows what undoing ``f_0`` and
+    fitting ``y`` each do to the kernel (``results/resnet-ntk-alpha/``).
     """
-    stats = drift_against_alpha(rows)
+    stats = drift_against(rows, key)
     if stats.empty:
         return []
     panels = [c for c in stats.columns if c not in (
-        'metric', 'width', 'alpha', 'mean', 'std', 'seeds')]
-    metrics = [m for m in DRIFTS if m in set(stats['metric'])]
+        'metric', 'width', key, 'mean', 'std', 'seeds')]
+    present = set(stats['metric'])
+    drifts = [m for m in DRIFTS if m in present]
+    scales = [m for m in DRIFT_PARTS if m.startswith('ntk_scale') and m in present]
+    metrics = drifts + scales
     columns = list(stats.groupby(panels, dropna=False).groups)
     plt = figures.pyplot()
     fig, axes = plt.subplots(len(metrics), len(columns), squeeze=False,
-                             sharex=True, sharey=True,
-                             figsize=(1.0 + 3.6 * len(columns),
-                                      0.6 + 2.9 * len(metrics)))
+                             sharex=True, figsize=(1.0 + 3.6 * len(columns),
+                                                   0.6 + 2.9 * len(metrics)))
+    for i, metric in enumerate(metrics):  # y shared within drifts, scales
+        anchor = axes[0 if metric in DRIFTS else len(drifts), 0]
+        for ax in axes[i]:
+            if ax is not anchor:
+                ax.sharey(anchor)
     widths = sorted(stats['width'].unique())
     colours = {w: f'C{i % 10}' for i, w in enumerate(widths)}
     for i, metric in enumerate(metrics):
-        parts = {line_key(key): part for key, part in
+        parts = {line_key(k): part for k, part in
                  stats[stats['metric'] == metric].groupby(panels, dropna=False)}
-        for j, key in enumerate(columns):
+        drift = DRIFT_PARTS.get(metric, metric)
+        for j, column in enumerate(columns):
             ax = axes[i, j]
-            part = parts.get(line_key(key), stats.iloc[:0])
+            part = parts.get(line_key(column), stats.iloc[:0])
             for width, line in part.groupby('width'):
-                line = line.sort_values('alpha')
-                ax.errorbar(line['alpha'], line['mean'],
+                line = line.sort_values(key)
+                ax.errorbar(line[key], line['mean'],
                             yerr=line['std'].fillna(0), fmt='o-', ms=3,
                             capsize=2, color=colours[width],
                             label=f'n={figures.value_text(width)}')
-            ax.set_yscale('log')
-            prefix = DRIFTS[metric][1] or 'network '
-            ax.set_title(prefix + _model_label(stats, key, panels), fontsize=9)
+            if metric in DRIFTS:
+                ax.set_yscale('log')
+            else:  # signed: linear within +-0.01, logarithmic beyond
+                ax.set_yscale('symlog', linthresh=0.01)
+                ax.axhline(0.0, color='gray', lw=0.8)
+            what = DRIFTS[drift][1] or 'network '
+            ax.set_title(what + _model_label(stats, column, panels), fontsize=9)
             if i == len(metrics) - 1:
-                ax.set_xlabel(r'residual-branch scale $\alpha$')
+                ax.set_xlabel(DRIFT_SWEEPS[key])
             if j == 0:
-                ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
+                ax.set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$'
+                              if metric in DRIFTS else
+                              r'scale change $a$: $\Theta_t - \Theta_0 = a \Theta_0 + E$')
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc='upper left',
                bbox_to_anchor=(1.0, 0.95))
-    fig.suptitle('relative change of the empirical NTK against alpha')
+    fig.suptitle(f'relative change of the empirical NTK against {key}')
     fig.tight_layout()
-    table = out_dir / f'{name}_ntk_drift_alpha.csv'
-    paths = _save(fig, out_dir, f'{name}_ntk_drift_alpha')
+    table = out_dir / f'{name}_ntk_drift_{key}.csv'
+    paths = _save(fig, out_dir, f'{name}_ntk_drift_{key}')
     stats.to_csv(table, index=False)
-    return paths + [table]
+    paths.append(table)
+    if key == 'center_scale':
+        terms = centering_fit(rows)
+        if not terms.empty:
+            paths.append(out_dir / f'{name}_ntk_scale_centering_terms.csv')
+            terms.to_csv(paths[-1], index=False)
+    return paths
+
+
+def centering_fit(rows: pd.DataFrame) -> pd.DataFrame:
+    """The centred nets' scale change ``a(c)`` (``ntk_scale_change_centered``)
+    against the centring ``c``, fitted per seed as
+    :func:`ntkexp.ntk_drift.centering_terms` (``from_y + from_f0 (1 - c) +
+    from_f0_squared (1 - c)**2``, second order in the displacement), then
+    the mean and std over seeds per model, line and width; ``residual`` is
+    the mean RMS residual, ``largest`` the mean ``max |a|`` it compares with.
+    Empty unless a model ran at 3 or more centrings."""
+    if 'center_scale' not in rows.columns:
+        return pd.DataFrame()
+    rows = _drift_rows(rows)
+    rows = rows[(rows['metric'] == 'ntk_scale_change_centered')
+                & rows['center_scale'].notna()]
+    if rows.empty:
+        return pd.DataFrame()
+    lines = line_columns(rows, without=('center_scale',)) + ['width']
+    fits = []
+    for key, part in rows.groupby(lines + ['seed'], dropna=False):
+        if part['center_scale'].nunique() < 3:
+            continue
+        terms = ntk_drift.centering_terms(part['center_scale'], part['value'])
+        fits.append({**dict(zip(lines + ['seed'], key)), **terms._asdict(),
+                     'largest': float(part['value'].abs().max())})
+    if not fits:
+        return pd.DataFrame()
+    fits = pd.DataFrame(fits)
+    terms = list(ntk_drift.CenteringTerms._fields)
+    out = fits.groupby(lines, dropna=False).agg(
+        seeds=('seed', 'count'),
+        **{t: (t, 'mean') for t in terms},
+        **{f'{t}_std': (t, 'std') for t in terms[:-1]},
+        largest=('largest', 'mean')).reset_index()
+    return out
 
 
 #: The residuals of ``plot_nth``, with their legend labels.
