@@ -151,9 +151,10 @@ def scale_and_shape_change(kernel_t: np.ndarray,
     ``(a, ||E||_F / ||K_0||_F)``: the signed relative change of the kernel's
     scale (``a > 0``: the kernel grew) and of its shape. They are the two
     legs of :func:`relative_change`: ``relative_change**2 = a**2 +
-    shape**2``. Training a net on ``y`` moves the kernel's scale at first
-    order by undoing the initial function ``f_0`` (shrinking) and at second
-    order by fitting the targets (growing); ``results/resnet-ntk-alpha/``.
+    shape**2``. In training on ``y``, undoing the initial function ``f_0``
+    shrinks the kernel's scale at first order, and fitting ``y`` and the
+    second order in ``f_0`` grow it (:func:`centering_terms`,
+    ``results/resnet-ntk-alpha/``).
     """
     kernel_t = np.asarray(kernel_t, np.float64)
     kernel_0 = np.asarray(kernel_0, np.float64)
