@@ -10,6 +10,8 @@ module measures that:
   ``nt.empirical_ntk_fn`` or ntkexp's layer-tap structured derivatives
   (:mod:`ntkexp.structured_ntk`), traced (averaged) over the outputs, so it
   is comparable with the infinite-width ``kernel_fn(..., 'ntk')``;
+* :func:`layer_ntk_fn`: the NTK's part from each parameter leaf (weight
+  matrix, bias), which add up to it;
 * :func:`relative_change`: ``||Theta_t - Theta_0||_F / ||Theta_0||_F``;
 * :func:`scale_and_shape_change`: that change split into a rescaling of
   ``Theta_0`` and the part orthogonal to it;
@@ -134,6 +136,48 @@ def empirical_ntk_fn(apply_fn: Callable, implementation: int = 1,
     fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=vmap_axes,
                              implementation=int(implementation))
     return jax.jit(fn)
+
+
+def layer_ntk_fn(apply_fn: Callable, implementation: int = 3) -> Callable:
+    """``kernels(params, x) -> [Theta_l]``: the empirical NTK's part from each
+    parameter leaf.
+
+    ``Theta = sum_l J_l J_l^T`` over the leaves ``l`` of ``params`` (a stax
+    net's weight matrices and biases, in ``jax.tree_util.tree_leaves``
+    order), each traced over the outputs like :func:`empirical_ntk_fn`; they
+    add up to its kernel. Which layers' kernels grow or shrink in training
+    is where an NTK's change comes from (``experiment.ntk_layers``).
+
+    Args:
+        apply_fn: ``apply_fn(params, x)``.
+        implementation: ``nt.NtkImplementation`` value 1-3 for each leaf's
+            kernel (ntkexp's structured derivatives, 4-5, tap whole layers
+            and map to 3 here).
+
+    Returns:
+        ``kernels(params, x)``: a list of ``(n, n)`` arrays, one per leaf;
+        one compiled function per leaf and shape.
+    """
+    import neural_tangents as nt  # pylint: disable=g-import-not-at-top
+    implementation = int(implementation)
+    if implementation in (NTKEXP_STRUCTURED, NTKEXP_STRUCTURED_TF32X3):
+        implementation = 3
+
+    @functools.partial(jax.jit, static_argnums=(2, 3))
+    def leaf_kernel(leaves, x, index, treedef):
+        def apply_leaf(leaf, x_):
+            others = list(leaves)
+            others[index] = leaf
+            return apply_fn(jax.tree_util.tree_unflatten(treedef, others), x_)
+        return nt.empirical_ntk_fn(apply_leaf, trace_axes=(-1,), vmap_axes=0,
+                                   implementation=implementation)(
+                                       x, None, leaves[index])
+
+    def kernels(params, x):
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        return [leaf_kernel(leaves, x, i, treedef) for i in range(len(leaves))]
+
+    return kernels
 
 
 def relative_change(kernel_t: np.ndarray, kernel_0: np.ndarray) -> float:

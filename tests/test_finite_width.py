@@ -424,6 +424,58 @@ def test_centred_net_drift_is_its_own_ntk_change(tmp_path, center_scale):
         assert abs(value('ntk_drift') - drift) > 0.02 * drift
 
 
+def test_layer_rows_split_the_probe_ntk_by_parameter_leaf(tmp_path):
+    """``experiment.ntk_layers``: each leaf's part of the probe NTK, computed
+    here by hand (the Jacobian of the outputs with respect to that leaf
+    alone), gives ``ntk_layer_share`` at init; the shares add up to 1 and
+    the leaves' scale changes to ``ntk_scale_change`` (net and centred)."""
+    steps = 6
+    cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
+                  'model.depth=2', 'dataset=gaussian', 'dataset.n_train=8',
+                  'dataset.n_test=4', 'experiment.widths=[16]',
+                  'experiment.seeds=[1]', f'experiment.steps={steps}',
+                  f'experiment.eval_every={steps}', 'experiment.references=[]',
+                  'experiment.probe_size=5', 'experiment.centered=true',
+                  'experiment.ntk_layers=true')
+    frame = runner.run_job(cfg, tmp_path / 'run')
+    data = hydra.utils.instantiate(cfg.dataset)
+    x = jnp.asarray(data.x_train, jnp.float32)[:5]
+    init_fn, apply_fn, _ = hydra.utils.instantiate(
+        finite_width._model_cfg(cfg, 16).model, out_dim=data.y_train.shape[1])  # pylint: disable=protected-access
+    _, params0 = init_fn(jax.random.PRNGKey(1), (-1,) + x.shape[1:])
+    leaves, treedef = jax.tree_util.tree_flatten(params0)
+    k0 = np.asarray(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,))(
+        x, None, params0), np.float64)
+    share = frame[frame['metric'] == 'ntk_layer_share'].set_index('layer')
+    assert list(share.index) == list(range(len(leaves))) == [0, 1, 2, 3, 4, 5]
+    k = data.y_train.shape[1]
+    assert share.loc[4, 'layer_shape'] == f'16x{k}'  # the readout's weights
+    for i, leaf in enumerate(leaves):
+        def f(l, i=i):
+            others = list(leaves)
+            others[i] = l
+            return apply_fn(jax.tree_util.tree_unflatten(treedef, others), x)
+        j = np.asarray(jax.jacrev(f)(leaf), np.float64).reshape(5, k, -1)
+        k_leaf = np.einsum('aop,bop->ab', j, j) / k
+        assert share.loc[i, 'value'] == pytest.approx(
+            np.vdot(k_leaf, k0) / np.vdot(k0, k0), rel=1e-4, abs=1e-7)
+    assert share['value'].sum() == pytest.approx(1.0, rel=1e-5)
+    last = frame[frame['step'] == steps]
+    for suffix in ('', '_centered'):
+        parts = last[last['metric'] == f'ntk_layer_scale_change{suffix}']
+        whole = last[last['metric'] == f'ntk_scale_change{suffix}']['value'].item()
+        assert len(parts) == len(leaves) and abs(whole) > 1e-4
+        assert parts['value'].sum() == pytest.approx(whole, rel=1e-3)
+    # The figure's table: the same values (one seed), the leaves in order.
+    paths = fw_plots.plot(frame, tmp_path / 'figs')
+    table = pd.read_csv(tmp_path / 'figs' / 'finite_width_ntk_layers.csv')
+    assert tmp_path / 'figs' / 'finite_width_ntk_layers.png' in paths
+    shares = table[table['metric'] == 'ntk_layer_share'].set_index('layer')
+    np.testing.assert_allclose(shares['mean'], share['value'], rtol=1e-12)
+    assert set(table['metric']) == {'ntk_layer_share', 'ntk_layer_scale_change',
+                                    'ntk_layer_scale_change_centered'}
+
+
 def test_diverging_predictor_is_flagged_with_the_fix(tmp_path, caplog):
     """lr at 3x the stability bound of the analytic NTK: the net and its
     linearisation diverge (the NTK reference, nt.predict's gradient flow,
@@ -641,6 +693,8 @@ def test_paper_configs_compose(tmp_path):
     ('experiment.ensemble=true', r'experiment.seeds=\[0,1,2,3\]'),
     ('experiment.ensemble=yes', 'experiment.ensemble'),
     ('experiment.center_scale=0.5', 'add experiment.centered=true'),
+    ('experiment.ntk_layers=true experiment.probe_size=0',
+     'experiment.ntk_layers splits the NTK'),
     ('experiment.centered=true experiment.center_scale=half',
      'experiment.center_scale=.half. must be a number'),
     ('experiment.l2=-0.1', 'experiment.l2'),

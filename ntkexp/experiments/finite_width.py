@@ -52,6 +52,13 @@ writes rows (``step``, ``t = lr * step``, ``width``, ``seed`` columns):
   kernel's scale and ``||E||_F / ||Theta_0||_F`` of its shape
   (``ntk_drift**2`` is the sum of their squares;
   :func:`ntkexp.ntk_drift.scale_and_shape_change`);
+* ``ntk_layer_share`` and ``ntk_layer_scale_change`` (``_centered``) with
+  ``experiment.ntk_layers``, per parameter leaf (``layer``: its index in
+  ``jax.tree_util.tree_leaves`` order, ``layer_shape``): the leaf's part
+  ``Theta_l`` of the probe NTK (:func:`ntkexp.ntk_drift.layer_ntk_fn`) along
+  ``Theta_0``, ``<Theta_l, Theta_0>_F / ||Theta_0||_F^2`` at initialisation
+  (they add up to 1) and of its change at each step (they add up to
+  ``ntk_scale_change``): which layers' kernels grow or shrink;
 * ``nth_drift``, ``nth_residual``, ``nth_cosine`` (with ``experiment.nth``):
   the Neural Tangent Hierarchy's first correction (Huang & Yau 2020,
   with ``K^(3)`` frozen at initialisation and the residuals of the NTK
@@ -380,6 +387,12 @@ def validate(cfg: DictConfig) -> None:
               'closed form for the MSE loss and (S)GD only; use '
               'experiment.loss=mse experiment.optimizer=gd, or '
               'experiment.references=[linearized]')
+    layers = exp.get('ntk_layers', False)
+    check(isinstance(layers, bool),
+          f'experiment.ntk_layers={layers!r} must be true or false')
+    check(not layers or (isinstance(probe, int) and probe > 0),
+          'experiment.ntk_layers splits the NTK on the probe set by parameter '
+          f'leaf; give experiment.probe_size > 0 (now {probe!r})')
     center_scale = exp.get('center_scale', 1.0)
     check(isinstance(center_scale, (int, float))
           and not isinstance(center_scale, bool),
@@ -634,6 +647,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     functions = bool(exp.get('functions', False))
     kernel_inf = bool(exp.get('kernel_inf', False))
     centered = bool(exp.get('centered', False))
+    ntk_layers = bool(exp.get('ntk_layers', False)) and probe_size > 0
     ensemble = bool(exp.get('ensemble', False))
     nth = bool(exp.get('nth', False))
     l2 = float(exp.get('l2', 0.0) or 0.0)
@@ -712,6 +726,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
             cfg, apply_fn, ntk_drift.implementation_code(
                 exp.get('ntk_implementation', 1)))
             if probe_size or lr_kernel == 'empirical' else None)
+        layer_ntks = (ntk_drift.layer_ntk_fn(apply_fn, ntk_drift.implementation_code(
+            exp.get('ntk_implementation', 1))) if ntk_layers else None)
 
         members = (_Ensemble(len(seeds_of(cfg)), eval_steps) if ensemble
                    else None)
@@ -735,7 +751,15 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                             if probe_size else None)
                 norm0 = float(training.tree_norm(params0))
                 batch_key = jax.random.fold_in(key, 1)
+                layers0 = (_layer_kernels(layer_ntks, params0, probe)
+                           if layer_ntks is not None else None)
             rows.add('n_params', count_params(params0), **tag)
+            shapes = [tuple(leaf.shape) for leaf in jax.tree_util.tree_leaves(params0)]
+            if layers0 is not None:
+                for i, (k_l, shape) in enumerate(zip(layers0, shapes)):
+                    rows.add('ntk_layer_share', _along(k_l, probe_k0), layer=i,
+                             layer_shape=_shape_text(shape), probe_size=probe_size,
+                             **tag)
             if kernel_for_lr is None and k_tt is not None:
                 kernel_for_lr = k_tt['ntk']
             lr, max_lr = training.resolve_learning_rate(
@@ -871,6 +895,19 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                     for e in entries:  # the centred net's line of the summary
                         if e['predictor'] == 'net_centered':
                             e['ntk_drift'] = drift_c
+                if layers0 is not None:
+                    for suffix, state_now in (('', state), ('_centered', cen_state)):
+                        if state_now is None:
+                            continue
+                        with net_precision():
+                            layers_t = _layer_kernels(layer_ntks, state_now.params,
+                                                      probe)
+                        for i, (k_l, k_l0, shape) in enumerate(
+                                zip(layers_t, layers0, shapes)):
+                            rows.add(f'ntk_layer_scale_change{suffix}',
+                                     _along(k_l - k_l0, probe_k0), layer=i,
+                                     layer_shape=_shape_text(shape),
+                                     probe_size=probe_size, **at)
                 rows.add('weight_change', change, **at)
                 if cen is not None:
                     rows.add('weight_change_centered', float(
@@ -1060,6 +1097,25 @@ def _drift_part_rows(rows: RowWriter, kernel_t: np.ndarray,
     scale, shape = ntk_drift.scale_and_shape_change(kernel_t, kernel_0)
     rows.add(f'ntk_scale_change{suffix}', scale, **columns)
     rows.add(f'ntk_shape_change{suffix}', shape, **columns)
+
+
+def _layer_kernels(layer_ntks: Callable, params, probe) -> list[np.ndarray]:
+    """Each parameter leaf's part of the probe NTK, float64
+    (:func:`ntkexp.ntk_drift.layer_ntk_fn`)."""
+    return [np.asarray(k, np.float64) for k in layer_ntks(params, probe)]
+
+
+def _along(kernel: np.ndarray, kernel_0: np.ndarray) -> float:
+    """``<kernel, K_0>_F / ||K_0||_F^2``: ``kernel``'s component along
+    ``K_0`` (summed over the leaves, the parts of ``K_0`` give 1 and their
+    changes :func:`ntkexp.ntk_drift.scale_and_shape_change`'s ``a``)."""
+    kernel_0 = np.asarray(kernel_0, np.float64)
+    return float(np.vdot(kernel, kernel_0) / np.vdot(kernel_0, kernel_0))
+
+
+def _shape_text(shape: tuple) -> str:
+    """``(1024, 10)`` -> ``'1024x10'``."""
+    return 'x'.join(str(n) for n in shape) or 'scalar'
 
 
 def _point_rows(rows: RowWriter, metric: str, values: np.ndarray,

@@ -25,6 +25,10 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   signed change of each kernel's scale (``ntk_scale_change*`` rows)
   (``<experiment>_ntk_drift_<key>.csv``; ``experiment=ntk_drift_alpha``,
   ``ntk_drift_centering``);
+* ``ntk_layers`` (``experiment.ntk_layers``): at the widest width, each
+  parameter leaf's share of the probe NTK at initialisation and its part of
+  the kernel's scale change, network and centred network
+  (``<experiment>_ntk_layers.csv``, every width);
 * ``distance`` (Lee et al. 2019, Fig. 2): RMS distance of the network's test
   outputs to the infinite-width NTK dynamics and to the linearised network at
   the last step against the width, log-log with fitted slopes
@@ -257,7 +261,7 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         for draw in (plot_ntk_slice, plot_functions, plot_ntk_drift,
                      plot_distance, plot_curves, plot_finite_vs_kernel,
                      plot_ensemble, plot_l2, plot_lr, plot_width_accuracy,
-                     plot_depth_accuracy, plot_nth):
+                     plot_depth_accuracy, plot_nth, plot_ntk_layers):
             paths += draw(rows, out_dir, str(name))
     return paths
 
@@ -739,6 +743,72 @@ def centering_fit(rows: pd.DataFrame) -> pd.DataFrame:
         **{f'{t}_std': (t, 'std') for t in terms[:-1]},
         largest=('largest', 'mean')).reset_index()
     return out
+
+
+#: The per-leaf rows of ``experiment.ntk_layers`` -> legend label and style.
+LAYER_METRICS = {'ntk_layer_scale_change': ('network', 'o-'),
+                 'ntk_layer_scale_change_centered': ('centred network', 's--')}
+
+
+def ntk_layer_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and seed count of the per-leaf rows (``ntk_layer_share`` at
+    initialisation, :data:`LAYER_METRICS` at each run's last step) per
+    line, width and leaf; empty without ``experiment.ntk_layers`` rows."""
+    metrics = ['ntk_layer_share', *LAYER_METRICS]
+    rows = frame[frame['metric'].isin(metrics)]
+    if rows.empty or 'layer' not in rows.columns:
+        return pd.DataFrame()
+    share = rows[rows['metric'] == 'ntk_layer_share']
+    rows = pd.concat([share, _last_step(rows[rows['metric'] != 'ntk_layer_share'])])
+    keys = (['metric'] + line_columns(rows) + ['width', 'layer', 'layer_shape'])
+    stats = (rows.groupby(keys, dropna=False)['value']
+             .agg(['mean', 'std', 'count']).reset_index())
+    return stats.rename(columns={'count': 'seeds'})
+
+
+def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """Where the NTK's change comes from, leaf by leaf (``experiment.ntk_layers``),
+    at the widest width: top, each parameter leaf's share of ``Theta_0``;
+    below, its part of the kernel's scale change ``a`` after training, for
+    the network and the centred network; one column per line. Means over
+    seeds; all widths in ``<name>_ntk_layers.csv``."""
+    stats = ntk_layer_table(_plain(frame))
+    if stats.empty:
+        return []
+    widest = stats[stats['width'] == stats['width'].max()]
+    columns = [c for c in line_columns(widest)]
+    lines = list(widest.groupby(columns, dropna=False).groups)
+    plt = figures.pyplot()
+    fig, axes = plt.subplots(2, len(lines), squeeze=False, sharex='col',
+                             figsize=(1.0 + 3.8 * len(lines), 5.6))
+    parts = {line_key(k): part for k, part in widest.groupby(columns, dropna=False)}
+    for j, key in enumerate(lines):
+        part = parts[line_key(key)]
+        share = part[part['metric'] == 'ntk_layer_share'].sort_values('layer')
+        axes[0, j].bar(share['layer'], share['mean'], color='0.6')
+        axes[0, j].set_title(_model_label(widest, key, columns), fontsize=9)
+        ax = axes[1, j]
+        for metric, (label, style) in LAYER_METRICS.items():
+            line = part[part['metric'] == metric].sort_values('layer')
+            if not line.empty:
+                ax.errorbar(line['layer'], line['mean'],
+                            yerr=line['std'].fillna(0), fmt=style, ms=3,
+                            capsize=2, label=label)
+        ax.axhline(0.0, color='gray', lw=0.8)
+        ax.set_xticks(share['layer'])
+        ax.set_xticklabels(share['layer_shape'], rotation=90, fontsize=7)
+        ax.set_xlabel('parameter leaf')
+        if j == 0:
+            axes[0, j].set_ylabel(r'share of $\Theta_0$')
+            ax.set_ylabel(r'its part of the scale change $a$')
+            ax.legend(fontsize=7)
+    fig.suptitle('the empirical NTK by parameter leaf, width '
+                 f'{figures.value_text(widest["width"].iloc[0])}')
+    fig.tight_layout()
+    table = out_dir / f'{name}_ntk_layers.csv'
+    paths = _save(fig, out_dir, f'{name}_ntk_layers')
+    stats.to_csv(table, index=False)
+    return paths + [table]
 
 
 #: The residuals of ``plot_nth``, with their legend labels.
