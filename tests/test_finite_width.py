@@ -356,6 +356,19 @@ def test_end_to_end_fc_wide_net_approaches_ntk(tmp_path):
     assert slopes['slope'].iloc[0] < -0.2
 
 
+def _centred_probe_cfg(tmp_path, steps: int, width: int, seed: int, *extra: str):
+    """A two-layer FC net on 8 Gaussian points, trained ``steps`` full-batch
+    GD steps at half its maximal learning rate with its centred twin, the
+    NTK drift on 5 probe points, rows at step 0 and ``steps`` only."""
+    return compose(tmp_path, 'experiment=finite_width', 'model=fc',
+                   'model.depth=2', 'dataset=gaussian', 'dataset.n_train=8',
+                   'dataset.n_test=4', f'experiment.widths=[{width}]',
+                   f'experiment.seeds=[{seed}]', f'experiment.steps={steps}',
+                   f'experiment.eval_every={steps}', 'experiment.lr_fraction=0.5',
+                   'experiment.references=[]', 'experiment.probe_size=5',
+                   'experiment.centered=true', *extra)
+
+
 @pytest.mark.parametrize('center_scale', [1.0, 0.0])
 def test_centred_net_drift_is_its_own_ntk_change(tmp_path, center_scale):
     """With ``experiment.centered`` the rows ``ntk_drift_centered``,
@@ -366,14 +379,8 @@ def test_centred_net_drift_is_its_own_ntk_change(tmp_path, center_scale):
     to float32 precision. At ``experiment.center_scale`` ``c = 1`` they are
     not the plain network's; at ``c = 0`` they are."""
     steps = 10
-    cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
-                  'model.depth=2', 'dataset=gaussian', 'dataset.n_train=8',
-                  'dataset.n_test=4', 'experiment.widths=[32]',
-                  'experiment.seeds=[3]', f'experiment.steps={steps}',
-                  f'experiment.eval_every={steps}', 'experiment.lr_fraction=0.5',
-                  'experiment.references=[]', 'experiment.probe_size=5',
-                  'experiment.centered=true',
-                  f'experiment.center_scale={center_scale}')
+    cfg = _centred_probe_cfg(tmp_path, steps, 32, 3,
+                             f'experiment.center_scale={center_scale}')
     frame = runner.run_job(cfg, tmp_path / 'run')
 
     def value(metric, step=steps, **where):
@@ -430,13 +437,7 @@ def test_layer_rows_split_the_probe_ntk_by_parameter_leaf(tmp_path):
     alone), gives ``ntk_layer_share`` at init; the shares add up to 1 and
     the leaves' scale changes to ``ntk_scale_change`` (net and centred)."""
     steps = 6
-    cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
-                  'model.depth=2', 'dataset=gaussian', 'dataset.n_train=8',
-                  'dataset.n_test=4', 'experiment.widths=[16]',
-                  'experiment.seeds=[1]', f'experiment.steps={steps}',
-                  f'experiment.eval_every={steps}', 'experiment.references=[]',
-                  'experiment.probe_size=5', 'experiment.centered=true',
-                  'experiment.ntk_layers=true')
+    cfg = _centred_probe_cfg(tmp_path, steps, 16, 1, 'experiment.ntk_layers=true')
     frame = runner.run_job(cfg, tmp_path / 'run')
     data = hydra.utils.instantiate(cfg.dataset)
     x = jnp.asarray(data.x_train, jnp.float32)[:5]
