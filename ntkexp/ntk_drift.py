@@ -203,10 +203,20 @@ def scale_and_shape_change(kernel_t: np.ndarray,
     kernel_t = np.asarray(kernel_t, np.float64)
     kernel_0 = np.asarray(kernel_0, np.float64)
     change = kernel_t - kernel_0
-    norm0 = np.linalg.norm(kernel_0)
-    scale = float(np.vdot(change, kernel_0) / norm0**2)
-    shape = float(np.linalg.norm(change - scale * kernel_0) / norm0)
+    scale = along(change, kernel_0)
+    shape = float(np.linalg.norm(change - scale * kernel_0)
+                  / np.linalg.norm(kernel_0))
     return scale, shape
+
+
+def along(kernel: np.ndarray, kernel_0: np.ndarray) -> float:
+    """``<kernel, K_0>_F / ||K_0||_F^2``: ``kernel``'s component along
+    ``K_0``. Of a change ``K_t - K_0`` it is
+    :func:`scale_and_shape_change`'s ``a``; it is linear, so the parts of a
+    kernel (:func:`layer_ntk_fn`) give parts that add up."""
+    kernel = np.asarray(kernel, np.float64)
+    kernel_0 = np.asarray(kernel_0, np.float64)
+    return float(np.vdot(kernel, kernel_0) / np.vdot(kernel_0, kernel_0))
 
 
 class CenteringTerms(NamedTuple):

@@ -424,7 +424,7 @@ def centered_apply_fn(apply_fn: Callable, scale: float = 1.0) -> Callable:
     scale = float(scale)
 
     def f_c(params, x, params_0):
-        f0 = jax.lax.stop_gradient(apply_fn(params_0, x))
-        return apply_fn(params, x) - (f0 if scale == 1.0 else scale * f0)
+        return apply_fn(params, x) - scale * jax.lax.stop_gradient(
+            apply_fn(params_0, x))
 
     return f_c

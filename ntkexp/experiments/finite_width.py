@@ -757,9 +757,9 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
             shapes = [tuple(leaf.shape) for leaf in jax.tree_util.tree_leaves(params0)]
             if layers0 is not None:
                 for i, (k_l, shape) in enumerate(zip(layers0, shapes)):
-                    rows.add('ntk_layer_share', _along(k_l, probe_k0), layer=i,
-                             layer_shape=_shape_text(shape), probe_size=probe_size,
-                             **tag)
+                    rows.add('ntk_layer_share', ntk_drift.along(k_l, probe_k0),
+                             layer=i, layer_shape=_shape_text(shape),
+                             probe_size=probe_size, **tag)
             if kernel_for_lr is None and k_tt is not None:
                 kernel_for_lr = k_tt['ntk']
             lr, max_lr = training.resolve_learning_rate(
@@ -905,7 +905,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                         for i, (k_l, k_l0, shape) in enumerate(
                                 zip(layers_t, layers0, shapes)):
                             rows.add(f'ntk_layer_scale_change{suffix}',
-                                     _along(k_l - k_l0, probe_k0), layer=i,
+                                     ntk_drift.along(k_l - k_l0, probe_k0),
+                                     layer=i,
                                      layer_shape=_shape_text(shape),
                                      probe_size=probe_size, **at)
                 rows.add('weight_change', change, **at)
@@ -1103,14 +1104,6 @@ def _layer_kernels(layer_ntks: Callable, params, probe) -> list[np.ndarray]:
     """Each parameter leaf's part of the probe NTK, float64
     (:func:`ntkexp.ntk_drift.layer_ntk_fn`)."""
     return [np.asarray(k, np.float64) for k in layer_ntks(params, probe)]
-
-
-def _along(kernel: np.ndarray, kernel_0: np.ndarray) -> float:
-    """``<kernel, K_0>_F / ||K_0||_F^2``: ``kernel``'s component along
-    ``K_0`` (summed over the leaves, the parts of ``K_0`` give 1 and their
-    changes :func:`ntkexp.ntk_drift.scale_and_shape_change`'s ``a``)."""
-    kernel_0 = np.asarray(kernel_0, np.float64)
-    return float(np.vdot(kernel, kernel_0) / np.vdot(kernel_0, kernel_0))
 
 
 def _shape_text(shape: tuple) -> str:

@@ -776,14 +776,12 @@ def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]
     if stats.empty:
         return []
     widest = stats[stats['width'] == stats['width'].max()]
-    columns = [c for c in line_columns(widest)]
-    lines = list(widest.groupby(columns, dropna=False).groups)
+    columns = line_columns(widest)
+    lines = list(widest.groupby(columns, dropna=False))
     plt = figures.pyplot()
     fig, axes = plt.subplots(2, len(lines), squeeze=False, sharex='col',
                              figsize=(1.0 + 3.8 * len(lines), 5.6))
-    parts = {line_key(k): part for k, part in widest.groupby(columns, dropna=False)}
-    for j, key in enumerate(lines):
-        part = parts[line_key(key)]
+    for j, (key, part) in enumerate(lines):
         share = part[part['metric'] == 'ntk_layer_share'].sort_values('layer')
         axes[0, j].bar(share['layer'], share['mean'], color='0.6')
         axes[0, j].set_title(_model_label(widest, key, columns), fontsize=9)
