@@ -11,7 +11,8 @@ module measures that:
   (:mod:`ntkexp.structured_ntk`), traced (averaged) over the outputs, so it
   is comparable with the infinite-width ``kernel_fn(..., 'ntk')``;
 * :func:`layer_ntk_fn`: the NTK's part from each parameter leaf (weight
-  matrix, bias), which add up to it;
+  matrix, bias), which add up to it; :func:`leaf_groups` names the part of
+  the net each leaf is in (input layer, hidden layers, readout);
 * :func:`relative_change`: ``||Theta_t - Theta_0||_F / ||Theta_0||_F``;
 * :func:`scale_and_shape_change`: that change split into a rescaling of
   ``Theta_0`` and the part orthogonal to it;
@@ -178,6 +179,49 @@ def layer_ntk_fn(apply_fn: Callable, implementation: int = 3) -> Callable:
         return [leaf_kernel(leaves, x, i, treedef) for i in range(len(leaves))]
 
     return kernels
+
+
+#: The parts of a net that :func:`leaf_groups` tells apart, input to output.
+LEAF_GROUPS = ('input', 'hidden', 'readout')
+
+
+def leaf_groups(shapes: list[tuple[int, ...]]) -> list[str]:
+    """Which part of the net each parameter leaf is in, from the leaves'
+    shapes in ``jax.tree_util.tree_leaves`` order (:func:`layer_ntk_fn`).
+
+    A leaf whose dimensions are all 1 but the last (``(n,)``, ``(1, n)``,
+    a convolution's ``(1, 1, 1, n)``) is a bias and belongs to the layer of
+    the leaf before it; the first leaf and any other (a weight matrix, a
+    convolution's filter) starts a layer. The first layer is ``'input'``
+    (an FC net's first ``W, b``; a ResNet's input projection ``V_0``), the
+    last ``'readout'`` and every other ``'hidden'`` (an FC net's hidden
+    layers; a ResNet's residual branches ``W_l, V_l``), so that a split of
+    the NTK by leaf can be summed by :data:`LEAF_GROUPS`.
+
+    Args:
+        shapes: each leaf's shape, in order.
+
+    Returns:
+        One of :data:`LEAF_GROUPS` per leaf.
+
+    Raises:
+        ValueError: no leaves, or a single layer (no input and readout to
+            tell apart).
+    """
+    shapes = [tuple(int(d) for d in s) for s in shapes]
+    if not shapes:
+        raise ValueError('leaf_groups needs the leaves\' shapes; got none')
+    # The first leaf is a weight even where it looks like a bias (a 1-d
+    # input's first W is (1, n)).
+    starts = [i == 0 or not all(d == 1 for d in s[:-1])
+              for i, s in enumerate(shapes)]
+    layer = list(np.cumsum(starts) - 1)
+    last = layer[-1]
+    if last == 0:
+        raise ValueError('leaf_groups tells the input layer from the readout: '
+                         f'the net has one layer only (shapes {shapes})')
+    return ['input' if l == 0 else 'readout' if l == last else 'hidden'
+            for l in layer]
 
 
 def relative_change(kernel_t: np.ndarray, kernel_0: np.ndarray) -> float:

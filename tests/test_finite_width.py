@@ -475,6 +475,18 @@ def test_layer_rows_split_the_probe_ntk_by_parameter_leaf(tmp_path):
     np.testing.assert_allclose(shares['mean'], share['value'], rtol=1e-12)
     assert set(table['metric']) == {'ntk_layer_share', 'ntk_layer_scale_change',
                                     'ntk_layer_scale_change_centered'}
+    # By part of the net (this FC net: W, b per layer): the shares add up to
+    # 1, the parts of the scale change to the whole kernel's.
+    groups = pd.read_csv(tmp_path / 'figs' / 'finite_width_ntk_layer_groups.csv')
+    shares = groups[groups['metric'] == 'ntk_layer_share'].set_index('group')
+    assert list(shares.index) == ['input', 'hidden', 'readout']
+    np.testing.assert_allclose(shares['mean'], [share.loc[[0, 1], 'value'].sum(),
+                                                share.loc[[2, 3], 'value'].sum(),
+                                                share.loc[[4, 5], 'value'].sum()])
+    for suffix in ('', '_centered'):
+        parts = groups[groups['metric'] == f'ntk_layer_scale_change{suffix}']
+        whole = last[last['metric'] == f'ntk_scale_change{suffix}']['value'].item()
+        assert parts['mean'].sum() == pytest.approx(whole, rel=1e-3)
 
 
 def test_diverging_predictor_is_flagged_with_the_fix(tmp_path, caplog):
@@ -944,6 +956,12 @@ def test_drift_against_center_scale_has_the_signed_scale_change(tmp_path):
     np.testing.assert_allclose(terms.loc[[64, 256], 'from_f0_squared'],
                                [0.03, 0.0075])
     assert (terms['residual'] < 1e-12).all() and (terms['seeds'] == 2).all()
+    # The plain net loses (0.06 - 0.03) / 0.02 = 150 % of the growth from y.
+    np.testing.assert_allclose(terms['undone_share'], 1.5)
+    # Runs at one width: no figure against the width, the centring's still.
+    one = fw_plots.plot(frame[frame['width'] == 256], tmp_path / 'one')
+    assert tmp_path / 'one' / 'centring_ntk_drift_center_scale.png' in one
+    assert not (tmp_path / 'one' / 'centring_ntk_drift.png').exists()
 
 
 def test_centering_terms_fit_a_quadratic_in_one_minus_c():
@@ -959,6 +977,137 @@ def test_centering_terms_fit_a_quadratic_in_one_minus_c():
     assert 1e-4 < noisy.residual < 2e-3
     with pytest.raises(ValueError, match='three or more distinct centrings'):
         ntk_drift.centering_terms([0.0, 1.0, 1.0], [0.1, 0.2, 0.2])
+
+
+def test_leaf_groups_name_the_input_layer_hidden_layers_and_readout():
+    """A bias joins the layer of the weight before it; the first layer is
+    the input layer, the last the readout: an FC net with biases, a ResNet
+    without (input projection, branches W_l, V_l, readout), a 1-d input
+    whose first weight looks like a bias, a CNN's (1, 1, 1, C) biases."""
+    groups = ntk_drift.leaf_groups
+    assert groups([(64, 32), (1, 32), (32, 32), (1, 32), (32, 10), (1, 10)]) == [
+        'input', 'input', 'hidden', 'hidden', 'readout', 'readout']
+    assert groups([(64, 32)] + [(32, 32)] * 4 + [(32, 10)]) == (
+        ['input'] + ['hidden'] * 4 + ['readout'])
+    assert groups([(1, 32), (32,), (32, 1)]) == ['input', 'input', 'readout']
+    assert groups([(3, 3, 3, 8), (1, 1, 1, 8), (3, 3, 8, 8), (1, 1, 1, 8),
+                   (8, 10), (10,)]) == ['input', 'input', 'hidden', 'hidden',
+                                        'readout', 'readout']
+    with pytest.raises(ValueError, match='one layer only'):
+        groups([(64, 10), (1, 10)])
+    with pytest.raises(ValueError, match='got none'):
+        groups([])
+
+
+def _layer_centering_rows() -> pd.DataFrame:
+    """Synthetic ``experiment.ntk_layers`` rows of two nets at five
+    centrings: an FC net (W, b per layer, 3 layers) at widths 64 and 256
+    and a ResNet (input, two branch leaves, readout) at width 64 only; leaf
+    ``i`` of seed ``s`` at width ``n``
+    changes by ``(i + 1) (1 + s) (64 / n) q(c)`` with ``q(c) = 0.02 -
+    0.06 (1 - c) + 0.03 (1 - c)^2``; the plain net's rows at each c alike."""
+    nets = {'fc': ['64x{n}', '1x{n}', '{n}x{n}', '1x{n}', '{n}x10', '1x10'],
+            'resnet': ['64x{n}', '{n}x{n}', '{n}x{n}', '{n}x10']}
+    rows = []
+    for model, shapes in nets.items():
+        for c in (-1.0, 0.0, 0.5, 1.0, 2.0):
+            u = 1 - c
+            for width in ((64, 256) if model == 'fc' else (64,)):
+                for seed in (0, 1):
+                    for i, shape in enumerate(shapes):
+                        scale = (i + 1) * (1 + seed) * 64 / width
+                        common = dict(run_dir=f'runs/{model}/{c}', model=model,
+                                      center_scale=c, width=width, seed=seed,
+                                      layer=i, layer_shape=shape.format(n=width))
+                        rows.append(dict(common, metric='ntk_layer_share', step=0,
+                                         value=1.0 / len(shapes)))
+                        for metric, value in (
+                                ('ntk_layer_scale_change', -0.01 * scale),
+                                ('ntk_layer_scale_change_centered',
+                                 scale * (0.02 - 0.06 * u + 0.03 * u * u))):
+                            for step in (50, 100):  # only the last step counts
+                                rows.append(dict(common, metric=metric, step=step,
+                                                 value=value * step / 100))
+    return pd.DataFrame(rows).assign(experiment='layers')
+
+
+def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
+    """Per leaf and per part of the net (input, hidden, readout, total),
+    the quadratic in ``1 - c`` of the centred net's scale change is
+    recovered exactly from synthetic rows; the parts' terms add up to the
+    total's; the figure and both CSVs are written, and the per-leaf figure
+    draws the runs at the default centring c = 1 only."""
+    frame = _layer_centering_rows()
+    leaves, groups = fw_plots.layer_centering_fit(frame)
+    assert (leaves['seeds'] == 2).all() and (leaves['residual'] < 1e-12).all()
+    leaf = leaves[(leaves['model'] == 'fc') & (leaves['width'] == 256)]
+    # leaf i: (i + 1) * mean over seeds (1 + s) = 1.5 (i + 1), times 64 / 256.
+    np.testing.assert_allclose(leaf.sort_values('layer')['from_f0'],
+                               -0.06 * 1.5 * np.arange(1, 7) / 4, rtol=1e-9)
+    fc = groups[(groups['model'] == 'fc') & (groups['width'] == 64)]
+    assert list(fc['group']) == ['input', 'hidden', 'readout', 'total']
+    fc = fc.set_index('group')
+    for term, value in (('from_y', 0.02), ('from_f0', -0.06),
+                        ('from_f0_squared', 0.03)):
+        # FC leaves 0-1 (input), 2-3 (hidden), 4-5 (readout); seeds 1x, 2x.
+        np.testing.assert_allclose(
+            fc.loc[['input', 'hidden', 'readout', 'total'], term],
+            value * 1.5 * np.array([1 + 2, 3 + 4, 5 + 6, 21]), rtol=1e-9)
+        assert fc.loc['total', f'{term}_std'] == pytest.approx(
+            abs(value) * 21 * np.std([1, 2], ddof=1))
+    resnet = groups[(groups['model'] == 'resnet') & (groups['width'] == 64)]
+    np.testing.assert_allclose(resnet.set_index('group').loc[
+        ['input', 'hidden', 'readout'], 'from_y'], 0.02 * 1.5 * np.array([1, 5, 4]))
+    np.testing.assert_allclose(groups['undone_share'], 1.5)  # (0.06 - 0.03) / 0.02
+    np.testing.assert_allclose(groups['undone_share_min'], 1.5)
+    np.testing.assert_allclose(groups['undone_share_max'], 1.5)
+    assert groups['same_signs'].all()
+    # Two seeds whose from_y differ in sign: the mean's signs are not every
+    # seed's, and each seed's own share is reported.
+    c = np.array([-1.0, 0.0, 0.5, 1.0, 2.0])
+    mixed = pd.DataFrame({
+        'model': 'fc', 'seed': np.repeat([0, 1], 5), 'center_scale': np.tile(c, 2),
+        'value': np.concatenate([0.03 - 0.06 * (1 - c), -0.01 - 0.06 * (1 - c)])})
+    fit = fw_plots._fit_centerings(mixed, ['model']).iloc[0]  # pylint: disable=protected-access
+    assert fit['from_y'] == pytest.approx(0.01) and not fit['same_signs']
+    assert (fit['undone_share_min'], fit['undone_share_max']) == pytest.approx((-6.0, 2.0))
+    assert fit['undone_share'] == pytest.approx(6.0)
+    # The parts add up to the whole, and the whole is the per-leaf sum.
+    for _, net in groups.groupby(['model', 'width']):
+        net = net.set_index('group')
+        for term in ('from_y', 'from_f0', 'from_f0_squared'):
+            assert net.loc[list(ntk_drift.LEAF_GROUPS), term].sum() == (
+                pytest.approx(net.loc['total', term], rel=1e-12))
+    drawn = {}
+    real_save = fw_plots._save  # pylint: disable=protected-access
+
+    def keep_axes(fig, out_dir, name):
+        drawn[name] = [ax.get_title() for ax in fig.axes]
+        return real_save(fig, out_dir, name)
+
+    import unittest.mock
+    with unittest.mock.patch.object(fw_plots, '_save', keep_axes):
+        paths = fw_plots.plot(frame, tmp_path)
+    for file in ('layers_ntk_layer_groups_centering.png',
+                 'layers_ntk_layer_groups_centering_terms.csv',
+                 'layers_ntk_layers_centering_terms.csv'):
+        assert tmp_path / file in paths
+    # Each net at its own widest width.
+    assert drawn['layers_ntk_layer_groups_centering'] == ['FC, n=256', 'ResNet, n=64']
+    # The per-leaf figure: one column per net, at c = 1 (a(1) = from_y).
+    assert drawn['layers_ntk_layers'][:2] == ['FC, n=256', 'ResNet, n=64']
+    assert len(drawn['layers_ntk_layers']) == 2 * 2
+    table = pd.read_csv(tmp_path / 'layers_ntk_layers.csv')
+    assert 'center_scale' not in table.columns
+    centred = table[(table['metric'] == 'ntk_layer_scale_change_centered')
+                    & (table['model'] == 'resnet') & (table['width'] == 64)]
+    np.testing.assert_allclose(centred.sort_values('layer')['mean'],
+                               0.02 * 1.5 * np.arange(1, 5))
+    assert list(centred.sort_values('layer')['group']) == [
+        'input', 'hidden', 'hidden', 'readout']
+    parts = pd.read_csv(tmp_path / 'layers_ntk_layer_groups.csv')
+    shares = parts[parts['metric'] == 'ntk_layer_share']
+    np.testing.assert_allclose(shares.groupby(['model', 'width'])['mean'].sum(), 1.0)
 
 
 def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path):

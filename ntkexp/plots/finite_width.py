@@ -25,10 +25,16 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   signed change of each kernel's scale (``ntk_scale_change*`` rows)
   (``<experiment>_ntk_drift_<key>.csv``; ``experiment=ntk_drift_alpha``,
   ``ntk_drift_centering``);
-* ``ntk_layers`` (``experiment.ntk_layers``): at the widest width, each
+* ``ntk_layers`` (``experiment.ntk_layers``): at each net's widest width, each
   parameter leaf's share of the probe NTK at initialisation and its part of
   the kernel's scale change, network and centred network
-  (``<experiment>_ntk_layers.csv``, every width);
+  (``<experiment>_ntk_layers.csv``, every width; summed over the input
+  layer, hidden layers or residual branches and readout in
+  ``<experiment>_ntk_layer_groups.csv``);
+* ``ntk_layer_groups_centering``: with ``experiment.ntk_layers`` runs at
+  three or more centrings, what fitting ``y`` and undoing ``f_0`` each do to
+  each part of the net (the quadratic in ``1 - c`` of
+  ``ntk_scale_centering_terms`` part by part; CSVs per part and per leaf);
 * ``distance`` (Lee et al. 2019, Fig. 2): RMS distance of the network's test
   outputs to the infinite-width NTK dynamics and to the linearised network at
   the last step against the width, log-log with fitted slopes
@@ -261,7 +267,8 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         for draw in (plot_ntk_slice, plot_functions, plot_ntk_drift,
                      plot_distance, plot_curves, plot_finite_vs_kernel,
                      plot_ensemble, plot_l2, plot_lr, plot_width_accuracy,
-                     plot_depth_accuracy, plot_nth, plot_ntk_layers):
+                     plot_depth_accuracy, plot_nth, plot_ntk_layers,
+                     plot_ntk_layer_centering):
             paths += draw(rows, out_dir, str(name))
     return paths
 
@@ -537,11 +544,23 @@ def _drift_rows(frame: pd.DataFrame) -> pd.DataFrame:
 def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     """Relative NTK change at the last step against width, log-log; with
     centred networks (``experiment.centered``) a second panel for theirs
-    (dashed), y shared, each line in the same colour in both."""
+    (dashed), y shared, each line in the same colour in both. Then the
+    change against each swept key of :data:`DRIFT_SWEEPS`
+    (:func:`plot_ntk_drift_against`; also from runs at one width)."""
     frame = _plain(frame)
     diverged = _diverged(frame)
     everything, dropped = _split_diverged(_drift_rows(frame), diverged,
                                           _drift_predictors)
+    paths = _plot_ntk_drift_widths(everything, dropped, diverged, out_dir, name)
+    for key in DRIFT_SWEEPS:
+        paths += plot_ntk_drift_against(everything, out_dir, name, key)
+    return paths
+
+
+def _plot_ntk_drift_widths(everything: pd.DataFrame, dropped: pd.DataFrame,
+                           diverged: set[tuple], out_dir: Path,
+                           name: str) -> list[Path]:
+    """:func:`plot_ntk_drift`'s figure against the width (2 or more)."""
     dropped = dropped[dropped['metric'].isin(list(DRIFTS))]
     rows = everything[everything['metric'].isin(list(DRIFTS))]
     if rows.empty or rows['width'].nunique() < 2:
@@ -584,10 +603,7 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     else:
         axes[0, 0].set_title(title)
     _note_diverged(axes[0, -1], dropped, diverged, _drift_predictors)
-    paths = _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
-    for key in DRIFT_SWEEPS:
-        paths += plot_ntk_drift_against(everything, out_dir, name, key)
-    return paths
+    return _save_with_slopes(fig, out_dir, f'{name}_ntk_drift', fits)
 
 
 def _legend(ax, lines: int, inside_up_to: int = 3, below: bool = False) -> None:
@@ -725,24 +741,56 @@ def centering_fit(rows: pd.DataFrame) -> pd.DataFrame:
                 & rows['center_scale'].notna()]
     if rows.empty:
         return pd.DataFrame()
-    lines = line_columns(rows, without=('center_scale',)) + ['width']
+    return _fit_centerings(
+        rows, line_columns(rows, without=('center_scale',)) + ['width'])
+
+
+def _fit_centerings(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """:func:`ntkexp.ntk_drift.centering_terms` of ``rows``' ``value``
+    against ``center_scale`` per ``keys`` and seed (where 3 or more
+    centrings ran), then their mean and std over seeds per ``keys``;
+    ``undone_share``: ``-(from_f0 + from_f0_squared) / from_y`` of the means,
+    the share of the growth from fitting ``y`` that the plain net (``c = 0``)
+    loses to undoing ``f_0`` (``undone_share_min`` / ``_max``: over the
+    seeds' own fits); ``same_signs``: whether every seed's three terms have
+    the signs of the means."""
     fits = []
-    for key, part in rows.groupby(lines + ['seed'], dropna=False):
+    for key, part in rows.groupby(keys + ['seed'], dropna=False):
         if part['center_scale'].nunique() < 3:
             continue
         terms = ntk_drift.centering_terms(part['center_scale'], part['value'])
-        fits.append({**dict(zip(lines + ['seed'], key)), **terms._asdict(),
+        fits.append({**dict(zip(keys + ['seed'], key)), **terms._asdict(),
                      'largest': float(part['value'].abs().max())})
     if not fits:
         return pd.DataFrame()
     fits = pd.DataFrame(fits)
+    # How much of the growth from fitting y the plain net (c = 0) loses to
+    # undoing f_0: 1 = all of it (inf/NaN where from_y = 0).
+    fits['undone_share'] = _undone_share(fits)
     terms = list(ntk_drift.CenteringTerms._fields)
-    out = fits.groupby(lines, dropna=False).agg(
+    signed = terms[:-1]
+    out = fits.groupby(keys, dropna=False).agg(
         seeds=('seed', 'count'),
         **{t: (t, 'mean') for t in terms},
-        **{f'{t}_std': (t, 'std') for t in terms[:-1]},
-        largest=('largest', 'mean')).reset_index()
+        **{f'{t}_std': (t, 'std') for t in signed},
+        largest=('largest', 'mean'),
+        undone_share_min=('undone_share', 'min'),
+        undone_share_max=('undone_share', 'max')).reset_index()
+    out['undone_share'] = _undone_share(out)
+    # Every seed's fit has the signs of the mean's three terms.
+    agree = fits.merge(out[keys + signed], on=keys, suffixes=('', '_mean'))
+    agree['same'] = np.all([np.sign(agree[t]) == np.sign(agree[f'{t}_mean'])
+                            for t in signed], axis=0)
+    out['same_signs'] = out.merge(
+        agree.groupby(keys, dropna=False)['same'].all().reset_index(),
+        on=keys, how='left')['same'].to_numpy()
     return out
+
+
+def _undone_share(terms: pd.DataFrame) -> pd.Series:
+    """``-(from_f0 + from_f0_squared) / from_y``: the share of the growth
+    from fitting ``y`` that the plain net loses to undoing ``f_0``."""
+    return -(terms['from_f0'] + terms['from_f0_squared']) / terms['from_y']
 
 
 #: The per-leaf rows of ``experiment.ntk_layers`` -> legend label and style.
@@ -753,30 +801,134 @@ LAYER_METRICS = {'ntk_layer_scale_change': ('network', 'o-'),
 def ntk_layer_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and seed count of the per-leaf rows (``ntk_layer_share`` at
     initialisation, :data:`LAYER_METRICS` at each run's last step) per
-    line, width and leaf; empty without ``experiment.ntk_layers`` rows."""
-    metrics = ['ntk_layer_share', *LAYER_METRICS]
-    rows = frame[frame['metric'].isin(metrics)]
-    if rows.empty or 'layer' not in rows.columns:
-        return pd.DataFrame()
-    share = rows[rows['metric'] == 'ntk_layer_share']
-    rows = pd.concat([share, _last_step(rows[rows['metric'] != 'ntk_layer_share'])])
-    keys = (['metric'] + line_columns(rows) + ['width', 'layer', 'layer_shape'])
+    line, width and leaf, with the leaf's ``group``
+    (:func:`ntkexp.ntk_drift.leaf_groups`); empty without
+    ``experiment.ntk_layers`` rows."""
+    rows = _layer_rows(frame)
+    if rows.empty:
+        return rows
+    keys = (['metric'] + line_columns(rows)
+            + ['width', 'layer', 'layer_shape', 'group'])
     stats = (rows.groupby(keys, dropna=False)['value']
              .agg(['mean', 'std', 'count']).reset_index())
     return stats.rename(columns={'count': 'seeds'})
 
 
+def ntk_layer_group_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`ntk_layer_table` summed over each part of the net (input
+    layer, hidden layers or residual branches, readout:
+    :data:`ntkexp.ntk_drift.LEAF_GROUPS`) per run and seed first, then the
+    mean, std and seed count of the sums; the groups' shares add up to 1
+    and their parts of the scale change to ``ntk_scale_change``."""
+    rows = _layer_rows(frame)
+    if rows.empty:
+        return rows
+    lines = line_columns(rows)
+    runs = [c for c in ('run_dir',) if c in rows.columns]
+    per_seed = (rows.groupby(['metric'] + runs + lines + ['width', 'seed', 'group'],
+                             dropna=False)['value'].sum().reset_index())
+    stats = (per_seed.groupby(['metric'] + lines + ['width', 'group'], dropna=False)
+             ['value'].agg(['mean', 'std', 'count']).reset_index())
+    return _in_group_order(stats.rename(columns={'count': 'seeds'}))
+
+
+def _in_group_order(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its ``group`` column in net order (input ... readout,
+    then ``total``), rows sorted by it within each line."""
+    order = {g: i for i, g in enumerate(ntk_drift.LEAF_GROUPS + ('total',))}
+    before = list(table.columns[:table.columns.get_loc('group')])
+    return (table.assign(_rank=table['group'].map(order))
+            .sort_values(before + ['_rank'], kind='stable')
+            .drop(columns='_rank').reset_index(drop=True))
+
+
+def _layer_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The per-leaf rows (``ntk_layer_share`` at initialisation,
+    :data:`LAYER_METRICS` at each run's last step) with their ``group``;
+    where runs swept the centring, only those at the default ``c = 1``
+    (:func:`layer_centering_fit` uses the rest)."""
+    metrics = ['ntk_layer_share', *LAYER_METRICS]
+    rows = frame[frame['metric'].isin(metrics)]
+    if rows.empty or 'layer' not in rows.columns:
+        return pd.DataFrame()
+    if 'center_scale' in rows.columns and rows['center_scale'].nunique() > 1:
+        default = rows['center_scale'].isna() | (rows['center_scale'] == 1.0)
+        if default.any():
+            rows = rows[default].drop(columns='center_scale')
+    share = rows[rows['metric'] == 'ntk_layer_share']
+    rows = pd.concat([share, _last_step(rows[rows['metric'] != 'ntk_layer_share'])])
+    return _with_leaf_groups(rows)
+
+
+def _with_leaf_groups(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per-leaf rows with a ``group`` column:
+    :func:`ntkexp.ntk_drift.leaf_groups` of each run's leaves at each width
+    (ordered by ``layer``, shapes from ``layer_shape``)."""
+    keys = [c for c in ('run_dir', 'model', 'depth', 'width') if c in rows.columns]
+    leaves = rows[keys + ['layer', 'layer_shape']].drop_duplicates()
+    parts = []
+    for _, net in (leaves.groupby(keys, dropna=False) if keys else [(None, leaves)]):
+        net = net.sort_values('layer')
+        if net['layer'].duplicated().any():
+            raise ValueError('per-leaf rows of one run and width disagree on a '
+                             'leaf\'s shape; give each net its own run_dir')
+        shapes = [() if t == 'scalar' else tuple(int(d) for d in str(t).split('x'))
+                  for t in net['layer_shape']]
+        parts.append(net.assign(group=ntk_drift.leaf_groups(shapes)))
+    return rows.merge(pd.concat(parts), on=keys + ['layer', 'layer_shape'],
+                      how='left')
+
+
+def layer_centering_fit(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`centering_fit` part by part: each leaf's part of the centred
+    net's scale change (``ntk_layer_scale_change_centered``) against the
+    centring ``c``, fitted per seed as ``from_y + from_f0 (1 - c) +
+    from_f0_squared (1 - c)**2``; the fit is linear in the values, so the
+    parts' terms add up to the whole kernel's.
+
+    Returns:
+        ``(leaves, groups)``: mean and std over seeds per line, width and
+        leaf; and the same of the sums over each of
+        :data:`ntkexp.ntk_drift.LEAF_GROUPS` and over all leaves
+        (``group == 'total'``). Both empty unless runs with
+        ``experiment.ntk_layers`` swept 3 or more centrings.
+    """
+    empty = pd.DataFrame(), pd.DataFrame()
+    if 'center_scale' not in frame.columns or 'layer' not in frame.columns:
+        return empty
+    rows = frame[(frame['metric'] == 'ntk_layer_scale_change_centered')
+                 & frame['center_scale'].notna()]
+    if rows.empty:
+        return empty
+    rows = _with_leaf_groups(_last_step(rows))
+    lines = line_columns(rows, without=('center_scale',)) + ['width']
+    leaves = _fit_centerings(rows, lines + ['layer', 'layer_shape', 'group'])
+    if leaves.empty:
+        return empty
+    # Summed within each run (a repeated run is a point of its own).
+    at = lines + ['seed', 'center_scale'] + [c for c in ('run_dir',) if c in rows]
+    groups = rows.groupby(at + ['group'], dropna=False)['value'].sum().reset_index()
+    total = (rows.groupby(at, dropna=False)['value'].sum().reset_index()
+             .assign(group='total'))
+    groups = _fit_centerings(pd.concat([groups, total]), lines + ['group'])
+    return leaves, _in_group_order(groups)
+
+
 def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     """Where the NTK's change comes from, leaf by leaf (``experiment.ntk_layers``),
-    at the widest width: top, each parameter leaf's share of ``Theta_0``;
+    each line at its widest width: top, each parameter leaf's share of ``Theta_0``;
     below, its part of the kernel's scale change ``a`` after training, for
     the network and the centred network; one column per line. Means over
-    seeds; all widths in ``<name>_ntk_layers.csv``."""
+    seeds; all widths in ``<name>_ntk_layers.csv``, and summed over the
+    input layer, hidden layers (or residual branches) and readout in
+    ``<name>_ntk_layer_groups.csv`` (:func:`ntk_layer_group_table`). Runs
+    that swept the centring are drawn at ``c = 1``
+    (:func:`plot_ntk_layer_centering` draws the sweep)."""
     stats = ntk_layer_table(_plain(frame))
     if stats.empty:
         return []
-    widest = stats[stats['width'] == stats['width'].max()]
-    columns = line_columns(widest)
+    columns = line_columns(stats)
+    widest = _at_widest(stats, columns)
     lines = list(widest.groupby(columns, dropna=False))
     plt = figures.pyplot()
     fig, axes = plt.subplots(2, len(lines), squeeze=False, sharex='col',
@@ -784,7 +936,7 @@ def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]
     for j, (key, part) in enumerate(lines):
         share = part[part['metric'] == 'ntk_layer_share'].sort_values('layer')
         axes[0, j].bar(share['layer'], share['mean'], color='0.6')
-        axes[0, j].set_title(_model_label(widest, key, columns), fontsize=9)
+        axes[0, j].set_title(_width_label(widest, key, columns, part), fontsize=9)
         ax = axes[1, j]
         for metric, (label, style) in LAYER_METRICS.items():
             line = part[part['metric'] == metric].sort_values('layer')
@@ -800,13 +952,79 @@ def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]
             axes[0, j].set_ylabel(r'share of $\Theta_0$')
             ax.set_ylabel(r'its part of the scale change $a$')
             ax.legend(fontsize=7)
-    fig.suptitle('the empirical NTK by parameter leaf, width '
-                 f'{figures.value_text(widest["width"].iloc[0])}')
+    fig.suptitle('the empirical NTK by parameter leaf, each net at its widest width')
     fig.tight_layout()
     table = out_dir / f'{name}_ntk_layers.csv'
+    groups = out_dir / f'{name}_ntk_layer_groups.csv'
     paths = _save(fig, out_dir, f'{name}_ntk_layers')
     stats.to_csv(table, index=False)
-    return paths + [table]
+    ntk_layer_group_table(_plain(frame)).to_csv(groups, index=False)
+    return paths + [table, groups]
+
+
+def _at_widest(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The rows of ``table`` at each line's (``columns``) widest width."""
+    widest = table.groupby(columns, dropna=False)['width'].transform('max')
+    return table[table['width'] == widest]
+
+
+def _width_label(table: pd.DataFrame, key, columns: list[str],
+                 part: pd.DataFrame) -> str:
+    """:func:`_model_label` of a line and the width of its rows ``part``."""
+    return (f'{_model_label(table, key, columns)}, '
+            f'n={figures.value_text(part["width"].iloc[0])}')
+
+
+#: :class:`ntkexp.ntk_drift.CenteringTerms` drawn by
+#: :func:`plot_ntk_layer_centering` -> legend label and colour.
+CENTERING_TERMS = {'from_y': (r'from_y: fit $y$ ($c = 1$)', 'tab:blue'),
+                   'from_f0': (r'from_f0: undo $f_0$, first order', 'tab:red'),
+                   'from_f0_squared': (r'from_f0_squared: second order', 'tab:orange')}
+
+
+def plot_ntk_layer_centering(frame: pd.DataFrame, out_dir: Path,
+                             name: str) -> list[Path]:
+    """Where fitting ``y`` and undoing ``f_0`` each change the NTK: with
+    ``experiment.ntk_layers`` runs at 3 or more centrings, the terms of
+    :func:`layer_centering_fit` per part of the net (input layer, hidden
+    layers or residual branches, readout, all) at each line's widest width,
+    one panel per line; bars: mean over seeds (std as error bars); black dots:
+    their sum, the plain net's part (``c = 0``). Writes
+    ``<name>_ntk_layer_groups_centering.png`` and, every width,
+    ``<name>_ntk_layer_groups_centering_terms.csv`` and per leaf
+    ``<name>_ntk_layers_centering_terms.csv``."""
+    leaves, groups = layer_centering_fit(_plain(frame))
+    if groups.empty:
+        return []
+    columns = [c for c in groups.columns[:groups.columns.get_loc('width')]]
+    widest = _at_widest(groups, columns)
+    lines = list(widest.groupby(columns, dropna=False, sort=False))
+    plt = figures.pyplot()
+    fig, axes = plt.subplots(1, len(lines), squeeze=False, sharey=True,
+                             figsize=(1.0 + 3.6 * len(lines), 3.8))
+    width = 0.8 / len(CENTERING_TERMS)
+    for ax, (key, part) in zip(axes[0], lines):
+        x = np.arange(len(part))
+        for k, (term, (label, colour)) in enumerate(CENTERING_TERMS.items()):
+            ax.bar(x + (k - (len(CENTERING_TERMS) - 1) / 2) * width, part[term], width,
+                   yerr=part[f'{term}_std'].fillna(0), capsize=2,
+                   color=colour, label=label)
+        plain = part[list(CENTERING_TERMS)].sum(axis=1)
+        ax.plot(x, plain, 'ko', ms=4, label='sum: the net ($c = 0$)')
+        ax.axhline(0.0, color='gray', lw=0.8)
+        ax.set_xticks(x)
+        ax.set_xticklabels(part['group'])
+        ax.set_title(_width_label(widest, key, columns, part), fontsize=9)
+    axes[0, 0].set_ylabel(r'part of the scale change $a(c)$')
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(r'$a(c)$ = from_y + from_f0 $(1 - c)$ + from_f0_squared '
+                 '$(1 - c)^2$ by part of the net, each at its widest width')
+    fig.tight_layout()
+    paths = _save(fig, out_dir, f'{name}_ntk_layer_groups_centering')
+    for table, what in ((groups, 'layer_groups'), (leaves, 'layers')):
+        paths.append(out_dir / f'{name}_ntk_{what}_centering_terms.csv')
+        table.to_csv(paths[-1], index=False)
+    return paths
 
 
 #: The residuals of ``plot_nth``, with their legend labels.
