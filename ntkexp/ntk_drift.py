@@ -181,6 +181,19 @@ def layer_ntk_fn(apply_fn: Callable, implementation: int = 3) -> Callable:
     return kernels
 
 
+def shape_text(shape: tuple[int, ...]) -> str:
+    """A leaf's shape as the ``layer_shape`` column writes it: ``(1024, 10)``
+    -> ``'1024x10'``, ``()`` -> ``'scalar'`` (:func:`shape_from_text`
+    reads it back)."""
+    return 'x'.join(str(int(n)) for n in shape) or 'scalar'
+
+
+def shape_from_text(text: str) -> tuple[int, ...]:
+    """:func:`shape_text`'s inverse: ``'1024x10'`` -> ``(1024, 10)``."""
+    text = str(text)
+    return () if text == 'scalar' else tuple(int(d) for d in text.split('x'))
+
+
 #: The parts of a net that :func:`leaf_groups` tells apart, input to output.
 LEAF_GROUPS = ('input', 'hidden', 'readout')
 

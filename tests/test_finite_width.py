@@ -997,6 +997,11 @@ def test_leaf_groups_name_the_input_layer_hidden_layers_and_readout():
         groups([(64, 10), (1, 10)])
     with pytest.raises(ValueError, match='got none'):
         groups([])
+    # The layer_shape column's text reads back to the shape.
+    for shape in [(64, 32), (1, 32), (3, 3, 3, 8), (32,), ()]:
+        assert ntk_drift.shape_from_text(ntk_drift.shape_text(shape)) == shape
+    assert ntk_drift.shape_text((1024, 10)) == '1024x10'
+    assert ntk_drift.shape_text(()) == 'scalar'
 
 
 def _layer_centering_rows() -> pd.DataFrame:

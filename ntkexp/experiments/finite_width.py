@@ -758,7 +758,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
             if layers0 is not None:
                 for i, (k_l, shape) in enumerate(zip(layers0, shapes)):
                     rows.add('ntk_layer_share', ntk_drift.along(k_l, probe_k0),
-                             layer=i, layer_shape=_shape_text(shape),
+                             layer=i, layer_shape=ntk_drift.shape_text(shape),
                              probe_size=probe_size, **tag)
             if kernel_for_lr is None and k_tt is not None:
                 kernel_for_lr = k_tt['ntk']
@@ -907,7 +907,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                             rows.add(f'ntk_layer_scale_change{suffix}',
                                      ntk_drift.along(k_l - k_l0, probe_k0),
                                      layer=i,
-                                     layer_shape=_shape_text(shape),
+                                     layer_shape=ntk_drift.shape_text(shape),
                                      probe_size=probe_size, **at)
                 rows.add('weight_change', change, **at)
                 if cen is not None:
@@ -1104,11 +1104,6 @@ def _layer_kernels(layer_ntks: Callable, params, probe) -> list[np.ndarray]:
     """Each parameter leaf's part of the probe NTK, float64
     (:func:`ntkexp.ntk_drift.layer_ntk_fn`)."""
     return [np.asarray(k, np.float64) for k in layer_ntks(params, probe)]
-
-
-def _shape_text(shape: tuple) -> str:
-    """``(1024, 10)`` -> ``'1024x10'``."""
-    return 'x'.join(str(n) for n in shape) or 'scalar'
 
 
 def _point_rows(rows: RowWriter, metric: str, values: np.ndarray,

@@ -777,13 +777,11 @@ def _fit_centerings(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         undone_share_min=('undone_share', 'min'),
         undone_share_max=('undone_share', 'max')).reset_index()
     out['undone_share'] = _undone_share(out)
-    # Every seed's fit has the signs of the mean's three terms.
-    agree = fits.merge(out[keys + signed], on=keys, suffixes=('', '_mean'))
-    agree['same'] = np.all([np.sign(agree[t]) == np.sign(agree[f'{t}_mean'])
-                            for t in signed], axis=0)
-    out['same_signs'] = out.merge(
-        agree.groupby(keys, dropna=False)['same'].all().reset_index(),
-        on=keys, how='left')['same'].to_numpy()
+    # Every seed's fit has the signs of the mean's three terms (the groups
+    # in the order of ``out``'s rows: both are the same sorted groupby).
+    seeds = fits.groupby(keys, dropna=False)
+    same = (np.sign(fits[signed]) == np.sign(seeds[signed].transform('mean'))).all(axis=1)
+    out['same_signs'] = same.groupby([fits[k] for k in keys], dropna=False).all().to_numpy()
     return out
 
 
@@ -804,7 +802,11 @@ def ntk_layer_table(frame: pd.DataFrame) -> pd.DataFrame:
     line, width and leaf, with the leaf's ``group``
     (:func:`ntkexp.ntk_drift.leaf_groups`); empty without
     ``experiment.ntk_layers`` rows."""
-    rows = _layer_rows(frame)
+    return _leaf_stats(_layer_rows(frame))
+
+
+def _leaf_stats(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`ntk_layer_table` of :func:`_layer_rows`' rows."""
     if rows.empty:
         return rows
     keys = (['metric'] + line_columns(rows)
@@ -820,7 +822,11 @@ def ntk_layer_group_table(frame: pd.DataFrame) -> pd.DataFrame:
     :data:`ntkexp.ntk_drift.LEAF_GROUPS`) per run and seed first, then the
     mean, std and seed count of the sums; the groups' shares add up to 1
     and their parts of the scale change to ``ntk_scale_change``."""
-    rows = _layer_rows(frame)
+    return _group_stats(_layer_rows(frame))
+
+
+def _group_stats(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`ntk_layer_group_table` of :func:`_layer_rows`' rows."""
     if rows.empty:
         return rows
     lines = line_columns(rows)
@@ -872,8 +878,7 @@ def _with_leaf_groups(rows: pd.DataFrame) -> pd.DataFrame:
         if net['layer'].duplicated().any():
             raise ValueError('per-leaf rows of one run and width disagree on a '
                              'leaf\'s shape; give each net its own run_dir')
-        shapes = [() if t == 'scalar' else tuple(int(d) for d in str(t).split('x'))
-                  for t in net['layer_shape']]
+        shapes = [ntk_drift.shape_from_text(t) for t in net['layer_shape']]
         parts.append(net.assign(group=ntk_drift.leaf_groups(shapes)))
     return rows.merge(pd.concat(parts), on=keys + ['layer', 'layer_shape'],
                       how='left')
@@ -924,7 +929,8 @@ def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]
     ``<name>_ntk_layer_groups.csv`` (:func:`ntk_layer_group_table`). Runs
     that swept the centring are drawn at ``c = 1``
     (:func:`plot_ntk_layer_centering` draws the sweep)."""
-    stats = ntk_layer_table(_plain(frame))
+    rows = _layer_rows(_plain(frame))
+    stats = _leaf_stats(rows)
     if stats.empty:
         return []
     columns = line_columns(stats)
@@ -958,7 +964,7 @@ def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]
     groups = out_dir / f'{name}_ntk_layer_groups.csv'
     paths = _save(fig, out_dir, f'{name}_ntk_layers')
     stats.to_csv(table, index=False)
-    ntk_layer_group_table(_plain(frame)).to_csv(groups, index=False)
+    _group_stats(rows).to_csv(groups, index=False)
     return paths + [table, groups]
 
 
