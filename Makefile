@@ -20,7 +20,18 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  %-20s %s\n", $$1, $$2}'
 
+# The installed .venv takes about 3.2 GiB (JAX, TensorFlow for tfds); pip
+# needs room beside it while it unpacks. A full disk fails late with pip's
+# OSError, so say it first.
+INSTALL_GIB ?= 4
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import os, shutil, sys; \
+	  where = os.path.dirname(os.path.abspath("$(VENV)")); \
+	  free = shutil.disk_usage(where).free / 2**30; \
+	  free >= $(INSTALL_GIB) or sys.exit( \
+	    f"make: {free:.1f} GiB free under {where}, and installing $(VENV) needs " \
+	    f"about $(INSTALL_GIB) GiB (JAX, TensorFlow). Free some space there, or " \
+	    f"set VENV=<a path on a larger disk>, and rerun.")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

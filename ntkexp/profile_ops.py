@@ -165,15 +165,17 @@ def profile_ops(fn: Callable, args: Sequence[Any], repeats: int = 3,
         with open(hlo, 'w', encoding='utf-8') as file:
             file.write(text)
     jax.block_until_ready(compiled(*args))
-    directory = tempfile.mkdtemp(prefix='ntkexp_profile_')
-    with jax.profiler.trace(directory):
-        for _ in range(repeats):
-            jax.block_until_ready(compiled(*args))
-    paths = glob.glob(os.path.join(directory, '**', '*.xplane.pb'),
-                      recursive=True)
-    if not paths:
-        raise RuntimeError(f'jax.profiler wrote no trace under {directory}')
-    durations = op_durations(ProfileData.from_file(paths[0]))
+    # The trace (tens of MB a call) is read here and removed with its folder.
+    with tempfile.TemporaryDirectory(prefix='ntkexp_profile_') as directory:
+        with jax.profiler.trace(directory):
+            for _ in range(repeats):
+                jax.block_until_ready(compiled(*args))
+        paths = glob.glob(os.path.join(directory, '**', '*.xplane.pb'),
+                          recursive=True)
+        if not paths:
+            raise RuntimeError(
+                f'jax.profiler wrote no trace under {directory}')
+        durations = op_durations(ProfileData.from_file(paths[0]))
     instructions, computations = parse_hlo(text)
     rows = []
     for op, (count, total_ns) in durations.items():

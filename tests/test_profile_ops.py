@@ -1,6 +1,8 @@
 """``ntkexp.profile_ops``: device time per XLA operation, read back from JAX's
 profiler trace and described from the compiled HLO."""
 
+import tempfile
+
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -37,10 +39,12 @@ def test_fusions_are_described_by_what_they_fuse():
     assert profile_ops._op_name('%fusion.3 = f32[2] fusion(x)') == 'fusion.3'
 
 
-def test_a_large_product_dominates_the_profile():
+def test_a_large_product_dominates_the_profile(tmp_path, monkeypatch):
     """A 768 x 768 matrix product next to an elementwise op on a small
     vector: the product's operation takes most of the time, and the shares
-    sum to 1."""
+    sum to 1. The trace it read is removed (tens of MB a call; these once
+    filled a machine's disk)."""
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
     a = jnp.asarray(np.random.RandomState(0).randn(768, 768), jnp.float32)
     v = jnp.ones((16,))
 
@@ -55,6 +59,7 @@ def test_a_large_product_dominates_the_profile():
     assert top.share > 0.5
     assert 'dot' in top.opcode + top.contents
     assert top['shape'].startswith('f32[768,768]')
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_command_line_profiles_empirical_ntk_methods_into_one_csv(
