@@ -25,6 +25,7 @@ import pytest
 import ntkexp  # noqa: F401  (before neural_tangents)
 import neural_tangents as nt
 from ntkexp import cli
+from ntkexp import collect
 from ntkexp import ntk_drift
 from ntkexp import runner
 from ntkexp import training
@@ -429,6 +430,38 @@ def test_centred_net_drift_is_its_own_ntk_change(tmp_path, center_scale):
     # At c = 1 not a copy of the plain network's (which must also undo f_0).
     if center_scale == 1.0:
         assert abs(value('ntk_drift') - drift) > 0.02 * drift
+
+
+def test_initial_output_energy_is_f0_over_y_from_the_step0_losses(tmp_path):
+    """Runs at three centrings ``c``, collected as ``ntkexp collect`` does:
+    the centred nets' step-0 training losses ``|y - (1 - c) f_0|^2 / 2m``
+    give ``f0_over_y`` = ``|f_0|^2 / |y|^2`` of the net's own initial
+    function (recomputed here from the seed), to float32 precision."""
+    for c in (0.0, 1.0, 2.0):
+        cfg = _centred_probe_cfg(tmp_path, 1, 32, 3,
+                                 f'experiment.center_scale={c}')
+        runner.run_job(cfg, tmp_path / 'runs' / str(c))
+    frame = collect.collect([tmp_path / 'runs'])
+    # collect reads the swept keys from Hydra's overrides, which run_job
+    # alone does not write: the run folders are named by c.
+    frame['center_scale'] = frame['run_dir'].map(lambda d: float(Path(d).name))
+    energy = fw_plots.initial_output_energy(frame, ['model', 'width'])
+    assert list(energy.columns) == ['model', 'width', 'seed', 'f0_over_y']
+    data = hydra.utils.instantiate(cfg.dataset)
+    x = jnp.asarray(data.x_train, jnp.float32)
+    y = np.asarray(data.y_train, np.float64)
+    init_fn, apply_fn, _ = hydra.utils.instantiate(
+        finite_width._model_cfg(cfg, 32).model, out_dim=y.shape[1])  # pylint: disable=protected-access
+    _, params0 = init_fn(jax.random.PRNGKey(3), (-1,) + x.shape[1:])
+    f0 = np.asarray(apply_fn(params0, x), np.float64)
+    assert energy['seed'].tolist() == [3]
+    assert energy['f0_over_y'].item() == pytest.approx(
+        np.sum(f0 ** 2) / np.sum(y ** 2), rel=1e-4)
+    # Two centrings fit no quadratic; cross-entropy losses are no quadratic.
+    assert fw_plots.initial_output_energy(
+        frame[frame['center_scale'] != 2.0], ['model', 'width']).empty
+    assert fw_plots.initial_output_energy(
+        frame.assign(loss='xent'), ['model', 'width']).empty
 
 
 def test_layer_rows_split_the_probe_ntk_by_parameter_leaf(tmp_path):
@@ -925,6 +958,14 @@ def test_drift_against_center_scale_has_the_signed_scale_change(tmp_path):
                     rows.append(dict(run_dir=f'runs/{c}', metric=metric,
                                      model='fc', center_scale=c, width=width,
                                      seed=seed, step=100, value=value))
+                # Step-0 loss |y - (1 - c) f_0|^2 / 2m with |y|^2 / 2m = 0.05,
+                # -2 <y, f_0> / 2m = 0.01 (1 + seed), |f_0|^2 / 2m = 0.15 (1 + seed):
+                # f0_over_y = 3 and 6.
+                loss = 0.05 + 0.01 * (1 + seed) * (1 - c) + 0.15 * (1 + seed) * (1 - c) ** 2
+                rows.append(dict(run_dir=f'runs/{c}', metric='train_loss',
+                                 predictor='net_centered', model='fc',
+                                 center_scale=c, width=width, seed=seed, step=0,
+                                 value=loss))
     frame = pd.DataFrame(rows).assign(experiment='centring')
     drawn = {}
     real_save = fw_plots._save  # pylint: disable=protected-access
@@ -956,8 +997,11 @@ def test_drift_against_center_scale_has_the_signed_scale_change(tmp_path):
     np.testing.assert_allclose(terms.loc[[64, 256], 'from_f0_squared'],
                                [0.03, 0.0075])
     assert (terms['residual'] < 1e-12).all() and (terms['seeds'] == 2).all()
-    # The plain net loses (0.06 - 0.03) / 0.02 = 150 % of the growth from y.
+    # The plain net loses (0.06 - 0.03) / 0.02 = 150 % of the growth from y,
+    # |f_0|^2 / |y|^2 = 4.5 over the two seeds: 1/3 of the share per unit of it.
     np.testing.assert_allclose(terms['undone_share'], 1.5)
+    np.testing.assert_allclose(terms['f0_over_y'], 4.5)
+    np.testing.assert_allclose(terms['undone_share_per_f0'], 1 / 3)
     # Runs at one width: no figure against the width, the centring's still.
     one = fw_plots.plot(frame[frame['width'] == 256], tmp_path / 'one')
     assert tmp_path / 'one' / 'centring_ntk_drift_center_scale.png' in one
@@ -1043,7 +1087,13 @@ def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
     total's; the figure and both CSVs are written, and the per-leaf figure
     draws the runs at the default centring c = 1 only."""
     frame = _layer_centering_rows()
-    leaves, groups = fw_plots.layer_centering_fit(frame)
+    # The FC runs' step-0 losses: |f_0|^2 / |y|^2 = 0.15 / 0.05 = 3 (the
+    # ResNet's have none: NaN).
+    fc_runs = frame[(frame['model'] == 'fc') & (frame['layer'] == 0)
+                    & (frame['metric'] == 'ntk_layer_share')]
+    losses = fc_runs.assign(metric='train_loss', predictor='net_centered',
+                            value=0.05 + 0.15 * (1 - fc_runs['center_scale']) ** 2)
+    leaves, groups = fw_plots.layer_centering_fit(pd.concat([frame, losses]))
     assert (leaves['seeds'] == 2).all() and (leaves['residual'] < 1e-12).all()
     leaf = leaves[(leaves['model'] == 'fc') & (leaves['width'] == 256)]
     # leaf i: (i + 1) * mean over seeds (1 + s) = 1.5 (i + 1), times 64 / 256.
@@ -1064,6 +1114,11 @@ def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
     np.testing.assert_allclose(resnet.set_index('group').loc[
         ['input', 'hidden', 'readout'], 'from_y'], 0.02 * 1.5 * np.array([1, 5, 4]))
     np.testing.assert_allclose(groups['undone_share'], 1.5)  # (0.06 - 0.03) / 0.02
+    for table in (leaves, groups):
+        is_fc = table['model'] == 'fc'
+        np.testing.assert_allclose(table.loc[is_fc, 'f0_over_y'], 3.0)
+        np.testing.assert_allclose(table.loc[is_fc, 'undone_share_per_f0'], 0.5)
+        assert table.loc[~is_fc, 'undone_share_per_f0'].isna().all()
     np.testing.assert_allclose(groups['undone_share_min'], 1.5)
     np.testing.assert_allclose(groups['undone_share_max'], 1.5)
     assert groups['same_signs'].all()

@@ -553,7 +553,8 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
                                           _drift_predictors)
     paths = _plot_ntk_drift_widths(everything, dropped, diverged, out_dir, name)
     for key in DRIFT_SWEEPS:
-        paths += plot_ntk_drift_against(everything, out_dir, name, key)
+        paths += plot_ntk_drift_against(everything, out_dir, name, key,
+                                        losses=frame)
     return paths
 
 
@@ -642,7 +643,8 @@ def drift_against(rows: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def plot_ntk_drift_against(rows: pd.DataFrame, out_dir: Path, name: str,
-                           key: str) -> list[Path]:
+                           key: str, losses: pd.DataFrame | None = None
+                           ) -> list[Path]:
     """The NTK change at the last step against ``key`` (:data:`DRIFT_SWEEPS`),
     one line per width, one column of panels per setting of the other swept
     keys (e.g. ``normalize``); drawn when a model ran at 3 or more values of
@@ -660,7 +662,9 @@ def plot_ntk_drift_against(rows: pd.DataFrame, out_dir: Path, name: str,
     ``v^T V_0 x``, the floor the residual branches add to. Against the
     centring ``c``: training ``f - c f_0`` on ``y`` starts from the residual
     ``(1 - c) f_0 - y``, so the scale change shows what undoing ``f_0`` and
-    fitting ``y`` each do to the kernel (``results/resnet-ntk-alpha/``).
+    fitting ``y`` each do to the kernel (``results/resnet-ntk-alpha/``);
+    ``losses``: the rows :func:`centering_fit` reads ``f_0``'s size from
+    (default ``rows``).
     """
     stats = drift_against(rows, key)
     if stats.empty:
@@ -719,33 +723,73 @@ def plot_ntk_drift_against(rows: pd.DataFrame, out_dir: Path, name: str,
     stats.to_csv(table, index=False)
     paths.append(table)
     if key == 'center_scale':
-        terms = centering_fit(rows)
+        terms = centering_fit(rows, losses)
         if not terms.empty:
             paths.append(out_dir / f'{name}_ntk_scale_centering_terms.csv')
             terms.to_csv(paths[-1], index=False)
     return paths
 
 
-def centering_fit(rows: pd.DataFrame) -> pd.DataFrame:
+def centering_fit(rows: pd.DataFrame,
+                  losses: pd.DataFrame | None = None) -> pd.DataFrame:
     """The centred nets' scale change ``a(c)`` (``ntk_scale_change_centered``)
     against the centring ``c``, fitted per seed as
     :func:`ntkexp.ntk_drift.centering_terms` (``from_y + from_f0 (1 - c) +
     from_f0_squared (1 - c)**2``, second order in the displacement), then
     the mean and std over seeds per model, line and width; ``residual`` is
-    the mean RMS residual, ``largest`` the mean ``max |a|`` it compares with.
+    the mean RMS residual, ``largest`` the mean ``max |a|`` it compares with;
+    ``f0_over_y`` and ``undone_share_per_f0`` from the step-0 training
+    losses in ``losses`` (default ``rows``; :func:`initial_output_energy`).
     Empty unless a model ran at 3 or more centrings."""
     if 'center_scale' not in rows.columns:
         return pd.DataFrame()
+    losses = rows if losses is None else losses
     rows = _drift_rows(rows)
     rows = rows[(rows['metric'] == 'ntk_scale_change_centered')
                 & rows['center_scale'].notna()]
     if rows.empty:
         return pd.DataFrame()
-    return _fit_centerings(
-        rows, line_columns(rows, without=('center_scale',)) + ['width'])
+    keys = line_columns(rows, without=('center_scale',)) + ['width']
+    return _fit_centerings(rows, keys, initial_output_energy(losses, keys))
 
 
-def _fit_centerings(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def initial_output_energy(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``||f_0||^2 / ||y||^2`` on the training set per ``keys`` and seed,
+    read from the centred nets' training loss at step 0.
+
+    Trained on ``y``, the net ``f - c f_0`` starts at ``f_0 - c f_0``, so its
+    MSE there is ``|y - (1 - c) f_0|^2 / m``: exactly the quadratic of
+    :func:`ntkexp.ntk_drift.centering_terms` with ``from_y = |y|^2 / m``,
+    ``from_f0 = -2 <y, f_0> / m`` and ``from_f0_squared = |f_0|^2 / m``; their
+    ratio ``f0_over_y`` (the normalisation ``m`` cancels) is how large the
+    initial function the plain net (``c = 0``) has to undo is, against the
+    targets.
+
+    Returns:
+        Columns ``keys``, ``seed`` and ``f0_over_y``; empty where no MSE run
+        (``predictor == 'net_centered'``, ``step == 0``) has 3 or more
+        centrings.
+    """
+    columns = keys + ['seed', 'f0_over_y']
+    needed = {'metric', 'predictor', 'step', 'center_scale', 'seed', *keys}
+    if not needed <= set(frame.columns):
+        return pd.DataFrame(columns=columns)
+    rows = frame[(frame['metric'] == 'train_loss')
+                 & (frame['predictor'] == 'net_centered')
+                 & (frame['step'] == 0) & frame['center_scale'].notna()]
+    if 'loss' in rows.columns:  # cross-entropy has no such quadratic
+        rows = rows[rows['loss'].isna() | (rows['loss'] == 'mse')]
+    energies = []
+    for key, part in rows.groupby(keys + ['seed'], dropna=False):
+        if part['center_scale'].nunique() < 3:
+            continue
+        loss = ntk_drift.centering_terms(part['center_scale'], part['value'])
+        energies.append((*key, loss.from_f0_squared / loss.from_y))
+    return pd.DataFrame(energies, columns=columns)
+
+
+def _fit_centerings(rows: pd.DataFrame, keys: list[str],
+                    energy: pd.DataFrame | None = None) -> pd.DataFrame:
     """:func:`ntkexp.ntk_drift.centering_terms` of ``rows``' ``value``
     against ``center_scale`` per ``keys`` and seed (where 3 or more
     centrings ran), then their mean and std over seeds per ``keys``;
@@ -753,7 +797,9 @@ def _fit_centerings(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     the share of the growth from fitting ``y`` that the plain net (``c = 0``)
     loses to undoing ``f_0`` (``undone_share_min`` / ``_max``: over the
     seeds' own fits); ``same_signs``: whether every seed's three terms have
-    the signs of the means."""
+    the signs of the means; ``f0_over_y``: the mean over seeds of
+    ``energy``'s (:func:`initial_output_energy`, joined on its key columns;
+    NaN without), and ``undone_share_per_f0``: ``undone_share`` over it."""
     fits = []
     for key, part in rows.groupby(keys + ['seed'], dropna=False):
         if part['center_scale'].nunique() < 3:
@@ -767,6 +813,11 @@ def _fit_centerings(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     # How much of the growth from fitting y the plain net (c = 0) loses to
     # undoing f_0: 1 = all of it (inf/NaN where from_y = 0).
     fits['undone_share'] = _undone_share(fits)
+    if energy is not None and not energy.empty:
+        on = [c for c in energy.columns if c != 'f0_over_y']
+        fits = fits.merge(energy, on=on, how='left')
+    else:
+        fits['f0_over_y'] = np.nan
     terms = list(ntk_drift.CenteringTerms._fields)
     signed = terms[:-1]
     out = fits.groupby(keys, dropna=False).agg(
@@ -775,13 +826,17 @@ def _fit_centerings(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         **{f'{t}_std': (t, 'std') for t in signed},
         largest=('largest', 'mean'),
         undone_share_min=('undone_share', 'min'),
-        undone_share_max=('undone_share', 'max')).reset_index()
+        undone_share_max=('undone_share', 'max'),
+        f0_over_y=('f0_over_y', 'mean')).reset_index()
     out['undone_share'] = _undone_share(out)
     # Every seed's fit has the signs of the mean's three terms (the groups
     # in the order of ``out``'s rows: both are the same sorted groupby).
     seeds = fits.groupby(keys, dropna=False)
     same = (np.sign(fits[signed]) == np.sign(seeds[signed].transform('mean'))).all(axis=1)
     out['same_signs'] = same.groupby([fits[k] for k in keys], dropna=False).all().to_numpy()
+    # Per unit of the initial function's size: nets that differ only in how
+    # large f_0 is undo the same share of it (results/resnet-ntk-alpha/).
+    out['undone_share_per_f0'] = out['undone_share'] / out['f0_over_y']
     return out
 
 
@@ -907,7 +962,9 @@ def layer_centering_fit(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
         return empty
     rows = _with_leaf_groups(_last_step(rows))
     lines = line_columns(rows, without=('center_scale',)) + ['width']
-    leaves = _fit_centerings(rows, lines + ['layer', 'layer_shape', 'group'])
+    energy = initial_output_energy(frame, lines)
+    leaves = _fit_centerings(rows, lines + ['layer', 'layer_shape', 'group'],
+                             energy)
     if leaves.empty:
         return empty
     # Summed within each run (a repeated run is a point of its own).
@@ -915,7 +972,8 @@ def layer_centering_fit(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     groups = rows.groupby(at + ['group'], dropna=False)['value'].sum().reset_index()
     total = (rows.groupby(at, dropna=False)['value'].sum().reset_index()
              .assign(group='total'))
-    groups = _fit_centerings(pd.concat([groups, total]), lines + ['group'])
+    groups = _fit_centerings(pd.concat([groups, total]), lines + ['group'],
+                             energy)
     return leaves, _in_group_order(groups)
 
 
