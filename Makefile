@@ -13,7 +13,7 @@ TEST_JOBS ?= $(shell n=$$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2); echo
 PYTEST := $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow bench collect plot clean xla-gpu-model \
+.PHONY: help install run test test-slow bench collect plot clean clean-cache xla-gpu-model \
         repro-jacot2018 repro-lee2020 repro-kopitkov2019 repro-resnet-ntk repro-nads
 
 help: ## List the targets
@@ -83,5 +83,8 @@ xla-gpu-model: $(XLA_GPU_VENV)/.installed ## Model the fast kernels as compiled 
 
 clean: ## Remove run records (not results/)
 	rm -rf runs outputs multirun
+
+clean-cache: ## Remove the kernel and data cache (paths.cache; recomputed when needed)
+	rm -rf "$${NTKEXP_CACHE:-$${NTKEXP_HOME:-.}/.cache/ntkexp}"
 
 include mk/repro.mk

@@ -837,6 +837,8 @@ def _fit_centerings(rows: pd.DataFrame, keys: list[str],
     # Per unit of the initial function's size: nets that differ only in how
     # large f_0 is undo the same share of it (results/resnet-ntk-alpha/).
     out['undone_share_per_f0'] = out['undone_share'] / out['f0_over_y']
+    f0_over_y = out.pop('f0_over_y')
+    out.insert(len(out.columns) - 1, 'f0_over_y', f0_over_y)
     return out
 
 
