@@ -370,6 +370,18 @@ def _centred_probe_cfg(tmp_path, steps: int, width: int, seed: int, *extra: str)
                    'experiment.centered=true', *extra)
 
 
+def _probe_net(cfg, width: int, seed: int):
+    """The run's data and its net at ``width`` as the run initialised it
+    for ``seed``: ``(x_train, y_train, apply_fn, params0)``, float32."""
+    data = hydra.utils.instantiate(cfg.dataset)
+    x = jnp.asarray(data.x_train, jnp.float32)
+    y = jnp.asarray(data.y_train, jnp.float32)
+    init_fn, apply_fn, _ = hydra.utils.instantiate(
+        finite_width._model_cfg(cfg, width).model, out_dim=y.shape[1])  # pylint: disable=protected-access
+    _, params0 = init_fn(jax.random.PRNGKey(seed), (-1,) + x.shape[1:])
+    return x, y, apply_fn, params0
+
+
 @pytest.mark.parametrize('center_scale', [1.0, 0.0])
 def test_centred_net_drift_is_its_own_ntk_change(tmp_path, center_scale):
     """With ``experiment.centered`` the rows ``ntk_drift_centered``,
@@ -390,12 +402,7 @@ def test_centred_net_drift_is_its_own_ntk_change(tmp_path, center_scale):
             rows = rows[rows[column] == v]
         return rows['value'].item()
 
-    data = hydra.utils.instantiate(cfg.dataset)
-    x = jnp.asarray(data.x_train, jnp.float32)
-    y = jnp.asarray(data.y_train, jnp.float32)
-    init_fn, apply_fn, _ = hydra.utils.instantiate(
-        finite_width._model_cfg(cfg, 32).model, out_dim=y.shape[1])  # pylint: disable=protected-access
-    _, params0 = init_fn(jax.random.PRNGKey(3), (-1,) + x.shape[1:])
+    x, y, apply_fn, params0 = _probe_net(cfg, 32, 3)
     lr = frame[frame['metric'] == 'lr']['value'].item()
     f0 = center_scale * apply_fn(params0, x)
     grad = jax.jit(jax.grad(
@@ -447,13 +454,9 @@ def test_initial_output_energy_is_f0_over_y_from_the_step0_losses(tmp_path):
     frame['center_scale'] = frame['run_dir'].map(lambda d: float(Path(d).name))
     energy = fw_plots.initial_output_energy(frame, ['model', 'width'])
     assert list(energy.columns) == ['model', 'width', 'seed', 'f0_over_y']
-    data = hydra.utils.instantiate(cfg.dataset)
-    x = jnp.asarray(data.x_train, jnp.float32)
-    y = np.asarray(data.y_train, np.float64)
-    init_fn, apply_fn, _ = hydra.utils.instantiate(
-        finite_width._model_cfg(cfg, 32).model, out_dim=y.shape[1])  # pylint: disable=protected-access
-    _, params0 = init_fn(jax.random.PRNGKey(3), (-1,) + x.shape[1:])
+    x, y, apply_fn, params0 = _probe_net(cfg, 32, 3)
     f0 = np.asarray(apply_fn(params0, x), np.float64)
+    y = np.asarray(y, np.float64)
     assert energy['seed'].tolist() == [3]
     assert energy['f0_over_y'].item() == pytest.approx(
         np.sum(f0 ** 2) / np.sum(y ** 2), rel=1e-4)
@@ -472,17 +475,14 @@ def test_layer_rows_split_the_probe_ntk_by_parameter_leaf(tmp_path):
     steps = 6
     cfg = _centred_probe_cfg(tmp_path, steps, 16, 1, 'experiment.ntk_layers=true')
     frame = runner.run_job(cfg, tmp_path / 'run')
-    data = hydra.utils.instantiate(cfg.dataset)
-    x = jnp.asarray(data.x_train, jnp.float32)[:5]
-    init_fn, apply_fn, _ = hydra.utils.instantiate(
-        finite_width._model_cfg(cfg, 16).model, out_dim=data.y_train.shape[1])  # pylint: disable=protected-access
-    _, params0 = init_fn(jax.random.PRNGKey(1), (-1,) + x.shape[1:])
+    x, y, apply_fn, params0 = _probe_net(cfg, 16, 1)
+    x = x[:5]
     leaves, treedef = jax.tree_util.tree_flatten(params0)
     k0 = np.asarray(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,))(
         x, None, params0), np.float64)
     share = frame[frame['metric'] == 'ntk_layer_share'].set_index('layer')
     assert list(share.index) == list(range(len(leaves))) == [0, 1, 2, 3, 4, 5]
-    k = data.y_train.shape[1]
+    k = y.shape[1]
     assert share.loc[4, 'layer_shape'] == f'16x{k}'  # the readout's weights
     for i, leaf in enumerate(leaves):
         def f(l, i=i):
