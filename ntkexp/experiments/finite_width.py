@@ -754,12 +754,11 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 layers0 = (_layer_kernels(layer_ntks, params0, probe)
                            if layer_ntks is not None else None)
             rows.add('n_params', count_params(params0), **tag)
-            shapes = [tuple(leaf.shape) for leaf in jax.tree_util.tree_leaves(params0)]
             if layers0 is not None:
-                for i, (k_l, shape) in enumerate(zip(layers0, shapes)):
-                    rows.add('ntk_layer_share', ntk_drift.along(k_l, probe_k0),
-                             layer=i, layer_shape=ntk_drift.shape_text(shape),
-                             probe_size=probe_size, **tag)
+                layer_shapes = [ntk_drift.shape_text(leaf.shape) for leaf
+                                in jax.tree_util.tree_leaves(params0)]
+                _add_layer_rows(rows, 'ntk_layer_share', layers0, probe_k0,
+                                layer_shapes, probe_size=probe_size, **tag)
             if kernel_for_lr is None and k_tt is not None:
                 kernel_for_lr = k_tt['ntk']
             lr, max_lr = training.resolve_learning_rate(
@@ -902,13 +901,10 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                         with net_precision():
                             layers_t = _layer_kernels(layer_ntks, state_now.params,
                                                       probe)
-                        for i, (k_l, k_l0, shape) in enumerate(
-                                zip(layers_t, layers0, shapes)):
-                            rows.add(f'ntk_layer_scale_change{suffix}',
-                                     ntk_drift.along(k_l - k_l0, probe_k0),
-                                     layer=i,
-                                     layer_shape=ntk_drift.shape_text(shape),
-                                     probe_size=probe_size, **at)
+                        _add_layer_rows(
+                            rows, f'ntk_layer_scale_change{suffix}',
+                            [k - k0 for k, k0 in zip(layers_t, layers0)],
+                            probe_k0, layer_shapes, probe_size=probe_size, **at)
                 rows.add('weight_change', change, **at)
                 if cen is not None:
                     rows.add('weight_change_centered', float(
@@ -1104,6 +1100,17 @@ def _layer_kernels(layer_ntks: Callable, params, probe) -> list[np.ndarray]:
     """Each parameter leaf's part of the probe NTK, float64
     (:func:`ntkexp.ntk_drift.layer_ntk_fn`)."""
     return [np.asarray(k, np.float64) for k in layer_ntks(params, probe)]
+
+
+def _add_layer_rows(rows: RowWriter, metric: str, kernels: list[np.ndarray],
+                    kernel_0: np.ndarray, layer_shapes: list[str],
+                    **columns) -> None:
+    """One ``metric`` row per parameter leaf (``layer``, ``layer_shape``):
+    its kernel's component along ``kernel_0``
+    (:func:`ntkexp.ntk_drift.along`)."""
+    for i, (kernel, shape) in enumerate(zip(kernels, layer_shapes)):
+        rows.add(metric, ntk_drift.along(kernel, kernel_0), layer=i,
+                 layer_shape=shape, **columns)
 
 
 def _point_rows(rows: RowWriter, metric: str, values: np.ndarray,

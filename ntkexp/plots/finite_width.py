@@ -779,13 +779,24 @@ def initial_output_energy(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
                  & (frame['step'] == 0) & frame['center_scale'].notna()]
     if 'loss' in rows.columns:  # cross-entropy has no such quadratic
         rows = rows[rows['loss'].isna() | (rows['loss'] == 'mse')]
-    energies = []
+    fits = _seed_fits(rows, keys)
+    if fits.empty:
+        return pd.DataFrame(columns=columns)
+    return fits.assign(f0_over_y=fits['from_f0_squared'] / fits['from_y'])[columns]
+
+
+def _seed_fits(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """:func:`ntkexp.ntk_drift.centering_terms` of ``rows``' ``value``
+    against ``center_scale``, one row per ``keys`` and seed that ran 3 or
+    more centrings, with ``largest``, its ``max |value|``; empty if none."""
+    fits = []
     for key, part in rows.groupby(keys + ['seed'], dropna=False):
         if part['center_scale'].nunique() < 3:
             continue
-        loss = ntk_drift.centering_terms(part['center_scale'], part['value'])
-        energies.append((*key, loss.from_f0_squared / loss.from_y))
-    return pd.DataFrame(energies, columns=columns)
+        terms = ntk_drift.centering_terms(part['center_scale'], part['value'])
+        fits.append({**dict(zip(keys + ['seed'], key)), **terms._asdict(),
+                     'largest': float(part['value'].abs().max())})
+    return pd.DataFrame(fits)
 
 
 def _fit_centerings(rows: pd.DataFrame, keys: list[str],
@@ -800,16 +811,9 @@ def _fit_centerings(rows: pd.DataFrame, keys: list[str],
     the signs of the means; ``f0_over_y``: the mean over seeds of
     ``energy``'s (:func:`initial_output_energy`, joined on its key columns;
     NaN without), and ``undone_share_per_f0``: ``undone_share`` over it."""
-    fits = []
-    for key, part in rows.groupby(keys + ['seed'], dropna=False):
-        if part['center_scale'].nunique() < 3:
-            continue
-        terms = ntk_drift.centering_terms(part['center_scale'], part['value'])
-        fits.append({**dict(zip(keys + ['seed'], key)), **terms._asdict(),
-                     'largest': float(part['value'].abs().max())})
-    if not fits:
-        return pd.DataFrame()
-    fits = pd.DataFrame(fits)
+    fits = _seed_fits(rows, keys)
+    if fits.empty:
+        return fits
     # How much of the growth from fitting y the plain net (c = 0) loses to
     # undoing f_0: 1 = all of it (inf/NaN where from_y = 0).
     fits['undone_share'] = _undone_share(fits)
