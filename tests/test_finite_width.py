@@ -1002,6 +1002,22 @@ def test_drift_against_center_scale_has_the_signed_scale_change(tmp_path):
     np.testing.assert_allclose(terms['undone_share'], 1.5)
     np.testing.assert_allclose(terms['f0_over_y'], 4.5)
     np.testing.assert_allclose(terms['undone_share_per_f0'], 1 / 3)
+    # Seed resamples of two seeds are both, one twice (1.5 / 3 = 0.5) or the
+    # other (1.5 / 6 = 0.25), each a quarter of them: the 95 % interval.
+    np.testing.assert_allclose(terms['undone_share_per_f0_lo'], 0.25)
+    np.testing.assert_allclose(terms['undone_share_per_f0_hi'], 0.5)
+    # Each seed's own fit, whose means are the table's terms.
+    seeds = pd.read_csv(tmp_path / 'centring_ntk_scale_centering_seeds.csv')
+    assert sorted(zip(seeds['width'], seeds['seed'])) == [
+        (64, 0), (64, 1), (256, 0), (256, 1)]
+    np.testing.assert_allclose(seeds.set_index(['width', 'seed'])['f0_over_y']
+                               .loc[[(64, 0), (64, 1)]], [3.0, 6.0])
+    np.testing.assert_allclose(seeds['undone_share'], 1.5)
+    np.testing.assert_allclose(
+        seeds.groupby('width')[['from_y', 'from_f0', 'from_f0_squared']].mean(),
+        terms[['from_y', 'from_f0', 'from_f0_squared']], rtol=1e-12)
+    np.testing.assert_allclose(seeds['undone_share_per_f0'],
+                               1.5 / seeds['f0_over_y'])
     # Runs at one width: no figure against the width, the centring's still.
     one = fw_plots.plot(frame[frame['width'] == 256], tmp_path / 'one')
     assert tmp_path / 'one' / 'centring_ntk_drift_center_scale.png' in one
@@ -1080,6 +1096,32 @@ def _layer_centering_rows() -> pd.DataFrame:
     return pd.DataFrame(rows).assign(experiment='layers')
 
 
+def test_per_f0_interval_is_the_seed_scatter_of_the_ratio():
+    """The seed-bootstrap interval of ``undone_share_per_f0``: a point where
+    every seed agrees, about ``1/sqrt(seeds)`` wide where they scatter, around
+    the value the seeds are drawn about; none from one seed or without
+    ``f0_over_y``."""
+    interval = fw_plots._per_f0_interval  # pylint: disable=protected-access
+
+    def seeds(count, noise, rng):
+        # from_y 0.02, from_f0 -0.06, from_f0_squared 0.03: share 1.5; f0 5.
+        scatter = 1 + noise * rng.standard_normal((count, 4))
+        return pd.DataFrame(np.array([0.02, -0.06, 0.03, 5.0]) * scatter,
+                            columns=['from_y', 'from_f0', 'from_f0_squared',
+                                     'f0_over_y'])
+
+    rng = np.random.default_rng(1)
+    assert interval(seeds(4, 0.0, rng)) == pytest.approx((0.3, 0.3))
+    few, many = interval(seeds(8, 0.1, rng)), interval(seeds(128, 0.1, rng))
+    assert few[0] < 0.3 < few[1] and many[0] < 0.3 < many[1]
+    assert 2.5 < (few[1] - few[0]) / (many[1] - many[0]) < 6.5  # sqrt(16) = 4
+    assert np.isnan(interval(seeds(1, 0.1, rng))).all()
+    assert np.isnan(interval(seeds(4, 0.1, rng).assign(f0_over_y=np.nan))).all()
+    # The same seeds give the same interval (a fixed generator).
+    data = seeds(8, 0.1, rng)
+    assert interval(data) == interval(data)
+
+
 def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
     """Per leaf and per part of the net (input, hidden, readout, total),
     the quadratic in ``1 - c`` of the centred net's scale change is
@@ -1150,8 +1192,15 @@ def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
         paths = fw_plots.plot(frame, tmp_path)
     for file in ('layers_ntk_layer_groups_centering.png',
                  'layers_ntk_layer_groups_centering_terms.csv',
+                 'layers_ntk_layer_groups_centering_seeds.csv',
                  'layers_ntk_layers_centering_terms.csv'):
         assert tmp_path / file in paths
+    # Each seed's fit per part: seed s scales every term by 1 + s.
+    seeds = pd.read_csv(tmp_path / 'layers_ntk_layer_groups_centering_seeds.csv')
+    total = seeds[(seeds['model'] == 'fc') & (seeds['width'] == 64)
+                  & (seeds['group'] == 'total')].set_index('seed')
+    np.testing.assert_allclose(total['from_f0'], -0.06 * 21 * np.array([1, 2]))
+    assert len(seeds) == 2 * len(groups)
     # Each net at its own widest width.
     assert drawn['layers_ntk_layer_groups_centering'] == ['FC, n=256', 'ResNet, n=64']
     # The per-leaf figure: one column per net, at c = 1 (a(1) = from_y).

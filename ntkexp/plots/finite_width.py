@@ -24,7 +24,10 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
   of the other swept keys such as ``model.normalize``, and below them the
   signed change of each kernel's scale (``ntk_scale_change*`` rows)
   (``<experiment>_ntk_drift_<key>.csv``; ``experiment=ntk_drift_alpha``,
-  ``ntk_drift_centering``);
+  ``ntk_drift_centering``); against the centring, the scale change's
+  quadratic in ``1 - c`` per line and width
+  (``<experiment>_ntk_scale_centering_terms.csv``, each seed's fit in
+  ``..._seeds.csv``);
 * ``ntk_layers`` (``experiment.ntk_layers``): at each net's widest width, each
   parameter leaf's share of the probe NTK at initialisation and its part of
   the kernel's scale change, network and centred network
@@ -34,7 +37,8 @@ it needs; files are named ``<experiment>_<figure>.{png,pdf}``:
 * ``ntk_layer_groups_centering``: with ``experiment.ntk_layers`` runs at
   three or more centrings, what fitting ``y`` and undoing ``f_0`` each do to
   each part of the net (the quadratic in ``1 - c`` of
-  ``ntk_scale_centering_terms`` part by part; CSVs per part and per leaf);
+  ``ntk_scale_centering_terms`` part by part; CSVs per part and per leaf,
+  and each seed's fit per part);
 * ``distance`` (Lee et al. 2019, Fig. 2): RMS distance of the network's test
   outputs to the infinite-width NTK dynamics and to the linearised network at
   the last step against the width, log-log with fitted slopes
@@ -98,6 +102,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from ntkexp import ntk_drift
 from ntkexp.plots import figures
@@ -664,7 +669,9 @@ def plot_ntk_drift_against(rows: pd.DataFrame, out_dir: Path, name: str,
     ``(1 - c) f_0 - y``, so the scale change shows what undoing ``f_0`` and
     fitting ``y`` each do to the kernel (``results/resnet-ntk-alpha/``);
     ``losses``: the rows :func:`centering_fit` reads ``f_0``'s size from
-    (default ``rows``).
+    (default ``rows``); its fits go to
+    ``<name>_ntk_scale_centering_terms.csv`` (statistics over seeds) and
+    ``<name>_ntk_scale_centering_seeds.csv`` (each seed's).
     """
     stats = drift_against(rows, key)
     if stats.empty:
@@ -727,20 +734,24 @@ def plot_ntk_drift_against(rows: pd.DataFrame, out_dir: Path, name: str,
         if not terms.empty:
             paths.append(out_dir / f'{name}_ntk_scale_centering_terms.csv')
             terms.to_csv(paths[-1], index=False)
+            paths.append(out_dir / f'{name}_ntk_scale_centering_seeds.csv')
+            centering_fit(rows, losses, per_seed=True).to_csv(paths[-1], index=False)
     return paths
 
 
-def centering_fit(rows: pd.DataFrame,
-                  losses: pd.DataFrame | None = None) -> pd.DataFrame:
+def centering_fit(rows: pd.DataFrame, losses: pd.DataFrame | None = None,
+                  per_seed: bool = False) -> pd.DataFrame:
     """The centred nets' scale change ``a(c)`` (``ntk_scale_change_centered``)
     against the centring ``c``, fitted per seed as
     :func:`ntkexp.ntk_drift.centering_terms` (``from_y + from_f0 (1 - c) +
     from_f0_squared (1 - c)**2``, second order in the displacement), then
     the mean and std over seeds per model, line and width; ``residual`` is
     the mean RMS residual, ``largest`` the mean ``max |a|`` it compares with;
-    ``f0_over_y`` and ``undone_share_per_f0`` from the step-0 training
-    losses in ``losses`` (default ``rows``; :func:`initial_output_energy`).
-    Empty unless a model ran at 3 or more centrings."""
+    ``f0_over_y`` and ``undone_share_per_f0`` (with its seed-bootstrap
+    interval) from the step-0 training losses in ``losses`` (default
+    ``rows``; :func:`initial_output_energy`). With ``per_seed``, each seed's
+    fit instead, the same columns without the statistics over seeds. Empty
+    unless a model ran at 3 or more centrings."""
     if 'center_scale' not in rows.columns:
         return pd.DataFrame()
     losses = rows if losses is None else losses
@@ -750,7 +761,8 @@ def centering_fit(rows: pd.DataFrame,
     if rows.empty:
         return pd.DataFrame()
     keys = line_columns(rows, without=('center_scale',)) + ['width']
-    return _fit_centerings(rows, keys, initial_output_energy(losses, keys))
+    fit = _seed_fits_with_energy if per_seed else _fit_centerings
+    return fit(rows, keys, initial_output_energy(losses, keys))
 
 
 def initial_output_energy(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -799,18 +811,11 @@ def _seed_fits(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return pd.DataFrame(fits)
 
 
-def _fit_centerings(rows: pd.DataFrame, keys: list[str],
-                    energy: pd.DataFrame | None = None) -> pd.DataFrame:
-    """:func:`ntkexp.ntk_drift.centering_terms` of ``rows``' ``value``
-    against ``center_scale`` per ``keys`` and seed (where 3 or more
-    centrings ran), then their mean and std over seeds per ``keys``;
-    ``undone_share``: ``-(from_f0 + from_f0_squared) / from_y`` of the means,
-    the share of the growth from fitting ``y`` that the plain net (``c = 0``)
-    loses to undoing ``f_0`` (``undone_share_min`` / ``_max``: over the
-    seeds' own fits); ``same_signs``: whether every seed's three terms have
-    the signs of the means; ``f0_over_y``: the mean over seeds of
-    ``energy``'s (:func:`initial_output_energy`, joined on its key columns;
-    NaN without), and ``undone_share_per_f0``: ``undone_share`` over it."""
+def _seed_fits_with_energy(rows: pd.DataFrame, keys: list[str],
+                           energy: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`_seed_fits` with each seed's ``undone_share``, its
+    ``f0_over_y`` from ``energy`` (:func:`initial_output_energy`, joined on
+    its key columns; NaN without) and ``undone_share_per_f0``."""
     fits = _seed_fits(rows, keys)
     if fits.empty:
         return fits
@@ -822,6 +827,27 @@ def _fit_centerings(rows: pd.DataFrame, keys: list[str],
         fits = fits.merge(energy, on=on, how='left')
     else:
         fits['f0_over_y'] = np.nan
+    fits['undone_share_per_f0'] = fits['undone_share'] / fits['f0_over_y']
+    return fits
+
+
+def _fit_centerings(rows: pd.DataFrame, keys: list[str],
+                    energy: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`ntkexp.ntk_drift.centering_terms` of ``rows``' ``value``
+    against ``center_scale`` per ``keys`` and seed (where 3 or more
+    centrings ran), then their mean and std over seeds per ``keys``;
+    ``undone_share``: ``-(from_f0 + from_f0_squared) / from_y`` of the means,
+    the share of the growth from fitting ``y`` that the plain net (``c = 0``)
+    loses to undoing ``f_0`` (``undone_share_min`` / ``_max``: over the
+    seeds' own fits); ``same_signs``: whether every seed's three terms have
+    the signs of the means; ``f0_over_y``: the mean over seeds of
+    ``energy``'s (:func:`initial_output_energy`, joined on its key columns;
+    NaN without), and ``undone_share_per_f0``: ``undone_share`` over it,
+    with its 95 % seed-bootstrap interval ``undone_share_per_f0_lo`` /
+    ``_hi`` (:func:`_per_f0_interval`)."""
+    fits = _seed_fits_with_energy(rows, keys, energy)
+    if fits.empty:
+        return fits
     terms = list(ntk_drift.CenteringTerms._fields)
     signed = terms[:-1]
     out = fits.groupby(keys, dropna=False).agg(
@@ -843,7 +869,44 @@ def _fit_centerings(rows: pd.DataFrame, keys: list[str],
     out['undone_share_per_f0'] = out['undone_share'] / out['f0_over_y']
     f0_over_y = out.pop('f0_over_y')
     out.insert(len(out.columns) - 1, 'f0_over_y', f0_over_y)
+    intervals = [_per_f0_interval(part) for _, part in seeds]
+    out[['undone_share_per_f0_lo', 'undone_share_per_f0_hi']] = (
+        np.array(intervals).reshape(len(out), 2))
     return out
+
+
+#: Seed resamples behind ``undone_share_per_f0_lo`` / ``_hi`` (fixed, so that
+#: ``ntkexp plot`` writes the same tables each time).
+BOOTSTRAP_RESAMPLES = 4000
+
+
+def _per_f0_interval(fits: pd.DataFrame,
+                     confidence: float = 0.95) -> tuple[float, float]:
+    """The seed-bootstrap interval of ``undone_share_per_f0`` (its
+    ``confidence`` percentile interval, ``scipy.stats.bootstrap``): the
+    seeds are resampled with replacement, each with its three terms and its
+    ``f0_over_y`` together, and the ratio of means recomputed. NaN with fewer
+    than 2 seeds or without ``f0_over_y``. With the few seeds of a sweep (3
+    to 8) it is rough, but it says whether two values differ by more than
+    the seeds scatter."""
+    columns = ['from_y', 'from_f0', 'from_f0_squared', 'f0_over_y']
+    data = fits[columns].to_numpy(dtype=float)
+    if len(data) < 2 or not np.isfinite(data).all():
+        return np.nan, np.nan
+
+    def per_f0(y, f0, f0_squared, energy, axis=-1):
+        return (-(f0.mean(axis) + f0_squared.mean(axis))
+                / (y.mean(axis) * energy.mean(axis)))
+
+    with np.errstate(divide='ignore', invalid='ignore'):
+        if not np.isfinite(per_f0(*data.T)):  # e.g. a leaf that never moves
+            return np.nan, np.nan
+        result = scipy.stats.bootstrap(
+            tuple(data.T), per_f0, paired=True, vectorized=True,
+            confidence_level=confidence, method='percentile',
+            n_resamples=BOOTSTRAP_RESAMPLES, rng=np.random.default_rng(0))
+    interval = result.confidence_interval
+    return float(interval.low), float(interval.high)
 
 
 def _undone_share(terms: pd.DataFrame) -> pd.Series:
@@ -945,7 +1008,8 @@ def _with_leaf_groups(rows: pd.DataFrame) -> pd.DataFrame:
                       how='left')
 
 
-def layer_centering_fit(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def layer_centering_fit(frame: pd.DataFrame, per_seed: bool = False
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`centering_fit` part by part: each leaf's part of the centred
     net's scale change (``ntk_layer_scale_change_centered``) against the
     centring ``c``, fitted per seed as ``from_y + from_f0 (1 - c) +
@@ -956,8 +1020,9 @@ def layer_centering_fit(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
         ``(leaves, groups)``: mean and std over seeds per line, width and
         leaf; and the same of the sums over each of
         :data:`ntkexp.ntk_drift.LEAF_GROUPS` and over all leaves
-        (``group == 'total'``). Both empty unless runs with
-        ``experiment.ntk_layers`` swept 3 or more centrings.
+        (``group == 'total'``); with ``per_seed``, each seed's fits
+        instead. Both empty unless runs with ``experiment.ntk_layers``
+        swept 3 or more centrings.
     """
     empty = pd.DataFrame(), pd.DataFrame()
     if 'center_scale' not in frame.columns or 'layer' not in frame.columns:
@@ -969,8 +1034,8 @@ def layer_centering_fit(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     rows = _with_leaf_groups(_last_step(rows))
     lines = line_columns(rows, without=('center_scale',)) + ['width']
     energy = initial_output_energy(frame, lines)
-    leaves = _fit_centerings(rows, lines + ['layer', 'layer_shape', 'group'],
-                             energy)
+    fit = _seed_fits_with_energy if per_seed else _fit_centerings
+    leaves = fit(rows, lines + ['layer', 'layer_shape', 'group'], energy)
     if leaves.empty:
         return empty
     # Summed within each run (a repeated run is a point of its own).
@@ -978,8 +1043,7 @@ def layer_centering_fit(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     groups = rows.groupby(at + ['group'], dropna=False)['value'].sum().reset_index()
     total = (rows.groupby(at, dropna=False)['value'].sum().reset_index()
              .assign(group='total'))
-    groups = _fit_centerings(pd.concat([groups, total]), lines + ['group'],
-                             energy)
+    groups = fit(pd.concat([groups, total]), lines + ['group'], energy)
     return leaves, _in_group_order(groups)
 
 
@@ -1061,7 +1125,8 @@ def plot_ntk_layer_centering(frame: pd.DataFrame, out_dir: Path,
     one panel per line; bars: mean over seeds (std as error bars); black dots:
     their sum, the plain net's part (``c = 0``). Writes
     ``<name>_ntk_layer_groups_centering.png`` and, every width,
-    ``<name>_ntk_layer_groups_centering_terms.csv`` and per leaf
+    ``<name>_ntk_layer_groups_centering_terms.csv`` (each seed's fit in
+    ``..._centering_seeds.csv``) and per leaf
     ``<name>_ntk_layers_centering_terms.csv``."""
     leaves, groups = layer_centering_fit(_plain(frame))
     if groups.empty:
@@ -1094,6 +1159,8 @@ def plot_ntk_layer_centering(frame: pd.DataFrame, out_dir: Path,
     for table, what in ((groups, 'layer_groups'), (leaves, 'layers')):
         paths.append(out_dir / f'{name}_ntk_{what}_centering_terms.csv')
         table.to_csv(paths[-1], index=False)
+    paths.append(out_dir / f'{name}_ntk_layer_groups_centering_seeds.csv')
+    layer_centering_fit(_plain(frame), per_seed=True)[1].to_csv(paths[-1], index=False)
     return paths
 
 

@@ -22,7 +22,8 @@ STUDY = Path('results/resnet-ntk-alpha')
 SWEEPS = ['', 'depth8', 'fc-depth8', 'fc-nobias', 'layer-centering', 'f0-size']
 CSV = 'figures/ntk_drift_centering/ntk_drift_centering_ntk_scale_centering_terms.csv'
 COLUMNS = ['sweep', 'net', 'width', 'seeds', 'from_y', 'from_f0', 'from_f0_squared',
-           'undone_share', 'f0_over_y', 'undone_share_per_f0']
+           'undone_share', 'f0_over_y', 'undone_share_per_f0',
+           'undone_share_per_f0_lo', 'undone_share_per_f0_hi']
 
 
 def net_label(row: pd.Series, sweep: str) -> str:
