@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 STUDY = Path('results/resnet-ntk-alpha')
-SWEEPS = ['', 'depth8', 'fc-depth8', 'fc-nobias', 'layer-centering', 'f0-size']
+SWEEPS = ['', 'depth8', 'fc-depth8', 'fc-nobias', 'layer-centering', 'f0-size', 'depth8-seeds']
 CSV = 'figures/ntk_drift_centering/ntk_drift_centering_ntk_scale_centering_terms.csv'
 COLUMNS = ['sweep', 'net', 'width', 'seeds', 'from_y', 'from_f0', 'from_f0_squared',
            'undone_share', 'f0_over_y', 'undone_share_per_f0',
@@ -28,7 +28,7 @@ COLUMNS = ['sweep', 'net', 'width', 'seeds', 'from_y', 'from_f0', 'from_f0_squar
 
 def net_label(row: pd.Series, sweep: str) -> str:
     depth = int(row['depth']) if 'depth' in row and pd.notna(row['depth']) else (
-        8 if sweep.endswith('depth8') else 3 if row['model'] == 'fc' else 4)
+        8 if 'depth8' in sweep else 3 if row['model'] == 'fc' else 4)
     if row['model'] == 'fc':
         return f'FC depth {depth}' + (', no biases' if sweep == 'fc-nobias' else '')
     alpha = row['alpha'] if 'alpha' in row and pd.notna(row['alpha']) else 0.5
@@ -45,7 +45,8 @@ def main() -> None:
         table['net'] = [net_label(row, sweep) for _, row in table.iterrows()]
         tables.append(table[table['width'] >= 512])
     # layer-centering/ re-ran seeds 0-2 of the other sweeps' runs (to every
-    # digit) and added more: per net and width the sweep with most seeds.
+    # digit) and added more, as did depth8-seeds/ for layer-centering/'s
+    # depth 8: per net and width the sweep with most seeds.
     table = (pd.concat(tables)[COLUMNS].sort_values(['net', 'width', 'seeds'])
              .drop_duplicates(['net', 'width'], keep='last'))
     out = STUDY / 'f0-size' / 'undone_share_against_f0'
