@@ -730,12 +730,11 @@ def plot_ntk_drift_against(rows: pd.DataFrame, out_dir: Path, name: str,
     stats.to_csv(table, index=False)
     paths.append(table)
     if key == 'center_scale':
-        terms = centering_fit(rows, losses)
-        if not terms.empty:
-            paths.append(out_dir / f'{name}_ntk_scale_centering_terms.csv')
-            terms.to_csv(paths[-1], index=False)
-            paths.append(out_dir / f'{name}_ntk_scale_centering_seeds.csv')
-            centering_fit(rows, losses, per_seed=True).to_csv(paths[-1], index=False)
+        seeds = centering_fit(rows, losses, per_seed=True)
+        if not seeds.empty:
+            for table, what in ((_summarise_seed_fits(seeds), 'terms'), (seeds, 'seeds')):
+                paths.append(out_dir / f'{name}_ntk_scale_centering_{what}.csv')
+                table.to_csv(paths[-1], index=False)
     return paths
 
 
@@ -846,8 +845,17 @@ def _fit_centerings(rows: pd.DataFrame, keys: list[str],
     with its 95 % seed-bootstrap interval ``undone_share_per_f0_lo`` /
     ``_hi`` (:func:`_per_f0_interval`)."""
     fits = _seed_fits_with_energy(rows, keys, energy)
-    if fits.empty:
-        return fits
+    return fits if fits.empty else _summarise_seed_fits(fits, keys)
+
+
+def _summarise_seed_fits(fits: pd.DataFrame,
+                         keys: list[str] | None = None) -> pd.DataFrame:
+    """:func:`_fit_centerings`' statistics over the seeds of
+    :func:`_seed_fits_with_energy`'s per-seed ``fits``, per ``keys``
+    (default: the columns before ``seed``)."""
+    keys = list(fits.columns[:fits.columns.get_loc('seed')]) if keys is None else keys
+    # In _seed_fits' order, whatever order they come in: the same sums.
+    fits = fits.sort_values(keys + ['seed'], kind='stable').reset_index(drop=True)
     terms = list(ntk_drift.CenteringTerms._fields)
     signed = terms[:-1]
     out = fits.groupby(keys, dropna=False).agg(
@@ -864,12 +872,12 @@ def _fit_centerings(rows: pd.DataFrame, keys: list[str],
     seeds = fits.groupby(keys, dropna=False)
     same = (np.sign(fits[signed]) == np.sign(seeds[signed].transform('mean'))).all(axis=1)
     out['same_signs'] = same.groupby([fits[k] for k in keys], dropna=False).all().to_numpy()
-    # Per unit of the initial function's size: about 0.4 (0.28-0.57) for every
+    # Per unit of the initial function's size: about 0.4 (0.29-0.57) for every
     # net of results/resnet-ntk-alpha/ at widths >= 512, whose shares span 10x.
     out['undone_share_per_f0'] = out['undone_share'] / out['f0_over_y']
     f0_over_y = out.pop('f0_over_y')
     out.insert(len(out.columns) - 1, 'f0_over_y', f0_over_y)
-    intervals = [_per_f0_interval(part) for _, part in seeds]
+    intervals = [_per_f0_interval(part) for _, part in seeds]  # out's order
     out[['undone_share_per_f0_lo', 'undone_share_per_f0_hi']] = (
         np.array(intervals).reshape(len(out), 2))
     return out
@@ -1128,9 +1136,11 @@ def plot_ntk_layer_centering(frame: pd.DataFrame, out_dir: Path,
     ``<name>_ntk_layer_groups_centering_terms.csv`` (each seed's fit in
     ``..._centering_seeds.csv``) and per leaf
     ``<name>_ntk_layers_centering_terms.csv``."""
-    leaves, groups = layer_centering_fit(_plain(frame))
-    if groups.empty:
+    leaf_seeds, group_seeds = layer_centering_fit(_plain(frame), per_seed=True)
+    if group_seeds.empty:
         return []
+    leaves = _summarise_seed_fits(leaf_seeds)
+    groups = _in_group_order(_summarise_seed_fits(group_seeds))
     columns = [c for c in groups.columns[:groups.columns.get_loc('width')]]
     widest = _at_widest(groups, columns)
     lines = list(widest.groupby(columns, dropna=False, sort=False))
@@ -1156,11 +1166,11 @@ def plot_ntk_layer_centering(frame: pd.DataFrame, out_dir: Path,
                  '$(1 - c)^2$ by part of the net, each at its widest width')
     fig.tight_layout()
     paths = _save(fig, out_dir, f'{name}_ntk_layer_groups_centering')
-    for table, what in ((groups, 'layer_groups'), (leaves, 'layers')):
-        paths.append(out_dir / f'{name}_ntk_{what}_centering_terms.csv')
+    for table, what in ((groups, 'layer_groups_centering_terms'),
+                        (group_seeds, 'layer_groups_centering_seeds'),
+                        (leaves, 'layers_centering_terms')):
+        paths.append(out_dir / f'{name}_ntk_{what}.csv')
         table.to_csv(paths[-1], index=False)
-    paths.append(out_dir / f'{name}_ntk_layer_groups_centering_seeds.csv')
-    layer_centering_fit(_plain(frame), per_seed=True)[1].to_csv(paths[-1], index=False)
     return paths
 
 
