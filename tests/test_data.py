@@ -8,6 +8,7 @@ import pathlib
 import pickle
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -240,6 +241,28 @@ def test_missing_dataset_error_lists_paths_and_fix(tmp_path, monkeypatch):
     assert 'dataset.data_dir=' in message and 'NTKEXP_DATA' in message
     with pytest.raises(FileNotFoundError, match=r'download=false'):
         D.cifar10(data_dir=str(missing), download=False)
+
+
+def test_tfds_look_up_leaves_no_temporary_directory(tmp_path, monkeypatch):
+    """tfds makes a mkdtemp directory for an unprepared dataset and keeps it;
+    the look-up runs inside a scratch directory that is removed after."""
+    pytest.importorskip('tensorflow_datasets')
+    monkeypatch.setattr(tfds_source, 'network_available', lambda *a: False)
+    temp_root = tmp_path / 'tmp'
+    temp_root.mkdir()
+    monkeypatch.setattr(tempfile, 'tempdir', str(temp_root))
+    empty = tmp_path / 'tfds_empty'
+    empty.mkdir()
+    splits, reason = tfds_source.load_prepared('mnist', str(empty))
+    assert splits is None and 'not prepared' in reason
+    splits, reason = tfds_source.download('mnist', str(empty))
+    assert splits is None and 'no network' in reason
+    assert sorted(temp_root.iterdir()) == []
+    assert tempfile.tempdir == str(temp_root)  # restored
+    with tfds_source.tfds_scratch_dir() as scratch:  # what tfds did, by hand
+        assert tempfile.gettempdir() == scratch
+        leak = tempfile.mkdtemp('tfds')
+    assert not os.path.exists(leak) and not os.path.exists(scratch)
 
 
 def test_real_mnist_and_cifar_from_shared_data():

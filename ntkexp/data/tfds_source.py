@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import socket
+import tempfile
 
 import numpy as np
 
@@ -52,6 +53,26 @@ def network_available(host: str = _DOWNLOAD_HOST) -> bool:
     except OSError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def tfds_scratch_dir():
+    """Gives tfds a private temporary directory, removed on exit.
+
+    Constructing a tfds builder for a dataset that is not prepared calls
+    ``DatasetInfo.initialize_from_bucket``, which makes a ``tempfile.mkdtemp``
+    directory and never removes it (tensorflow-datasets 4.9): every offline
+    look-up would leave an empty ``/tmp/tmp*tfds`` behind. Inside this block
+    Python's default temporary directory is a fresh one of ours, deleted with
+    whatever tfds left in it.
+    """
+    previous = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix='ntkexp-tfds-') as scratch:
+        tempfile.tempdir = scratch
+        try:
+            yield scratch
+        finally:
+            tempfile.tempdir = previous
 
 
 def _stack(records, n_classes_hint=None):
@@ -170,6 +191,11 @@ def load_prepared(name: str, data_dir: str | None) -> tuple[RawSplits | None, st
     Returns:
         ``(splits, '')``, or ``(None, reason)`` when there is no readable copy.
     """
+    with tfds_scratch_dir():
+        return _load_prepared(name, data_dir)
+
+
+def _load_prepared(name: str, data_dir: str | None) -> tuple[RawSplits | None, str]:
     with _quiet_probe():
         try:
             return read_with_data_source(name, data_dir, download=False), ''
@@ -206,13 +232,14 @@ def download(name: str, data_dir: str | None) -> tuple[RawSplits | None, str]:
         return None, (f'tfds download of {name!r} into {where}: skipped, no network '
                       f'(cannot resolve {_DOWNLOAD_HOST})')
     reasons = []
-    try:
-        return read_with_data_source(name, data_dir, download=True), ''
-    except Exception as err:  # pylint: disable=broad-except
-        reasons.append(f'tfds.data_source download into {where}: {_short(err)}')
-    if tensorflow_available():
+    with tfds_scratch_dir():
         try:
-            return read_with_tensorflow(name, data_dir, download=True), ''
+            return read_with_data_source(name, data_dir, download=True), ''
         except Exception as err:  # pylint: disable=broad-except
-            reasons.append(f'tfds.load download into {where}: {_short(err)}')
+            reasons.append(f'tfds.data_source download into {where}: {_short(err)}')
+        if tensorflow_available():
+            try:
+                return read_with_tensorflow(name, data_dir, download=True), ''
+            except Exception as err:  # pylint: disable=broad-except
+                reasons.append(f'tfds.load download into {where}: {_short(err)}')
     return None, '; '.join(reasons)
