@@ -313,6 +313,22 @@ def centering_terms(center_scales: np.ndarray,
     return CenteringTerms(*(float(x) for x in coef), residual)
 
 
+def undone_share(from_y, from_f0, from_f0_squared):
+    """``-(from_f0 + from_f0_squared) / from_y`` of :func:`centering_terms`:
+    the share of the kernel's growth from fitting ``y`` that the plain net
+    (``c = 0``) loses to undoing ``f_0``; 1 = all of it (inf/NaN where
+    ``from_y = 0``). Numbers, arrays or pandas columns alike."""
+    return -(from_f0 + from_f0_squared) / from_y
+
+
+def undone_share_per_f0(from_y, from_f0, from_f0_squared, f0_over_y):
+    """:func:`undone_share` per unit of the initial output's size
+    ``f0_over_y`` (``mean f_0^2 / mean y^2`` on the training set): about 0.4
+    for every net of ``results/resnet-ntk-alpha/`` at depths 3-4, whose
+    shares span 10x."""
+    return undone_share(from_y, from_f0, from_f0_squared) / f0_over_y
+
+
 def ntk_slice(apply_fn: Callable, params: PyTree, x0: jnp.ndarray,
               x: jnp.ndarray) -> jnp.ndarray:
     """``Theta(x0, x_i)`` for every row ``x_i`` of ``x``, averaged over outputs.

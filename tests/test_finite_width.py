@@ -31,6 +31,7 @@ from ntkexp import runner
 from ntkexp import training
 from ntkexp.experiments import finite_width
 from ntkexp.models import cnn, fc
+from ntkexp.plots import drift_tables
 from ntkexp.plots import finite_width as fw_plots
 
 
@@ -452,7 +453,7 @@ def test_initial_output_energy_is_f0_over_y_from_the_step0_losses(tmp_path):
     # collect reads the swept keys from Hydra's overrides, which run_job
     # alone does not write: the run folders are named by c.
     frame['center_scale'] = frame['run_dir'].map(lambda d: float(Path(d).name))
-    energy = fw_plots.initial_output_energy(frame, ['model', 'width'])
+    energy = drift_tables.initial_output_energy(frame, ['model', 'width'])
     assert list(energy.columns) == ['model', 'width', 'seed', 'f0_over_y']
     x, y, apply_fn, params0 = _probe_net(cfg, 32, 3)
     f0 = np.asarray(apply_fn(params0, x), np.float64)
@@ -461,9 +462,9 @@ def test_initial_output_energy_is_f0_over_y_from_the_step0_losses(tmp_path):
     assert energy['f0_over_y'].item() == pytest.approx(
         np.sum(f0 ** 2) / np.sum(y ** 2), rel=1e-4)
     # Two centrings fit no quadratic; cross-entropy losses are no quadratic.
-    assert fw_plots.initial_output_energy(
+    assert drift_tables.initial_output_energy(
         frame[frame['center_scale'] != 2.0], ['model', 'width']).empty
-    assert fw_plots.initial_output_energy(
+    assert drift_tables.initial_output_energy(
         frame.assign(loss='xent'), ['model', 'width']).empty
 
 
@@ -1037,6 +1038,30 @@ def test_centering_terms_fit_a_quadratic_in_one_minus_c():
     assert 1e-4 < noisy.residual < 2e-3
     with pytest.raises(ValueError, match='three or more distinct centrings'):
         ntk_drift.centering_terms([0.0, 1.0, 1.0], [0.1, 0.2, 0.2])
+    # The plain net (c = 0) loses 0.06 - 0.03 of the 0.02 from fitting y: 150 %,
+    # 0.5 per unit of an f_0 three times y's size; columns work alike.
+    share = ntk_drift.undone_share(*terms[:3])
+    assert share == pytest.approx(1.5)
+    assert ntk_drift.undone_share_per_f0(*terms[:3], 3.0) == pytest.approx(0.5)
+    columns = pd.DataFrame({'y': [0.02, 0.04], 'f0': [-0.06, -0.02], 'f0_sq': [0.03, 0.0]})
+    np.testing.assert_allclose(
+        ntk_drift.undone_share_per_f0(columns['y'], columns['f0'], columns['f0_sq'],
+                                      np.array([3.0, 0.5])), [0.5, 1.0])
+
+
+def test_drift_rows_are_the_last_step_of_every_drift_metric_drawn():
+    """The tables read the NTK changes the figures draw (the networks' and
+    the centred networks', with their scale and shape parts), each run at
+    its last step only."""
+    assert set(drift_tables.DRIFT_METRICS) == set(fw_plots.DRIFTS) | set(fw_plots.DRIFT_PARTS)
+    frame = pd.DataFrame([
+        {'run_dir': run, 'model': 'fc', 'width': 64, 'seed': 0, 'step': step,
+         'metric': metric, 'value': 10 * step + i}
+        for run, last in (('a', 100), ('b', 50)) for step in (0, last)
+        for i, metric in enumerate(drift_tables.DRIFT_METRICS + ('test_loss',))])
+    rows = drift_tables.drift_rows(frame)
+    assert sorted(set(zip(rows['run_dir'], rows['step']))) == [('a', 100), ('b', 50)]
+    assert sorted(rows['metric']) == sorted(drift_tables.DRIFT_METRICS * 2)
 
 
 def test_leaf_groups_name_the_input_layer_hidden_layers_and_readout():
@@ -1101,7 +1126,7 @@ def test_per_f0_interval_is_the_seed_scatter_of_the_ratio():
     every seed agrees, about ``1/sqrt(seeds)`` wide where they scatter, around
     the value the seeds are drawn about; none from one seed or without
     ``f0_over_y``."""
-    interval = fw_plots._per_f0_interval  # pylint: disable=protected-access
+    interval = drift_tables._per_f0_interval  # pylint: disable=protected-access
 
     def seeds(count, noise, rng):
         # from_y 0.02, from_f0 -0.06, from_f0_squared 0.03: share 1.5; f0 5.
@@ -1135,7 +1160,7 @@ def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
                     & (frame['metric'] == 'ntk_layer_share')]
     losses = fc_runs.assign(metric='train_loss', predictor='net_centered',
                             value=0.05 + 0.15 * (1 - fc_runs['center_scale']) ** 2)
-    leaves, groups = fw_plots.layer_centering_fit(pd.concat([frame, losses]))
+    leaves, groups = drift_tables.layer_centering_fit(pd.concat([frame, losses]))
     assert (leaves['seeds'] == 2).all() and (leaves['residual'] < 1e-12).all()
     leaf = leaves[(leaves['model'] == 'fc') & (leaves['width'] == 256)]
     # leaf i: (i + 1) * mean over seeds (1 + s) = 1.5 (i + 1), times 64 / 256.
@@ -1170,7 +1195,7 @@ def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
     mixed = pd.DataFrame({
         'model': 'fc', 'seed': np.repeat([0, 1], 5), 'center_scale': np.tile(c, 2),
         'value': np.concatenate([0.03 - 0.06 * (1 - c), -0.01 - 0.06 * (1 - c)])})
-    fit = fw_plots._fit_centerings(mixed, ['model']).iloc[0]  # pylint: disable=protected-access
+    fit = drift_tables._fit_centerings(mixed, ['model']).iloc[0]  # pylint: disable=protected-access
     assert fit['from_y'] == pytest.approx(0.01) and not fit['same_signs']
     assert (fit['undone_share_min'], fit['undone_share_max']) == pytest.approx((-6.0, 2.0))
     assert fit['undone_share'] == pytest.approx(6.0)

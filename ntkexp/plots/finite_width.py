@@ -102,10 +102,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from ntkexp import ntk_drift
+from ntkexp.plots import drift_tables
 from ntkexp.plots import figures
+from ntkexp.plots.rows import last_step, line_columns
 
 MODEL_LABELS = figures.MODEL_LABELS
 #: Accuracy of guessing, drawn on accuracy bar charts of these datasets.
@@ -153,23 +154,6 @@ def _model_label(frame: pd.DataFrame, key, columns: list[str] | None = None) -> 
         elif not pd.isna(value):  # NaN: the run kept the config's default
             parts.append(f'{column}={figures.value_text(value)}')
     return ', '.join(parts)
-
-
-def line_columns(frame: pd.DataFrame, without: tuple[str, ...] = ()) -> list[str]:
-    """Columns that tell lines apart: model and, when they vary, a few more
-    (not those of ``without``, e.g. ``lr_fraction`` where it is the x axis)."""
-    columns = ['model']
-    for column in ('parameterization', 'activation', 'depth', 'alpha',
-                   'normalize', 'center_scale', 'dataset',
-                   'optimizer', 'momentum', 'loss', 'lr_fraction', 'l2', 'l2_center'):
-        if column in without:
-            continue
-        # str of object values: lists hash, and NaN (the config's default,
-        # where other runs override the key) counts as a value of its own.
-        if (column in frame.columns
-                and frame[column].astype(object).map(str).nunique() > 1):
-            columns.append(column)
-    return columns
 
 
 #: The reference each distance compares the network with.
@@ -222,22 +206,12 @@ def _note_diverged(ax, dropped: pd.DataFrame, diverged: set[tuple],
             transform=ax.transAxes)
 
 
-def _last_step(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows at each run's last step (max ``step`` per run and width)."""
-    if rows.empty or 'step' not in rows.columns:
-        return rows
-    keys = [c for c in ('run_dir', 'model', 'parameterization', 'width', 'seed')
-            if c in rows.columns]
-    last = rows.groupby(keys, dropna=False)['step'].transform('max')
-    return rows[rows['step'] == last]
-
-
 def _best_and_final(accuracy: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per ``keys`` (one run and seed each): the best test accuracy over the
     evaluation steps (``best``) and the one at the last step (``final``)."""
     runs = accuracy.groupby(keys, dropna=False)['value'].max().rename(
         'best').to_frame()
-    runs['final'] = _last_step(accuracy).groupby(keys, dropna=False)[
+    runs['final'] = last_step(accuracy).groupby(keys, dropna=False)[
         'value'].mean()
     return runs
 
@@ -539,13 +513,6 @@ def _drift_predictors(metric: str) -> tuple[str]:
     return (DRIFTS[DRIFT_PARTS.get(metric, metric)][0],)
 
 
-def _drift_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The last step's rows of every metric of :data:`DRIFTS` and
-    :data:`DRIFT_PARTS`."""
-    return _last_step(frame[frame['metric'].isin(list(DRIFTS)
-                                                 + list(DRIFT_PARTS))])
-
-
 def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     """Relative NTK change at the last step against width, log-log; with
     centred networks (``experiment.centered``) a second panel for theirs
@@ -554,7 +521,7 @@ def plot_ntk_drift(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     (:func:`plot_ntk_drift_against`; also from runs at one width)."""
     frame = _plain(frame)
     diverged = _diverged(frame)
-    everything, dropped = _split_diverged(_drift_rows(frame), diverged,
+    everything, dropped = _split_diverged(drift_tables.drift_rows(frame), diverged,
                                           _drift_predictors)
     paths = _plot_ntk_drift_widths(everything, dropped, diverged, out_dir, name)
     for key in DRIFT_SWEEPS:
@@ -633,7 +600,7 @@ def drift_against(rows: pd.DataFrame, key: str) -> pd.DataFrame:
     some model was run at 3 or more values of ``key``."""
     if key not in rows.columns:
         return pd.DataFrame()
-    rows = _drift_rows(rows)
+    rows = drift_tables.drift_rows(rows)
     rows = rows[rows[key].notna()]
     swept = [m for m, part in rows.groupby('model') if part[key].nunique() >= 3]
     rows = rows[rows['model'].isin(swept)]
@@ -668,7 +635,8 @@ def plot_ntk_drift_against(rows: pd.DataFrame, out_dir: Path, name: str,
     centring ``c``: training ``f - c f_0`` on ``y`` starts from the residual
     ``(1 - c) f_0 - y``, so the scale change shows what undoing ``f_0`` and
     fitting ``y`` each do to the kernel (``results/resnet-ntk-alpha/``);
-    ``losses``: the rows :func:`centering_fit` reads ``f_0``'s size from
+    ``losses``: the rows
+    :func:`ntkexp.plots.drift_tables.centering_fit` reads ``f_0``'s size from
     (default ``rows``); its fits go to
     ``<name>_ntk_scale_centering_terms.csv`` (statistics over seeds) and
     ``<name>_ntk_scale_centering_seeds.csv`` (each seed's).
@@ -730,329 +698,13 @@ def plot_ntk_drift_against(rows: pd.DataFrame, out_dir: Path, name: str,
     stats.to_csv(table, index=False)
     paths.append(table)
     if key == 'center_scale':
-        seeds = centering_fit(rows, losses, per_seed=True)
+        seeds = drift_tables.centering_fit(rows, losses, per_seed=True)
         if not seeds.empty:
-            for table, what in ((_summarise_seed_fits(seeds), 'terms'), (seeds, 'seeds')):
+            for table, what in ((drift_tables.summarise_seed_fits(seeds), 'terms'),
+                                (seeds, 'seeds')):
                 paths.append(out_dir / f'{name}_ntk_scale_centering_{what}.csv')
                 table.to_csv(paths[-1], index=False)
     return paths
-
-
-def centering_fit(rows: pd.DataFrame, losses: pd.DataFrame | None = None,
-                  per_seed: bool = False) -> pd.DataFrame:
-    """The centred nets' scale change ``a(c)`` (``ntk_scale_change_centered``)
-    against the centring ``c``, fitted per seed as
-    :func:`ntkexp.ntk_drift.centering_terms` (``from_y + from_f0 (1 - c) +
-    from_f0_squared (1 - c)**2``, second order in the displacement), then
-    the mean and std over seeds per model, line and width; ``residual`` is
-    the mean RMS residual, ``largest`` the mean ``max |a|`` it compares with;
-    ``f0_over_y`` and ``undone_share_per_f0`` (with its seed-bootstrap
-    interval) from the step-0 training losses in ``losses`` (default
-    ``rows``; :func:`initial_output_energy`). With ``per_seed``, each seed's
-    fit instead, the same columns without the statistics over seeds. Empty
-    unless a model ran at 3 or more centrings."""
-    if 'center_scale' not in rows.columns:
-        return pd.DataFrame()
-    losses = rows if losses is None else losses
-    rows = _drift_rows(rows)
-    rows = rows[(rows['metric'] == 'ntk_scale_change_centered')
-                & rows['center_scale'].notna()]
-    if rows.empty:
-        return pd.DataFrame()
-    keys = line_columns(rows, without=('center_scale',)) + ['width']
-    fit = _seed_fits_with_energy if per_seed else _fit_centerings
-    return fit(rows, keys, initial_output_energy(losses, keys))
-
-
-def initial_output_energy(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """``||f_0||^2 / ||y||^2`` on the training set per ``keys`` and seed,
-    read from the centred nets' training loss at step 0.
-
-    Trained on ``y``, the net ``f - c f_0`` starts at ``f_0 - c f_0``, so its
-    MSE loss there is ``|y - (1 - c) f_0|^2 / 2m`` (``m`` entries): exactly
-    the quadratic of :func:`ntkexp.ntk_drift.centering_terms` with
-    ``from_y = |y|^2 / 2m``, ``from_f0 = -<y, f_0> / m`` and
-    ``from_f0_squared = |f_0|^2 / 2m``; their ratio ``f0_over_y`` (the
-    normalisation cancels) is how large the initial function the plain net
-    (``c = 0``) has to undo is, against the targets.
-
-    Returns:
-        Columns ``keys``, ``seed`` and ``f0_over_y``; empty where no MSE run
-        (``predictor == 'net_centered'``, ``step == 0``) has 3 or more
-        centrings.
-    """
-    columns = keys + ['seed', 'f0_over_y']
-    needed = {'metric', 'predictor', 'step', 'center_scale', 'seed', *keys}
-    if not needed <= set(frame.columns):
-        return pd.DataFrame(columns=columns)
-    rows = frame[(frame['metric'] == 'train_loss')
-                 & (frame['predictor'] == 'net_centered')
-                 & (frame['step'] == 0) & frame['center_scale'].notna()]
-    if 'loss' in rows.columns:  # cross-entropy has no such quadratic
-        rows = rows[rows['loss'].isna() | (rows['loss'] == 'mse')]
-    fits = _seed_fits(rows, keys)
-    if fits.empty:
-        return pd.DataFrame(columns=columns)
-    return fits.assign(f0_over_y=fits['from_f0_squared'] / fits['from_y'])[columns]
-
-
-def _seed_fits(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """:func:`ntkexp.ntk_drift.centering_terms` of ``rows``' ``value``
-    against ``center_scale``, one row per ``keys`` and seed that ran 3 or
-    more centrings, with ``largest``, its ``max |value|``; empty if none."""
-    fits = []
-    for key, part in rows.groupby(keys + ['seed'], dropna=False):
-        if part['center_scale'].nunique() < 3:
-            continue
-        terms = ntk_drift.centering_terms(part['center_scale'], part['value'])
-        fits.append({**dict(zip(keys + ['seed'], key)), **terms._asdict(),
-                     'largest': float(part['value'].abs().max())})
-    return pd.DataFrame(fits)
-
-
-def _seed_fits_with_energy(rows: pd.DataFrame, keys: list[str],
-                           energy: pd.DataFrame | None = None) -> pd.DataFrame:
-    """:func:`_seed_fits` with each seed's ``undone_share``, its
-    ``f0_over_y`` from ``energy`` (:func:`initial_output_energy`, joined on
-    its key columns; NaN without) and ``undone_share_per_f0``."""
-    fits = _seed_fits(rows, keys)
-    if fits.empty:
-        return fits
-    # How much of the growth from fitting y the plain net (c = 0) loses to
-    # undoing f_0: 1 = all of it (inf/NaN where from_y = 0).
-    fits['undone_share'] = _undone_share(fits)
-    if energy is not None and not energy.empty:
-        on = [c for c in energy.columns if c != 'f0_over_y']
-        fits = fits.merge(energy, on=on, how='left')
-    else:
-        fits['f0_over_y'] = np.nan
-    fits['undone_share_per_f0'] = fits['undone_share'] / fits['f0_over_y']
-    return fits
-
-
-def _fit_centerings(rows: pd.DataFrame, keys: list[str],
-                    energy: pd.DataFrame | None = None) -> pd.DataFrame:
-    """:func:`ntkexp.ntk_drift.centering_terms` of ``rows``' ``value``
-    against ``center_scale`` per ``keys`` and seed (where 3 or more
-    centrings ran), then their mean and std over seeds per ``keys``;
-    ``undone_share``: ``-(from_f0 + from_f0_squared) / from_y`` of the means,
-    the share of the growth from fitting ``y`` that the plain net (``c = 0``)
-    loses to undoing ``f_0`` (``undone_share_min`` / ``_max``: over the
-    seeds' own fits); ``same_signs``: whether every seed's three terms have
-    the signs of the means; ``f0_over_y``: the mean over seeds of
-    ``energy``'s (:func:`initial_output_energy`, joined on its key columns;
-    NaN without), and ``undone_share_per_f0``: ``undone_share`` over it,
-    with its 95 % seed-bootstrap interval ``undone_share_per_f0_lo`` /
-    ``_hi`` (:func:`_per_f0_interval`)."""
-    fits = _seed_fits_with_energy(rows, keys, energy)
-    return fits if fits.empty else _summarise_seed_fits(fits, keys)
-
-
-def _summarise_seed_fits(fits: pd.DataFrame,
-                         keys: list[str] | None = None) -> pd.DataFrame:
-    """:func:`_fit_centerings`' statistics over the seeds of
-    :func:`_seed_fits_with_energy`'s per-seed ``fits``, per ``keys``
-    (default: the columns before ``seed``)."""
-    keys = list(fits.columns[:fits.columns.get_loc('seed')]) if keys is None else keys
-    # In _seed_fits' order, whatever order they come in: the same sums.
-    fits = fits.sort_values(keys + ['seed'], kind='stable').reset_index(drop=True)
-    terms = list(ntk_drift.CenteringTerms._fields)
-    signed = terms[:-1]
-    out = fits.groupby(keys, dropna=False).agg(
-        seeds=('seed', 'count'),
-        **{t: (t, 'mean') for t in terms},
-        **{f'{t}_std': (t, 'std') for t in signed},
-        largest=('largest', 'mean'),
-        undone_share_min=('undone_share', 'min'),
-        undone_share_max=('undone_share', 'max'),
-        f0_over_y=('f0_over_y', 'mean')).reset_index()
-    out['undone_share'] = _undone_share(out)
-    # Every seed's fit has the signs of the mean's three terms (the groups
-    # in the order of ``out``'s rows: both are the same sorted groupby).
-    seeds = fits.groupby(keys, dropna=False)
-    same = (np.sign(fits[signed]) == np.sign(seeds[signed].transform('mean'))).all(axis=1)
-    out['same_signs'] = same.groupby([fits[k] for k in keys], dropna=False).all().to_numpy()
-    # Per unit of the initial function's size: about 0.4 (0.29-0.57) for every
-    # net of results/resnet-ntk-alpha/ at widths >= 512, whose shares span 10x.
-    out['undone_share_per_f0'] = out['undone_share'] / out['f0_over_y']
-    f0_over_y = out.pop('f0_over_y')
-    out.insert(len(out.columns) - 1, 'f0_over_y', f0_over_y)
-    intervals = [_per_f0_interval(part) for _, part in seeds]  # out's order
-    out[['undone_share_per_f0_lo', 'undone_share_per_f0_hi']] = (
-        np.array(intervals).reshape(len(out), 2))
-    return out
-
-
-#: Seed resamples behind ``undone_share_per_f0_lo`` / ``_hi`` (fixed, so that
-#: ``ntkexp plot`` writes the same tables each time).
-BOOTSTRAP_RESAMPLES = 4000
-
-
-def _per_f0_interval(fits: pd.DataFrame,
-                     confidence: float = 0.95) -> tuple[float, float]:
-    """The seed-bootstrap interval of ``undone_share_per_f0`` (its
-    ``confidence`` percentile interval, ``scipy.stats.bootstrap``): the
-    seeds are resampled with replacement, each with its three terms and its
-    ``f0_over_y`` together, and the ratio of means recomputed. NaN with fewer
-    than 2 seeds or without ``f0_over_y``. With the few seeds of a sweep (3
-    to 8) it is rough, but it says whether two values differ by more than
-    the seeds scatter."""
-    columns = ['from_y', 'from_f0', 'from_f0_squared', 'f0_over_y']
-    data = fits[columns].to_numpy(dtype=float)
-    if len(data) < 2 or not np.isfinite(data).all():
-        return np.nan, np.nan
-
-    def per_f0(y, f0, f0_squared, energy, axis=-1):
-        return (-(f0.mean(axis) + f0_squared.mean(axis))
-                / (y.mean(axis) * energy.mean(axis)))
-
-    with np.errstate(divide='ignore', invalid='ignore'):
-        if not np.isfinite(per_f0(*data.T)):  # e.g. a leaf that never moves
-            return np.nan, np.nan
-        result = scipy.stats.bootstrap(
-            tuple(data.T), per_f0, paired=True, vectorized=True,
-            confidence_level=confidence, method='percentile',
-            n_resamples=BOOTSTRAP_RESAMPLES, rng=np.random.default_rng(0))
-    interval = result.confidence_interval
-    return float(interval.low), float(interval.high)
-
-
-def _undone_share(terms: pd.DataFrame) -> pd.Series:
-    """``-(from_f0 + from_f0_squared) / from_y``: the share of the growth
-    from fitting ``y`` that the plain net loses to undoing ``f_0``."""
-    return -(terms['from_f0'] + terms['from_f0_squared']) / terms['from_y']
-
-
-#: The per-leaf rows of ``experiment.ntk_layers`` -> legend label and style.
-LAYER_METRICS = {'ntk_layer_scale_change': ('network', 'o-'),
-                 'ntk_layer_scale_change_centered': ('centred network', 's--')}
-
-
-def ntk_layer_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and seed count of the per-leaf rows (``ntk_layer_share`` at
-    initialisation, :data:`LAYER_METRICS` at each run's last step) per
-    line, width and leaf, with the leaf's ``group``
-    (:func:`ntkexp.ntk_drift.leaf_groups`); empty without
-    ``experiment.ntk_layers`` rows."""
-    return _leaf_stats(_layer_rows(frame))
-
-
-def _leaf_stats(rows: pd.DataFrame) -> pd.DataFrame:
-    """:func:`ntk_layer_table` of :func:`_layer_rows`' rows."""
-    if rows.empty:
-        return rows
-    keys = (['metric'] + line_columns(rows)
-            + ['width', 'layer', 'layer_shape', 'group'])
-    stats = (rows.groupby(keys, dropna=False)['value']
-             .agg(['mean', 'std', 'count']).reset_index())
-    return stats.rename(columns={'count': 'seeds'})
-
-
-def ntk_layer_group_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """:func:`ntk_layer_table` summed over each part of the net (input
-    layer, hidden layers or residual branches, readout:
-    :data:`ntkexp.ntk_drift.LEAF_GROUPS`) per run and seed first, then the
-    mean, std and seed count of the sums; the groups' shares add up to 1
-    and their parts of the scale change to ``ntk_scale_change``."""
-    return _group_stats(_layer_rows(frame))
-
-
-def _group_stats(rows: pd.DataFrame) -> pd.DataFrame:
-    """:func:`ntk_layer_group_table` of :func:`_layer_rows`' rows."""
-    if rows.empty:
-        return rows
-    lines = line_columns(rows)
-    runs = [c for c in ('run_dir',) if c in rows.columns]
-    per_seed = (rows.groupby(['metric'] + runs + lines + ['width', 'seed', 'group'],
-                             dropna=False)['value'].sum().reset_index())
-    stats = (per_seed.groupby(['metric'] + lines + ['width', 'group'], dropna=False)
-             ['value'].agg(['mean', 'std', 'count']).reset_index())
-    return _in_group_order(stats.rename(columns={'count': 'seeds'}))
-
-
-def _in_group_order(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with its ``group`` column in net order (input ... readout,
-    then ``total``), rows sorted by it within each line."""
-    order = {g: i for i, g in enumerate(ntk_drift.LEAF_GROUPS + ('total',))}
-    before = list(table.columns[:table.columns.get_loc('group')])
-    return (table.assign(_rank=table['group'].map(order))
-            .sort_values(before + ['_rank'], kind='stable')
-            .drop(columns='_rank').reset_index(drop=True))
-
-
-def _layer_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The per-leaf rows (``ntk_layer_share`` at initialisation,
-    :data:`LAYER_METRICS` at each run's last step) with their ``group``;
-    where runs swept the centring, only those at the default ``c = 1``
-    (:func:`layer_centering_fit` uses the rest)."""
-    metrics = ['ntk_layer_share', *LAYER_METRICS]
-    rows = frame[frame['metric'].isin(metrics)]
-    if rows.empty or 'layer' not in rows.columns:
-        return pd.DataFrame()
-    if 'center_scale' in rows.columns and rows['center_scale'].nunique() > 1:
-        default = rows['center_scale'].isna() | (rows['center_scale'] == 1.0)
-        if default.any():
-            rows = rows[default].drop(columns='center_scale')
-    share = rows[rows['metric'] == 'ntk_layer_share']
-    rows = pd.concat([share, _last_step(rows[rows['metric'] != 'ntk_layer_share'])])
-    return _with_leaf_groups(rows)
-
-
-def _with_leaf_groups(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per-leaf rows with a ``group`` column:
-    :func:`ntkexp.ntk_drift.leaf_groups` of each run's leaves at each width
-    (ordered by ``layer``, shapes from ``layer_shape``)."""
-    keys = [c for c in ('run_dir', 'model', 'depth', 'width') if c in rows.columns]
-    leaves = rows[keys + ['layer', 'layer_shape']].drop_duplicates()
-    parts = []
-    for _, net in (leaves.groupby(keys, dropna=False) if keys else [(None, leaves)]):
-        net = net.sort_values('layer')
-        if net['layer'].duplicated().any():
-            raise ValueError('per-leaf rows of one run and width disagree on a '
-                             'leaf\'s shape; give each net its own run_dir')
-        shapes = [ntk_drift.shape_from_text(t) for t in net['layer_shape']]
-        parts.append(net.assign(group=ntk_drift.leaf_groups(shapes)))
-    return rows.merge(pd.concat(parts), on=keys + ['layer', 'layer_shape'],
-                      how='left')
-
-
-def layer_centering_fit(frame: pd.DataFrame, per_seed: bool = False
-                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`centering_fit` part by part: each leaf's part of the centred
-    net's scale change (``ntk_layer_scale_change_centered``) against the
-    centring ``c``, fitted per seed as ``from_y + from_f0 (1 - c) +
-    from_f0_squared (1 - c)**2``; the fit is linear in the values, so the
-    parts' terms add up to the whole kernel's.
-
-    Returns:
-        ``(leaves, groups)``: mean and std over seeds per line, width and
-        leaf; and the same of the sums over each of
-        :data:`ntkexp.ntk_drift.LEAF_GROUPS` and over all leaves
-        (``group == 'total'``); with ``per_seed``, each seed's fits
-        instead. Both empty unless runs with ``experiment.ntk_layers``
-        swept 3 or more centrings.
-    """
-    empty = pd.DataFrame(), pd.DataFrame()
-    if 'center_scale' not in frame.columns or 'layer' not in frame.columns:
-        return empty
-    rows = frame[(frame['metric'] == 'ntk_layer_scale_change_centered')
-                 & frame['center_scale'].notna()]
-    if rows.empty:
-        return empty
-    rows = _with_leaf_groups(_last_step(rows))
-    lines = line_columns(rows, without=('center_scale',)) + ['width']
-    energy = initial_output_energy(frame, lines)
-    fit = _seed_fits_with_energy if per_seed else _fit_centerings
-    leaves = fit(rows, lines + ['layer', 'layer_shape', 'group'], energy)
-    if leaves.empty:
-        return empty
-    # Summed within each run (a repeated run is a point of its own).
-    at = lines + ['seed', 'center_scale'] + [c for c in ('run_dir',) if c in rows]
-    groups = rows.groupby(at + ['group'], dropna=False)['value'].sum().reset_index()
-    total = (rows.groupby(at, dropna=False)['value'].sum().reset_index()
-             .assign(group='total'))
-    groups = fit(pd.concat([groups, total]), lines + ['group'], energy)
-    return leaves, _in_group_order(groups)
 
 
 def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
@@ -1062,11 +714,12 @@ def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]
     the network and the centred network; one column per line. Means over
     seeds; all widths in ``<name>_ntk_layers.csv``, and summed over the
     input layer, hidden layers (or residual branches) and readout in
-    ``<name>_ntk_layer_groups.csv`` (:func:`ntk_layer_group_table`). Runs
+    ``<name>_ntk_layer_groups.csv``
+    (:func:`ntkexp.plots.drift_tables.ntk_layer_group_table`). Runs
     that swept the centring are drawn at ``c = 1``
     (:func:`plot_ntk_layer_centering` draws the sweep)."""
-    rows = _layer_rows(_plain(frame))
-    stats = _leaf_stats(rows)
+    rows = drift_tables.layer_rows(_plain(frame))
+    stats = drift_tables.leaf_stats(rows)
     if stats.empty:
         return []
     columns = line_columns(stats)
@@ -1080,7 +733,7 @@ def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]
         axes[0, j].bar(share['layer'], share['mean'], color='0.6')
         axes[0, j].set_title(_width_label(widest, key, columns, part), fontsize=9)
         ax = axes[1, j]
-        for metric, (label, style) in LAYER_METRICS.items():
+        for metric, (label, style) in drift_tables.LAYER_METRICS.items():
             line = part[part['metric'] == metric].sort_values('layer')
             if not line.empty:
                 ax.errorbar(line['layer'], line['mean'],
@@ -1100,7 +753,7 @@ def plot_ntk_layers(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]
     groups = out_dir / f'{name}_ntk_layer_groups.csv'
     paths = _save(fig, out_dir, f'{name}_ntk_layers')
     stats.to_csv(table, index=False)
-    _group_stats(rows).to_csv(groups, index=False)
+    drift_tables.group_stats(rows).to_csv(groups, index=False)
     return paths + [table, groups]
 
 
@@ -1128,19 +781,20 @@ def plot_ntk_layer_centering(frame: pd.DataFrame, out_dir: Path,
                              name: str) -> list[Path]:
     """Where fitting ``y`` and undoing ``f_0`` each change the NTK: with
     ``experiment.ntk_layers`` runs at 3 or more centrings, the terms of
-    :func:`layer_centering_fit` per part of the net (input layer, hidden
-    layers or residual branches, readout, all) at each line's widest width,
+    :func:`ntkexp.plots.drift_tables.layer_centering_fit` per part of the net
+    (input layer, hidden layers or residual branches, readout, all) at each line's widest width,
     one panel per line; bars: mean over seeds (std as error bars); black dots:
     their sum, the plain net's part (``c = 0``). Writes
     ``<name>_ntk_layer_groups_centering.png`` and, every width,
     ``<name>_ntk_layer_groups_centering_terms.csv`` (each seed's fit in
     ``..._centering_seeds.csv``) and per leaf
     ``<name>_ntk_layers_centering_terms.csv``."""
-    leaf_seeds, group_seeds = layer_centering_fit(_plain(frame), per_seed=True)
+    leaf_seeds, group_seeds = drift_tables.layer_centering_fit(_plain(frame),
+                                                               per_seed=True)
     if group_seeds.empty:
         return []
-    leaves = _summarise_seed_fits(leaf_seeds)
-    groups = _in_group_order(_summarise_seed_fits(group_seeds))
+    leaves = drift_tables.summarise_seed_fits(leaf_seeds)
+    groups = drift_tables.in_group_order(drift_tables.summarise_seed_fits(group_seeds))
     columns = [c for c in groups.columns[:groups.columns.get_loc('width')]]
     widest = _at_widest(groups, columns)
     lines = list(widest.groupby(columns, dropna=False, sort=False))
@@ -1205,7 +859,7 @@ def plot_nth(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     frame = _plain(frame)
     if _metric(frame, 'taylor2_residual').empty:
         return []
-    last = _last_step(frame[frame['metric'].isin(
+    last = last_step(frame[frame['metric'].isin(
         list(NTH_RESIDUALS) + ['nth_drift', 'nth2_drift', 'ntk_drift'])
         & (frame['step'] > 0)])
     if last['width'].nunique() < 2:
@@ -1260,7 +914,7 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     rows = frame[frame['metric'].isin(present)]
     if 'split' in rows.columns:
         rows = rows[rows['split'] == 'test']
-    rows = _last_step(rows)
+    rows = last_step(rows)
     # Not the distance to a predictor that diverged, nor from a network that
     # did: those points measure the blow-up (and would set the slopes).
     def compared(metric):
@@ -1419,7 +1073,7 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     per_seed = net.groupby(keys + ['seed'], dropna=False)
     best = (per_seed['value'].max().groupby(keys, dropna=False)
             .agg(['mean', 'std']).reset_index())
-    final = (_last_step(net).groupby(keys, dropna=False)['value'].mean()
+    final = (last_step(net).groupby(keys, dropna=False)['value'].mean()
              .rename('final').reset_index())
     best = best.merge(final, on=keys, how='left')
     kkeys = [c for c in ('model', 'parameterization', 'kernel')
@@ -1513,11 +1167,11 @@ def plot_ensemble(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     metric = ('ensemble_test_accuracy'
               if not _metric(frame, 'ensemble_test_accuracy').empty
               else 'ensemble_test_loss')
-    rows = _last_step(_metric(frame, metric))
+    rows = last_step(_metric(frame, metric))
     if rows.empty or 'ensemble_size' not in rows.columns:
         return []
     plain = metric.replace('ensemble_', '')
-    dist = _last_step(_metric(frame, 'ensemble_dist_ntk_mean'))
+    dist = last_step(_metric(frame, 'ensemble_dist_ntk_mean'))
     if 'split' in dist.columns:
         dist = dist[dist['split'] == 'test']
     plt = figures.pyplot()
@@ -1544,7 +1198,7 @@ def plot_ensemble(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     # at the same step (its rows are per seed, all equal at one lr).
     # One line when every model and width shares it (NTK parameterisation:
     # the dynamics do not depend on the width), else one per line's colour.
-    limit = _last_step(_metric(frame, plain))
+    limit = last_step(_metric(frame, plain))
     limit = (limit[limit['predictor'] == 'ntk_mean']
              if 'predictor' in limit.columns else limit.iloc[:0])
     if not limit.empty:
@@ -1643,7 +1297,7 @@ def plot_l2(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
              if c in rows.columns and (c == 'model' or rows[c].nunique() > 1)]
     keys = lines + ['l2', 'run_dir', 'seed']
     runs = _best_and_final(rows, keys)
-    runs['t'] = _last_step(rows).groupby(keys, dropna=False)['t'].max()
+    runs['t'] = last_step(rows).groupby(keys, dropna=False)['t'].max()
     runs = runs.reset_index()
     runs['decay'] = runs['l2'] * runs['t']
     stats = runs.groupby(lines + ['l2'], dropna=False).agg(
@@ -1753,13 +1407,13 @@ def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
         return _split_diverged(rows, bad, lambda _: ('net',))[0]
 
     runs = _best_and_final(per_seed(accuracy), keys)
-    drift = per_seed(_last_step(_metric(frame, 'ntk_drift')))
+    drift = per_seed(last_step(_metric(frame, 'ntk_drift')))
     if not drift.empty:
         runs['ntk_drift'] = drift.groupby(keys, dropna=False)['value'].mean()
     dist = _metric(frame, 'dist_ntk')
     if 'split' in dist.columns:
         dist = dist[dist['split'] == 'test']
-    dist = per_seed(_last_step(dist))
+    dist = per_seed(last_step(dist))
     if not dist.empty:
         runs['dist_ntk'] = dist.groupby(keys, dropna=False)['value'].mean()
     loss = _metric(frame, 'train_loss')
@@ -1871,7 +1525,7 @@ def plot_width_accuracy(frame: pd.DataFrame, out_dir: Path,
     keys = panels + ['predictor', 'width']
     seed_keys = keys + ['run_dir', 'seed']
     runs = _best_and_final(_metric(rows, 'test_accuracy'), seed_keys)
-    loss = _last_step(_metric(rows, 'test_loss'))
+    loss = last_step(_metric(rows, 'test_loss'))
     if not loss.empty:
         runs['test_loss'] = loss.groupby(seed_keys, dropna=False)['value'].mean()
     runs = runs.reset_index()
@@ -1945,7 +1599,7 @@ def plot_depth_accuracy(frame: pd.DataFrame, out_dir: Path,
     stats = runs.groupby(keys, dropna=False).agg(
         best=('best', 'mean'), best_std=('best', 'std'), final=('final', 'mean'),
         seeds=('best', 'size')).reset_index()
-    drift = _last_step(_metric(frame, 'ntk_drift'))
+    drift = last_step(_metric(frame, 'ntk_drift'))
     drift = drift.groupby(['model', 'depth'])['value'].agg(['mean', 'std']).reset_index()
     positive = drift['mean'][drift['mean'] > 0]
     drift_ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ntkexp.plots import figures
 from ntkexp.plots import finite_width
+from ntkexp.plots.rows import line_columns
 
 
 def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -40,7 +41,7 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     widths = np.array(sorted(rows['width'].unique()), float)
     if len(widths) > 1:
         # Through the highest line's widest point.
-        groups = finite_width.line_columns(rows)
+        groups = line_columns(rows)
         anchor = rows[rows['width'] == widths[-1]].groupby(
             groups, dropna=False)['value'].mean().max()
         ax.plot(widths, anchor * (widths / widths[-1]) ** -0.5, 'k--', lw=1,

@@ -30,18 +30,21 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from ntkexp import ntk_drift
+
 STUDY = Path('results/resnet-ntk-alpha')
 FIGURES = 'figures/ntk_drift_centering/ntk_drift_centering_ntk_'
-TERMS = ['from_y', 'from_f0', 'from_f0_squared', 'f0_over_y']
+TERMS = ['from_y', 'from_f0', 'from_f0_squared', 'f0_over_y']  # undone_share_per_f0's
 HERE = STUDY / 'f0-size'
-#: The sweeps with 8 seeds, and whether their ResNet is variance-normalised.
-SWEEPS = {'layer-centering': True, 'depth8-seeds': True, 'f0-size': False}
+#: The sweeps with 8 seeds: whether their ResNet is variance-normalised, and
+#: the depth of a sweep that ran one (then not a column of its tables).
+SWEEPS = {'layer-centering': (True, None), 'depth8-seeds': (True, 8),
+          'f0-size': (False, None)}
 
 
 def per_f0(seeds: pd.DataFrame) -> float:
     """``undone_share_per_f0`` of the seed means, as ``ntkexp plot``'s tables."""
-    mean = seeds[TERMS].mean()
-    return -(mean['from_f0'] + mean['from_f0_squared']) / mean['from_y'] / mean['f0_over_y']
+    return ntk_drift.undone_share_per_f0(*seeds[TERMS].mean())
 
 
 def difference(first: pd.DataFrame, second: pd.DataFrame) -> dict:
@@ -65,13 +68,16 @@ def seed_fits(what: str) -> pd.DataFrame:
     ``layer_groups`` per part) of every 8-seed sweep, with ``depth`` and
     ``net`` (e.g. ``ResNet, normalised``) filled in."""
     tables = []
-    for sweep, normalised in SWEEPS.items():
+    for sweep, (normalised, depth) in SWEEPS.items():
         path = STUDY / sweep / f'{FIGURES}{what}_centering_seeds.csv'
         if not path.exists():
             continue
         table = pd.read_csv(path)
         if 'depth' not in table:  # one depth in the sweep: not a line column
-            table['depth'] = 8
+            if depth is None:
+                raise ValueError(f'{path} has no depth column: give {sweep!r} its '
+                                 'depth in SWEEPS')
+            table['depth'] = depth
         resnet = 'ResNet, ' + ('normalised' if normalised else 'not normalised')
         tables.append(table.assign(net=np.where(table['model'] == 'fc', 'FC', resnet)))
     keys = ['net', 'depth', 'width'] + (['group'] if what != 'scale' else [])

@@ -1,0 +1,37 @@
+"""Selecting and grouping the long-format rows that the figures draw.
+
+Shared by the figure modules: which columns tell one line of a figure from
+another (:func:`line_columns`) and the rows of each run's last step
+(:func:`last_step`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def line_columns(frame: pd.DataFrame, without: tuple[str, ...] = ()) -> list[str]:
+    """Columns that tell lines apart: model and, when they vary, a few more
+    (not those of ``without``, e.g. ``lr_fraction`` where it is the x axis)."""
+    columns = ['model']
+    for column in ('parameterization', 'activation', 'depth', 'alpha',
+                   'normalize', 'center_scale', 'dataset',
+                   'optimizer', 'momentum', 'loss', 'lr_fraction', 'l2', 'l2_center'):
+        if column in without:
+            continue
+        # str of object values: lists hash, and NaN (the config's default,
+        # where other runs override the key) counts as a value of its own.
+        if (column in frame.columns
+                and frame[column].astype(object).map(str).nunique() > 1):
+            columns.append(column)
+    return columns
+
+
+def last_step(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows at each run's last step (max ``step`` per run and width)."""
+    if rows.empty or 'step' not in rows.columns:
+        return rows
+    keys = [c for c in ('run_dir', 'model', 'parameterization', 'width', 'seed')
+            if c in rows.columns]
+    last = rows.groupby(keys, dropna=False)['step'].transform('max')
+    return rows[rows['step'] == last]
