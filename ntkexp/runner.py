@@ -218,6 +218,14 @@ def validate(cfg: DictConfig) -> None:
             except ValueError as error:
                 raise ConfigError(str(error)) from None
     exp = cfg.experiment
+    n_valid = dataset.get('n_valid', 0)
+    _check(n_valid is None or (isinstance(n_valid, int) and not isinstance(n_valid, bool)
+                               and n_valid >= 0),
+           f'dataset.n_valid={n_valid!r} must be an integer >= 0 (0 = no validation split)')
+    _check(not n_valid or exp.get('run', None) in VALIDATION_RUNS,
+           f'dataset.n_valid={n_valid}: only experiment=kernel_regression (and the paper '
+           f'configs that run it) scores a validation split; experiment.run='
+           f"{exp.get('run', None)} would ignore it: drop dataset.n_valid")
     for key in ('diag_reg',):
         if key in exp:
             for value in as_list(exp[key], if_none=[None]):
@@ -255,6 +263,8 @@ def validate(cfg: DictConfig) -> None:
 
 
 MATMUL_PRECISIONS = ('highest', 'high', 'default')
+#: The experiments that score ``dataset.n_valid``'s validation split.
+VALIDATION_RUNS = ('ntkexp.experiments.kernel_regression.run',)
 
 
 def set_precision(cfg: DictConfig) -> None:

@@ -316,6 +316,11 @@ def test_cli_default_run_prints_table(tmp_path):
      'dataset=mnist would be ignored: experiment=nads generates its own'),
     (['experiment=finite_width', 'experiment.widths=null', 'model.width=-5'],
      'model.width is -5; widths must be integers >= 1 (e.g. model.width=64)'),
+    (['dataset.n_valid=-1'], 'dataset.n_valid=-1 must be an integer >= 0'),
+    (['experiment=finite_width', 'dataset.n_valid=100'],
+     'dataset.n_valid=100: only experiment=kernel_regression (and the paper configs '
+     'that run it) scores a validation split; experiment.run='
+     'ntkexp.experiments.finite_width.run would ignore it: drop dataset.n_valid'),
 ])
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
                                                         message):

@@ -157,6 +157,45 @@ def test_classes_keep_and_relabel_the_listed_classes(tmp_path):
     np.testing.assert_array_equal(data.labels_test, np.where(y_test[keep] == 7, 0, 1))
 
 
+def test_validation_split_comes_from_the_train_pool_outside_n_train(tmp_path):
+    """``n_valid``: seeded, class-balanced, disjoint from the training subset,
+    which (with the test split) is the one drawn without it; preprocessed
+    with the training statistics; cached with its arrays; too large a split
+    names both sizes and the pool."""
+    plain = D.digits(n_train=100, standardize='per_feature', zca=0.1)
+    data = D.digits(n_train=100, n_valid=50, standardize='per_feature', zca=0.1,
+                    cache_dir=str(tmp_path))
+    assert plain.n_valid == 0 and plain.x_valid is None
+    np.testing.assert_array_equal(data.x_train, plain.x_train)
+    np.testing.assert_array_equal(data.x_test, plain.x_test)
+    assert data.n_valid == 50 and data.x_valid.shape == (50, 8, 8, 1)
+    assert np.bincount(data.labels_valid).tolist() == [5] * 10
+    np.testing.assert_array_equal(data.y_valid.argmax(1), data.labels_valid)
+    raw = D.digits(n_train=100, n_valid=50, flatten=True, dtype='float64')
+    train = {row.tobytes() for row in raw.x_train}
+    assert not any(row.tobytes() in train for row in raw.x_valid)
+    # The training subset's statistics, applied to the validation images.
+    _, want = preprocess.standardize(raw.x_train, raw.x_valid, 'per_feature')
+    got = D.digits(n_train=100, n_valid=50, flatten=True, dtype='float64',
+                   standardize='per_feature')
+    np.testing.assert_allclose(got.x_valid, want, rtol=1e-12, atol=1e-12)
+    cached = D.digits(n_train=100, n_valid=50, standardize='per_feature', zca=0.1,
+                      cache_dir=str(tmp_path))
+    assert cached.source.startswith('cache:')
+    np.testing.assert_array_equal(cached.x_valid, data.x_valid)
+    np.testing.assert_array_equal(cached.labels_valid, data.labels_valid)
+    other_seed = D.digits(n_train=100, n_valid=50, seed=1)
+    assert not np.array_equal(other_seed.x_valid, raw.x_valid.reshape(-1, 8, 8, 1))
+    with pytest.raises(ValueError, match=r'only 37 examples .* n_train=1400'):
+        D.digits(n_train=1400, n_valid=50)
+    with pytest.raises(ValueError, match=r'n_valid must be an integer >= 0'):
+        D.digits(n_train=10, n_valid=-1)
+    write_mnist(tmp_path / 'mnist', n_train=60)
+    mnist = D.mnist(data_dir=str(tmp_path / 'mnist'), n_train=20, n_valid=30, n_test=10)
+    assert (mnist.n_train, mnist.n_valid, mnist.n_test) == (20, 30, 10)
+    assert np.bincount(mnist.labels_valid, minlength=10).tolist() == [3] * 10
+
+
 def test_classes_digits_cached_apart_from_all_classes(tmp_path):
     both = D.digits(classes=[3, 8], n_train=None, cache_dir=str(tmp_path))
     full = D.digits(n_train=None, cache_dir=str(tmp_path))

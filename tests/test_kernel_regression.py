@@ -103,3 +103,41 @@ def test_engine_diagonal_equals_the_kernels_diagonal(tmp_path, model):
         # sqrt(rounding)-sized noise that depends on XLA's fusion (about 1e-9
         # relative in float64; docs/fastconv.md, "Correlation 1 is exact").
         np.testing.assert_allclose(diag[g], np.diag(full[g]), rtol=1e-8)
+
+
+def test_validation_split_rides_with_the_test_points(tmp_path, run_and_reference):
+    """``dataset.n_valid``: rows ``val_mse`` / ``val_accuracy`` equal
+    neural-tangents' predictor on the validation inputs, at every ``t``;
+    the test rows (and the variance, of the test points) are those of the
+    run without a validation split."""
+    frame_plain, ref = run_and_reference
+    cfg = _compose(tmp_path, 'dataset.n_train=60', 'dataset.n_test=20',
+                   'dataset.n_valid=30', 'experiment.variance=true',
+                   f'experiment.t=[{T},null]', f'experiment.diag_reg={DIAG_REG}')
+    frame = runner.run_job(cfg, tmp_path / 'run')
+    data = instantiate(cfg.dataset)
+    assert data.n_valid == 30
+    y_train = np.asarray(data.y_train, np.float64)
+    _, _, kernel_fn = instantiate(cfg.model, out_dim=y_train.shape[1])
+    with jax.enable_x64(True):
+        predict = nt.predict.gradient_descent_mse_ensemble(
+            kernel_fn, np.asarray(data.x_train, np.float64), y_train, diag_reg=DIAG_REG)
+        for t in (T, None):
+            out = predict(t, np.asarray(data.x_valid, np.float64), ('nngp', 'ntk'))
+            for kernel in ('nngp', 'ntk'):
+                mean = np.asarray(getattr(out, kernel))
+                rows = frame[(frame.kernel == kernel)
+                             & (frame.t == (math.inf if t is None else t))]
+                got = dict(zip(rows.metric, rows.value))
+                np.testing.assert_allclose(
+                    got['val_mse'], np.mean((mean - data.y_valid) ** 2), rtol=1e-8)
+                assert got['val_accuracy'] == np.mean(
+                    mean.argmax(1) == data.labels_valid)
+                np.testing.assert_allclose(got['mse'], ref[kernel, rows.t.iloc[0], 'mse'],
+                                           rtol=1e-8)
+                if t is None:
+                    np.testing.assert_allclose(
+                        got['variance'], ref[kernel, math.inf, 'variance'], rtol=1e-8)
+    plain = frame_plain[frame_plain.metric.isin(['mse', 'variance', 'train_mse'])]
+    assert len(frame[frame.metric.isin(['mse', 'variance', 'train_mse'])]) == len(plain)
+    assert frame[frame.metric == 'kernel_seconds']['n_valid'].tolist() == [30]

@@ -86,6 +86,47 @@ def test_architecture_table_is_lee2020_table1():
     assert fc['value'].iloc[0] == pytest.approx(1.0 - 0.43)
 
 
+def test_architecture_table_picks_diag_reg_on_the_validation_split(tmp_path, drawn):
+    """With ``val_<metric>`` rows (``dataset.n_valid``), each setting's
+    ``diag_reg`` is the best on validation and its value the test score
+    there, not the best test score; a setting without validation rows keeps
+    the test's best and says so."""
+    rows = lee_rows()
+    # Validation prefers the largest regulariser (1.0) for cifar10 only.
+    valid = rows[rows['dataset'] == 'cifar10'].copy()
+    shift = valid['diag_reg'].map({1e-4: 0.0, 1e-2: 0.0, 1.0: 0.2})
+    valid['value'] = np.where(valid['metric'] == 'accuracy', valid['value'] + shift,
+                              valid['value'] - shift)
+    valid['metric'] = 'val_' + valid['metric']
+    table = kr_plots.architecture_table(pd.concat([rows, valid]))
+    assert len(table) == 2 * 3 * 2 * 2
+    cifar = table[table['dataset'] == 'cifar10']
+    assert (cifar['diag_reg'] == 1.0).all() and (cifar['selected_on'] == 'validation').all()
+    gap = cifar[(cifar['model'] == 'cnn_gap') & (cifar['kernel'] == 'ntk')
+                & (cifar['zca'] == 0.1)].iloc[0]
+    # The test score at 1.0 (seeds 0.02 and 0.035 on top): below its best (0.03).
+    assert gap['value'] == pytest.approx(0.60 + 0.05 + 0.0275)
+    assert gap['val_value'] == pytest.approx(gap['value'] + 0.2)
+    digits = table[table['dataset'] == 'digits']
+    assert (digits['diag_reg'] == 1e-2).all() and (digits['selected_on'] == 'test').all()
+    assert digits['val_value'].isna().all()
+    mse = kr_plots.architecture_table(pd.concat([rows, valid]), 'mse')
+    assert (mse[mse['dataset'] == 'cifar10']['diag_reg'] == 1.0).all()
+    # Without validation rows: the columns and picks of before.
+    assert list(kr_plots.architecture_table(rows).columns) == [
+        'dataset', 'model', 'zca', 'stats_from', 'kernel', 'value', 'diag_reg', 'n_train']
+    kr_plots.plot_architectures(pd.concat([rows, valid]), tmp_path)
+    title = drawn['architectures']._suptitle.get_text()
+    assert 'where run, at the best on validation' in title
+    # ntkexp plot hands the validation rows on, and writes the table.
+    kr_plots.plot(pd.concat([rows[rows['dataset'] == 'cifar10'], valid]), tmp_path)
+    assert 'best on validation' in drawn['architectures']._suptitle.get_text()
+    assert 'highest' not in drawn['architectures']._suptitle.get_text()
+    written = pd.read_csv(tmp_path / 'architectures.csv')
+    assert len(written) == 12 and set(written['selected_on']) == {'validation'}
+    assert (written['diag_reg'] == 1.0).all()
+
+
 def test_architecture_table_keeps_zca_fit_on_subset_and_train_split_apart(tmp_path):
     """Rows of both ``dataset.stats_from`` values are two settings, not one
     best over both; the figure labels them (rows without the column are

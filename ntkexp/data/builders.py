@@ -6,6 +6,11 @@ common options
 * ``n_train``, ``n_test``: subset sizes (null = the whole split); subsets of
   labelled data are class-balanced, seeded and nested (see
   :func:`~ntkexp.data.preprocess.balanced_subset`);
+* ``n_valid`` (labelled data): 0 (default) or the size of a validation split,
+  a seeded class-balanced subset of the training pool left after the
+  ``n_train`` subset (:func:`validation_subset`), preprocessed with the
+  training statistics; ``experiment=kernel_regression`` scores it as
+  ``val_accuracy`` / ``val_mse`` and the tables pick ``diag_reg`` on it;
 * ``seed``: the subset / generation seed (independent of the run's init seed);
 * ``flatten``: images NHWC (default) or flattened to (N, H*W*C);
 * ``standardize``: None | 'per_feature' | 'per_channel' | 'per_image';
@@ -143,31 +148,74 @@ def select_classes(raw: readers.RawSplits, classes) -> readers.RawSplits:
                              f'{raw.source} classes {classes}')
 
 
+def check_n_valid(n_valid) -> int:
+    """``n_valid`` as an int >= 0 (None = 0)."""
+    if n_valid is None:
+        return 0
+    if (isinstance(n_valid, bool) or not isinstance(n_valid, (int, np.integer))
+            or n_valid < 0):
+        raise ValueError(f'n_valid must be an integer >= 0 (0 = no validation split), '
+                         f'got {n_valid!r}.')
+    return int(n_valid)
+
+
+def validation_subset(labels_train: np.ndarray, idx_train: np.ndarray, n_valid: int,
+                      seed: int) -> np.ndarray:
+    """Indices of a validation split: a seeded class-balanced subset of
+    ``n_valid`` examples of the training pool outside ``idx_train``.
+
+    The training subset is the one drawn without a validation split, so
+    ``dataset.n_valid`` changes no training or test example.
+
+    Raises:
+        ValueError: fewer than ``n_valid`` pool examples are left.
+    """
+    if not n_valid:
+        return np.zeros(0, np.int64)
+    rest = np.setdiff1d(np.arange(len(labels_train)), idx_train)
+    if n_valid > len(rest):
+        raise ValueError(
+            f'n_valid={n_valid}: only {len(rest)} examples of the {len(labels_train)}-example '
+            f'training pool are left after the n_train={len(idx_train)} training subset; '
+            f'lower dataset.n_valid or dataset.n_train (n_train + n_valid <= '
+            f'{len(labels_train)}; n_train=null takes the whole pool).')
+    return rest[preprocess.balanced_subset(labels_train[rest], n_valid, [seed, 2], 'n_valid')]
+
+
 def _from_labelled(name: str, raw: readers.RawSplits, *, n_train, n_test, seed,
                    flatten, standardize, zca, targets, dtype, pixel_scale,
-                   stats_from='subset', classes=None) -> Dataset:
+                   stats_from='subset', classes=None, n_valid=0) -> Dataset:
     """Select classes, subset, scale, standardise, whiten and encode labelled
     images."""
     raw = select_classes(raw, classes)
     idx_train = preprocess.balanced_subset(raw.labels_train, n_train, [seed, 0], 'n_train')
     idx_test = preprocess.balanced_subset(raw.labels_test, n_test, [seed, 1], 'n_test')
+    idx_valid = validation_subset(raw.labels_train, idx_train, n_valid, seed)
     x_train = raw.x_train[idx_train].astype(np.float64) / pixel_scale
-    x_test = raw.x_test[idx_test].astype(np.float64) / pixel_scale
+    # The validation images ride with the test images: training statistics.
+    x_test = np.concatenate([raw.x_test[idx_test], raw.x_train[idx_valid]]
+                            ).astype(np.float64) / pixel_scale
     labels_train = raw.labels_train[idx_train].astype(np.int64)
     labels_test = raw.labels_test[idx_test].astype(np.int64)
+    labels_valid = raw.labels_train[idx_valid].astype(np.int64)
     x_fit = None
     if stats_from == 'train_split' and (standardize or zca is not None):
         x_fit = raw.x_train.astype(np.float64) / pixel_scale
     x_train, x_test = _preprocess_x(x_train, x_test, standardize=standardize, zca=zca,
                                     flatten=flatten, x_fit=x_fit)
-    y_train = preprocess.encode_targets(labels_train, raw.n_classes, targets)
-    y_test = preprocess.encode_targets(labels_test, raw.n_classes, targets)
+    x_test, x_valid = x_test[:len(idx_test)], x_test[len(idx_test):]
+    y_train, y_test, y_valid = (preprocess.encode_targets(labels, raw.n_classes, targets)
+                                for labels in (labels_train, labels_test, labels_valid))
+    valid = {}
+    if n_valid:
+        valid = dict(x_valid=x_valid.astype(dtype), y_valid=y_valid.astype(dtype),
+                     labels_valid=labels_valid)
     return Dataset(
         name=name, x_train=x_train.astype(dtype), y_train=y_train.astype(dtype),
         x_test=x_test.astype(dtype), y_test=y_test.astype(dtype),
         labels_train=labels_train, labels_test=labels_test, n_classes=raw.n_classes,
         task='regression' if targets == 'regression' else 'classification',
-        source=raw.source)
+        source=raw.source, **valid)
 
 
 # --------------------------------------------------------------------------- digits
@@ -188,7 +236,7 @@ def digits(name: str = 'digits', n_train: int | None = None, n_test: int | None 
            seed: int = 0, flatten: bool = False, standardize: str | None = None,
            zca: float | None = None, targets: str = 'onehot', dtype: str = 'float32',
            cache_dir: str | None = None, stats_from: str = 'subset',
-           classes: list[int] | None = None) -> Dataset:
+           classes: list[int] | None = None, n_valid: int | None = 0) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits (no network needed).
 
     1797 images (N, 8, 8, 1), pixels scaled from [0, 16] to [0, 1], 10
@@ -211,19 +259,23 @@ def digits(name: str = 'digits', n_train: int | None = None, n_test: int | None 
         stats_from: 'subset' or 'train_split' (the 1437-image training pool):
             where standardisation and ZCA statistics come from.
         classes: None (all 10) or the digits to keep, relabelled in order.
+        n_valid: validation examples from the training pool outside the
+            ``n_train`` subset (0 = none; :func:`validation_subset`).
 
     Returns:
         The :class:`Dataset`.
     """
     _check_common(dtype, standardize, targets, stats_from)
     classes = check_classes(classes, 10)
+    n_valid = check_n_valid(n_valid)
     options = dict(kind='digits', n_train=n_train, n_test=n_test, seed=seed,
                    flatten=flatten, standardize=standardize, zca=zca, targets=targets,
-                   dtype=dtype, **_stats_key(stats_from), **_classes_key(classes))
+                   dtype=dtype, **_stats_key(stats_from), **_classes_key(classes),
+                   **_valid_key(n_valid))
     return cache_lib.cached(cache_dir, name, options, lambda: _from_labelled(
         name, _digits_raw(), n_train=n_train, n_test=n_test, seed=seed, flatten=flatten,
         standardize=standardize, zca=zca, targets=targets, dtype=dtype, pixel_scale=16.0,
-        stats_from=stats_from, classes=classes))
+        stats_from=stats_from, classes=classes, n_valid=n_valid))
 
 
 # ------------------------------------------------------------------- real image sets
@@ -315,22 +367,29 @@ def _classes_key(classes: list[int] | None) -> dict[str, list[int]]:
     return {} if classes is None else {'classes': list(classes)}
 
 
+def _valid_key(n_valid: int) -> dict[str, int]:
+    """``n_valid`` for the cache key; 0 adds nothing (as :func:`_stats_key`)."""
+    return {'n_valid': n_valid} if n_valid else {}
+
+
 def _image_dataset(kind: str, name, n_train, n_test, seed, flatten, standardize, zca,
                    targets, dtype, data_dir, download, cache_dir,
-                   stats_from='subset', classes=None, n_classes=10) -> Dataset:
+                   stats_from='subset', classes=None, n_classes=10, n_valid=0) -> Dataset:
     _check_common(dtype, standardize, targets, stats_from)
     classes = check_classes(classes, n_classes)
     preprocess.check_size(n_train, 'n_train')
     preprocess.check_size(n_test, 'n_test')
+    n_valid = check_n_valid(n_valid)
     data_dir = _abs(data_dir)
     options = dict(kind=kind, n_train=n_train, n_test=n_test, seed=seed, flatten=flatten,
                    standardize=standardize, zca=zca, targets=targets, dtype=dtype,
                    data_dir=data_dir, env_data=_abs(os.environ.get(ENV_DATA)),
-                   **_stats_key(stats_from), **_classes_key(classes))
+                   **_stats_key(stats_from), **_classes_key(classes), **_valid_key(n_valid))
     return cache_lib.cached(cache_dir, name, options, lambda: _from_labelled(
         name, load_raw(kind, data_dir, download), n_train=n_train, n_test=n_test,
         seed=seed, flatten=flatten, standardize=standardize, zca=zca, targets=targets,
-        dtype=dtype, pixel_scale=255.0, stats_from=stats_from, classes=classes))
+        dtype=dtype, pixel_scale=255.0, stats_from=stats_from, classes=classes,
+        n_valid=n_valid))
 
 
 _IMAGE_DOC = """{title}
@@ -361,6 +420,8 @@ _IMAGE_DOC = """{title}
         classes: None (all) or the class labels to keep, relabelled
             ``0 .. len(classes) - 1`` in the listed order (``[0, 1]``: a
             two-class task as in Huang et al. 2020).
+        n_valid: validation examples from the training split outside the
+            ``n_train`` subset (0 = none; :func:`validation_subset`).
 
     Returns:
         The :class:`Dataset`.
@@ -378,10 +439,11 @@ def _make_image_fn(kind: str, title: str, shape: str, classes: int):
            zca: float | None = None, targets: str = 'onehot', dtype: str = 'float32',
            data_dir: str | None = None, download: bool = True,
            cache_dir: str | None = None, stats_from: str = 'subset',
-           classes: list[int] | None = None) -> Dataset:
+           classes: list[int] | None = None, n_valid: int | None = 0) -> Dataset:
         return _image_dataset(kind, name, n_train, n_test, seed, flatten, standardize,
                               zca, targets, dtype, data_dir, download, cache_dir,
-                              stats_from, classes, n_classes=classes_total)
+                              stats_from, classes, n_classes=classes_total,
+                              n_valid=n_valid)
     fn.__name__ = fn.__qualname__ = kind
     fn.__doc__ = _IMAGE_DOC.format(title=title, shape=shape, classes=classes,
                                    formats=readers.FORMAT_HELP[kind])

@@ -23,7 +23,8 @@ import numpy as np
 from ntkexp.data.dataset import Dataset
 
 VERSION = 1
-_ARRAYS = ('x_train', 'y_train', 'x_test', 'y_test', 'labels_train', 'labels_test')
+_ARRAYS = ('x_train', 'y_train', 'x_test', 'y_test', 'labels_train', 'labels_test',
+           'x_valid', 'y_valid', 'labels_valid')
 
 
 def cache_key(options: dict[str, Any]) -> str:

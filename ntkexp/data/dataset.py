@@ -27,6 +27,9 @@ class Dataset:
         labels_train: integer class labels ``(N,)``, or None for generated
             regression data.
         labels_test: integer class labels of the test split, or None.
+        x_valid, y_valid, labels_valid: a validation split drawn from the
+            training pool, disjoint from ``x_train`` (``dataset.n_valid``;
+            Lee et al. 2020 tune ``diag_reg`` on one), or None.
         n_classes: number of classes, or None for generated regression data.
         task: ``'classification'`` (one-hot targets) or ``'regression'``.
         source: where the raw data came from (``'sklearn'``, ``'generated'``,
@@ -44,12 +47,17 @@ class Dataset:
     n_classes: int | None = None
     task: str = 'classification'
     source: str = ''
+    x_valid: np.ndarray | None = None
+    y_valid: np.ndarray | None = None
+    labels_valid: np.ndarray | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f'Dataset {self.name!r}: task must be one of '
                              f'{TASKS}, got {self.task!r}.')
-        for split in ('train', 'test'):
+        if (self.x_valid is None) != (self.y_valid is None):
+            raise ValueError(f'Dataset {self.name!r}: give x_valid and y_valid together.')
+        for split in ('train', 'test') + (('valid',) if self.x_valid is not None else ()):
             x = getattr(self, f'x_{split}')
             y = getattr(self, f'y_{split}')
             labels = getattr(self, f'labels_{split}')
@@ -61,9 +69,11 @@ class Dataset:
                     f'Dataset {self.name!r}: {split} split has {len(x)} inputs but '
                     f'{len(y)} targets' + (
                         f' and {len(labels)} labels.' if labels is not None else '.'))
-        if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise ValueError(f'Dataset {self.name!r}: train inputs {self.x_train.shape} '
-                             f'and test inputs {self.x_test.shape} differ in shape.')
+        for split in ('test', 'valid'):
+            x = getattr(self, f'x_{split}')
+            if x is not None and self.x_train.shape[1:] != x.shape[1:]:
+                raise ValueError(f'Dataset {self.name!r}: train inputs {self.x_train.shape} '
+                                 f'and {split} inputs {x.shape} differ in shape.')
 
     @property
     def n_train(self) -> int:
@@ -76,6 +86,11 @@ class Dataset:
         return len(self.x_test)
 
     @property
+    def n_valid(self) -> int:
+        """Number of validation examples (0 without a validation split)."""
+        return 0 if self.x_valid is None else len(self.x_valid)
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input, e.g. ``(28, 28, 1)`` or ``(784,)``."""
         return tuple(self.x_train.shape[1:])
@@ -84,4 +99,5 @@ class Dataset:
         return (f'Dataset(name={self.name!r}, task={self.task!r}, '
                 f'x_train={self.x_train.shape} {self.x_train.dtype}, '
                 f'y_train={self.y_train.shape}, x_test={self.x_test.shape}, '
+                + (f'x_valid={self.x_valid.shape}, ' if self.x_valid is not None else '') +
                 f'n_classes={self.n_classes}, source={self.source!r})')

@@ -12,6 +12,12 @@ Rows (metric per ``kernel`` in {nngp, ntk}, ``diag_reg``, ``t``; ``t = inf`` is
 the fully trained / posterior-mean prediction):
 
 * ``accuracy`` (classification), ``mse`` (mean over test points and outputs);
+* with a validation split (``dataset.n_valid``), ``val_accuracy`` and
+  ``val_mse`` of the same predictor on it: the kernel tables of
+  ``ntkexp plot`` then pick ``diag_reg`` on them instead of on the test
+  points (Lee et al. 2020 tune it on a validation set); the validation
+  inputs ride with the test inputs through the test-train kernel and every
+  solve, at the cost of ``n_valid`` more rows;
 * ``train_mse`` at finite ``t`` (none at ``t = inf``, where it is only the
   regulariser's residual);
 * rows at a finite ``t`` also carry ``t_as_diag_reg = y.size ln 2 / (t
@@ -253,6 +259,9 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     data = instantiate(cfg.dataset)
     x_train = np.asarray(data.x_train, dtype)
     x_test = np.asarray(data.x_test, dtype)
+    n_test = len(x_test)
+    if data.n_valid:  # scored beside the test points: one kernel, one solve
+        x_test = np.concatenate([x_test, np.asarray(data.x_valid, dtype)])
     y_train = np.asarray(data.y_train, np.float64)
     y_test = np.asarray(data.y_test, np.float64)
     _, _, kernel_fn = instantiate(cfg.model, out_dim=y_train.shape[1])
@@ -283,7 +292,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 f'dataset.n_train={len(x_train)}: halve the n_train it names, or '
                 'set experiment.augment.members=0 experiment.augment.union=false]'
             ) from None
-        pool_kernels = (pool_tt, pool_st)
+        pool_kernels = (pool_tt, {k: v[:n_test] for k, v in pool_st.items()})
         n = len(x_train)
         k_tt = {k: np.ascontiguousarray(v[:n, :n]) for k, v in pool_tt.items()}
         k_st = {k: np.ascontiguousarray(v[:, :n]) for k, v in pool_st.items()}
@@ -291,7 +300,10 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         k_tt, k_st, seconds = compute_kernels(
             cfg, kernel_fn, x_train, x_test, need, run_dir=run_dir,
             finite_t=finite_t)
-    rows.add('kernel_seconds', seconds, n_train=len(x_train), n_test=len(x_test))
+    sizes = dict(n_train=len(x_train), n_test=n_test)
+    rows.add('kernel_seconds', seconds, **sizes,
+             **({'n_valid': data.n_valid} if data.n_valid else {}))
+    x_test = x_test[:n_test]
 
     k_test_diag = None
     if variance:
@@ -320,17 +332,24 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                 if not math.isinf(t):
                     params['t_as_diag_reg'] = t_as_diag_reg(t, y_train.size,
                                                             mean_diag)
+                pred, pred_valid = pred[:n_test], pred[n_test:]
                 entry = add_scores(rows, pred, params, y_test, data.labels_test)
+                if data.n_valid:
+                    scores = add_scores(rows, pred_valid, params, data.y_valid,
+                                        data.labels_valid, prefix='val_')
+                    entry.update({f'val_{k}': scores[k] for k in ('accuracy', 'mse')
+                                  if k in scores})
                 if not math.isinf(t):
                     train_pred = flow.predict(k_tt[kernel], t)
                     rows.add('train_mse', solve.mse(train_pred, y_train), **params)
                 if variance and math.isinf(t):
+                    k_nngp = k_st['nngp'][:n_test]
                     if kernel == 'nngp':
-                        var = solve.nngp_variance(k_tt['nngp'], k_st['nngp'],
+                        var = solve.nngp_variance(k_tt['nngp'], k_nngp,
                                                   k_test_diag, diag_reg)
                     else:
-                        var = solve.ntk_variance(k_tt['ntk'], k_st['ntk'],
-                                                 k_tt['nngp'], k_st['nngp'],
+                        var = solve.ntk_variance(k_tt['ntk'], k_st['ntk'][:n_test],
+                                                 k_tt['nngp'], k_nngp,
                                                  k_test_diag, diag_reg)
                     entry['variance'] = float(np.mean(var))
                     rows.add('variance', entry['variance'], **params)

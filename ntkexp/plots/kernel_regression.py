@@ -6,7 +6,9 @@ seeds), each only when the table has what it needs:
 * ``architectures``: the best test accuracy over ``diag_reg`` per
   architecture (FC, CNN-VEC, CNN-GAP, ...), NNGP vs NTK, without / with ZCA,
   one panel per dataset (Lee et al. 2020, Table 1; numbers from
-  :func:`architecture_table`);
+  :func:`architecture_table`, in ``architectures.csv``); where the runs
+  scored a validation split (``dataset.n_valid``), the test accuracy at the
+  ``diag_reg`` best on it;
 * ``diag_reg``: test accuracy and MSE against the diagonal regulariser
   ``eps`` of ``K + eps * mean(diag K) * I``, one line per kernel and model
   (Lee et al. 2020, Sec. 3.7 / Fig. 5: regularisation of NNGP and NTK);
@@ -456,21 +458,54 @@ def architecture_table(frame: pd.DataFrame, metric: str = 'accuracy') -> pd.Data
 
     Seeds are averaged at each ``diag_reg`` before the best one is taken;
     with several ``n_train`` only each model's largest on each dataset enters
-    (column ``n_train``: a model run only on fewer points keeps its row). The best is
-    the largest accuracy (smallest MSE) on the test rows themselves: at these
-    sizes there is no separate validation split, so it is optimistic.
+    (column ``n_train``: a model run only on fewer points keeps its row).
+    Where the runs scored a validation split (``dataset.n_valid``: rows
+    ``val_<metric>``), the best ``diag_reg`` is the one best on it, as Lee et
+    al. 2020 tune it, and ``value`` is the test score there; otherwise it is
+    the best on the test rows themselves, which is optimistic.
 
     Returns:
         Columns ``dataset, model, zca, stats_from, kernel, value, diag_reg,
         n_train`` (``zca`` NaN = none; ``stats_from`` 'subset' where rows
-        predate it), models in Table-1 order (FC, CNN-VEC, CNN-GAP).
+        predate it), models in Table-1 order (FC, CNN-VEC, CNN-GAP); with
+        validation rows also ``val_value`` (the validation score at that
+        ``diag_reg``) and ``selected_on`` ('validation', or 'test' for a
+        setting run without a validation split).
     """
     columns = ['dataset', 'model', 'zca', 'stats_from', 'kernel', 'value',
                'diag_reg', 'n_train']
     rows = _largest_n_train(_at_inf(frame), per_model=True)
+    valid = rows[rows['metric'] == f'val_{metric}']
     rows = rows[rows['metric'] == metric]
     if rows.empty or 'kernel' not in rows.columns:
         return pd.DataFrame(columns=columns)
+    keys = ['dataset', 'model', 'zca', 'stats_from', 'kernel']
+    means = (_table_keys(rows).groupby(keys + ['diag_reg'], dropna=False)
+             .agg(value=('value', 'mean'), n_train=('n_train', 'max'))
+             .reset_index())
+    select = means['value']
+    if not valid.empty:
+        columns += ['val_value', 'selected_on']
+        scores = (_table_keys(valid).groupby(keys + ['diag_reg'], dropna=False)['value']
+                  .mean().rename('val_value').reset_index())
+        means = means.merge(scores, on=keys + ['diag_reg'], how='left')
+        has_valid = means.groupby(keys, dropna=False)['val_value'].transform('count') > 0
+        select = means['value'].where(~has_valid, means['val_value'])
+    pick = select.groupby([means[k] for k in keys], dropna=False)
+    best = pick.idxmin() if metric.endswith('mse') else pick.idxmax()
+    table = means.loc[best.to_numpy()].reset_index(drop=True)
+    if not valid.empty:
+        table['selected_on'] = np.where(table['val_value'].notna(), 'validation', 'test')
+    rank = {m: i for i, m in enumerate(_ordered_models(table['model']))}
+    table = table.assign(_rank=table['model'].astype(str).map(rank),
+                         _zca=table['zca'].fillna(-1.0))
+    table = table.sort_values(['dataset', '_rank', '_zca', 'stats_from', 'kernel'])
+    return table.drop(columns=['_rank', '_zca']).reset_index(drop=True)[columns]
+
+
+def _table_keys(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with :func:`architecture_table`'s key columns, filled where
+    a run predates them (``zca`` numeric, ``stats_from`` 'subset')."""
     rows = rows.copy()
     for column, default in (('dataset', ''), ('model', ''), ('zca', np.nan),
                             ('stats_from', 'subset'), ('diag_reg', np.nan),
@@ -479,18 +514,17 @@ def architecture_table(frame: pd.DataFrame, metric: str = 'accuracy') -> pd.Data
             rows[column] = default
     rows['zca'] = pd.to_numeric(rows['zca'], errors='coerce')
     rows['stats_from'] = rows['stats_from'].fillna('subset').astype(str)
-    keys = ['dataset', 'model', 'zca', 'stats_from', 'kernel']
-    means = (rows.groupby(keys + ['diag_reg'], dropna=False)
-             .agg(value=('value', 'mean'), n_train=('n_train', 'max'))
-             .reset_index())
-    pick = means.groupby(keys, dropna=False)['value']
-    best = pick.idxmin() if metric.endswith('mse') else pick.idxmax()
-    table = means.loc[best.to_numpy()].reset_index(drop=True)
-    rank = {m: i for i, m in enumerate(_ordered_models(table['model']))}
-    table = table.assign(_rank=table['model'].astype(str).map(rank),
-                         _zca=table['zca'].fillna(-1.0))
-    table = table.sort_values(['dataset', '_rank', '_zca', 'stats_from', 'kernel'])
-    return table.drop(columns=['_rank', '_zca']).reset_index(drop=True)[columns]
+    return rows
+
+
+def _selection_text(table: pd.DataFrame, metric: str) -> str:
+    """How :func:`architecture_table` picked ``diag_reg``, for a title."""
+    on = set(table['selected_on']) if 'selected_on' in table else {'test'}
+    if on == {'validation'}:
+        return f'test {metric} at the ' + r'$\varepsilon$ best on validation'
+    best = 'highest' if metric == 'accuracy' else 'lowest'
+    text = f'{best} test {metric} over ' + r'$\varepsilon$'
+    return text + ('; where run, at the best on validation' if 'validation' in on else '')
 
 
 def _preprocessing_label(zca, stats_from: str, label_fit: bool) -> str:
@@ -572,10 +606,11 @@ def plot_architectures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc='outside lower center', fontsize=7,
                ncol=min(len(handles), 4))
-    best = 'highest' if metric == 'accuracy' else 'lowest'
-    fig.suptitle(f'Infinite-width kernels per architecture ({best} test {metric} '
-                 r'over $\varepsilon$)', fontsize=9)
-    return _save(fig, out_dir, 'architectures')
+    fig.suptitle('Infinite-width kernels per architecture '
+                 f'({_selection_text(table, metric)})', fontsize=9)
+    path = out_dir / 'architectures.csv'
+    table.to_csv(path, index=False)
+    return _save(fig, out_dir, 'architectures') + [path]
 
 
 def plot_zca(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -625,7 +660,8 @@ def plot_zca(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                                ls=':')
         ax.set_xscale('log')
         ax.set_xlabel('ZCA regulariser (relative to the mean eigenvalue)')
-        ax.set_ylabel(f'best test {metric} over ' + r'$\varepsilon$')
+        ax.set_ylabel(_selection_text(table, metric) if 'selected_on' in table
+                      else f'best test {metric} over ' + r'$\varepsilon$')
         n = part['n_train'].max()
         ax.set_title(f'{dataset}' + (f', n={int(n)}' if np.isfinite(n) else '')
                      + '; dotted: no ZCA', fontsize=9)
@@ -1027,10 +1063,13 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             frame = frame.assign(**{column: pd.to_numeric(frame[column],
                                                           errors='coerce')})
     paths: list[Path] = plot_depth(frame, out_dir) + plot_augment(frame, out_dir)
+    # The tables that pick diag_reg also read the validation scores.
+    picked = frame[frame['metric'].isin(['accuracy', 'mse', 'val_accuracy', 'val_mse'])]
     frame = frame[frame['metric'].isin(['accuracy', 'mse', 'train_mse', 'variance'])]
     for figure in (plot_architectures, plot_diag_reg, plot_zca, plot_n_train,
                    plot_nngp_vs_ntk, plot_time, plot_early_stopping):
-        paths += figure(frame, out_dir)
+        paths += figure(picked if figure in (plot_architectures, plot_zca) else frame,
+                        out_dir)
     if not paths:
         paths += plot_summary(frame, out_dir)
     return paths
