@@ -8,11 +8,11 @@ the summary over seeds and the figures can be checked exactly. No JAX.
 from __future__ import annotations
 
 import math
-import tempfile
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
