@@ -406,6 +406,26 @@ def test_depth_figure_best_accuracy_and_kernel_geometry(tmp_path):
     assert kr_plots.plot_depth(one[one['depth'] == 4], tmp_path / 'one') == []
 
 
+def test_depth_figure_picks_diag_reg_on_validation_where_run(tmp_path):
+    """With ``val_accuracy`` rows for the FC net only, its points are the test
+    accuracy at the ``diag_reg`` best on validation (1e-4 at depth 16, where
+    the test set prefers 1.0); the ResNet, run without, keeps the test's
+    pick, and the CSV says which."""
+    rows = depth_rows()
+    valid = rows[(rows['model'] == 'fc') & (rows['metric'] == 'accuracy')].copy()
+    valid['metric'] = 'val_accuracy'
+    valid['value'] = np.where(valid['diag_reg'] == 1e-4, 0.95, 0.5)
+    kr_plots.plot(pd.concat([rows, valid]), tmp_path)
+    table = pd.read_csv(tmp_path / 'depth.csv')
+    acc = table[table['metric'] == 'accuracy'].set_index(['model', 'depth'])
+    assert acc.loc[('fc', 16), 'diag_reg'] == pytest.approx(1e-4)
+    assert acc.loc[('fc', 16), 'mean'] == pytest.approx(0.9 - 0.04 + 0.001)
+    assert (acc.loc['fc', 'selected_on'] == 'validation').all()
+    assert acc.loc[('resnet', 16), 'diag_reg'] == pytest.approx(1.0)
+    assert (acc.loc['resnet', 'selected_on'] == 'test').all()
+    assert table[table['metric'] == 'kernel_cos_std']['selected_on'].isna().all()
+
+
 def augment_rows() -> pd.DataFrame:
     """Known rows of two augmentation runs (flip with its union, flip+crop4),
     FC NTK, two diag_reg, two seeds: the plain accuracy, the ensemble's for

@@ -859,18 +859,31 @@ def plot_early_stopping(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths + [path]
 
 
-def _best_over_diag_reg(rows: pd.DataFrame, x: str | None = None) -> pd.DataFrame:
+def _best_over_diag_reg(rows: pd.DataFrame, x: str | None = None,
+                        valid: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean +- std over seeds at each ``diag_reg`` (per ``x``), then the
     ``diag_reg`` with the largest mean (accuracy); indexed by ``x``, or one
-    row without ``x``. Rows without a ``diag_reg`` (the kernel-geometry
-    metrics) are just averaged, with ``diag_reg`` NaN."""
+    row without ``x``. With ``valid`` rows (the same line's
+    ``val_accuracy``, ``dataset.n_valid``), the ``diag_reg`` with the largest
+    validation mean instead, where there is one (column ``selected_on``:
+    'validation' or 'test'; ``valid`` may be empty).
+    Rows without a ``diag_reg`` (the kernel-geometry metrics) are just
+    averaged, with ``diag_reg`` NaN."""
     if 'diag_reg' not in rows.columns or rows['diag_reg'].isna().all():
         return _mean_std(rows, x).assign(diag_reg=np.nan)
     by = ([x] if x else []) + ['diag_reg']
     stats = rows.groupby(by)['value'].agg(['mean', 'std', 'count']).reset_index()
+    select = stats['mean']
+    if valid is not None:  # possibly empty: this line ran without validation
+        scores = valid.groupby(by)['value'].mean().rename('val_mean').reset_index()
+        stats = stats.merge(scores, on=by, how='left')
+        picked = (stats.groupby(x)['val_mean'].transform('count') > 0 if x
+                  else pd.Series(stats['val_mean'].notna().any(), stats.index))
+        select = stats['mean'].where(~picked, stats['val_mean'])
+        stats['selected_on'] = np.where(picked, 'validation', 'test')
     if x is None:
-        return stats.loc[[stats['mean'].idxmax()]]
-    best = stats.loc[stats.groupby(x)['mean'].idxmax()]
+        return stats.loc[[select.idxmax()]]
+    best = stats.loc[select.groupby(stats[x]).idxmax()]
     return best.set_index(x).sort_index()
 
 
@@ -878,7 +891,8 @@ def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Accuracy and kernel geometry against depth (Huang et al. 2020).
 
     Panels: the best test accuracy over ``diag_reg`` (seeds averaged at each
-    ``diag_reg`` first), then each :data:`KERNEL_STATS` metric present; one
+    ``diag_reg`` first; with ``dataset.n_valid``, the test accuracy at the
+    ``diag_reg`` best on validation), then each :data:`KERNEL_STATS` metric present; one
     row per dataset. Lines: model (and ``alpha_gamma``, the ResNet's
     ``alpha = L^(-gamma)``) in colour, NNGP dashed and NTK solid. The mean
     cosine panel marks 1/4, the limit of the bias-free ReLU FC NTK
@@ -887,6 +901,8 @@ def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     if 'depth' not in frame.columns:
         return []
     rows = _at_inf(frame)
+    valid = rows[rows['metric'] == 'val_accuracy']
+    valid = valid.assign(depth=pd.to_numeric(valid['depth'], errors='coerce'))
     rows = rows[rows['metric'].isin(('accuracy',) + KERNEL_STATS)]
     rows = rows.assign(depth=pd.to_numeric(rows['depth'], errors='coerce'))
     # A line is a sweep when it has two depths; diag_reg does not split lines.
@@ -906,14 +922,18 @@ def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             data = part[part['metric'] == metric]
             for settings, label, group in _series(data, 'depth', exclude,
                                                   label_rows=rows):
-                stats = _best_over_diag_reg(group, 'depth')
+                picked_on = (_matching(_facet(valid, 'dataset', dataset), settings)
+                             if metric == 'accuracy' and not valid.empty else None)
+                stats = _best_over_diag_reg(group, 'depth', picked_on)
                 _line(ax, stats, label, settings.get('kernel'),
                       color=colors.get(_colour_key(settings)))
                 for depth, stat in stats.iterrows():
                     table.append(dict(settings, dataset=dataset, metric=metric,
                                       depth=depth, mean=stat['mean'],
                                       std=stat['std'], count=stat['count'],
-                                      diag_reg=stat['diag_reg']))
+                                      diag_reg=stat['diag_reg'],
+                                      **({'selected_on': stat['selected_on']}
+                                         if 'selected_on' in stat else {})))
             if metric == 'kernel_cos_mean' and 'fc' in set(data.get('model', [])):
                 ax.axhline(0.25, color='0.4', ls=':', lw=1,
                            label='1/4: deep FC ReLU limit')
