@@ -79,7 +79,8 @@ def _overrides(run_dir: Path) -> dict[str, Any]:
 
     Group choices (``model=cnn``) and bookkeeping keys (``paths.*``,
     ``hydra.*``, kernel-engine settings) are left out; each remaining key
-    ``a.b.c=v`` becomes column ``c`` (``a.b.c`` if two keys end alike).
+    ``a.b.c=v`` becomes column ``c`` (``a.b.c`` if two keys end alike),
+    mapped to ``(a.b.c, v)``.
     """
     path = run_dir / '.hydra' / 'overrides.yaml'
     if not path.exists():
@@ -103,7 +104,16 @@ def _overrides(run_dir: Path) -> dict[str, Any]:
         parsed[key] = value
     leaves = [k.rsplit('.', 1)[-1] for k in parsed]
     return {(k.rsplit('.', 1)[-1] if leaves.count(k.rsplit('.', 1)[-1]) == 1
-             else k): v for k, v in parsed.items()}
+             else k): (k, v) for k, v in parsed.items()}
+
+
+def _resolved(cfg: Any, key: str, value: Any) -> Any:
+    """``key``'s value in the run's resolved ``cfg`` where it is a number,
+    bool or string; else ``value`` (the override's text)."""
+    if cfg is None:
+        return value
+    resolved = OmegaConf.select(cfg, key, default=None)
+    return resolved if isinstance(resolved, (bool, int, float, str)) else value
 
 
 def _base_from_config(cfg: Any) -> dict[str, Any]:
@@ -126,9 +136,18 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     if frame.empty:
         frame = pd.DataFrame([{**_base_from_config(cfg), 'metric': None,
                                'value': np.nan}])
-    for key, value in _overrides(run_dir).items():
+    for key, (dotted, value) in _overrides(run_dir).items():
+        if isinstance(value, str) and ('${' in value or '$\\{' in value):
+            value = _resolved(cfg, dotted, value)  # dataset.seed='${seed}'
         if key not in frame.columns:
             frame[key] = value
+        elif key != dotted and dotted not in frame.columns:
+            # A swept key named like a row column of another meaning
+            # (dataset.seed beside the init seed): its own dotted column,
+            # with the config's value, where they differ.
+            value = _resolved(cfg, dotted, value)
+            if not (frame[key] == value).all():
+                frame[dotted] = value
     experiment_run = None
     if cfg is not None:
         experiment_run = OmegaConf.select(cfg, 'experiment.run', default=None)
