@@ -136,18 +136,18 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     if frame.empty:
         frame = pd.DataFrame([{**_base_from_config(cfg), 'metric': None,
                                'value': np.nan}])
+    from ntkexp import runner  # pylint: disable=g-import-not-at-top
+    sources = runner.base_column_sources()
     for key, (dotted, value) in _overrides(run_dir).items():
         if isinstance(value, str) and ('${' in value or '$\\{' in value):
             value = _resolved(cfg, dotted, value)  # dataset.seed='${seed}'
-        if key not in frame.columns:
+        leaf = dotted.rsplit('.', 1)[-1]
+        if sources.get(leaf, dotted) != dotted:
+            # Named like a row column of another key (dataset.seed beside
+            # the init seed): a column of its own, with the config's value.
+            frame[dotted] = _resolved(cfg, dotted, value)
+        elif key not in frame.columns:
             frame[key] = value
-        elif key != dotted and dotted not in frame.columns:
-            # A swept key named like a row column of another meaning
-            # (dataset.seed beside the init seed): its own dotted column,
-            # with the config's value, where they differ.
-            value = _resolved(cfg, dotted, value)
-            if not (frame[key] == value).all():
-                frame[dotted] = value
     experiment_run = None
     if cfg is not None:
         experiment_run = OmegaConf.select(cfg, 'experiment.run', default=None)

@@ -92,6 +92,14 @@ def base_columns(cfg: DictConfig) -> dict[str, Any]:
     return base
 
 
+def base_column_sources() -> dict[str, str]:
+    """The config key each numbered column of :func:`base_columns` comes
+    from (``seed`` from the root ``seed``, ``width`` from ``model.width``,
+    ``n_train`` from ``dataset.n_train``, ...)."""
+    return {'seed': 'seed', **{k: f'model.{k}' for k in _MODEL_COLUMNS},
+            **{k: f'dataset.{k}' for k in _DATASET_COLUMNS}}
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)

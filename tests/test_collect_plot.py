@@ -107,19 +107,24 @@ def test_a_swept_key_named_like_a_row_column_gets_its_dotted_column(tmp_path):
     column ``dataset.seed`` with the resolved value (``${seed}`` and the
     like), so subsets stay apart in the summary; an override equal to its
     row column (``model.width=512``) adds nothing."""
-    for name, data_seed in (('a', 3), ('b', 4)):
+    for name, data_seed in (('a', 3), ('b', 4), ('c', 0)):
         run_dir = write_run(tmp_path / 'runs', name, seed=0,
                             overrides=['dataset.seed=$\\{seed\\}', 'model.width=512'])
         cfg = yaml.safe_load((run_dir / records.CONFIG_YAML).read_text())
         cfg['dataset']['seed'] = data_seed
         (run_dir / records.CONFIG_YAML).write_text(yaml.safe_dump(cfg))
     frame = collect.collect([tmp_path / 'runs'])
-    assert sorted(frame['dataset.seed'].unique()) == [3, 4]
+    assert sorted(frame['dataset.seed'].unique()) == [0, 3, 4]  # 0: the init seed's value
     assert (frame['seed'] == 0).all() and 'model.width' not in frame.columns
     summary = collect.summarize(frame)
     entry = summary[(summary['metric'] == 'accuracy') & (summary['kernel'] == 'nngp')
                     & (summary['diag_reg'] == 1e-2)]
-    assert sorted(entry['dataset.seed']) == [3, 4] and (entry['count'] == 1).all()
+    assert sorted(entry['dataset.seed']) == [0, 3, 4] and (entry['count'] == 1).all()
+    # Without a seed override the name is free, and still not the init seed's.
+    run_dir = write_run(tmp_path / 'alone', 'd', seed=0, overrides=['dataset.seed=5'])
+    (run_dir / '.hydra' / 'overrides.yaml').write_text(yaml.safe_dump(['dataset.seed=5']))
+    frame = collect.collect([tmp_path / 'alone'])
+    assert (frame['dataset.seed'] == 5).all() and (frame['seed'] == 0).all()
 
 
 def test_summary_is_mean_and_std_over_seeds(runs):
