@@ -93,9 +93,9 @@ def base_columns(cfg: DictConfig) -> dict[str, Any]:
 
 
 def base_column_sources() -> dict[str, str]:
-    """The config key each numbered column of :func:`base_columns` comes
-    from (``seed`` from the root ``seed``, ``width`` from ``model.width``,
-    ``n_train`` from ``dataset.n_train``, ...)."""
+    """The config key behind each value column of :func:`base_columns`
+    (``seed`` is the root ``seed``, not ``dataset.seed``; ``width`` is
+    ``model.width``, ``n_train`` is ``dataset.n_train``, ...)."""
     return {'seed': 'seed', **{k: f'model.{k}' for k in _MODEL_COLUMNS},
             **{k: f'dataset.{k}' for k in _DATASET_COLUMNS}}
 
