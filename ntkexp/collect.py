@@ -139,13 +139,14 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     from ntkexp import runner  # pylint: disable=g-import-not-at-top
     sources = runner.base_column_sources()
     for key, (dotted, value) in _overrides(run_dir).items():
-        if isinstance(value, str) and ('${' in value or '$\\{' in value):
-            value = _resolved(cfg, dotted, value)  # dataset.seed='${seed}'
-        leaf = dotted.rsplit('.', 1)[-1]
-        if sources.get(leaf, dotted) != dotted:
-            # Named like a row column of another key (dataset.seed beside
-            # the init seed): a column of its own, with the config's value.
-            frame[dotted] = _resolved(cfg, dotted, value)
+        # Named like a row column of another key (dataset.seed beside the
+        # init seed): a column of its own, with the config's value.
+        own_column = sources.get(dotted.rsplit('.', 1)[-1], dotted) != dotted
+        interpolated = isinstance(value, str) and ('${' in value or '$\\{' in value)
+        if own_column or interpolated:  # dataset.seed='${seed}'
+            value = _resolved(cfg, dotted, value)
+        if own_column:
+            frame[dotted] = value
         elif key not in frame.columns:
             frame[key] = value
     experiment_run = None

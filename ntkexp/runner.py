@@ -24,7 +24,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import interrupts, records
-from ntkexp.data import preprocess
+from ntkexp.data import builders, preprocess
 from ntkexp.experiments.options import as_list, time_value
 
 log = logging.getLogger(__name__)
@@ -227,9 +227,11 @@ def validate(cfg: DictConfig) -> None:
                 raise ConfigError(str(error)) from None
     exp = cfg.experiment
     n_valid = dataset.get('n_valid', 0)
-    _check(n_valid is None or (isinstance(n_valid, int) and not isinstance(n_valid, bool)
-                               and n_valid >= 0),
-           f'dataset.n_valid={n_valid!r} must be an integer >= 0 (0 = no validation split)')
+    try:
+        builders.check_n_valid(n_valid)
+    except ValueError:
+        raise ConfigError(f'dataset.n_valid={n_valid!r} must be an integer >= 0 '
+                          '(0 = no validation split)') from None
     _check(not n_valid or exp.get('run', None) in VALIDATION_RUNS,
            f'dataset.n_valid={n_valid}: only experiment=kernel_regression (and the paper '
            f'configs that run it) scores a validation split; experiment.run='

@@ -300,8 +300,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         k_tt, k_st, seconds = compute_kernels(
             cfg, kernel_fn, x_train, x_test, need, run_dir=run_dir,
             finite_t=finite_t)
-    sizes = dict(n_train=len(x_train), n_test=n_test)
-    rows.add('kernel_seconds', seconds, **sizes,
+    rows.add('kernel_seconds', seconds, n_train=len(x_train), n_test=n_test,
              **({'n_valid': data.n_valid} if data.n_valid else {}))
     x_test = x_test[:n_test]
 

@@ -486,21 +486,33 @@ def architecture_table(frame: pd.DataFrame, metric: str = 'accuracy') -> pd.Data
     select = means['value']
     if not valid.empty:
         columns += ['val_value', 'selected_on']
-        scores = (_table_keys(valid).groupby(keys + ['diag_reg'], dropna=False)['value']
-                  .mean().rename('val_value').reset_index())
-        means = means.merge(scores, on=keys + ['diag_reg'], how='left')
-        has_valid = means.groupby(keys, dropna=False)['val_value'].transform('count') > 0
-        select = means['value'].where(~has_valid, means['val_value'])
+        means, select = _pick_on_validation(means, _table_keys(valid), keys + ['diag_reg'],
+                                            keys, 'value', 'val_value')
     pick = select.groupby([means[k] for k in keys], dropna=False)
     best = pick.idxmin() if metric.endswith('mse') else pick.idxmax()
     table = means.loc[best.to_numpy()].reset_index(drop=True)
-    if not valid.empty:
-        table['selected_on'] = np.where(table['val_value'].notna(), 'validation', 'test')
     rank = {m: i for i, m in enumerate(_ordered_models(table['model']))}
     table = table.assign(_rank=table['model'].astype(str).map(rank),
                          _zca=table['zca'].fillna(-1.0))
     table = table.sort_values(['dataset', '_rank', '_zca', 'stats_from', 'kernel'])
     return table.drop(columns=['_rank', '_zca']).reset_index(drop=True)[columns]
+
+
+def _pick_on_validation(stats: pd.DataFrame, valid: pd.DataFrame, by: list[str],
+                        groups: list[str], score: str, name: str
+                        ) -> tuple[pd.DataFrame, pd.Series]:
+    """``stats`` (one ``score`` per ``by``, ``diag_reg`` among them) with the
+    mean of the ``valid`` rows' values beside it as ``name`` and a column
+    ``selected_on``, and the scores that pick each group's ``diag_reg``
+    (per ``groups``; one group when empty): the validation means in a group
+    that has any ('validation'), else ``score`` ('test'). ``valid`` may be
+    empty."""
+    scores = valid.groupby(by, dropna=False)['value'].mean().rename(name).reset_index()
+    stats = stats.merge(scores, on=by, how='left')
+    has_valid = (stats.groupby(groups, dropna=False)[name].transform('count') > 0
+                 if groups else pd.Series(stats[name].notna().any(), stats.index))
+    stats['selected_on'] = np.where(has_valid, 'validation', 'test')
+    return stats, stats[score].where(~has_valid, stats[name])
 
 
 def _table_keys(rows: pd.DataFrame) -> pd.DataFrame:
@@ -877,12 +889,8 @@ def _best_over_diag_reg(rows: pd.DataFrame, x: str | None = None,
     stats = rows.groupby(by)['value'].agg(['mean', 'std', 'count']).reset_index()
     select = stats['mean']
     if valid is not None:  # possibly empty: this line ran without validation
-        scores = valid.groupby(by)['value'].mean().rename('val_mean').reset_index()
-        stats = stats.merge(scores, on=by, how='left')
-        picked = (stats.groupby(x)['val_mean'].transform('count') > 0 if x
-                  else pd.Series(stats['val_mean'].notna().any(), stats.index))
-        select = stats['mean'].where(~picked, stats['val_mean'])
-        stats['selected_on'] = np.where(picked, 'validation', 'test')
+        stats, select = _pick_on_validation(stats, valid, by, [x] if x else [],
+                                            'mean', 'val_mean')
     if x is None:
         return stats.loc[[select.idxmax()]]
     best = stats.loc[select.groupby(stats[x]).idxmax()]
@@ -903,10 +911,9 @@ def plot_depth(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     if 'depth' not in frame.columns:
         return []
     rows = _at_inf(frame)
-    valid = rows[rows['metric'] == 'val_accuracy']
-    valid = valid.assign(depth=pd.to_numeric(valid['depth'], errors='coerce'))
-    rows = rows[rows['metric'].isin(('accuracy',) + KERNEL_STATS)]
     rows = rows.assign(depth=pd.to_numeric(rows['depth'], errors='coerce'))
+    valid = rows[rows['metric'] == 'val_accuracy']
+    rows = rows[rows['metric'].isin(('accuracy',) + KERNEL_STATS)]
     # A line is a sweep when it has two depths; diag_reg does not split lines.
     rows = _swept(rows[rows['depth'].notna()], 'depth', ignore=('diag_reg',))
     metrics = _metrics(rows, ('accuracy',) + KERNEL_STATS)
