@@ -127,6 +127,52 @@ def test_architecture_table_picks_diag_reg_on_the_validation_split(tmp_path, dra
     assert (written['diag_reg'] == 1.0).all()
 
 
+def test_diag_reg_figure_rings_the_validation_pick(tmp_path, drawn):
+    """With ``val_<metric>`` rows, each line of the diag_reg figure has one
+    ring, at the ``diag_reg`` best on validation (seed means), at the line's
+    test mean there; a dataset without validation rows has none, and the
+    figure of rows without any is as before."""
+    rows = lee_rows()
+    # Validation prefers 1.0 on cifar10 (accuracy up, MSE down), where the
+    # test means prefer 1e-2.
+    valid = rows[rows['dataset'] == 'cifar10'].copy()
+    shift = valid['diag_reg'].map({1e-4: 0.0, 1e-2: 0.0, 1.0: 0.2})
+    valid['value'] = np.where(valid['metric'] == 'accuracy', valid['value'] + shift,
+                              valid['value'] - shift)
+    valid['metric'] = 'val_' + valid['metric']
+    kr_plots.plot(pd.concat([rows, valid]), tmp_path)
+    fig = drawn['diag_reg']
+    assert 'rings: the $\\varepsilon$ picked on validation' in fig._suptitle.get_text()
+    assert r'$\varepsilon$ best on validation' in [
+        t.get_text() for t in fig.legends[0].get_texts()]
+    from matplotlib.collections import PathCollection  # pylint: disable=g-import-not-at-top
+
+    def ring_points(ax):  # the scatter markers, not the seed bands
+        return [ring.get_offsets()[0] for ring in ax.collections
+                if isinstance(ring, PathCollection)]
+
+    rings = [(ax.get_title(), ring_points(ax)) for ax in fig.axes if ring_points(ax)]
+    # cifar10 only: accuracy and MSE, no ZCA and ZCA 0.1: four panels, each
+    # ringing its 3 models x 2 kernels once.
+    assert sorted(title for title, _ in rings) == ['cifar10, ZCA 0.1'] * 2 + [
+        'cifar10, no ZCA'] * 2
+    assert all(len(found) == 3 * 2 for _, found in rings)
+    points = np.array([p for _, found in rings for p in found])
+    assert (points[:, 0] == 1.0).all()
+    # The test means at 1.0 (seeds 0.02 and 0.035 on top of the setting),
+    # FC without ZCA: NNGP 0.40 + 0.01 + 0.0275, NTK 0.40 + 0.0275; 1 - those
+    # for MSE.
+    expected = {0.40 + 0.01 + 0.0275, 0.40 + 0.0275, 1 - 0.40 - 0.01 - 0.0275,
+                1 - 0.40 - 0.0275}
+    found = {round(y, 10) for y in points[:, 1]}
+    assert {round(y, 10) for y in expected} <= found
+    # No validation rows: no rings, the title of before.
+    kr_plots.plot_diag_reg(rows, tmp_path)
+    plain = drawn['diag_reg']
+    assert plain.axes and not any(ring_points(ax) for ax in plain.axes)
+    assert 'rings' not in plain._suptitle.get_text()
+
+
 def test_architecture_table_keeps_zca_fit_on_subset_and_train_split_apart(tmp_path):
     """Rows of both ``dataset.stats_from`` values are two settings, not one
     best over both; the figure labels them (rows without the column are

@@ -389,9 +389,14 @@ def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     (when they vary; with more than two ZCA settings, one row per dataset
     and ZCA setting, one column per metric); in each panel one line per
     model (colour) and kernel (dashed NNGP, solid NTK). Only lines run at two
-    or more ``diag_reg`` are drawn; a panel with none says so.
+    or more ``diag_reg`` are drawn; a panel with none says so. Where a line's
+    runs scored a validation split (``dataset.n_valid``: rows
+    ``val_<metric>``), a ring marks its test score at the ``diag_reg`` best
+    on validation (seeds averaged first), the pick that
+    :func:`architecture_table` reports.
     """
     rows = _swept(_largest_n_train(_at_inf(frame)), 'diag_reg')
+    valid = rows[rows['metric'].astype(str).str.startswith('val_')]
     metrics = _metrics(rows)
     if not metrics:
         return []
@@ -404,6 +409,7 @@ def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         panel_rows = [(dataset, zca) for dataset in datasets for zca in zcas]
         columns = [(metric, None) for metric in metrics]
     colors = _line_colors(rows, 'diag_reg', ('dataset', 'zca'))
+    rings = False
     plt = figures.pyplot()
     fig, axes = plt.subplots(len(panel_rows), len(columns),
                              figsize=(4.2 * len(columns), 3.4 * len(panel_rows)),
@@ -429,9 +435,19 @@ def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             order = ({m: k for k, m in enumerate(_ordered_models(data['model']))}
                      if 'model' in data.columns else {})
             lines.sort(key=lambda item: order.get(str(item[0].get('model')), 0))
+            panel_valid = _facet(_facet(valid[valid['metric'] == f'val_{metric}'],
+                                        'dataset', dataset), 'zca', zca)
             for settings, label, group in lines:
-                _line(ax, _mean_std(group, 'diag_reg'), label,
-                      settings.get('kernel'), color=colors.get(_colour_key(settings)))
+                stats = _mean_std(group, 'diag_reg')
+                line = _line(ax, stats, label, settings.get('kernel'),
+                             color=colors.get(_colour_key(settings)))
+                picked = _validation_pick(stats, _matching(panel_valid, settings),
+                                          metric)
+                if picked is not None:
+                    ax.scatter([picked], [stats.loc[picked, 'mean']], s=90,
+                               facecolors='none', edgecolors=line.get_color(),
+                               linewidths=1.3, zorder=3)
+                    rings = True
             _set_log_x(ax, data['diag_reg'].to_numpy(float), force=True)
             ax.set_xlabel(AXIS_LABELS['diag_reg'], fontsize=8)
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
@@ -446,10 +462,27 @@ def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                 for a in same:
                     a.set_ylim(low, high)
     handles = _all_handles(axes)
+    title = 'NNGP (dashed) and NTK (solid) against regularisation'
+    if rings:
+        ring = r'$\varepsilon$ best on validation'
+        handles[ring] = plt.Line2D([], [], ls='none', marker='o', ms=9,
+                                   mfc='none', mec='0.3')
+        title += r'; rings: the $\varepsilon$ picked on validation'
     figures.legend_below(fig, list(handles.values()), list(handles))
-    fig.suptitle(_with_title('NNGP (dashed) and NTK (solid) against '
-                             'regularisation', rows), fontsize=9)
+    fig.suptitle(_with_title(title, rows), fontsize=9)
     return _save(fig, out_dir, 'diag_reg')
+
+
+def _validation_pick(stats: pd.DataFrame, valid: pd.DataFrame, metric: str):
+    """The ``diag_reg`` of ``stats`` (a line's test means, indexed by
+    ``diag_reg``) whose mean ``valid`` score (the line's ``val_<metric>``
+    rows) is best, or None when the line has no validation rows at its
+    ``diag_reg`` values."""
+    scores = (valid.groupby('diag_reg')['value'].mean()
+              .reindex(stats.index).dropna())
+    if scores.empty:
+        return None
+    return scores.idxmin() if metric.endswith('mse') else scores.idxmax()
 
 
 def architecture_table(frame: pd.DataFrame, metric: str = 'accuracy') -> pd.DataFrame:
@@ -1097,7 +1130,8 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     frame = frame[frame['metric'].isin(['accuracy', 'mse', 'train_mse', 'variance'])]
     for figure in (plot_architectures, plot_diag_reg, plot_zca, plot_n_train,
                    plot_nngp_vs_ntk, plot_time, plot_early_stopping):
-        paths += figure(picked if figure in (plot_architectures, plot_zca) else frame,
+        paths += figure(picked if figure in (plot_architectures, plot_diag_reg, plot_zca)
+                        else frame,
                         out_dir)
     if not paths:
         paths += plot_summary(frame, out_dir)
