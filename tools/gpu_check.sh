@@ -33,9 +33,9 @@
 #   0. issue 10, first: Myrtle-5 and CNN-GAP with fast_kernel=pallas_diagonal_first (the
 #      sixteenth session: the first layer's product and ReLU in one Pallas step that
 #      writes the padded covariances the `diagonal` step reads, and `diagonal` steps
-#      that write padded outputs for the next; compiled for an H100 here, 8.0 / 14.2 us
+#      that write padded outputs for the next; compiled for an H100 here, 8.0 / 14.1 us
 #      per pair for Myrtle-5 / CNN-GAP in the model against 15.5 / 22.5 for the XLA
-#      default, projected 10.5-11.9x plain neural-tangents; compiled with this machine's
+#      default, projected 10.6-12.0x plain neural-tangents; compiled with this machine's
 #      jax 0.11.2, 8.4 / 14.5 us, 10.3-11.7x: results/bench/session17/), and
 #      fast_kernel=pallas_diagonal_first_masked (the eighteenth session: the same steps
 #      storing no padding, the next step masking its loads; 12-13x projected for both),
