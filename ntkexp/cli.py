@@ -373,7 +373,7 @@ def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
         if done is not None:
             sweep.write_job_record(sweep_dir, num, {
                 **base, 'run_dir': None, 'status': 'skipped',
-                'same_as': str(done)})
+                'same_as': str(done.resolve())})
             return 'skipped'
         sweep.write_job_record(sweep_dir, num, {**base, 'status': 'running'})
         frame = runner.run_job(cfg, run_dir)

@@ -36,6 +36,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from ntkexp import records
+from ntkexp import sweep
 
 # Columns that describe a run rather than a measurement setting.
 RUN_COLUMNS = ('run_dir', 'status', 'wall_time_s', 'error', 'config_hash',
@@ -51,7 +52,13 @@ _IGNORED_OVERRIDES = ('paths', 'hydra', 'skip_done', 'kernel.progress',
 
 
 def find_runs(dirs: Iterable[Path]) -> list[Path]:
-    """Run directories (holding ``status.json``) under ``dirs``, sorted."""
+    """Run directories (holding ``status.json``) under ``dirs``, sorted.
+
+    A sweep directory's jobs that were skipped because the same config had
+    already run ok (``jobs/<n>.json``: ``status`` 'skipped', ``same_as``
+    that run) count with the run they point to, wherever it lies: the sweep's
+    table holds every job it was asked for.
+    """
     found = set()
     for folder in dirs:
         folder = Path(folder)
@@ -60,7 +67,23 @@ def find_runs(dirs: Iterable[Path]) -> list[Path]:
         if folder.is_dir():
             found.update(p.parent.resolve()
                          for p in folder.rglob(records.STATUS_JSON))
+            found.update(_skipped_jobs_runs(folder))
     return sorted(found)
+
+
+def _skipped_jobs_runs(folder: Path) -> set[Path]:
+    """The earlier runs that the sweeps under ``folder`` skipped jobs for."""
+    runs = set()
+    for jobs in folder.rglob(sweep.JOBS_DIR):
+        for record in sweep.read_job_records(jobs.parent).values():
+            same_as = record.get('same_as') if record.get('status') == 'skipped' else None
+            if same_as and (Path(same_as) / records.STATUS_JSON).exists():
+                runs.add(Path(same_as).resolve())
+    return runs
+
+
+def _is_under(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def _load_config(run_dir: Path) -> Any:
@@ -284,6 +307,11 @@ def main(dirs: list[Path], out: Path) -> None:
     counts = runs['status'].value_counts().to_dict()
     print(f"collected {int(frame['metric'].notna().sum())} rows from {len(runs)} runs ("
           + ', '.join(f'{n} {s}' for s, n in sorted(counts.items())) + ')')
+    outside = [r for r in runs['run_dir'] if not any(
+        _is_under(Path(r), Path(d)) for d in dirs)]
+    if outside:
+        print(f'  {len(outside)} of them outside {", ".join(map(str, dirs))}: the earlier '
+              'runs of sweep jobs skipped as already run ok')
     for _, run in runs[runs['status'] != 'ok'].iterrows():
         print(f"  {run['status']}: {run['run_dir']}: {run['error']}")
     print(f'table:   {parquet}\nsummary: {csv}')

@@ -127,6 +127,32 @@ def test_a_swept_key_named_like_a_row_column_gets_its_dotted_column(tmp_path):
     assert (frame['dataset.seed'] == 5).all() and (frame['seed'] == 0).all()
 
 
+def test_collect_of_a_sweep_takes_the_runs_its_skipped_jobs_point_to(tmp_path, capsys):
+    """A sweep that skipped a job (its config had already run ok elsewhere:
+    ``jobs/<n>.json`` with ``same_as``) is collected whole: the earlier run's
+    rows are in the table, once, and the CLI says where they came from."""
+    from ntkexp import sweep  # pylint: disable=g-import-not-at-top
+    earlier = write_run(tmp_path / 'runs' / 'first_sweep', 'seed0', seed=0)
+    write_run(tmp_path / 'runs' / 'second_sweep', 'seed1', seed=1)
+    second = tmp_path / 'runs' / 'second_sweep'
+    sweep.write_job_record(second, 0, {'overrides': ['seed=0'], 'status': 'skipped',
+                                       'run_dir': None, 'same_as': str(earlier)})
+    sweep.write_job_record(second, 1, {'overrides': ['seed=1'], 'status': 'ok',
+                                       'run_dir': str(second / 'seed1')})
+    frame = collect.collect([second])
+    assert sorted(frame.drop_duplicates('run_dir')['seed']) == [0, 1]
+    assert len(frame) == 2 * 13  # each run's 13 rows, none twice
+    # Both sweeps given: the earlier run still counts once.
+    assert len(collect.collect([tmp_path / 'runs'])) == 2 * 13
+    cli.main(['collect', str(second), '-o', str(tmp_path / 'out' / 'table')])
+    out = capsys.readouterr().out
+    assert 'from 2 runs' in out and f'1 of them outside {second}' in out
+    # A record pointing at a run that is gone adds nothing.
+    sweep.write_job_record(second, 2, {'overrides': ['seed=2'], 'status': 'skipped',
+                                       'same_as': str(tmp_path / 'gone')})
+    assert len(collect.collect([second])) == 2 * 13
+
+
 def test_summary_is_mean_and_std_over_seeds(runs):
     frame = collect.collect([runs])
     summary = collect.summarize(frame)
