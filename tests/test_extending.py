@@ -76,3 +76,22 @@ def test_convolutional_model_in_float64_and_seed_picks_its_inits(tmp_path):
     # A width-16 one-layer CNN: a finite, clearly nonzero distance (not 0,
     # which would mean the empirical kernel was compared with itself).
     assert ((rows['value'] > 0.02) & (rows['value'] < 2)).all(), rows['value']
+
+
+@pytest.mark.parametrize('override, message', [
+    ('experiment.n_points=0', 'experiment.n_points=0 must be an integer >= 1'),
+    ('experiment.n_inits=0', 'experiment.n_inits=0 must be an integer >= 1'),
+    ('experiment.n_inits=2.5', 'experiment.n_inits=2.5 must be an integer >= 1'),
+    ('experiment.n_points=20', 'experiment.n_points=20 is more than the dataset.n_train=10'),
+])
+def test_documented_validator_refuses_bad_options_before_running(tmp_path, override, message):
+    """The worked example's ``validate``: one line before anything runs (an
+    ``n_points=0`` used to fail inside JAX, ``n_inits=0`` to write an empty
+    run marked ok)."""
+    with initialize_config_dir(config_dir=str(cli.CONF_DIR), version_base='1.3'):
+        cfg = compose('config', overrides=[
+            'experiment=ntk_at_init', f'paths.root={tmp_path}', 'dataset.n_train=10',
+            override])
+    with pytest.raises(runner.ConfigError, match=message.replace('.', r'\.')):
+        runner.run_job(cfg, tmp_path / 'run')
+    assert not (tmp_path / 'run').exists()  # nothing written

@@ -8,6 +8,22 @@ from hydra.utils import instantiate
 
 import neural_tangents as nt
 
+from ntkexp.runner import ConfigError
+
+
+def validate(cfg):
+    """Checks the options before anything runs: one line naming the value and
+    the fix, not a traceback from deep inside the run."""
+    exp = cfg.experiment
+    for key in ('n_points', 'n_inits'):
+        if isinstance(exp[key], bool) or not isinstance(exp[key], int) or exp[key] < 1:
+            raise ConfigError(f'experiment.{key}={exp[key]!r} must be an integer >= 1')
+    n_train = cfg.dataset.get('n_train')
+    if isinstance(n_train, int) and exp.n_points > n_train:
+        raise ConfigError(f'experiment.n_points={exp.n_points} is more than the '
+                          f'dataset.n_train={n_train} inputs it is taken from: lower '
+                          'it or raise dataset.n_train')
+
 
 def run(cfg, run_dir, rows):
     data = instantiate(cfg.dataset)
