@@ -548,6 +548,42 @@ def test_diverging_predictor_is_flagged_with_the_fix(tmp_path, caplog):
     assert all('experiment.lr_kernel=empirical' in w for w in warnings)
 
 
+def test_linear_predictors_under_full_batch_gd_are_flagged_at_a_tenfold_rise(caplog):
+    """At a stable rate gradient descent never raises a linear model's convex
+    loss: the linearised net and the kernel dynamics are flagged once their
+    train loss is 10x its start (a 20-step run whose linearisation went
+    0.24 -> 87 was not flagged at the networks' 1e3); the network itself,
+    whose loss may rise and fall (the catapult), and any predictor under SGD
+    or momentum keep the 1e3."""
+    class Rows:
+        def __init__(self):
+            self.added = []
+
+        def add(self, metric, value, **params):
+            self.added.append((metric, value, params['predictor']))
+
+    watch = finite_width._DivergenceWatch(1.0, 'empirical', full_batch_gd=True, width=16)
+    rows = Rows()
+    with caplog.at_level('WARNING', logger='ntkexp.experiments.finite_width'):
+        for step, loss in ((0, 0.25), (10, 2.0), (20, 3.0), (30, 200.0)):
+            for name in ('net', 'linearized', 'ntk'):
+                watch(rows, name, step, loss)
+    assert rows.added == [('diverged_at_step', 20, 'linearized'),
+                          ('diverged_at_step', 20, 'ntk')]
+    assert all('lr_fraction' in r.getMessage() for r in caplog.records)
+    sgd = finite_width._DivergenceWatch(1.0, 'empirical', full_batch_gd=False)
+    rows = Rows()
+    for step, loss in ((0, 0.25), (20, 3.0), (30, 300.0)):
+        sgd(rows, 'linearized', step, loss)
+    assert rows.added == [('diverged_at_step', 30, 'linearized')]
+    # The first fix named for the analytic rate also names the convolutional one.
+    analytic = finite_width._DivergenceWatch(1.0, 'analytic')
+    with caplog.at_level('WARNING', logger='ntkexp.experiments.finite_width'):
+        analytic(Rows(), 'net', 0, 1.0)
+        analytic(Rows(), 'net', 5, float('nan'))
+    assert 'experiment.lr_kernel=empirical_outputs' in caplog.records[-1].getMessage()
+
+
 @pytest.mark.slow
 def test_end_to_end_resnet_sgd_xent(tmp_path):
     cfg = compose(tmp_path, 'experiment=finite_width', 'model=resnet',

@@ -811,8 +811,9 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
                                               np.zeros_like(f0_test),
                                               k_st['ntk'])
 
-            watch = _DivergenceWatch(lr, lr_kernel if lr_fraction is not None
-                                     else None, **tag)
+            watch = _DivergenceWatch(
+                lr, lr_kernel if lr_fraction is not None else None,
+                full_batch_gd=optimizer_name == 'gd' and batch_size is None, **tag)
             if nth_probe is not None:
                 nth_probe.start(params0, probe, x_train, y_train_t, lr)
             for i, step in enumerate(eval_steps):
@@ -965,24 +966,37 @@ class _DivergenceWatch:
     ``diverged_at_step`` row (``predictor``, ``width``, ``seed``).
     """
 
-    #: Loss growth over the predictor's step-0 loss taken as divergence.
+    #: Loss growth over the predictor's step-0 loss taken as divergence: a
+    #: network's loss may first rise several times and come down again (the
+    #: catapult, 3.5-17x in ``results/lee2020-lr/``).
     FACTOR = 1e3
+    #: The same for the linear predictors (:data:`LINEAR`) under full-batch
+    #: gradient descent: at a stable rate their convex loss never rises, so a
+    #: tenfold rise is divergence already (a short run stops before 1e3).
+    LINEAR_FACTOR = 10.0
+    LINEAR = ('linearized', 'ntk', 'ntk_mean')
 
-    def __init__(self, lr: float, lr_kernel: Optional[str], **tag):
+    def __init__(self, lr: float, lr_kernel: Optional[str],
+                 full_batch_gd: bool = False, **tag):
         self.lr, self.lr_kernel, self.tag = lr, lr_kernel, tag
+        self.full_batch_gd = full_batch_gd
         self.first: dict[str, float] = {}
         self.flagged: set[str] = set()
 
     def __call__(self, rows: RowWriter, name: str, step: int,
                  loss: float) -> None:
         first = self.first.setdefault(name, loss)
+        factor = (self.LINEAR_FACTOR if self.full_batch_gd and name in self.LINEAR
+                  else self.FACTOR)
         if name in self.flagged or (np.isfinite(loss) and
-                                    loss <= self.FACTOR * max(first, 1e-30)):
+                                    loss <= factor * max(first, 1e-30)):
             return
         self.flagged.add(name)
         rows.add('diverged_at_step', step, predictor=name, **self.tag)
         fix = {'analytic': 'use experiment.lr_kernel=empirical (each '
-                           'width\'s rate from its initial empirical NTK) or a '
+                           'width\'s rate from its initial empirical NTK; for '
+                           'a convolutional net experiment.lr_kernel='
+                           'empirical_outputs, the NTK over outputs too) or a '
                            'smaller experiment.lr_fraction',
                'empirical': 'use experiment.lr_kernel=empirical_outputs (the '
                             'NTK over outputs too) or a smaller '
