@@ -80,6 +80,14 @@ class RowWriter:
         self._file.flush()
         self.count += 1
 
+    def fill_sizes(self, data: Any) -> None:
+        """Sets the ``n_train`` / ``n_test`` columns that the config left null
+        (a whole split) to the sizes of ``data`` (a loaded ``Dataset``), so
+        rows of ``dataset.n_test=null`` and of its explicit size agree."""
+        for key, inputs in (('n_train', data.x_train), ('n_test', data.x_test)):
+            if key in self.base and self.base[key] is None:
+                self.base[key] = len(inputs)
+
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()

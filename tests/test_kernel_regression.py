@@ -141,3 +141,19 @@ def test_validation_split_rides_with_the_test_points(tmp_path, run_and_reference
     plain = frame_plain[frame_plain.metric.isin(['mse', 'variance', 'train_mse'])]
     assert len(frame[frame.metric.isin(['mse', 'variance', 'train_mse'])]) == len(plain)
     assert frame[frame.metric == 'kernel_seconds']['n_valid'].tolist() == [30]
+
+
+def test_rows_of_a_whole_split_carry_its_size(tmp_path):
+    """``dataset.n_test=null`` (all of the digits' 360 test images): every row
+    says ``n_test=360``, as a run of ``dataset.n_test=360`` does (it was blank
+    but for the kernel_seconds row, so collect split the two)."""
+    cfg = _compose(tmp_path, 'dataset.n_train=40', 'dataset.n_test=null',
+                   'experiment.diag_reg=1e-3', "experiment.kernels=[nngp]")
+    frame = runner.run_job(cfg, tmp_path / 'run')
+    assert set(frame['n_test']) == {360} and set(frame['n_train']) == {40}
+    explicit = runner.run_job(_compose(tmp_path, 'dataset.n_train=40', 'dataset.n_test=360',
+                                       'experiment.diag_reg=1e-3', "experiment.kernels=[nngp]"),
+                              tmp_path / 'explicit')
+    accuracy = [f[f['metric'] == 'accuracy'][['n_test', 'value']].to_numpy().tolist()
+                for f in (frame, explicit)]
+    assert accuracy[0] == accuracy[1]

@@ -402,6 +402,7 @@ def _run_training(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
     dtype = _train_dtype(cfg)
 
     data = instantiate(cfg.dataset)
+    rows.fill_sizes(data)  # null n_train / n_test: the sizes loaded
     x = jnp.asarray(data.x_train, dtype)
     y = np.asarray(data.y_train, np.float64)
     on_test = bool(exp.get('on_test', False))
@@ -559,6 +560,7 @@ def _run_principal_component(cfg: DictConfig, run_dir, rows: RowWriter
     steps = int(exp.steps)
 
     data = instantiate(cfg.dataset)
+    rows.fill_sizes(data)  # null n_train / n_test: the sizes loaded
     n = int(data.x_train.shape[0])
     init_fn, apply_fn, kernel_fn = instantiate(cfg.model, out_dim=1)
     k_inf = _infinite_kernel(cfg, kernel_fn,

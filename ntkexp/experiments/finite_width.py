@@ -606,6 +606,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         return jax.enable_x64(train_dtype == jnp.float64)
 
     data = instantiate(cfg.dataset)
+    rows.fill_sizes(data)  # null n_train / n_test: the sizes loaded
     loss_name = str(exp.get('loss', 'mse'))
     y_train, y_test = data.y_train, data.y_test
     if loss_name == 'xent':

@@ -208,6 +208,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     diag_regs = [float(d) for d in as_list(exp.get('diag_reg', [0.0]), [None])]
     fit = tuple(float(f) for f in exp.get('fit', [0.05, 0.5]))
     data = instantiate(cfg.dataset)
+    rows.fill_sizes(data)  # null n_train / n_test: the sizes loaded
     x_train = np.asarray(data.x_train, np.float64)
     x_test = np.asarray(data.x_test, np.float64)
     y_train = np.asarray(data.y_train, np.float64)

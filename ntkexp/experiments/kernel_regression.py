@@ -257,6 +257,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     aug = augment.from_config(exp.get('augment'))
     dtype = np.float64 if cfg.get('precision') == 'float64' else np.float32
     data = instantiate(cfg.dataset)
+    rows.fill_sizes(data)  # null n_train / n_test: the sizes loaded
     x_train = np.asarray(data.x_train, dtype)
     x_test = np.asarray(data.x_test, dtype)
     n_test = len(x_test)
