@@ -432,7 +432,8 @@ def test_dataset_subsets_balanced_and_reproducible():
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    (dict(n_train=2000), r'n_train=2000 is larger than the 1437'),
+    (dict(n_train=2000), r'dataset\.n_train=2000 is larger than the 1437 examples available; '
+                         r'use dataset\.n_train<=1437'),
     (dict(n_test=-1), r'n_test must be >= 1 \(or null for all\), got -1'),
     (dict(n_train=0), r'n_train must be >= 1 \(or null for all\), got 0'),
     (dict(n_train=1.5), r'n_train must be a positive integer or null \(all\)'),

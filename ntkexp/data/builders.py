@@ -179,7 +179,8 @@ def validation_subset(labels_train: np.ndarray, idx_train: np.ndarray, n_valid: 
             f'training pool are left after the n_train={len(idx_train)} training subset; '
             f'lower dataset.n_valid or dataset.n_train (n_train + n_valid <= '
             f'{len(labels_train)}; n_train=null takes the whole pool).')
-    return rest[preprocess.balanced_subset(labels_train[rest], n_valid, [seed, 2], 'n_valid')]
+    return rest[preprocess.balanced_subset(labels_train[rest], n_valid, [seed, 2],
+                                           'dataset.n_valid')]
 
 
 def _from_labelled(name: str, raw: readers.RawSplits, *, n_train, n_test, seed,
@@ -188,8 +189,9 @@ def _from_labelled(name: str, raw: readers.RawSplits, *, n_train, n_test, seed,
     """Select classes, subset, scale, standardise, whiten and encode labelled
     images."""
     raw = select_classes(raw, classes)
-    idx_train = preprocess.balanced_subset(raw.labels_train, n_train, [seed, 0], 'n_train')
-    idx_test = preprocess.balanced_subset(raw.labels_test, n_test, [seed, 1], 'n_test')
+    idx_train = preprocess.balanced_subset(raw.labels_train, n_train, [seed, 0],
+                                           'dataset.n_train')
+    idx_test = preprocess.balanced_subset(raw.labels_test, n_test, [seed, 1], 'dataset.n_test')
     idx_valid = validation_subset(raw.labels_train, idx_train, n_valid, seed)
     x_train = raw.x_train[idx_train].astype(np.float64) / pixel_scale
     # The validation images ride with the test images: training statistics.
