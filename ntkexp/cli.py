@@ -70,6 +70,35 @@ def _is_override(argv: list[str], i: int) -> bool:
             (i == 0 or argv[i - 1] not in _VALUE_FLAGS))
 
 
+def check_override_syntax(overrides: list[str]) -> None:
+    """Fails with one line for an override Hydra's grammar cannot read
+    (``'dataset.classes=[4,9'``), or a sweep (``model.width=64,128``) without
+    ``-m``: Hydra's own messages span several lines and point at its
+    documentation and at ``HYDRA_FULL_ERROR``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # pylint: disable=g-import-not-at-top
+    from hydra.errors import OverrideParseException  # pylint: disable=g-import-not-at-top
+
+    parser = OverridesParser.create()
+    multirun = any(a in ('-m', '--multirun') for a in overrides)
+    for i, override in enumerate(overrides):
+        if not _is_override(overrides, i):
+            continue
+        try:
+            (parsed,) = parser.parse_overrides([override])
+            if parsed.is_sweep_override() and not multirun:
+                key = parsed.key_or_group
+                _fail(f"'{override}' gives several values, a sweep: add -m "
+                      f"(ntkexp run -m {override} ...)"
+                      + ('' if key in GROUPS or '/' in key else
+                         f', or write one list value as {key}=[...]'))
+        except OverrideParseException as error:
+            reason = str(error).splitlines()[0]
+            _fail(f"cannot read the override '{override}' ({reason}). To fix: "
+                  "close its brackets and quotes, and quote it for the shell, e.g. "
+                  "'dataset.classes=[4,9]'; a value with spaces or commas inside a "
+                  "string: key='\"a, b\"'")
+
+
 def check_group_overrides(overrides: list[str]) -> None:
     """Fails with one line for `group=choice` overrides naming no config file.
 
@@ -540,6 +569,7 @@ def main(argv: list[str] | None = None) -> None:
                   'expected result: conf/experiment/<name>.yaml\n'
                   'Hydra help: ntkexp run --hydra-help')
             return
+        check_override_syntax(overrides)
         check_group_overrides(overrides)
         check_slurm_available(overrides)
         check_key_overrides(overrides)

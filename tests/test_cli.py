@@ -375,6 +375,33 @@ def test_a_switch_takes_only_true_or_false(overrides, message, capsys):
     assert len(err.splitlines()) == 1 and message in err
 
 
+@pytest.mark.parametrize('overrides, message', [
+    (['dataset.classes=[4,9'], "cannot read the override 'dataset.classes=[4,9' "
+                               "(no viable alternative at input '[4,9'). To fix: close"),
+    (['model.width=64,128'], "'model.width=64,128' gives several values, a sweep: add -m "
+                             '(ntkexp run -m model.width=64,128 ...), or write one list '
+                             'value as model.width=[...]'),
+    (['model=fc,cnn'], "'model=fc,cnn' gives several values, a sweep: add -m "
+                       '(ntkexp run -m model=fc,cnn ...)'),
+])
+def test_unreadable_override_or_sweep_without_m_is_one_line(overrides, message, capsys):
+    """Hydra's own messages for these span several lines and end with the
+    HYDRA_FULL_ERROR hint."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(['run'] + overrides)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith('ntkexp: error: ')
+    assert message in err
+
+
+def test_override_syntax_check_leaves_valid_overrides_alone():
+    cli.check_override_syntax(['-m', 'model=fc,cnn', 'seed=range(3)',
+                               'experiment.diag_reg=[1e-3,1e-2]', "+experiment.x='a, b'",
+                               '--cfg', 'job', 'hydra.job.chdir=false'])
+    cli.check_override_syntax(['experiment.t=[1,null]', 'model.width=64'])
+
+
 def test_switch_check_leaves_true_false_interpolations_and_names_alone():
     cli.check_key_overrides(['-m', 'experiment.variance=true,false',
                              'kernel.cache=False', 'skip_done=${kernel.cache}',
