@@ -187,7 +187,6 @@ def nth_residuals() -> str:
     rows = where(table('nth/figures/nth/nth_nth.csv'), activation='erf', step=100)
     first = where(rows, metric='nth_residual')
     second = where(rows, metric='nth2_residual')
-    taylor = where(rows, metric='taylor2_residual')
 
     def ends(frame, model, digits):
         frame = where(frame, model=model)
