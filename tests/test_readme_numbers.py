@@ -1,5 +1,6 @@
-"""The headline numbers of README.md ("What the small sizes show"),
-recomputed from the committed result tables under ``results/``.
+"""The headline numbers of README.md ("What the small sizes show" and
+issue 10's row of the targets table), recomputed from the committed result
+tables under ``results/``.
 
 Each claim is a piece of README text and the function that writes it from
 the tables (rounded half up, as the READMEs round; line breaks do not count). A table regenerated with
@@ -234,10 +235,61 @@ def nads() -> str:
             f"{fixed(one(ratio, model='fc'), 2)} for FC")
 
 
+# --- Issue 10's targets (H100 timings, session 14; the model's projections,
+# session 19) ---------------------------------------------------------------------
+
+def _h100(arch: str) -> pd.DataFrame:
+    return table(f'bench/session14/fastconv_{arch}_pallas_h100_n32.csv').set_index('method')
+
+
+def _us_per_pair(frame: pd.DataFrame, method: str) -> float:
+    return 1e6 / frame.loc[method, 'entries_per_s']
+
+
+PAIRS_CIFAR10 = 60000 * 60001 / 2  # the train-train triangle
+
+
+def fastconv_measured() -> str:
+    myrtle, gap = _h100('myrtle5'), _h100('cnn_gap')
+    fast = [_us_per_pair(f, 'nt') / _us_per_pair(f, 'fastconv') for f in (myrtle, gap)]
+    pallas = _us_per_pair(myrtle, 'fastconv') / _us_per_pair(
+        myrtle, 'fastconv_pallas_diagonal_w8')
+    return (f'{fixed(fast[0], 1)}x / {fixed(fast[1], 1)}x measured (XLA recursion; the best '
+            f'Pallas kind timed on the H100 {fixed(pallas, 2)}x of it)')
+
+
+def fastconv_projected() -> str:
+    """Each candidate's modelled us per pair, scaled by the measured Pallas
+    ``diagonal`` program's ratio to its own model (``model_us`` and
+    ``serial_us``), against plain neural-tangents' measured us per pair."""
+    measured = _us_per_pair(_h100('myrtle5'), 'fastconv_pallas_diagonal_w8')
+    reference = table('bench/session19/xla_gpu_model_warps_diagonal_myrtle5.csv')
+    reference = reference[reference['variant'].str.endswith('_w8')].iloc[0]
+    masked = table('bench/session19/xla_gpu_model_default_warps_masked.csv')
+    tail = table('bench/session19/xla_gpu_model_default_warps_masked_tail_cnn_gap.csv')
+
+    def ratios(candidate: pd.Series, arch: str) -> str:
+        nt_us = _us_per_pair(_h100(arch), 'nt')
+        speedups = [nt_us / (candidate[total] * measured / reference[total])
+                    for total in ('model_us', 'serial_us')]
+        return f'{fixed(min(speedups), 1)}-{fixed(max(speedups), 1)}x'
+
+    return (f"project to {ratios(where(masked, arch='myrtle5').iloc[0], 'myrtle5')} / "
+            f"{ratios(tail.iloc[0], 'cnn_gap')}")
+
+
+def cifar10_hours() -> str:
+    myrtle = _h100('myrtle5')
+    hours = [PAIRS_CIFAR10 * _us_per_pair(myrtle, m) / 3.6e9 for m in ('fastconv', 'nt')]
+    return (f'{fixed(hours[0], 1)} h (the 60,000-image triangle) from the measured '
+            f'{fixed(hours[1] / hours[0], 1)}x (plain neural-tangents {fixed(hours[1], 0)} h)')
+
+
 CLAIMS = [jacot_slice_change, jacot_coverage, jacot_pca_eigenvalues, jacot_straight_line,
           lee_architectures, lee_zca_fc, arora_small_data, kopitkov_alignment,
           resnet_drift_slopes, huang_depth, huang_resnet, huang_full_data, huang_finite,
-          nth_residuals, nth_taylor, nth_cosine, nads]
+          nth_residuals, nth_taylor, nth_cosine, nads, fastconv_measured,
+          fastconv_projected, cifar10_hours]
 
 
 def test_fixed_rounds_halves_up():
