@@ -14,9 +14,11 @@ module only parses the command line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -404,7 +406,8 @@ def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:
                 **base, 'run_dir': None, 'status': 'skipped',
                 'same_as': str(done.resolve())})
             return 'skipped'
-        sweep.write_job_record(sweep_dir, num, {**base, 'status': 'running'})
+        sweep.write_job_record(sweep_dir, num, {**base, 'status': 'running',
+                                                'pid': os.getpid(), 'host': socket.gethostname()})
         frame = runner.run_job(cfg, run_dir)
     except (KeyboardInterrupt, interrupts.Terminated) as error:
         # The sweep stops here; the summary of its jobs follows (_hydra_main).
@@ -518,13 +521,25 @@ def _hydra_main(argv: list[str]) -> None:
     sys.argv = ['ntkexp run'] + _add_overrides(argv, extra)
     sweep.reset()
     code = 0
+    multirun = any(a in ('-m', '--multirun') for a in argv)
     try:
-        task()  # pylint: disable=no-value-for-parameter
+        # In a sweep SIGTERM, like Ctrl-C, reaches this process inside the
+        # launcher too (a single run's jobs handle it themselves).
+        with interrupts.sigterm_raises() if multirun else contextlib.nullcontext():
+            task()  # pylint: disable=no-value-for-parameter
     except SystemExit as exit_:
         if not sweep.current():
             raise
         # The launcher itself failed (e.g. a submitit job was killed).
         code = exit_.code if isinstance(exit_.code, int) else 1
+    except (KeyboardInterrupt, interrupts.Terminated) as error:
+        if not sweep.current():
+            raise
+        # Ctrl-C / SIGTERM reached this process inside the launcher (joblib's
+        # or submitit's wait): record the jobs it stopped, then the summary.
+        sweep.record_interrupted(error)
+        print(f'ntkexp: stopped: {records.error_text(error)}', file=sys.stderr)
+        code = interrupts.exit_code(error)
     if sweep.current():
         failed = sweep.report()  # also when the launcher or a signal stopped it
         code = code or failed

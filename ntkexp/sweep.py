@@ -21,6 +21,7 @@ failed or left no record (killed by the scheduler, out of memory, ...).
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -108,6 +109,54 @@ def read_job_records(sweep_dir: Path) -> dict[int, dict[str, Any]]:
             continue
         out[int(record.get('job', path.stem))] = record
     return out
+
+
+def record_interrupted(error: BaseException, sweep_dir: Path | None = None,
+                       wait_s: float = 10.0) -> list[int]:
+    """Records the jobs that Ctrl-C or SIGTERM stopped with this (main)
+    process, when the launcher's own workers could not (``parallel``: joblib
+    kills its worker processes first, leaving their records 'running').
+
+    A job still recorded as running is marked failed, in its job record and
+    in its run's ``status.json`` (the rows it wrote are kept), once its
+    process on this host is gone (waiting up to ``wait_s`` seconds for the
+    launcher to end it). A job of another host (a SLURM node) is left alone:
+    stopping this process does not stop it.
+
+    Returns:
+        The job numbers recorded as failed.
+    """
+    import socket  # pylint: disable=g-import-not-at-top
+    import time  # pylint: disable=g-import-not-at-top
+    from ntkexp import records  # pylint: disable=g-import-not-at-top
+    sweep_dir = Path(sweep_dir or _CURRENT.get('dir') or '.')
+    text = records.error_text(error)
+    deadline = time.monotonic() + wait_s
+    marked = []
+    for num, record in read_job_records(sweep_dir).items():
+        run_dir = record.get('run_dir')
+        if record.get('status') != 'running' or not run_dir:
+            continue
+        status = records.read_status(Path(run_dir))
+        if status is not None and status.get('status') != 'running':
+            continue  # the job recorded its own end
+        # Its process: from its status.json, or (killed before it wrote one)
+        # from the job record.
+        process = status or {'status': 'running', 'pid': record.get('pid'),
+                             'device': {'host': record.get('host')}}
+        if (process.get('device') or {}).get('host') != socket.gethostname():
+            continue
+        while not records.process_gone(process) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not records.process_gone(process):
+            continue  # still running here
+        if status is not None:
+            status.update(status='failed', error=text, finished=datetime.datetime.now(
+            ).isoformat(timespec='seconds'))
+            records.write_json_atomic(Path(run_dir) / records.STATUS_JSON, status)
+        write_job_record(sweep_dir, num, {**record, 'status': 'failed', 'error': text})
+        marked.append(num)
+    return marked
 
 
 def _short(text: Any, width: int) -> str:

@@ -260,6 +260,38 @@ def test_stopped_sweep_records_the_job_and_prints_the_summary(tmp_path,
     assert status['error'].startswith('KeyboardInterrupt: interrupted (Ctrl-C)')
 
 
+@pytest.mark.parametrize('signum, code, error', [
+    (signal.SIGINT, 130, 'KeyboardInterrupt: interrupted (Ctrl-C)'),
+    (signal.SIGTERM, 143, 'Terminated: got SIGTERM (signal 15)'),
+])
+def test_stopped_parallel_sweep_records_its_jobs(tmp_path, slow_experiment, signum,
+                                                code, error):
+    """Ctrl-C or SIGTERM to the main process of a ``parallel`` (joblib)
+    sweep: joblib kills its workers before they can record anything, so the
+    main process records the jobs as failed with the signal (job records and
+    status.json), prints the summary, no traceback, and exits 128 + signal."""
+    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1',
+               **slow_experiment.env)
+    env.pop('NTKEXP_HOME', None)
+    process = subprocess.Popen(
+        [str(NTKEXP), 'run', '-m', 'hydra/launcher=parallel', slow_experiment.override,
+         'seed=0,1', f'paths.root={tmp_path}'], cwd=tmp_path, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    slow_experiment.signal_after_first_row(process, tmp_path / 'runs', signum)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stdout[-2000:] + stderr[-2000:]
+    assert f'ntkexp: stopped: {error}' in stderr and 'Traceback' not in stderr
+    assert 'sweep: 2 jobs' in stdout
+    runs = statuses(tmp_path / 'runs')
+    assert runs and all(s['status'] == 'failed' and s['error'].startswith(error)
+                        for s in runs.values())
+    (sweep_dir,) = {p.parent.parent for p in (tmp_path / 'runs').rglob('jobs/*.json')}
+    jobs = sweep.read_job_records(sweep_dir)
+    assert {r['status'] for r in jobs.values()} == {'failed'}
+    assert (sweep_dir / sweep.SUMMARY_CSV).exists()
+
+
 @pytest.mark.slow
 def test_parallel_launcher_sweep(tmp_path):
     """The joblib preset: two jobs in worker processes, one failing."""
