@@ -881,7 +881,12 @@ class KernelEngine:
         self._say_if_long(plan, cache, desc)
         start = time.time()
         computed = self.compute_blocks(x1, x2, plan, cache, plan.blocks(), desc)
+        total = len(plan.blocks())
         if computed:
             log.info('%s: %d blocks of %d computed in %.1fs', desc, computed,
-                     len(plan.blocks()), time.time() - start)
+                     total, time.time() - start)
+        if computed < total and cache.root is not None:
+            log.info('%s: %d blocks of %d read from the kernel cache %s '
+                     '(kernel.cache=false recomputes)', desc, total - computed,
+                     total, cache.root)
         return self.assemble(plan, cache, x1.dtype)

@@ -81,12 +81,17 @@ def test_run_directory_holds_config_status_and_rows(default_run):
     assert pd.read_csv(run_dir / 'rows.csv').shape == table.shape
 
 
-def test_diag_reg_sweep_reuses_the_cached_kernel(default_run):
+def test_diag_reg_sweep_reuses_the_cached_kernel(default_run, caplog):
     cfg, _, _ = default_run
     root = Path(cfg.paths.root)
     cfg2 = _compose([f'paths.root={root}', 'experiment.diag_reg=[1e-4,1e-2,1]',
                      'experiment.t=[null,100]'])
-    frame = runner.run_job(cfg2, root / 'run2')
+    with caplog.at_level('INFO', logger='ntkexp.kernels'):
+        frame = runner.run_job(cfg2, root / 'run2')
+    # It says so: every block of both kernels read from the cache, none computed.
+    said = [r.getMessage() for r in caplog.records]
+    assert any('read from the kernel cache' in m and '(kernel.cache=false recomputes)' in m
+               for m in said) and not any('computed in' in m for m in said)
     assert frame[frame.metric == 'kernel_seconds']['value'].iloc[0] < 5
     acc = frame[frame.metric == 'accuracy']
     assert len(acc) == 2 * 3 * 2  # kernels x diag_reg x t
