@@ -101,6 +101,17 @@ def check_override_syntax(overrides: list[str]) -> None:
                   "string: key='\"a, b\"'")
 
 
+def check_inspection_flags(overrides: list[str]) -> None:
+    """Fails with one line for ``--cfg`` / ``--info`` in a sweep (``-m``),
+    which Hydra refuses with a traceback: they print one run's config."""
+    multirun = any(a in ('-m', '--multirun') for a in overrides)
+    flags = [a for a in overrides if a in ('-c', '--cfg', '-i', '--info')]
+    if multirun and flags:
+        _fail(f'{flags[0]} prints the config of one run, not of a sweep: drop -m and '
+              'give one value per key (e.g. ntkexp run model.width=64 --cfg job; '
+              'a launcher: ntkexp run hydra/launcher=slurm --cfg hydra -p hydra.launcher)')
+
+
 def check_group_overrides(overrides: list[str]) -> None:
     """Fails with one line for `group=choice` overrides naming no config file.
 
@@ -585,6 +596,7 @@ def main(argv: list[str] | None = None) -> None:
                   'Hydra help: ntkexp run --hydra-help')
             return
         check_override_syntax(overrides)
+        check_inspection_flags(overrides)
         check_group_overrides(overrides)
         check_slurm_available(overrides)
         check_key_overrides(overrides)

@@ -388,10 +388,12 @@ def test_a_switch_takes_only_true_or_false(overrides, message, capsys):
                              'value as model.width=[...]'),
     (['model=fc,cnn'], "'model=fc,cnn' gives several values, a sweep: add -m "
                        '(ntkexp run -m model=fc,cnn ...)'),
+    (['-m', 'model.width=64,128', '--cfg', 'hydra', '-p', 'hydra.launcher'],
+     '--cfg prints the config of one run, not of a sweep: drop -m'),
 ])
 def test_unreadable_override_or_sweep_without_m_is_one_line(overrides, message, capsys):
     """Hydra's own messages for these span several lines and end with the
-    HYDRA_FULL_ERROR hint."""
+    HYDRA_FULL_ERROR hint (for --cfg in a sweep, a traceback)."""
     with pytest.raises(SystemExit) as exit_:
         cli.main(['run'] + overrides)
     assert exit_.value.code == 2
