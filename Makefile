@@ -81,6 +81,15 @@ endif
 xla-gpu-model: $(XLA_GPU_VENV)/.installed ## Model the fast kernels as compiled for an H100, without one (XLA_GPU_ARGS)
 	JAX_PLATFORMS=cpu $(XLA_GPU_VENV)/bin/python -m ntkexp.xla_gpu_model $(XLA_GPU_ARGS)
 
+# Your own runs (ntkexp run ...) -> one table -> figures; RUNS and TABLE pick others.
+RUNS ?= runs
+TABLE ?= results/table
+collect: $(STAMP) ## Gather every run under RUNS (default runs/) into TABLE.parquet + TABLE.csv (default results/table)
+	$(NTKEXP) collect $(RUNS) -o $(TABLE)
+
+plot: $(STAMP) ## Draw each experiment's figures from TABLE.parquet into FIGURES (default results/figures)
+	$(NTKEXP) plot $(TABLE).parquet -o $(or $(FIGURES),results/figures)
+
 clean: ## Remove run records (not results/)
 	rm -rf runs outputs multirun
 
