@@ -531,7 +531,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                          'only: add --only infinite')
         jax.config.update('jax_enable_x64', True)
     rows: list[dict[str, Any]] = []
-    meta = dict(device=f'{device.platform}:{device.device_kind}',
+    meta = dict(device=f'{device.platform}:{records.device_name(device)}',
                 device_count=len(jax.local_devices()), size=size,
                 matmul_precision=str(jax.config.jax_default_matmul_precision),
                 memory_gb=memory_gb,

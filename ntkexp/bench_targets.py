@@ -313,8 +313,10 @@ def report(folder: str | Path, kinds: Sequence[str]) -> str:
                  f'{FLOAT64_REL:g}), Myrtle-5 CIFAR-10 under '
                  f'{CIFAR10_HOURS:g} {HOURS_DEVICE}-hours')
     if fast.empty:
-        lines.append('no fast-kernel CSV (fastconv*.csv, or bench_*.csv with '
-                     'infinite-width rows)')
+        archs = ', '.join(dict.fromkeys(FAST_KERNEL_ARCHS + INFINITE_ARCHS))
+        lines.append(f'no fast-kernel rows: fastconv*.csv, or bench_*.csv with '
+                     f'infinite-width rows of {archs} (e.g. python -m ntkexp.bench '
+                     f'--only infinite --arch {archs.replace(", ", " ")})')
     else:
         lines.append(_devices(fast))
         bounded = (fast.arch == 'myrtle5') & on_gpu(fast) & ~_devices_of(

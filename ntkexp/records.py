@@ -148,6 +148,26 @@ def versions() -> dict[str, str]:
     return out
 
 
+def cpu_name() -> str:
+    """This machine's processor and its cores, e.g. ``AMD EPYC 7B13 (2
+    cores)``: JAX names every CPU just ``cpu``."""
+    model = ''
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as info:
+            model = next((line.split(':', 1)[1].strip() for line in info
+                          if line.startswith('model name')), '')
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or 'unknown CPU'
+    return f'{model} ({os.cpu_count()} cores)'
+
+
+def device_name(device: Any) -> str:
+    """A JAX device as the benchmark tables name it: its kind for an
+    accelerator (``NVIDIA H100 80GB HBM3``), the processor for a CPU."""
+    return cpu_name() if device.platform == 'cpu' else str(device.device_kind)
+
+
 def device_description() -> dict[str, Any]:
     """The JAX backend and devices this process computes on."""
     import jax  # pylint: disable=g-import-not-at-top
@@ -157,6 +177,7 @@ def device_description() -> dict[str, Any]:
         'kind': devices[0].device_kind,
         'count': len(devices),
         'host': socket.gethostname(),
+        **({'cpu': cpu_name()} if devices[0].platform == 'cpu' else {}),
     }
 
 

@@ -15,6 +15,10 @@ def test_bench_infinite_records_block_size_and_memory(tmp_path):
                         '--out', str(tmp_path)])
     written = pd.read_csv(next(tmp_path.glob('bench_*.csv')))
     assert len(written) == len(frame) == 10
+    # The device named: on a CPU its processor and cores (JAX says just 'cpu').
+    from ntkexp import records  # pylint: disable=g-import-not-at-top
+    assert set(written.device) == {f'cpu:{records.cpu_name()}'}
+    assert records.cpu_name().endswith(' cores)') and written.device[0] != 'cpu:cpu'
     assert set(written.method) == {'nt_jit', 'nt_jit_host', 'nt_batch',
                                    'ntkexp_engine', 'ntkexp_fastconv_engine'}
     # The dense recursion (ntkexp.fastconv.dense) against plain neural-tangents'
@@ -134,6 +138,7 @@ def test_fastconv_bench_rows_agree_with_neural_tangents(tmp_path):
                          '--repeats', '1', '--variants', 'default,materialize_off',
                          '--out', str(out)])
     frame = pd.read_csv(out)
+    assert set(frame.device.str.split(':').str[0]) == {'cpu'}  # bench_targets: not judged
     assert list(zip(frame.arch, frame.method)) == [
         ('cnn_gap', 'nt'), ('cnn_gap', 'fastconv'),
         ('cnn_gap', 'fastconv_materialize_off'),

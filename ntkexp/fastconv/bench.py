@@ -48,6 +48,7 @@ import ntkexp  # noqa: F401  (neural-tangents on current JAX)
 import jax
 
 from ntkexp import models
+from ntkexp import records
 
 ARCHITECTURES = {
     'cnn_gap': (models.cnn, dict(depth=3, width=64, readout='gap')),
@@ -59,6 +60,13 @@ ARCHITECTURES = {
 }
 
 CIFAR10_ENTRIES = 60000 * 60001 / 2
+
+
+def _device() -> str:
+    """The device column: an accelerator's kind, or ``cpu:<processor>``."""
+    device = jax.devices()[0]
+    name = records.device_name(device)
+    return name if device.platform != 'cpu' else f'cpu:{name}'
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
@@ -191,7 +199,7 @@ def bench(arch: str, side: int, n: int, repeats: int, dtype: str,
             ref, t_ref = out, wall
         row = dict(arch=arch, activation=activation, method=method,
                    input=f'{side}x{side}x3', n=n,
-                   dtype=dtype, device=str(jax.devices()[0].device_kind),
+                   dtype=dtype, device=_device(),
                    matmul_precision=str(
                        jax.config.jax_default_matmul_precision),
                    variant='' if method == 'nt' else variant,
