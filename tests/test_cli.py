@@ -351,12 +351,18 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
 ])
 def test_unknown_key_is_one_line_with_the_closest_keys(overrides, message,
                                                        capsys):
+    assert message in one_line_error(overrides, capsys)
+
+
+def one_line_error(overrides: list[str], capsys) -> str:
+    """``ntkexp run OVERRIDES``'s error: exit status 2, one ``ntkexp: error:``
+    line (returned), before anything runs."""
     with pytest.raises(SystemExit) as exit_:
         cli.main(['run'] + overrides)
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith('ntkexp: error: ')
-    assert message in err
+    return err
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -373,11 +379,7 @@ def test_unknown_key_is_one_line_with_the_closest_keys(overrides, message,
      'experiment.centered=null is not true or false'),
 ])
 def test_a_switch_takes_only_true_or_false(overrides, message, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(['run'] + overrides)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err
+    assert message in one_line_error(overrides, capsys)
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -394,12 +396,7 @@ def test_a_switch_takes_only_true_or_false(overrides, message, capsys):
 def test_unreadable_override_or_sweep_without_m_is_one_line(overrides, message, capsys):
     """Hydra's own messages for these span several lines and end with the
     HYDRA_FULL_ERROR hint (for --cfg in a sweep, a traceback)."""
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(['run'] + overrides)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith('ntkexp: error: ')
-    assert message in err
+    assert message in one_line_error(overrides, capsys)
 
 
 def test_override_syntax_check_leaves_valid_overrides_alone():
