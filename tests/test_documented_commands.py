@@ -1,7 +1,9 @@
 """Every `ntkexp run` command written in the configs' headers, the README, the
-docs, the results' READMEs and mk/repro.mk names existing config groups and
-keys (:func:`ntkexp.cli.check_group_overrides`, :func:`~ntkexp.cli.check_key_overrides`),
-so a documented command does not fail on a renamed or mistyped key."""
+docs, the results' READMEs and mk/repro.mk reads as Hydra overrides (a sweep
+with its -m) and names existing config groups and keys
+(:func:`ntkexp.cli.check_override_syntax`, :func:`~ntkexp.cli.check_group_overrides`,
+:func:`~ntkexp.cli.check_key_overrides`), so a documented command does not fail
+on a renamed or mistyped key."""
 
 import re
 import shlex
@@ -41,6 +43,8 @@ def test_documented_commands_name_existing_groups_and_keys(capsys):
         except ValueError:  # a command cut by the pattern (an open quote)
             continue
         try:
+            cli.check_override_syntax(overrides)  # incl. a sweep without -m
+            cli.check_inspection_flags(overrides)
             cli.check_group_overrides(overrides)
             cli.check_key_overrides(overrides)
         except SystemExit:
