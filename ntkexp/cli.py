@@ -72,6 +72,11 @@ def _is_override(argv: list[str], i: int) -> bool:
             (i == 0 or argv[i - 1] not in _VALUE_FLAGS))
 
 
+def _is_sweep(argv: list[str]) -> bool:
+    """Whether the command line asks for a sweep (``-m`` / ``--multirun``)."""
+    return any(a in ('-m', '--multirun') for a in argv)
+
+
 def check_override_syntax(overrides: list[str]) -> None:
     """Fails with one line for an override Hydra's grammar cannot read
     (``'dataset.classes=[4,9'``), or a sweep (``model.width=64,128``) without
@@ -81,7 +86,7 @@ def check_override_syntax(overrides: list[str]) -> None:
     from hydra.errors import OverrideParseException  # pylint: disable=g-import-not-at-top
 
     parser = OverridesParser.create()
-    multirun = any(a in ('-m', '--multirun') for a in overrides)
+    multirun = _is_sweep(overrides)
     for i, override in enumerate(overrides):
         if not _is_override(overrides, i):
             continue
@@ -104,9 +109,8 @@ def check_override_syntax(overrides: list[str]) -> None:
 def check_inspection_flags(overrides: list[str]) -> None:
     """Fails with one line for ``--cfg`` / ``--info`` in a sweep (``-m``),
     which Hydra refuses with a traceback: they print one run's config."""
-    multirun = any(a in ('-m', '--multirun') for a in overrides)
     flags = [a for a in overrides if a in ('-c', '--cfg', '-i', '--info')]
-    if multirun and flags:
+    if _is_sweep(overrides) and flags:
         _fail(f'{flags[0]} prints the config of one run, not of a sweep: drop -m and '
               'give one value per key (e.g. ntkexp run model.width=64 --cfg job; '
               'a launcher: ntkexp run hydra/launcher=slurm --cfg hydra -p hydra.launcher)')
@@ -151,7 +155,7 @@ def _slurm_launcher(name: str, seen: frozenset = frozenset()) -> bool:
 def check_slurm_available(overrides: list[str]) -> None:
     """Fails with one line when a sweep asks for a SLURM launcher on a
     machine without SLURM (submitit would fail with a traceback per job)."""
-    if not any(a in ('-m', '--multirun') for a in overrides):
+    if not _is_sweep(overrides):
         return
     names = [o.partition('=')[2] for i, o in enumerate(overrides)
              if _is_override(overrides, i)
@@ -532,11 +536,10 @@ def _hydra_main(argv: list[str]) -> None:
     sys.argv = ['ntkexp run'] + _add_overrides(argv, extra)
     sweep.reset()
     code = 0
-    multirun = any(a in ('-m', '--multirun') for a in argv)
     try:
         # In a sweep SIGTERM, like Ctrl-C, reaches this process inside the
         # launcher too (a single run's jobs handle it themselves).
-        with interrupts.sigterm_raises() if multirun else contextlib.nullcontext():
+        with interrupts.sigterm_raises() if _is_sweep(argv) else contextlib.nullcontext():
             task()  # pylint: disable=no-value-for-parameter
     except SystemExit as exit_:
         if not sweep.current():

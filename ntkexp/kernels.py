@@ -880,8 +880,9 @@ class KernelEngine:
         self.last_plan, self.last_cache = plan, cache
         self._say_if_long(plan, cache, desc)
         start = time.time()
-        computed = self.compute_blocks(x1, x2, plan, cache, plan.blocks(), desc)
-        total = len(plan.blocks())
+        blocks = plan.blocks()
+        computed = self.compute_blocks(x1, x2, plan, cache, blocks, desc)
+        total = len(blocks)
         if computed:
             log.info('%s: %d blocks of %d computed in %.1fs', desc, computed,
                      total, time.time() - start)

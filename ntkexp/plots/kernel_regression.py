@@ -476,13 +476,14 @@ def plot_diag_reg(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 def _validation_pick(stats: pd.DataFrame, valid: pd.DataFrame, metric: str):
     """The ``diag_reg`` of ``stats`` (a line's test means, indexed by
     ``diag_reg``) whose mean ``valid`` score (the line's ``val_<metric>``
-    rows) is best, or None when the line has no validation rows at its
-    ``diag_reg`` values."""
-    scores = (valid.groupby('diag_reg')['value'].mean()
-              .reindex(stats.index).dropna())
-    if scores.empty:
+    rows) is best, by :func:`_pick_on_validation` as the tables pick it, or
+    None when the line has no validation rows at its ``diag_reg`` values."""
+    stats, select = _pick_on_validation(stats.reset_index(), valid, ['diag_reg'], [],
+                                        'mean', 'val_mean')
+    if (stats['selected_on'] != 'validation').all():
         return None
-    return scores.idxmin() if metric.endswith('mse') else scores.idxmax()
+    best = select.idxmin() if metric.endswith('mse') else select.idxmax()
+    return stats.loc[best, 'diag_reg']
 
 
 def architecture_table(frame: pd.DataFrame, metric: str = 'accuracy') -> pd.DataFrame:
