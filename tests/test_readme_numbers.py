@@ -10,49 +10,11 @@ numbers a reader sees on the front page are those the committed runs give.
 
 from __future__ import annotations
 
-import decimal
-import functools
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from readme_claims import REPO, assert_readme_says, fixed, one, span, table, where
 
 from ntkexp.plots import kernel_regression as kr_plots
-
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / 'results'
-
-
-def fixed(value: float, digits: int) -> str:
-    """``value`` with ``digits`` decimals, halves rounded up (0.715 -> 0.72)."""
-    quantum = decimal.Decimal(1).scaleb(-digits)
-    return str(decimal.Decimal(repr(float(value))).quantize(
-        quantum, rounding=decimal.ROUND_HALF_UP))
-
-
-def span(values, digits: int) -> str:
-    """``low-high`` of ``values`` with ``digits`` decimals."""
-    values = pd.Series(values, dtype=float)
-    return f'{fixed(values.min(), digits)}-{fixed(values.max(), digits)}'
-
-
-@functools.cache
-def table(path: str) -> pd.DataFrame:
-    path = RESULTS / path
-    return pd.read_parquet(path) if path.suffix == '.parquet' else pd.read_csv(path)
-
-
-def where(frame: pd.DataFrame, **columns) -> pd.DataFrame:
-    for column, value in columns.items():
-        frame = frame[frame[column] == value]
-    assert not frame.empty, columns
-    return frame
-
-
-def one(frame: pd.DataFrame, column: str = 'value', **columns) -> float:
-    values = where(frame, **columns)[column]
-    assert len(values) == 1, (columns, len(values))
-    return float(values.iloc[0])
 
 
 # --- Jacot et al. 2018 ---------------------------------------------------------
@@ -300,6 +262,4 @@ def test_fixed_rounds_halves_up():
 
 @pytest.mark.parametrize('claim', CLAIMS, ids=lambda claim: claim.__name__)
 def test_readme_states_what_the_tables_give(claim):
-    readme = ' '.join((REPO / 'README.md').read_text().split())  # line breaks aside
-    text = ' '.join(claim().split())
-    assert text in readme, f'README.md should say, from the tables:\n{text}'
+    assert_readme_says(REPO / 'README.md', claim())
