@@ -4,7 +4,7 @@ committed result tables under ``results/``.
 A claim is a piece of README text and the function that writes it from the
 tables, rounded half up as the READMEs round; line breaks do not count
 (``assert_readme_says``). ``tests/test_readme_numbers.py`` checks README.md,
-``tests/test_results_readme_numbers_*.py`` the studies' own READMEs.
+``tests/test_study_numbers_*.py`` the studies' own READMEs.
 """
 
 from __future__ import annotations
