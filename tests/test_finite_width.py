@@ -12,8 +12,10 @@ cores.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
+import unittest.mock
 
 import hydra
 import jax
@@ -32,6 +34,7 @@ from ntkexp import training
 from ntkexp.experiments import finite_width
 from ntkexp.models import cnn, fc
 from ntkexp.plots import drift_tables
+from ntkexp.plots import figures
 from ntkexp.plots import finite_width as fw_plots
 
 
@@ -41,6 +44,20 @@ def compose(tmp_path: Path, *overrides: str):
         return hydra.compose('config', overrides=[
             f'paths.root={tmp_path}', 'kernel.progress=false',
             'kernel.block_size=64', *overrides])  # no block-size measurement
+
+
+@contextlib.contextmanager
+def inspected_figures(inspect):
+    """Calls ``inspect(fig, name)`` on each figure the plots save, before
+    ``figures.save`` writes and closes it."""
+    real_save = figures.save
+
+    def save(fig, out_dir, name, *args, **kwargs):
+        inspect(fig, name)
+        return real_save(fig, out_dir, name, *args, **kwargs)
+
+    with unittest.mock.patch.object(figures, 'save', save):
+        yield
 
 
 def linear_problem(n: int = 8, d: int = 5, seed: int = 0):
@@ -952,14 +969,11 @@ def test_distances_and_drift_of_diverged_predictors_are_not_fitted(tmp_path):
                                  predictor=predictor, value=20.0))
     frame = pd.DataFrame(rows)
     notes = {}
-    real_save = fw_plots._save_with_slopes  # pylint: disable=protected-access
 
-    def keep_note(fig, out_dir, name, fits):
+    def keep_note(fig, name):
         notes[name] = [t.get_text() for ax in fig.axes for t in ax.texts]
-        return real_save(fig, out_dir, name, fits)
 
-    import unittest.mock
-    with unittest.mock.patch.object(fw_plots, '_save_with_slopes', keep_note):
+    with inspected_figures(keep_note):
         fw_plots.plot(frame.assign(experiment='fw'), tmp_path)
     slopes = pd.read_csv(tmp_path / 'fw_distance_slopes.csv').set_index('metric')
     # The network diverged too (seed 0, width 32): both distances lose it.
@@ -1005,14 +1019,11 @@ def test_drift_against_center_scale_has_the_signed_scale_change(tmp_path):
                                  value=loss))
     frame = pd.DataFrame(rows).assign(experiment='centring')
     drawn = {}
-    real_save = fw_plots._save  # pylint: disable=protected-access
 
-    def keep_axes(fig, out_dir, name):
+    def keep_axes(fig, name):
         drawn[name] = [(ax.get_yscale(), ax.get_title()) for ax in fig.axes]
-        return real_save(fig, out_dir, name)
 
-    import unittest.mock
-    with unittest.mock.patch.object(fw_plots, '_save', keep_axes):
+    with inspected_figures(keep_axes):
         paths = fw_plots.plot(frame, tmp_path)
     assert tmp_path / 'centring_ntk_drift_center_scale.png' in paths
     assert not (tmp_path / 'centring_ntk_drift_alpha.csv').exists()
@@ -1242,14 +1253,11 @@ def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
             assert net.loc[list(ntk_drift.LEAF_GROUPS), term].sum() == (
                 pytest.approx(net.loc['total', term], rel=1e-12))
     drawn = {}
-    real_save = fw_plots._save  # pylint: disable=protected-access
 
-    def keep_axes(fig, out_dir, name):
+    def keep_axes(fig, name):
         drawn[name] = [ax.get_title() for ax in fig.axes]
-        return real_save(fig, out_dir, name)
 
-    import unittest.mock
-    with unittest.mock.patch.object(fw_plots, '_save', keep_axes):
+    with inspected_figures(keep_axes):
         paths = fw_plots.plot(frame, tmp_path)
     for file in ('layers_ntk_layer_groups_centering.png',
                  'layers_ntk_layer_groups_centering_terms.csv',
@@ -1303,9 +1311,8 @@ def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path
                          value=0.3 * 64 / width))
     frame = pd.DataFrame(rows).assign(experiment='drift')
     drawn = {}
-    real_save = fw_plots._save_with_slopes  # pylint: disable=protected-access
 
-    def keep_lines(fig, out_dir, name, fits):
+    def keep_lines(fig, name):
         drawn[name] = []
         for ax in fig.axes:  # data lines: label before the slope -> colour
             handles, labels = ax.get_legend_handles_labels()
@@ -1314,10 +1321,8 @@ def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path
                 handle.lines[0].get_color()
                 for handle, label in zip(handles, labels)
                 if hasattr(handle, 'lines')})
-        return real_save(fig, out_dir, name, fits)
 
-    import unittest.mock
-    with unittest.mock.patch.object(fw_plots, '_save_with_slopes', keep_lines):
+    with inspected_figures(keep_lines):
         paths = fw_plots.plot(frame, tmp_path)
     assert tmp_path / 'drift_ntk_drift_alpha.png' in paths
     # The width figure: a panel for the nets, one for the centred nets; a
