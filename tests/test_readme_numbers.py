@@ -3,9 +3,11 @@ issue 10's row of the targets table), recomputed from the committed result
 tables under ``results/``.
 
 Each claim is a piece of README text and the function that writes it from
-the tables (rounded half up, as the READMEs round; line breaks do not count). A table regenerated with
-other values, or a sentence edited away from its table, fails here: the
-numbers a reader sees on the front page are those the committed runs give.
+the tables (rounded half up, as the READMEs round; line breaks do not
+count). A table regenerated with other values, or a sentence edited away
+from its table, fails here: the numbers a reader sees on the front page are
+those the committed runs give. The studies' own READMEs are checked the same
+way in ``tests/test_study_numbers_*.py``.
 """
 
 from __future__ import annotations
@@ -69,6 +71,23 @@ def lee_zca_fc() -> str:
             f'{fixed(one(rows, zca=0.1), 2)})')
 
 
+def lee_width() -> str:
+    """The width paragraph: step-300 seed means and the ``width_accuracy`` figure's CSV."""
+    steps = table('lee2020-width/table.parquet')
+    drift = steps[(steps['step'] == 300) & (steps['metric'] == 'ntk_drift')].groupby(
+        'width')['value'].mean()
+    rows = table('lee2020-width/figures/lee2020_width/lee2020_width_width_accuracy.csv')
+    centred = where(rows, predictor='net_centered').set_index('width')['best']
+    net = where(rows, predictor='net').set_index('width')
+    return (f'From width {drift.index.min()} to {drift.index.max()} '
+            '(`make repro-lee2020-width`) the NTK change falls '
+            f'{fixed(drift.iloc[0], 2)} -> {fixed(drift.iloc[-1], 3)} and the centred '
+            f"network's accuracy rises {fixed(centred.iloc[0], 2)} -> "
+            f"{span(centred.iloc[-2:], 2)}, while the plain network's test loss rises "
+            f"{fixed(net['test_loss'].iloc[0], 3)} -> {fixed(net['test_loss'].iloc[-1], 3)} "
+            f"(a wide net keeps `f_0`) and its accuracy stays flat at {span(net['best'], 2)}.")
+
+
 def arora_small_data() -> str:
     best = (where(table('arora2020/table.parquet'), metric='accuracy')
             .groupby(['model', 'kernel', 'n_train'])['value'].max().reset_index())
@@ -108,7 +127,8 @@ def huang_depth() -> str:
             'its mean cosine heads to 1/4, and its accuracy falls '
             f'{fixed(one(mnist, "mean", depth=1), 3)} -> {fixed(one(mnist, "mean", depth=128), 3)}'
             ' (CIFAR-10 airplane vs automobile: '
-            f'{fixed(one(cifar, "mean", depth=1), 3)} -> {fixed(one(cifar, "mean", depth=128), 3)})')
+            f'{fixed(one(cifar, "mean", depth=1), 3)} -> '
+            f'{fixed(one(cifar, "mean", depth=128), 3)})')
 
 
 def huang_resnet() -> str:
@@ -142,7 +162,8 @@ def huang_finite() -> str:
             f"training at depth 1 and by {fixed(one(drift, 'final', depth=64), 2)} at depth 64, "
             f"and its centred accuracy falls {fixed(one(centred, 'best', depth=1), 3)} -> "
             f"{fixed(one(centred, 'best', depth=64), 3)} while its kernel only falls "
-            f"{fixed(one(kernel, 'final', depth=1), 3)} -> {fixed(one(kernel, 'final', depth=64), 3)}; "
+            f"{fixed(one(kernel, 'final', depth=1), 3)} -> "
+            f"{fixed(one(kernel, 'final', depth=64), 3)}; "
             f"the ResNet's NTK changes by {span(where(resnet, predictor='ntk_drift')['final'], 2)}")
 
 
@@ -248,7 +269,7 @@ def cifar10_hours() -> str:
 
 
 CLAIMS = [jacot_slice_change, jacot_coverage, jacot_pca_eigenvalues, jacot_straight_line,
-          lee_architectures, lee_zca_fc, arora_small_data, kopitkov_alignment,
+          lee_architectures, lee_zca_fc, lee_width, arora_small_data, kopitkov_alignment,
           resnet_drift_slopes, huang_depth, huang_resnet, huang_full_data, huang_finite,
           nth_residuals, nth_taylor, nth_cosine, nads, fastconv_measured,
           fastconv_projected, cifar10_hours]

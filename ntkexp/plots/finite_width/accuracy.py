@@ -607,10 +607,10 @@ def plot_depth_accuracy(frame: pd.DataFrame, out_dir: Path,
     Per model (columns of panels) at one width: top, each predictor's best
     test accuracy over training (mean +- std over seeds; dotted: the final
     one) and the NNGP / NTK kernel regression at ``t = inf`` of the same depth
-    (dashed; shared axes across models); bottom, the relative change of the empirical NTK over training
-    (``ntk_drift`` at the last step), log scale. Log-2 depth axis. Drawn when
-    a run set sweeps at least three depths at one width. Diverged predictors
-    are left out.
+    (dashed; shared axes across models); bottom, the relative change of the
+    empirical NTK over training (``ntk_drift`` at the last step), log scale.
+    Log-2 depth axis. Drawn when a run set sweeps at least three depths at
+    one width. Diverged predictors are left out.
     """
     frame = plain_rows(frame)
     rows = frame[frame['metric'].isin(['test_accuracy'])]
