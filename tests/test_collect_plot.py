@@ -386,8 +386,8 @@ def drawn_figures(monkeypatch, frame: pd.DataFrame) -> dict:
     """The kernel_regression figures of ``frame``, by name, drawn and kept open."""
     from ntkexp.plots import kernel_regression as kr_plots
     kept = {}
-    monkeypatch.setattr(kr_plots, '_save',
-                        lambda fig, out_dir, name: kept.setdefault(name, fig) and [])
+    monkeypatch.setattr(plot_figures, 'save', lambda fig, out_dir, name, *args, **kwargs:
+                        kept.setdefault(name, fig) and [])
     with tempfile.TemporaryDirectory() as out_dir:  # the tables it writes
         kr_plots.plot(frame, Path(out_dir))
     return kept

@@ -16,7 +16,10 @@ import pytest
 
 from ntkexp import cli
 from ntkexp import runner
+from ntkexp.plots import figures as plot_figures
 from ntkexp.plots import kernel_regression as kr_plots
+from ntkexp.plots.kernel_regression import architectures as kr_architectures
+from ntkexp.plots.kernel_regression import common as kr_common
 
 REPO = cli.CONF_DIR.parent
 
@@ -192,7 +195,7 @@ def test_architecture_table_keeps_zca_fit_on_subset_and_train_split_apart(tmp_pa
     assert paths and paths[0].exists()
     from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
     assert plt.get_fignums() == []  # closed after saving
-    labels = {kr_plots._preprocessing_label(z, f, True)
+    labels = {kr_architectures._preprocessing_label(z, f, True)  # pylint: disable=protected-access
               for z in (None, 0.1) for f in ('subset', 'train_split')}
     assert labels == {'no ZCA, subset stats', 'no ZCA, train-split stats',
                       'ZCA 0.1, subset stats', 'ZCA 0.1, train-split stats'}
@@ -201,15 +204,15 @@ def test_architecture_table_keeps_zca_fit_on_subset_and_train_split_apart(tmp_pa
 @pytest.fixture
 def drawn(monkeypatch):
     """The figures the kernel-regression plots save, by name (still saved)."""
-    figures = {}
-    save = kr_plots._save  # pylint: disable=protected-access
+    drawn_figures = {}
+    save = plot_figures.save
 
-    def keep(fig, out_dir, name):
-        figures[name] = fig
-        return save(fig, out_dir, name)
+    def keep(fig, out_dir, name, *args, **kwargs):
+        drawn_figures[name] = fig
+        return save(fig, out_dir, name, *args, **kwargs)
 
-    monkeypatch.setattr(kr_plots, '_save', keep)
-    return figures
+    monkeypatch.setattr(plot_figures, 'save', keep)
+    return drawn_figures
 
 
 def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path, drawn):
@@ -265,7 +268,7 @@ def test_lines_are_not_split_or_labelled_by_options_the_model_fixes():
     rows = lee_rows()
     data = rows[(rows['metric'] == 'accuracy') & (rows['dataset'] == 'cifar10')
                 & rows['zca'].isna()]
-    labels = [label for _, label, _ in kr_plots._series(  # pylint: disable=protected-access
+    labels = [label for _, label, _ in kr_common.series_of(
         data, 'diag_reg', ('dataset', 'zca'))]
     assert sorted(labels) == sorted(['FC NNGP', 'FC NTK', 'CNN-VEC NNGP',
                                      'CNN-VEC NTK', 'CNN-GAP NNGP', 'CNN-GAP NTK'])

@@ -26,7 +26,7 @@ import pandas as pd
 
 from ntkexp import float_noise
 from ntkexp.plots import figures
-from ntkexp.plots import kernel_regression as kr
+from ntkexp.plots.kernel_regression import common as kr
 
 # An accuracy this far below float64's at the same size counts as broken down.
 BREAK_DROP = 0.05
@@ -104,12 +104,12 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     regs = sorted(accuracy['diag_reg'].unique())
     all_bits = sorted({int(b) for b, r in accuracy[list(VERSION)].drop_duplicates()
                        .itertuples(index=False) if r == 'rounded'})
-    fig, axes = kr._panels(len(regs) + 1, len(settings), 3.3, 2.6)
+    fig, axes = kr.panels(len(regs) + 1, len(settings), 3.3, 2.6)
     table = []
     for col, setting in enumerate(settings.itertuples(index=False)):
         key = dict(zip(SETTING, setting))
-        rows = kr._matching(frame, key)
-        acc = kr._matching(accuracy, key)
+        rows = kr.matching_rows(frame, key)
+        acc = kr.matching_rows(accuracy, key)
         title = (f"{kr.MODEL_LABELS.get(key['model'], key['model'])} "
                  f"{key['kernel'].upper()}, {key['dataset']}")
         fits = {m: float(rows.loc[rows['metric'] == m, 'value'].mean())
@@ -177,4 +177,4 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     title = ('kernel regression with float64, float32 and rounded kernels against '
              'the training set size\n(dotted verticals: the critical sizes the noise '
              'model predicts; Lee et al. 2020)')
-    return kr._finish_grid(fig, axes, title, Path(out_dir), 'precision', table)
+    return kr.finish_grid(fig, axes, title, Path(out_dir), 'precision', table)
