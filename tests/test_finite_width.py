@@ -32,6 +32,8 @@ from ntkexp import ntk_drift
 from ntkexp import runner
 from ntkexp import training
 from ntkexp.experiments import finite_width
+from ntkexp.experiments import finite_width_rows as fw_rows
+from ntkexp.experiments import kernel_dynamics
 from ntkexp.models import cnn, fc
 from ntkexp.plots import drift_tables
 from ntkexp.plots import figures
@@ -579,7 +581,7 @@ def test_linear_predictors_under_full_batch_gd_are_flagged_at_a_tenfold_rise(cap
         def add(self, metric, value, **params):
             self.added.append((metric, value, params['predictor']))
 
-    watch = finite_width._DivergenceWatch(1.0, 'empirical', full_batch_gd=True, width=16)
+    watch = fw_rows.DivergenceWatch(1.0, 'empirical', full_batch_gd=True, width=16)
     rows = Rows()
     with caplog.at_level('WARNING', logger='ntkexp.experiments.finite_width'):
         for step, loss in ((0, 0.25), (10, 2.0), (20, 3.0), (30, 200.0)):
@@ -588,13 +590,13 @@ def test_linear_predictors_under_full_batch_gd_are_flagged_at_a_tenfold_rise(cap
     assert rows.added == [('diverged_at_step', 20, 'linearized'),
                           ('diverged_at_step', 20, 'ntk')]
     assert all('lr_fraction' in r.getMessage() for r in caplog.records)
-    sgd = finite_width._DivergenceWatch(1.0, 'empirical', full_batch_gd=False)
+    sgd = fw_rows.DivergenceWatch(1.0, 'empirical', full_batch_gd=False)
     rows = Rows()
     for step, loss in ((0, 0.25), (20, 3.0), (30, 300.0)):
         sgd(rows, 'linearized', step, loss)
     assert rows.added == [('diverged_at_step', 30, 'linearized')]
     # The first fix named for the analytic rate also names the convolutional one.
-    analytic = finite_width._DivergenceWatch(1.0, 'analytic')
+    analytic = fw_rows.DivergenceWatch(1.0, 'analytic')
     with caplog.at_level('WARNING', logger='ntkexp.experiments.finite_width'):
         analytic(Rows(), 'net', 0, 1.0)
         analytic(Rows(), 'net', 5, float('nan'))
@@ -1360,10 +1362,10 @@ def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path
 
 
 def test_ensemble_sizes():
-    assert finite_width.ensemble_sizes(1) == [1]
-    assert finite_width.ensemble_sizes(2) == [1, 2]
-    assert finite_width.ensemble_sizes(5) == [1, 2, 4, 5]
-    assert finite_width.ensemble_sizes(16) == [1, 2, 4, 8, 16]
+    assert fw_rows.ensemble_sizes(1) == [1]
+    assert fw_rows.ensemble_sizes(2) == [1, 2]
+    assert fw_rows.ensemble_sizes(5) == [1, 2, 4, 5]
+    assert fw_rows.ensemble_sizes(16) == [1, 2, 4, 8, 16]
 
 
 def test_ensemble_is_the_mean_network_and_approaches_the_mean_dynamics(tmp_path):
@@ -1449,7 +1451,7 @@ def test_ensemble_of_members_at_different_learning_rates_has_no_time(tmp_path):
     ensemble is the members' mean output."""
     from ntkexp.records import RowWriter, read_rows  # pylint: disable=g-import-not-at-top
     y = np.array([[1.0, 0.0], [0.0, 1.0]])
-    evaluator = finite_width._Evaluator(training.get_loss('mse'), y, y,
+    evaluator = fw_rows.Evaluator(training.get_loss('mse'), y, y,
                                         np.array([0, 1]), np.array([0, 1]))
     outs = [{'train': np.array([[2.0, 0.0], [0.0, 0.0]]),
              'test': np.array([[0.0, 1.0], [0.0, 3.0]])},
@@ -1459,7 +1461,7 @@ def test_ensemble_of_members_at_different_learning_rates_has_no_time(tmp_path):
     for lrs, run in (((0.5, 0.5), 'same'), ((0.5, 0.7), 'mixed')):
         calls = []
         with RowWriter(tmp_path / f'{run}.jsonl', {'experiment': 'x'}) as rows:
-            members = finite_width._Ensemble(2, [10])
+            members = fw_rows.SeedEnsemble(2, [10])
             for out, lr in zip(outs, lrs):
                 members.add('net', 0, out)
                 members.member_done(rows, evaluator, lr,
@@ -1508,7 +1510,7 @@ def test_l2_to_init_flow_is_gd_of_a_linear_model_and_ends_at_kernel_ridge():
         f0, f0_test = np.asarray(x @ w0), np.asarray(x_test @ w0)
         l2 = 0.05
         lr = 0.01 * training.max_learning_rate(k, y.size, l2=l2)
-        predict = finite_width.l2_to_init_flow(k, np.asarray(y), lr, l2)
+        predict = kernel_dynamics.l2_to_init_flow(k, np.asarray(y), lr, l2)
         trainer = training.Trainer(apply_fn, training.mse_loss,
                                    training.make_optimizer('gd', lr), x, y,
                                    l2=l2, center=w0)
@@ -1529,7 +1531,7 @@ def test_l2_to_init_flow_is_gd_of_a_linear_model_and_ends_at_kernel_ridge():
         np.testing.assert_allclose(end_test[0], f0_test + k_st @ ridge, rtol=1e-9)
         assert np.abs(end_train[0] - np.asarray(y)).max() > 1e-3  # not interpolating
         # l2 -> 0: neural-tangents' unregularised closed form.
-        tiny = finite_width.l2_to_init_flow(k, np.asarray(y), lr, 1e-12)
+        tiny = kernel_dynamics.l2_to_init_flow(k, np.asarray(y), lr, 1e-12)
         free = nt.predict.gradient_descent_mse(k, np.asarray(y), learning_rate=lr)
         for step in (50, 300):
             ours = tiny([step], f0, f0_test, k_st)

@@ -107,8 +107,15 @@ trained predictor's objective, with ``c = 0`` (``l2_center=zero``, weight
 decay) or ``c = theta_0`` (``init``, L2 towards the initialisation, under
 which the linearised network's gradient flow ends at kernel ridge regression
 from ``f_0`` with ridge ``l2 * y.size``; Lee et al. 2020, Sec. 3). The NTK
-references then follow that regularised flow (:func:`l2_to_init_flow`), and
-``max_lr`` includes the penalty's curvature.
+references then follow that regularised flow
+(:func:`ntkexp.experiments.kernel_dynamics.l2_to_init_flow`), and ``max_lr``
+includes the penalty's curvature.
+
+Code: this module resolves and checks the options and trains (``run``: a
+``_Setup`` per run, a ``_Width`` per width, a ``_Seed`` per seed);
+:mod:`ntkexp.experiments.finite_width_rows` measures and writes the rows, and
+:mod:`ntkexp.experiments.kernel_dynamics` gives the infinite-width
+references.
 
 Time convention: the loss is ``nt.predict``'s, so ``s`` steps of full-batch GD
 (or SGD, in expectation) with learning rate ``lr`` are compared with the
@@ -124,9 +131,9 @@ the solves use ``precision`` (float64 by default).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -139,11 +146,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import ntk_drift
-from ntkexp import solve
 from ntkexp import training
 from ntkexp.empirical_ntk import EmpiricalNTK
-from ntkexp.models import count_params
+from ntkexp.experiments import finite_width_rows as fw_rows
 from ntkexp.experiments import hierarchy
+from ntkexp.experiments import kernel_dynamics
+from ntkexp.models import count_params
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
 
@@ -423,156 +431,490 @@ def _model_cfg(cfg: DictConfig, width: int) -> DictConfig:
     return new
 
 
-def _apply_batched(apply_fn: Callable, params, x, batch: int = 1024):
-    """``apply_fn(params, x)`` in chunks of ``batch`` inputs, as float64 numpy."""
-    outs = [np.asarray(apply_fn(params, x[i:i + batch]), np.float64)
-            for i in range(0, len(x), batch)]
-    return np.concatenate(outs, axis=0)
-
-
-def _rms(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
-
-
-def _gamma(x: np.ndarray) -> Optional[np.ndarray]:
-    """Angle of 2-D inputs (the circle of Jacot et al. 2018), else None."""
-    flat = np.asarray(x).reshape(len(x), -1)
-    if flat.shape[1] != 2:
-        return None
-    return np.arctan2(flat[:, 1], flat[:, 0])
-
-
-class _Evaluator:
-    """Losses and accuracies of outputs on the train and test sets."""
-
-    def __init__(self, loss: Callable, y_train, y_test, labels_train,
-                 labels_test):
-        self.loss = loss
-        self.y = {'train': np.asarray(y_train, np.float64),
-                  'test': np.asarray(y_test, np.float64)}
-        self.labels = {'train': labels_train, 'test': labels_test}
-
-    def values(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
-        """``{split}_loss`` and, for classification, ``{split}_accuracy``."""
-        out = {}
-        for split, fx in outputs.items():
-            out[f'{split}_loss'] = float(
-                self.loss(jnp.asarray(fx), jnp.asarray(self.y[split])))
-            if self.labels[split] is not None:
-                out[f'{split}_accuracy'] = solve.accuracy(fx, self.labels[split])
-        return out
-
-    def rows(self, rows: RowWriter, outputs: dict[str, np.ndarray],
-             **params) -> dict[str, float]:
-        """Writes :meth:`values` as rows at ``params`` and returns them."""
-        out = self.values(outputs)
-        for metric, value in out.items():
-            rows.add(metric, value, **params)
-        return out
-
-
-def l2_to_init_flow(k_train_train: np.ndarray, y_train: np.ndarray,
-                    lr: float, l2: float) -> Callable:
-    """Kernel gradient flow of the MSE loss with L2 towards the initialisation.
-
-    A model linear in its parameters with NTK ``Theta``, trained on
-    ``||f - y||^2 / (2 N)`` (``N = y.size``) plus ``l2 / 2 ||theta -
-    theta_0||^2`` by gradient flow for the time ``tau = lr * steps``, moves in
-    function space as ``df/dtau = -Theta (f - y) / N - l2 (f - f_0)`` on the
-    training set (and likewise on test points, through ``Theta_test,train``).
-    With ``Theta = V diag(s) V^T`` and the fixed point ``f* = f_0 + Theta
-    (Theta + l2 N I)^-1 (y - f_0)`` (kernel ridge regression from ``f_0``
-    with ridge ``l2 N``):
-
-    * ``f_train(tau) = f* + V exp(-(s / N + l2) tau) V^T (f_0 - f*)``;
-    * ``f_test(tau) = f_0,test + Theta_test,train [(Theta + l2 N)^-1 (y -
-      f_0) (1 - exp(-l2 tau)) + V diag(exp(-l2 tau) (1 - exp(-s tau / N)) /
-      s) V^T (f* - f_0)]``.
-
-    At ``l2 = 0`` this is ``nt.predict.gradient_descent_mse``. Exact for the
-    linearised network (``nt.linearize``), and the infinite-width limit of a
-    network trained with L2 to init (Lee et al. 2020, Sec. 3).
-
-    Returns:
-        ``predict(steps, fx_train_0, fx_test_0, k_test_train)`` as
-        :func:`_reference_fn`'s, in float64.
-    """
-    k = np.asarray(k_train_train, np.float64)
-    y = np.asarray(y_train, np.float64)
-    n_out = y.size
-    s, v = np.linalg.eigh(k)
-    s = np.clip(s, 0.0, None)
-    l2 = float(l2)
-
-    rate = s / n_out
-    positive = rate > 0
-
-    def predict(steps, fx_train_0, fx_test_0, k_test_train):
-        f0 = np.asarray(fx_train_0, np.float64)
-        f0_test = np.asarray(fx_test_0, np.float64)
-        k_st = np.asarray(k_test_train, np.float64)
-        # (Theta + l2 N)^-1 (y - f_0) in the eigenbasis; f* - f_0 = Theta of it.
-        ridge = v @ ((v.T @ (y - f0)) / (s + l2 * n_out)[:, None])
-        f_star = f0 + k @ ridge
-        coeff = v.T @ (f0 - f_star)  # modes of the train residual
-        trains, tests = [], []
-        for tau in lr * np.asarray(steps, np.float64):
-            decay = np.exp(-(rate + l2) * tau)
-            trains.append(f_star + v @ (decay[:, None] * coeff))
-            # exp(-l2 tau) (1 - exp(-s tau / N)) / s, its limit tau/N at s=0.
-            grow = np.full_like(s, tau / n_out)
-            grow[positive] = -np.expm1(-rate[positive] * tau) / s[positive]
-            grow = np.exp(-l2 * tau) * grow
-            moved = (-np.expm1(-l2 * tau)) * ridge - v @ (grow[:, None] * coeff)
-            tests.append(f0_test + k_st @ moved)
-        return np.stack(trains), np.stack(tests)
-
-    return predict
-
-
-def _reference_fn(loss_name: str, optimizer: str, momentum: float,
-                  k_train_train: np.ndarray, y_train: np.ndarray, lr: float,
-                  loss: Callable, l2: float = 0.0) -> Callable:
-    """The infinite-width function-space dynamics of the training run.
-
-    Returns ``predict(steps, fx_train_0, fx_test_0, k_test_train) ->
-    (fx_train, fx_test)`` with a leading axis over ``steps``: the closed form
-    ``nt.predict.gradient_descent_mse`` for MSE with GD / SGD, else the ODE of
-    ``nt.predict.gradient_descent`` (cross-entropy, momentum); with ``l2 >
-    0`` (L2 towards the initialisation; MSE, GD / SGD only, which
-    :func:`validate` checks) :func:`l2_to_init_flow`.
-    """
-    import neural_tangents as nt  # pylint: disable=g-import-not-at-top
-    if l2:
-        return l2_to_init_flow(k_train_train, y_train, lr, l2)
-    k = jnp.asarray(k_train_train)
-    y = jnp.asarray(y_train, k.dtype)
-    if loss_name == 'mse' and optimizer != 'momentum':
-        fn = nt.predict.gradient_descent_mse(k, y, learning_rate=lr)
-    else:
-        fn = nt.predict.gradient_descent(
-            loss, k, y, learning_rate=lr,
-            momentum=momentum if optimizer == 'momentum' else None)
-
-    def predict(steps, fx_train_0, fx_test_0, k_test_train):
-        t = jnp.asarray(np.asarray(steps, np.float64), k.dtype)
-        fx_train, fx_test = fn(t, jnp.asarray(fx_train_0, k.dtype),
-                               jnp.asarray(fx_test_0, k.dtype),
-                               jnp.asarray(k_test_train, k.dtype))
-        return np.asarray(fx_train, np.float64), np.asarray(fx_test, np.float64)
-
-    return predict
-
-
-def _kernels(cfg: DictConfig, kernel_fn, x_train, x_test, get):
-    """Analytic train-train and test-train kernels via the cached engine."""
-    from ntkexp.experiments.kernel_regression import compute_kernels  # pylint: disable=g-import-not-at-top
-    k_tt, k_st, seconds = compute_kernels(cfg, kernel_fn, x_train, x_test, get)
-    return k_tt, k_st, seconds
-
-
 # ----------------------------------------------------------------------------
 # The experiment.
+
+
+@dataclasses.dataclass
+class _Circle:
+    """The NTK slice's inputs (Jacot et al. 2018, Fig. 1): ``x0`` and the
+    points ``x_circle`` of the unit circle at angles ``gammas``."""
+    x0: np.ndarray
+    gammas: np.ndarray
+    x_circle: np.ndarray
+
+
+def _circle(slice_cfg: DictConfig, input_shape: tuple[int, ...]) -> _Circle:
+    """``experiment.slice``'s inputs, shaped like the dataset's."""
+    x0 = np.asarray([as_list(slice_cfg.x0, None)], np.float64)
+    gammas = np.linspace(-np.pi, np.pi, int(slice_cfg.points))
+    x_circle = np.stack([np.cos(gammas), np.sin(gammas)], axis=1)
+    if int(np.prod(input_shape)) != 2:
+        raise ValueError('experiment.slice needs 2-D inputs (e.g. '
+                         'dataset=circle or dataset=gaussian with d=2); '
+                         f'this dataset has inputs of shape {input_shape}')
+    return _Circle(x0.reshape((1,) + input_shape), gammas,
+                   x_circle.reshape((-1,) + input_shape))
+
+
+class _Setup:
+    """What every width and seed of a run shares: the options of
+    ``cfg.experiment``, resolved once, and the data in the kernels' and the
+    networks' dtypes."""
+
+    def __init__(self, cfg: DictConfig, rows: RowWriter):
+        exp = self.exp = cfg.experiment
+        self.cfg = cfg
+        self.kernel_dtype = (np.float64 if cfg.get('precision') == 'float64'
+                             else np.float32)
+        self.train_dtype = jnp.dtype(exp.get('train_dtype', None) or (
+            'float64' if self.kernel_dtype == np.float64 else 'float32'))
+        if self.train_dtype == jnp.float64 and not jax.config.jax_enable_x64:
+            raise ValueError('experiment.train_dtype=float64 needs precision=float64')
+
+        data = self.data = instantiate(cfg.dataset)
+        rows.fill_sizes(data)  # null n_train / n_test: the sizes loaded
+        self.loss_name = str(exp.get('loss', 'mse'))
+        y_train, y_test = data.y_train, data.y_test
+        if self.loss_name == 'xent':
+            if data.labels_train is None:
+                raise ValueError('experiment.loss=xent needs a classification '
+                                 'dataset; use experiment.loss=mse')
+            k = int(data.n_classes)
+            y_train = np.eye(k)[data.labels_train]
+            y_test = np.eye(k)[data.labels_test]
+        self.y_train = np.asarray(y_train, np.float64)
+        self.y_test = np.asarray(y_test, np.float64)
+        self.out_dim = self.y_train.shape[1]
+        self.x_train_k = np.asarray(data.x_train, self.kernel_dtype)
+        self.x_test_k = np.asarray(data.x_test, self.kernel_dtype)
+        self.x_train = jnp.asarray(data.x_train, self.train_dtype)
+        self.x_test = jnp.asarray(data.x_test, self.train_dtype)
+        self.y_train_t = jnp.asarray(self.y_train, self.train_dtype)
+        self.input_shape = tuple(data.x_train.shape[1:])
+        self.loss = training.get_loss(self.loss_name)
+        self.evaluator = fw_rows.Evaluator(self.loss, self.y_train, self.y_test,
+                                           data.labels_train, data.labels_test)
+
+        self.optimizer_name = str(exp.get('optimizer', 'gd'))
+        self.momentum = float(exp.get('momentum', 0.9) or 0.0)
+        self.opt_momentum = (self.momentum if self.optimizer_name == 'momentum'
+                             else 0.0)
+        self.batch_size = exp.get('batch_size', None)
+        self.references = references_of(cfg)
+        dropped = [r for r in as_list(exp.get('references', None))
+                   if r not in self.references]
+        if dropped:
+            log.warning('experiment.l2=%s decays the weights towards zero, under '
+                        'which the kernel dynamics %s have no kernel form: left out '
+                        '(experiment.l2_center=init keeps them)', exp.l2, dropped)
+        self.lr_kernel = str(exp.get('lr_kernel', 'analytic'))
+        self.lr_fraction = exp.get('lr_fraction', None)
+        self.eval_steps = eval_steps_of(exp)
+        self.probe_size = min(int(exp.get('probe_size', 0)), len(data.x_train))
+        slice_cfg = exp.get('slice', None)
+        self.slice_steps = (set(slice_steps_of(exp)) if slice_cfg is not None
+                            else set())
+        self.circle = (_circle(slice_cfg, self.input_shape)
+                       if slice_cfg is not None else None)
+        self.functions = bool(exp.get('functions', False))
+        self.kernel_inf = bool(exp.get('kernel_inf', False))
+        self.centered = bool(exp.get('centered', False))
+        self.ntk_layers = bool(exp.get('ntk_layers', False)) and self.probe_size > 0
+        self.ensemble = bool(exp.get('ensemble', False))
+        self.nth = bool(exp.get('nth', False))
+        self.l2 = float(exp.get('l2', 0.0) or 0.0)
+        # The hierarchy to K^(4) (ntk_drift.second_order_gd) expands full-batch
+        # training.
+        self.nth2 = self.nth and hierarchy.second_order_applies(
+            self.batch_size, len(data.x_train))
+        self.l2_to_init = (bool(self.l2)
+                           and str(exp.get('l2_center', 'zero')) == 'init')
+        self.gamma_test = fw_rows.circle_angle(data.x_test)
+        self.need_ntk = bool({'ntk', 'ntk_mean'} & set(self.references)) or (
+            self.kernel_inf or (self.lr_fraction is not None
+                                and self.lr_kernel == 'analytic'))
+        self.get = ('nngp', 'ntk') if self.kernel_inf else ('ntk',)
+        # In the NTK parameterisation the analytic kernels do not depend on
+        # the width: computed once for all widths.
+        self.width_free = str(cfg.model.get('parameterization', 'ntk')) == 'ntk'
+        self.cached_kernels = None
+        self.ntk_implementation = ntk_drift.implementation_code(
+            exp.get('ntk_implementation', 1))
+
+    def net_precision(self):
+        """JAX's x64 mode for the finite networks: off for float32 training.
+
+        With x64 on, neural-tangents' layers multiply float32 activations by
+        float64 NumPy scales and silently compute in float64 (and its Conv
+        then fails on mixed dtypes); kernels and references stay in the
+        ambient ``precision``.
+        """
+        return jax.enable_x64(self.train_dtype == jnp.float64)
+
+
+class _Width:
+    """One width of a run: its model, its analytic kernels and kernel rows,
+    and what its seeds share (compiled trainers per learning rate, the
+    kernel dynamics per learning rate, the empirical-NTK functions)."""
+
+    def __init__(self, setup: _Setup, width: int, rows: RowWriter):
+        s = self.setup = setup
+        self.width, self.rows = width, rows
+        wcfg = _model_cfg(s.cfg, width)
+        init_fn, apply_fn, kernel_fn = instantiate(wcfg.model, out_dim=s.out_dim)
+        self.init_fn, self.apply_fn, self.kernel_fn = init_fn, apply_fn, kernel_fn
+        self.apply_jit = jax.jit(apply_fn)
+        self.k_tt = self.k_st = None
+        if s.need_ntk:
+            if s.width_free and s.cached_kernels is not None:
+                self.k_tt, self.k_st = s.cached_kernels
+            else:
+                self.k_tt, self.k_st, seconds = kernel_dynamics.analytic_kernels(
+                    wcfg, kernel_fn, s.x_train_k, s.x_test_k, s.get)
+                rows.add('kernel_seconds', seconds, width=width)
+                s.cached_kernels = (self.k_tt, self.k_st)
+        if s.kernel_inf:
+            fw_rows.kernel_inf_rows(rows, s.evaluator, self.k_tt, self.k_st, s.y_train,
+                                    float(s.exp.get('kernel_diag_reg', 0.0) or 0.0),
+                                    width=width)
+        if s.circle is not None:
+            inf_slice = np.asarray(jax.jit(kernel_fn, static_argnames='get')(
+                jnp.asarray(s.circle.x0, s.kernel_dtype),
+                jnp.asarray(s.circle.x_circle, s.kernel_dtype), get='ntk'))[0]
+            for g, v in zip(s.circle.gammas, inf_slice):
+                rows.add('ntk_slice', v, gamma=float(g), predictor='infinite',
+                         width=width)
+        self.trainers = {}  # one compiled loop per learning rate
+        self.reference_fns = {}  # the kernel dynamics per lr, shared by the seeds
+        self.f_lin = training.linearized_apply_fn(apply_fn)
+        self.f_lin_jit = jax.jit(self.f_lin)
+        self.f_centered = training.centered_apply_fn(
+            apply_fn, float(s.exp.get('center_scale', 1.0)))
+        self.f_centered_jit = jax.jit(self.f_centered)
+        self.slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
+        self.nth_probe = (hierarchy.HierarchyProbe(
+            apply_fn, s.nth2, s.loss, s.opt_momentum, s.l2, s.l2_to_init)
+                          if s.nth else None)
+        # Blocks sized from kernel.memory_gb: lr_kernel=empirical takes the
+        # whole training set's NTK.
+        self.ntk_emp = (EmpiricalNTK.for_run(s.cfg, apply_fn, s.ntk_implementation)
+                        if s.probe_size or s.lr_kernel == 'empirical' else None)
+        self.layer_ntks = (ntk_drift.layer_ntk_fn(apply_fn, s.ntk_implementation)
+                           if s.ntk_layers else None)
+        self.members = (fw_rows.SeedEnsemble(len(seeds_of(s.cfg)), s.eval_steps)
+                        if s.ensemble else None)
+        self.lr = None  # the last seed's learning rate
+
+    def reference(self, lr: float) -> Callable:
+        """This width's infinite-width dynamics at ``lr``
+        (:func:`ntkexp.experiments.kernel_dynamics.reference_fn`), built once."""
+        s = self.setup
+        if lr not in self.reference_fns:
+            self.reference_fns[lr] = kernel_dynamics.reference_fn(
+                s.loss_name, s.optimizer_name, s.momentum, self.k_tt['ntk'],
+                s.y_train, lr, s.loss, s.l2)
+        return self.reference_fns[lr]
+
+    def trainers_at(self, lr: float, params0) -> tuple:
+        """The network's, the linearised network's and the centred network's
+        trainers at ``lr`` (None where not trained), compiled once per width
+        and learning rate; a seed rebinds them to its own ``params0``."""
+        s = self.setup
+        if lr not in self.trainers:
+            optimizer = training.make_optimizer(s.optimizer_name, lr, s.momentum)
+            penalty = dict(l2=s.l2, center=params0 if s.l2_to_init else None)
+            common = (optimizer, s.x_train, s.y_train_t, s.batch_size)
+            self.trainers[lr] = (
+                training.Trainer(self.apply_fn, s.loss, *common, **penalty),
+                training.Trainer(self.f_lin, s.loss, *common, consts=(params0,),
+                                 **penalty)
+                if 'linearized' in s.references else None,
+                training.Trainer(self.f_centered, s.loss, *common,
+                                 consts=(params0,), **penalty)
+                if s.centered else None)
+        return self.trainers[lr]
+
+    def finish(self) -> None:
+        """Rows of the whole width, after its seeds: with
+        ``experiment.functions``, the infinite-width Gaussian at the last
+        step and the training targets (Jacot et al. 2018, Fig. 2)."""
+        s = self.setup
+        if not s.functions:
+            return
+        last = s.eval_steps[-1]
+        percentiles = [float(q) for q in as_list(s.exp.get('percentiles', None))]
+        fw_rows.ensemble_rows(self.rows, self.kernel_fn, s.data, s.y_train, self.lr,
+                              last, s.kernel_dtype, s.gamma_test, percentiles,
+                              width=self.width, step=last, t=self.lr * last)
+        fw_rows.point_rows(self.rows, 'train_target', s.y_train,
+                           fw_rows.circle_angle(s.data.x_train), width=self.width)
+
+
+@dataclasses.dataclass
+class _Start:
+    """A seed's initialisation: parameters, initial outputs and probe NTK."""
+    key: Any
+    batch_key: Any
+    params0: Any
+    f0_train: np.ndarray
+    f0_test: np.ndarray
+    probe: Any
+    probe_k0: Optional[np.ndarray]
+    norm0: float
+    layers0: Optional[list[np.ndarray]]
+    kernel_for_lr: Optional[np.ndarray]
+    top_for_lr: Optional[float]
+
+
+@dataclasses.dataclass
+class _Predictor:
+    """A trained predictor beside the network (linearised or centred): its
+    trainer, state and jitted apply function with ``params_0`` bound."""
+    trainer: Any
+    state: Any
+    apply: Callable
+
+    def advance(self, step: int, x_train, x_test) -> dict[str, np.ndarray]:
+        """Trains to ``step``; returns the outputs per split."""
+        self.state = self.trainer.advance(self.state, step)
+        return {split: fw_rows.apply_batched(self.apply, self.state.params, x)
+                for split, x in (('train', x_train), ('test', x_test))}
+
+
+@dataclasses.dataclass
+class _Observed:
+    """The network side of one evaluation step, in the training dtype."""
+    outputs: dict[str, np.ndarray]
+    lin_out: Optional[dict[str, np.ndarray]]
+    cen_out: Optional[dict[str, np.ndarray]]
+    k_t: Optional[np.ndarray]
+    k_c: Optional[np.ndarray]
+    predictions: Optional[tuple]
+    change: float
+    net_slice: Optional[np.ndarray]
+
+
+class _Seed:
+    """One seed at one width: initialises, trains the network and the
+    predictors beside it, and writes each evaluation step's rows."""
+
+    def __init__(self, width: _Width, seed: int, rows: RowWriter):
+        self.w, self.s, self.rows = width, width.setup, rows
+        self.began = time.time()  # train_seconds count the initialisation too
+        self.tag = dict(width=width.width, seed=seed)
+        self.start = self._initialise(seed)
+
+    def _initialise(self, seed: int) -> _Start:
+        w, s = self.w, self.s
+        with s.net_precision():
+            key = jax.random.PRNGKey(seed)
+            _, params0 = w.init_fn(key, (-1,) + s.input_shape)
+            params0 = training.cast(params0, s.train_dtype)
+            kernel_for_lr = top_for_lr = None
+            if s.lr_kernel == 'empirical' and s.lr_fraction is not None:
+                kernel_for_lr = np.asarray(w.ntk_emp(s.x_train, None, params0))
+            if s.lr_kernel == 'empirical_outputs' and s.lr_fraction is not None:
+                top_for_lr = training.ntk_top_eigenvalue(w.apply_fn, params0,
+                                                         s.x_train)
+            f0_train = fw_rows.apply_batched(w.apply_jit, params0, s.x_train)
+            f0_test = fw_rows.apply_batched(w.apply_jit, params0, s.x_test)
+            probe = s.x_train[:s.probe_size]
+            probe_k0 = (np.asarray(w.ntk_emp(probe, None, params0))
+                        if s.probe_size else None)
+            norm0 = float(training.tree_norm(params0))
+            batch_key = jax.random.fold_in(key, 1)
+            layers0 = (fw_rows.layer_kernels(w.layer_ntks, params0, probe)
+                       if w.layer_ntks is not None else None)
+        self.rows.add('n_params', count_params(params0), **self.tag)
+        self.layer_shapes = None
+        if layers0 is not None:
+            self.layer_shapes = [ntk_drift.shape_text(leaf.shape) for leaf
+                                 in jax.tree_util.tree_leaves(params0)]
+            fw_rows.add_layer_rows(self.rows, 'ntk_layer_share', layers0, probe_k0,
+                                   self.layer_shapes, probe_size=s.probe_size,
+                                   **self.tag)
+        if kernel_for_lr is None and w.k_tt is not None:
+            kernel_for_lr = w.k_tt['ntk']
+        return _Start(key, batch_key, params0, f0_train, f0_test, probe, probe_k0,
+                      norm0, layers0, kernel_for_lr, top_for_lr)
+
+    def _learning_rate(self) -> float:
+        """``experiment.lr``, or ``lr_fraction`` of the stability bound of
+        the chosen kernel (rows ``lr`` and ``max_lr``)."""
+        s, start = self.s, self.start
+        lr, max_lr = training.resolve_learning_rate(
+            s.exp.get('lr', None), s.lr_fraction, start.kernel_for_lr,
+            s.y_train.size, s.opt_momentum, s.l2, start.top_for_lr)
+        self.rows.add('lr', lr, **self.tag)
+        if max_lr is not None:
+            self.rows.add('max_lr', max_lr, kernel=(
+                s.lr_kernel if s.lr_fraction is not None else 'analytic'), **self.tag)
+        return lr
+
+    def _references(self, lr: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The kernel dynamics at every evaluation step (float64): ``ntk``
+        from the network's ``f_0``, ``ntk_mean`` from ``f_0 = 0``."""
+        s, w, start = self.s, self.w, self.start
+        ref = {}
+        if {'ntk', 'ntk_mean'} & set(s.references):
+            predict = w.reference(lr)
+            if 'ntk' in s.references:
+                ref['ntk'] = predict(s.eval_steps, start.f0_train, start.f0_test,
+                                     w.k_st['ntk'])
+            if 'ntk_mean' in s.references:
+                ref['ntk_mean'] = predict(s.eval_steps, np.zeros_like(start.f0_train),
+                                          np.zeros_like(start.f0_test), w.k_st['ntk'])
+        return ref
+
+    def train(self) -> list[dict]:
+        """Trains through the evaluation steps, writing their rows; returns
+        the summary entries of the last step (one per predictor)."""
+        s, w, start = self.s, self.w, self.start
+        lr = self.lr = self._learning_rate()
+        net_trainer, lin_trainer, cen_trainer = w.trainers_at(lr, start.params0)
+        # L2 to init pulls each seed's net to its own initialisation.
+        center = start.params0 if s.l2_to_init else None
+        self.net = net_trainer.rebind(key=start.batch_key, center=center)
+        self.lin = self.cen = None
+        with s.net_precision():
+            self.state = self.net.init(start.params0)
+            for name, trainer, apply_jit in (('lin', lin_trainer, w.f_lin_jit),
+                                             ('cen', cen_trainer, w.f_centered_jit)):
+                if trainer is None:
+                    continue
+                bound = trainer.rebind(key=start.batch_key, consts=(start.params0,),
+                                       center=center)
+                setattr(self, name, _Predictor(
+                    bound, bound.init(start.params0),
+                    functools.partial(apply_jit, params_0=start.params0)))
+        ref = self._references(lr)
+        self.watch = fw_rows.DivergenceWatch(
+            lr, s.lr_kernel if s.lr_fraction is not None else None,
+            full_batch_gd=s.optimizer_name == 'gd' and s.batch_size is None,
+            **self.tag)
+        if w.nth_probe is not None:
+            w.nth_probe.start(start.params0, start.probe, s.x_train, s.y_train_t, lr)
+        entries = []
+        for i, step in enumerate(s.eval_steps):
+            entries = self._record(i, step, self._observe(step), ref)
+        self.rows.add('train_seconds', time.time() - self.began, **self.tag)
+        if w.members is not None:
+            w.members.member_done(self.rows, s.evaluator, lr,
+                                  functools.partial(self._mean_reference, ref),
+                                  width=w.width)
+        for e in entries:
+            e['step'] = s.eval_steps[-1]
+        return entries
+
+    def _mean_reference(self, ref: dict) -> Optional[tuple]:
+        """The NTK dynamics from f_0 = 0: this run's when it has them, else
+        from its analytic NTK (None without one)."""
+        s, w = self.s, self.w
+        if 'ntk_mean' in ref or w.k_tt is None or (s.l2 and not s.l2_to_init):
+            return ref.get('ntk_mean')
+        return w.reference(self.lr)(s.eval_steps, np.zeros_like(self.start.f0_train),
+                                    np.zeros_like(self.start.f0_test), w.k_st['ntk'])
+
+    def _observe(self, step: int) -> _Observed:
+        """Trains every predictor to ``step`` and measures the network side."""
+        s, w, start = self.s, self.w, self.start
+        with s.net_precision():
+            self.state = self.net.advance(self.state, step)
+            params = self.state.params
+            outputs = {'train': fw_rows.apply_batched(w.apply_jit, params, s.x_train),
+                       'test': fw_rows.apply_batched(w.apply_jit, params, s.x_test)}
+            lin_out = (self.lin.advance(step, s.x_train, s.x_test)
+                       if self.lin is not None else None)
+            cen_out = (self.cen.advance(step, s.x_train, s.x_test)
+                       if self.cen is not None else None)
+            k_t = (np.asarray(w.ntk_emp(start.probe, None, params))
+                   if s.probe_size else None)
+            k_c = (np.asarray(w.ntk_emp(start.probe, None, self.cen.state.params))
+                   if s.probe_size and self.cen is not None else None)
+            predictions = (w.nth_probe.predictions(step, params, self.lin.state.params)
+                           if w.nth_probe is not None and step > 0 else None)
+            change = float(training.tree_distance(params, start.params0)) / start.norm0
+            net_slice = None
+            if step in s.slice_steps:
+                net_slice = np.asarray(w.slice_fn(
+                    params, jnp.asarray(s.circle.x0, s.train_dtype),
+                    jnp.asarray(s.circle.x_circle, s.train_dtype)))
+        return _Observed(outputs, lin_out, cen_out, k_t, k_c, predictions, change,
+                         net_slice)
+
+    def _record(self, i: int, step: int, seen: _Observed, ref: dict) -> list[dict]:
+        """Writes step ``step``'s rows; returns its summary entries."""
+        s, w, start, rows = self.s, self.w, self.start, self.rows
+        probe = dict(probe_size=s.probe_size)
+        at = dict(step=step, t=self.lr * step, **self.tag)
+        final = s.evaluator.rows(rows, seen.outputs, predictor='net', **at)
+        if w.members is not None:
+            w.members.add('net', i, seen.outputs)
+            if seen.cen_out is not None:
+                w.members.add('net_centered', i, seen.cen_out)
+        self.watch(rows, 'net', step, final['train_loss'])
+        entry = dict(self.tag, predictor='net', **final)
+        entries = [entry]
+        others = {name: {'train': r_train[i], 'test': r_test[i]}
+                  for name, (r_train, r_test) in ref.items()}
+        if seen.lin_out is not None:
+            others['linearized'] = seen.lin_out
+        if seen.cen_out is not None:
+            others['net_centered'] = seen.cen_out
+        for name, r_out in others.items():
+            values = s.evaluator.rows(rows, r_out, predictor=name, **at)
+            self.watch(rows, name, step, values['train_loss'])
+            entries.append(dict(self.tag, predictor=name, **values))
+            if name == 'net_centered':  # not a reference
+                continue
+            for split in ('train', 'test'):
+                d = fw_rows.rms_distance(seen.outputs[split], r_out[split])
+                rows.add(f'dist_{name}', d, split=split, **at)
+                if split == 'test':
+                    entry[f'dist_{name}'] = d
+        if seen.k_t is not None:
+            drift = ntk_drift.relative_change(seen.k_t, start.probe_k0)
+            rows.add('ntk_drift', drift, **probe, **at)
+            entry['ntk_drift'] = drift
+            fw_rows.drift_part_rows(rows, seen.k_t, start.probe_k0, '', **probe, **at)
+        if seen.predictions is not None:
+            for metric, value in hierarchy.nth_values(
+                    seen.k_t, start.probe_k0, *seen.predictions).items():
+                rows.add(metric, value, **probe, **at)
+                entry[metric] = value
+        if seen.k_c is not None:
+            drift_c = ntk_drift.relative_change(seen.k_c, start.probe_k0)
+            rows.add('ntk_drift_centered', drift_c, **probe, **at)
+            fw_rows.drift_part_rows(rows, seen.k_c, start.probe_k0, '_centered',
+                                    **probe, **at)
+            for e in entries:  # the centred net's line of the summary
+                if e['predictor'] == 'net_centered':
+                    e['ntk_drift'] = drift_c
+        if start.layers0 is not None:
+            states = (('', self.state),
+                      ('_centered', self.cen.state if self.cen is not None else None))
+            for suffix, state in states:
+                if state is None:
+                    continue
+                with s.net_precision():
+                    layers_t = fw_rows.layer_kernels(w.layer_ntks, state.params,
+                                                     start.probe)
+                fw_rows.add_layer_rows(
+                    rows, f'ntk_layer_scale_change{suffix}',
+                    [k - k0 for k, k0 in zip(layers_t, start.layers0)],
+                    start.probe_k0, self.layer_shapes, **probe, **at)
+        rows.add('weight_change', seen.change, **at)
+        if self.cen is not None:
+            rows.add('weight_change_centered', float(training.tree_distance(
+                self.cen.state.params, start.params0)) / start.norm0, **at)
+        if seen.net_slice is not None:
+            for g, v in zip(s.circle.gammas, seen.net_slice):
+                rows.add('ntk_slice', v, gamma=float(g), predictor='net', **at)
+        if s.functions and step == s.eval_steps[-1]:
+            fw_rows.point_rows(rows, 'function', seen.outputs['test'], s.gamma_test,
+                               **at)
+        return entries
 
 
 def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
@@ -588,595 +930,18 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         step of the test loss / accuracy, the distances and the NTK drift.
     """
     del run_dir
-    exp = cfg.experiment
-    kernel_dtype = np.float64 if cfg.get('precision') == 'float64' else np.float32
-    train_dtype = jnp.dtype(exp.get('train_dtype', None) or
-                            ('float64' if kernel_dtype == np.float64 else 'float32'))
-    if train_dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise ValueError('experiment.train_dtype=float64 needs precision=float64')
-
-    def net_precision():
-        """JAX's x64 mode for the finite networks: off for float32 training.
-
-        With x64 on, neural-tangents' layers multiply float32 activations by
-        float64 NumPy scales and silently compute in float64 (and its Conv
-        then fails on mixed dtypes); kernels and references stay in the
-        ambient ``precision``.
-        """
-        return jax.enable_x64(train_dtype == jnp.float64)
-
-    data = instantiate(cfg.dataset)
-    rows.fill_sizes(data)  # null n_train / n_test: the sizes loaded
-    loss_name = str(exp.get('loss', 'mse'))
-    y_train, y_test = data.y_train, data.y_test
-    if loss_name == 'xent':
-        if data.labels_train is None:
-            raise ValueError('experiment.loss=xent needs a classification '
-                             'dataset; use experiment.loss=mse')
-        k = int(data.n_classes)
-        y_train = np.eye(k)[data.labels_train]
-        y_test = np.eye(k)[data.labels_test]
-    y_train = np.asarray(y_train, np.float64)
-    y_test = np.asarray(y_test, np.float64)
-    out_dim = y_train.shape[1]
-    x_train_k = np.asarray(data.x_train, kernel_dtype)
-    x_test_k = np.asarray(data.x_test, kernel_dtype)
-    x_train = jnp.asarray(data.x_train, train_dtype)
-    x_test = jnp.asarray(data.x_test, train_dtype)
-    y_train_t = jnp.asarray(y_train, train_dtype)
-    loss = training.get_loss(loss_name)
-    evaluator = _Evaluator(loss, y_train, y_test, data.labels_train,
-                           data.labels_test)
-
-    optimizer_name = str(exp.get('optimizer', 'gd'))
-    momentum = float(exp.get('momentum', 0.9) or 0.0)
-    opt_momentum = momentum if optimizer_name == 'momentum' else 0.0
-    batch_size = exp.get('batch_size', None)
-    references = references_of(cfg)
-    dropped = [r for r in as_list(exp.get('references', None))
-               if r not in references]
-    if dropped:
-        log.warning('experiment.l2=%s decays the weights towards zero, under '
-                    'which the kernel dynamics %s have no kernel form: left out '
-                    '(experiment.l2_center=init keeps them)', exp.l2, dropped)
-    lr_kernel = str(exp.get('lr_kernel', 'analytic'))
-    lr_fraction = exp.get('lr_fraction', None)
-    eval_steps = eval_steps_of(exp)
-    probe_size = min(int(exp.get('probe_size', 0)), len(data.x_train))
-    slice_cfg = exp.get('slice', None)
-    slice_steps = set(slice_steps_of(exp)) if slice_cfg is not None else set()
-    functions = bool(exp.get('functions', False))
-    kernel_inf = bool(exp.get('kernel_inf', False))
-    centered = bool(exp.get('centered', False))
-    ntk_layers = bool(exp.get('ntk_layers', False)) and probe_size > 0
-    ensemble = bool(exp.get('ensemble', False))
-    nth = bool(exp.get('nth', False))
-    l2 = float(exp.get('l2', 0.0) or 0.0)
-    # The hierarchy to K^(4) (ntk_drift.second_order_gd) expands full-batch
-    # training.
-    nth2 = nth and hierarchy.second_order_applies(batch_size, len(data.x_train))
-    l2_to_init = bool(l2) and str(exp.get('l2_center', 'zero')) == 'init'
-    gamma_test = _gamma(data.x_test)
-
-    need_ntk = bool({'ntk', 'ntk_mean'} & set(references)) or kernel_inf or (
-        lr_fraction is not None and lr_kernel == 'analytic')
-    get = ('nngp', 'ntk') if kernel_inf else ('ntk',)
-    width_free = str(cfg.model.get('parameterization', 'ntk')) == 'ntk'
-    cached_kernels = None
-
-    if slice_cfg is not None:
-        x0 = np.asarray([as_list(slice_cfg.x0, None)], np.float64)
-        gammas = np.linspace(-np.pi, np.pi, int(slice_cfg.points))
-        x_circle = np.stack([np.cos(gammas), np.sin(gammas)], axis=1)
-        shape = tuple(data.x_train.shape[1:])
-        if int(np.prod(shape)) != 2:
-            raise ValueError('experiment.slice needs 2-D inputs (e.g. '
-                             'dataset=circle or dataset=gaussian with d=2); '
-                             f'this dataset has inputs of shape {shape}')
-        x0 = x0.reshape((1,) + shape)
-        x_circle = x_circle.reshape((-1,) + shape)
-
+    setup = _Setup(cfg, rows)
     summary = []
     for width in widths_of(cfg):
-        wcfg = _model_cfg(cfg, width)
-        init_fn, apply_fn, kernel_fn = instantiate(wcfg.model, out_dim=out_dim)
-        apply_jit = jax.jit(apply_fn)
-        k_tt = k_st = None
-        if need_ntk:
-            if width_free and cached_kernels is not None:
-                k_tt, k_st = cached_kernels
-            else:
-                k_tt, k_st, seconds = _kernels(wcfg, kernel_fn, x_train_k,
-                                               x_test_k, get)
-                rows.add('kernel_seconds', seconds, width=width)
-                cached_kernels = (k_tt, k_st)
-        if kernel_inf:
-            _kernel_inf_rows(rows, evaluator, k_tt, k_st, y_train,
-                             float(exp.get('kernel_diag_reg', 0.0) or 0.0),
-                             width=width)
-        if slice_cfg is not None:
-            inf_slice = np.asarray(jax.jit(kernel_fn, static_argnames='get')(
-                jnp.asarray(x0, kernel_dtype), jnp.asarray(x_circle, kernel_dtype),
-                get='ntk'))[0]
-            for g, v in zip(gammas, inf_slice):
-                rows.add('ntk_slice', v, gamma=float(g), predictor='infinite',
-                         width=width)
-        trainers = {}
-        reference_fns = {}  # the kernel dynamics per lr, shared by the seeds
-
-        def reference(lr):
-            """This width's infinite-width dynamics at ``lr``
-            (:func:`_reference_fn`), built once."""
-            if lr not in reference_fns:
-                reference_fns[lr] = _reference_fn(
-                    loss_name, optimizer_name, momentum, k_tt['ntk'], y_train,
-                    lr, loss, l2)
-            return reference_fns[lr]
-
-        f_lin = training.linearized_apply_fn(apply_fn)
-        f_lin_jit = jax.jit(f_lin)
-        f_centered = training.centered_apply_fn(
-            apply_fn, float(exp.get('center_scale', 1.0)))
-        f_centered_jit = jax.jit(f_centered)
-        slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
-        nth_probe = (hierarchy.HierarchyProbe(apply_fn, nth2, loss, opt_momentum,
-                                              l2, l2_to_init) if nth else None)
-        # Blocks sized from kernel.memory_gb: lr_kernel=empirical takes the
-        # whole training set's NTK.
-        ntk_emp = (EmpiricalNTK.for_run(
-            cfg, apply_fn, ntk_drift.implementation_code(
-                exp.get('ntk_implementation', 1)))
-            if probe_size or lr_kernel == 'empirical' else None)
-        layer_ntks = (ntk_drift.layer_ntk_fn(apply_fn, ntk_drift.implementation_code(
-            exp.get('ntk_implementation', 1))) if ntk_layers else None)
-
-        members = (_Ensemble(len(seeds_of(cfg)), eval_steps) if ensemble
-                   else None)
+        this_width = _Width(setup, width, rows)
         for seed in seeds_of(cfg):
-            start = time.time()
-            tag = dict(width=width, seed=seed)
-            with net_precision():
-                key = jax.random.PRNGKey(seed)
-                _, params0 = init_fn(key, (-1,) + tuple(data.x_train.shape[1:]))
-                params0 = training.cast(params0, train_dtype)
-                kernel_for_lr = top_for_lr = None
-                if lr_kernel == 'empirical' and lr_fraction is not None:
-                    kernel_for_lr = np.asarray(ntk_emp(x_train, None, params0))
-                if lr_kernel == 'empirical_outputs' and lr_fraction is not None:
-                    top_for_lr = training.ntk_top_eigenvalue(apply_fn, params0,
-                                                             x_train)
-                f0_train = _apply_batched(apply_jit, params0, x_train)
-                f0_test = _apply_batched(apply_jit, params0, x_test)
-                probe = x_train[:probe_size]
-                probe_k0 = (np.asarray(ntk_emp(probe, None, params0))
-                            if probe_size else None)
-                norm0 = float(training.tree_norm(params0))
-                batch_key = jax.random.fold_in(key, 1)
-                layers0 = (_layer_kernels(layer_ntks, params0, probe)
-                           if layer_ntks is not None else None)
-            rows.add('n_params', count_params(params0), **tag)
-            if layers0 is not None:
-                layer_shapes = [ntk_drift.shape_text(leaf.shape) for leaf
-                                in jax.tree_util.tree_leaves(params0)]
-                _add_layer_rows(rows, 'ntk_layer_share', layers0, probe_k0,
-                                layer_shapes, probe_size=probe_size, **tag)
-            if kernel_for_lr is None and k_tt is not None:
-                kernel_for_lr = k_tt['ntk']
-            lr, max_lr = training.resolve_learning_rate(
-                exp.get('lr', None), lr_fraction, kernel_for_lr, y_train.size,
-                opt_momentum, l2, top_for_lr)
-            rows.add('lr', lr, **tag)
-            if max_lr is not None:
-                rows.add('max_lr', max_lr, kernel=(
-                    lr_kernel if lr_fraction is not None else 'analytic'), **tag)
-
-            if lr not in trainers:  # one compiled loop per width and lr
-                optimizer = training.make_optimizer(optimizer_name, lr, momentum)
-                penalty = dict(l2=l2, center=params0 if l2_to_init else None)
-                trainers[lr] = (
-                    training.Trainer(apply_fn, loss, optimizer, x_train,
-                                     y_train_t, batch_size, **penalty),
-                    training.Trainer(f_lin, loss, optimizer, x_train,
-                                     y_train_t, batch_size, consts=(params0,),
-                                     **penalty)
-                    if 'linearized' in references else None,
-                    training.Trainer(f_centered, loss, optimizer, x_train,
-                                     y_train_t, batch_size, consts=(params0,),
-                                     **penalty)
-                    if centered else None)
-            # L2 to init pulls each seed's net to its own initialisation.
-            center = params0 if l2_to_init else None
-            net = trainers[lr][0].rebind(key=batch_key, center=center)
-            lin = lin_state = cen = cen_state = None
-            with net_precision():
-                state = net.init(params0)
-                if trainers[lr][1] is not None:
-                    lin = trainers[lr][1].rebind(key=batch_key, consts=(params0,),
-                                                 center=center)
-                    lin_state = lin.init(params0)
-                    lin_apply = functools.partial(f_lin_jit, params_0=params0)
-                if trainers[lr][2] is not None:
-                    cen = trainers[lr][2].rebind(key=batch_key, consts=(params0,),
-                                                 center=center)
-                    cen_state = cen.init(params0)
-                    cen_apply = functools.partial(f_centered_jit, params_0=params0)
-
-            ref = {}  # infinite-width references at every eval step (float64)
-            if {'ntk', 'ntk_mean'} & set(references):
-                predict = reference(lr)
-                if 'ntk' in references:
-                    ref['ntk'] = predict(eval_steps, f0_train, f0_test,
-                                         k_st['ntk'])
-                if 'ntk_mean' in references:
-                    ref['ntk_mean'] = predict(eval_steps, np.zeros_like(f0_train),
-                                              np.zeros_like(f0_test),
-                                              k_st['ntk'])
-
-            watch = _DivergenceWatch(
-                lr, lr_kernel if lr_fraction is not None else None,
-                full_batch_gd=optimizer_name == 'gd' and batch_size is None, **tag)
-            if nth_probe is not None:
-                nth_probe.start(params0, probe, x_train, y_train_t, lr)
-            for i, step in enumerate(eval_steps):
-                # The network side, in the training dtype.
-                with net_precision():
-                    state = net.advance(state, step)
-                    outputs = {
-                        'train': _apply_batched(apply_jit, state.params, x_train),
-                        'test': _apply_batched(apply_jit, state.params, x_test)}
-                    l_out = c_out = None
-                    if lin is not None:
-                        lin_state = lin.advance(lin_state, step)
-                        l_out = {s: _apply_batched(lin_apply, lin_state.params, x)
-                                 for s, x in (('train', x_train), ('test', x_test))}
-                    if cen is not None:
-                        cen_state = cen.advance(cen_state, step)
-                        c_out = {s: _apply_batched(cen_apply, cen_state.params, x)
-                                 for s, x in (('train', x_train), ('test', x_test))}
-                    k_t = (np.asarray(ntk_emp(probe, None, state.params))
-                           if probe_size else None)
-                    k_c = (np.asarray(ntk_emp(probe, None, cen_state.params))
-                           if probe_size and cen is not None else None)
-                    predictions = (
-                        nth_probe.predictions(step, state.params,
-                                              lin_state.params)
-                        if nth_probe is not None and step > 0 else None)
-                    change = float(training.tree_distance(state.params,
-                                                          params0)) / norm0
-                    net_slice = None
-                    if step in slice_steps:
-                        net_slice = np.asarray(slice_fn(
-                            state.params, jnp.asarray(x0, train_dtype),
-                            jnp.asarray(x_circle, train_dtype)))
-
-                at = dict(step=step, t=lr * step, **tag)
-                final = evaluator.rows(rows, outputs, predictor='net', **at)
-                if members is not None:
-                    members.add('net', i, outputs)
-                    if c_out is not None:
-                        members.add('net_centered', i, c_out)
-                watch(rows, 'net', step, final['train_loss'])
-                entry = dict(width=width, seed=seed, predictor='net', **final)
-                entries = [entry]
-                others = {name: {'train': r_train[i], 'test': r_test[i]}
-                          for name, (r_train, r_test) in ref.items()}
-                if l_out is not None:
-                    others['linearized'] = l_out
-                if c_out is not None:
-                    others['net_centered'] = c_out
-                for name, r_out in others.items():
-                    values = evaluator.rows(rows, r_out, predictor=name, **at)
-                    watch(rows, name, step, values['train_loss'])
-                    entries.append(dict(width=width, seed=seed, predictor=name,
-                                        **values))
-                    for split in ('train', 'test'):
-                        if name == 'net_centered':  # not a reference
-                            continue
-                        d = _rms(outputs[split], r_out[split])
-                        rows.add(f'dist_{name}', d, split=split, **at)
-                        if split == 'test':
-                            entry[f'dist_{name}'] = d
-                if k_t is not None:
-                    drift = ntk_drift.relative_change(k_t, probe_k0)
-                    rows.add('ntk_drift', drift, probe_size=probe_size, **at)
-                    entry['ntk_drift'] = drift
-                    _drift_part_rows(rows, k_t, probe_k0, '',
-                                     probe_size=probe_size, **at)
-                if predictions is not None:
-                    for metric, value in hierarchy.nth_values(
-                            k_t, probe_k0, *predictions).items():
-                        rows.add(metric, value, probe_size=probe_size, **at)
-                        entry[metric] = value
-                if k_c is not None:
-                    drift_c = ntk_drift.relative_change(k_c, probe_k0)
-                    rows.add('ntk_drift_centered', drift_c,
-                             probe_size=probe_size, **at)
-                    _drift_part_rows(rows, k_c, probe_k0, '_centered',
-                                     probe_size=probe_size, **at)
-                    for e in entries:  # the centred net's line of the summary
-                        if e['predictor'] == 'net_centered':
-                            e['ntk_drift'] = drift_c
-                if layers0 is not None:
-                    for suffix, state_now in (('', state), ('_centered', cen_state)):
-                        if state_now is None:
-                            continue
-                        with net_precision():
-                            layers_t = _layer_kernels(layer_ntks, state_now.params,
-                                                      probe)
-                        _add_layer_rows(
-                            rows, f'ntk_layer_scale_change{suffix}',
-                            [k - k0 for k, k0 in zip(layers_t, layers0)],
-                            probe_k0, layer_shapes, probe_size=probe_size, **at)
-                rows.add('weight_change', change, **at)
-                if cen is not None:
-                    rows.add('weight_change_centered', float(
-                        training.tree_distance(cen_state.params, params0))
-                        / norm0, **at)
-                if net_slice is not None:
-                    for g, v in zip(gammas, net_slice):
-                        rows.add('ntk_slice', v, gamma=float(g), predictor='net',
-                                 **at)
-                if functions and step == eval_steps[-1]:
-                    _point_rows(rows, 'function', outputs['test'], gamma_test,
-                                **at)
-            rows.add('train_seconds', time.time() - start, **tag)
-            if members is not None:
-                def mean_reference(ref=ref, lr=lr, f0=(f0_train, f0_test)):
-                    """The NTK dynamics from f_0 = 0: this run's when it has
-                    them, else from its analytic NTK (None without one)."""
-                    if 'ntk_mean' in ref or k_tt is None or (
-                            l2 and not l2_to_init):
-                        return ref.get('ntk_mean')
-                    return reference(lr)(eval_steps, np.zeros_like(f0[0]),
-                                         np.zeros_like(f0[1]), k_st['ntk'])
-                members.member_done(rows, evaluator, lr, mean_reference,
-                                    width=width)
-            for e in entries:
-                e['step'] = eval_steps[-1]
-            summary.extend(entries)
-
-        if functions:
-            percentiles = [float(q) for q in
-                           as_list(exp.get('percentiles', None))]
-            _ensemble_rows(rows, kernel_fn, data, y_train, lr, eval_steps[-1],
-                           kernel_dtype, gamma_test, percentiles, width=width,
-                           step=eval_steps[-1],
-                           t=lr * eval_steps[-1])
-            _point_rows(rows, 'train_target', y_train, _gamma(data.x_train),
-                        width=width)
-
+            trained = _Seed(this_width, seed, rows)
+            summary.extend(trained.train())
+            this_width.lr = trained.lr
+        this_width.finish()
     frame = pd.DataFrame(summary)
     if frame.empty:
         return frame
     keys = ['width', 'predictor']
     return frame.drop(columns=['seed']).groupby(keys, sort=False).mean(
         numeric_only=True).reset_index()
-
-
-class _DivergenceWatch:
-    """Flags a predictor whose training loss blows up (once per predictor).
-
-    A learning rate above ``2 / lambda_max`` of a predictor's kernel makes
-    gradient descent diverge. ``lr_fraction`` sets it from the infinite-width
-    NTK by default (``lr_kernel=analytic``); a narrow network's empirical NTK
-    can be larger (a width-64 CNN's by 1.6x on the digits), and then the
-    linearised network, a linear model with that kernel, diverges, while the
-    network itself may survive (the catapult phase of Lewkowycz et al. 2020).
-    Such rows would be numbers of order 1e47 and chance accuracy with no word
-    said: this logs one warning naming the fix and writes a
-    ``diverged_at_step`` row (``predictor``, ``width``, ``seed``).
-    """
-
-    #: Loss growth over the predictor's step-0 loss taken as divergence: a
-    #: network's loss may first rise several times and come down again (the
-    #: catapult, 3.5-17x in ``results/lee2020-lr/``).
-    FACTOR = 1e3
-    #: The same for the linear predictors (:data:`LINEAR`) under full-batch
-    #: gradient descent: at a stable rate their convex loss never rises, so a
-    #: tenfold rise is divergence already (a short run stops before 1e3).
-    LINEAR_FACTOR = 10.0
-    LINEAR = ('linearized', 'ntk', 'ntk_mean')
-
-    def __init__(self, lr: float, lr_kernel: Optional[str],
-                 full_batch_gd: bool = False, **tag):
-        self.lr, self.lr_kernel, self.tag = lr, lr_kernel, tag
-        self.full_batch_gd = full_batch_gd
-        self.first: dict[str, float] = {}
-        self.flagged: set[str] = set()
-
-    def __call__(self, rows: RowWriter, name: str, step: int,
-                 loss: float) -> None:
-        first = self.first.setdefault(name, loss)
-        factor = (self.LINEAR_FACTOR if self.full_batch_gd and name in self.LINEAR
-                  else self.FACTOR)
-        if name in self.flagged or (np.isfinite(loss) and
-                                    loss <= factor * max(first, 1e-30)):
-            return
-        self.flagged.add(name)
-        rows.add('diverged_at_step', step, predictor=name, **self.tag)
-        fix = {'analytic': 'use experiment.lr_kernel=empirical (each '
-                           'width\'s rate from its initial empirical NTK; for '
-                           'a convolutional net experiment.lr_kernel='
-                           'empirical_outputs, the NTK over outputs too) or a '
-                           'smaller experiment.lr_fraction',
-               'empirical': 'use experiment.lr_kernel=empirical_outputs (the '
-                            'NTK over outputs too) or a smaller '
-                            'experiment.lr_fraction',
-               'empirical_outputs': 'use a smaller experiment.lr_fraction'}.get(
-                   self.lr_kernel, 'use a smaller experiment.lr')
-        log.warning(
-            '%s: the %s predictor diverges (train loss %.3g at step %d, %.3g '
-            'at step 0): lr=%.4g is above 2/lambda_max of its kernel; %s',
-            ', '.join(f'{k} {v}' for k, v in self.tag.items()), name, loss,
-            step, first, self.lr, fix)
-
-
-def ensemble_sizes(n_seeds: int) -> list[int]:
-    """Ensemble sizes with rows: 1, 2, 4, ... below ``n_seeds``, and ``n_seeds``."""
-    sizes = [1 << k for k in range(max(n_seeds, 1).bit_length())
-             if (1 << k) < n_seeds]
-    return sizes + [n_seeds]
-
-
-class _Ensemble:
-    """Mean outputs of the networks of the seeds trained so far, per predictor
-    and evaluation step (Lee et al. 2020, Sec. 3.3: an ensemble of networks
-    from independent initialisations predicts with their mean output).
-
-    Running sums in float64, so memory stays that of one network's outputs
-    per predictor and step. After the ``K``-th seed, for every ``K`` in
-    :func:`ensemble_sizes`, :meth:`member_done` writes the ensemble's rows at
-    every step: ``ensemble_<split>_loss`` / ``_accuracy`` and, against the NTK
-    dynamics from ``f_0 = 0`` (the infinite-width mean over initialisations),
-    ``ensemble_dist_ntk_mean``.
-    """
-
-    def __init__(self, n_seeds: int, eval_steps: list[int]):
-        self.sizes = set(ensemble_sizes(n_seeds))
-        self.eval_steps = eval_steps
-        self.sums: dict[tuple[str, int, str], np.ndarray] = {}
-        self.members = 0
-        self.lrs: set[float] = set()
-
-    def add(self, predictor: str, index: int,
-            outputs: dict[str, np.ndarray]) -> None:
-        """Adds one network's outputs (``{split: array}``) at step ``index``."""
-        for split, fx in outputs.items():
-            key = (predictor, index, split)
-            fx = np.asarray(fx, np.float64)
-            self.sums[key] = fx.copy() if key not in self.sums else (
-                self.sums[key] + fx)
-
-    def member_done(self, rows: RowWriter, evaluator: _Evaluator, lr: float,
-                    mean_reference: Callable[[], Optional[tuple]],
-                    **tag) -> None:
-        """Counts one more seed; writes the rows when the count is a size.
-
-        ``mean_reference()`` returns the NTK dynamics from ``f_0 = 0`` at the
-        evaluation steps (``(train, test)`` outputs with a leading step axis),
-        or None; it is called only when rows are written.
-
-        Members trained at different learning rates (``lr_kernel=empirical``
-        gives each seed its own) share steps, not times: the rows then have
-        no ``t`` and no ``ensemble_dist_ntk_mean`` (whose reference is at a
-        time).
-        """
-        self.members += 1
-        self.lrs.add(lr)
-        size = self.members
-        if size not in self.sizes:
-            return
-        one_lr = len(self.lrs) == 1
-        reference = mean_reference() if one_lr else None
-        predictors = sorted({p for p, _, _ in self.sums})
-        for predictor in predictors:
-            for index, step in enumerate(self.eval_steps):
-                mean = {split: self.sums[(predictor, index, split)] / size
-                        for split in ('train', 'test')}
-                at = dict(step=step, predictor=predictor,
-                          ensemble_size=size, **tag)
-                if one_lr:
-                    at['t'] = lr * step
-                for metric, value in evaluator.values(mean).items():
-                    rows.add(f'ensemble_{metric}', value, **at)
-                if reference is not None:
-                    for split, ref in zip(('train', 'test'), reference):
-                        rows.add('ensemble_dist_ntk_mean',
-                                 _rms(mean[split], ref[index]), split=split,
-                                 **at)
-
-
-def _kernel_inf_rows(rows: RowWriter, evaluator: _Evaluator, k_tt, k_st,
-                     y_train, diag_reg: float, **params) -> None:
-    """NNGP / NTK kernel regression at ``t = inf`` (Lee et al. 2020)."""
-    for kernel in ('nngp', 'ntk'):
-        pred = solve.predict_inf(k_tt[kernel], k_st[kernel], y_train, diag_reg,
-                                 kernel)
-        value = float(evaluator.loss(jnp.asarray(pred),
-                                     jnp.asarray(evaluator.y['test'])))
-        at = dict(kernel=kernel, diag_reg=diag_reg, t=math.inf, **params)
-        rows.add('kernel_test_loss', value, **at)
-        if evaluator.labels['test'] is not None:
-            rows.add('kernel_test_accuracy',
-                     solve.accuracy(pred, evaluator.labels['test']), **at)
-
-
-def _drift_part_rows(rows: RowWriter, kernel_t: np.ndarray,
-                     kernel_0: np.ndarray, suffix: str, **columns) -> None:
-    """Rows ``ntk_scale_change`` and ``ntk_shape_change`` (+ ``suffix``):
-    the NTK's change split into a rescaling of ``Theta_0`` and the rest
-    (:func:`ntkexp.ntk_drift.scale_and_shape_change`)."""
-    scale, shape = ntk_drift.scale_and_shape_change(kernel_t, kernel_0)
-    rows.add(f'ntk_scale_change{suffix}', scale, **columns)
-    rows.add(f'ntk_shape_change{suffix}', shape, **columns)
-
-
-def _layer_kernels(layer_ntks: Callable, params, probe) -> list[np.ndarray]:
-    """Each parameter leaf's part of the probe NTK, float64
-    (:func:`ntkexp.ntk_drift.layer_ntk_fn`)."""
-    return [np.asarray(k, np.float64) for k in layer_ntks(params, probe)]
-
-
-def _add_layer_rows(rows: RowWriter, metric: str, kernels: list[np.ndarray],
-                    kernel_0: np.ndarray, layer_shapes: list[str],
-                    **columns) -> None:
-    """One ``metric`` row per parameter leaf (``layer``, ``layer_shape``):
-    its kernel's component along ``kernel_0``
-    (:func:`ntkexp.ntk_drift.along`)."""
-    for i, (kernel, shape) in enumerate(zip(kernels, layer_shapes)):
-        rows.add(metric, ntk_drift.along(kernel, kernel_0), layer=i,
-                 layer_shape=shape, **columns)
-
-
-def _point_rows(rows: RowWriter, metric: str, values: np.ndarray,
-                gamma: Optional[np.ndarray], **params) -> None:
-    """One row per point and output: ``metric`` with ``index``, ``output``
-    and, for inputs on the circle, their angle ``gamma`` (Jacot et al. 2018,
-    Fig. 2: the network's test outputs and the training targets)."""
-    for index in range(values.shape[0]):
-        where = dict(index=index, **params)
-        if gamma is not None:
-            where['gamma'] = float(gamma[index])
-        for c in range(values.shape[1]):
-            rows.add(metric, values[index, c], output=c, **where)
-
-
-def _ensemble_rows(rows: RowWriter, kernel_fn, data, y_train, lr: float,
-                   steps: int, dtype, gamma, percentiles: list[float],
-                   **params) -> None:
-    """The infinite-width Gaussian at the last step: mean, std, percentiles.
-
-    ``nt.predict.gradient_descent_mse_ensemble`` (Jacot et al. 2018, Sec. 5
-    and Fig. 2; Lee et al. 2019, eqs. 15-16): the distribution over
-    initialisations of an infinitely wide network trained for ``steps`` steps
-    of learning rate ``lr`` on the MSE loss. Rows ``ensemble_mean``,
-    ``ensemble_std`` and ``ensemble_percentile`` (``percentile`` column,
-    ``mean + z_q std``) per test point.
-    """
-    import neural_tangents as nt  # pylint: disable=g-import-not-at-top
-    from scipy.stats import norm  # pylint: disable=g-import-not-at-top
-    x_train = jnp.asarray(data.x_train, dtype)
-    x_test = jnp.asarray(data.x_test, dtype)
-
-    @jax.jit
-    def ensemble(x_train, y_train, x_test):
-        predict = nt.predict.gradient_descent_mse_ensemble(
-            kernel_fn, x_train, y_train, learning_rate=lr)
-        gaussian = predict(t=float(steps), x_test=x_test, get='ntk',
-                           compute_cov=True)
-        return gaussian.mean, gaussian.covariance
-
-    mean, cov = ensemble(x_train, jnp.asarray(y_train, dtype), x_test)
-    mean = np.asarray(mean, np.float64)
-    std = np.sqrt(np.clip(np.diag(np.asarray(cov, np.float64)), 0, None))
-    for index in range(mean.shape[0]):
-        where = dict(index=index, predictor='infinite', **params)
-        if gamma is not None:
-            where['gamma'] = float(gamma[index])
-        for c in range(mean.shape[1]):
-            rows.add('ensemble_mean', mean[index, c], output=c, **where)
-            rows.add('ensemble_std', std[index], output=c, **where)
-            for q in percentiles:
-                rows.add('ensemble_percentile',
-                         mean[index, c] + norm.ppf(q / 100) * std[index],
-                         output=c, percentile=q, **where)
