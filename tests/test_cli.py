@@ -438,10 +438,12 @@ def test_key_check_leaves_valid_and_hydra_overrides_alone():
     cli.check_key_overrides(['model=choice(fc,cnn)', 'model.nope=1'])  # Hydra's
 
 
-def test_missing_dataset_is_its_own_error_with_a_status_record(tmp_path):
+def test_missing_dataset_is_its_own_error_with_a_status_record(tmp_path, monkeypatch):
     """A dataset that cannot be found fails the run with the builder's own
     message (what was tried, how to fix it), not Hydra's wrapper around it,
     and the run directory records it."""
+    for fallback in ('NTKEXP_DATA', 'TFDS_DATA_DIR'):  # where a user's copy would be found
+        monkeypatch.delenv(fallback, raising=False)
     empty = tmp_path / 'no_data'
     empty.mkdir()
     result = _ntkexp(['run', 'dataset=cifar10', f'dataset.data_dir={empty}',
