@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +50,46 @@ def one(frame: pd.DataFrame, column: str = 'value', **columns) -> float:
     values = where(frame, **columns)[column]
     assert len(values) == 1, (columns, len(values))
     return float(values.iloc[0])
+
+
+def significant(value: float, digits: int = 2) -> str:
+    """``value`` to ``digits`` significant figures, halves up (0.07246 -> 0.072,
+    518.7 -> 520)."""
+    places = digits - 1 - math.floor(math.log10(abs(value)))
+    if places >= 0:
+        return fixed(value, places)
+    return str(int(fixed(value / 10 ** -places, 0)) * 10 ** -places)
+
+
+def significant_span(values, digits: int = 2) -> str:
+    """``low-high`` of ``values`` to ``digits`` significant figures."""
+    values = pd.Series(values, dtype=float)
+    return f'{significant(values.min(), digits)}-{significant(values.max(), digits)}'
+
+
+def scientific(value: float, digits: int = 1) -> str:
+    """``value`` as ``3.0e-7``: ``digits`` decimals in the mantissa, halves up
+    (9.96e-5 -> 1.0e-4)."""
+    exponent = math.floor(math.log10(abs(value)))
+    mantissa = fixed(value / 10.0 ** exponent, digits)
+    if abs(float(mantissa)) >= 10:
+        exponent += 1
+        mantissa = fixed(value / 10.0 ** exponent, digits)
+    return f'{mantissa}e{exponent}'
+
+
+def signed(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals and its sign (+0.07, -0.04), unsigned
+    where it rounds to zero from below (-0.0017 -> 0.00)."""
+    text = fixed(value, digits)
+    if text.startswith('-'):
+        return text[1:] if float(text) == 0 else text
+    return '+' + text
+
+
+def table_row(*cells: str) -> str:
+    """A Markdown table row."""
+    return '| ' + ' | '.join(cells) + ' |'
 
 
 def normalised(text: str) -> str:

@@ -9,7 +9,8 @@ import math
 
 import pandas as pd
 import pytest
-from readme_claims import REPO, RESULTS, assert_readme_says, fixed, one, span, table, where
+from readme_claims import (
+    REPO, RESULTS, assert_readme_says, fixed, one, scientific, span, table, where)
 
 BENCH_README = RESULTS / 'bench' / 'README.md'
 FASTCONV_DOC = REPO / 'docs' / 'fastconv.md'
@@ -27,16 +28,6 @@ MODEL_N32 = 'session15/xla_gpu_model_n32.csv'  # the H100 model of the XLA varia
 
 def _x(value: float, digits: int = 1) -> str:
     return f'{fixed(value, digits)}x'
-
-
-def _sci(value: float, digits: int = 1) -> str:
-    """``value`` as ``3.0e-7``, the mantissa rounded half up."""
-    exponent = math.floor(math.log10(abs(value)))
-    mantissa = fixed(value / 10.0 ** exponent, digits)
-    if abs(float(mantissa)) >= 10:
-        exponent += 1
-        mantissa = fixed(value / 10.0 ** exponent, digits)
-    return f'{mantissa}e{exponent}'
 
 
 def _entries(value: float) -> str:
@@ -123,7 +114,7 @@ def second_session_conv_kernels() -> str:
             f'| {name} | {nt.n} | {_entries(nt.entries_per_s)} | '
             f'{_entries(engine.entries_per_s)} (**{_x(engine.ratio_vs_nt_jit, 2)}**{blocks}) | '
             f'{_entries(fast.entries_per_s)} (**{_x(fast.ratio_vs_nt_jit, 2)}**) | '
-            f'{_sci(engine.rel_diff)} / {_sci(fast.rel_diff)} (TF32) |')
+            f'{scientific(engine.rel_diff)} / {scientific(fast.rel_diff)} (TF32) |')
     return '\n'.join(lines)
 
 
@@ -136,9 +127,9 @@ def second_session_dense_kernels() -> str:
         assert engine.blocks == 1  # "one block"
         ratio = _x(engine.ratio_vs_nt_jit_host, 2)
         ratio = f'**{ratio}**' if engine.ratio_vs_nt_jit_host > 1 else ratio
-        return (f'| {name} | {engine.n:,} | {_sci(r.loc["nt_jit", "entries_per_s"])} on device; '
-                f'{_sci(r.loc["nt_jit_host", "entries_per_s"])} with the copy{host} | '
-                f'{_sci(engine.entries_per_s)} ({ratio} of `nt_jit_host`; one block) | | '
+        return (f'| {name} | {engine.n:,} | {scientific(r.loc["nt_jit", "entries_per_s"])} on device; '
+                f'{scientific(r.loc["nt_jit_host", "entries_per_s"])} with the copy{host} | '
+                f'{scientific(engine.entries_per_s)} ({ratio} of `nt_jit_host`; one block) | | '
                 f'{engine.rel_diff:g} |')
 
     return row('fc', 'FC (3 layers)', ' to host') + '\n' + row('resnet', 'ResNet', '')
@@ -159,8 +150,8 @@ def second_session_fast_kernels() -> str:
     exact = where(_bench(SECOND_SESSION), method='fastconv').set_index('arch')['rel_diff_vs_nt']
     return (f'{_x(fast.min())} to {_x(fast.max())} plain neural-tangents per GPU. With exact '
             'float32 products on both sides (`fastconv_h100_n32.csv`, two different image '
-            f"sets) they agree with neural-tangents to {_sci(exact['cnn_gap'])} (CNN-GAP), "
-            f"{_sci(exact['myrtle5'])} (Myrtle-5) and {_sci(exact['wrn'])} (WRN) relative.")
+            f"sets) they agree with neural-tangents to {scientific(exact['cnn_gap'])} (CNN-GAP), "
+            f"{scientific(exact['myrtle5'])} (Myrtle-5) and {scientific(exact['wrn'])} (WRN) relative.")
 
 
 def second_session_empirical() -> str:
@@ -181,8 +172,8 @@ def target_infinite_width() -> str:
     exact = where(_bench(SECOND_SESSION), method='fastconv').set_index('arch')['rel_diff_vs_nt']
     h100 = {arch: _h100(arch).loc['fastconv', 'speedup_vs_nt'] for arch in ('cnn_gap', 'wrn')}
     return (f"fast kernels {_x(fast.loc['cnn_gap', 'ratio_vs_nt_jit'])} / "
-            f"{_x(fast.loc['wrn', 'ratio_vs_nt_jit'])}, {_sci(exact['cnn_gap'])} / "
-            f"{_sci(exact['wrn'])}; fourteenth session {_x(h100['cnn_gap'])} / "
+            f"{_x(fast.loc['wrn', 'ratio_vs_nt_jit'])}, {scientific(exact['cnn_gap'])} / "
+            f"{scientific(exact['wrn'])}; fourteenth session {_x(h100['cnn_gap'])} / "
             f"{_x(h100['wrn'])} (`session14/`)")
 
 
@@ -203,8 +194,8 @@ def target_fast_conv() -> str:
     third = _bench('session3/fastconv_pallas_n32.csv')
     f32, f64 = _bench('session6/fastconv_cpu_n4.csv'), _cpu_fastconv('session8', 'float64')
     return (f'fourteenth session, H100: **{_x(myrtle.speedup_vs_nt)} / {_x(gap.speedup_vs_nt)}** '
-            f'(WRN-10-1 {_x(wrn.speedup_vs_nt)}), {_sci(myrtle.rel_diff_vs_nt)} / '
-            f'{_sci(gap.rel_diff_vs_nt)}; no Pallas kind faster than XLA (`session14/`). Before: '
+            f'(WRN-10-1 {_x(wrn.speedup_vs_nt)}), {scientific(myrtle.rel_diff_vs_nt)} / '
+            f'{scientific(gap.rel_diff_vs_nt)}; no Pallas kind faster than XLA (`session14/`). Before: '
             f"second session {_x(second['myrtle5'])} / {_x(second['cnn_gap'])}; third "
             f"{_x(_speedup(third, 'myrtle5'), 2)} / {_x(_speedup(third, 'cnn_gap'), 2)} (XLA), "
             f"{_x(_speedup(third, 'myrtle5', 'fastconv_pallas_w4'), 2)} / "
@@ -236,11 +227,11 @@ def session24_dense() -> str:
         nt, engine, fast = (r.loc[m] for m in ('nt_jit', 'ntkexp_engine',
                                                 'ntkexp_fastconv_engine'))
         lines.append(
-            f'| {name} | {nt.n} | {_sci(nt.entries_per_s)} | {_seconds(nt.first_call_s)} s | '
-            f'{_seconds(engine.plan_s)} s | {_sci(fast.entries_per_s, digits)} '
+            f'| {name} | {nt.n} | {scientific(nt.entries_per_s)} | {_seconds(nt.first_call_s)} s | '
+            f'{_seconds(engine.plan_s)} s | {scientific(fast.entries_per_s, digits)} '
             f'(**{_x(fast.ratio_vs_nt_jit, 2)}**) | {_seconds(fast.first_call_s)} s; '
             f'{_seconds(fast.plan_s)} s |')
-    rel = ', '.join(_sci(v) for v in where(rows, method='ntkexp_fastconv_engine')['rel_diff'])
+    rel = ', '.join(scientific(v) for v in where(rows, method='ntkexp_fastconv_engine')['rel_diff'])
     return '\n'.join(lines) + f'\n\n`rel_diff` ({rel})'
 
 
@@ -299,7 +290,7 @@ def session9_activations() -> str:
     myrtle, gap, wrn = (span(where(rows, arch=arch)['speedup_vs_nt'], 1) for arch, _ in CPU_NETS)
     worst = max(rows['rel_diff_vs_nt'].max(), resnet['rel_diff_vs_nt'].max())
     return (f'they run {myrtle}x (Myrtle-5), {gap}x (CNN-GAP) and {wrn}x (WRN-10-1) plain '
-            f'neural-tangents, within {_sci(worst)} of it; the convolutional ResNet of the '
+            f'neural-tangents, within {scientific(worst)} of it; the convolutional ResNet of the '
             'ResNTK papers (`model=resnet layout=image`), new on the fast path too, '
             f"{_x(resnet.loc['relu', 'speedup_vs_nt'])} (ReLU) and "
             f"{_x(resnet.loc['erf', 'speedup_vs_nt'])} (erf)")
@@ -373,7 +364,7 @@ def activations_table() -> str:
         lines.append(f"| {name.split(' (')[0]}, fastconv (s, ratio) | "
                      + ' | '.join(f"{fixed(fast.loc[a, 'seconds'], 2)} "
                                   f"({_x(fast.loc[a, 'speedup_vs_nt'])})" for a in activations)
-                     + f" | {_sci(fast['rel_diff_vs_nt'].max())} |")
+                     + f" | {scientific(fast['rel_diff_vs_nt'].max())} |")
     return '\n'.join(lines)
 
 
@@ -381,7 +372,7 @@ def cpu_float32_accuracy() -> str:
     rel = where(_bench('session6/fastconv_cpu_n4.csv'), dtype='float32')
     rel = rel[rel['method'] != 'nt']['rel_diff_vs_nt']
     return ('In the 32x32 benchmark below (cross blocks), float32 differences are '
-            f'{_sci(rel.min())} to {_sci(rel.max())}.')
+            f'{scientific(rel.min())} to {scientific(rel.max())}.')
 
 
 def cpu_steps_table() -> str:
@@ -395,7 +386,7 @@ def cpu_steps_table() -> str:
         fast = r.loc['fastconv']
         lines.append(f"| {name} | {fixed(r.loc['nt', 'seconds'], 2)} | {' | '.join(cells)} | "
                      f'**{fixed(fast.seconds, 2)} ({_x(fast.speedup_vs_nt)})** | '
-                     f'{_sci(fast.rel_diff_vs_nt)} |')
+                     f'{scientific(fast.rel_diff_vs_nt)} |')
     return '\n'.join(lines)
 
 
@@ -420,7 +411,7 @@ def float64_table() -> str:
         lines.append(f"| {name} | {fixed(_seconds_of(f64, arch, 'nt'), 2)} | "
                      f'{fixed(fast.seconds, 2)} (**{_x(fast.speedup_vs_nt)}**) | '
                      f"{fixed(_seconds_of(f32, arch, 'fastconv'), 2)} | "
-                     f'{_sci(fast.rel_diff_vs_nt)} |')
+                     f'{scientific(fast.rel_diff_vs_nt)} |')
     return '\n'.join(lines)
 
 
@@ -451,7 +442,7 @@ def gpu_table() -> str:
         nt, fast = rows.loc['nt'], rows.loc['fastconv']
         lines.append(
             f'| {name} | {_entries(nt.entries_per_s)} | {_entries(fast.entries_per_s)} | '
-            f'{_x(fast.speedup_vs_nt)} | {_sci(fast.rel_diff_vs_nt)} | '
+            f'{_x(fast.speedup_vs_nt)} | {scientific(fast.rel_diff_vs_nt)} | '
             f'{fixed(_hours(fast.entries_per_s), 1)} (nt {fixed(_hours(nt.entries_per_s), 0)}) | '
             f"{_x(second.loc[arch, 'speedup_vs_nt'])}, "
             f"{fixed(_hours(second.loc[arch, 'entries_per_s']), 1)} h |")
@@ -461,7 +452,7 @@ def gpu_table() -> str:
     lines.append(
         f'| Myrtle-5, float64, {fast.n} images | {_entries(nt.entries_per_s)} | '
         f'{_entries(fast.entries_per_s)} | {_x(fast.speedup_vs_nt)} | '
-        f'{_sci(fast.rel_diff_vs_nt)} | {fixed(_hours(fast.entries_per_s), 1)} '
+        f'{scientific(fast.rel_diff_vs_nt)} | {fixed(_hours(fast.entries_per_s), 1)} '
         f'(nt {fixed(_hours(nt.entries_per_s), 0)}) | {_x(first)} (first session) |')
     return '\n'.join(lines)
 
@@ -626,7 +617,7 @@ DOC_CLAIMS = [summary_cpu, summary_targets, activations_table, cpu_float32_accur
 
 
 def test_formats():
-    assert _sci(3.0e-7) == '3.0e-7' and _sci(8.734e9) == '8.7e9' and _sci(9.96e-5) == '1.0e-4'
+    assert scientific(3.0e-7) == '3.0e-7' and scientific(8.734e9) == '8.7e9' and scientific(9.96e-5) == '1.0e-4'
     assert _entries(38619.0) == '38,620' and _entries(3783.5) == '3,784'
     assert _seconds(0.3217) == '0.32' and _seconds(3.139) == '3.1'
 

@@ -14,7 +14,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from readme_claims import RESULTS, assert_readme_says, fixed, one, span, table, where
+from readme_claims import (
+    RESULTS, assert_readme_says, fixed, one, scientific, signed, significant, span, table,
+    where)
 
 from ntkexp.plots import kernel_regression as kr_plots
 
@@ -32,28 +34,6 @@ def short(value: float, digits: int) -> str:
     """:func:`fixed` without trailing zeros (0.070 -> 0.07, 5.0 -> 5)."""
     text = fixed(value, digits)
     return text.rstrip('0').rstrip('.') if '.' in text else text
-
-
-def sig(value: float, digits: int) -> str:
-    """``value`` to ``digits`` significant digits (0.0798 -> 0.080)."""
-    exponent = math.floor(math.log10(abs(value)))
-    return fixed(value, max(digits - 1 - exponent, 0))
-
-
-def sci(value: float, digits: int = 1) -> str:
-    """``value`` as ``2.8e-6``, ``digits`` decimals in the mantissa."""
-    exponent = math.floor(math.log10(abs(value)))
-    mantissa = fixed(value / 10.0 ** exponent, digits)
-    if abs(float(mantissa)) >= 10:
-        exponent += 1
-        mantissa = fixed(value / 10.0 ** exponent, digits)
-    return f'{mantissa}e{exponent}'
-
-
-def signed(value: float, digits: int) -> str:
-    """``+0.006`` / ``-0.008``."""
-    text = fixed(value, digits)
-    return text if text.startswith('-') else f'+{text}'
 
 
 def reg(value: float, decimal_from: float = 0.1) -> str:
@@ -341,9 +321,9 @@ def finite_learning_rates() -> str:
     rows = where(table('lee2020_finite/table.parquet'), metric='lr')
     lr = {(m, p): one(rows, model=m, parameterization=p) for m, p in FINITE_COLUMNS}
     return (f"`lr = {fixed(lr['fc', 'ntk'], 2)}` (FC, NTK param.), "
-            f"`{sig(lr['fc', 'standard'], 3)}` (FC, standard), "
+            f"`{significant(lr['fc', 'standard'], 3)}` (FC, standard), "
             f"`{fixed(lr['cnn_vec', 'ntk'], 2)}` (CNN, NTK param.), "
-            f"`{sci(lr['cnn_vec', 'standard'])}` (CNN, standard)")
+            f"`{scientific(lr['cnn_vec', 'standard'])}` (CNN, standard)")
 
 
 def finite_later_runs() -> str:
@@ -553,7 +533,7 @@ def l2_learning_rates() -> str:
     ntk = seed_mean(where(rows, parameterization='ntk'), ['l2'])
     standard = seed_mean(where(rows, parameterization='standard'), ['l2'])
     return (f'{fixed(ntk[0.0], 3)} (NTK param.; {fixed(ntk[0.1], 2)} at `l2 = 0.1`, '
-            f'{fixed(ntk[1.0], 2)} at 1) and {sig(standard[0.0], 3)} (standard')
+            f'{fixed(ntk[1.0], 2)} at 1) and {significant(standard[0.0], 3)} (standard')
 
 
 def l2_decay_prediction() -> str:
@@ -716,7 +696,7 @@ def width_table() -> str:
                         centred.loc[width, 'best'] == centred['best'].max())
         loss = bold(fixed(centred.loc[width, 'test_loss'], 4),
                     centred.loc[width, 'test_loss'] == centred['test_loss'].min())
-        lines.append(f"| {width} | {sig(drift[width], 2)} | {fixed(dist[width], 3)} | "
+        lines.append(f"| {width} | {significant(drift[width], 2)} | {fixed(dist[width], 3)} | "
                      f"{fixed(net.loc[width, 'best'], 3)} / "
                      f"{fixed(net.loc[width, 'test_loss'], 3)} / {fixed(train[width], 2)} | "
                      f'{accuracy} / {loss} |')
@@ -746,7 +726,7 @@ def width_slopes() -> str:
     steps = _width_steps()
     change = seed_mean(at_step(steps, 'ntk_drift'), ['width'])
     distance = seed_mean(at_step(steps, 'dist_ntk', split='test'), ['width'])
-    return (f"falls from {sig(change.iloc[0], 2)} to {sig(change.iloc[-1], 2)} (fitted log-log "
+    return (f"falls from {significant(change.iloc[0], 2)} to {significant(change.iloc[-1], 2)} (fitted log-log "
             f"slope {fixed(drift['slope'], 2)} over all widths, "
             f"{fixed(drift['slope_3_widest'], 2)} over the three widest; "
             '`lee2020_width_ntk_drift_slopes.csv`), and the distance to the NTK dynamics from '
@@ -825,7 +805,7 @@ def es_table() -> str:
                 else:
                     flow = flow.iloc[0]
                     cells.append(f"{value} ({'eps_t ' if first else ''}"
-                                 f"{sig(flow['diag_reg'], 2)}, t = {power(flow['t'])})")
+                                 f"{significant(flow['diag_reg'], 2)}, t = {power(flow['t'])})")
             lines.append(f"| {MODELS[model]} | {KERNELS[kernel]} | {' | '.join(cells)} |")
     return '\n'.join(lines)
 
@@ -1269,7 +1249,7 @@ def prec_top_eigenvalue() -> str:
     # of the trace.
     top = where(table('lee2020-precision/table.parquet'), metric='eigenvalue', kernel='nngp',
                 index=1.0)
-    return (f"({sci(c['cnn_gap', 'nngp'], 0)} against {fixed(c['fc', 'nngp'], 2)} for the "
+    return (f"({scientific(c['cnn_gap', 'nngp'], 0)} against {fixed(c['fc', 'nngp'], 2)} for the "
             f"NNGP): its top eigenvalue holds {fixed(100 * one(top, model='cnn_gap'), 1)} % of "
             f"the NNGP's trace (FC: {fixed(100 * one(top, model='fc'), 0)} %)")
 
@@ -1286,7 +1266,7 @@ def prec_float32_noise() -> str:
     ratio = computed['sigma'] / rounded['sigma']
 
     def sigmas(frame):
-        return f"{sci(frame['sigma'].min())} ... {sci(frame['sigma'].max())}"
+        return f"{scientific(frame['sigma'].min())} ... {scientific(frame['sigma'].max())}"
 
     return (f"`sigma` = {sigmas(computed.loc['cnn_gap'])} (CNN-GAP) and "
             f"{sigmas(computed.loc['fc'])} (FC). That is {fixed(ratio.min(), 0)}-"
@@ -1298,7 +1278,7 @@ def prec_float32_sizes() -> str:
     m = _largest_size()
     gap, fc = sizes['cnn_gap', 'nngp'], sizes['fc', 'nngp']
     ntks = sizes[sizes.index.get_level_values('kernel') == 'ntk']
-    return (f'Their critical sizes are {sci(gap)} images for the CNN-GAP NNGP and {sci(fc)} for '
+    return (f'Their critical sizes are {scientific(gap)} images for the CNN-GAP NNGP and {scientific(fc)} for '
             f'the FC NNGP, {fixed(gap / m, 0)}x and 10^{math.floor(math.log10(fc / m))}x the '
             f"{m} digits here. The NTKs' are above 10^{math.floor(math.log10(ntks.min()))}.")
 
@@ -1335,8 +1315,8 @@ def prec_table() -> str:
         row = _version(model, kernel, bits)
         curve = accuracy[model, kernel, 'rounded', bits, 0.0]
         size = row['critical_size']
-        predicted = sci(size) if size >= 1e4 else fixed(size, 0)
-        lines.append(f'| {MODELS[model]} {KERNELS[kernel]} | {bits} | {sci(row["sigma"])} | '
+        predicted = scientific(size) if size >= 1e4 else fixed(size, 0)
+        lines.append(f'| {MODELS[model]} {KERNELS[kernel]} | {bits} | {scientific(row["sigma"])} | '
                      f'{predicted} | {_breaks(row, curve, reference[model])} | '
                      f'{fixed(curve[m], 3)} |')
     return '\n'.join(lines)
@@ -1370,7 +1350,7 @@ def prec_ntk_sensitivity() -> str:
 
 def prec_18_bits() -> str:
     return ('Rounding to 18 bits gives the CNN-GAP NNGP an `m*` of '
-            f"{sci(_version('cnn_gap', 'nngp', 18)['critical_size'])}")
+            f"{scientific(_version('cnn_gap', 'nngp', 18)['critical_size'])}")
 
 
 def prec_regularisation() -> str:
@@ -1605,8 +1585,8 @@ CASES = [(study, claim) for study, claims in CLAIMS.items() for claim in claims]
 
 def test_formatting_helpers():
     assert short(0.070, 3) == '0.07' and short(5.01, 1) == '5' and short(0.025, 3) == '0.025'
-    assert sig(0.0798, 2) == '0.080' and sig(242.0, 3) == '242' and sig(0.0035, 2) == '0.0035'
-    assert sci(2.8221e-6) == '2.8e-6' and sci(9.96e4) == '1.0e5' and sci(8.9e-4, 0) == '9e-4'
+    assert significant(0.0798, 2) == '0.080' and significant(242.0, 3) == '242' and significant(0.0035, 2) == '0.0035'
+    assert scientific(2.8221e-6) == '2.8e-6' and scientific(9.96e4) == '1.0e5' and scientific(8.9e-4, 0) == '9e-4'
     assert signed(0.0061, 3) == '+0.006' and signed(-0.008, 3) == '-0.008'
     assert reg(1e-6) == '1e-6' and reg(0.01) == '1e-2' and reg(1.0) == '1'
     assert reg(0.01, 0.01) == '0.01' and reg(1e-3, 0.01) == '1e-3'

@@ -14,28 +14,14 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from readme_claims import RESULTS, assert_readme_says, fixed, one, span, table, where
-
-
-def sig(value: float, digits: int) -> str:
-    """``value`` to ``digits`` significant digits, halves rounded up (0.0030336 -> 0.0030)."""
-    return fixed(value, digits - 1 - math.floor(math.log10(abs(value))))
-
-
-def sci(value: float) -> str:
-    """``value`` with two significant digits as ``5.8e-3``."""
-    exponent = math.floor(math.log10(abs(value)))
-    return f'{fixed(value / 10 ** exponent, 1)}e{exponent}'
+from readme_claims import (
+    RESULTS, assert_readme_says, fixed, one, scientific, significant, span, table, table_row,
+    where)
 
 
 def arrow(values, digits: int = 3) -> str:
     """``values`` joined by `` -> ``, each with ``digits`` decimals."""
     return ' -> '.join(fixed(v, digits) for v in values)
-
-
-def row(*cells: str) -> str:
-    """A Markdown table row."""
-    return '| ' + ' | '.join(cells) + ' |'
 
 
 # --- results/jacot2018 -----------------------------------------------------------
@@ -62,8 +48,8 @@ def jacot_fig1_table() -> str:
     change = table('jacot2018/figures/jacot2018_fig1/jacot2018_fig1_ntk_slice_change.csv')
     weights = _last_step(_jacot('fig1', 'weight_change'))['mean']
     return '\n'.join(
-        row(str(r.width), f'**{fixed(r.change, digits)} +- {fixed(r.change_std, digits)}**',
-            fixed(r.init_error, 3), sci(weights[r.width]))
+        table_row(str(r.width), f'**{fixed(r.change, digits)} +- {fixed(r.change_std, digits)}**',
+            fixed(r.init_error, 3), scientific(weights[r.width]))
         for r, digits in zip(change.sort_values('width').itertuples(), (3, 4)))
 
 
@@ -81,10 +67,10 @@ def jacot_fig1_fit() -> str:
     test = _jacot('fig1', 'dist_ntk', split='test')
     distance = _last_step(test)['mean']
     narrow, wide = sorted(loss.index)
-    return (f'Final training loss {sig(loss[narrow], 2)} (n = {narrow}) and '
-            f'{sig(loss[wide], 2)} (n = {wide}); the test outputs '
+    return (f'Final training loss {significant(loss[narrow], 2)} (n = {narrow}) and '
+            f'{significant(loss[wide], 2)} (n = {wide}); the test outputs '
             f"({int(test['n_test'].iloc[0])} fresh Gaussian inputs) are at RMS distance "
-            f'{sig(distance[narrow], 2)} and {sig(distance[wide], 2)} from the infinite-width '
+            f'{significant(distance[narrow], 2)} and {significant(distance[wide], 2)} from the infinite-width '
             'NTK dynamics')
 
 
@@ -93,9 +79,9 @@ def jacot_fig2_table() -> str:
     drift = _last_step(_jacot('fig2', 'ntk_drift'))
     distance = _last_step(_jacot('fig2', 'dist_ntk', split='test'))['mean']
     return '\n'.join(
-        row(str(r.width), fixed(r.inside, 3), fixed(r.mean_z2, 2),
-            f"{sig(drift['mean'][r.width], 2)} +- {sig(drift['std'][r.width], 2)}",
-            sig(distance[r.width], 2))
+        table_row(str(r.width), fixed(r.inside, 3), fixed(r.mean_z2, 2),
+            f"{significant(drift['mean'][r.width], 2)} +- {significant(drift['std'][r.width], 2)}",
+            significant(distance[r.width], 2))
         for r in coverage.sort_values('width').itertuples())
 
 
@@ -131,7 +117,7 @@ def jacot_fig3_learning_rate() -> str:
 
 def _pair(values, digits: int = 2) -> str:
     """The two inits' values, ``a / b``, with ``digits`` significant digits."""
-    return ' / '.join(sig(v, digits) for v in values)
+    return ' / '.join(significant(v, digits) for v in values)
 
 
 def jacot_fig3_table() -> str:
@@ -142,15 +128,15 @@ def jacot_fig3_table() -> str:
         runs = where(summary, width=width).sort_values('init')
         assert runs['theory_last'].nunique() == 1
         loss = [curves.loc[(width, r.init, r.step), 'loss'] for r in runs.itertuples()]
-        lines.append(row(str(width), _pair(runs['h_max'], h_digits), _pair(runs['h_last']),
-                         _pair(runs['g'].abs()), sig(runs['theory_last'].iloc[0], 2),
+        lines.append(table_row(str(width), _pair(runs['h_max'], h_digits), _pair(runs['h_last']),
+                         _pair(runs['g'].abs()), significant(runs['theory_last'].iloc[0], 2),
                          _pair(loss)))
     return '\n'.join(lines)
 
 
 def jacot_fig3_straight_line() -> str:
     summary = table('jacot2018/figures/jacot2018_fig3/pc_summary.csv')
-    return (f"(`h_t` at most {sig(where(summary, width=1000)['h_max'].max(), 2)}, against "
+    return (f"(`h_t` at most {significant(where(summary, width=1000)['h_max'].max(), 2)}, against "
             f"{span(where(summary, width=100)['h_max'], 2)} at width 100)")
 
 
@@ -161,7 +147,7 @@ def jacot_fig3_decay() -> str:
     return (f'(steps 0-8: {fixed(g[0], 3)} -> {fixed(g[8], 3)}, the exponential '
             f'{fixed(theory[8], 3)}), then faster than it (step 32: {fixed(g[32], 3)} against '
             f'{fixed(theory[32], 3)}), and levels off at {fixed(g[200], 3)} '
-            f'({sig(g[150], 2)} at step 150, {sig(g[200], 2)} at 200)')
+            f'({significant(g[150], 2)} at step 150, {significant(g[200], 2)} at 200)')
 
 
 def jacot_fig3_small_lambda_2() -> str:
@@ -185,7 +171,7 @@ def jacot_fig3_oscillation() -> str:
     return (f'`h_t` peaks at steps {h[0].idxmax():.0f} and {h[1].idxmax():.0f} '
             f"({fixed(h[0].max(), 2)} and {fixed(h[1].max(), 2)}), and the first init's `g_t` "
             f'keeps oscillating after step {after} ({_sign_changes(first)} sign changes in '
-            f'{len(first) - 1} steps, `|g_t|` up to {sig(first.abs().max(), 2)}; the second '
+            f'{len(first) - 1} steps, `|g_t|` up to {significant(first.abs().max(), 2)}; the second '
             f"init's {_sign_changes(second)}), as gradient descent does along a direction its "
             'step overshoots; width 1000 has no sign change there')
 
@@ -225,7 +211,7 @@ def kopitkov_table() -> str:
     lines = []
     for schedule in ('constant', 'step', 'cosine'):
         rows = where(summary, schedule=schedule).set_index('step').sort_index()
-        lines.append(row(schedule, *(arrow(rows[c].iloc[[0, -1]], d) for c, d in columns)))
+        lines.append(table_row(schedule, *(arrow(rows[c].iloc[[0, -1]], d) for c, d in columns)))
     return '\n'.join(lines)
 
 
@@ -314,18 +300,18 @@ def _kopitkov_row(label: str, schedule: str, step: float, accuracy_digits=None) 
                 for v in ('target', 'output', 'residual')]
     accuracy = ('' if accuracy_digits is None
                 else fixed(one(rows, metric='accuracy'), accuracy_digits))
-    return row(label, f'{step:g}',
+    return table_row(label, f'{step:g}',
                fixed(one(empirical, metric='eigenvalue', rank=1.0), 1),
                fixed(one(empirical, metric='eigenvalue', rank=2.0), 2),
                fixed(one(empirical, metric='alignment'), 3),
                fixed(one(empirical, metric='alignment_centered'), 3), *energies,
                fixed(change, 3) if step else '0',
-               sig(one(rows, metric='loss', split='train'), 3), accuracy)
+               significant(one(rows, metric='loss', split='train'), 3), accuracy)
 
 
 def alignment_kopitkov_start() -> str:
     infinite = where(_kopitkov_rows('constant', 0.0), kernel='infinite')
-    lines = [row('infinite', '-', fixed(one(infinite, metric='eigenvalue', rank=1.0), 1),
+    lines = [table_row('infinite', '-', fixed(one(infinite, metric='eigenvalue', rank=1.0), 1),
                  fixed(one(infinite, metric='eigenvalue', rank=2.0), 2),
                  fixed(one(infinite, metric='alignment'), 3),
                  fixed(one(infinite, metric='alignment_centered'), 3),
@@ -413,7 +399,7 @@ def alignment_defaults_table() -> str:
         if r.step == 0:
             name += f' (depth {depth}, width {width})' if name == 'FC' else f' (width {width})'
         assert r.step > 0 or r.ntk_change == 0
-        lines.append(row(name, str(r.step), fixed(r.lambda_1, 1), fixed(r.alignment, 3),
+        lines.append(table_row(name, str(r.step), fixed(r.lambda_1, 1), fixed(r.alignment, 3),
                          fixed(r.alignment_centered, 3), fixed(r.energy_5, 3),
                          fixed(r.ntk_change, 3) if r.step else '0',
                          fixed(r.ntk_distance_infinite, 3), fixed(r.test_accuracy, 2)))
@@ -457,7 +443,7 @@ def alignment_sphere_exponents() -> str:
         return fixed(exponents['all'], 3) + (' (even only)' if pd.isna(exponents['odd']) else '')
 
     depths = sorted(frame.index.get_level_values('depth').unique())
-    return '\n'.join(row(str(depth), *(cell(p, depth) for p in panels)) for depth in depths)
+    return '\n'.join(table_row(str(depth), *(cell(p, depth) for p in panels)) for depth in depths)
 
 
 def alignment_sphere_range() -> str:
@@ -570,7 +556,7 @@ def nads_architectures_table() -> str:
         accuracy = where(frame, model=model, metric='accuracy')
         dc, _ = _axes(accuracy)
         ratio = one(frame, model=model, metric='nad_participation_ratio')
-        lines.append(row(label, fixed(accuracy['value'].min(), 3),
+        lines.append(table_row(label, fixed(accuracy['value'].min(), 3),
                          fixed(accuracy['value'].max(), 3),
                          fixed(accuracy['value'][dc].iloc[0], 3), fixed(ratio, 3)))
     return '\n'.join(lines)
@@ -637,7 +623,7 @@ def nads_estimators_table() -> str:
         # The x0 overlap of NAD 0; there is no single x0 to compare with at random points.
         overlap = rows[(rows['metric'] == 'nad_x0_overlap') & (rows['nad_index'] == 0)]
         energy = where(rows, metric='nad_energy')
-        lines.append(row(label, at, str(int(first['n_gradients'])),
+        lines.append(table_row(label, at, str(int(first['n_gradients'])),
                          fixed(one(rows, metric='nad_participation_ratio'), 3),
                          _top_three(rows),
                          fixed(one(overlap), 2) if len(overlap) else '-',
@@ -669,9 +655,9 @@ def nads_repro_table() -> str:
 
     (fc_ratio, fc_share), (cnn_ratio, cnn_share) = nads('fc'), nads('cnn')
     return '\n'.join([
-        row('FC', f'{span(fc, 3)} on every direction (isotropic)', f'{fc_ratio} (flat spectrum)',
+        table_row('FC', f'{span(fc, 3)} on every direction (isotropic)', f'{fc_ratio} (flat spectrum)',
             fixed(fc_share, 3)),
-        row('CNN (4 conv + GAP)',
+        table_row('CNN (4 conv + GAP)',
             f"{span(cnn['value'][axis], 2)} on the {axis.sum()} directions with `i = 0` or "
             f"`j = 0`; {span(cnn['value'][~axis], 2)} (chance) on the {(~axis).sum()} others",
             cnn_ratio, fixed(cnn_share, 2))])
@@ -697,7 +683,7 @@ def _ends(series: pd.Series, digits=(3, 3), bold: bool = False) -> str:
 
 
 def _depth_row(label: str, model: str, kernel: str, metric: str, gamma=None, **ends) -> str:
-    return row(label, *(_ends(_depth(model, kernel, metric, ds, gamma), **ends)
+    return table_row(label, *(_ends(_depth(model, kernel, metric, ds, gamma), **ends)
                         for ds in DATASETS))
 
 
@@ -715,7 +701,7 @@ def huang_geometry_rows() -> str:
     return '\n'.join([
         _depth_row('FC NTK, cosine spread', 'fc', 'ntk', 'kernel_cos_std', digits=(3, 4)),
         _depth_row('FC NNGP, cosine spread', 'fc', 'nngp', 'kernel_cos_std', digits=(3, 5)),
-        row('FC NTK / NNGP, mean cosine', *means),
+        table_row('FC NTK / NNGP, mean cosine', *means),
         _depth_row('ResNet gamma = 1/2, cosine spread', 'resnet', 'ntk', 'kernel_cos_std', 0.5),
         _depth_row('FC NTK, centred alignment', 'fc', 'ntk', 'kernel_alignment'),
         _depth_row('ResNet gamma = 1/2, centred alignment', 'resnet', 'ntk', 'kernel_alignment',
@@ -814,8 +800,8 @@ def huang_full_data_table() -> str:
         return (f"{mark}{fixed(best[(model, depth, 'ntk')], 4)}{mark} / "
                 f"{fixed(best[(model, depth, 'nngp')], 4)}")
 
-    return '\n'.join([row('FC', cell('fc', 1), cell('fc', 128, bold=True)),
-                      row('ResNet, `alpha = L^-1/2`', cell('resnet', 1), cell('resnet', 128))])
+    return '\n'.join([table_row('FC', cell('fc', 1), cell('fc', 128, bold=True)),
+                      table_row('ResNet, `alpha = L^-1/2`', cell('resnet', 1), cell('resnet', 128))])
 
 
 def huang_full_data_geometry() -> str:
@@ -870,7 +856,7 @@ def finite_table() -> str:
             ('NTK kernel, `t = inf`', 'ntk_kernel', 'final', False),
             ('NTK change in training', 'ntk_drift', 'final', True),
             ('plain network', 'net', 'best', False))
-    return '\n'.join(row(label, *(chain(_finite(m, predictor, column), bold)
+    return '\n'.join(table_row(label, *(chain(_finite(m, predictor, column), bold)
                                   for m in ('fc', 'resnet')))
                      for label, predictor, column, bold in rows)
 
@@ -956,8 +942,8 @@ CLAIMS = {
 
 
 def test_significant_digits_round_halves_up():
-    assert sig(0.0030336, 2) == '0.0030' and sig(0.0375, 2) == '0.038'
-    assert sig(177.25, 3) == '177' and sci(0.0058255) == '5.8e-3'
+    assert significant(0.0030336, 2) == '0.0030' and significant(0.0375, 2) == '0.038'
+    assert significant(177.25, 3) == '177' and scientific(0.0058255) == '5.8e-3'
 
 
 @pytest.mark.parametrize('study, claim', [(s, c) for s, claims in CLAIMS.items() for c in claims],

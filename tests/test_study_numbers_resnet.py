@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
-from readme_claims import RESULTS, assert_readme_says, fixed, one, span, table, where
+from readme_claims import (
+    RESULTS, assert_readme_says, fixed, one, signed, significant, significant_span, span,
+    table, where)
 
 from ntkexp import ntk_drift
 from ntkexp.plots import drift_tables
@@ -30,33 +32,9 @@ GROUPS = ntk_drift.LEAF_GROUPS  # input, hidden layers (or branches), readout
 
 # --- Formatting and selecting ----------------------------------------------------------
 
-def significant(value: float, digits: int = 2) -> str:
-    """``value`` to ``digits`` significant figures, halves up (0.07246 -> 0.072,
-    518.7 -> 520)."""
-    places = digits - 1 - math.floor(math.log10(abs(value)))
-    if places >= 0:
-        return fixed(value, places)
-    return str(int(fixed(value / 10 ** -places, 0)) * 10 ** -places)
-
-
-def signed(value: float, digits: int) -> str:
-    """``value`` with ``digits`` decimals and its sign (+0.07, -0.04), unsigned
-    where it rounds to zero from below (-0.0017 -> 0.00)."""
-    text = fixed(value, digits)
-    if text.startswith('-'):
-        return text[1:] if float(text) == 0 else text
-    return '+' + text
-
-
 def two_places(value: float) -> str:
     """Two decimals, or two significant figures below 0.1 (0.51, 0.072)."""
     return fixed(value, 2) if abs(value) >= 0.1 else significant(value, 2)
-
-
-def significant_span(values, digits: int = 2) -> str:
-    """``low-high`` of ``values`` to ``digits`` significant figures."""
-    values = pd.Series(values, dtype=float)
-    return f'{significant(values.min(), digits)}-{significant(values.max(), digits)}'
 
 
 def pick(frame: pd.DataFrame, **columns) -> pd.DataFrame:
