@@ -38,6 +38,7 @@ Spectra on the sphere (Belfer et al. 2021; ``resntk_spectrum``):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -104,71 +105,97 @@ def _step_axis(ax) -> None:
 
 
 def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    plt = figures.pyplot()
-    paths: list[Path] = []
+    """The figures of the spectrum along training and the summary table."""
     frame = frame.copy()
     frame['run'] = run_labels(frame)
     train = frame[frame.get('split', 'train').fillna('train') == 'train'] \
         if 'split' in frame.columns else frame
     runs = sorted(train['run'].unique())
+    k_star = _target_energy_rank(train)
+    return (_eigenvalue_figure(train, runs, out_dir)
+            + _training_curves_figure(train, runs, k_star, out_dir)
+            + _energy_figure(train, runs, out_dir)
+            + _summary_table(frame, train, runs, k_star, out_dir))
 
-    # Eigenvalue trajectories.
+
+def _eigenvalue_figure(train: pd.DataFrame, runs: list[str], out_dir: Path) -> list[Path]:
+    """``eigenvalues``: the top eigenvalues of the empirical NTK Gram along
+    training, a panel per run, with the infinite-width ones at ``t = 0``."""
     eig = train[train['metric'] == 'eigenvalue']
-    if not eig.empty:
-        ncols = min(3, len(runs))
-        nrows = int(np.ceil(len(runs) / ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows),
-                                 squeeze=False)
-        for ax, run in zip(axes.flat, runs):
-            rows = eig[eig['run'] == run]
-            emp = _mean(rows[rows['kernel'] == 'empirical'], ['rank', 'step'])
-            inf = _mean(rows[rows['kernel'] == 'infinite'], ['rank'])
-            ranks = sorted(emp['rank'].unique())[:10]
-            colors = plt.cm.viridis(np.linspace(0, 0.9, len(ranks)))
-            for rank, color in zip(ranks, colors):
-                line = emp[emp['rank'] == rank].sort_values('step')
-                ax.plot(line['step'], line['value'], '-o', ms=2.5, color=color,
-                        label=fr'$\lambda_{{{int(rank)}}}$')
-                ref = inf[inf['rank'] == rank]
-                if not ref.empty:  # drawn over the axis line, not clipped
-                    ax.plot([0], ref['value'].values[:1], 'o', mfc='none',
-                            color=color, ms=6, clip_on=False, zorder=5)
-            ax.set_yscale('log')
-            # Minor ticks unlabelled (6x10^1, 4x10^1, 3x10^1 ... crowded);
-            # under two decades, labels at 1, 2, 5 x 10^k instead.
-            from matplotlib import ticker  # pylint: disable=g-import-not-at-top
-            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-            low, high = ax.get_ylim()
-            if 0 < low and high / low < 100:
-                ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-                ax.yaxis.set_major_formatter(
-                    ticker.FuncFormatter(lambda v, _: f'{v:g}'))
-            _step_axis(ax)
-            ax.set_ylabel(r'eigenvalue of $K_t$ (NTK Gram)')
-            ax.set_title(run, fontsize=8)
-            ax.legend(fontsize=6, ncol=2)
-        for ax in list(axes.flat)[len(runs):]:
-            ax.axis('off')
-        fig.suptitle('Top NTK eigenvalues along training '
-                     '(open markers: infinite width, t = 0)', fontsize=9)
-        fig.tight_layout()
-        paths += _save(fig, out_dir, 'eigenvalues')
+    if eig.empty:
+        return []
+    plt = figures.pyplot()
+    ncols = min(3, len(runs))
+    nrows = int(np.ceil(len(runs) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows),
+                             squeeze=False)
+    for ax, run in zip(axes.flat, runs):
+        rows = eig[eig['run'] == run]
+        emp = _mean(rows[rows['kernel'] == 'empirical'], ['rank', 'step'])
+        inf = _mean(rows[rows['kernel'] == 'infinite'], ['rank'])
+        ranks = sorted(emp['rank'].unique())[:10]
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(ranks)))
+        for rank, color in zip(ranks, colors):
+            line = emp[emp['rank'] == rank].sort_values('step')
+            ax.plot(line['step'], line['value'], '-o', ms=2.5, color=color,
+                    label=fr'$\lambda_{{{int(rank)}}}$')
+            ref = inf[inf['rank'] == rank]
+            if not ref.empty:  # drawn over the axis line, not clipped
+                ax.plot([0], ref['value'].values[:1], 'o', mfc='none',
+                        color=color, ms=6, clip_on=False, zorder=5)
+        ax.set_yscale('log')
+        # Minor ticks unlabelled (6x10^1, 4x10^1, 3x10^1 ... crowded);
+        # under two decades, labels at 1, 2, 5 x 10^k instead.
+        from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        low, high = ax.get_ylim()
+        if 0 < low and high / low < 100:
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(
+                ticker.FuncFormatter(lambda v, _: f'{v:g}'))
+        _step_axis(ax)
+        ax.set_ylabel(r'eigenvalue of $K_t$ (NTK Gram)')
+        ax.set_title(run, fontsize=8)
+        ax.legend(fontsize=6, ncol=2)
+    for ax in list(axes.flat)[len(runs):]:
+        ax.axis('off')
+    fig.suptitle('Top NTK eigenvalues along training '
+                 '(open markers: infinite width, t = 0)', fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_dir, 'eigenvalues')
 
-    # Learning rate, loss, lambda_1, alignment, E_k(target) vs step: the runs
-    # (e.g. Kopitkov & Indelman's learning-rate schedules) side by side.
+
+def _target_energy(train: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``E_k(Y)``, the target's energy in the top ``k`` eigenvectors."""
+    return train[(train['metric'] == 'energy') & (train.get('vector') == 'target')] \
+        if 'vector' in train.columns else train.iloc[:0]
+
+
+def _target_energy_rank(train: pd.DataFrame) -> Optional[int]:
+    """The ``k`` of the target-energy panel and columns: the first logged rank
+    from 5 (the smallest logged one otherwise), None without energy rows."""
+    energy = _target_energy(train)
+    if not energy.empty:
+        ks = sorted(energy['rank'].unique())
+        small = [k for k in ks if k >= 5] or ks
+        return small[0]
+    return None
+
+
+def _training_curves_figure(train: pd.DataFrame, runs: list[str],
+                            k_star: Optional[int], out_dir: Path) -> list[Path]:
+    """``training``: learning rate, loss, lambda_1, alignment (plain and
+    centred) and the target energy ``E_k*`` against the step, the runs (e.g.
+    Kopitkov & Indelman's learning-rate schedules) side by side, dotted at the
+    infinite-width NTK's values."""
+    plt = figures.pyplot()
+    energy = _target_energy(train)
     panels = [('lr', 'learning rate', 'loss', True),
               ('loss', 'training loss', 'loss', True),
               ('lambda_1', r'top eigenvalue $\lambda_1(K_t)$', 'eigenvalue', True),
               ('alignment', r'alignment $A(K_t, Y)$', 'alignment', False),
               ('alignment_centered', r'centred alignment $A(HK_tH, HY)$',
                'alignment_centered', False)]
-    energy = train[(train['metric'] == 'energy') & (train.get('vector') == 'target')] \
-        if 'vector' in train.columns else train.iloc[:0]
-    k_star = None
-    if not energy.empty:
-        ks = sorted(energy['rank'].unique())
-        small = [k for k in ks if k >= 5] or ks
-        k_star = small[0]
     npanel = len(panels) + (1 if k_star else 0)
     ncols = min(npanel, 3)  # a grid: six panels in a row were 20 inches wide
     nrows = -(-npanel // ncols)
@@ -218,57 +245,67 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_ylabel(fr'$E_{{{int(k_star)}}}(Y)$: target energy in top {int(k_star)}')
     figures.legend_below(fig, *axes[0].get_legend_handles_labels())
     fig.suptitle('Along training (dotted: infinite-width NTK)', fontsize=9)
-    paths += _save(fig, out_dir, 'training')
+    return _save(fig, out_dir, 'training')
 
-    # E_k curves per run.
+
+def _energy_figure(train: pd.DataFrame, runs: list[str], out_dir: Path) -> list[Path]:
+    """``energy``: ``E_k``, the share of the target, the output and the
+    residual in the top ``k`` eigenvectors, against ``k``, a row of panels per
+    run, a line per logged step."""
     en = train[train['metric'] == 'energy']
-    if not en.empty:
-        vectors = [v for v in ('target', 'output', 'residual')
-                   if v in set(en['vector'])]
-        fig, axes = plt.subplots(len(runs), len(vectors),
-                                 figsize=(4 * len(vectors), 3.2 * len(runs)),
-                                 squeeze=False, layout='constrained')
-        for r, run in enumerate(runs):
-            rows = en[en['run'] == run]
-            emp = _mean(rows[rows['kernel'] == 'empirical'], ['vector', 'step', 'rank'])
-            inf = _mean(rows[rows['kernel'] == 'infinite'], ['vector', 'rank'])
-            steps = sorted(emp['step'].unique())
-            colors = plt.cm.plasma(np.linspace(0, 0.85, len(steps)))
-            # Many logged steps: a colour bar of the step, not a legend
-            # entry each (13 entries at font size 5 could not be read).
-            by_bar = len(steps) > 6
-            for c, vector in enumerate(vectors):
-                ax = axes[r, c]
-                for step, color in zip(steps, colors):
-                    line = emp[(emp['vector'] == vector) & (emp['step'] == step)]
-                    ax.plot(line['rank'], line['value'], '-o', ms=2, color=color,
-                            label=None if by_bar else f's={int(step)}')
-                ref = inf[inf['vector'] == vector]
-                if not ref.empty:
-                    ax.plot(ref['rank'], ref['value'], 'k--', lw=1,
-                            label='infinite width')
-                ax.set_xscale('log')
-                ax.set_ylim(-0.02, 1.02)
-                ax.set_xlabel('number of top eigenvectors $k$')
-                ax.set_ylabel(f'$E_k$({vector})')
-                ax.set_title(run, fontsize=7)
-                if c == 0:
-                    ax.legend(fontsize=6 if by_bar else 5, ncol=1 if by_bar else 2)
-            if by_bar:
-                from matplotlib import colors as mcolors  # pylint: disable=g-import-not-at-top
-                bar = fig.colorbar(
-                    plt.cm.ScalarMappable(
-                        cmap=mcolors.ListedColormap(colors),
-                        norm=mcolors.BoundaryNorm(np.arange(len(steps) + 1) - 0.5,
-                                                  len(steps))),
-                    ax=list(axes[r]), pad=0.01, fraction=0.02)
-                ticks = sorted(set(np.linspace(0, len(steps) - 1, 5).round().astype(int)))
-                bar.set_ticks(ticks, labels=[str(int(steps[i])) for i in ticks])
-                bar.set_label('GD step', fontsize=7)
-                bar.ax.tick_params(labelsize=6)
-        paths += _save(fig, out_dir, 'energy', dpi=70)
+    if en.empty:
+        return []
+    plt = figures.pyplot()
+    vectors = [v for v in ('target', 'output', 'residual')
+               if v in set(en['vector'])]
+    fig, axes = plt.subplots(len(runs), len(vectors),
+                             figsize=(4 * len(vectors), 3.2 * len(runs)),
+                             squeeze=False, layout='constrained')
+    for r, run in enumerate(runs):
+        rows = en[en['run'] == run]
+        emp = _mean(rows[rows['kernel'] == 'empirical'], ['vector', 'step', 'rank'])
+        inf = _mean(rows[rows['kernel'] == 'infinite'], ['vector', 'rank'])
+        steps = sorted(emp['step'].unique())
+        colors = plt.cm.plasma(np.linspace(0, 0.85, len(steps)))
+        # Many logged steps: a colour bar of the step, not a legend
+        # entry each (13 entries at font size 5 could not be read).
+        by_bar = len(steps) > 6
+        for c, vector in enumerate(vectors):
+            ax = axes[r, c]
+            for step, color in zip(steps, colors):
+                line = emp[(emp['vector'] == vector) & (emp['step'] == step)]
+                ax.plot(line['rank'], line['value'], '-o', ms=2, color=color,
+                        label=None if by_bar else f's={int(step)}')
+            ref = inf[inf['vector'] == vector]
+            if not ref.empty:
+                ax.plot(ref['rank'], ref['value'], 'k--', lw=1,
+                        label='infinite width')
+            ax.set_xscale('log')
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel('number of top eigenvectors $k$')
+            ax.set_ylabel(f'$E_k$({vector})')
+            ax.set_title(run, fontsize=7)
+            if c == 0:
+                ax.legend(fontsize=6 if by_bar else 5, ncol=1 if by_bar else 2)
+        if by_bar:
+            from matplotlib import colors as mcolors  # pylint: disable=g-import-not-at-top
+            bar = fig.colorbar(
+                plt.cm.ScalarMappable(
+                    cmap=mcolors.ListedColormap(colors),
+                    norm=mcolors.BoundaryNorm(np.arange(len(steps) + 1) - 0.5,
+                                              len(steps))),
+                ax=list(axes[r]), pad=0.01, fraction=0.02)
+            ticks = sorted(set(np.linspace(0, len(steps) - 1, 5).round().astype(int)))
+            bar.set_ticks(ticks, labels=[str(int(steps[i])) for i in ticks])
+            bar.set_label('GD step', fontsize=7)
+            bar.ax.tick_params(labelsize=6)
+    return _save(fig, out_dir, 'energy', dpi=70)
 
-    # Summary table: first and last logged step of each run.
+
+def _summary_table(frame: pd.DataFrame, train: pd.DataFrame, runs: list[str],
+                   k_star: Optional[int], out_dir: Path) -> list[Path]:
+    """``alignment_summary.csv``: each run's first and last logged step (loss,
+    alignment, NTK change, lambda_1, target and output energy, test accuracy)."""
     lines = []
     for run in runs:
         rows = train[(train['run'] == run) & (train.get('kernel', 'empirical') != 'infinite')] \
@@ -278,25 +315,19 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         for step in (rows['step'].min(), rows['step'].max()):
             at = rows[rows['step'] == step]
             entry = {'run': run, 'step': int(step)}
-            for metric, name in (('loss', 'loss'), ('alignment', 'alignment'),
-                                 ('alignment_centered', 'alignment_centered'),
-                                 ('ntk_change', 'ntk_change'),
-                                 ('ntk_distance_infinite', 'ntk_distance_infinite')):
+            for metric in ('loss', 'alignment', 'alignment_centered', 'ntk_change',
+                           'ntk_distance_infinite'):
                 value = at[at['metric'] == metric]['value']
                 if not value.empty:
-                    entry[name] = float(value.mean())
+                    entry[metric] = float(value.mean())
             value = at[(at['metric'] == 'eigenvalue') & (at['rank'] == 1)]['value']
             if not value.empty:
                 entry['lambda_1'] = float(value.mean())
-            if k_star:
-                value = at[(at['metric'] == 'energy') & (at['vector'] == 'target')
+            for vector in ('target', 'output') if k_star else ():
+                value = at[(at['metric'] == 'energy') & (at['vector'] == vector)
                            & (at['rank'] == k_star)]['value']
                 if not value.empty:
-                    entry[f'E_{int(k_star)}(target)'] = float(value.mean())
-                value = at[(at['metric'] == 'energy') & (at['vector'] == 'output')
-                           & (at['rank'] == k_star)]['value']
-                if not value.empty:
-                    entry[f'E_{int(k_star)}(output)'] = float(value.mean())
+                    entry[f'E_{int(k_star)}({vector})'] = float(value.mean())
             acc = frame[(frame['run'] == run) & (frame['metric'] == 'accuracy')
                         & (frame['step'] == step)]['value']
             if not acc.empty:
@@ -305,8 +336,8 @@ def _training_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     if lines:
         path = out_dir / 'alignment_summary.csv'
         pd.DataFrame(lines).to_csv(path, index=False, float_format='%.5g')
-        paths.append(path)
-    return paths
+        return [path]
+    return []
 
 
 # --- kernel principal components (Jacot et al. 2018, Fig. 3) ------------------
