@@ -238,6 +238,92 @@ def add_augmented_rows(rows: RowWriter, summary: list, aug: augment.Augmentation
                          augment=aug.label), members='union')
 
 
+def _run_kernels(cfg: DictConfig, kernel_fn, aug: augment.Augmentation,
+                 x_train: np.ndarray, x_test: np.ndarray, n_test: int,
+                 need: tuple[str, ...], run_dir: Path, finite_t: bool):
+    """The train-train and test-train kernels of a run (the test rows include
+    the validation points after the first ``n_test``), and with flips only
+    the kernels of ``[x; flip(x)]``, whose first block the plain kernels are.
+
+    Returns:
+        ``(k_tt, k_st, seconds, pool_kernels)``: ``pool_kernels`` is the
+        pooled train-train and test-train kernels (test points only), or None
+        unless ``experiment.augment`` flips without crops.
+    """
+    if not (aug.enabled and aug.flips_only):
+        k_tt, k_st, seconds = compute_kernels(
+            cfg, kernel_fn, x_train, x_test, need, run_dir=run_dir,
+            finite_t=finite_t)
+        return k_tt, k_st, seconds, None
+    try:
+        pool_tt, pool_st, seconds = compute_kernels(
+            cfg, kernel_fn, augment.pool(x_train), x_test, need, run_dir=run_dir,
+            finite_t=finite_t)
+    except host_memory.HostMemoryError as err:
+        raise host_memory.HostMemoryError(
+            f'{err} [experiment.augment: flips compute the kernels of '
+            f'[x; flip(x)], so the train inputs above are twice '
+            f'dataset.n_train={len(x_train)}: halve the n_train it names, or '
+            'set experiment.augment.members=0 experiment.augment.union=false]'
+        ) from None
+    n = len(x_train)
+    k_tt = {k: np.ascontiguousarray(v[:n, :n]) for k, v in pool_tt.items()}
+    k_st = {k: np.ascontiguousarray(v[:, :n]) for k, v in pool_st.items()}
+    pool_kernels = (pool_tt, {k: v[:n_test] for k, v in pool_st.items()})
+    return k_tt, k_st, seconds, pool_kernels
+
+
+def _variance(kernel: str, k_tt: dict, k_st: dict, k_test_diag: np.ndarray,
+              diag_reg: float, n_test: int) -> np.ndarray:
+    """The posterior variance at each test point of the ``kernel`` predictor
+    at ``t = inf`` (:func:`ntkexp.solve.nngp_variance`, ``ntk_variance``)."""
+    k_nngp = k_st['nngp'][:n_test]
+    if kernel == 'nngp':
+        return solve.nngp_variance(k_tt['nngp'], k_nngp, k_test_diag, diag_reg)
+    return solve.ntk_variance(k_tt['ntk'], k_st['ntk'][:n_test], k_tt['nngp'],
+                              k_nngp, k_test_diag, diag_reg)
+
+
+def _kernel_rows(rows: RowWriter, kernel: str, k_tt: dict, k_st: dict, data,
+                 y_train: np.ndarray, y_test: np.ndarray, n_test: int,
+                 diag_regs: list[float], times: list[float],
+                 k_test_diag) -> list[dict]:
+    """Scores of one kernel's predictor at every ``diag_reg`` and ``t``
+    (``t = inf``: the solve; finite ``t``: the gradient flow, one
+    eigendecomposition per ``diag_reg``); returns the summary entries."""
+    entries = []
+    mean_diag = float(np.mean(np.diag(k_tt[kernel])))
+    for diag_reg in diag_regs:
+        flow = None  # one eigendecomposition for every finite t
+        for t in times:
+            if math.isinf(t):
+                pred = solve.predict_inf(k_tt[kernel], k_st[kernel],
+                                         y_train, diag_reg, kernel)
+            else:
+                flow = flow or solve.GradientFlow(k_tt[kernel], y_train,
+                                                  diag_reg, kernel)
+                pred = flow.predict(k_st[kernel], t)
+            params = dict(kernel=kernel, diag_reg=diag_reg, t=t)
+            if not math.isinf(t):
+                params['t_as_diag_reg'] = t_as_diag_reg(t, y_train.size, mean_diag)
+            pred, pred_valid = pred[:n_test], pred[n_test:]
+            entry = add_scores(rows, pred, params, y_test, data.labels_test)
+            if data.n_valid:
+                scores = add_scores(rows, pred_valid, params, data.y_valid,
+                                    data.labels_valid, prefix='val_')
+                entry.update({f'val_{k}': scores[k] for k in ('accuracy', 'mse')
+                              if k in scores})
+            if not math.isinf(t):
+                train_pred = flow.predict(k_tt[kernel], t)
+                rows.add('train_mse', solve.mse(train_pred, y_train), **params)
+            if k_test_diag is not None and math.isinf(t):
+                entry['variance'] = float(np.mean(_variance(
+                    kernel, k_tt, k_st, k_test_diag, diag_reg, n_test)))
+                rows.add('variance', entry['variance'], **params)
+            entries.append(entry)
+    return entries
+
+
 def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     """Runs kernel regression for every kernel, ``diag_reg`` and ``t``.
 
@@ -279,28 +365,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     if aug.enabled:
         augment.check_images(x_train)
     finite_t = any(not math.isinf(t) for t in times)
-    pool_kernels = None
-    if aug.enabled and aug.flips_only:
-        # One kernel on [x; flip(x)]: the plain kernels are its first block.
-        try:
-            pool_tt, pool_st, seconds = compute_kernels(
-                cfg, kernel_fn, augment.pool(x_train), x_test, need, run_dir=run_dir,
-                finite_t=finite_t)
-        except host_memory.HostMemoryError as err:
-            raise host_memory.HostMemoryError(
-                f'{err} [experiment.augment: flips compute the kernels of '
-                f'[x; flip(x)], so the train inputs above are twice '
-                f'dataset.n_train={len(x_train)}: halve the n_train it names, or '
-                'set experiment.augment.members=0 experiment.augment.union=false]'
-            ) from None
-        pool_kernels = (pool_tt, {k: v[:n_test] for k, v in pool_st.items()})
-        n = len(x_train)
-        k_tt = {k: np.ascontiguousarray(v[:n, :n]) for k, v in pool_tt.items()}
-        k_st = {k: np.ascontiguousarray(v[:, :n]) for k, v in pool_st.items()}
-    else:
-        k_tt, k_st, seconds = compute_kernels(
-            cfg, kernel_fn, x_train, x_test, need, run_dir=run_dir,
-            finite_t=finite_t)
+    k_tt, k_st, seconds, pool_kernels = _run_kernels(
+        cfg, kernel_fn, aug, x_train, x_test, n_test, need, run_dir, finite_t)
     rows.add('kernel_seconds', seconds, n_train=len(x_train), n_test=n_test,
              **({'n_valid': data.n_valid} if data.n_valid else {}))
     x_test = x_test[:n_test]
@@ -317,43 +383,8 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
 
     summary = []
     for kernel in get:
-        mean_diag = float(np.mean(np.diag(k_tt[kernel])))
-        for diag_reg in diag_regs:
-            flow = None  # one eigendecomposition for every finite t
-            for t in times:
-                if math.isinf(t):
-                    pred = solve.predict_inf(k_tt[kernel], k_st[kernel],
-                                             y_train, diag_reg, kernel)
-                else:
-                    flow = flow or solve.GradientFlow(k_tt[kernel], y_train,
-                                                      diag_reg, kernel)
-                    pred = flow.predict(k_st[kernel], t)
-                params = dict(kernel=kernel, diag_reg=diag_reg, t=t)
-                if not math.isinf(t):
-                    params['t_as_diag_reg'] = t_as_diag_reg(t, y_train.size,
-                                                            mean_diag)
-                pred, pred_valid = pred[:n_test], pred[n_test:]
-                entry = add_scores(rows, pred, params, y_test, data.labels_test)
-                if data.n_valid:
-                    scores = add_scores(rows, pred_valid, params, data.y_valid,
-                                        data.labels_valid, prefix='val_')
-                    entry.update({f'val_{k}': scores[k] for k in ('accuracy', 'mse')
-                                  if k in scores})
-                if not math.isinf(t):
-                    train_pred = flow.predict(k_tt[kernel], t)
-                    rows.add('train_mse', solve.mse(train_pred, y_train), **params)
-                if variance and math.isinf(t):
-                    k_nngp = k_st['nngp'][:n_test]
-                    if kernel == 'nngp':
-                        var = solve.nngp_variance(k_tt['nngp'], k_nngp,
-                                                  k_test_diag, diag_reg)
-                    else:
-                        var = solve.ntk_variance(k_tt['ntk'], k_st['ntk'][:n_test],
-                                                 k_tt['nngp'], k_nngp,
-                                                 k_test_diag, diag_reg)
-                    entry['variance'] = float(np.mean(var))
-                    rows.add('variance', entry['variance'], **params)
-                summary.append(entry)
+        summary += _kernel_rows(rows, kernel, k_tt, k_st, data, y_train, y_test, n_test,
+                                diag_regs, times, k_test_diag)
     if aug.enabled:
         add_augmented_rows(
             rows, summary, aug,
