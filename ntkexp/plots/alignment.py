@@ -101,6 +101,21 @@ def _step_axis(ax) -> None:
     ax.set_xlabel('training step $s$ (symlog)')
 
 
+def _panel_grid(n: int, width: float, height: float):
+    """A grid of ``n`` panels, at most three a row, each ``width x height`` inches."""
+    plt = figures.pyplot()
+    ncols = min(3, n)
+    nrows = int(np.ceil(n / ncols))
+    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
+                        squeeze=False)
+
+
+def _hide_unused(axes, n: int) -> None:
+    """Blanks the grid's panels after the first ``n``."""
+    for ax in list(axes.flat)[n:]:
+        ax.axis('off')
+
+
 # --- spectrum along training -------------------------------------------------
 
 
@@ -125,10 +140,7 @@ def _eigenvalue_figure(train: pd.DataFrame, runs: list[str], out_dir: Path) -> l
     if eig.empty:
         return []
     plt = figures.pyplot()
-    ncols = min(3, len(runs))
-    nrows = int(np.ceil(len(runs) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows),
-                             squeeze=False)
+    fig, axes = _panel_grid(len(runs), 4.2, 3.4)
     for ax, run in zip(axes.flat, runs):
         rows = eig[eig['run'] == run]
         emp = _mean(rows[rows['kernel'] == 'empirical'], ['rank', 'step'])
@@ -157,8 +169,7 @@ def _eigenvalue_figure(train: pd.DataFrame, runs: list[str], out_dir: Path) -> l
         ax.set_ylabel(r'eigenvalue of $K_t$ (NTK Gram)')
         ax.set_title(run, fontsize=8)
         ax.legend(fontsize=6, ncol=2)
-    for ax in list(axes.flat)[len(runs):]:
-        ax.axis('off')
+    _hide_unused(axes, len(runs))
     fig.suptitle('Top NTK eigenvalues along training '
                  '(open markers: infinite width, t = 0)', fontsize=9)
     fig.tight_layout()
@@ -384,7 +395,8 @@ def _pc_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             for j, init in enumerate(inits):
                 c_i = c_w[c_w['init'] == init].groupby('step')[['time', 'value']].mean()
                 o_i = o_w[o_w['init'] == init].groupby('step')['value'].mean()
-                label = f'width {figures.value_text(width)}' if (j == 0 and width is not None) else None
+                label = (f'width {figures.value_text(width)}'
+                         if j == 0 and width is not None else None)
                 ax1.plot(c_i['value'], o_i.loc[c_i.index], '-', color=color,
                          lw=1, label=label)
                 ax2.plot(c_i['time'], np.abs(c_i['value']), '-', color=color,
@@ -424,8 +436,7 @@ def _pc_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def _sphere_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    plt = figures.pyplot()
-    paths: list[Path] = []
+    """The spectra on the sphere: a panel per model, alpha and kernel."""
     frame = frame.copy()
     if 'alpha' not in frame.columns:
         frame['alpha'] = np.nan
@@ -436,125 +447,142 @@ def _sphere_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         + ('' if pd.isna(r['alpha']) else f", alpha={figures.value_text(float(r['alpha']))}")
         + ('' if r['kernel'] == 'ntk' else f" ({r['kernel']})"), axis=1)
     panels = sorted(frame['panel'].unique())
-    norm = frame[frame['metric'] == 'eigenvalue_normalized']
-    raw = frame[frame['metric'] == 'eigenvalue']
-    gram = frame[frame['metric'] == 'gram_eigenvalue']
     d = None
     if 'd' in frame.columns and frame['d'].notna().any():
         d = int(frame['d'].dropna().iloc[0])
-    if not norm.empty:
-        ncols = min(3, len(panels))
-        nrows = int(np.ceil(len(panels) / ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.5 * nrows),
-                                 squeeze=False)
-        for ax, panel in zip(axes.flat, panels):
-            rows = norm[norm['panel'] == panel]
-            depths = sorted(rows['depth'].unique())
-            colors = plt.cm.viridis(np.linspace(0, 0.9, len(depths)))
-            for depth, color in zip(depths, colors):
-                line = _mean(rows[rows['depth'] == depth], ['degree'])
-                line = line[(line['degree'] >= 1) & (line['value'] > 0)]
-                ax.plot(line['degree'], line['value'], '-', color=color, lw=1,
-                        label=f'depth {int(depth)}')
-                g = gram[(gram['panel'] == panel) & (gram['depth'] == depth)]
-                r0 = raw[(raw['panel'] == panel) & (raw['depth'] == depth)
-                         & (raw['degree'] == 0)]['value'].mean()
-                n0 = rows[(rows['depth'] == depth) & (rows['degree'] == 0)]['value'].mean()
-                if not g.empty and n0 > 0:
-                    k1 = r0 / n0
-                    g = _mean(g, ['degree'])
-                    g = g[g['degree'] >= 1]
-                    ax.plot(g['degree'], g['value'] / k1, 'o', mfc='none',
-                            color=color, ms=4)
-            if d is not None:
-                ls = np.array([8.0, 64.0])
-                anchor = norm[(norm['panel'] == panel) & (norm['degree'] == 8)]['value'].median()
-                if np.isfinite(anchor) and anchor > 0:
-                    ax.plot(ls, anchor * 2 * (ls / 8) ** (-d), 'k:', lw=1,
-                            label=f'slope $-d={-d}$')
-            ax.set_xscale('log')
-            ax.set_yscale('log')
-            ax.set_xlabel('spherical-harmonic degree $l$')
-            ax.set_ylabel(r'$\lambda_l / k(1)$')
-            ax.set_title(panel + (f' on $S^{{{d - 1}}}$' if d else ''), fontsize=8)
-            ax.legend(fontsize=6)
-        for ax in list(axes.flat)[len(panels):]:
-            ax.axis('off')
-        fig.suptitle('Mercer eigenvalues of the NTK by degree (lines: Funk-Hecke; '
-                     'circles: Gram matrix of uniform points)', fontsize=8)
-        fig.tight_layout()
-        paths += _save(fig, out_dir, 'sphere_spectrum')
+    return (_sphere_spectrum_figure(frame, panels, d, out_dir)
+            + _sphere_shape_figure(frame, panels, out_dir)
+            + _sphere_exponents(frame, panels, d, out_dir))
 
+
+def _sphere_spectrum_figure(frame: pd.DataFrame, panels: list[str], d: Optional[int],
+                            out_dir: Path) -> list[Path]:
+    """``sphere_spectrum``: the Funk-Hecke eigenvalues ``lambda_l / k(1)`` by
+    degree (lines, a panel per model and alpha, a line per depth), the Gram
+    matrix's by degree (circles) and the slope ``-d``."""
+    norm = frame[frame['metric'] == 'eigenvalue_normalized']
+    if norm.empty:
+        return []
+    raw = frame[frame['metric'] == 'eigenvalue']
+    gram = frame[frame['metric'] == 'gram_eigenvalue']
+    plt = figures.pyplot()
+    fig, axes = _panel_grid(len(panels), 4.3, 3.5)
+    for ax, panel in zip(axes.flat, panels):
+        rows = norm[norm['panel'] == panel]
+        depths = sorted(rows['depth'].unique())
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(depths)))
+        for depth, color in zip(depths, colors):
+            line = _mean(rows[rows['depth'] == depth], ['degree'])
+            line = line[(line['degree'] >= 1) & (line['value'] > 0)]
+            ax.plot(line['degree'], line['value'], '-', color=color, lw=1,
+                    label=f'depth {int(depth)}')
+            g = gram[(gram['panel'] == panel) & (gram['depth'] == depth)]
+            r0 = raw[(raw['panel'] == panel) & (raw['depth'] == depth)
+                     & (raw['degree'] == 0)]['value'].mean()
+            n0 = rows[(rows['depth'] == depth) & (rows['degree'] == 0)]['value'].mean()
+            if not g.empty and n0 > 0:
+                k1 = r0 / n0
+                g = _mean(g, ['degree'])
+                g = g[g['degree'] >= 1]
+                ax.plot(g['degree'], g['value'] / k1, 'o', mfc='none',
+                        color=color, ms=4)
+        if d is not None:
+            ls = np.array([8.0, 64.0])
+            anchor = norm[(norm['panel'] == panel) & (norm['degree'] == 8)]['value'].median()
+            if np.isfinite(anchor) and anchor > 0:
+                ax.plot(ls, anchor * 2 * (ls / 8) ** (-d), 'k:', lw=1,
+                        label=f'slope $-d={-d}$')
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_xlabel('spherical-harmonic degree $l$')
+        ax.set_ylabel(r'$\lambda_l / k(1)$')
+        ax.set_title(panel + (f' on $S^{{{d - 1}}}$' if d else ''), fontsize=8)
+        ax.legend(fontsize=6)
+    _hide_unused(axes, len(panels))
+    fig.suptitle('Mercer eigenvalues of the NTK by degree (lines: Funk-Hecke; '
+                 'circles: Gram matrix of uniform points)', fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_dir, 'sphere_spectrum')
+
+
+def _sphere_shape_figure(frame: pd.DataFrame, panels: list[str],
+                         out_dir: Path) -> list[Path]:
+    """``sphere_shape``: the kernel ``k(t) / k(1)`` against ``t = <x, x'>``."""
     shape = frame[frame['metric'] == 'kernel_shape']
-    if not shape.empty:
-        ncols = min(3, len(panels))
-        nrows = int(np.ceil(len(panels) / ncols))
-        fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.3 * nrows),
-                                 squeeze=False)
-        for ax, panel in zip(axes.flat, panels):
-            rows = shape[shape['panel'] == panel]
-            depths = sorted(rows['depth'].unique())
-            colors = plt.cm.viridis(np.linspace(0, 0.9, len(depths)))
-            for depth, color in zip(depths, colors):
-                line = _mean(rows[rows['depth'] == depth], ['t'])
-                ax.plot(line['t'], line['value'], '-', color=color,
-                        label=f'depth {int(depth)}')
-            ax.set_xlabel(r"$t = \langle x, x' \rangle$")
-            ax.set_ylabel(r'$k(t) / k(1)$')
-            ax.set_title(panel, fontsize=8)
-            ax.legend(fontsize=6)
-        for ax in list(axes.flat)[len(panels):]:
-            ax.axis('off')
-        fig.tight_layout()
-        paths += _save(fig, out_dir, 'sphere_shape')
+    if shape.empty:
+        return []
+    plt = figures.pyplot()
+    fig, axes = _panel_grid(len(panels), 4.3, 3.3)
+    for ax, panel in zip(axes.flat, panels):
+        rows = shape[shape['panel'] == panel]
+        depths = sorted(rows['depth'].unique())
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(depths)))
+        for depth, color in zip(depths, colors):
+            line = _mean(rows[rows['depth'] == depth], ['t'])
+            ax.plot(line['t'], line['value'], '-', color=color,
+                    label=f'depth {int(depth)}')
+        ax.set_xlabel(r"$t = \langle x, x' \rangle$")
+        ax.set_ylabel(r'$k(t) / k(1)$')
+        ax.set_title(panel, fontsize=8)
+        ax.legend(fontsize=6)
+    _hide_unused(axes, len(panels))
+    fig.tight_layout()
+    return _save(fig, out_dir, 'sphere_shape')
 
+
+def _sphere_exponents(frame: pd.DataFrame, panels: list[str], d: Optional[int],
+                      out_dir: Path) -> list[Path]:
+    """``sphere_exponents``: the fitted decay exponent of ``lambda_l`` against the
+    depth, even and odd degrees apart, and ``sphere_exponents.csv``."""
     expo = frame[(frame['metric'] == 'decay_exponent')]
-    if not expo.empty:
-        # Even and odd degrees fitted apart: a ReLU NTK's spectrum is a
-        # sawtooth between them, so one fit over all degrees (kept in the
-        # CSV) mixes two lines; a one-block bias-free ResNet has no odd
-        # degrees at all (no point drawn there).
-        parities = [p for p in ('even', 'odd') if (expo['parity'] == p).any()]
-        parities = parities or ['all']
-        fig, axes = plt.subplots(1, len(parities), sharey=True, squeeze=False,
-                                 figsize=(4.2 * len(parities) + 0.8, 3.6))
-        table = []
-        values = []
-        for ax, parity in zip(axes[0], parities):
-            for panel in panels:
-                rows = expo[(expo['panel'] == panel) & (expo['parity'] == parity)]
-                line = _mean(rows, ['depth']).dropna(subset=['value'])
-                if line.empty:
-                    continue
-                ax.plot(line['depth'], line['value'], '-o', ms=3, label=panel)
-                values.extend(line['value'])
-            if d is not None:
-                ax.axhline(-d, color='k', ls=':', lw=1, label=f'$-d = {-d}$')
-            ax.set_xscale('log', base=2)
-            ax.set_xlabel('depth $L$ (FC: hidden layers; ResNet: blocks)')
-            ax.set_title(f'{parity} degrees $l$', fontsize=9)
+    if expo.empty:
+        return []
+    plt = figures.pyplot()
+    # Even and odd degrees fitted apart: a ReLU NTK's spectrum is a
+    # sawtooth between them, so one fit over all degrees (kept in the
+    # CSV) mixes two lines; a one-block bias-free ResNet has no odd
+    # degrees at all (no point drawn there).
+    parities = [p for p in ('even', 'odd') if (expo['parity'] == p).any()]
+    parities = parities or ['all']
+    fig, axes = plt.subplots(1, len(parities), sharey=True, squeeze=False,
+                             figsize=(4.2 * len(parities) + 0.8, 3.6))
+    table = []
+    values = []
+    for ax, parity in zip(axes[0], parities):
         for panel in panels:
-            for parity in ('all', 'even', 'odd'):
-                sub = _mean(expo[(expo['panel'] == panel) & (expo['parity'] == parity)],
-                            ['depth'])
-                for _, r in sub.iterrows():
-                    table.append({'panel': panel, 'depth': int(r['depth']),
-                                  'parity': parity, 'exponent': r['value']})
-        if d is not None and values:
-            # At least +-0.5 around -d: percent-level differences look so.
-            low, high = min(min(values), -d - 0.5), max(max(values), -d + 0.5)
-            axes[0][0].set_ylim(low - 0.05, high + 0.05)
-        axes[0][0].set_ylabel(r'fitted exponent of $\lambda_l \sim l^{p}$')
-        axes[0][-1].legend(fontsize=6)
-        fig.tight_layout()
-        paths += _save(fig, out_dir, 'sphere_exponents')
-        if table:
-            wide = (pd.DataFrame(table)
-                    .pivot_table(index=['panel', 'depth'], columns='parity',
-                                 values='exponent').reset_index())
-            path = out_dir / 'sphere_exponents.csv'
-            wide.to_csv(path, index=False, float_format='%.4f')
-            paths.append(path)
+            rows = expo[(expo['panel'] == panel) & (expo['parity'] == parity)]
+            line = _mean(rows, ['depth']).dropna(subset=['value'])
+            if line.empty:
+                continue
+            ax.plot(line['depth'], line['value'], '-o', ms=3, label=panel)
+            values.extend(line['value'])
+        if d is not None:
+            ax.axhline(-d, color='k', ls=':', lw=1, label=f'$-d = {-d}$')
+        ax.set_xscale('log', base=2)
+        ax.set_xlabel('depth $L$ (FC: hidden layers; ResNet: blocks)')
+        ax.set_title(f'{parity} degrees $l$', fontsize=9)
+    for panel in panels:
+        for parity in ('all', 'even', 'odd'):
+            sub = _mean(expo[(expo['panel'] == panel) & (expo['parity'] == parity)],
+                        ['depth'])
+            for _, r in sub.iterrows():
+                table.append({'panel': panel, 'depth': int(r['depth']),
+                              'parity': parity, 'exponent': r['value']})
+    if d is not None and values:
+        # At least +-0.5 around -d: percent-level differences look so.
+        low, high = min(min(values), -d - 0.5), max(max(values), -d + 0.5)
+        axes[0][0].set_ylim(low - 0.05, high + 0.05)
+    axes[0][0].set_ylabel(r'fitted exponent of $\lambda_l \sim l^{p}$')
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    paths = _save(fig, out_dir, 'sphere_exponents')
+    if table:
+        wide = (pd.DataFrame(table)
+                .pivot_table(index=['panel', 'depth'], columns='parity',
+                             values='exponent').reset_index())
+        path = out_dir / 'sphere_exponents.csv'
+        wide.to_csv(path, index=False, float_format='%.4f')
+        paths.append(path)
     return paths
 
 
