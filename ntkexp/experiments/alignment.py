@@ -442,17 +442,7 @@ def _run_training(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
         momentum if optimizer_name == 'momentum' else 0.0)
     rows.add('max_lr', max_lr, **tag)
     rows.add('lr_used', lr, **tag)
-    schedule = make_schedule(str(exp.schedule), lr, steps,
-                             as_list(exp.get('decay_at', [0.5, 0.75])),
-                             float(exp.get('decay_factor', 0.1)),
-                             float(exp.get('final_lr_fraction', 0.0)))
-    times = schedule_times(schedule, steps)
-    extra = []
-    if exp.schedule == 'step':
-        extra = [max(1, int(round(float(f) * steps)))
-                 for f in as_list(exp.get('decay_at', []))]
-    log_at = logged_steps(steps, exp.get('log_steps', 9),
-                          str(exp.get('log_spacing', 'log')), extra)
+    schedule, times, log_at = _schedule_and_log_steps(exp, lr, steps)
 
     optimizer = training.make_optimizer(optimizer_name, schedule, momentum)
     batch_size = exp.get('batch_size', None)
@@ -487,19 +477,54 @@ def _run_training(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
         if k_inf is not None:
             rows.add('ntk_distance_infinite', _relative(k_t, k_inf),
                      split='train', **at)
-        ft = np.asarray(apply_fn(state.params, x_test), np.float64)
-        rows.add('loss', float(loss_fn(jnp.asarray(ft), jnp.asarray(y_test))),
-                 split='test', **at)
-        if data.labels_test is not None:
-            acc = solve.accuracy(ft, data.labels_test)
-            rows.add('accuracy', acc, split='test', **at)
-            line['test_accuracy'] = acc
-        if on_test:
-            k_test = ntk(x_test, None, state.params)
-            spectrum_rows(rows, k_test, y_test, _outputs_for_loss(loss_name, ft),
-                          ks, top_k, split='test', kernel='empirical', **at)
+        line.update(_test_rows(rows, data, apply_fn, state.params, x_test, y_test,
+                               loss_name, loss_fn, at, ntk if on_test else None, ks,
+                               top_k))
         summary.append(line)
     return pd.DataFrame(summary)
+
+
+def _schedule_and_log_steps(exp: DictConfig, lr: float, steps: int):
+    """The learning-rate schedule (``experiment.schedule``), its gradient-flow
+    time at each step and the steps logged (the decay steps of a step
+    schedule among them).
+
+    Returns:
+        ``(schedule, times, log_at)``.
+    """
+    schedule = make_schedule(str(exp.schedule), lr, steps,
+                             as_list(exp.get('decay_at', [0.5, 0.75])),
+                             float(exp.get('decay_factor', 0.1)),
+                             float(exp.get('final_lr_fraction', 0.0)))
+    times = schedule_times(schedule, steps)
+    extra = []
+    if exp.schedule == 'step':
+        extra = [max(1, int(round(float(f) * steps)))
+                 for f in as_list(exp.get('decay_at', []))]
+    log_at = logged_steps(steps, exp.get('log_steps', 9),
+                          str(exp.get('log_spacing', 'log')), extra)
+    return schedule, times, log_at
+
+
+def _test_rows(rows: RowWriter, data, apply_fn, params, x_test, y_test: np.ndarray,
+               loss_name: str, loss_fn, at: dict, test_ntk, ks: list[int],
+               top_k: int) -> dict:
+    """The network on the test set at a logged step: its loss and accuracy
+    and, with ``experiment.on_test`` (``test_ntk``), the spectrum of its
+    empirical NTK there. Returns the summary's test columns."""
+    ft = np.asarray(apply_fn(params, x_test), np.float64)
+    rows.add('loss', float(loss_fn(jnp.asarray(ft), jnp.asarray(y_test))),
+             split='test', **at)
+    line = {}
+    if data.labels_test is not None:
+        acc = solve.accuracy(ft, data.labels_test)
+        rows.add('accuracy', acc, split='test', **at)
+        line['test_accuracy'] = acc
+    if test_ntk is not None:
+        k_test = test_ntk(x_test, None, params)
+        spectrum_rows(rows, k_test, y_test, _outputs_for_loss(loss_name, ft),
+                      ks, top_k, split='test', kernel='empirical', **at)
+    return line
 
 
 # --- study 2: convergence along a kernel principal component (Jacot Fig. 3) --
