@@ -110,6 +110,12 @@ def _panel_grid(n: int, width: float, height: float):
                         squeeze=False)
 
 
+def _depth_colours(rows: pd.DataFrame):
+    """``(depth, colour)`` for each depth of ``rows``, shallow to deep (viridis)."""
+    depths = sorted(rows['depth'].unique())
+    return zip(depths, figures.pyplot().cm.viridis(np.linspace(0, 0.9, len(depths))))
+
+
 def _hide_unused(axes, n: int) -> None:
     """Blanks the grid's panels after the first ``n``."""
     for ax in list(axes.flat)[n:]:
@@ -465,13 +471,10 @@ def _sphere_spectrum_figure(frame: pd.DataFrame, panels: list[str], d: Optional[
         return []
     raw = frame[frame['metric'] == 'eigenvalue']
     gram = frame[frame['metric'] == 'gram_eigenvalue']
-    plt = figures.pyplot()
     fig, axes = _panel_grid(len(panels), 4.3, 3.5)
     for ax, panel in zip(axes.flat, panels):
         rows = norm[norm['panel'] == panel]
-        depths = sorted(rows['depth'].unique())
-        colors = plt.cm.viridis(np.linspace(0, 0.9, len(depths)))
-        for depth, color in zip(depths, colors):
+        for depth, color in _depth_colours(rows):
             line = _mean(rows[rows['depth'] == depth], ['degree'])
             line = line[(line['degree'] >= 1) & (line['value'] > 0)]
             ax.plot(line['degree'], line['value'], '-', color=color, lw=1,
@@ -511,13 +514,10 @@ def _sphere_shape_figure(frame: pd.DataFrame, panels: list[str],
     shape = frame[frame['metric'] == 'kernel_shape']
     if shape.empty:
         return []
-    plt = figures.pyplot()
     fig, axes = _panel_grid(len(panels), 4.3, 3.3)
     for ax, panel in zip(axes.flat, panels):
         rows = shape[shape['panel'] == panel]
-        depths = sorted(rows['depth'].unique())
-        colors = plt.cm.viridis(np.linspace(0, 0.9, len(depths)))
-        for depth, color in zip(depths, colors):
+        for depth, color in _depth_colours(rows):
             line = _mean(rows[rows['depth'] == depth], ['t'])
             ax.plot(line['t'], line['value'], '-', color=color,
                     label=f'depth {int(depth)}')
