@@ -776,18 +776,10 @@ class _Seed:
         # L2 to init pulls each seed's net to its own initialisation.
         center = start.params0 if s.l2_to_init else None
         self.net = net_trainer.rebind(key=start.batch_key, center=center)
-        self.lin = self.cen = None
         with s.net_precision():
             self.state = self.net.init(start.params0)
-            for name, trainer, apply_jit in (('lin', lin_trainer, w.f_lin_jit),
-                                             ('cen', cen_trainer, w.f_centered_jit)):
-                if trainer is None:
-                    continue
-                bound = trainer.rebind(key=start.batch_key, consts=(start.params0,),
-                                       center=center)
-                setattr(self, name, _Predictor(
-                    bound, bound.init(start.params0),
-                    functools.partial(apply_jit, params_0=start.params0)))
+            self.lin = self._predictor(lin_trainer, w.f_lin_jit, center)
+            self.cen = self._predictor(cen_trainer, w.f_centered_jit, center)
         ref = self._references(lr)
         self.watch = fw_rows.DivergenceWatch(
             lr, s.lr_kernel if s.lr_fraction is not None else None,
@@ -806,6 +798,17 @@ class _Seed:
         for e in entries:
             e['step'] = s.eval_steps[-1]
         return entries
+
+    def _predictor(self, trainer, apply_jit: Callable, center) -> Optional[_Predictor]:
+        """The linearised or centred network of this seed (None where
+        ``trainer`` is): the width's trainer bound to this seed's batches,
+        ``params_0`` and L2 centre, initialised at ``params_0``."""
+        if trainer is None:
+            return None
+        params0 = self.start.params0
+        bound = trainer.rebind(key=self.start.batch_key, consts=(params0,), center=center)
+        return _Predictor(bound, bound.init(params0),
+                          functools.partial(apply_jit, params_0=params0))
 
     def _mean_reference(self, ref: dict) -> Optional[tuple]:
         """The NTK dynamics from f_0 = 0: this run's when it has them, else
