@@ -593,9 +593,10 @@ class _Width:
             apply_fn, float(s.exp.get('center_scale', 1.0)))
         self.f_centered_jit = jax.jit(self.f_centered)
         self.slice_fn = jax.jit(functools.partial(ntk_drift.ntk_slice, apply_fn))
-        self.nth_probe = (hierarchy.HierarchyProbe(
-            apply_fn, s.nth2, s.loss, s.opt_momentum, s.l2, s.l2_to_init)
-                          if s.nth else None)
+        self.nth_probe = (
+            hierarchy.HierarchyProbe(apply_fn, s.nth2, s.loss, s.opt_momentum, s.l2,
+                                     s.l2_to_init)
+            if s.nth else None)
         # Blocks sized from kernel.memory_gb: lr_kernel=empirical takes the
         # whole training set's NTK.
         self.ntk_emp = (EmpiricalNTK.for_run(s.cfg, apply_fn, s.ntk_implementation)
