@@ -151,6 +151,7 @@ from ntkexp.empirical_ntk import EmpiricalNTK
 from ntkexp.experiments import finite_width_rows as fw_rows
 from ntkexp.experiments import hierarchy
 from ntkexp.experiments import kernel_dynamics
+from ntkexp.experiments.kernel_regression import compute_kernels
 from ntkexp.models import count_params
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
@@ -570,7 +571,7 @@ class _Width:
             if s.width_free and s.cached_kernels is not None:
                 self.k_tt, self.k_st = s.cached_kernels
             else:
-                self.k_tt, self.k_st, seconds = kernel_dynamics.analytic_kernels(
+                self.k_tt, self.k_st, seconds = compute_kernels(
                     wcfg, kernel_fn, s.x_train_k, s.x_test_k, s.get)
                 rows.add('kernel_seconds', seconds, width=width)
                 s.cached_kernels = (self.k_tt, self.k_st)
@@ -605,7 +606,6 @@ class _Width:
                            if s.ntk_layers else None)
         self.members = (fw_rows.SeedEnsemble(len(seeds_of(s.cfg)), s.eval_steps)
                         if s.ensemble else None)
-        self.lr = None  # the last seed's learning rate
 
     def reference(self, lr: float) -> Callable:
         """This width's infinite-width dynamics at ``lr``
@@ -636,18 +636,19 @@ class _Width:
                 if s.centered else None)
         return self.trainers[lr]
 
-    def finish(self) -> None:
+    def finish(self, lr: float) -> None:
         """Rows of the whole width, after its seeds: with
         ``experiment.functions``, the infinite-width Gaussian at the last
-        step and the training targets (Jacot et al. 2018, Fig. 2)."""
+        step of training at ``lr`` (the last seed's) and the training targets
+        (Jacot et al. 2018, Fig. 2)."""
         s = self.setup
         if not s.functions:
             return
         last = s.eval_steps[-1]
         percentiles = [float(q) for q in as_list(s.exp.get('percentiles', None))]
-        fw_rows.ensemble_rows(self.rows, self.kernel_fn, s.data, s.y_train, self.lr,
+        fw_rows.ensemble_rows(self.rows, self.kernel_fn, s.data, s.y_train, lr,
                               last, s.kernel_dtype, s.gamma_test, percentiles,
-                              width=self.width, step=last, t=self.lr * last)
+                              width=self.width, step=last, t=lr * last)
         fw_rows.point_rows(self.rows, 'train_target', s.y_train,
                            fw_rows.circle_angle(s.data.x_train), width=self.width)
 
@@ -941,8 +942,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         for seed in seeds_of(cfg):
             trained = _Seed(this_width, seed, rows)
             summary.extend(trained.train())
-            this_width.lr = trained.lr
-        this_width.finish()
+        this_width.finish(trained.lr)
     frame = pd.DataFrame(summary)
     if frame.empty:
         return frame

@@ -1,10 +1,10 @@
-"""The infinite-width references of a trained network: its analytic kernels
-and the function-space dynamics they give (Lee et al. 2019, eqs. 9-10).
+"""The infinite-width references of a trained network: the function-space
+dynamics its analytic NTK gives (Lee et al. 2019, eqs. 9-10).
 
 ``reference_fn`` is what ``experiment=finite_width`` compares a finite
 network with at every evaluation step: the NTK dynamics of
-``nt.predict.gradient_descent_mse`` (MSE, GD / SGD), ``nt.predict.gradient_descent``
-(cross-entropy, momentum) or, with L2 towards the initialisation, the
+``nt.predict.gradient_descent_mse`` (MSE, GD / SGD),
+``nt.predict.gradient_descent`` (cross-entropy, momentum) or, with L2 towards the initialisation, the
 regularised flow :func:`l2_to_init_flow` (Lee et al. 2020, Sec. 3).
 """
 
@@ -14,7 +14,6 @@ from typing import Callable
 
 import jax.numpy as jnp
 import numpy as np
-from omegaconf import DictConfig
 
 
 def l2_to_init_flow(k_train_train: np.ndarray, y_train: np.ndarray,
@@ -109,12 +108,3 @@ def reference_fn(loss_name: str, optimizer: str, momentum: float,
         return np.asarray(fx_train, np.float64), np.asarray(fx_test, np.float64)
 
     return predict
-
-
-def analytic_kernels(cfg: DictConfig, kernel_fn, x_train, x_test, get):
-    """Analytic train-train and test-train kernels via the cached engine
-    (:func:`ntkexp.experiments.kernel_regression.compute_kernels`)."""
-    # A local import: kernel_regression imports the experiments' shared code.
-    from ntkexp.experiments.kernel_regression import compute_kernels  # pylint: disable=g-import-not-at-top,line-too-long
-    k_tt, k_st, seconds = compute_kernels(cfg, kernel_fn, x_train, x_test, get)
-    return k_tt, k_st, seconds

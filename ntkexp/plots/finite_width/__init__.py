@@ -117,23 +117,20 @@ import pandas as pd
 from ntkexp.plots.finite_width.accuracy import (
     plot_depth_accuracy, plot_ensemble, plot_finite_vs_kernel, plot_l2, plot_lr,
     plot_width_accuracy)
-from ntkexp.plots.finite_width.common import (
-    CHANCE, MODEL_LABELS, PREDICTOR_LABELS, PREDICTOR_STYLE, line_key, loglog_by_model,
-    plain_rows)
+from ntkexp.plots.finite_width.common import loglog_by_model, plain_rows
 from ntkexp.plots.finite_width.drift import (
-    DRIFT_PARTS, DRIFT_SWEEPS, DRIFTS, drift_against, nth_table, plot_nth, plot_ntk_drift,
-    plot_ntk_drift_against, plot_ntk_layer_centering, plot_ntk_layers)
+    DRIFT_PARTS, DRIFTS, drift_against, plot_nth, plot_ntk_drift, plot_ntk_drift_against,
+    plot_ntk_layer_centering, plot_ntk_layers)
 from ntkexp.plots.finite_width.dynamics import plot_curves, plot_distance
-from ntkexp.plots.finite_width.jacot import (
-    percentile_coverage, plot_functions, plot_ntk_slice, slice_change)
+from ntkexp.plots.finite_width.jacot import plot_functions, plot_ntk_slice
 
+# The figures, and what other modules and tests use from here.
 __all__ = [
-    'CHANCE', 'DRIFTS', 'DRIFT_PARTS', 'DRIFT_SWEEPS', 'MODEL_LABELS', 'PREDICTOR_LABELS',
-    'PREDICTOR_STYLE', 'drift_against', 'line_key', 'loglog_by_model', 'nth_table',
-    'percentile_coverage', 'plot', 'plot_curves', 'plot_depth_accuracy', 'plot_distance',
-    'plot_ensemble', 'plot_finite_vs_kernel', 'plot_functions', 'plot_l2', 'plot_lr',
-    'plot_nth', 'plot_ntk_drift', 'plot_ntk_drift_against', 'plot_ntk_layer_centering',
-    'plot_ntk_layers', 'plot_ntk_slice', 'plot_width_accuracy', 'slice_change',
+    'DRIFTS', 'DRIFT_PARTS', 'drift_against', 'loglog_by_model', 'plot', 'plot_curves',
+    'plot_depth_accuracy', 'plot_distance', 'plot_ensemble', 'plot_finite_vs_kernel',
+    'plot_functions', 'plot_l2', 'plot_lr', 'plot_nth', 'plot_ntk_drift',
+    'plot_ntk_drift_against', 'plot_ntk_layer_centering', 'plot_ntk_layers', 'plot_ntk_slice',
+    'plot_width_accuracy',
 ]
 
 

@@ -60,18 +60,14 @@ import pandas as pd
 
 from ntkexp.plots.kernel_regression.architectures import (
     plot_architectures, plot_nngp_vs_ntk, plot_summary, plot_zca)
-from ntkexp.plots.kernel_regression.common import (
-    AXIS_LABELS, KERNEL_LABELS, KERNEL_STATS, KERNEL_STYLE, METRIC_LABELS, MODEL_LABELS,
-    MODEL_ORDER, SETTING_COLUMNS)
 from ntkexp.plots.kernel_regression.regularisation import (
     plot_diag_reg, plot_early_stopping, plot_time)
-from ntkexp.plots.kernel_regression.selection import architecture_table, pick_on_validation
+from ntkexp.plots.kernel_regression.selection import architecture_table
 from ntkexp.plots.kernel_regression.size_sweeps import plot_augment, plot_depth, plot_n_train
 
+# The figures, and the table other modules and tests use from here.
 __all__ = [
-    'AXIS_LABELS', 'KERNEL_LABELS', 'KERNEL_STATS', 'KERNEL_STYLE', 'METRIC_LABELS',
-    'MODEL_LABELS', 'MODEL_ORDER', 'SETTING_COLUMNS', 'architecture_table',
-    'pick_on_validation', 'plot', 'plot_architectures', 'plot_augment', 'plot_depth',
+    'architecture_table', 'plot', 'plot_architectures', 'plot_augment', 'plot_depth',
     'plot_diag_reg', 'plot_early_stopping', 'plot_n_train', 'plot_nngp_vs_ntk', 'plot_summary',
     'plot_time', 'plot_zca',
 ]
