@@ -84,3 +84,20 @@ def experiment_module(tmp_path):
     """``make(name, source) -> (env, override)``: :func:`write_experiment_module`
     in ``tmp_path``."""
     return lambda name, source: write_experiment_module(tmp_path, name, source)
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures the plots save, by name: each is still written (and closed)
+    by ``ntkexp.plots.figures.save``, and its axes, lines and texts stay
+    readable here."""
+    from ntkexp.plots import figures  # pylint: disable=g-import-not-at-top
+    kept = {}
+    save = figures.save
+
+    def keep(fig, out_dir, name, *args, **kwargs):
+        kept[name] = fig
+        return save(fig, out_dir, name, *args, **kwargs)
+
+    monkeypatch.setattr(figures, 'save', keep)
+    return kept

@@ -12,10 +12,8 @@ cores.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from pathlib import Path
-import unittest.mock
 
 import hydra
 import jax
@@ -36,7 +34,6 @@ from ntkexp.experiments import finite_width_rows as fw_rows
 from ntkexp.experiments import kernel_dynamics
 from ntkexp.models import cnn, fc
 from ntkexp.plots import drift_tables
-from ntkexp.plots import figures
 from ntkexp.plots import finite_width as fw_plots
 
 
@@ -46,20 +43,6 @@ def compose(tmp_path: Path, *overrides: str):
         return hydra.compose('config', overrides=[
             f'paths.root={tmp_path}', 'kernel.progress=false',
             'kernel.block_size=64', *overrides])  # no block-size measurement
-
-
-@contextlib.contextmanager
-def inspected_figures(inspect):
-    """Calls ``inspect(fig, name)`` on each figure the plots save, before
-    ``figures.save`` writes and closes it."""
-    real_save = figures.save
-
-    def save(fig, out_dir, name, *args, **kwargs):
-        inspect(fig, name)
-        return real_save(fig, out_dir, name, *args, **kwargs)
-
-    with unittest.mock.patch.object(figures, 'save', save):
-        yield
 
 
 def linear_problem(n: int = 8, d: int = 5, seed: int = 0):
@@ -948,7 +931,7 @@ def test_empirical_lr_kernel_is_blocked_within_the_memory_budget(tmp_path):
     assert tight == pytest.approx(ample, rel=1e-5)
 
 
-def test_distances_and_drift_of_diverged_predictors_are_not_fitted(tmp_path):
+def test_distances_and_drift_of_diverged_predictors_are_not_fitted(tmp_path, saved_figures):
     """A predictor that diverged (its diverged_at_step row) leaves its
     distance, and a diverged network its NTK drift, out of the figures and
     their fitted slopes: they measure the blow-up. The figure says what was
@@ -975,8 +958,9 @@ def test_distances_and_drift_of_diverged_predictors_are_not_fitted(tmp_path):
     def keep_note(fig, name):
         notes[name] = [t.get_text() for ax in fig.axes for t in ax.texts]
 
-    with inspected_figures(keep_note):
-        fw_plots.plot(frame.assign(experiment='fw'), tmp_path)
+    fw_plots.plot(frame.assign(experiment='fw'), tmp_path)
+    for name, fig in saved_figures.items():
+        keep_note(fig, name)
     slopes = pd.read_csv(tmp_path / 'fw_distance_slopes.csv').set_index('metric')
     # The network diverged too (seed 0, width 32): both distances lose it.
     assert slopes['points'].to_dict() == {'dist_ntk': 5, 'dist_linearized': 5}
@@ -992,7 +976,7 @@ def test_distances_and_drift_of_diverged_predictors_are_not_fitted(tmp_path):
         'network at width 32 (seed 0)']
 
 
-def test_drift_against_center_scale_has_the_signed_scale_change(tmp_path):
+def test_drift_against_center_scale_has_the_signed_scale_change(tmp_path, saved_figures):
     """Runs at 3 or more centrings ``experiment.center_scale`` get the figure
     of the NTK change against it: log-y panels of the changes, then linear-y
     panels of the signed scale change ``a`` (negative values kept); the CSV
@@ -1025,8 +1009,9 @@ def test_drift_against_center_scale_has_the_signed_scale_change(tmp_path):
     def keep_axes(fig, name):
         drawn[name] = [(ax.get_yscale(), ax.get_title()) for ax in fig.axes]
 
-    with inspected_figures(keep_axes):
-        paths = fw_plots.plot(frame, tmp_path)
+    paths = fw_plots.plot(frame, tmp_path)
+    for name, fig in saved_figures.items():
+        keep_axes(fig, name)
     assert tmp_path / 'centring_ntk_drift_center_scale.png' in paths
     assert not (tmp_path / 'centring_ntk_drift_alpha.csv').exists()
     assert [scale for scale, _ in drawn['centring_ntk_drift_center_scale']] == [
@@ -1196,7 +1181,7 @@ def test_per_f0_interval_is_the_seed_scatter_of_the_ratio():
     assert interval(data) == interval(data)
 
 
-def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
+def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path, saved_figures):
     """Per leaf and per part of the net (input, hidden, readout, total),
     the quadratic in ``1 - c`` of the centred net's scale change is
     recovered exactly from synthetic rows; the parts' terms add up to the
@@ -1259,8 +1244,9 @@ def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
     def keep_axes(fig, name):
         drawn[name] = [ax.get_title() for ax in fig.axes]
 
-    with inspected_figures(keep_axes):
-        paths = fw_plots.plot(frame, tmp_path)
+    paths = fw_plots.plot(frame, tmp_path)
+    for name, fig in saved_figures.items():
+        keep_axes(fig, name)
     for file in ('layers_ntk_layer_groups_centering.png',
                  'layers_ntk_layer_groups_centering_terms.csv',
                  'layers_ntk_layer_groups_centering_seeds.csv',
@@ -1290,7 +1276,7 @@ def test_layer_centering_fit_splits_the_terms_by_part_of_the_net(tmp_path):
     np.testing.assert_allclose(shares.groupby(['model', 'width'])['mean'].sum(), 1.0)
 
 
-def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path):
+def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path, saved_figures):
     """A ResNet run at 3 or more residual-branch scales gets the figure of
     its NTK change against alpha: the mean and std over seeds of the last
     step, per width and alpha; an FC run beside it (no alpha) is no line of
@@ -1324,8 +1310,9 @@ def test_drift_against_alpha_is_the_last_steps_mean_per_width_and_alpha(tmp_path
                 for handle, label in zip(handles, labels)
                 if hasattr(handle, 'lines')})
 
-    with inspected_figures(keep_lines):
-        paths = fw_plots.plot(frame, tmp_path)
+    paths = fw_plots.plot(frame, tmp_path)
+    for name, fig in saved_figures.items():
+        keep_lines(fig, name)
     assert tmp_path / 'drift_ntk_drift_alpha.png' in paths
     # The width figure: a panel for the nets, one for the centred nets; a
     # line has the same colour in both.

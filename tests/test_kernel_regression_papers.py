@@ -16,7 +16,6 @@ import pytest
 
 from ntkexp import cli
 from ntkexp import runner
-from ntkexp.plots import figures as plot_figures
 from ntkexp.plots import kernel_regression as kr_plots
 from ntkexp.plots.kernel_regression import architectures as kr_architectures
 from ntkexp.plots.kernel_regression import common as kr_common
@@ -101,7 +100,7 @@ def test_architecture_table_is_lee2020_table1():
     assert fc['value'].iloc[0] == pytest.approx(1.0 - 0.43)
 
 
-def test_architecture_table_picks_diag_reg_on_the_validation_split(tmp_path, drawn):
+def test_architecture_table_picks_diag_reg_on_the_validation_split(tmp_path, saved_figures):
     """With ``val_<metric>`` rows (``dataset.n_valid``), each setting's
     ``diag_reg`` is the best on validation and its value the test score
     there, not the best test score; a setting without validation rows keeps
@@ -126,18 +125,18 @@ def test_architecture_table_picks_diag_reg_on_the_validation_split(tmp_path, dra
     assert list(kr_plots.architecture_table(rows).columns) == [
         'dataset', 'model', 'zca', 'stats_from', 'kernel', 'value', 'diag_reg', 'n_train']
     kr_plots.plot_architectures(pd.concat([rows, valid]), tmp_path)
-    title = drawn['architectures']._suptitle.get_text()
+    title = saved_figures['architectures']._suptitle.get_text()
     assert 'where run, at the best on validation' in title
     # ntkexp plot hands the validation rows on, and writes the table.
     kr_plots.plot(pd.concat([rows[rows['dataset'] == 'cifar10'], valid]), tmp_path)
-    assert 'best on validation' in drawn['architectures']._suptitle.get_text()
-    assert 'highest' not in drawn['architectures']._suptitle.get_text()
+    assert 'best on validation' in saved_figures['architectures']._suptitle.get_text()
+    assert 'highest' not in saved_figures['architectures']._suptitle.get_text()
     written = pd.read_csv(tmp_path / 'architectures.csv')
     assert len(written) == 12 and set(written['selected_on']) == {'validation'}
     assert (written['diag_reg'] == 1.0).all()
 
 
-def test_diag_reg_figure_rings_the_validation_pick(tmp_path, drawn):
+def test_diag_reg_figure_rings_the_validation_pick(tmp_path, saved_figures):
     """With ``val_<metric>`` rows, each line of the diag_reg figure has one
     ring, at the ``diag_reg`` best on validation (seed means), at the line's
     test mean there; a dataset without validation rows has none, and the
@@ -145,7 +144,7 @@ def test_diag_reg_figure_rings_the_validation_pick(tmp_path, drawn):
     rows = lee_rows()
     valid = cifar10_validation_rows(rows)
     kr_plots.plot(pd.concat([rows, valid]), tmp_path)
-    fig = drawn['diag_reg']
+    fig = saved_figures['diag_reg']
     assert 'rings: the $\\varepsilon$ picked on validation' in fig._suptitle.get_text()
     assert r'$\varepsilon$ best on validation' in [
         t.get_text() for t in fig.legends[0].get_texts()]
@@ -172,7 +171,7 @@ def test_diag_reg_figure_rings_the_validation_pick(tmp_path, drawn):
     assert {round(y, 10) for y in expected} <= found
     # No validation rows: no rings, the title of before.
     kr_plots.plot_diag_reg(rows, tmp_path)
-    plain = drawn['diag_reg']
+    plain = saved_figures['diag_reg']
     assert plain.axes and not any(ring_points(ax) for ax in plain.axes)
     assert 'rings' not in plain._suptitle.get_text()
 
@@ -201,21 +200,7 @@ def test_architecture_table_keeps_zca_fit_on_subset_and_train_split_apart(tmp_pa
                       'ZCA 0.1, subset stats', 'ZCA 0.1, train-split stats'}
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the kernel-regression plots save, by name (still saved)."""
-    drawn_figures = {}
-    save = plot_figures.save
-
-    def keep(fig, out_dir, name, *args, **kwargs):
-        drawn_figures[name] = fig
-        return save(fig, out_dir, name, *args, **kwargs)
-
-    monkeypatch.setattr(plot_figures, 'save', keep)
-    return drawn_figures
-
-
-def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path, drawn):
+def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path, saved_figures):
     """A sweep over ZCA strengths: the zca figure has one line per model,
     kernel and stats_from at the best accuracy over diag_reg, and the no-ZCA
     level as a dotted line; the architecture bars (24 per model) are left
@@ -228,7 +213,7 @@ def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path, drawn
     both = pd.concat([sweep, sweep.assign(stats_from='train_split')])
     assert kr_plots.plot_architectures(both, tmp_path) == []  # 24 bars per model
     assert kr_plots.plot_zca(both, tmp_path) and kr_plots.plot_diag_reg(both, tmp_path)
-    ax = drawn['zca'].axes[0]
+    ax = saved_figures['zca'].axes[0]
     lines = [l for l in ax.get_lines() if not l.get_label().startswith('_')]
     assert len(lines) == 3 * 2 * 2  # models x kernels x stats_from
     fc_ntk = [l for l in lines if l.get_label() == 'FC, NTK, subset stats'][0]
@@ -238,11 +223,11 @@ def test_zca_figure_draws_a_strength_sweep_with_the_no_zca_level(tmp_path, drawn
     levels = {round(l.get_ydata()[0], 6) for l in ax.get_lines()
               if l.get_linestyle() == ':'}
     assert 0.43 in levels  # FC NTK without ZCA: 0.40 + 0.03
-    diag = drawn['diag_reg']
+    diag = saved_figures['diag_reg']
     assert len(diag.axes) == 4 * 2  # rows: no ZCA + 3 strengths; columns: metrics
 
 
-def test_architecture_table_uses_each_models_largest_n_train(tmp_path, drawn):
+def test_architecture_table_uses_each_models_largest_n_train(tmp_path, saved_figures):
     rows = lee_rows()
     small = rows.assign(n_train=10, value=rows['value'] - 0.2)
     table = kr_plots.architecture_table(pd.concat([rows, small]))
@@ -258,7 +243,7 @@ def test_architecture_table_uses_each_models_largest_n_train(tmp_path, drawn):
         table[table['model'] == 'cnn_vec'])
     assert set(table[table['model'] != 'lcn']['n_train']) == {200, 1000}
     kr_plots.plot_architectures(pd.concat([rows, small, only_small]), tmp_path)
-    ticks = [t.get_text() for ax in drawn['architectures'].axes
+    ticks = [t.get_text() for ax in saved_figures['architectures'].axes
              for t in ax.get_xticklabels()]
     assert any(t.endswith('n=10') for t in ticks) and any(
         t.endswith('n=1000') or t.endswith('n=200') for t in ticks)
