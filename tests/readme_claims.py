@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ntkexp.fastconv.bench import CIFAR10_ENTRIES
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / 'results'
 
@@ -90,6 +92,44 @@ def signed(value: float, digits: int) -> str:
 def table_row(*cells: str) -> str:
     """A Markdown table row."""
     return '| ' + ' | '.join(cells) + ' |'
+
+
+# --- benchmark figures -----------------------------------------------------------
+
+
+def us_per_pair(entries_per_s: float) -> float:
+    """Microseconds per kernel entry (a pair of images)."""
+    return 1e6 / entries_per_s
+
+
+def cifar10_hours(entries_per_s: float) -> float:
+    """Hours for the full CIFAR-10 train-train triangle (60,000 images) at ``entries_per_s``."""
+    return CIFAR10_ENTRIES / entries_per_s / 3600
+
+
+def h100_timings(arch: str) -> pd.DataFrame:
+    """The fourteenth session's H100 timings of ``arch``, indexed by method
+    (Myrtle-5, CNN-GAP: call 1; WRN-10-1: call 3)."""
+    name = {'myrtle5': 'myrtle5_pallas', 'cnn_gap': 'cnn_gap_pallas', 'wrn': 'cnn_gap_wrn'}[arch]
+    rows = table(f'bench/session14/fastconv_{name}_h100_n32.csv')
+    return where(rows, arch=arch).set_index('method')
+
+
+def projected_speedups(candidate: pd.Series, reference: pd.Series, arch: str) -> list[float]:
+    """A modelled program's speedup over plain neural-tangents on the H100: its
+    ``model_us`` and ``serial_us`` totals, each scaled by the timed Pallas
+    ``diagonal`` program's (8 warps) ratio to its own model (``reference``),
+    against plain neural-tangents' measured us per pair of ``arch``."""
+    return [us_per_pair(h100_timings(arch).loc['nt', 'entries_per_s']) / us
+            for us in projected_us(candidate, reference)]
+
+
+def projected_us(candidate: pd.Series, reference: pd.Series) -> list[float]:
+    """The us per pair :func:`projected_speedups` divides by."""
+    measured = us_per_pair(
+        h100_timings('myrtle5').loc['fastconv_pallas_diagonal_w8', 'entries_per_s'])
+    return [candidate[total] * measured / reference[total]
+            for total in ('model_us', 'serial_us')]
 
 
 def normalised(text: str) -> str:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from readme_claims import REPO, assert_readme_says, fixed, one, span, table, where
+from readme_claims import (
+    REPO, assert_readme_says, cifar10_hours, fixed, h100_timings, one, projected_speedups, span,
+    table, where)
 
 from ntkexp.plots import kernel_regression as kr_plots
 
@@ -221,22 +223,11 @@ def nads() -> str:
 # --- Issue 10's targets (H100 timings, session 14; the model's projections,
 # session 19) ---------------------------------------------------------------------
 
-def _h100(arch: str) -> pd.DataFrame:
-    return table(f'bench/session14/fastconv_{arch}_pallas_h100_n32.csv').set_index('method')
-
-
-def _us_per_pair(frame: pd.DataFrame, method: str) -> float:
-    return 1e6 / frame.loc[method, 'entries_per_s']
-
-
-PAIRS_CIFAR10 = 60000 * 60001 / 2  # the train-train triangle
-
-
 def fastconv_measured() -> str:
-    myrtle, gap = _h100('myrtle5'), _h100('cnn_gap')
-    fast = [_us_per_pair(f, 'nt') / _us_per_pair(f, 'fastconv') for f in (myrtle, gap)]
-    pallas = _us_per_pair(myrtle, 'fastconv') / _us_per_pair(
-        myrtle, 'fastconv_pallas_diagonal_w8')
+    myrtle, gap = h100_timings('myrtle5'), h100_timings('cnn_gap')
+    speed = {name: f['entries_per_s'] for name, f in (('myrtle5', myrtle), ('cnn_gap', gap))}
+    fast = [speed[a]['fastconv'] / speed[a]['nt'] for a in ('myrtle5', 'cnn_gap')]
+    pallas = speed['myrtle5']['fastconv_pallas_diagonal_w8'] / speed['myrtle5']['fastconv']
     return (f'{fixed(fast[0], 1)}x / {fixed(fast[1], 1)}x measured (XLA recursion; the best '
             f'Pallas kind timed on the H100 {fixed(pallas, 2)}x of it)')
 
@@ -245,25 +236,21 @@ def fastconv_projected() -> str:
     """Each candidate's modelled us per pair, scaled by the measured Pallas
     ``diagonal`` program's ratio to its own model (``model_us`` and
     ``serial_us``), against plain neural-tangents' measured us per pair."""
-    measured = _us_per_pair(_h100('myrtle5'), 'fastconv_pallas_diagonal_w8')
     reference = table('bench/session19/xla_gpu_model_warps_diagonal_myrtle5.csv')
     reference = reference[reference['variant'].str.endswith('_w8')].iloc[0]
     masked = table('bench/session19/xla_gpu_model_default_warps_masked.csv')
     tail = table('bench/session19/xla_gpu_model_default_warps_masked_tail_cnn_gap.csv')
 
     def ratios(candidate: pd.Series, arch: str) -> str:
-        nt_us = _us_per_pair(_h100(arch), 'nt')
-        speedups = [nt_us / (candidate[total] * measured / reference[total])
-                    for total in ('model_us', 'serial_us')]
-        return f'{fixed(min(speedups), 1)}-{fixed(max(speedups), 1)}x'
+        return f'{span(projected_speedups(candidate, reference, arch), 1)}x'
 
     return (f"project to {ratios(where(masked, arch='myrtle5').iloc[0], 'myrtle5')} / "
             f"{ratios(tail.iloc[0], 'cnn_gap')}")
 
 
-def cifar10_hours() -> str:
-    myrtle = _h100('myrtle5')
-    hours = [PAIRS_CIFAR10 * _us_per_pair(myrtle, m) / 3.6e9 for m in ('fastconv', 'nt')]
+def cifar10_full_kernel() -> str:
+    myrtle = h100_timings('myrtle5')
+    hours = [cifar10_hours(myrtle.loc[m, 'entries_per_s']) for m in ('fastconv', 'nt')]
     return (f'{fixed(hours[0], 1)} h (the 60,000-image triangle) from the measured '
             f'{fixed(hours[1] / hours[0], 1)}x (plain neural-tangents {fixed(hours[1], 0)} h)')
 
@@ -272,7 +259,7 @@ CLAIMS = [jacot_slice_change, jacot_coverage, jacot_pca_eigenvalues, jacot_strai
           lee_architectures, lee_zca_fc, lee_width, arora_small_data, kopitkov_alignment,
           resnet_drift_slopes, huang_depth, huang_resnet, huang_full_data, huang_finite,
           nth_residuals, nth_taylor, nth_cosine, nads, fastconv_measured,
-          fastconv_projected, cifar10_hours]
+          fastconv_projected, cifar10_full_kernel]
 
 
 def test_fixed_rounds_halves_up():

@@ -10,12 +10,12 @@ import math
 import pandas as pd
 import pytest
 from readme_claims import (
-    REPO, RESULTS, assert_readme_says, fixed, one, scientific, span, table, where)
+    REPO, RESULTS, assert_readme_says, cifar10_hours, fixed, h100_timings, one,
+    projected_speedups, projected_us, scientific, span, table, us_per_pair, where)
 
 BENCH_README = RESULTS / 'bench' / 'README.md'
 FASTCONV_DOC = REPO / 'docs' / 'fastconv.md'
 
-PAIRS_CIFAR10 = 60000 * 60001 / 2  # the train-train triangle
 GPU_CSV = 'bench_gpu_NVIDIA_H100_80GB_HBM3.csv'  # second session, `make bench`
 SECOND_SESSION = 'fastconv_h100_n32.csv'  # second session, exact float32 products
 CONV_NETS = (('cnn_gap', 'CNN-GAP (depth 3)'), ('myrtle5', 'Myrtle-5'), ('wrn', 'WRN-10-1'))
@@ -48,13 +48,8 @@ def _same(values, digits: int) -> str:
     return rounded.pop()
 
 
-def _us_per_pair(entries_per_s: float) -> float:
-    return 1e6 / entries_per_s
 
 
-def _hours(entries_per_s: float) -> float:
-    """H100-hours for the full CIFAR-10 train-train triangle at ``entries_per_s``."""
-    return PAIRS_CIFAR10 / entries_per_s / 3600
 
 
 # --- Tables -------------------------------------------------------------------------------
@@ -68,17 +63,11 @@ def _methods(path: str, **columns) -> pd.DataFrame:
     return where(_bench(path), **columns).set_index('method')
 
 
-def _h100(arch: str) -> pd.DataFrame:
-    """The fourteenth session's H100 timings of ``arch`` (call 1; WRN-10-1: call 3)."""
-    path = {'myrtle5': 'fastconv_myrtle5_pallas_h100_n32.csv',
-            'cnn_gap': 'fastconv_cnn_gap_pallas_h100_n32.csv',
-            'wrn': 'fastconv_cnn_gap_wrn_h100_n32.csv'}[arch]
-    return _methods(f'session14/{path}', arch=arch)
 
 
 def _pallas_ratios(arch: str) -> pd.Series:
     """Each Pallas kind's entries/s over the XLA recursion's, same run (fourteenth session)."""
-    rows = _h100(arch)
+    rows = h100_timings(arch)
     kinds = rows[rows.index.str.startswith('fastconv_pallas_')]
     return kinds['entries_per_s'] / rows.loc['fastconv', 'entries_per_s']
 
@@ -127,7 +116,8 @@ def second_session_dense_kernels() -> str:
         assert engine.blocks == 1  # "one block"
         ratio = _x(engine.ratio_vs_nt_jit_host, 2)
         ratio = f'**{ratio}**' if engine.ratio_vs_nt_jit_host > 1 else ratio
-        return (f'| {name} | {engine.n:,} | {scientific(r.loc["nt_jit", "entries_per_s"])} on device; '
+        nt_jit = scientific(r.loc['nt_jit', 'entries_per_s'])
+        return (f'| {name} | {engine.n:,} | {nt_jit} on device; '
                 f'{scientific(r.loc["nt_jit_host", "entries_per_s"])} with the copy{host} | '
                 f'{scientific(engine.entries_per_s)} ({ratio} of `nt_jit_host`; one block) | | '
                 f'{engine.rel_diff:g} |')
@@ -151,7 +141,8 @@ def second_session_fast_kernels() -> str:
     return (f'{_x(fast.min())} to {_x(fast.max())} plain neural-tangents per GPU. With exact '
             'float32 products on both sides (`fastconv_h100_n32.csv`, two different image '
             f"sets) they agree with neural-tangents to {scientific(exact['cnn_gap'])} (CNN-GAP), "
-            f"{scientific(exact['myrtle5'])} (Myrtle-5) and {scientific(exact['wrn'])} (WRN) relative.")
+            f"{scientific(exact['myrtle5'])} (Myrtle-5) and {scientific(exact['wrn'])} (WRN) "
+            'relative.')
 
 
 def second_session_empirical() -> str:
@@ -170,7 +161,8 @@ def second_session_empirical() -> str:
 def target_infinite_width() -> str:
     fast = where(_bench(GPU_CSV), method='ntkexp_fastconv_engine').set_index('arch')
     exact = where(_bench(SECOND_SESSION), method='fastconv').set_index('arch')['rel_diff_vs_nt']
-    h100 = {arch: _h100(arch).loc['fastconv', 'speedup_vs_nt'] for arch in ('cnn_gap', 'wrn')}
+    h100 = {arch: h100_timings(arch).loc['fastconv', 'speedup_vs_nt']
+            for arch in ('cnn_gap', 'wrn')}
     return (f"fast kernels {_x(fast.loc['cnn_gap', 'ratio_vs_nt_jit'])} / "
             f"{_x(fast.loc['wrn', 'ratio_vs_nt_jit'])}, {scientific(exact['cnn_gap'])} / "
             f"{scientific(exact['wrn'])}; fourteenth session {_x(h100['cnn_gap'])} / "
@@ -189,13 +181,15 @@ def target_structured() -> str:
 
 
 def target_fast_conv() -> str:
-    myrtle, gap, wrn = (_h100(arch).loc['fastconv'] for arch in ('myrtle5', 'cnn_gap', 'wrn'))
+    myrtle, gap, wrn = (h100_timings(arch).loc['fastconv']
+                        for arch in ('myrtle5', 'cnn_gap', 'wrn'))
     second = where(_bench(SECOND_SESSION), method='fastconv').set_index('arch')['speedup_vs_nt']
     third = _bench('session3/fastconv_pallas_n32.csv')
     f32, f64 = _bench('session6/fastconv_cpu_n4.csv'), _cpu_fastconv('session8', 'float64')
     return (f'fourteenth session, H100: **{_x(myrtle.speedup_vs_nt)} / {_x(gap.speedup_vs_nt)}** '
             f'(WRN-10-1 {_x(wrn.speedup_vs_nt)}), {scientific(myrtle.rel_diff_vs_nt)} / '
-            f'{scientific(gap.rel_diff_vs_nt)}; no Pallas kind faster than XLA (`session14/`). Before: '
+            f'{scientific(gap.rel_diff_vs_nt)}; no Pallas kind faster than XLA (`session14/`). '
+            'Before: '
             f"second session {_x(second['myrtle5'])} / {_x(second['cnn_gap'])}; third "
             f"{_x(_speedup(third, 'myrtle5'), 2)} / {_x(_speedup(third, 'cnn_gap'), 2)} (XLA), "
             f"{_x(_speedup(third, 'myrtle5', 'fastconv_pallas_w4'), 2)} / "
@@ -206,13 +200,14 @@ def target_fast_conv() -> str:
 
 
 def target_hours() -> str:
-    myrtle = _h100('myrtle5')
+    myrtle = h100_timings('myrtle5')
     steps = _methods('session14/fastconv_myrtle5_steps_h100_n32.csv')
     second = one(_bench(SECOND_SESSION), 'entries_per_s', arch='myrtle5', method='fastconv')
-    return (f"{fixed(_hours(myrtle.loc['fastconv', 'entries_per_s']), 1)} h projected "
-            f"({fixed(_hours(steps.loc['fastconv_steps_2p28', 'entries_per_s']), 1)} h with "
-            f"steps of 2^28 entries; plain nt {fixed(_hours(myrtle.loc['nt', 'entries_per_s']), 0)}"
-            f' h), fourteenth session; second session {fixed(_hours(second), 1)} h')
+    return (f"{fixed(cifar10_hours(myrtle.loc['fastconv', 'entries_per_s']), 1)} h projected "
+            f"({fixed(cifar10_hours(steps.loc['fastconv_steps_2p28', 'entries_per_s']), 1)} h with "
+            f"steps of 2^28 entries; plain nt "
+            f"{fixed(cifar10_hours(myrtle.loc['nt', 'entries_per_s']), 0)}"
+            f' h), fourteenth session; second session {fixed(cifar10_hours(second), 1)} h')
 
 
 # --- results/bench/README.md: later sessions ----------------------------------------------
@@ -236,7 +231,7 @@ def session24_dense() -> str:
 
 
 def session14_fast_kernels() -> str:
-    fast = {arch: _h100(arch).loc['fastconv'] for arch, _ in CONV_NETS}
+    fast = {arch: h100_timings(arch).loc['fastconv'] for arch, _ in CONV_NETS}
     second = where(_bench(SECOND_SESSION), method='fastconv').set_index('arch')['entries_per_s']
     gained = [fast[arch].entries_per_s / second[arch] for arch in fast]
     f64 = _methods('session14/fastconv_myrtle5_h100_f64_n8.csv').loc['fastconv', 'speedup_vs_nt']
@@ -244,8 +239,8 @@ def session14_fast_kernels() -> str:
             f"({_entries(fast['myrtle5'].entries_per_s)} entries/s), CNN-GAP "
             f"**{_x(fast['cnn_gap'].speedup_vs_nt)}**, WRN-10-1 **{_x(fast['wrn'].speedup_vs_nt)}**"
             f'; {span(gained, 1)}x faster than in the second session. Full CIFAR-10 Myrtle-5 NTK: '
-            f"{fixed(_hours(fast['myrtle5'].entries_per_s), 1)} H100-hours (was "
-            f"{fixed(_hours(second['myrtle5']), 1)}). Float64 Myrtle-5 {_x(f64)}.")
+            f"{fixed(cifar10_hours(fast['myrtle5'].entries_per_s), 1)} H100-hours (was "
+            f"{fixed(cifar10_hours(second['myrtle5']), 1)}). Float64 Myrtle-5 {_x(f64)}.")
 
 
 def session14_pallas() -> str:
@@ -340,16 +335,17 @@ def summary_cpu() -> str:
 
 def summary_targets() -> str:
     pallas = pd.concat([_pallas_ratios(arch) for arch in ('myrtle5', 'cnn_gap')])
-    myrtle, gap = _h100('myrtle5'), _h100('cnn_gap')
+    myrtle, gap = h100_timings('myrtle5'), h100_timings('cnn_gap')
     structured = _empirical('products').loc['NTKEXP_STRUCTURED', 'ratio_vs_jacobian_contraction']
     return (f'(fourteenth session: {_x(pallas.min(), 2)}-{_x(pallas.max(), 2)} of it), so `auto` '
             'keeps XLA. Still short of the targets: 10x for the fast kernels '
             f"({_x(myrtle.loc['fastconv', 'speedup_vs_nt'])} / "
             f"{_x(gap.loc['fastconv', 'speedup_vs_nt'])}), 3x for structured derivatives "
             f'({_x(structured)}), and under 8 H100-hours for the full CIFAR-10 Myrtle-5 NTK '
-            f"({fixed(_hours(myrtle.loc['fastconv', 'entries_per_s']), 1)} h projected for all "
+            f"({fixed(cifar10_hours(myrtle.loc['fastconv', 'entries_per_s']), 1)} h projected "
+            "for all "
             '60,000 images; plain neural-tangents '
-            f"{fixed(_hours(myrtle.loc['nt', 'entries_per_s']), 0)} h)")
+            f"{fixed(cifar10_hours(myrtle.loc['nt', 'entries_per_s']), 0)} h)")
 
 
 def activations_table() -> str:
@@ -438,27 +434,28 @@ def gpu_table() -> str:
     second = where(_bench(SECOND_SESSION), method='fastconv').set_index('arch')
     lines = []
     for arch, name in CONV_NETS:
-        rows = _h100(arch)
+        rows = h100_timings(arch)
         nt, fast = rows.loc['nt'], rows.loc['fastconv']
         lines.append(
             f'| {name} | {_entries(nt.entries_per_s)} | {_entries(fast.entries_per_s)} | '
             f'{_x(fast.speedup_vs_nt)} | {scientific(fast.rel_diff_vs_nt)} | '
-            f'{fixed(_hours(fast.entries_per_s), 1)} (nt {fixed(_hours(nt.entries_per_s), 0)}) | '
+            f'{fixed(cifar10_hours(fast.entries_per_s), 1)} '
+            f'(nt {fixed(cifar10_hours(nt.entries_per_s), 0)}) | '
             f"{_x(second.loc[arch, 'speedup_vs_nt'])}, "
-            f"{fixed(_hours(second.loc[arch, 'entries_per_s']), 1)} h |")
+            f"{fixed(cifar10_hours(second.loc[arch, 'entries_per_s']), 1)} h |")
     f64 = _methods('session14/fastconv_myrtle5_h100_f64_n8.csv')
     nt, fast = f64.loc['nt'], f64.loc['fastconv']
     first = _methods('fastconv_h100_f64.csv').loc['fastconv', 'speedup_vs_nt']
     lines.append(
         f'| Myrtle-5, float64, {fast.n} images | {_entries(nt.entries_per_s)} | '
         f'{_entries(fast.entries_per_s)} | {_x(fast.speedup_vs_nt)} | '
-        f'{scientific(fast.rel_diff_vs_nt)} | {fixed(_hours(fast.entries_per_s), 1)} '
-        f'(nt {fixed(_hours(nt.entries_per_s), 0)}) | {_x(first)} (first session) |')
+        f'{scientific(fast.rel_diff_vs_nt)} | {fixed(cifar10_hours(fast.entries_per_s), 1)} '
+        f'(nt {fixed(cifar10_hours(nt.entries_per_s), 0)}) | {_x(first)} (first session) |')
     return '\n'.join(lines)
 
 
 def gpu_steps() -> str:
-    pallas = _h100('myrtle5')['speedup_vs_nt']
+    pallas = h100_timings('myrtle5')['speedup_vs_nt']
     steps = _methods('session14/fastconv_myrtle5_steps_h100_n32.csv')
     gap, wrn = (_methods('session14/fastconv_cnn_gap_wrn_h100_n32.csv', arch=arch)
                 for arch in ('cnn_gap', 'wrn'))
@@ -477,7 +474,7 @@ def gpu_steps() -> str:
 
 
 def pallas_kinds_table() -> str:
-    myrtle, gap = _h100('myrtle5'), _h100('cnn_gap')
+    myrtle, gap = h100_timings('myrtle5'), h100_timings('cnn_gap')
 
     def ratio(rows: pd.DataFrame, kind: str, warps: int) -> str | None:
         method = f'fastconv_pallas_{kind}_w{warps}'
@@ -511,7 +508,7 @@ def model_variants_table() -> str:
     """The session-15 model against the session-14 timings of the same variants."""
     model = _bench(MODEL_N32)
     steps = _methods('session14/fastconv_myrtle5_steps_h100_n32.csv')['entries_per_s']
-    measured = _h100('myrtle5').loc['fastconv', 'entries_per_s']
+    measured = h100_timings('myrtle5').loc['fastconv', 'entries_per_s']
     labels = {'materialize_on': 'padded inputs materialised (`materialize_on`)',
               'materialize_conv': 'convolution outputs materialised (`materialize_conv`)',
               'separate_ntk': '`separate_ntk`', 'padded_first': '`padded_first`',
@@ -530,7 +527,7 @@ def model_variants_table() -> str:
 
     archs = ('myrtle5', 'cnn_gap', 'wrn')
     lines = [f"| default | {' | '.join(cell(a, 'default') for a in archs)} | "
-             f'{fixed(_us_per_pair(measured), 0)} us ({_entries(measured)} entries/s) |']
+             f'{fixed(us_per_pair(measured), 0)} us ({_entries(measured)} entries/s) |']
     for variant, label in labels.items():
         timed = f'fastconv_{variant}'
         slower = (f'+{fixed(100 * (steps["fastconv"] / steps[timed] - 1), 0)}%'
@@ -541,7 +538,7 @@ def model_variants_table() -> str:
 
 def model_against_device() -> str:
     model = where(_bench(MODEL_N32), variant='default').set_index('arch')
-    measured = {arch: _us_per_pair(_h100(arch).loc['fastconv', 'entries_per_s'])
+    measured = {arch: us_per_pair(h100_timings(arch).loc['fastconv', 'entries_per_s'])
                 for arch, _ in CONV_NETS}
     factors = [measured[arch] / model.loc[arch, 'model_us'] for arch in measured]
 
@@ -557,7 +554,6 @@ def model_against_device() -> str:
 def warps_projection() -> str:
     """Session 19: the candidates at 8 warps, scaled by the timed ``diagonal`` program's ratios
     to its own model (``model_us``, ``serial_us``), against plain neural-tangents."""
-    measured = _us_per_pair(_h100('myrtle5').loc['fastconv_pallas_diagonal_w8', 'entries_per_s'])
     reference = _bench('session19/xla_gpu_model_warps_diagonal_myrtle5.csv')
     reference = reference[reference['variant'].str.endswith('_w8')].iloc[0]
     masked = where(_bench('session19/xla_gpu_model_default_warps_masked.csv'),
@@ -565,10 +561,7 @@ def warps_projection() -> str:
     tail = _bench('session19/xla_gpu_model_default_warps_masked_tail_cnn_gap.csv').iloc[0]
 
     def ratios(candidate: pd.Series, arch: str) -> str:
-        nt_us = _us_per_pair(_h100(arch).loc['nt', 'entries_per_s'])
-        speedups = [nt_us / (candidate[total] * measured / reference[total])
-                    for total in ('model_us', 'serial_us')]
-        return f'{span(speedups, 1)}x'
+        return f'{span(projected_speedups(candidate, reference, arch), 1)}x'
 
     return (f'The model then gives Myrtle-5 masked {fixed(masked.model_us, 2)} / '
             f'{fixed(masked.serial_us, 2)} us per pair (`model_us` / `serial_us`) and CNN-GAP '
@@ -580,29 +573,28 @@ def warps_projection() -> str:
 def loops_projection() -> str:
     """Session 18: the model with loops counted (4 warps), scaled by the timed ``diagonal``
     program's ratios to its own model, against plain neural-tangents (unrounded timings)."""
-    measured = _us_per_pair(_h100('myrtle5').loc['fastconv_pallas_diagonal_w8', 'entries_per_s'])
     reference = _bench('session18/xla_gpu_model_trips_diagonal_myrtle5.csv').iloc[0]
 
-    def projected(path: str, arch: str) -> list[float]:
-        row = where(_bench(f'session18/xla_gpu_model_trips_{path}.csv'), arch=arch).iloc[0]
-        return [row[total] * measured / reference[total] for total in ('model_us', 'serial_us')]
+    def candidate(path: str, arch: str) -> pd.Series:
+        return where(_bench(f'session18/xla_gpu_model_trips_{path}.csv'), arch=arch).iloc[0]
 
     def speedups(path: str, arch: str) -> str:
-        nt_us = _us_per_pair(_h100(arch).loc['nt', 'entries_per_s'])
-        return f'{span([nt_us / us for us in projected(path, arch)], 1)}x'
+        return f'{span(projected_speedups(candidate(path, arch), reference, arch), 1)}x'
 
-    hours = [PAIRS_CIFAR10 * us / 3.6e9 for us in projected('masked', 'myrtle5')]
-    first_hours = [PAIRS_CIFAR10 * us / 3.6e9 for us in projected('first_myrtle5', 'myrtle5')]
+    def hours(path: str) -> str:
+        us = projected_us(candidate(path, 'myrtle5'), reference)
+        return span([cifar10_hours(us_per_pair(u)) for u in us], 1)
+
     return (f"- Myrtle-5 masked: **{speedups('masked', 'myrtle5')}** plain neural-tangents, "
-            f'{span(hours, 1)} H100-hours for CIFAR-10. `diagonal_first` projects to '
-            f"{speedups('first_myrtle5', 'myrtle5')} and {span(first_hours, 1)} hours. "
+            f"{hours('masked')} H100-hours for CIFAR-10. `diagonal_first` projects to "
+            f"{speedups('first_myrtle5', 'myrtle5')} and {hours('first_myrtle5')} hours. "
             f"- CNN-GAP: **{speedups('masked_tail_cnn_gap', 'cnn_gap')}** with the tail, "
             f"{speedups('masked', 'cnn_gap')} masked, {speedups('first_cnn_gap', 'cnn_gap')} "
             '`diagonal_first`.')
 
 
 def warps_timed() -> str:
-    myrtle = _h100('myrtle5')
+    myrtle = h100_timings('myrtle5')
     w4, w8 = (myrtle.loc[f'fastconv_pallas_diagonal_w{w}'] for w in (4, 8))
     less = 100 * (1 - w4.entries_per_s / w8.entries_per_s)
     return (f'Myrtle-5 with the Pallas `diagonal` steps ran in {fixed(less, 0)}% less time at 8 '
@@ -617,7 +609,8 @@ DOC_CLAIMS = [summary_cpu, summary_targets, activations_table, cpu_float32_accur
 
 
 def test_formats():
-    assert scientific(3.0e-7) == '3.0e-7' and scientific(8.734e9) == '8.7e9' and scientific(9.96e-5) == '1.0e-4'
+    assert scientific(3.0e-7) == '3.0e-7' and scientific(8.734e9) == '8.7e9'
+    assert scientific(9.96e-5) == '1.0e-4'
     assert _entries(38619.0) == '38,620' and _entries(3783.5) == '3,784'
     assert _seconds(0.3217) == '0.32' and _seconds(3.139) == '3.1'
 

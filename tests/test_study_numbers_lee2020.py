@@ -726,7 +726,8 @@ def width_slopes() -> str:
     steps = _width_steps()
     change = seed_mean(at_step(steps, 'ntk_drift'), ['width'])
     distance = seed_mean(at_step(steps, 'dist_ntk', split='test'), ['width'])
-    return (f"falls from {significant(change.iloc[0], 2)} to {significant(change.iloc[-1], 2)} (fitted log-log "
+    return (f"falls from {significant(change.iloc[0], 2)} to "
+            f"{significant(change.iloc[-1], 2)} (fitted log-log "
             f"slope {fixed(drift['slope'], 2)} over all widths, "
             f"{fixed(drift['slope_3_widest'], 2)} over the three widest; "
             '`lee2020_width_ntk_drift_slopes.csv`), and the distance to the NTK dynamics from '
@@ -1278,7 +1279,8 @@ def prec_float32_sizes() -> str:
     m = _largest_size()
     gap, fc = sizes['cnn_gap', 'nngp'], sizes['fc', 'nngp']
     ntks = sizes[sizes.index.get_level_values('kernel') == 'ntk']
-    return (f'Their critical sizes are {scientific(gap)} images for the CNN-GAP NNGP and {scientific(fc)} for '
+    return (f'Their critical sizes are {scientific(gap)} images for the CNN-GAP NNGP and '
+            f'{scientific(fc)} for '
             f'the FC NNGP, {fixed(gap / m, 0)}x and 10^{math.floor(math.log10(fc / m))}x the '
             f"{m} digits here. The NTKs' are above 10^{math.floor(math.log10(ntks.min()))}.")
 
@@ -1585,8 +1587,10 @@ CASES = [(study, claim) for study, claims in CLAIMS.items() for claim in claims]
 
 def test_formatting_helpers():
     assert short(0.070, 3) == '0.07' and short(5.01, 1) == '5' and short(0.025, 3) == '0.025'
-    assert significant(0.0798, 2) == '0.080' and significant(242.0, 3) == '242' and significant(0.0035, 2) == '0.0035'
-    assert scientific(2.8221e-6) == '2.8e-6' and scientific(9.96e4) == '1.0e5' and scientific(8.9e-4, 0) == '9e-4'
+    assert significant(0.0798, 2) == '0.080' and significant(242.0, 3) == '242'
+    assert significant(0.0035, 2) == '0.0035'
+    assert scientific(2.8221e-6) == '2.8e-6' and scientific(9.96e4) == '1.0e5'
+    assert scientific(8.9e-4, 0) == '9e-4'
     assert signed(0.0061, 3) == '+0.006' and signed(-0.008, 3) == '-0.008'
     assert reg(1e-6) == '1e-6' and reg(0.01) == '1e-2' and reg(1.0) == '1'
     assert reg(0.01, 0.01) == '0.01' and reg(1e-3, 0.01) == '1e-3'

@@ -70,8 +70,8 @@ def jacot_fig1_fit() -> str:
     return (f'Final training loss {significant(loss[narrow], 2)} (n = {narrow}) and '
             f'{significant(loss[wide], 2)} (n = {wide}); the test outputs '
             f"({int(test['n_test'].iloc[0])} fresh Gaussian inputs) are at RMS distance "
-            f'{significant(distance[narrow], 2)} and {significant(distance[wide], 2)} from the infinite-width '
-            'NTK dynamics')
+            f'{significant(distance[narrow], 2)} and {significant(distance[wide], 2)} from the '
+            'infinite-width NTK dynamics')
 
 
 def jacot_fig2_table() -> str:
@@ -171,7 +171,8 @@ def jacot_fig3_oscillation() -> str:
     return (f'`h_t` peaks at steps {h[0].idxmax():.0f} and {h[1].idxmax():.0f} '
             f"({fixed(h[0].max(), 2)} and {fixed(h[1].max(), 2)}), and the first init's `g_t` "
             f'keeps oscillating after step {after} ({_sign_changes(first)} sign changes in '
-            f'{len(first) - 1} steps, `|g_t|` up to {significant(first.abs().max(), 2)}; the second '
+            f'{len(first) - 1} steps, `|g_t|` up to {significant(first.abs().max(), 2)}; the '
+            'second '
             f"init's {_sign_changes(second)}), as gradient descent does along a direction its "
             'step overshoots; width 1000 has no sign change there')
 
@@ -655,8 +656,8 @@ def nads_repro_table() -> str:
 
     (fc_ratio, fc_share), (cnn_ratio, cnn_share) = nads('fc'), nads('cnn')
     return '\n'.join([
-        table_row('FC', f'{span(fc, 3)} on every direction (isotropic)', f'{fc_ratio} (flat spectrum)',
-            fixed(fc_share, 3)),
+        table_row('FC', f'{span(fc, 3)} on every direction (isotropic)',
+                  f'{fc_ratio} (flat spectrum)', fixed(fc_share, 3)),
         table_row('CNN (4 conv + GAP)',
             f"{span(cnn['value'][axis], 2)} on the {axis.sum()} directions with `i = 0` or "
             f"`j = 0`; {span(cnn['value'][~axis], 2)} (chance) on the {(~axis).sum()} others",
@@ -800,8 +801,9 @@ def huang_full_data_table() -> str:
         return (f"{mark}{fixed(best[(model, depth, 'ntk')], 4)}{mark} / "
                 f"{fixed(best[(model, depth, 'nngp')], 4)}")
 
-    return '\n'.join([table_row('FC', cell('fc', 1), cell('fc', 128, bold=True)),
-                      table_row('ResNet, `alpha = L^-1/2`', cell('resnet', 1), cell('resnet', 128))])
+    return '\n'.join([
+        table_row('FC', cell('fc', 1), cell('fc', 128, bold=True)),
+        table_row('ResNet, `alpha = L^-1/2`', cell('resnet', 1), cell('resnet', 128))])
 
 
 def huang_full_data_geometry() -> str:
