@@ -224,8 +224,7 @@ def nads() -> str:
 # session 19) ---------------------------------------------------------------------
 
 def fastconv_measured() -> str:
-    myrtle, gap = h100_timings('myrtle5'), h100_timings('cnn_gap')
-    speed = {name: f['entries_per_s'] for name, f in (('myrtle5', myrtle), ('cnn_gap', gap))}
+    speed = {arch: h100_timings(arch)['entries_per_s'] for arch in ('myrtle5', 'cnn_gap')}
     fast = [speed[a]['fastconv'] / speed[a]['nt'] for a in ('myrtle5', 'cnn_gap')]
     pallas = speed['myrtle5']['fastconv_pallas_diagonal_w8'] / speed['myrtle5']['fastconv']
     return (f'{fixed(fast[0], 1)}x / {fixed(fast[1], 1)}x measured (XLA recursion; the best '
