@@ -100,7 +100,9 @@ def base_column_sources() -> dict[str, str]:
             **{k: f'dataset.{k}' for k in _DATASET_COLUMNS}}
 
 
-def _check(condition: bool, message: str) -> None:
+def require(condition: bool, message: str) -> None:
+    """Raises :class:`ConfigError` with ``message`` unless ``condition``
+    holds (the experiments' ``validate`` hooks check their options with it)."""
     if not condition:
         raise ConfigError(message)
 
@@ -126,7 +128,7 @@ def _integer(value: Any) -> int | None:
 def _function(path: Any, key: str) -> Callable[..., Any]:
     """The function ``path`` (``module.function``) names, or one line saying
     why it cannot be imported."""
-    _check(isinstance(path, str) and '.' in path,
+    require(isinstance(path, str) and '.' in path,
            f'{key}={path!r} must name a function as module.function (e.g. '
            'ntkexp.experiments.kernel_regression.run)')
     try:
@@ -137,7 +139,7 @@ def _function(path: Any, key: str) -> Callable[..., Any]:
             f"{error}); check the name, and put the folder holding "
             f"'{path.split('.')[0]}' on PYTHONPATH (e.g. PYTHONPATH=. ntkexp "
             'run ...)') from None
-    _check(callable(function), f'{key}={path!r} is not a function')
+    require(callable(function), f'{key}={path!r} is not a function')
     return function
 
 
@@ -185,39 +187,60 @@ def validate(cfg: DictConfig) -> None:
     Raises:
         ConfigError: with one line naming the problem and the valid values.
     """
-    _check(cfg.get('matmul_precision', 'highest') in MATMUL_PRECISIONS,
-           f"matmul_precision={cfg.get('matmul_precision')!r} is invalid; use "
-           + ' or '.join(f'matmul_precision={p}' for p in MATMUL_PRECISIONS))
-    _check(cfg.get('precision') in ('float32', 'float64'),
-           f"precision={cfg.get('precision')!r} is invalid; use precision=float32 "
-           'or precision=float64')
+    _check_root_options(cfg)
+    _check_kernel_options(cfg.get('kernel', {}))
+    _check_dataset_options(cfg)
+    _check_shared_experiment_options(cfg.experiment)
+    _check_options_set_aside(cfg, command_line_keys())
+    _function(cfg.experiment.get('run', None), 'experiment.run')
+    validator = cfg.experiment.get('validate', None)
+    if validator:
+        _function(validator, 'experiment.validate')(cfg)
+    _check_model_builds(cfg)
+
+
+def _check_root_options(cfg: DictConfig) -> None:
+    """``matmul_precision``, ``precision`` and the seeds."""
+    require(cfg.get('matmul_precision', 'highest') in MATMUL_PRECISIONS,
+            f"matmul_precision={cfg.get('matmul_precision')!r} is invalid; use "
+            + ' or '.join(f'matmul_precision={p}' for p in MATMUL_PRECISIONS))
+    require(cfg.get('precision') in ('float32', 'float64'),
+            f"precision={cfg.get('precision')!r} is invalid; use precision=float32 "
+            'or precision=float64')
     for key, value in (('seed', cfg.get('seed', 0)),
                        ('dataset.seed', (cfg.get('dataset') or {}).get('seed', 0))):
-        _check(_integer(value) is not None,
-               f'{key}={value!r} must be an integer (e.g. {key}=0; a sweep: '
-               f'{key}=0,1,2)')
-    kernel = cfg.get('kernel', {})
+        require(_integer(value) is not None,
+                f'{key}={value!r} must be an integer (e.g. {key}=0; a sweep: '
+                f'{key}=0,1,2)')
+
+
+def _check_kernel_options(kernel: DictConfig | dict) -> None:
+    """The ``kernel`` group: memory budget, block size and time cap, jobs."""
     memory = kernel.get('memory_gb', 1)
-    _check((_number(memory) or 0) > 0,
-           f'kernel.memory_gb={memory!r} must be a number > 0 (GiB)')
+    require((_number(memory) or 0) > 0,
+            f'kernel.memory_gb={memory!r} must be a number > 0 (GiB)')
     seconds = kernel.get('block_seconds', None)
-    _check(seconds is None or (_number(seconds) or 0) > 0,
-           f'kernel.block_seconds={seconds!r} must be a number > 0 or null (no time cap)')
+    require(seconds is None or (_number(seconds) or 0) > 0,
+            f'kernel.block_seconds={seconds!r} must be a number > 0 or null (no time cap)')
     bs = kernel.get('block_size', None)
-    _check(bs is None or (_integer(bs) or 0) > 0,
-           f'kernel.block_size={bs!r} must be a positive integer or null')
+    require(bs is None or (_integer(bs) or 0) > 0,
+            f'kernel.block_size={bs!r} must be a positive integer or null')
     jobs = kernel.get('jobs', 1)
-    _check((_integer(jobs) or 0) >= 1,
-           f'kernel.jobs={jobs!r} must be an integer >= 1')
-    _check(kernel.get('executor', 'local') in ('local', 'slurm'),
-           f"kernel.executor={kernel.get('executor')!r} is invalid; use local "
-           'or slurm')
+    require((_integer(jobs) or 0) >= 1,
+            f'kernel.jobs={jobs!r} must be an integer >= 1')
+    require(kernel.get('executor', 'local') in ('local', 'slurm'),
+            f"kernel.executor={kernel.get('executor')!r} is invalid; use local "
+            'or slurm')
     if (_integer(jobs) or 0) > 1 and kernel.get('executor') == 'slurm':
-        _check(shutil.which('sbatch') is not None,
-               f'kernel.executor=slurm submits the kernel.jobs={jobs} block jobs '
-               "to SLURM, but sbatch is not on this machine's PATH: run on the "
-               "cluster's login node, or use kernel.executor=local to run the "
-               'jobs here')
+        require(shutil.which('sbatch') is not None,
+                f'kernel.executor=slurm submits the kernel.jobs={jobs} block jobs '
+                "to SLURM, but sbatch is not on this machine's PATH: run on the "
+                "cluster's login node, or use kernel.executor=local to run the "
+                'jobs here')
+
+
+def _check_dataset_options(cfg: DictConfig) -> None:
+    """The split sizes; ``dataset.n_valid`` only where a run scores it."""
     dataset = cfg.get('dataset') or {}
     for key in ('n_train', 'n_test'):  # the builders check the rest
         if key in dataset:
@@ -225,42 +248,100 @@ def validate(cfg: DictConfig) -> None:
                 preprocess.check_size(dataset[key], f'dataset.{key}')
             except ValueError as error:
                 raise ConfigError(str(error)) from None
-    exp = cfg.experiment
     n_valid = dataset.get('n_valid', 0)
     try:
         builders.check_n_valid(n_valid)
     except ValueError:
         raise ConfigError(f'dataset.n_valid={n_valid!r} must be an integer >= 0 '
                           '(0 = no validation split)') from None
-    _check(not n_valid or exp.get('run', None) in VALIDATION_RUNS,
-           f'dataset.n_valid={n_valid}: only experiment=kernel_regression (and the paper '
-           f'configs that run it) scores a validation split; experiment.run='
-           f"{exp.get('run', None)} would ignore it: drop dataset.n_valid")
+    run = cfg.experiment.get('run', None)
+    require(not n_valid or run in VALIDATION_RUNS,
+            f'dataset.n_valid={n_valid}: only experiment=kernel_regression (and the paper '
+            f'configs that run it) scores a validation split; experiment.run='
+            f'{run} would ignore it: drop dataset.n_valid')
+
+
+def _check_shared_experiment_options(exp: DictConfig) -> None:
+    """Options several experiments share: ``diag_reg``, ``kernels``, ``t``."""
     for key in ('diag_reg',):
         if key in exp:
             for value in as_list(exp[key], if_none=[None]):
-                _check(_number(value) is not None and _number(value) >= 0,
-                       f'experiment.{key}={value!r} is invalid; the diagonal '
-                       'regulariser must be a number >= 0 (e.g. '
-                       'experiment.diag_reg=1e-4)')
+                require(_number(value) is not None and _number(value) >= 0,
+                        f'experiment.{key}={value!r} is invalid; the diagonal '
+                        'regulariser must be a number >= 0 (e.g. '
+                        'experiment.diag_reg=1e-4)')
     if 'kernels' in exp:  # the infinite-width kernels an experiment computes
         kernels = as_list(exp.kernels)
         unknown = [k for k in kernels if k not in ('nngp', 'ntk')]
-        _check(kernels and not unknown,
-               f'experiment.kernels={list(kernels)} is invalid; give nngp and/or '
-               'ntk, e.g. experiment.kernels=[nngp,ntk]')
+        require(kernels and not unknown,
+                f'experiment.kernels={list(kernels)} is invalid; give nngp and/or '
+                'ntk, e.g. experiment.kernels=[nngp,ntk]')
     for value in as_list(exp.get('t', None)):  # kernel regression's training times
         try:
             ok = time_value(value) >= 0
         except ValueError:
             ok = False
-        _check(ok, f'experiment.t={value} is invalid; a training time is a '
-                   'number >= 0, inf or null (the converged predictor), e.g. '
-                   'experiment.t=[10,100,null]')
-    _function(exp.get('run', None), 'experiment.run')
-    validator = exp.get('validate', None)
-    if validator:
-        _function(validator, 'experiment.validate')(cfg)
+        require(ok, f'experiment.t={value} is invalid; a training time is a '
+                    'number >= 0, inf or null (the converged predictor), e.g. '
+                    'experiment.t=[10,100,null]')
+
+
+def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
+    """Refuses an option typed on the command line that an option from a
+    config file sets aside, so that the run would not use it.
+
+    ``experiment.lr`` is used only with ``experiment.lr_fraction=null`` (the
+    fraction sets the rate from the NTK's stability bound, Lee et al. 2020,
+    Sec. 2.4) and ``experiment.lr_kernel`` only without it;
+    ``experiment.momentum`` only with ``experiment.optimizer=momentum``; the
+    step decay's ``decay_at`` / ``decay_factor`` only with
+    ``experiment.schedule=step``, ``final_lr_fraction`` only with ``cosine``;
+    ``dataset.stats_from`` only with ``dataset.standardize`` or
+    ``dataset.zca``. When both options are typed (a sweep over a grid) the
+    combination is the user's and runs.
+    """
+    exp = cfg.experiment
+    dataset = cfg.get('dataset') or {}
+    fraction = exp.get('lr_fraction', None)
+    optimizer = exp.get('optimizer', None)
+    schedule = exp.get('schedule', None)
+    decay = (schedule not in (None, 'step'),
+             ('experiment.schedule',), f'experiment.schedule={schedule} does '
+             'not decay in steps; add experiment.schedule=step')
+    set_aside = {  # option: (set aside?, by which options, why and the fix)
+        'experiment.lr': (
+            fraction is not None, ('experiment.lr_fraction',),
+            f'experiment.lr_fraction={fraction} sets the learning rate to that '
+            'fraction of the largest stable one (nt.predict.max_learning_rate of '
+            'the NTK); add experiment.lr_fraction=null to use experiment.lr'),
+        'experiment.lr_kernel': (
+            'lr_fraction' in exp and fraction is None, ('experiment.lr_fraction',),
+            f"experiment.lr_fraction=null uses experiment.lr={exp.get('lr', None)}; "
+            'set experiment.lr_fraction (e.g. 0.5) to scale the stability bound of '
+            'that kernel'),
+        'experiment.momentum': (
+            optimizer not in (None, 'momentum'), ('experiment.optimizer',),
+            f'experiment.optimizer={optimizer} has no momentum; add '
+            'experiment.optimizer=momentum'),
+        'experiment.decay_at': decay,
+        'experiment.decay_factor': decay,
+        'experiment.final_lr_fraction': (
+            schedule not in (None, 'cosine'), ('experiment.schedule',),
+            f'experiment.schedule={schedule} is not cosine; add '
+            'experiment.schedule=cosine'),
+        'dataset.stats_from': (
+            not dataset.get('standardize', None) and not dataset.get('zca', None),
+            ('dataset.standardize', 'dataset.zca'),
+            'it says where dataset.standardize / dataset.zca take their statistics '
+            'from, and neither is set; add e.g. dataset.standardize=per_channel'),
+    }
+    for key, (aside, by, reason) in set_aside.items():
+        require(key not in given or not aside or any(k in given for k in by),
+                f'{key}={OmegaConf.select(cfg, key)} would be ignored: {reason}')
+
+
+def _check_model_builds(cfg: DictConfig) -> None:
+    """Builds the model once, so that a bad hyper-parameter is one line."""
     if cfg.get('model') is not None:
         from hydra.utils import instantiate  # pylint: disable=g-import-not-at-top
         try:

@@ -561,6 +561,29 @@ def as_hydra_job():
     (['experiment=finite_width', 'model.width=8'],
      'model.width=8 would be ignored: experiment=finite_width trains the '
      'widths [64, 256]'),
+    # Training options that another option sets aside.
+    (['experiment=finite_width', 'experiment.lr=0.1'],
+     'experiment.lr=0.1 would be ignored: experiment.lr_fraction=0.5 sets the '
+     'learning rate to that fraction of the largest stable one '
+     '(nt.predict.max_learning_rate of the NTK); add experiment.lr_fraction=null'),
+    (['experiment=kopitkov2019', 'experiment.lr=2.0'],
+     'experiment.lr=2.0 would be ignored: experiment.lr_fraction=0.5'),
+    (['experiment=finite_width', 'experiment.momentum=0.5'],
+     'experiment.momentum=0.5 would be ignored: experiment.optimizer=gd has no '
+     'momentum; add experiment.optimizer=momentum'),
+    (['experiment=alignment', 'experiment.decay_factor=0.5'],
+     'experiment.decay_factor=0.5 would be ignored: experiment.schedule=constant '
+     'does not decay in steps; add experiment.schedule=step'),
+    (['experiment=kopitkov2019', 'experiment.final_lr_fraction=0.1'],
+     'experiment.final_lr_fraction=0.1 would be ignored: experiment.schedule='
+     'constant is not cosine'),
+    (['experiment=jacot2018_fig1', 'experiment.lr_kernel=empirical'],
+     'experiment.lr_kernel=empirical would be ignored: experiment.lr_fraction=null '
+     'uses experiment.lr=1.0'),
+    (['dataset=digits', 'dataset.stats_from=train_split'],
+     'dataset.stats_from=train_split would be ignored: it says where '
+     'dataset.standardize / dataset.zca take their statistics from, and neither '
+     'is set'),
 ])
 def test_scalar_beside_the_list_it_would_not_change_is_an_error(
         overrides, message, tmp_path, as_hydra_job):
@@ -574,6 +597,35 @@ def test_scalar_beside_the_list_it_would_not_change_is_an_error(
     HydraConfig.instance().cfg = None
     assert runner.command_line_keys() == set()
     runner.validate(_compose([f'paths.root={tmp_path}'] + overrides))
+
+
+def test_the_command_lines_lr_and_momentum_train_once_nothing_sets_them_aside(
+        tmp_path, as_hydra_job):
+    cfg = as_hydra_job([
+        f'paths.root={tmp_path}', 'experiment=finite_width',
+        'experiment.widths=[8]', 'experiment.seeds=[0]',
+        'experiment.lr_fraction=null', 'experiment.lr=0.3',
+        'experiment.optimizer=momentum', 'experiment.momentum=0.5',
+        'dataset.n_train=8', 'dataset.n_test=8', 'experiment.steps=1',
+        'kernel.progress=false'])
+    rows = runner.run_job(cfg, tmp_path / 'run')
+    assert rows[rows.metric == 'lr'].value.tolist() == [0.3]
+
+
+@pytest.mark.parametrize('overrides', [
+    # Both options typed: a grid the user asked for (the gd jobs of
+    # -m experiment.optimizer=gd,momentum experiment.momentum=0.5).
+    ['experiment=finite_width', 'experiment.optimizer=gd', 'experiment.momentum=0.5'],
+    ['experiment=finite_width', 'experiment.lr_fraction=0.5', 'experiment.lr=0.1'],
+    ['experiment=alignment', 'experiment.schedule=cosine', 'experiment.decay_at=[0.5]'],
+    ['dataset=digits', 'dataset.zca=null', 'dataset.stats_from=train_split'],
+    # Options the config files already use.
+    ['experiment=alignment', 'experiment.schedule=step', 'experiment.decay_at=[0.5]'],
+    ['dataset=digits', 'dataset.zca=0.1', 'dataset.stats_from=train_split'],
+])
+def test_an_option_set_aside_by_another_typed_option_is_the_users_grid(
+        overrides, tmp_path, as_hydra_job):
+    runner.validate(as_hydra_job([f'paths.root={tmp_path}'] + overrides))
 
 
 def test_finite_width_trains_the_command_lines_seed_and_width(tmp_path,

@@ -81,7 +81,7 @@ from ntkexp import training
 from ntkexp.empirical_ntk import AUTO, EmpiricalNTK
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
-from ntkexp.runner import ConfigError, choice_name, target_name
+from ntkexp.runner import ConfigError, choice_name, require, target_name
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,6 @@ DTYPES = ('float32', 'float64')
 
 
 # --- configuration helpers --------------------------------------------------
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
 
 
 def _implementation_code(value: Any) -> int:
@@ -120,91 +115,91 @@ def validate(cfg: DictConfig) -> None:
     def positive_int(key: str, minimum: int = 1) -> None:
         if key in exp and exp[key] is not None:
             value = exp[key]
-            _check(isinstance(value, int) and not isinstance(value, bool)
-                   and value >= minimum,
-                   f'experiment.{key}={value!r} must be an integer >= {minimum}')
+            require(isinstance(value, int) and not isinstance(value, bool)
+                    and value >= minimum,
+                    f'experiment.{key}={value!r} must be an integer >= {minimum}')
 
     for key in ('top_k', 'n_inits', 'component', 'lmax', 'n_quad', 'd'):
         positive_int(key, 2 if key == 'd' else 1)
     for key in ('steps', 'gram_points', 'shape_points', 'gram_lmax'):
         positive_int(key, 0)
     if 'schedule' in exp:
-        _check(exp.schedule in SCHEDULES,
-               f'experiment.schedule={exp.schedule!r} is invalid; use one of '
-               f"{', '.join(SCHEDULES)}")
+        require(exp.schedule in SCHEDULES,
+                f'experiment.schedule={exp.schedule!r} is invalid; use one of '
+                f"{', '.join(SCHEDULES)}")
     if 'optimizer' in exp:
-        _check(exp.optimizer in training.OPTIMIZERS,
-               f'experiment.optimizer={exp.optimizer!r} is invalid; use one of '
-               f"{', '.join(training.OPTIMIZERS)}")
+        require(exp.optimizer in training.OPTIMIZERS,
+                f'experiment.optimizer={exp.optimizer!r} is invalid; use one of '
+                f"{', '.join(training.OPTIMIZERS)}")
     if 'loss' in exp:
-        _check(exp.loss in training.LOSSES,
-               f'experiment.loss={exp.loss!r} is invalid; use one of '
-               f"{', '.join(training.LOSSES)}")
+        require(exp.loss in training.LOSSES,
+                f'experiment.loss={exp.loss!r} is invalid; use one of '
+                f"{', '.join(training.LOSSES)}")
     if 'ntk_implementation' in exp:
         _implementation_code(exp.ntk_implementation)
     block = exp.get('ntk_block_size', None)
-    _check(block is None or block == AUTO or (
-        isinstance(block, int) and not isinstance(block, bool) and block >= 1),
-           f'experiment.ntk_block_size={block!r} is invalid; use {AUTO} (the '
-           'largest block that fits kernel.memory_gb), an integer >= 1 or null '
-           '(one block)')
+    require(block is None or block == AUTO or (
+         isinstance(block, int) and not isinstance(block, bool) and block >= 1),
+            f'experiment.ntk_block_size={block!r} is invalid; use {AUTO} (the '
+            'largest block that fits kernel.memory_gb), an integer >= 1 or null '
+            '(one block)')
     if exp.get('precision', None) is not None:
-        _check(exp.precision in DTYPES,
-               f'experiment.precision={exp.precision!r} is invalid; use float32, '
-               'float64 or null (= the root precision)')
+        require(exp.precision in DTYPES,
+                f'experiment.precision={exp.precision!r} is invalid; use float32, '
+                'float64 or null (= the root precision)')
     if exp.get('train_dtype', None) is not None:
-        _check(exp.train_dtype in DTYPES,
-               f'experiment.train_dtype={exp.train_dtype!r} is invalid; use '
-               'float32, float64 or null (= precision)')
+        require(exp.train_dtype in DTYPES,
+                f'experiment.train_dtype={exp.train_dtype!r} is invalid; use '
+                'float32, float64 or null (= precision)')
     lr, fraction = exp.get('lr', None), exp.get('lr_fraction', None)
     if 'lr' in exp or 'lr_fraction' in exp:
-        _check(lr is not None or fraction is not None,
-               'set experiment.lr (e.g. 1.0) or experiment.lr_fraction (e.g. 0.5)')
+        require(lr is not None or fraction is not None,
+                'set experiment.lr (e.g. 1.0) or experiment.lr_fraction (e.g. 0.5)')
         for key, value in (('lr', lr), ('lr_fraction', fraction)):
-            _check(value is None or float(value) > 0,
-                   f'experiment.{key}={value} must be > 0')
+            require(value is None or float(value) > 0,
+                    f'experiment.{key}={value} must be > 0')
     for f in as_list(exp.get('decay_at', None)):
-        _check(0 < float(f) < 1, f'experiment.decay_at has {f}; use fractions '
-               'of the training steps in (0, 1), e.g. [0.5, 0.75]')
+        require(0 < float(f) < 1, f'experiment.decay_at has {f}; use fractions '
+                'of the training steps in (0, 1), e.g. [0.5, 0.75]')
     if exp.get('decay_factor', None) is not None:
-        _check(0 < float(exp.decay_factor) <= 1,
-               f'experiment.decay_factor={exp.decay_factor} must be in (0, 1]')
+        require(0 < float(exp.decay_factor) <= 1,
+                f'experiment.decay_factor={exp.decay_factor} must be in (0, 1]')
     for k in as_list(exp.get('energy_k', None)):
-        _check(isinstance(k, int) and k >= 1,
-               f'experiment.energy_k has {k!r}; use positive integers')
+        require(isinstance(k, int) and k >= 1,
+                f'experiment.energy_k has {k!r}; use positive integers')
     spec = exp.get('log_steps', None)
     if spec is not None and not (OmegaConf.is_list(spec) or isinstance(spec, list)):
-        _check(isinstance(spec, int) and spec >= 2,
-               f'experiment.log_steps={spec!r}: give a count >= 2 or a list of steps')
+        require(isinstance(spec, int) and spec >= 2,
+                f'experiment.log_steps={spec!r}: give a count >= 2 or a list of steps')
     if exp.get('log_spacing', None) is not None:
-        _check(exp.log_spacing in ('log', 'linear'),
-               f'experiment.log_spacing={exp.log_spacing!r}: use log or linear')
+        require(exp.log_spacing in ('log', 'linear'),
+                f'experiment.log_spacing={exp.log_spacing!r}: use log or linear')
     fit = exp.get('fit_degrees', None)
     if fit is not None:
         fit = as_list(fit)
-        _check(len(fit) == 2 and 1 <= int(fit[0]) < int(fit[1]),
-               f'experiment.fit_degrees={fit}: give [l_min, l_max] with '
-               '1 <= l_min < l_max')
-        _check(int(fit[1]) <= int(exp.get('lmax', fit[1])),
-               f'experiment.fit_degrees={fit} exceeds experiment.lmax='
-               f"{exp.get('lmax')}")
+        require(len(fit) == 2 and 1 <= int(fit[0]) < int(fit[1]),
+                f'experiment.fit_degrees={fit}: give [l_min, l_max] with '
+                '1 <= l_min < l_max')
+        require(int(fit[1]) <= int(exp.get('lmax', fit[1])),
+                f'experiment.fit_degrees={fit} exceeds experiment.lmax='
+                f"{exp.get('lmax')}")
     for a in as_list(exp.get('alphas', None)):
-        _check(float(a) >= 0, f'experiment.alphas has {a}; use values >= 0')
+        require(float(a) >= 0, f'experiment.alphas has {a}; use values >= 0')
     for depth in as_list(exp.get('depths', None)):
-        _check(isinstance(depth, int) and depth >= 0,
-               f'experiment.depths has {depth!r}; use integers >= 0')
+        require(isinstance(depth, int) and depth >= 0,
+                f'experiment.depths has {depth!r}; use integers >= 0')
     if str(exp.get('run', '')).endswith('.run_sphere') and cfg.get('model'):
         # Funk-Hecke needs a dot-product kernel k(<x, x'>) of vectors on the
         # sphere; experiment.depths replaces model.depth.
         target = target_name(cfg.model)
-        _check(target == 'fc' or (target == 'resnet' and
-                                  cfg.model.get('layout', 'flat') == 'flat'),
-               f"experiment={exp.name} computes the spectra of FC and flat "
-               'ResNet kernels on the sphere (dot-product kernels), not of '
-               f"model={choice_name('model', cfg.model)}"
-               + (' model.layout=image' if target == 'resnet' else '')
-               + '; use model=fc or model=resnet (layout=flat), with '
-               'experiment.depths for the depths')
+        require(target == 'fc' or (target == 'resnet' and
+                                   cfg.model.get('layout', 'flat') == 'flat'),
+                f"experiment={exp.name} computes the spectra of FC and flat "
+                'ResNet kernels on the sphere (dot-product kernels), not of '
+                f"model={choice_name('model', cfg.model)}"
+                + (' model.layout=image' if target == 'resnet' else '')
+                + '; use model=fc or model=resnet (layout=flat), with '
+                'experiment.depths for the depths')
 
 
 # --- learning-rate schedules and logged steps --------------------------------

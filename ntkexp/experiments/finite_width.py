@@ -146,6 +146,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import ntk_drift
+from ntkexp import runner
 from ntkexp import training
 from ntkexp.empirical_ntk import EmpiricalNTK
 from ntkexp.experiments import finite_width_rows as fw_rows
@@ -155,6 +156,7 @@ from ntkexp.experiments.kernel_regression import compute_kernels
 from ntkexp.models import count_params
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
+from ntkexp.runner import ConfigError, require, target_name
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,6 @@ def _widths_setting(cfg: DictConfig) -> Optional[list[Any]]:
     trains each architecture at its own widths (e.g. ``{fc: [512], cnn:
     [16]}``); an architecture missing from it uses ``experiment.widths``.
     """
-    from ntkexp.runner import target_name  # pylint: disable=g-import-not-at-top
     by_model = cfg.experiment.get('model_widths', None)
     if by_model is not None:
         name = target_name(cfg.model)
@@ -209,11 +210,10 @@ def references_of(cfg: DictConfig, given: Optional[set[str]] = None) -> list[str
     runs; named on the command line (``given``, default: this job's
     overrides) they stay, and :func:`validate` refuses them with the fix.
     """
-    from ntkexp.runner import command_line_keys  # pylint: disable=g-import-not-at-top
     exp = cfg.experiment
     references = [str(r) for r in as_list(exp.get('references', None))]
     decay = bool(exp.get('l2', 0.0)) and exp.get('l2_center', 'zero') != 'init'
-    given = command_line_keys() if given is None else given
+    given = runner.command_line_keys() if given is None else given
     if decay and 'experiment.references' not in given:
         references = [r for r in references if r not in ('ntk', 'ntk_mean')]
     return references
@@ -250,175 +250,225 @@ def validate(cfg: DictConfig) -> None:
     Raises:
         ntkexp.runner.ConfigError: one line naming the bad value and the fix.
     """
-    from ntkexp.runner import ConfigError  # pylint: disable=g-import-not-at-top
-
-    def check(condition, message):
-        if not condition:
-            raise ConfigError(message)
-
     exp = cfg.experiment
-    widths = _widths_setting(cfg)
-    # A run trains the lists; a scalar given on the command line beside them
-    # would be ignored (a sweep over it would repeat one run).
-    from ntkexp.runner import command_line_keys, target_name  # pylint: disable=g-import-not-at-top
-    given = command_line_keys()
+    given = runner.command_line_keys()
+    _check_lists_used(cfg, given)
+    _check_widths_and_seeds(cfg)
+    _check_schedule(exp)
+    optimizer, loss = _check_optimisation(exp)
+    probe = _check_probe_set(exp)
+    _check_outputs(exp, loss)
+    _check_weight_decay(cfg, given, optimizer, loss)
+    _check_variants(cfg, probe)
+
+
+def _check_lists_used(cfg: DictConfig, given: set[str]) -> None:
+    """A run trains the lists; a scalar given on the command line beside them
+    would be ignored (a sweep over it would repeat one run)."""
+    exp = cfg.experiment
     seeds = as_list(exp.get('seeds', None), None)
-    check('seed' not in given or seeds is None,
-          f'seed={cfg.get("seed")} would be ignored: experiment={exp.name} trains '
-          f'experiment.seeds={list(seeds or [])}; give experiment.seeds=[{cfg.get("seed")}] '
-          'instead, or add experiment.seeds=null to use seed')
-    check('model.width' not in given or widths is None,
-          f'model.width={cfg.model.get("width")} would be ignored: experiment='
-          f'{exp.name} trains the widths {list(widths or [])} '
-          '(experiment.widths / experiment.model_widths); give '
-          f'experiment.widths=[{cfg.model.get("width")}] instead, or add '
-          'experiment.widths=null experiment.model_widths=null to use model.width')
+    require('seed' not in given or seeds is None,
+            f'seed={cfg.get("seed")} would be ignored: experiment={exp.name} trains '
+            f'experiment.seeds={list(seeds or [])}; give experiment.seeds=[{cfg.get("seed")}] '
+            'instead, or add experiment.seeds=null to use seed')
+    widths = _widths_setting(cfg)
+    require('model.width' not in given or widths is None,
+            f'model.width={cfg.model.get("width")} would be ignored: experiment='
+            f'{exp.name} trains the widths {list(widths or [])} '
+            '(experiment.widths / experiment.model_widths); give '
+            f'experiment.widths=[{cfg.model.get("width")}] instead, or add '
+            'experiment.widths=null experiment.model_widths=null to use model.width')
     by_model = exp.get('model_widths', None) or {}
     name = target_name(cfg.model)
-    check('experiment.widths' not in given or 'experiment.model_widths' in given
-          or name not in by_model,
-          f'experiment.widths={as_list(exp.get("widths"), None)} would be ignored: '
-          f'experiment={exp.name} trains experiment.model_widths.{name}='
-          f'{list(as_list(by_model.get(name), []))} for this model; add '
-          'experiment.model_widths=null to use experiment.widths (or set '
-          f'experiment.model_widths.{name}=[...])')
-    where = 'experiment.widths has'
+    require('experiment.widths' not in given or 'experiment.model_widths' in given
+            or name not in by_model,
+            f'experiment.widths={as_list(exp.get("widths"), None)} would be ignored: '
+            f'experiment={exp.name} trains experiment.model_widths.{name}='
+            f'{list(as_list(by_model.get(name), []))} for this model; add '
+            'experiment.model_widths=null to use experiment.widths (or set '
+            f'experiment.model_widths.{name}=[...])')
+
+
+def _check_widths_and_seeds(cfg: DictConfig) -> None:
+    """The widths trained (``experiment.widths`` or ``model.width``) are
+    integers >= 1; the seeds are integers."""
+    widths, where = _widths_setting(cfg), 'experiment.widths has'
     if widths is None:
-        check(cfg.model.get('width', None) is not None,
-              'experiment.widths is null and the model has no width; set '
-              'experiment.widths=[64,256]')
+        require(cfg.model.get('width', None) is not None,
+                'experiment.widths is null and the model has no width; set '
+                'experiment.widths=[64,256]')
         widths, where = [cfg.model.width], 'model.width is'
     for w in widths:
-        check(isinstance(w, int) and not isinstance(w, bool) and w >= 1,
-              f'{where} {w!r}; widths must be integers >= 1 (e.g. '
-              + ('model.width=64)' if where.startswith('model')
-                 else 'experiment.widths=[64,256])'))
-    for s in as_list(exp.get('seeds', None)):
-        check(isinstance(s, int) and not isinstance(s, bool),
-              f'experiment.seeds has {s!r}; seeds must be integers '
-              '(e.g. experiment.seeds=[0,1,2])')
+        require(isinstance(w, int) and not isinstance(w, bool) and w >= 1,
+                f'{where} {w!r}; widths must be integers >= 1 (e.g. '
+                + ('model.width=64)' if where.startswith('model')
+                   else 'experiment.widths=[64,256])'))
+    for s in as_list(cfg.experiment.get('seeds', None)):
+        require(isinstance(s, int) and not isinstance(s, bool),
+                f'experiment.seeds has {s!r}; seeds must be integers '
+                '(e.g. experiment.seeds=[0,1,2])')
+
+
+def _check_schedule(exp: DictConfig) -> None:
+    """``steps``, the evaluation steps and ``ntk_implementation``."""
     steps = exp.get('steps', None)
-    check(isinstance(steps, int) and steps >= 0,
-          f'experiment.steps={steps!r} must be an integer >= 0')
+    require(isinstance(steps, int) and steps >= 0,
+            f'experiment.steps={steps!r} must be an integer >= 0')
     every = exp.get('eval_every', None)
-    check(every is None or (isinstance(every, int) and every >= 1),
-          f'experiment.eval_every={every!r} must be an integer >= 1 or null')
+    require(every is None or (isinstance(every, int) and every >= 1),
+            f'experiment.eval_every={every!r} must be an integer >= 1 or null')
     for s in as_list(exp.get('eval_steps', None)):
-        check(isinstance(s, int) and 0 <= s <= steps,
-              f'experiment.eval_steps has {s!r}; use integers in [0, '
-              f'experiment.steps={steps}]')
+        require(isinstance(s, int) and 0 <= s <= steps,
+                f'experiment.eval_steps has {s!r}; use integers in [0, '
+                f'experiment.steps={steps}]')
     try:
         ntk_drift.implementation_code(exp.get('ntk_implementation', 1))
     except ValueError as error:
         raise ConfigError(str(error)) from None
+
+
+def _check_optimisation(exp: DictConfig) -> tuple[str, str]:
+    """Optimizer, mini-batches, momentum, loss and learning rate.
+
+    Returns:
+        ``(optimizer, loss)``.
+    """
     optimizer = exp.get('optimizer', 'gd')
-    check(optimizer in training.OPTIMIZERS,
-          f'experiment.optimizer={optimizer!r} is invalid; use one of '
-          f"{', '.join(training.OPTIMIZERS)}")
+    require(optimizer in training.OPTIMIZERS,
+            f'experiment.optimizer={optimizer!r} is invalid; use one of '
+            f"{', '.join(training.OPTIMIZERS)}")
     batch = exp.get('batch_size', None)
-    check(batch is None or (isinstance(batch, int) and batch >= 1),
-          f'experiment.batch_size={batch!r} must be an integer >= 1 or null '
-          '(full batch)')
-    check(not (optimizer == 'gd' and batch is not None),
-          'experiment.optimizer=gd is full-batch; use experiment.optimizer=sgd '
-          'for mini-batches or experiment.batch_size=null')
+    require(batch is None or (isinstance(batch, int) and batch >= 1),
+            f'experiment.batch_size={batch!r} must be an integer >= 1 or null '
+            '(full batch)')
+    require(not (optimizer == 'gd' and batch is not None),
+            'experiment.optimizer=gd is full-batch; use experiment.optimizer=sgd '
+            'for mini-batches or experiment.batch_size=null')
     momentum = exp.get('momentum', 0.9)
-    check(optimizer != 'momentum' or (momentum is not None and
-                                      0 <= float(momentum) < 1),
-          f'experiment.momentum={momentum!r} must be in [0, 1)')
+    require(optimizer != 'momentum' or (momentum is not None and
+                                        0 <= float(momentum) < 1),
+            f'experiment.momentum={momentum!r} must be in [0, 1)')
     loss = exp.get('loss', 'mse')
-    check(loss in training.LOSSES,
-          f"experiment.loss={loss!r} is invalid; use one of "
-          f"{', '.join(training.LOSSES)}")
+    require(loss in training.LOSSES,
+            f"experiment.loss={loss!r} is invalid; use one of "
+            f"{', '.join(training.LOSSES)}")
     lr, fraction = exp.get('lr', None), exp.get('lr_fraction', None)
-    check(fraction is not None or (lr is not None and float(lr) > 0),
-          f'experiment.lr={lr!r} must be > 0 (or set experiment.lr_fraction)')
-    check(fraction is None or float(fraction) > 0,
-          f'experiment.lr_fraction={fraction!r} must be > 0 (e.g. 0.5 of '
-          'nt.predict.max_learning_rate) or null')
+    require(fraction is not None or (lr is not None and float(lr) > 0),
+            f'experiment.lr={lr!r} must be > 0 (or set experiment.lr_fraction)')
+    require(fraction is None or float(fraction) > 0,
+            f'experiment.lr_fraction={fraction!r} must be > 0 (e.g. 0.5 of '
+            'nt.predict.max_learning_rate) or null')
     lr_kernel = exp.get('lr_kernel', 'analytic')
-    check(lr_kernel in LR_KERNELS,
-          f'experiment.lr_kernel={lr_kernel!r} is invalid; use one of '
-          f"{', '.join(LR_KERNELS)}")
+    require(lr_kernel in LR_KERNELS,
+            f'experiment.lr_kernel={lr_kernel!r} is invalid; use one of '
+            f"{', '.join(LR_KERNELS)}")
+    return optimizer, loss
+
+
+def _check_probe_set(exp: DictConfig) -> Any:
+    """The reference predictors, the NTK-drift probe set and ``nth``.
+
+    Returns:
+        ``experiment.probe_size`` as configured.
+    """
     references = as_list(exp.get('references', None))
     bad = sorted(set(references) - set(REFERENCES))
-    check(not bad, f'experiment.references has {bad}; choose from '
-          f'{list(REFERENCES)}')
+    require(not bad, f'experiment.references has {bad}; choose from '
+            f'{list(REFERENCES)}')
     probe = exp.get('probe_size', 0)
-    check(isinstance(probe, int) and probe >= 0,
-          f'experiment.probe_size={probe!r} must be an integer >= 0 (0 = no '
-          'NTK drift)')
+    require(isinstance(probe, int) and probe >= 0,
+            f'experiment.probe_size={probe!r} must be an integer >= 0 (0 = no '
+            'NTK drift)')
     nth = exp.get('nth', False)
-    check(isinstance(nth, bool),
-          f'experiment.nth={nth!r} must be true or false')
-    check(not nth or (probe and 'linearized' in references),
-          'experiment.nth compares the NTK change on the probe set with the '
-          'hierarchy along the linearised network; give experiment.probe_size '
-          f'> 0 (now {probe!r}) and linearized in experiment.references (now '
-          f'{list(references)}), e.g. experiment=nth')
+    require(isinstance(nth, bool),
+            f'experiment.nth={nth!r} must be true or false')
+    require(not nth or (probe and 'linearized' in references),
+            'experiment.nth compares the NTK change on the probe set with the '
+            'hierarchy along the linearised network; give experiment.probe_size '
+            f'> 0 (now {probe!r}) and linearized in experiment.references (now '
+            f'{list(references)}), e.g. experiment=nth')
+    return probe
+
+
+def _check_outputs(exp: DictConfig, loss: str) -> None:
+    """The training dtype and what is measured: the slice of Jacot et al.'s
+    Fig. 1, percentiles, the Gaussian of the functions, the kernel ridge."""
     dtype = exp.get('train_dtype', None)
-    check(dtype is None or dtype in DTYPES,
-          f'experiment.train_dtype={dtype!r} is invalid; use float32, float64 '
-          'or null (= precision)')
+    require(dtype is None or dtype in DTYPES,
+            f'experiment.train_dtype={dtype!r} is invalid; use float32, float64 '
+            'or null (= precision)')
     slice_cfg = exp.get('slice', None)
     if slice_cfg is not None:
         x0 = as_list(slice_cfg.get('x0', None), None)
-        check(x0 is not None and len(x0) == 2,
-              'experiment.slice.x0 must be a 2-D point, e.g. [1.0, 0.0]')
-        check(int(slice_cfg.get('points', 0)) >= 2,
-              'experiment.slice.points must be >= 2')
+        require(x0 is not None and len(x0) == 2,
+                'experiment.slice.x0 must be a 2-D point, e.g. [1.0, 0.0]')
+        require(int(slice_cfg.get('points', 0)) >= 2,
+                'experiment.slice.points must be >= 2')
     for q in as_list(exp.get('percentiles', None)):
-        check(0 < float(q) < 100,
-              f'experiment.percentiles has {q!r}; use values in (0, 100)')
-    check(not (exp.get('functions', False) and loss != 'mse'),
-          'experiment.functions compares with the infinite-width Gaussian of '
-          'the MSE loss; use experiment.loss=mse')
+        require(0 < float(q) < 100,
+                f'experiment.percentiles has {q!r}; use values in (0, 100)')
+    require(not (exp.get('functions', False) and loss != 'mse'),
+            'experiment.functions compares with the infinite-width Gaussian of '
+            'the MSE loss; use experiment.loss=mse')
     reg = exp.get('kernel_diag_reg', 0.0)
-    check(reg is not None and float(reg) >= 0,
-          f'experiment.kernel_diag_reg={reg!r} must be >= 0')
+    require(reg is not None and float(reg) >= 0,
+            f'experiment.kernel_diag_reg={reg!r} must be >= 0')
+
+
+def _check_weight_decay(cfg: DictConfig, given: set[str], optimizer: str,
+                        loss: str) -> None:
+    """``l2`` and ``l2_center``; with L2, the kernel references need L2
+    towards the initialisation, the MSE loss and (S)GD (Lee et al. 2020,
+    Sec. 3: the closed form)."""
+    exp = cfg.experiment
     l2 = exp.get('l2', 0.0)
-    check(isinstance(l2, (int, float)) and not isinstance(l2, bool) and l2 >= 0,
-          f'experiment.l2={l2!r} must be a number >= 0 (the coefficient of '
-          'l2/2 ||theta - center||^2; 0 = none)')
+    require(isinstance(l2, (int, float)) and not isinstance(l2, bool) and l2 >= 0,
+            f'experiment.l2={l2!r} must be a number >= 0 (the coefficient of '
+            'l2/2 ||theta - center||^2; 0 = none)')
     center = exp.get('l2_center', 'zero')
-    check(center in L2_CENTERS,
-          f'experiment.l2_center={center!r} is invalid; use zero (weight '
-          'decay) or init (L2 towards the initialisation)')
+    require(center in L2_CENTERS,
+            f'experiment.l2_center={center!r} is invalid; use zero (weight '
+            'decay) or init (L2 towards the initialisation)')
     infinite = sorted({'ntk', 'ntk_mean'} & set(references_of(cfg, given)))
-    if isinstance(l2, (int, float)) and l2 and infinite:
-        check(center == 'init',
-              f'experiment.references {infinite} are kernel dynamics, which '
-              'weight decay towards zero has no kernel form for; use '
-              'experiment.l2_center=init (L2 towards the initialisation) or '
-              'experiment.references=[linearized]')
-        check(loss == 'mse' and optimizer != 'momentum',
-              f'experiment.references {infinite} with experiment.l2 have a '
-              'closed form for the MSE loss and (S)GD only; use '
-              'experiment.loss=mse experiment.optimizer=gd, or '
-              'experiment.references=[linearized]')
+    if l2 and infinite:
+        require(center == 'init',
+                f'experiment.references {infinite} are kernel dynamics, which '
+                'weight decay towards zero has no kernel form for; use '
+                'experiment.l2_center=init (L2 towards the initialisation) or '
+                'experiment.references=[linearized]')
+        require(loss == 'mse' and optimizer != 'momentum',
+                f'experiment.references {infinite} with experiment.l2 have a '
+                'closed form for the MSE loss and (S)GD only; use '
+                'experiment.loss=mse experiment.optimizer=gd, or '
+                'experiment.references=[linearized]')
+
+
+def _check_variants(cfg: DictConfig, probe: Any) -> None:
+    """Per-layer NTKs, the centred net and the ensemble of the seeds."""
+    exp = cfg.experiment
     layers = exp.get('ntk_layers', False)
-    check(isinstance(layers, bool),
-          f'experiment.ntk_layers={layers!r} must be true or false')
-    check(not layers or (isinstance(probe, int) and probe > 0),
-          'experiment.ntk_layers splits the NTK on the probe set by parameter '
-          f'leaf; give experiment.probe_size > 0 (now {probe!r})')
+    require(isinstance(layers, bool),
+            f'experiment.ntk_layers={layers!r} must be true or false')
+    require(not layers or (isinstance(probe, int) and probe > 0),
+            'experiment.ntk_layers splits the NTK on the probe set by parameter '
+            f'leaf; give experiment.probe_size > 0 (now {probe!r})')
     center_scale = exp.get('center_scale', 1.0)
-    check(isinstance(center_scale, (int, float))
-          and not isinstance(center_scale, bool),
-          f'experiment.center_scale={center_scale!r} must be a number (the '
-          'centred net is f(theta, x) - center_scale f(theta_0, x); 1 = Lee et '
-          'al. 2020)')
-    check(center_scale == 1.0 or exp.get('centered', False),
-          f'experiment.center_scale={center_scale!r} sets the centred net, '
-          'which this run does not train; add experiment.centered=true')
+    require(isinstance(center_scale, (int, float))
+            and not isinstance(center_scale, bool),
+            f'experiment.center_scale={center_scale!r} must be a number (the '
+            'centred net is f(theta, x) - center_scale f(theta_0, x); 1 = Lee et '
+            'al. 2020)')
+    require(center_scale == 1.0 or exp.get('centered', False),
+            f'experiment.center_scale={center_scale!r} sets the centred net, '
+            'which this run does not train; add experiment.centered=true')
     ensemble = exp.get('ensemble', False)
-    check(isinstance(ensemble, bool),
-          f'experiment.ensemble={ensemble!r} must be true or false')
-    check(not ensemble or len(seeds_of(cfg)) >= 2,
-          'experiment.ensemble averages the networks of the seeds one run '
-          f'trains, and this run trains only seed {seeds_of(cfg)}; give '
-          'experiment.seeds=[0,1,2,3] (a sweep -m seed=... runs each seed '
-          'apart and cannot ensemble them)')
+    require(isinstance(ensemble, bool),
+            f'experiment.ensemble={ensemble!r} must be true or false')
+    require(not ensemble or len(seeds_of(cfg)) >= 2,
+            'experiment.ensemble averages the networks of the seeds one run '
+            f'trains, and this run trains only seed {seeds_of(cfg)}; give '
+            'experiment.seeds=[0,1,2,3] (a sweep -m seed=... runs each seed '
+            'apart and cannot ensemble them)')
 
 
 # ----------------------------------------------------------------------------

@@ -67,6 +67,7 @@ from ntkexp import solve
 from ntkexp import training
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
+from ntkexp.runner import ConfigError, choice_name, require
 
 VIEWS = ('finite', 'kernel')
 KERNELS = ('nngp', 'ntk')
@@ -106,88 +107,82 @@ def validate(cfg: DictConfig) -> None:
     Raises:
         ConfigError: a bad value, naming the key and the valid values.
     """
-    from ntkexp.runner import ConfigError, choice_name  # pylint: disable=g-import-not-at-top
-
-    def check(condition: bool, message: str) -> None:
-        if not condition:
-            raise ConfigError(message)
-
     exp = cfg.experiment
     dataset = cfg.get('dataset', None)
-    check(dataset is None,
-          f"dataset={choice_name('dataset', dataset)} would be ignored: "
-          'experiment=nads generates its own directional data (Ortiz-Jimenez '
-          'et al. 2020, Sec. 2); drop the dataset override and '
-          'size the data with experiment.image_size, experiment.n_train and '
-          'experiment.n_test')
+    require(dataset is None,
+            f"dataset={choice_name('dataset', dataset)} would be ignored: "
+            'experiment=nads generates its own directional data (Ortiz-Jimenez '
+            'et al. 2020, Sec. 2); drop the dataset override and '
+            'size the data with experiment.image_size, experiment.n_train and '
+            'experiment.n_test')
     size = as_list(exp.get('image_size'))
-    check(len(size) in (1, 2) and all(isinstance(s, int) and s >= 2 for s in size),
-          f'experiment.image_size={size} is invalid; give [height, width] with '
-          'both >= 2 (e.g. experiment.image_size=[8,8])')
-    check(isinstance(exp.get('channels', 1), int) and exp.get('channels', 1) >= 1,
-          f"experiment.channels={exp.get('channels')} must be an integer >= 1")
+    require(len(size) in (1, 2) and all(isinstance(s, int) and s >= 2 for s in size),
+            f'experiment.image_size={size} is invalid; give [height, width] with '
+            'both >= 2 (e.g. experiment.image_size=[8,8])')
+    require(isinstance(exp.get('channels', 1), int) and exp.get('channels', 1) >= 1,
+            f"experiment.channels={exp.get('channels')} must be an integer >= 1")
     height, width, channels = image_shape(exp)
-    check(float(exp.epsilon) > 0,
-          f'experiment.epsilon={exp.epsilon} must be > 0 (the signal along v)')
-    check(float(exp.sigma) >= 0,
-          f'experiment.sigma={exp.sigma} must be >= 0 (the noise scale)')
+    require(float(exp.epsilon) > 0,
+            f'experiment.epsilon={exp.epsilon} must be > 0 (the signal along v)')
+    require(float(exp.sigma) >= 0,
+            f'experiment.sigma={exp.sigma} must be >= 0 (the noise scale)')
     for key in ('n_train', 'n_test'):
-        check(int(exp[key]) >= 2, f'experiment.{key}={exp[key]} must be >= 2')
+        require(int(exp[key]) >= 2, f'experiment.{key}={exp[key]} must be >= 2')
     part = exp.get('fourier_part', 'real')
-    check(part in anisotropy.PARTS,
-          f'experiment.fourier_part={part!r} is invalid; use real or imag')
-    check(int(exp.get('freq_stride', 1)) >= 1,
-          f"experiment.freq_stride={exp.get('freq_stride')} must be >= 1")
+    require(part in anisotropy.PARTS,
+            f'experiment.fourier_part={part!r} is invalid; use real or imag')
+    require(int(exp.get('freq_stride', 1)) >= 1,
+            f"experiment.freq_stride={exp.get('freq_stride')} must be >= 1")
     for pair in as_list(exp.get('frequencies', None)):
         pair = as_list(pair)
-        check(len(pair) == 2 and all(isinstance(a, int) for a in pair),
-              f'experiment.frequencies has {pair}; give pairs [i, j] of '
-              'integers, e.g. experiment.frequencies=[[0,1],[2,3]]')
-        check(part == 'real' or not anisotropy.is_self_conjugate(
-                  pair[0], pair[1], height, width),
-              f'experiment.frequencies has {pair}, whose imaginary part is zero '
-              'on this image size; drop it or use experiment.fourier_part=real')
+        require(len(pair) == 2 and all(isinstance(a, int) for a in pair),
+                f'experiment.frequencies has {pair}; give pairs [i, j] of '
+                'integers, e.g. experiment.frequencies=[[0,1],[2,3]]')
+        require(part == 'real' or not anisotropy.is_self_conjugate(
+                    pair[0], pair[1], height, width),
+                f'experiment.frequencies has {pair}, whose imaginary part is zero '
+                'on this image size; drop it or use experiment.fourier_part=real')
     views = as_list(exp.get('accuracy', []))
-    check(set(views) <= set(VIEWS),
-          f'experiment.accuracy={views} is invalid; choose from {list(VIEWS)}')
+    require(set(views) <= set(VIEWS),
+            f'experiment.accuracy={views} is invalid; choose from {list(VIEWS)}')
     kernels = as_list(exp.get('kernels', []))
-    check(set(kernels) <= set(KERNELS) and ('kernel' not in views or kernels),
-          f'experiment.kernels={kernels} is invalid; choose a non-empty subset '
-          f'of {list(KERNELS)}')
+    require(set(kernels) <= set(KERNELS) and ('kernel' not in views or kernels),
+            f'experiment.kernels={kernels} is invalid; choose a non-empty subset '
+            f'of {list(KERNELS)}')
     train = exp.train
-    check(train.loss in LOSSES,
-          f'experiment.train.loss={train.loss!r} is invalid; use xent or mse')
-    check(train.schedule in SCHEDULES,
-          f'experiment.train.schedule={train.schedule!r} is invalid; use linear '
-          'or constant')
-    check(float(train.lr) > 0, f'experiment.train.lr={train.lr} must be > 0')
-    check(int(train.epochs) >= 1,
-          f'experiment.train.epochs={train.epochs} must be >= 1')
-    check(int(train.batch_size) >= 1,
-          f'experiment.train.batch_size={train.batch_size} must be >= 1')
-    check(train.clip_norm is None or float(train.clip_norm) > 0,
-          f'experiment.train.clip_norm={train.clip_norm} must be > 0 or null')
-    check(0 <= float(train.momentum) < 1,
-          f'experiment.train.momentum={train.momentum} must be in [0, 1)')
+    require(train.loss in LOSSES,
+            f'experiment.train.loss={train.loss!r} is invalid; use xent or mse')
+    require(train.schedule in SCHEDULES,
+            f'experiment.train.schedule={train.schedule!r} is invalid; use linear '
+            'or constant')
+    require(float(train.lr) > 0, f'experiment.train.lr={train.lr} must be > 0')
+    require(int(train.epochs) >= 1,
+            f'experiment.train.epochs={train.epochs} must be >= 1')
+    require(int(train.batch_size) >= 1,
+            f'experiment.train.batch_size={train.batch_size} must be >= 1')
+    require(train.clip_norm is None or float(train.clip_norm) > 0,
+            f'experiment.train.clip_norm={train.clip_norm} must be > 0 or null')
+    require(0 <= float(train.momentum) < 1,
+            f'experiment.train.momentum={train.momentum} must be in [0, 1)')
     nad = exp.nad
-    check(nad.eval_point in anisotropy.EVAL_POINTS,
-          f'experiment.nad.eval_point={nad.eval_point!r} is invalid; use fixed '
-          'or random')
-    check(nad.gradient in anisotropy.GRADIENTS,
-          f'experiment.nad.gradient={nad.gradient!r} is invalid; use exact or '
-          'finite_difference')
-    check(int(nad.n_networks) >= 2,
-          f'experiment.nad.n_networks={nad.n_networks} must be >= 2')
-    check(int(nad.points_per_network) >= 1,
-          f'experiment.nad.points_per_network={nad.points_per_network} must be >= 1')
-    check(float(nad.fd_scale) > 0,
-          f'experiment.nad.fd_scale={nad.fd_scale} must be > 0')
-    check(int(nad.n_images) >= 0,
-          f'experiment.nad.n_images={nad.n_images} must be >= 0')
+    require(nad.eval_point in anisotropy.EVAL_POINTS,
+            f'experiment.nad.eval_point={nad.eval_point!r} is invalid; use fixed '
+            'or random')
+    require(nad.gradient in anisotropy.GRADIENTS,
+            f'experiment.nad.gradient={nad.gradient!r} is invalid; use exact or '
+            'finite_difference')
+    require(int(nad.n_networks) >= 2,
+            f'experiment.nad.n_networks={nad.n_networks} must be >= 2')
+    require(int(nad.points_per_network) >= 1,
+            f'experiment.nad.points_per_network={nad.points_per_network} must be >= 1')
+    require(float(nad.fd_scale) > 0,
+            f'experiment.nad.fd_scale={nad.fd_scale} must be > 0')
+    require(int(nad.n_images) >= 0,
+            f'experiment.nad.n_images={nad.n_images} must be >= 0')
     precision = exp.get('kernel_precision', None)
-    check(precision in (None, 'float32', 'float64'),
-          f'experiment.kernel_precision={precision!r} is invalid; use null, '
-          'float32 or float64')
+    require(precision in (None, 'float32', 'float64'),
+            f'experiment.kernel_precision={precision!r} is invalid; use null, '
+            'float32 or float64')
     if cfg.get('model') is not None:
         from ntkexp.models import check_input  # pylint: disable=g-import-not-at-top
         try:
