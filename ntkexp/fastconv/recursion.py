@@ -648,6 +648,28 @@ def _flat_pairing(full: bool) -> _Pairing:
                     expand=lambda v1, v2: (v1, v2))
 
 
+@dataclasses.dataclass
+class _Walk:
+    """The pairs' covariances between two layers of :func:`pair_kernels`.
+
+    Attributes:
+        nngp, ntk: the NNGP / NTK covariances after layer ``layer`` (``ntk``
+            None when not asked for; both None before a step that computes
+            the first layer's product itself).
+        layer: index of the last layer done in ``net.layers``.
+        relu_index: index of the next activation's variances in ``vars1/vars2``.
+        padded: whether the covariances carry the next convolution's zero
+            padding (PADDED_FIRST_LAYER, or a Pallas step's padded output).
+        step_input: extra keyword arguments of the next fused step.
+    """
+    nngp: Optional[jax.Array]
+    ntk: Optional[jax.Array]
+    layer: int = 0
+    relu_index: int = 0
+    padded: bool = False
+    step_input: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
 def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
                  vars1: Sequence[jax.Array], vars2: Sequence[jax.Array],
                  in_channels: int, get: Sequence[str],
@@ -655,6 +677,12 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
                  conv_relu: Optional[Callable] = None
                  ) -> dict[str, jax.Array]:
     """NNGP / NTK of the pairs laid out by ``pairing``.
+
+    The first layer (:func:`_first_layer`), then each layer in turn: an
+    activation (:func:`_activation_layer`), a convolution with the
+    activation after it fused into one Pallas step (:func:`_fused_layers`),
+    a convolution (:func:`conv_step`) or an average pool; then the readout
+    (:func:`_readout`).
 
     Args:
         net: the architecture.
@@ -677,22 +705,54 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
     if conv_relu is not None and net.activation != 'relu':
         raise ValueError(f'the fused Pallas steps compute ReLU only, not '
                          f'{net.activation}; use the XLA recursion.')
+    need_ntk = 'ntk' in get
+    layers = net.layers
+    walk = _first_layer(net, pt1, pt2, vars1, vars2, in_channels, need_ntk,
+                        pairing, conv_relu)
+    while walk.layer + 1 < len(layers):
+        walk.layer += 1
+        i = walk.layer
+        layer = layers[i]
+        if layer == RELU:
+            _activation_layer(net, walk, vars1, vars2, need_ntk, pairing, spatial)
+        elif (layer == CONV and conv_relu is not None and need_ntk
+              and net.full_spatial and i + 1 < len(layers)
+              and layers[i + 1] == RELU):
+            _fused_layers(net, walk, vars1, vars2, conv_relu)
+        elif layer == CONV:
+            alpha, beta, gamma = net.conv_ntk_coeffs(net.width)
+            walk.nngp, walk.ntk = conv_step(
+                walk.nngp, walk.ntk, k=net.filter_size,
+                scale=net.conv_nngp_scale(), shift=net.bias_var, alpha=alpha,
+                beta=beta, gamma=gamma,
+                conv=(conv_full_padded if walk.padded else
+                      conv_full if net.full_spatial else conv_diag))
+            walk.padded = False
+        elif layer == POOL:
+            walk.nngp = avg_pool_full(walk.nngp, net.pool)
+            if need_ntk:
+                walk.ntk = avg_pool_full(walk.ntk, net.pool)
+    return _readout(net, walk.nngp, walk.ntk, get, spatial)
+
+
+def _first_layer(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
+                 vars1: Sequence[jax.Array], vars2: Sequence[jax.Array],
+                 in_channels: int, need_ntk: bool, pairing: _Pairing,
+                 conv_relu: Optional[Callable]) -> _Walk:
+    """The first convolution's covariances, or what a fused step needs to
+    compute them itself (arguments as :func:`pair_kernels`).
+
+    Three ways, by what ``conv_relu`` can take: the first ReLU -> conv ->
+    ReLU as one step reading the first layer's product (or its patches);
+    the product, affine map and ReLU as one step
+    (:mod:`ntkexp.fastconv.first_relu`); or the product here.
+    """
     k = net.filter_size
     full = net.full_spatial
-    need_ntk = 'ntk' in get
-    conv = conv_full if full else conv_diag
     scale = net.conv_nngp_scale()
     b2 = net.bias_var
-
     layers = net.layers
     alpha, _, gamma = net.conv_ntk_coeffs(in_channels)
-    # Extra arguments of the next fused step (below): its input as the first
-    # layer's product, with the ReLU before its convolution.
-    step_input = {}
-    # Whether the covariances carry the next convolution's zero padding
-    # (PADDED_FIRST_LAYER, or a Pallas step's padded output).
-    padded = False
-    i = relu_index = 0
     if (getattr(conv_relu, 'fuses_input_relu', False) and need_ntk and full
             and tuple(layers[1:4]) == (RELU, CONV, RELU)):
         # The first ReLU -> conv -> ReLU (+ pool) as one step
@@ -706,13 +766,12 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
                                         alpha / in_channels, gamma))
         if getattr(conv_relu, 'fuses_input_product', False):
             # Not even the product: the step computes it from the patches.
-            nngp = ntk = None
             step_input['input_patches'] = (pad(pt1), pad(pt2))
-        else:
-            nngp, ntk = pairing.first(pad(pt1), pad(pt2)), None
-        i = relu_index = 1
-    elif (getattr(conv_relu, 'first_relu', None) is not None and need_ntk
-          and full and k > 1 and tuple(layers[1:3]) == (RELU, CONV)):
+            return _Walk(None, None, layer=1, relu_index=1, step_input=step_input)
+        return _Walk(pairing.first(pad(pt1), pad(pt2)), None, layer=1, relu_index=1,
+                     step_input=step_input)
+    if (getattr(conv_relu, 'first_relu', None) is not None and need_ntk
+            and full and k > 1 and tuple(layers[1:3]) == (RELU, CONV)):
         # The first layer's product, affine map and ReLU as one Pallas step
         # (ntkexp.fastconv.first_relu), written zero-padded for the
         # convolution after it (as PADDED_FIRST_LAYER), or unpadded for a
@@ -721,93 +780,97 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         nngp, ntk = conv_relu.first_relu(
             pt1, pt2, vars1[0], vars2[0], k=k,
             affine=(scale / in_channels, b2, alpha / in_channels, gamma))
-        i = relu_index = 1
+        return _Walk(nngp, ntk, layer=1, relu_index=1, padded=padded)
+    # First convolution straight from the patches: its unnormalised conv of
+    # the input covariance x x' / C is <patch, patch'> / C (Arora et al.
+    # 2019, Eq. 7).
+    padded = False
+    if (padded_first_layer() and full and k > 1
+            and (conv_relu is None or getattr(conv_relu, 'takes_padded', False))
+            and tuple(layers[1:3]) == (RELU, CONV)):
+        # Already padded for the convolution after the activation (see
+        # PADDED_FIRST_LAYER): zero patches give zero products.
+        padded = True
+        raw = pairing.first(pad_images(pt1, k), pad_images(pt2, k))
     else:
-        # First convolution straight from the patches: its unnormalised conv
-        # of the input covariance x x' / C is <patch, patch'> / C (Arora et
-        # al. 2019, Eq. 7).
-        if (padded_first_layer() and full and k > 1
-                and (conv_relu is None
-                     or getattr(conv_relu, 'takes_padded', False))
-                and tuple(layers[1:3]) == (RELU, CONV)):
-            # Already padded for the convolution after the activation (see
-            # PADDED_FIRST_LAYER): zero patches give zero products.
-            padded = True
-            raw = pairing.first(pad_images(pt1, k), pad_images(pt2, k))
-        else:
-            raw = pairing.first(pt1, pt2)
-        nngp = scale * (raw / in_channels) + b2
-        ntk = alpha * (raw / in_channels) + gamma if need_ntk else None
-    channels = net.width
-    while i + 1 < len(layers):
-        i += 1
-        layer = layers[i]
-        if layer == RELU:
-            var1, var2 = vars1[relu_index], vars2[relu_index]
-            if padded:
-                var1, var2 = pad_images(var1, k), pad_images(var2, k)
-            v1, v2 = pairing.expand(var1, var2)
-            relu_index += 1
-            # Packed before the readout (see PACK_RELU_OUTPUTS).
-            nngp, ntk = activation_pair(net.activation, nngp,
-                                        ntk if need_ntk else None, v1, v2,
-                                        pack=i + 1 == len(layers))
-            if padded:
-                # Zero outside the images (biases, 0 / 0 at zero variances).
-                mask = _padding_mask(spatial, k)
-                inside1, inside2 = pairing.expand(mask, mask)
-                inside = inside1 & inside2
-                nngp = jnp.where(inside, nngp, 0.)
-                if ntk is not None:
-                    ntk = jnp.where(inside, ntk, 0.)
-        elif (layer == CONV and conv_relu is not None and need_ntk and full
-              and i + 1 < len(layers) and layers[i + 1] == RELU):
-            # Convolution + ReLU (+ the average pool that follows) fused
-            # (ntkexp.fastconv.pallas).
-            pool, skip = _fused_pool(net, i, vars1[relu_index].shape[-2:])
-            alpha, beta, gamma = net.conv_ntk_coeffs(channels)
-            if (getattr(conv_relu, 'fuses_gap_tail', False)
-                    and net.readout == 'gap'
-                    and tuple(layers[i + 2:]) == (CONV, RELU)):
-                # The last Conv -> ReLU and the global mean in this step
-                # too (ntkexp.fastconv.diagonal.GapTail): it returns the
-                # means, (b1, b2, 1, 1, 1, 1), which the readout keeps.
-                from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
-                step_input = dict(step_input, tail=diagonal.GapTail(
-                    vars1[relu_index + 1], vars2[relu_index + 1], scale, b2,
-                    alpha, beta, gamma))
-                pool, skip = None, 2
-            if padded:
-                step_input = dict(step_input, padded=True)
-            # A step that writes its outputs padded for the next one (a
-            # convolution + activation again; no pad pass between them).
-            after = i + 2 + skip
-            pad_output = (getattr(conv_relu, 'pads_output', False)
-                          and tuple(layers[after:after + 2]) == (CONV, RELU))
-            if pad_output:
-                step_input = dict(step_input, pad_output=True)
-            nngp, ntk = conv_relu(nngp, ntk, vars1[relu_index],
-                                  vars2[relu_index], k=k, scale=scale,
-                                  shift=b2, alpha=alpha, beta=beta,
-                                  gamma=gamma, pool=pool, **step_input)
-            relu_index += 2 if 'tail' in step_input else 1
-            step_input = {}
-            padded = pad_output
-            i += 1 + skip
-        elif layer == CONV:
-            alpha, beta, gamma = net.conv_ntk_coeffs(channels)
-            nngp, ntk = conv_step(
-                nngp, ntk, k=k, scale=scale, shift=b2, alpha=alpha,
-                beta=beta, gamma=gamma,
-                conv=conv_full_padded if padded else conv)
-            padded = False
-        elif layer == POOL:
-            nngp = avg_pool_full(nngp, net.pool)
-            if need_ntk:
-                ntk = avg_pool_full(ntk, net.pool)
+        raw = pairing.first(pt1, pt2)
+    nngp = scale * (raw / in_channels) + b2
+    ntk = alpha * (raw / in_channels) + gamma if need_ntk else None
+    return _Walk(nngp, ntk, padded=padded)
 
-    # Readout: GlobalAvgPool (mean over all (p, p')) or Flatten (mean of the
-    # diagonal p = p'), then Dense.
+
+def _activation_layer(net: ConvNet, walk: _Walk, vars1: Sequence[jax.Array],
+                      vars2: Sequence[jax.Array], need_ntk: bool,
+                      pairing: _Pairing, spatial: tuple[int, int]) -> None:
+    """The activation at ``walk.layer`` (:func:`activation_pair`), in place;
+    zero again on the padding of padded covariances."""
+    k = net.filter_size
+    var1, var2 = vars1[walk.relu_index], vars2[walk.relu_index]
+    if walk.padded:
+        var1, var2 = pad_images(var1, k), pad_images(var2, k)
+    v1, v2 = pairing.expand(var1, var2)
+    walk.relu_index += 1
+    # Packed before the readout (see PACK_RELU_OUTPUTS).
+    walk.nngp, walk.ntk = activation_pair(
+        net.activation, walk.nngp, walk.ntk if need_ntk else None, v1, v2,
+        pack=walk.layer + 1 == len(net.layers))
+    if walk.padded:
+        # Zero outside the images (biases, 0 / 0 at zero variances).
+        mask = _padding_mask(spatial, k)
+        inside1, inside2 = pairing.expand(mask, mask)
+        inside = inside1 & inside2
+        walk.nngp = jnp.where(inside, walk.nngp, 0.)
+        if walk.ntk is not None:
+            walk.ntk = jnp.where(inside, walk.ntk, 0.)
+
+
+def _fused_layers(net: ConvNet, walk: _Walk, vars1: Sequence[jax.Array],
+                  vars2: Sequence[jax.Array], conv_relu: Callable) -> None:
+    """The convolution at ``walk.layer`` and the ReLU after it (+ the average
+    pool that follows, or the last ``Conv -> ReLU`` and the global mean) as
+    one Pallas step (:mod:`ntkexp.fastconv.pallas`), in place."""
+    layers = net.layers
+    i = walk.layer
+    scale, b2 = net.conv_nngp_scale(), net.bias_var
+    pool, skip = _fused_pool(net, i, vars1[walk.relu_index].shape[-2:])
+    alpha, beta, gamma = net.conv_ntk_coeffs(net.width)
+    step_input = walk.step_input
+    if (getattr(conv_relu, 'fuses_gap_tail', False)
+            and net.readout == 'gap'
+            and tuple(layers[i + 2:]) == (CONV, RELU)):
+        # The last Conv -> ReLU and the global mean in this step too
+        # (ntkexp.fastconv.diagonal.GapTail): it returns the means, (b1, b2,
+        # 1, 1, 1, 1), which the readout keeps.
+        from ntkexp.fastconv import diagonal  # pylint: disable=g-import-not-at-top
+        step_input = dict(step_input, tail=diagonal.GapTail(
+            vars1[walk.relu_index + 1], vars2[walk.relu_index + 1], scale, b2,
+            alpha, beta, gamma))
+        pool, skip = None, 2
+    if walk.padded:
+        step_input = dict(step_input, padded=True)
+    # A step that writes its outputs padded for the next one (a convolution
+    # + activation again; no pad pass between them).
+    after = i + 2 + skip
+    pad_output = (getattr(conv_relu, 'pads_output', False)
+                  and tuple(layers[after:after + 2]) == (CONV, RELU))
+    if pad_output:
+        step_input = dict(step_input, pad_output=True)
+    walk.nngp, walk.ntk = conv_relu(
+        walk.nngp, walk.ntk, vars1[walk.relu_index], vars2[walk.relu_index],
+        k=net.filter_size, scale=scale, shift=b2, alpha=alpha, beta=beta,
+        gamma=gamma, pool=pool, **step_input)
+    walk.relu_index += 2 if 'tail' in step_input else 1
+    walk.step_input = {}
+    walk.padded = pad_output
+    walk.layer += 1 + skip
+
+
+def _readout(net: ConvNet, nngp: jax.Array, ntk: Optional[jax.Array],
+             get: Sequence[str], spatial: tuple[int, int]
+             ) -> dict[str, jax.Array]:
+    """GlobalAvgPool (mean over all ``(p, p')``) or Flatten (mean of the
+    diagonal ``p = p'``), then Dense: ``{get: kernel}``."""
+    full = net.full_spatial
     if net.readout == 'gap':
         def pool(a):
             return jnp.mean(a, axis=(-4, -3, -2, -1))
@@ -821,9 +884,10 @@ def pair_kernels(net: ConvNet, pt1: jax.Array, pt2: jax.Array,
         in_width = net.width * h * w
     nngp_m = pool(nngp)
     w2 = net.W_std ** 2
+    b2 = net.bias_var
     nngp_out = w2 * nngp_m + b2
     out = {'nngp': nngp_out}
-    if need_ntk:
+    if 'ntk' in get:
         ntk_m = pool(ntk)
         if net.parameterization == 'ntk':
             out['ntk'] = nngp_out + w2 * ntk_m
