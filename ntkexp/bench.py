@@ -468,44 +468,7 @@ def bench_training(n: int, side: int, repeats: int) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     """Runs every benchmark and writes the CSV (see module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--size', choices=sorted(SIZES), default=None,
-                        help='problem sizes (default: gpu on a GPU, else cpu)')
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--memory-gb', type=float, default=None,
-                        help='block memory budget (default: 2 on CPU, 16 on GPU)')
-    parser.add_argument('--out', type=Path, default=Path('results/bench'))
-    parser.add_argument('--only', nargs='*', default=None,
-                        help='subset: infinite empirical training')
-    parser.add_argument('--arch', nargs='*', default=None,
-                        choices=sorted(ARCHITECTURES),
-                        help='infinite-width architectures (default: all)')
-    parser.add_argument('--empirical-impl', nargs='*', default=None,
-                        choices=EMPIRICAL_CHOICES,
-                        help='empirical NTK implementations and bounds '
-                        '(default: ' + ' '.join(EMPIRICAL_METHODS) +
-                        '; ratios are to the first)')
-    parser.add_argument('--dtype', choices=('float32', 'float64'),
-                        default='float32',
-                        help='precision of the infinite-width kernels (float64: '
-                        "what `ntkexp run` uses; on a CPU, neural-tangents' "
-                        'float32 kernels are slower than its float64 ones, '
-                        'results/bench/session7/)')
-    parser.add_argument('--n', nargs='*', default=[], metavar='ARCH=N',
-                        help='override the inputs of an architecture, e.g. '
-                        'fc=16384')
-    parser.add_argument('--gpu-auto-pallas-kind', default=None,
-                        metavar='KIND[:WARPS]',
-                        help='time fast_kernel=auto as if '
-                        'select.GPU_AUTO_PALLAS_KIND were KIND and '
-                        'pallas.DIAGONAL_NUM_WARPS WARPS (what `python -m '
-                        'ntkexp.bench_targets FOLDER --choice` prints): the '
-                        'row ntkexp_auto_engine, on a GPU')
-    parser.add_argument('--no-nt-engine', action='store_true',
-                        help="leave out nt.batch and neural-tangents' kernel "
-                        'in the engine (their block sizing compiles it '
-                        'several times): the fast kernels against one jit '
-                        'call of neural-tangents alone')
+    parser = _argument_parser()
     args = parser.parse_args(argv)
     choice = contextlib.nullcontext
     if args.gpu_auto_pallas_kind:
@@ -516,13 +479,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         choice = functools.partial(select.auto_choice, kind, warps)
     device = jax.local_devices()[0]
     size = args.size or ('gpu' if device.platform == 'gpu' else 'cpu')
-    sizes = dict(SIZES[size])
-    for item in args.n:
-        arch, _, value = item.partition('=')
-        if arch not in sizes or not value.isdigit():
-            parser.error(f'--n {item}: expected ARCH=N with ARCH one of '
-                         f'{sorted(sizes)}')
-        sizes[arch] = int(value)
+    sizes = _problem_sizes(parser, size, args.n)
     memory_gb = args.memory_gb or (16.0 if device.platform == 'gpu' else 2.0)
     only = set(args.only or ['infinite', 'empirical', 'training'])
     if args.dtype == 'float64':
@@ -568,6 +525,70 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                 sizes['wrn_k'], args.repeats,
                                 args.empirical_impl)
     frame = save()
+    print(f"device: {meta['device']}  size: {size}  memory_gb: {memory_gb}")
+    print(_table(frame))
+    print(f'written: {path}')
+    return frame
+
+
+def _argument_parser() -> argparse.ArgumentParser:
+    """``python -m ntkexp.bench``'s options."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--size', choices=sorted(SIZES), default=None,
+                        help='problem sizes (default: gpu on a GPU, else cpu)')
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--memory-gb', type=float, default=None,
+                        help='block memory budget (default: 2 on CPU, 16 on GPU)')
+    parser.add_argument('--out', type=Path, default=Path('results/bench'))
+    parser.add_argument('--only', nargs='*', default=None,
+                        help='subset: infinite empirical training')
+    parser.add_argument('--arch', nargs='*', default=None,
+                        choices=sorted(ARCHITECTURES),
+                        help='infinite-width architectures (default: all)')
+    parser.add_argument('--empirical-impl', nargs='*', default=None,
+                        choices=EMPIRICAL_CHOICES,
+                        help='empirical NTK implementations and bounds '
+                        '(default: ' + ' '.join(EMPIRICAL_METHODS) +
+                        '; ratios are to the first)')
+    parser.add_argument('--dtype', choices=('float32', 'float64'),
+                        default='float32',
+                        help='precision of the infinite-width kernels (float64: '
+                        "what `ntkexp run` uses; on a CPU, neural-tangents' "
+                        'float32 kernels are slower than its float64 ones, '
+                        'results/bench/session7/)')
+    parser.add_argument('--n', nargs='*', default=[], metavar='ARCH=N',
+                        help='override the inputs of an architecture, e.g. '
+                        'fc=16384')
+    parser.add_argument('--gpu-auto-pallas-kind', default=None,
+                        metavar='KIND[:WARPS]',
+                        help='time fast_kernel=auto as if '
+                        'select.GPU_AUTO_PALLAS_KIND were KIND and '
+                        'pallas.DIAGONAL_NUM_WARPS WARPS (what `python -m '
+                        'ntkexp.bench_targets FOLDER --choice` prints): the '
+                        'row ntkexp_auto_engine, on a GPU')
+    parser.add_argument('--no-nt-engine', action='store_true',
+                        help="leave out nt.batch and neural-tangents' kernel "
+                        'in the engine (their block sizing compiles it '
+                        'several times): the fast kernels against one jit '
+                        'call of neural-tangents alone')
+    return parser
+
+
+def _problem_sizes(parser: argparse.ArgumentParser, size: str,
+                   overrides: list[str]) -> dict[str, int]:
+    """:data:`SIZES` of ``size`` with the ``--n ARCH=N`` overrides."""
+    sizes = dict(SIZES[size])
+    for item in overrides:
+        arch, _, value = item.partition('=')
+        if arch not in sizes or not value.isdigit():
+            parser.error(f'--n {item}: expected ARCH=N with ARCH one of '
+                         f'{sorted(sizes)}')
+        sizes[arch] = int(value)
+    return sizes
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """The printed table: the columns of ``frame`` a reader compares."""
     shown = [c for c in ('benchmark', 'arch', 'n', 'method', 'entries_per_s',
                          'steps_per_s', 'ratio_vs_nt_jit',
                          'ratio_vs_nt_jit_host',
@@ -575,10 +596,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                          'first_call_s', 'plan_s', 'block',
                          'blocks', 'predicted_bytes', 'compiled_bytes',
                          'error') if c in frame.columns]
-    print(f"device: {meta['device']}  size: {size}  memory_gb: {memory_gb}")
-    print(frame[shown].to_string(index=False, float_format=lambda v: f'{v:.4g}'))
-    print(f'written: {path}')
-    return frame
+    return frame[shown].to_string(index=False, float_format=lambda v: f'{v:.4g}')
 
 
 if __name__ == '__main__':
