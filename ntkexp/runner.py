@@ -297,14 +297,17 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
     step decay's ``decay_at`` / ``decay_factor`` only with
     ``experiment.schedule=step``, ``final_lr_fraction`` only with ``cosine``;
     ``dataset.stats_from`` only with ``dataset.standardize`` or
-    ``dataset.zca``. When both options are typed (a sweep over a grid) the
-    combination is the user's and runs.
+    ``dataset.zca``; ``kernel.executor=slurm`` and ``kernel.slurm.*`` only
+    with ``kernel.jobs`` > 1 (docs/cluster.md). When both options are typed
+    (a sweep over a grid) the combination is the user's and runs.
     """
     exp = cfg.experiment
     dataset = cfg.get('dataset') or {}
     fraction = exp.get('lr_fraction', None)
     optimizer = exp.get('optimizer', None)
     schedule = exp.get('schedule', None)
+    kernel = cfg.get('kernel') or {}
+    jobs = _integer(kernel.get('jobs', 1)) or 1
     decay = (schedule not in (None, 'step'),
              ('experiment.schedule',), f'experiment.schedule={schedule} does '
              'not decay in steps; add experiment.schedule=step')
@@ -329,6 +332,10 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
             schedule not in (None, 'cosine'), ('experiment.schedule',),
             f'experiment.schedule={schedule} is not cosine; add '
             'experiment.schedule=cosine'),
+        'kernel.executor': (
+            kernel.get('executor', 'local') == 'slurm' and jobs <= 1, ('kernel.jobs',),
+            'kernel.jobs=1 computes the kernel in this job; add kernel.jobs=N to '
+            'split its blocks into N SLURM jobs'),
         'dataset.stats_from': (
             not dataset.get('standardize', None) and not dataset.get('zca', None),
             ('dataset.standardize', 'dataset.zca'),
@@ -338,6 +345,13 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
     for key, (aside, by, reason) in set_aside.items():
         require(key not in given or not aside or any(k in given for k in by),
                 f'{key}={OmegaConf.select(cfg, key)} would be ignored: {reason}')
+    slurm = sorted(k for k in given if k.startswith('kernel.slurm.'))
+    if slurm and not {'kernel.jobs', 'kernel.executor'} & given:
+        require(jobs > 1 and kernel.get('executor', 'local') == 'slurm',
+                f'{slurm[0]}={OmegaConf.select(cfg, slurm[0])} would be ignored: '
+                "kernel.slurm sets the SLURM jobs of one kernel's blocks, which run "
+                "with kernel.jobs=N kernel.executor=slurm (a sweep's jobs take "
+                'hydra/launcher=slurm and hydra.launcher.*)')
 
 
 def _check_model_builds(cfg: DictConfig) -> None:

@@ -580,6 +580,12 @@ def as_hydra_job():
     (['experiment=jacot2018_fig1', 'experiment.lr_kernel=empirical'],
      'experiment.lr_kernel=empirical would be ignored: experiment.lr_fraction=null '
      'uses experiment.lr=1.0'),
+    (['kernel.executor=slurm'],
+     'kernel.executor=slurm would be ignored: kernel.jobs=1 computes the kernel in '
+     'this job; add kernel.jobs=N'),
+    (['kernel.slurm.partition=gpu'],
+     "kernel.slurm.partition=gpu would be ignored: kernel.slurm sets the SLURM jobs "
+     "of one kernel's blocks, which run with kernel.jobs=N kernel.executor=slurm"),
     (['dataset=digits', 'dataset.stats_from=train_split'],
      'dataset.stats_from=train_split would be ignored: it says where '
      'dataset.standardize / dataset.zca take their statistics from, and neither '
@@ -619,6 +625,7 @@ def test_the_command_lines_lr_and_momentum_train_once_nothing_sets_them_aside(
     ['experiment=finite_width', 'experiment.lr_fraction=0.5', 'experiment.lr=0.1'],
     ['experiment=alignment', 'experiment.schedule=cosine', 'experiment.decay_at=[0.5]'],
     ['dataset=digits', 'dataset.zca=null', 'dataset.stats_from=train_split'],
+    ['kernel.jobs=1', 'kernel.executor=slurm', 'kernel.slurm.partition=gpu'],
     # Options the config files already use.
     ['experiment=alignment', 'experiment.schedule=step', 'experiment.decay_at=[0.5]'],
     ['dataset=digits', 'dataset.zca=0.1', 'dataset.stats_from=train_split'],
