@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 # Model hyper-parameters copied onto every row (when the model has them).
 _MODEL_COLUMNS = ('width', 'depth', 'k', 'filter_size', 'readout', 'alpha',
-                  'normalize', 'W_std', 'b_std', 'activation', 'parameterization')
+                  'alpha_gamma', 'normalize', 'W_std', 'b_std', 'activation',
+                  'parameterization')
 # Dataset options copied onto every row.
 _DATASET_COLUMNS = ('n_train', 'n_test', 'zca', 'standardize', 'stats_from', 'targets')
 
@@ -84,6 +85,10 @@ def base_columns(cfg: DictConfig) -> dict[str, Any]:
     for key in _MODEL_COLUMNS:
         if cfg.get('model') is not None and key in cfg.model:
             base[key] = OmegaConf.to_container(cfg.model)[key]
+    if base.get('alpha_gamma') is not None:
+        # The ResNet's alpha = depth^(-alpha_gamma) (Huang et al. 2020), not
+        # model.alpha: the row says so by alpha_gamma, with alpha left empty.
+        base['alpha'] = None
     for key in _DATASET_COLUMNS:
         if cfg.get('dataset') is not None and key in cfg.dataset:
             base[key] = OmegaConf.to_container(cfg.dataset)[key]
@@ -297,7 +302,9 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
     step decay's ``decay_at`` / ``decay_factor`` only with
     ``experiment.schedule=step``, ``final_lr_fraction`` only with ``cosine``;
     ``dataset.stats_from`` only with ``dataset.standardize`` or
-    ``dataset.zca``; ``kernel.executor=slurm`` and ``kernel.slurm.*`` only
+    ``dataset.zca``; the ResNet's ``model.alpha`` only with
+    ``model.alpha_gamma=null``, its ``filter_size`` / ``readout`` only with
+    ``model.layout=image``; ``kernel.executor=slurm`` and ``kernel.slurm.*`` only
     with ``kernel.jobs`` > 1 (docs/cluster.md). When both options are typed
     (a sweep over a grid) the combination is the user's and runs.
     """
@@ -308,6 +315,10 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
     schedule = exp.get('schedule', None)
     kernel = cfg.get('kernel') or {}
     jobs = _integer(kernel.get('jobs', 1)) or 1
+    model = cfg.get('model') or {}
+    flat = (model.get('layout', None) == 'flat', ('model.layout',),
+            'model.layout=flat has no convolutions and reads its vector out '
+            'directly; add model.layout=image')
     decay = (schedule not in (None, 'step'),
              ('experiment.schedule',), f'experiment.schedule={schedule} does '
              'not decay in steps; add experiment.schedule=step')
@@ -332,6 +343,13 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
             schedule not in (None, 'cosine'), ('experiment.schedule',),
             f'experiment.schedule={schedule} is not cosine; add '
             'experiment.schedule=cosine'),
+        'model.alpha': (
+            model.get('alpha_gamma', None) is not None, ('model.alpha_gamma',),
+            f"model.alpha_gamma={model.get('alpha_gamma', None)} sets alpha = "
+            f"depth^-{model.get('alpha_gamma', None)} at every depth; add "
+            'model.alpha_gamma=null to use model.alpha'),
+        'model.filter_size': flat,
+        'model.readout': flat,
         'kernel.executor': (
             kernel.get('executor', 'local') == 'slurm' and jobs <= 1, ('kernel.jobs',),
             'kernel.jobs=1 computes the kernel in this job; add kernel.jobs=N to '

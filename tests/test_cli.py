@@ -580,6 +580,12 @@ def as_hydra_job():
     (['experiment=jacot2018_fig1', 'experiment.lr_kernel=empirical'],
      'experiment.lr_kernel=empirical would be ignored: experiment.lr_fraction=null '
      'uses experiment.lr=1.0'),
+    (['experiment=huang2020_depth_resnet', 'model.alpha=0.3'],
+     'model.alpha=0.3 would be ignored: model.alpha_gamma=0.5 sets alpha = '
+     'depth^-0.5 at every depth; add model.alpha_gamma=null to use model.alpha'),
+    (['model=resnet', 'model.readout=flatten'],
+     'model.readout=flatten would be ignored: model.layout=flat has no '
+     'convolutions'),
     (['kernel.executor=slurm'],
      'kernel.executor=slurm would be ignored: kernel.jobs=1 computes the kernel in '
      'this job; add kernel.jobs=N'),
@@ -626,6 +632,8 @@ def test_the_command_lines_lr_and_momentum_train_once_nothing_sets_them_aside(
     ['experiment=alignment', 'experiment.schedule=cosine', 'experiment.decay_at=[0.5]'],
     ['dataset=digits', 'dataset.zca=null', 'dataset.stats_from=train_split'],
     ['kernel.jobs=1', 'kernel.executor=slurm', 'kernel.slurm.partition=gpu'],
+    ['model=resnet', 'model.layout=image', 'model.filter_size=5', 'dataset=digits'],
+    ['experiment=huang2020_depth_resnet', 'model.alpha_gamma=null', 'model.alpha=0.3'],
     # Options the config files already use.
     ['experiment=alignment', 'experiment.schedule=step', 'experiment.decay_at=[0.5]'],
     ['dataset=digits', 'dataset.zca=0.1', 'dataset.stats_from=train_split'],

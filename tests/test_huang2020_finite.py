@@ -49,6 +49,19 @@ def test_huang2020_finite_configs_run(tmp_path, config, model):
     drift = frame[frame.metric == 'ntk_drift']
     assert (drift[drift.step == 0]['value'] == 0).all()
     assert (drift[drift.step == 20]['value'] > 0).all()
+    if model == 'resnet':
+        # alpha = L^(-1/2) = 0.5 at depth 4 by alpha_gamma; model.alpha (0.5
+        # too) is not what set it, so the rows leave alpha empty.
+        assert set(frame['alpha_gamma']) == {0.5} and frame['alpha'].isna().all()
+
+
+def test_rows_carry_the_resnets_alpha_or_its_depth_exponent(tmp_path):
+    columns = runner.base_columns(_compose(
+        tmp_path, 'huang2020_finite_resnet', 'model.depth=16', 'model.alpha=0.3'))
+    assert columns['alpha_gamma'] == 0.5 and columns['alpha'] is None
+    columns = runner.base_columns(_compose(
+        tmp_path, 'huang2020_finite_resnet', 'model.alpha_gamma=null', 'model.alpha=0.3'))
+    assert columns['alpha'] == 0.3 and columns['alpha_gamma'] is None
 
 
 def _rows():
