@@ -134,8 +134,8 @@ def _function(path: Any, key: str) -> Callable[..., Any]:
     """The function ``path`` (``module.function``) names, or one line saying
     why it cannot be imported."""
     require(isinstance(path, str) and '.' in path,
-           f'{key}={path!r} must name a function as module.function (e.g. '
-           'ntkexp.experiments.kernel_regression.run)')
+            f'{key}={path!r} must name a function as module.function (e.g. '
+            'ntkexp.experiments.kernel_regression.run)')
     try:
         function = _locate(path)
     except (ImportError, AttributeError) as error:

@@ -111,7 +111,14 @@ def validate(cfg: DictConfig) -> None:
         ConfigError: one line naming the bad value and the valid ones.
     """
     exp = cfg.experiment
+    _check_counts(exp)
+    _check_training(exp)
+    _check_logged_spectra(exp)
+    _check_sphere(cfg)
 
+
+def _check_counts(exp: DictConfig) -> None:
+    """The counts and sizes of the studies (integers, most >= 1)."""
     def positive_int(key: str, minimum: int = 1) -> None:
         if key in exp and exp[key] is not None:
             value = exp[key]
@@ -123,6 +130,11 @@ def validate(cfg: DictConfig) -> None:
         positive_int(key, 2 if key == 'd' else 1)
     for key in ('steps', 'gram_points', 'shape_points', 'gram_lmax'):
         positive_int(key, 0)
+
+
+def _check_training(exp: DictConfig) -> None:
+    """Optimiser, loss, learning rate and its schedule, the empirical NTK's
+    implementation and blocks, and the precisions."""
     if 'schedule' in exp:
         require(exp.schedule in SCHEDULES,
                 f'experiment.schedule={exp.schedule!r} is invalid; use one of '
@@ -139,7 +151,7 @@ def validate(cfg: DictConfig) -> None:
         _implementation_code(exp.ntk_implementation)
     block = exp.get('ntk_block_size', None)
     require(block is None or block == AUTO or (
-         isinstance(block, int) and not isinstance(block, bool) and block >= 1),
+        isinstance(block, int) and not isinstance(block, bool) and block >= 1),
             f'experiment.ntk_block_size={block!r} is invalid; use {AUTO} (the '
             'largest block that fits kernel.memory_gb), an integer >= 1 or null '
             '(one block)')
@@ -164,6 +176,10 @@ def validate(cfg: DictConfig) -> None:
     if exp.get('decay_factor', None) is not None:
         require(0 < float(exp.decay_factor) <= 1,
                 f'experiment.decay_factor={exp.decay_factor} must be in (0, 1]')
+
+
+def _check_logged_spectra(exp: DictConfig) -> None:
+    """What is logged of the spectrum: the ``E_k`` grid and the steps."""
     for k in as_list(exp.get('energy_k', None)):
         require(isinstance(k, int) and k >= 1,
                 f'experiment.energy_k has {k!r}; use positive integers')
@@ -174,6 +190,11 @@ def validate(cfg: DictConfig) -> None:
     if exp.get('log_spacing', None) is not None:
         require(exp.log_spacing in ('log', 'linear'),
                 f'experiment.log_spacing={exp.log_spacing!r}: use log or linear')
+
+
+def _check_sphere(cfg: DictConfig) -> None:
+    """Study 3's Funk-Hecke options and model (Belfer et al. 2021)."""
+    exp = cfg.experiment
     fit = exp.get('fit_degrees', None)
     if fit is not None:
         fit = as_list(fit)

@@ -108,6 +108,20 @@ def validate(cfg: DictConfig) -> None:
         ConfigError: a bad value, naming the key and the valid values.
     """
     exp = cfg.experiment
+    _check_data(cfg)
+    height, width, channels = image_shape(exp)
+    _check_frequencies(exp, height, width)
+    _check_views(exp)
+    _check_training(exp.train)
+    _check_nads(exp)
+    _check_model_input(cfg, (1, height, width, channels))
+
+
+def _check_data(cfg: DictConfig) -> None:
+    """No dataset (the experiment makes its own); the images' size and the
+    directional data's signal, noise and sizes (Ortiz-Jimenez et al. 2020,
+    Sec. 2)."""
+    exp = cfg.experiment
     dataset = cfg.get('dataset', None)
     require(dataset is None,
             f"dataset={choice_name('dataset', dataset)} would be ignored: "
@@ -121,13 +135,16 @@ def validate(cfg: DictConfig) -> None:
             'both >= 2 (e.g. experiment.image_size=[8,8])')
     require(isinstance(exp.get('channels', 1), int) and exp.get('channels', 1) >= 1,
             f"experiment.channels={exp.get('channels')} must be an integer >= 1")
-    height, width, channels = image_shape(exp)
     require(float(exp.epsilon) > 0,
             f'experiment.epsilon={exp.epsilon} must be > 0 (the signal along v)')
     require(float(exp.sigma) >= 0,
             f'experiment.sigma={exp.sigma} must be >= 0 (the noise scale)')
     for key in ('n_train', 'n_test'):
         require(int(exp[key]) >= 2, f'experiment.{key}={exp[key]} must be >= 2')
+
+
+def _check_frequencies(exp: DictConfig, height: int, width: int) -> None:
+    """The Fourier directions of the accuracy maps and their part."""
     part = exp.get('fourier_part', 'real')
     require(part in anisotropy.PARTS,
             f'experiment.fourier_part={part!r} is invalid; use real or imag')
@@ -142,6 +159,10 @@ def validate(cfg: DictConfig) -> None:
                     pair[0], pair[1], height, width),
                 f'experiment.frequencies has {pair}, whose imaginary part is zero '
                 'on this image size; drop it or use experiment.fourier_part=real')
+
+
+def _check_views(exp: DictConfig) -> None:
+    """Which accuracies (finite nets, kernels) and which kernels."""
     views = as_list(exp.get('accuracy', []))
     require(set(views) <= set(VIEWS),
             f'experiment.accuracy={views} is invalid; choose from {list(VIEWS)}')
@@ -149,7 +170,10 @@ def validate(cfg: DictConfig) -> None:
     require(set(kernels) <= set(KERNELS) and ('kernel' not in views or kernels),
             f'experiment.kernels={kernels} is invalid; choose a non-empty subset '
             f'of {list(KERNELS)}')
-    train = exp.train
+
+
+def _check_training(train: DictConfig) -> None:
+    """``experiment.train``: the finite networks' SGD (the authors' utils.train)."""
     require(train.loss in LOSSES,
             f'experiment.train.loss={train.loss!r} is invalid; use xent or mse')
     require(train.schedule in SCHEDULES,
@@ -164,6 +188,10 @@ def validate(cfg: DictConfig) -> None:
             f'experiment.train.clip_norm={train.clip_norm} must be > 0 or null')
     require(0 <= float(train.momentum) < 1,
             f'experiment.train.momentum={train.momentum} must be in [0, 1)')
+
+
+def _check_nads(exp: DictConfig) -> None:
+    """``experiment.nad``: how the NADs are estimated, and the kernels' precision."""
     nad = exp.nad
     require(nad.eval_point in anisotropy.EVAL_POINTS,
             f'experiment.nad.eval_point={nad.eval_point!r} is invalid; use fixed '
@@ -183,10 +211,14 @@ def validate(cfg: DictConfig) -> None:
     require(precision in (None, 'float32', 'float64'),
             f'experiment.kernel_precision={precision!r} is invalid; use null, '
             'float32 or float64')
+
+
+def _check_model_input(cfg: DictConfig, shape: tuple[int, int, int, int]) -> None:
+    """The model takes images of ``experiment.image_size``."""
     if cfg.get('model') is not None:
         from ntkexp.models import check_input  # pylint: disable=g-import-not-at-top
         try:
-            check_input(cfg.model, (1, height, width, channels))
+            check_input(cfg.model, shape)
         except ValueError as error:
             raise ConfigError(
                 f'{error} (experiment.image_size sets the image size)') from None
