@@ -202,10 +202,28 @@ def plot_ensemble(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     fig, axes = plt.subplots(1, 2 if not dist.empty else 1,
                              figsize=(10 if not dist.empty else 5.5, 4.8),
                              squeeze=False)
-    ax = axes[0][0]
     lines = line_columns(rows) + ['width']
+    colors: dict = {}
+    table = _ensemble_panel(axes[0][0], frame, rows, plain, lines, colors)
+    if not dist.empty:
+        table += _ensemble_distance_panel(axes[0][1], dist, lines, colors)
+    fig.tight_layout()
+    paths = save_figure(fig, out_dir, f'{name}_ensemble')
+    path = out_dir / f'{name}_ensemble.csv'
+    table = pd.DataFrame(table)
+    for column in ('width', 'ensemble_size'):  # integers beside empty cells
+        if column in table.columns:
+            table[column] = table[column].astype('Int64')
+    table.to_csv(path, index=False)
+    return paths + [path]
+
+
+def _ensemble_panel(ax, frame: pd.DataFrame, rows: pd.DataFrame, plain: str,
+                    lines: list[str], colors: dict) -> list[dict]:
+    """:func:`plot_ensemble`'s left panel: the ensembles' ``plain`` metric
+    against ``K``, the infinite ensemble and the kernels; its table rows.
+    ``colors`` (a line's key -> colour) is filled for the right panel."""
     table = []
-    colors = {}
     for key, group in rows.groupby(lines + ['predictor'], dropna=False):
         predictor = key[-1]
         stats = group.groupby('ensemble_size')['value'].mean().sort_index()
@@ -218,29 +236,7 @@ def plot_ensemble(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
             table.append(dict(_key_dict(lines, key[:-1]), predictor=predictor,
                               ensemble_size=int(size), metric=plain,
                               value=value))
-    # The infinite ensemble at infinite width: the NTK dynamics from f_0 = 0
-    # at the same step (its rows are per seed, all equal at one lr).
-    # One line when every model and width shares it (NTK parameterisation:
-    # the dynamics do not depend on the width), else one per line's colour.
-    limit = last_step(metric_rows(frame, plain))
-    limit = (limit[limit['predictor'] == 'ntk_mean']
-             if 'predictor' in limit.columns else limit.iloc[:0])
-    if not limit.empty:
-        keys = [c for c in lines if c in limit.columns]
-        values = limit.groupby(keys, dropna=False)['value'].mean()
-        label = PREDICTOR_LABELS['ntk_mean'] + ' (same $t$)'
-        if np.ptp(values.to_numpy()) <= 1e-9 * max(1.0, abs(values.iloc[0])):
-            ax.axhline(values.iloc[0], color='k', ls='-.', lw=1, label=label)
-            table.append(dict(predictor='ntk_mean', metric=plain,
-                              value=values.iloc[0]))
-        else:
-            for key, value in values.items():
-                key = key if isinstance(key, tuple) else (key,)
-                ax.axhline(value, color=colors.get(key, 'k'), ls='-.', lw=1,
-                           label=label)
-                label = None
-                table.append(dict(_key_dict(keys, key), predictor='ntk_mean',
-                                  metric=plain, value=value))
+    table += _infinite_ensemble_lines(ax, frame, plain, lines, colors)
     for kern, value in _kernel_lines([ax], metric_rows(frame, 'kernel_' + plain),
                                      style=':').items():
         table.append(dict(predictor=kern, metric='kernel_' + plain, value=value))
@@ -252,35 +248,63 @@ def plot_ensemble(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
         f' ({int(steps[0])})' if len(steps) == 1 else ''), fontsize=9)
     ax.legend(fontsize=6, loc='upper left', bbox_to_anchor=(0.0, -0.16),
               ncol=2)
-    if not dist.empty:
-        ax = axes[0][1]
-        for key, group in dist.groupby(lines + ['predictor'], dropna=False):
-            predictor = key[-1]
-            stats = group.groupby('ensemble_size')['value'].mean().sort_index()
-            color = colors.setdefault(key[:-1], f'C{len(colors)}')
-            ax.plot(stats.index, stats.values, '--' if predictor == 'net_centered'
-                    else '-', marker='o', ms=3, color=color)
-            if 1 in stats.index:
-                ax.plot(stats.index, stats.loc[1] / np.sqrt(stats.index), ':',
-                        color=color, lw=0.8)
-            for size, value in stats.items():
-                table.append(dict(_key_dict(lines, key[:-1]),
-                                  predictor=predictor, ensemble_size=int(size),
-                                  metric='dist_ntk_mean', value=value))
-        _ensemble_axis(ax, dist)
-        ax.set_yscale('log')
-        ax.set_xlabel('ensemble size $K$')
-        ax.set_ylabel('RMS distance to NTK dynamics from $f_0=0$ (test)')
-        ax.set_title('dotted: $1/\\sqrt{K}$ from $K=1$', fontsize=9)
-    fig.tight_layout()
-    paths = save_figure(fig, out_dir, f'{name}_ensemble')
-    path = out_dir / f'{name}_ensemble.csv'
-    table = pd.DataFrame(table)
-    for column in ('width', 'ensemble_size'):  # integers beside empty cells
-        if column in table.columns:
-            table[column] = table[column].astype('Int64')
-    table.to_csv(path, index=False)
-    return paths + [path]
+    return table
+
+
+def _infinite_ensemble_lines(ax, frame: pd.DataFrame, plain: str,
+                             lines: list[str], colors: dict) -> list[dict]:
+    """The infinite ensemble at infinite width: the NTK dynamics from
+    ``f_0 = 0`` at the same step (its rows are per seed, all equal at one
+    lr). One line when every model and width shares it (NTK
+    parameterisation: the dynamics do not depend on the width), else one
+    per line's colour. Returns its table rows."""
+    limit = last_step(metric_rows(frame, plain))
+    limit = (limit[limit['predictor'] == 'ntk_mean']
+             if 'predictor' in limit.columns else limit.iloc[:0])
+    if limit.empty:
+        return []
+    keys = [c for c in lines if c in limit.columns]
+    values = limit.groupby(keys, dropna=False)['value'].mean()
+    label = PREDICTOR_LABELS['ntk_mean'] + ' (same $t$)'
+    if np.ptp(values.to_numpy()) <= 1e-9 * max(1.0, abs(values.iloc[0])):
+        ax.axhline(values.iloc[0], color='k', ls='-.', lw=1, label=label)
+        return [dict(predictor='ntk_mean', metric=plain, value=values.iloc[0])]
+    table = []
+    for key, value in values.items():
+        key = key if isinstance(key, tuple) else (key,)
+        ax.axhline(value, color=colors.get(key, 'k'), ls='-.', lw=1,
+                   label=label)
+        label = None
+        table.append(dict(_key_dict(keys, key), predictor='ntk_mean',
+                          metric=plain, value=value))
+    return table
+
+
+def _ensemble_distance_panel(ax, dist: pd.DataFrame, lines: list[str],
+                             colors: dict) -> list[dict]:
+    """:func:`plot_ensemble`'s right panel: the RMS distance to the NTK
+    dynamics from ``f_0 = 0`` against ``K``, with ``1/sqrt(K)`` from
+    ``K = 1``; its table rows."""
+    table = []
+    for key, group in dist.groupby(lines + ['predictor'], dropna=False):
+        predictor = key[-1]
+        stats = group.groupby('ensemble_size')['value'].mean().sort_index()
+        color = colors.setdefault(key[:-1], f'C{len(colors)}')
+        ax.plot(stats.index, stats.values, '--' if predictor == 'net_centered'
+                else '-', marker='o', ms=3, color=color)
+        if 1 in stats.index:
+            ax.plot(stats.index, stats.loc[1] / np.sqrt(stats.index), ':',
+                    color=color, lw=0.8)
+        for size, value in stats.items():
+            table.append(dict(_key_dict(lines, key[:-1]),
+                              predictor=predictor, ensemble_size=int(size),
+                              metric='dist_ntk_mean', value=value))
+    _ensemble_axis(ax, dist)
+    ax.set_yscale('log')
+    ax.set_xlabel('ensemble size $K$')
+    ax.set_ylabel('RMS distance to NTK dynamics from $f_0=0$ (test)')
+    ax.set_title('dotted: $1/\\sqrt{K}$ from $K=1$', fontsize=9)
+    return table
 
 
 def _key_dict(columns: list[str], key: tuple) -> dict:
