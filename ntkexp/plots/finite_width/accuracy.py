@@ -445,6 +445,20 @@ def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     if frame['lr_fraction'].nunique() < 3 or accuracy.empty:
         return []
     lines = line_columns(frame, without=('lr_fraction',))
+    stats = _lr_stats(frame, accuracy, lines)
+    fig = _lr_figure(frame, stats, lines)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    paths = save_figure(fig, out_dir, f'{name}_lr')
+    path = out_dir / f'{name}_lr.csv'
+    stats.to_csv(path, index=False)
+    return paths + [path]
+
+
+def _lr_stats(frame: pd.DataFrame, accuracy: pd.DataFrame,
+              lines: list[str]) -> pd.DataFrame:
+    """:func:`plot_lr`'s table: per line and ``lr_fraction``, the mean over
+    the seeds that did not diverge of the best / final accuracy, NTK drift,
+    distance to the NTK dynamics and loss peak, and the seeds that diverged."""
     keys = lines + ['lr_fraction', 'run_dir', 'width', 'seed']
     diverged = metric_rows(frame, 'diverged_at_step')
     diverged = diverged[diverged['predictor'] == 'net']
@@ -480,7 +494,12 @@ def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     stats = stats.merge(counts, on=lines + ['lr_fraction'], how='outer')
     stats['diverged'] = stats['diverged'].fillna(0).astype(int)
     stats['seeds'] = stats['seeds'].fillna(0).astype(int)
-    stats = stats.sort_values(lines + ['lr_fraction']).reset_index(drop=True)
+    return stats.sort_values(lines + ['lr_fraction']).reset_index(drop=True)
+
+
+def _lr_figure(frame: pd.DataFrame, stats: pd.DataFrame, lines: list[str]):
+    """:func:`plot_lr`'s panels: accuracy (kernels as lines), distance to the
+    NTK dynamics, NTK drift and loss peak against ``lr_fraction``."""
     panels = [c for c in ('best', 'dist_ntk', 'ntk_drift', 'loss_peak')
               if c in stats.columns]
     plt = figures.pyplot()
@@ -523,11 +542,7 @@ def plot_lr(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
         fig.text(0.5, 0.005, 'diverged, not drawn (learning rate / bound: '
                  'seeds): ' + text, fontsize=8, ha='center', va='bottom')
     axes['best'].legend(fontsize=7)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    paths = save_figure(fig, out_dir, f'{name}_lr')
-    path = out_dir / f'{name}_lr.csv'
-    stats.to_csv(path, index=False)
-    return paths + [path]
+    return fig
 
 
 def _accuracy_lines(ax, stats: pd.DataFrame, x: str):
