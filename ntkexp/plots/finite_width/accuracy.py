@@ -5,6 +5,7 @@ learning rates (Sec. 3), against the width and the depth.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -88,18 +89,7 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     net = metric_rows(frame, 'test_accuracy')
     if kernel.empty or net.empty or _depth_sweep(net):
         return []  # a depth sweep: plot_depth_accuracy (one bar per depth would not fit)
-    net = pd.concat([net, _largest_ensembles(frame)], ignore_index=True)
-    net = net[net['predictor'].isin(list(_BAR_PREDICTORS))]
-    net = _with_l2_label(net)
-    keys = [c for c in ('model', 'parameterization', 'width', 'predictor',
-                        'ensemble_size', 'l2_label', 'l2_order')
-            if c in net.columns]
-    per_seed = net.groupby(keys + ['seed'], dropna=False)
-    best = (per_seed['value'].max().groupby(keys, dropna=False)
-            .agg(['mean', 'std']).reset_index())
-    final = (last_step(net).groupby(keys, dropna=False)['value'].mean()
-             .rename('final').reset_index())
-    best = best.merge(final, on=keys, how='left')
+    best = _best_accuracies(frame, net)
     kkeys = [c for c in ('model', 'parameterization', 'kernel')
              if c in kernel.columns]
     kstats = kernel.groupby(kkeys, dropna=False)['value'].mean().reset_index()
@@ -107,56 +97,17 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
     models = sorted(best['model'].unique())
     n_bars = len(best) + 2 * len(models)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.0 + 0.8 * n_bars), 4))
-    labels, values, errors, colors, hatches = [], [], [], [], []
-    table = []
+    bars = _Bars()
     for model in models:
-        mb = best[best['model'] == model]
-        mb = mb.assign(_order=mb['predictor'].map(
-            {p: i for i, p in enumerate(_BAR_PREDICTORS)}))
-        order = [c for c in ('parameterization', '_order', 'l2_order')
-                 if c in mb.columns]
-        for _, r in mb.sort_values(order).iterrows():
-            par = r.get('parameterization', '')
-            predictor = r.get('predictor', 'net')
-            short, hatch, long = _BAR_PREDICTORS[predictor]
-            size = r.get('ensemble_size', np.nan)
-            if pd.notna(size):
-                short, long = f'{short}\nK={int(size)}', f'{long} (K={int(size)})'
-            if r.get('l2_label'):
-                short = f"{short}\n" + r['l2_label'].replace(' to init', '\nto init')
-                long = f"{long}, {r['l2_label']}"
-            labels.append(f"{MODEL_LABELS.get(model, model)}\n{par}\n"
-                          f"n={int(r['width'])}\n{short}")
-            values.append(r['mean'])
-            errors.append(np.nan if pd.isna(r['std']) else r['std'])
-            colors.append('tab:blue' if par == 'ntk' else 'tab:orange')
-            hatches.append(hatch)
-            table.append(dict(model=model, predictor=f'{long} ({par} param.)',
-                              width=int(r['width']), best_accuracy=r['mean'],
-                              final_accuracy=r['final']))
-        mk = kstats[kstats['model'] == model]
-        for kern in ('nngp', 'ntk'):
-            part = mk[mk['kernel'] == kern] if 'kernel' in mk.columns else mk
-            if part.empty:
-                continue
-            if 'parameterization' in part.columns:
-                part = part[part['parameterization'] == 'ntk'] if (
-                    part['parameterization'] == 'ntk').any() else part
-            labels.append(f'{MODEL_LABELS.get(model, model)}\n{kern.upper()}\n'
-                          r'$t=\infty$')
-            values.append(part['value'].mean())
-            errors.append(np.nan)
-            colors.append('tab:green' if kern == 'nngp' else 'tab:red')
-            hatches.append('')
-            table.append(dict(model=model, predictor=kern.upper(),
-                              width=None, best_accuracy=None,
-                              final_accuracy=part['value'].mean()))
+        _network_bars(bars, model, best[best['model'] == model])
+        _kernel_bars(bars, model, kstats[kstats['model'] == model])
+    values, errors = bars.values, bars.errors
     x = np.arange(len(values))
     # Error bars (std over seeds) only where there are several seeds.
     ax.bar(x, values, yerr=None if np.all(np.isnan(errors)) else errors,
-           color=colors, capsize=3, hatch=hatches)
+           color=bars.colors, capsize=3, hatch=bars.hatches)
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_xticklabels(bars.labels, fontsize=7)
     ax.set_ylabel('test accuracy')
     # From 0, so that bar lengths compare; guessing marked where known.
     ax.set_ylim(0.0, min(1.0, np.nanmax(values) + 0.05))
@@ -171,8 +122,89 @@ def plot_finite_vs_kernel(frame: pd.DataFrame, out_dir: Path,
                  'NTK (red) kernel regression at $t = \\infty$', fontsize=8)
     paths = save_figure(fig, out_dir, f'{name}_finite_vs_kernel')
     path = out_dir / f'{name}_finite_vs_kernel.csv'
-    pd.DataFrame(table).to_csv(path, index=False)
+    pd.DataFrame(bars.table).to_csv(path, index=False)
     return paths + [path]
+
+
+def _best_accuracies(frame: pd.DataFrame, net: pd.DataFrame) -> pd.DataFrame:
+    """Per model, parameterisation, width and predictor (and ensemble size,
+    L2 setting): the best test accuracy over training, its mean and std
+    over seeds, and the final one (``net``: the ``test_accuracy`` rows)."""
+    net = pd.concat([net, _largest_ensembles(frame)], ignore_index=True)
+    net = net[net['predictor'].isin(list(_BAR_PREDICTORS))]
+    net = _with_l2_label(net)
+    keys = [c for c in ('model', 'parameterization', 'width', 'predictor',
+                        'ensemble_size', 'l2_label', 'l2_order')
+            if c in net.columns]
+    per_seed = net.groupby(keys + ['seed'], dropna=False)
+    best = (per_seed['value'].max().groupby(keys, dropna=False)
+            .agg(['mean', 'std']).reset_index())
+    final = (last_step(net).groupby(keys, dropna=False)['value'].mean()
+             .rename('final').reset_index())
+    return best.merge(final, on=keys, how='left')
+
+
+@dataclasses.dataclass
+class _Bars:
+    """The bars of :func:`plot_finite_vs_kernel`, in order, and its table."""
+    labels: list = dataclasses.field(default_factory=list)
+    values: list = dataclasses.field(default_factory=list)
+    errors: list = dataclasses.field(default_factory=list)
+    colors: list = dataclasses.field(default_factory=list)
+    hatches: list = dataclasses.field(default_factory=list)
+    table: list = dataclasses.field(default_factory=list)
+
+    def add(self, label: str, value: float, error: float, color: str,
+            hatch: str, row: dict) -> None:
+        self.labels.append(label)
+        self.values.append(value)
+        self.errors.append(error)
+        self.colors.append(color)
+        self.hatches.append(hatch)
+        self.table.append(row)
+
+
+def _network_bars(bars: _Bars, model: str, mb: pd.DataFrame) -> None:
+    """One bar per parameterisation, predictor (network, NTK dynamics,
+    ensemble) and L2 setting of ``model`` (its rows of the best accuracies)."""
+    mb = mb.assign(_order=mb['predictor'].map(
+        {p: i for i, p in enumerate(_BAR_PREDICTORS)}))
+    order = [c for c in ('parameterization', '_order', 'l2_order')
+             if c in mb.columns]
+    for _, r in mb.sort_values(order).iterrows():
+        par = r.get('parameterization', '')
+        predictor = r.get('predictor', 'net')
+        short, hatch, long = _BAR_PREDICTORS[predictor]
+        size = r.get('ensemble_size', np.nan)
+        if pd.notna(size):
+            short, long = f'{short}\nK={int(size)}', f'{long} (K={int(size)})'
+        if r.get('l2_label'):
+            short = f"{short}\n" + r['l2_label'].replace(' to init', '\nto init')
+            long = f"{long}, {r['l2_label']}"
+        bars.add(f"{MODEL_LABELS.get(model, model)}\n{par}\n"
+                 f"n={int(r['width'])}\n{short}", r['mean'],
+                 np.nan if pd.isna(r['std']) else r['std'],
+                 'tab:blue' if par == 'ntk' else 'tab:orange', hatch,
+                 dict(model=model, predictor=f'{long} ({par} param.)',
+                      width=int(r['width']), best_accuracy=r['mean'],
+                      final_accuracy=r['final']))
+
+
+def _kernel_bars(bars: _Bars, model: str, mk: pd.DataFrame) -> None:
+    """The NNGP and NTK kernel regression bars of ``model`` at ``t = inf``
+    (the NTK parameterisation's where both were run)."""
+    for kern in ('nngp', 'ntk'):
+        part = mk[mk['kernel'] == kern] if 'kernel' in mk.columns else mk
+        if part.empty:
+            continue
+        if 'parameterization' in part.columns:
+            part = part[part['parameterization'] == 'ntk'] if (
+                part['parameterization'] == 'ntk').any() else part
+        bars.add(f'{MODEL_LABELS.get(model, model)}\n{kern.upper()}\n'
+                 r'$t=\infty$', part['value'].mean(), np.nan,
+                 'tab:green' if kern == 'nngp' else 'tab:red', '',
+                 dict(model=model, predictor=kern.upper(), width=None,
+                      best_accuracy=None, final_accuracy=part['value'].mean()))
 
 
 def plot_ensemble(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
