@@ -107,74 +107,93 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig, axes = kr.panels(len(regs) + 1, len(settings), 3.3, 2.6)
     table = []
     for col, setting in enumerate(settings.itertuples(index=False)):
-        key = dict(zip(SETTING, setting))
-        rows = kr.matching_rows(frame, key)
-        acc = kr.matching_rows(accuracy, key)
-        title = (f"{kr.MODEL_LABELS.get(key['model'], key['model'])} "
-                 f"{key['kernel'].upper()}, {key['dataset']}")
-        fits = {m: float(rows.loc[rows['metric'] == m, 'value'].mean())
-                for m in ('power_law_alpha', 'power_law_c')}
-        sizes = np.array(sorted(acc['train_size'].unique()), float)
-        noise = rows[rows['metric'] == 'noise_sigma'].groupby(list(VERSION))['value'].mean()
-        critical = rows[rows['metric'] == 'critical_size'].groupby(
-            list(VERSION))['value'].mean()
-        broken = breaks_at(acc[acc['diag_reg'] == regs[0]], metric)
-        versions = sorted(acc[list(VERSION)].drop_duplicates().itertuples(index=False),
-                          key=lambda v: (v[1] != 'computed', -int(v[0])))
-        for row, reg in enumerate(regs):
-            ax = axes[row][col]
-            for bits, rounding in versions:
-                style = _style(bits, rounding, all_bits)
-                line = acc[(acc['diag_reg'] == reg) & (acc['mantissa_bits'] == bits)
-                           & (acc['rounding'] == rounding)]
-                stats = line.groupby('train_size')['value'].mean()
-                ax.plot(stats.index, stats.values, label=version_label(bits, rounding),
-                        **style)
-                m_star = critical.get((bits, rounding), math.nan)
-                if sizes.size and sizes[0] <= m_star <= sizes[-1]:
-                    ax.axvline(m_star, color=style['color'], ls=':', lw=1)
-            ax.set_xscale('log')
-            if metric == 'accuracy':
-                ax.set_ylim(0, 1.02)
-            else:
-                ax.set_yscale('log')
-            ax.set_xlabel('training set size $m$')
-            ax.set_ylabel(f"test {'accuracy' if metric == 'accuracy' else 'MSE'}, "
-                          f'diag_reg {reg:g}')
-            ax.set_title(title, fontsize=8)
-        ax = axes[len(regs)][col]
-        spectrum = rows[rows['metric'] == 'eigenvalue'].groupby('index')['value'].mean()
-        if not spectrum.empty:
-            m = int(rows.loc[rows['metric'] == 'eigenvalue', 'train_size'].max())
-            ax.loglog(spectrum.index, spectrum.values, 'k.-', lw=1, ms=3,
-                      label='float64 spectrum $\\lambda_i/m$')
-            if all(np.isfinite(list(fits.values()))):
-                index = spectrum.index.to_numpy(float)
-                ax.loglog(index, fits['power_law_c'] * index ** -fits['power_law_alpha'],
-                          color='gray', ls='--', lw=1,
-                          label='fit $C\\,i^{-\\alpha}$')
-            for (bits, rounding), sigma in noise.items():
-                if sigma > 0:
-                    ax.axhline(float_noise.noise_floor(sigma, m), lw=1, ls=':',
-                               color=_style(bits, rounding, all_bits)['color'])
-            ax.set_xlabel('eigenvalue index $i$')
-            ax.set_ylabel('$\\lambda_i / m$; dotted: noise floors')
-            ax.set_title(f"{title}: $\\alpha$ = {fits['power_law_alpha']:.2f}, "
-                         f"C = {fits['power_law_c']:.2g}", fontsize=8)
-        for bits, rounding in versions:
-            final = acc[(acc['diag_reg'] == regs[0]) & (acc['mantissa_bits'] == bits)
-                        & (acc['rounding'] == rounding)
-                        & (acc['train_size'] == sizes[-1])]['value'].mean()
-            table.append(dict(key, version=version_label(bits, rounding),
-                              mantissa_bits=int(bits), rounding=rounding,
-                              sigma=noise.get((bits, rounding), math.nan),
-                              power_law_alpha=fits['power_law_alpha'],
-                              power_law_c=fits['power_law_c'],
-                              critical_size=critical.get((bits, rounding), math.nan),
-                              breaks_at=broken.get((bits, rounding), math.nan),
-                              diag_reg=regs[0], train_size=int(sizes[-1]),
-                              **{metric: final}))
+        table += _setting_column([axes[row][col] for row in range(len(regs) + 1)],
+                                 frame, accuracy, dict(zip(SETTING, setting)),
+                                 regs, all_bits, metric)
     title = ('kernel regression with float64, float32 and rounded kernels against '
              'the training set size\n(dotted verticals: the critical sizes the noise '
              'model predicts; Lee et al. 2020)')
     return kr.finish_grid(fig, axes, title, Path(out_dir), 'precision', table)
+
+
+def _setting_column(column_axes: list, frame: pd.DataFrame, accuracy: pd.DataFrame,
+                    key: dict, regs: list, all_bits: list[int],
+                    metric: str) -> list[dict]:
+    """One setting's (model, kernel, dataset) column of panels: ``metric``
+    against the training set size per ``diag_reg`` (each kernel version a
+    line, its critical size dotted), then the spectrum; its table rows at
+    the largest size and the smallest ``diag_reg``."""
+    rows = kr.matching_rows(frame, key)
+    acc = kr.matching_rows(accuracy, key)
+    title = (f"{kr.MODEL_LABELS.get(key['model'], key['model'])} "
+             f"{key['kernel'].upper()}, {key['dataset']}")
+    fits = {m: float(rows.loc[rows['metric'] == m, 'value'].mean())
+            for m in ('power_law_alpha', 'power_law_c')}
+    sizes = np.array(sorted(acc['train_size'].unique()), float)
+    noise = rows[rows['metric'] == 'noise_sigma'].groupby(list(VERSION))['value'].mean()
+    critical = rows[rows['metric'] == 'critical_size'].groupby(
+        list(VERSION))['value'].mean()
+    broken = breaks_at(acc[acc['diag_reg'] == regs[0]], metric)
+    versions = sorted(acc[list(VERSION)].drop_duplicates().itertuples(index=False),
+                      key=lambda v: (v[1] != 'computed', -int(v[0])))
+    for ax, reg in zip(column_axes, regs):
+        for bits, rounding in versions:
+            style = _style(bits, rounding, all_bits)
+            line = acc[(acc['diag_reg'] == reg) & (acc['mantissa_bits'] == bits)
+                       & (acc['rounding'] == rounding)]
+            stats = line.groupby('train_size')['value'].mean()
+            ax.plot(stats.index, stats.values, label=version_label(bits, rounding),
+                    **style)
+            m_star = critical.get((bits, rounding), math.nan)
+            if sizes.size and sizes[0] <= m_star <= sizes[-1]:
+                ax.axvline(m_star, color=style['color'], ls=':', lw=1)
+        ax.set_xscale('log')
+        if metric == 'accuracy':
+            ax.set_ylim(0, 1.02)
+        else:
+            ax.set_yscale('log')
+        ax.set_xlabel('training set size $m$')
+        ax.set_ylabel(f"test {'accuracy' if metric == 'accuracy' else 'MSE'}, "
+                      f'diag_reg {reg:g}')
+        ax.set_title(title, fontsize=8)
+    _spectrum_panel(column_axes[len(regs)], rows, fits, noise, all_bits, title)
+    table = []
+    for bits, rounding in versions:
+        final = acc[(acc['diag_reg'] == regs[0]) & (acc['mantissa_bits'] == bits)
+                    & (acc['rounding'] == rounding)
+                    & (acc['train_size'] == sizes[-1])]['value'].mean()
+        table.append(dict(key, version=version_label(bits, rounding),
+                          mantissa_bits=int(bits), rounding=rounding,
+                          sigma=noise.get((bits, rounding), math.nan),
+                          power_law_alpha=fits['power_law_alpha'],
+                          power_law_c=fits['power_law_c'],
+                          critical_size=critical.get((bits, rounding), math.nan),
+                          breaks_at=broken.get((bits, rounding), math.nan),
+                          diag_reg=regs[0], train_size=int(sizes[-1]),
+                          **{metric: final}))
+    return table
+
+
+def _spectrum_panel(ax, rows: pd.DataFrame, fits: dict[str, float],
+                    noise: pd.Series, all_bits: list[int], title: str) -> None:
+    """The float64 spectrum ``lambda_i / m``, its power-law fit ``C i^-alpha``
+    and each version's noise floor (:func:`ntkexp.float_noise.noise_floor`)."""
+    spectrum = rows[rows['metric'] == 'eigenvalue'].groupby('index')['value'].mean()
+    if spectrum.empty:
+        return
+    m = int(rows.loc[rows['metric'] == 'eigenvalue', 'train_size'].max())
+    ax.loglog(spectrum.index, spectrum.values, 'k.-', lw=1, ms=3,
+              label='float64 spectrum $\\lambda_i/m$')
+    if all(np.isfinite(list(fits.values()))):
+        index = spectrum.index.to_numpy(float)
+        ax.loglog(index, fits['power_law_c'] * index ** -fits['power_law_alpha'],
+                  color='gray', ls='--', lw=1,
+                  label='fit $C\\,i^{-\\alpha}$')
+    for (bits, rounding), sigma in noise.items():
+        if sigma > 0:
+            ax.axhline(float_noise.noise_floor(sigma, m), lw=1, ls=':',
+                       color=_style(bits, rounding, all_bits)['color'])
+    ax.set_xlabel('eigenvalue index $i$')
+    ax.set_ylabel('$\\lambda_i / m$; dotted: noise floors')
+    ax.set_title(f"{title}: $\\alpha$ = {fits['power_law_alpha']:.2f}, "
+                 f"C = {fits['power_law_c']:.2g}", fontsize=8)
