@@ -55,6 +55,21 @@ def test_huang2020_finite_configs_run(tmp_path, config, model):
         assert set(frame['alpha_gamma']) == {0.5} and frame['alpha'].isna().all()
 
 
+def test_legend_names_the_resnets_alpha_by_its_depth_exponent():
+    """FC beside a ResNet with alpha = L^-1/2: the lines are told apart by
+    model and alpha_gamma; normalize (False, and absent for FC) says nothing."""
+    from ntkexp.plots import rows as plot_rows  # pylint: disable=g-import-not-at-top
+    from ntkexp.plots.finite_width import common  # pylint: disable=g-import-not-at-top
+    frame = pd.DataFrame([
+        dict(model='fc', depth=4, alpha=None, alpha_gamma=None, normalize=None),
+        dict(model='resnet', depth=4, alpha=None, alpha_gamma=0.5, normalize=False)])
+    assert plot_rows.line_columns(frame) == ['model', 'alpha_gamma']
+    assert common.model_label(frame, ('resnet', 0.5)) == r'ResNet, $\alpha = L^{-0.5}$'
+    assert common.model_label(frame, ('fc', np.nan)) == 'FC'
+    frame.loc[0, 'normalize'] = True  # a normalised FC-like model: it tells lines apart
+    assert plot_rows.line_columns(frame) == ['model', 'alpha_gamma', 'normalize']
+
+
 def test_rows_carry_the_resnets_alpha_or_its_depth_exponent(tmp_path):
     columns = runner.base_columns(_compose(
         tmp_path, 'huang2020_finite_resnet', 'model.depth=16', 'model.alpha=0.3'))

@@ -14,15 +14,17 @@ def line_columns(frame: pd.DataFrame, without: tuple[str, ...] = ()) -> list[str
     """Columns that tell lines apart: model and, when they vary, a few more
     (not those of ``without``, e.g. ``lr_fraction`` where it is the x axis)."""
     columns = ['model']
-    for column in ('parameterization', 'activation', 'depth', 'alpha',
+    for column in ('parameterization', 'activation', 'depth', 'alpha', 'alpha_gamma',
                    'normalize', 'center_scale', 'dataset',
                    'optimizer', 'momentum', 'loss', 'lr_fraction', 'l2', 'l2_center'):
-        if column in without:
+        if column in without or column not in frame.columns:
             continue
+        values = frame[column].astype(object)
+        if column == 'normalize':  # a model without the option does not normalise
+            values = values.where(values.notna(), False)
         # str of object values: lists hash, and NaN (the config's default,
         # where other runs override the key) counts as a value of its own.
-        if (column in frame.columns
-                and frame[column].astype(object).map(str).nunique() > 1):
+        if values.map(str).nunique() > 1:
             columns.append(column)
     return columns
 
