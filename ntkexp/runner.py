@@ -296,8 +296,9 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
     config file sets aside, so that the run would not use it.
 
     ``experiment.lr`` is used only with ``experiment.lr_fraction=null`` (the
-    fraction sets the rate from the NTK's stability bound, Lee et al. 2020,
-    Sec. 2.4) and ``experiment.lr_kernel`` only without it;
+    fraction sets the rate from the NTK's stability bound,
+    ``nt.predict.max_learning_rate``) and ``experiment.lr_kernel`` only with
+    a fraction;
     ``experiment.momentum`` only with ``experiment.optimizer=momentum``; the
     step decay's ``decay_at`` / ``decay_factor`` only with
     ``experiment.schedule=step``, ``final_lr_fraction`` only with ``cosine``;
