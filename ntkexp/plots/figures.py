@@ -80,6 +80,12 @@ def legend_below(fig, handles, labels, fontsize: float = 7) -> None:
                fontsize=fontsize)
 
 
+def depth_exponent_text(gamma) -> str:
+    """The ResNet's residual-branch scale set by ``model.alpha_gamma``,
+    ``alpha = L^(-gamma)`` (Huang et al. 2020), as a legend label."""
+    return rf'$\alpha = L^{{-{float(gamma):g}}}$'
+
+
 def value_text(value) -> str:
     """A value in a legend or label: ``128`` for 128.0, ``0.001`` for 1e-3
     (``:g``), anything else as ``str`` gives it."""

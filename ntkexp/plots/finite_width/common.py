@@ -66,7 +66,7 @@ def model_label(frame: pd.DataFrame, key, columns: list[str] | None = None) -> s
         if column == 'model':
             parts.append(MODEL_LABELS.get(str(value), str(value)))
         elif column == 'alpha_gamma' and not pd.isna(value):  # the ResNet's alpha
-            parts.append(rf'$\alpha = L^{{-{float(value):g}}}$')
+            parts.append(figures.depth_exponent_text(value))
         elif not pd.isna(value):  # NaN: the run kept the config's default
             parts.append(f'{column}={figures.value_text(value)}')
     return ', '.join(parts)

@@ -81,7 +81,7 @@ def value_label(column: str, value) -> str:
     if column == 'zca':
         return 'no ZCA' if is_missing(value) else f'ZCA {float(value):g}'
     if column == 'alpha_gamma':  # the ResNet's alpha = L^(-gamma); FC rows: none
-        return '' if is_missing(value) else rf'$\alpha = L^{{-{float(value):g}}}$'
+        return '' if is_missing(value) else figures.depth_exponent_text(value)
     return f'{column}={figures.value_text(value)}'
 
 
