@@ -252,8 +252,9 @@ def validate(cfg: DictConfig) -> None:
     """
     exp = cfg.experiment
     given = runner.command_line_keys()
-    _check_lists_used(cfg, given)
-    _check_widths_and_seeds(cfg)
+    widths = _widths_setting(cfg)
+    _check_lists_used(cfg, given, widths)
+    _check_widths_and_seeds(cfg, widths)
     _check_schedule(exp)
     optimizer, loss = _check_optimisation(exp)
     probe = _check_probe_set(exp)
@@ -262,7 +263,8 @@ def validate(cfg: DictConfig) -> None:
     _check_variants(cfg, probe)
 
 
-def _check_lists_used(cfg: DictConfig, given: set[str]) -> None:
+def _check_lists_used(cfg: DictConfig, given: set[str],
+                      widths: Optional[list[Any]]) -> None:
     """A run trains the lists; a scalar given on the command line beside them
     would be ignored (a sweep over it would repeat one run)."""
     exp = cfg.experiment
@@ -271,7 +273,6 @@ def _check_lists_used(cfg: DictConfig, given: set[str]) -> None:
             f'seed={cfg.get("seed")} would be ignored: experiment={exp.name} trains '
             f'experiment.seeds={list(seeds or [])}; give experiment.seeds=[{cfg.get("seed")}] '
             'instead, or add experiment.seeds=null to use seed')
-    widths = _widths_setting(cfg)
     require('model.width' not in given or widths is None,
             f'model.width={cfg.model.get("width")} would be ignored: experiment='
             f'{exp.name} trains the widths {list(widths or [])} '
@@ -289,10 +290,10 @@ def _check_lists_used(cfg: DictConfig, given: set[str]) -> None:
             f'experiment.model_widths.{name}=[...])')
 
 
-def _check_widths_and_seeds(cfg: DictConfig) -> None:
+def _check_widths_and_seeds(cfg: DictConfig, widths: Optional[list[Any]]) -> None:
     """The widths trained (``experiment.widths`` or ``model.width``) are
     integers >= 1; the seeds are integers."""
-    widths, where = _widths_setting(cfg), 'experiment.widths has'
+    where = 'experiment.widths has'
     if widths is None:
         require(cfg.model.get('width', None) is not None,
                 'experiment.widths is null and the model has no width; set '
