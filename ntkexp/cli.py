@@ -486,6 +486,7 @@ def _hydra_main(argv: list[str]) -> None:
 
     import ntkexp  # noqa: F401  (makes neural-tangents importable)
     from ntkexp import interrupts  # pylint: disable=g-import-not-at-top
+    from ntkexp import local_controllers  # pylint: disable=g-import-not-at-top
     from ntkexp import records  # pylint: disable=g-import-not-at-top
     from ntkexp import runner  # pylint: disable=g-import-not-at-top
     from ntkexp import report  # pylint: disable=g-import-not-at-top
@@ -537,9 +538,13 @@ def _hydra_main(argv: list[str]) -> None:
     sweep.reset()
     code = 0
     try:
-        # In a sweep SIGTERM, like Ctrl-C, reaches this process inside the
-        # launcher too (a single run's jobs handle it themselves).
-        with interrupts.sigterm_raises() if _is_sweep(argv) else contextlib.nullcontext():
+        with contextlib.ExitStack() as stack:
+            if _is_sweep(argv):
+                # SIGTERM, like Ctrl-C, reaches this process inside the
+                # launcher too (a single run's jobs handle it themselves);
+                # slurm_local's controllers log to <sweep>/.submitit/.
+                stack.enter_context(interrupts.sigterm_raises())
+                stack.enter_context(local_controllers.quiet())
             task()  # pylint: disable=no-value-for-parameter
     except SystemExit as exit_:
         if not sweep.current():

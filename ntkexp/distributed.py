@@ -60,6 +60,7 @@ import submitit
 from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import kernels
+from ntkexp import local_controllers
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +354,8 @@ def submit(kind: str, folder: Path, params: dict[str, Any],
     """Submits the block jobs: a SLURM job array, or local processes.
 
     Local jobs get one GPU each, round-robin over this process's GPUs (or
-    none on CPU; then they run on CPU like this process).
+    none on CPU; then they run on CPU like this process). Their submitit
+    controllers log to ``<folder>/controllers.log`` (:mod:`local_controllers`).
     """
     if kind == 'slurm':
         executor = submitit.AutoExecutor(folder=folder, cluster='slurm')
@@ -366,14 +368,15 @@ def submit(kind: str, folder: Path, params: dict[str, Any],
              if k in ('timeout_min', 'nodes', 'tasks_per_node')}
     gpus = _local_gpus()
     jobs = []
-    for k, fn in enumerate(job_fns):
-        if gpus:
-            executor.update_parameters(**local, gpus_per_node=1,
-                                       visible_gpus=(gpus[k % len(gpus)],))
-            fn.env.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
-        else:
-            executor.update_parameters(**local, gpus_per_node=0)
-        jobs.append(executor.submit(fn))
+    with local_controllers.quiet():  # their tracebacks on Ctrl-C / cancel
+        for k, fn in enumerate(job_fns):
+            if gpus:
+                executor.update_parameters(**local, gpus_per_node=1,
+                                           visible_gpus=(gpus[k % len(gpus)],))
+                fn.env.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
+            else:
+                executor.update_parameters(**local, gpus_per_node=0)
+            jobs.append(executor.submit(fn))
     return jobs
 
 

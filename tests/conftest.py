@@ -62,16 +62,21 @@ class SlowExperiment:
 
     @staticmethod
     def signal_after_first_row(process, runs, signum=signal.SIGTERM,
-                               timeout=120.0):
+                               timeout=120.0, group=False):
         """Sends ``signum`` to ``process`` once a ``rows.jsonl`` under
-        ``runs`` has a row (the run is then inside the experiment)."""
+        ``runs`` has a row (the run is then inside the experiment); with
+        ``group``, to its whole process group, as a terminal's Ctrl-C does
+        (start it with ``start_new_session=True``)."""
         deadline = time.time() + timeout
         while time.time() < deadline and process.poll() is None:
             rows = list(runs.rglob('rows.jsonl')) if runs.exists() else []
             if rows and rows[0].read_text().strip():
                 break
             time.sleep(0.2)
-        process.send_signal(signum)
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
 
 
 @pytest.fixture

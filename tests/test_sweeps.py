@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 
 from ntkexp import cli
 from ntkexp import collect
+from ntkexp import local_controllers
 from ntkexp import records
 from ntkexp import sweep
 
@@ -258,6 +259,39 @@ def test_stopped_sweep_records_the_job_and_prints_the_summary(tmp_path,
     (status,) = statuses(tmp_path / 'runs').values()
     assert status['status'] == 'failed' and status['rows'] == 1
     assert status['error'].startswith('KeyboardInterrupt: interrupted (Ctrl-C)')
+
+
+def test_ctrl_c_to_a_slurm_local_sweep_prints_no_traceback(tmp_path,
+                                                           slow_experiment):
+    """A terminal's Ctrl-C reaches the whole process group: this process,
+    submitit's local controllers and the jobs. The controllers'
+    KeyboardInterrupt tracebacks go to ``.submitit/controllers.log``; the
+    terminal shows ntkexp's lines only, and the jobs record the stop."""
+    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1',
+               **slow_experiment.env)
+    env.pop('NTKEXP_HOME', None)
+    process = subprocess.Popen(
+        [str(NTKEXP), 'run', '-m', 'hydra/launcher=slurm_local',
+         slow_experiment.override, 'seed=0,1', f'paths.root={tmp_path}'],
+        cwd=tmp_path, env=env, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    slow_experiment.signal_after_first_row(process, tmp_path / 'runs',
+                                           signal.SIGINT, group=True)
+    # The controllers keep this stdout: it closes when the last one ends.
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    assert 'ntkexp: stopped: KeyboardInterrupt: interrupted (Ctrl-C)' in stderr
+    assert 'Traceback' not in stderr and 'Traceback' not in stdout
+    assert 'sweep: 2 jobs' in stdout
+    (log,) = (tmp_path / 'runs').rglob(local_controllers.LOG_NAME)
+    assert log.parent.name == '.submitit'
+    assert 'KeyboardInterrupt' in log.read_text()
+    assert not list((tmp_path / 'runs').rglob('%j'))  # submitit's empty folder
+    stopped = [s for s in statuses(tmp_path / 'runs').values()
+               if s['status'] == 'failed']
+    assert stopped and all(s['error'].startswith('KeyboardInterrupt')
+                           for s in stopped)
 
 
 @pytest.mark.parametrize('signum, code, error', [
