@@ -194,38 +194,6 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
-def _text(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
-def arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Makes every column storable in parquet.
-
-    Object columns of ints and floats become numeric; columns parquet cannot
-    store as they are (mixed types, e.g. ``'inf'`` and 3 or True and 3)
-    become text (lists as JSON).
-    """
-    import pyarrow as pa  # pylint: disable=g-import-not-at-top
-    frame = frame.copy()
-    for column in frame.columns:
-        if frame[column].dtype != object:
-            continue
-        values = frame[column].dropna()
-        kinds = {type(v) for v in values}
-        if kinds and kinds <= {int, float}:
-            frame[column] = pd.to_numeric(frame[column])
-            continue
-        try:
-            pa.array(frame[column], from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            frame[column] = frame[column].map(_text)
-    return frame
-
-
 def collect(dirs: Iterable[Path]) -> pd.DataFrame:
     """All runs under ``dirs`` as one long-format table (see the module doc).
 
@@ -243,7 +211,7 @@ def collect(dirs: Iterable[Path]) -> pd.DataFrame:
     first = [c for c in records.BASE_COLUMNS if c in frame.columns]
     last = [c for c in RUN_COLUMNS if c in frame.columns]
     middle = [c for c in frame.columns if c not in first and c not in last]
-    return arrow_safe(frame[first + middle + last])
+    return records.arrow_safe(frame[first + middle + last])
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -269,7 +237,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     if clash:
         ok = ok.rename(columns=clash)
         keys = [clash.get(c, c) for c in keys]
-    ok = ok.assign(**{c: ok[c].map(lambda v: _text(v) if isinstance(
+    ok = ok.assign(**{c: ok[c].map(lambda v: records.text_value(v) if isinstance(
         v, (list, tuple, dict)) else v) for c in keys if ok[c].dtype == object})
     aggregations = dict(mean=('value', 'mean'), std=('value', 'std'),
                         count=('value', 'count'))
@@ -285,7 +253,7 @@ def write(frame: pd.DataFrame, out: Path) -> tuple[Path, Path]:
         out = out.with_suffix('')
     out.parent.mkdir(parents=True, exist_ok=True)
     parquet, csv = out.with_name(out.name + '.parquet'), out.with_name(out.name + '.csv')
-    arrow_safe(frame).to_parquet(parquet, index=False)
+    records.arrow_safe(frame).to_parquet(parquet, index=False)
     summarize(frame).to_csv(csv, index=False)
     return parquet, csv
 

@@ -128,11 +128,45 @@ def read_rows(run_dir: Path) -> pd.DataFrame:
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
+def text_value(value: Any) -> Any:
+    """``value`` as text for a parquet column of mixed types (lists and
+    dicts as JSON; None and NaN stay missing)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Makes every column storable in parquet.
+
+    Object columns of ints and floats become numeric; columns parquet cannot
+    store as they are (mixed types, e.g. ``'inf'`` and 3 or True and 3)
+    become text (lists as JSON).
+    """
+    import pyarrow as pa  # pylint: disable=g-import-not-at-top
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        values = frame[column].dropna()
+        kinds = {type(v) for v in values}
+        if kinds and kinds <= {int, float}:
+            frame[column] = pd.to_numeric(frame[column])
+            continue
+        try:
+            pa.array(frame[column], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            frame[column] = frame[column].map(text_value)
+    return frame
+
+
 def write_tables(run_dir: Path) -> pd.DataFrame:
     """Writes ``rows.csv`` and ``rows.parquet`` from ``rows.jsonl``."""
     frame = read_rows(run_dir)
     frame.to_csv(Path(run_dir) / ROWS_CSV, index=False)
-    frame.to_parquet(Path(run_dir) / ROWS_PARQUET, index=False)
+    arrow_safe(frame).to_parquet(Path(run_dir) / ROWS_PARQUET, index=False)
     return frame
 
 

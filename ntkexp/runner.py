@@ -82,16 +82,17 @@ def base_columns(cfg: DictConfig) -> dict[str, Any]:
         'setup': choice_name('experiment', None) if _hydra_ready() else
                  str(cfg.experiment.name),
     }
+    # Resolved: a row says 3, not '${model.depth}' (config.yaml is resolved too).
     for key in _MODEL_COLUMNS:
         if cfg.get('model') is not None and key in cfg.model:
-            base[key] = OmegaConf.to_container(cfg.model)[key]
+            base[key] = OmegaConf.to_container(cfg.model, resolve=True)[key]
     if base.get('alpha_gamma') is not None:
         # The ResNet's alpha = depth^(-alpha_gamma) (Huang et al. 2020), not
         # model.alpha: the row says so by alpha_gamma, with alpha left empty.
         base['alpha'] = None
     for key in _DATASET_COLUMNS:
         if cfg.get('dataset') is not None and key in cfg.dataset:
-            base[key] = OmegaConf.to_container(cfg.dataset)[key]
+            base[key] = OmegaConf.to_container(cfg.dataset, resolve=True)[key]
     base['precision'] = str(cfg.get('precision', 'float32'))
     base['matmul_precision'] = str(cfg.get('matmul_precision', 'highest'))
     return base
@@ -454,9 +455,21 @@ def _run_job(cfg: DictConfig, run_dir: Path) -> pd.DataFrame:
             raise
         finally:
             rows.close()
-            frame = records.write_tables(run_dir)
-            status.finish(error, rows=rows.count, message=(
-                None if error is None else out_of_memory_advice(error, cfg)))
+            try:
+                frame = records.write_tables(run_dir)
+            except Exception as table_error:  # rows.jsonl keeps every row
+                # Recorded, not left 'running'; the experiment's own error
+                # (if any) stays the one raised.
+                message = (f'writing rows.csv / rows.parquet failed: {table_error} '
+                           f'(every row is in {records.ROWS_JSONL})')
+                if error is not None:
+                    message = f'{records.error_text(error)}; then {message}'
+                status.finish(error or table_error, rows=rows.count, message=message)
+                if error is None:
+                    raise
+            else:
+                status.finish(error, rows=rows.count, message=(
+                    None if error is None else out_of_memory_advice(error, cfg)))
     if summary is not None:
         frame.attrs['summary'] = summary
     return frame

@@ -124,6 +124,64 @@ def test_failed_run_keeps_rows_and_records_the_error(tmp_path, monkeypatch):
     assert {'kernel_seconds', 'accuracy', 'mse'} <= set(rows.metric)
 
 
+def test_rows_carry_resolved_values_of_interpolated_options(tmp_path):
+    """``'model.width=${model.depth}'`` is 3 in the rows, as in config.yaml,
+    not the text of the interpolation."""
+    cfg = _compose([f'paths.root={tmp_path}', 'dataset.n_train=32',
+                    'dataset.n_test=${dataset.n_train}', 'model.width=${model.depth}'])
+    frame = runner.run_job(cfg, tmp_path / 'run')
+    assert set(frame['width']) == {cfg.model.depth} == {3}
+    assert set(frame['n_test']) == {32}
+    assert records.read_status(tmp_path / 'run')['status'] == 'ok'
+
+
+def _two_rows(cfg, run_dir, rows):
+    rows.add('loss', 1.0, step=0)
+    rows.add('loss', 0.5, step=1)
+
+
+def _two_rows_then_error(cfg, run_dir, rows):
+    _two_rows(cfg, run_dir, rows)
+    raise ValueError('injected experiment error')
+
+
+@pytest.mark.parametrize('experiment, raised, error', [
+    (_two_rows, OSError, 'writing rows.csv / rows.parquet failed: disk full'),
+    (_two_rows_then_error, ValueError,
+     'ValueError: injected experiment error; then writing rows.csv'),
+])
+def test_tables_that_cannot_be_written_leave_a_failed_status_not_running(
+        experiment, raised, error, tmp_path, monkeypatch):
+    """The status used to stay 'running' (collect: 'killed') when writing
+    the tables raised; the experiment's own error stays the one raised."""
+    cfg = _compose([f'paths.root={tmp_path}'])
+    _run_experiment(monkeypatch, cfg, experiment)
+
+    def disk_full(run_dir):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(records, 'write_tables', disk_full)
+    with pytest.raises(raised):
+        runner.run_job(cfg, tmp_path / 'run')
+    status = records.read_status(tmp_path / 'run')
+    assert status['status'] == 'failed' and status['rows'] == 2
+    assert error in status['error'] and 'rows.jsonl' in status['error']
+    assert records.read_rows(tmp_path / 'run')['value'].tolist() == [1.0, 0.5]
+
+
+def test_tables_store_a_column_of_mixed_types(tmp_path):
+    """Parquet cannot store an object column of numbers and text as it is:
+    ``write_tables`` stores it as text (as ``collect`` does)."""
+    writer = records.RowWriter(tmp_path / records.ROWS_JSONL, {'seed': 0})
+    writer.add('loss', 1.0, t=3)
+    writer.add('loss', 2.0, t='inf')
+    writer.close()
+    records.write_tables(tmp_path)
+    stored = pd.read_parquet(tmp_path / records.ROWS_PARQUET)
+    assert stored['t'].tolist() == ['3', 'inf']
+    assert pd.read_csv(tmp_path / records.ROWS_CSV)['value'].tolist() == [1.0, 2.0]
+
+
 def _run_experiment(monkeypatch, cfg, experiment):
     """Makes ``cfg.experiment.run`` name ``experiment`` in ``runner.run_job``."""
     real = runner.get_method

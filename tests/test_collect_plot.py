@@ -253,7 +253,7 @@ def test_arrow_safe_mixed_types_round_trip(tmp_path):
     frame = pd.DataFrame({'k': [1, 'wide', None], 'x': [1, 2.5, None],
                           'metric': ['a', 'b', 'c'], 'value': [1.0, 2.0, 3.0]})
     path = tmp_path / 'mixed.parquet'
-    collect.arrow_safe(frame).to_parquet(path)
+    records.arrow_safe(frame).to_parquet(path)
     back = pd.read_parquet(path)
     assert list(back['k'][:2]) == ['1', 'wide'] and back['k'].isna().iloc[2]
     assert back['x'].dtype.kind == 'f' and back['x'][1] == 2.5
