@@ -442,6 +442,39 @@ def test_principal_component_study_starts_on_the_line(tmp_path):
     assert np.all(np.diff(lam.to_numpy()) <= 0)
 
 
+def test_sphere_study_with_alpha_gamma_says_so_and_equals_its_alpha(tmp_path):
+    """``model.alpha_gamma`` sets alpha = depth^-gamma: the rows carry
+    alpha_gamma with alpha empty (they said the alphas of experiment.alphas,
+    which the network ignored), and at depth 4 with gamma 1/2 the spectrum is
+    that of alpha = 1/2, while at depth 2 (alpha = 0.707) it is not."""
+    tiny = ['experiment.lmax=8', 'experiment.n_quad=64', 'experiment.gram_points=0',
+            'experiment.fit_degrees=[2,8]', 'experiment.shape_points=3',
+            'experiment.depths=[2,4]']
+    with pytest.raises(ConfigError, match=r'experiment.alphas=\[0.1, 0.5, 1.0\] would be '
+                       'ignored: model.alpha_gamma=0.5 sets alpha = depth'):
+        alignment.validate(_compose(tmp_path, 'experiment=resntk_spectrum',
+                                    'model=resnet', 'model.alpha_gamma=0.5', *tiny))
+    gamma = run_job(_compose(tmp_path, 'experiment=resntk_spectrum', 'model=resnet',
+                             'model.alpha_gamma=0.5', 'experiment.alphas=null', *tiny),
+                    tmp_path / 'gamma')
+    alpha = run_job(_compose(tmp_path, 'experiment=resntk_spectrum', 'model=resnet',
+                             'experiment.alphas=[0.5]', *tiny), tmp_path / 'alpha')
+    assert gamma['alpha'].isna().all() and gamma['alpha_gamma'].eq(0.5).all()
+    assert alpha['alpha'].eq(0.5).all()
+
+    def eigenvalues(frame, depth):
+        rows = frame[(frame['metric'] == 'eigenvalue') & (frame['depth'] == depth)]
+        return rows.sort_values('degree')['value'].to_numpy()
+
+    np.testing.assert_array_equal(eigenvalues(gamma, 4), eigenvalues(alpha, 4))
+    assert np.abs(eigenvalues(gamma, 2) - eigenvalues(alpha, 2)).max() > 1e-3
+    from ntkexp.plots import alignment as plots
+    gamma.attrs, alpha.attrs = {}, {}  # run summaries, not rows
+    plots.plot(pd.concat([gamma, alpha]), tmp_path / 'figs')
+    panels = pd.read_csv(tmp_path / 'figs' / 'sphere_exponents.csv')['panel']
+    assert set(panels) == {'ResNet, alpha=0.5', 'ResNet, alpha=L^-0.5'}
+
+
 def test_sphere_study_and_figures(tmp_path):
     cfg = _compose(tmp_path, 'experiment=resntk_spectrum', 'model=resnet',
                    'experiment.lmax=16', 'experiment.n_quad=512',

@@ -641,6 +641,13 @@ def as_hydra_job():
     (['experiment=huang2020_depth_resnet', 'model.alpha=0.3'],
      'model.alpha=0.3 would be ignored: model.alpha_gamma=0.5 sets alpha = '
      'depth^-0.5 at every depth; add model.alpha_gamma=null to use model.alpha'),
+    (['experiment=resntk_spectrum', 'model.depth=3'],
+     'model.depth=3 would be ignored: experiment=resntk_spectrum computes '
+     'experiment.depths=[1, 2, 4, 8, 16]; give experiment.depths=[3] instead, or '
+     'add experiment.depths=null to use model.depth'),
+    (['experiment=resntk_spectrum', 'model=resnet', 'model.alpha=0.3'],
+     'model.alpha=0.3 would be ignored: experiment=resntk_spectrum computes '
+     'experiment.alphas=[0.1, 0.5, 1.0]'),
     (['model=resnet', 'model.readout=flatten'],
      'model.readout=flatten would be ignored: model.layout=flat has no '
      'convolutions'),
@@ -692,6 +699,7 @@ def test_the_command_lines_lr_and_momentum_train_once_nothing_sets_them_aside(
     ['kernel.jobs=1', 'kernel.executor=slurm', 'kernel.slurm.partition=gpu'],
     ['model=resnet', 'model.layout=image', 'model.filter_size=5', 'dataset=digits'],
     ['experiment=huang2020_depth_resnet', 'model.alpha_gamma=null', 'model.alpha=0.3'],
+    ['experiment=resntk_spectrum', 'experiment.depths=null', 'model.depth=3'],
     # Options the config files already use.
     ['experiment=alignment', 'experiment.schedule=step', 'experiment.decay_at=[0.5]'],
     ['dataset=digits', 'dataset.zca=0.1', 'dataset.stats_from=train_split'],

@@ -81,7 +81,8 @@ from ntkexp import training
 from ntkexp.empirical_ntk import AUTO, EmpiricalNTK
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
-from ntkexp.runner import ConfigError, choice_name, require, target_name
+from ntkexp.runner import (ConfigError, choice_name, command_line_keys, require,
+                           target_name)
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,31 @@ def _check_sphere(cfg: DictConfig) -> None:
                 + (' model.layout=image' if target == 'resnet' else '')
                 + '; use model=fc or model=resnet (layout=flat), with '
                 'experiment.depths for the depths')
+        _check_sphere_lists_used(cfg)
+
+
+def _check_sphere_lists_used(cfg: DictConfig) -> None:
+    """``run_sphere`` computes ``experiment.depths`` x ``experiment.alphas``:
+    a ``model.depth`` / ``model.alpha`` typed beside them would be ignored (a
+    sweep over it would repeat one run), and so would the alphas where
+    ``model.alpha_gamma`` sets alpha = depth^-gamma."""
+    exp = cfg.experiment
+    given = command_line_keys()
+    depths = as_list(exp.get('depths', None), None)
+    alphas = as_list(exp.get('alphas', None), None)
+    model = cfg.model
+    for key, values, plural in (('depth', depths, 'depths'), ('alpha', alphas, 'alphas')):
+        require(f'model.{key}' not in given or values is None or key not in model,
+                f'model.{key}={model.get(key)} would be ignored: experiment='
+                f'{exp.name} computes experiment.{plural}={list(values or [])}; give '
+                f'experiment.{plural}=[{model.get(key)}] instead, or add '
+                f'experiment.{plural}=null to use model.{key}')
+    gamma = model.get('alpha_gamma', None)
+    require(gamma is None or alphas is None,
+            f'experiment.alphas={list(alphas or [])} would be ignored: '
+            f'model.alpha_gamma={gamma} sets alpha = depth^-{gamma} at every depth; '
+            'add experiment.alphas=null to use it, or model.alpha_gamma=null for '
+            'the alphas')
 
 
 # --- learning-rate schedules and logged steps --------------------------------
@@ -722,7 +748,9 @@ def _run_sphere(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
     n_quad = int(exp.get('n_quad', 4096))
     fit = [int(v) for v in as_list(exp.get('fit_degrees', [8, lmax]))]
     dtype = _kernel_dtype(cfg)
-    has_alpha = 'alpha' in cfg.model
+    # A ResNet's own alpha is swept; with alpha_gamma it is depth^-gamma and
+    # the rows say so by alpha_gamma (runner.base_columns).
+    has_alpha = 'alpha' in cfg.model and cfg.model.get('alpha_gamma', None) is None
     depths = as_list(exp.get('depths', None)) or [int(cfg.model.depth)]
     alphas = (as_list(exp.get('alphas', None)) or [float(cfg.model.alpha)]
               if has_alpha else [None])

@@ -441,6 +441,15 @@ def _pc_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 # --- spectra on the sphere (Belfer et al. 2021) ------------------------------
 
 
+def _alpha_text(row: pd.Series) -> str:
+    """A ResNet panel's residual scale: its alpha, or alpha = L^-gamma where
+    ``model.alpha_gamma`` set it at each depth (Huang et al. 2020)."""
+    if not pd.isna(row['alpha']):
+        return f", alpha={figures.value_text(float(row['alpha']))}"
+    gamma = row.get('alpha_gamma', None)
+    return '' if gamma is None or pd.isna(gamma) else f', alpha=L^-{float(gamma):g}'
+
+
 def _sphere_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """The spectra on the sphere: a panel per model, alpha and kernel."""
     frame = frame.copy()
@@ -449,8 +458,7 @@ def _sphere_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     if 'kernel' not in frame.columns:
         frame['kernel'] = 'ntk'
     frame['panel'] = frame.apply(
-        lambda r: MODEL_LABELS.get(str(r['model']), str(r['model']))
-        + ('' if pd.isna(r['alpha']) else f", alpha={figures.value_text(float(r['alpha']))}")
+        lambda r: MODEL_LABELS.get(str(r['model']), str(r['model'])) + _alpha_text(r)
         + ('' if r['kernel'] == 'ntk' else f" ({r['kernel']})"), axis=1)
     panels = sorted(frame['panel'].unique())
     d = None
