@@ -18,7 +18,7 @@ A run that wrote no rows (failed early) still gets one row, with empty
 ``metric`` and ``value``, so the table shows every run and its status.
 
 Outputs: ``OUT.parquet`` (the full table) and ``OUT.csv``, a summary over
-seeds: the mean, standard deviation and count of ``value`` for each
+seeds (``seed`` and ``dataset.seed``): the mean, standard deviation and count of ``value`` for each
 experiment, model, dataset, parameter setting and metric, from runs with
 status ok (a config that ran ok twice counts once: its latest run).
 """
@@ -42,7 +42,10 @@ from ntkexp import sweep
 RUN_COLUMNS = ('run_dir', 'status', 'wall_time_s', 'error', 'config_hash',
                'finished', 'experiment_run')
 # Columns averaged over (or measured) in the summary, not grouped by.
-NOT_GROUPED = ('seed', 'value') + RUN_COLUMNS
+# The seeds a summary averages over: the init seed and the data subset's
+# (dataset.seed, a column of its own when it was swept).
+SEED_COLUMNS = ('seed', 'dataset.seed')
+NOT_GROUPED = SEED_COLUMNS + ('value',) + RUN_COLUMNS
 # Group choices (the rows name them: model, dataset, experiment columns).
 _GROUP_KEYS = ('model', 'dataset', 'experiment', 'paths', 'hydra')
 # Override keys that are not parameters of the measurement.
@@ -217,6 +220,10 @@ def collect(dirs: Iterable[Path]) -> pd.DataFrame:
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and count of ``value`` over seeds, per setting and metric.
 
+    The seeds are the init ``seed`` and the data subset's ``dataset.seed``
+    (``seed=0,1,2 'dataset.seed=${seed}'``); ``n_seeds`` counts their
+    distinct pairs.
+
     Only runs with status ok count; of several ok runs of one config (same
     ``config_hash``), the latest.
     """
@@ -241,8 +248,10 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         v, (list, tuple, dict)) else v) for c in keys if ok[c].dtype == object})
     aggregations = dict(mean=('value', 'mean'), std=('value', 'std'),
                         count=('value', 'count'))
-    if 'seed' in ok.columns:
-        aggregations['n_seeds'] = ('seed', 'nunique')
+    seeds = [c for c in SEED_COLUMNS if c in ok.columns]
+    if seeds:  # distinct (seed, dataset.seed) pairs
+        ok = ok.assign(_seeds=ok[seeds].astype(str).agg('/'.join, axis=1))
+        aggregations['n_seeds'] = ('_seeds', 'nunique')
     return ok.groupby(keys, dropna=False, sort=True).agg(**aggregations).reset_index()
 
 

@@ -641,6 +641,15 @@ def as_hydra_job():
     (['experiment=huang2020_depth_resnet', 'model.alpha=0.3'],
      'model.alpha=0.3 would be ignored: model.alpha_gamma=0.5 sets alpha = '
      'depth^-0.5 at every depth; add model.alpha_gamma=null to use model.alpha'),
+    (['seed=1'],
+     "seed=1 would be ignored: experiment=kernel_regression has no random "
+     'initialisation (its kernel predictors are deterministic given the data), and '
+     'dataset.seed=0 draws the training subset; type dataset.seed=1 instead'),
+    (['experiment=lee2020_digits', 'seed=2', 'dataset.seed=1'],
+     'seed=2 would be ignored: experiment=kernel_regression has no random '
+     "initialisation (its kernel predictors are deterministic given the data), and "
+     "dataset.seed=1 draws the training subset; drop seed=2, or add "
+     "'dataset.seed=${seed}' to draw it by seed"),
     (['experiment=resntk_spectrum', 'model.depth=3'],
      'model.depth=3 would be ignored: experiment=resntk_spectrum computes '
      'experiment.depths=[1, 2, 4, 8, 16]; give experiment.depths=[3] instead, or '
@@ -700,6 +709,9 @@ def test_the_command_lines_lr_and_momentum_train_once_nothing_sets_them_aside(
     ['model=resnet', 'model.layout=image', 'model.filter_size=5', 'dataset=digits'],
     ['experiment=huang2020_depth_resnet', 'model.alpha_gamma=null', 'model.alpha=0.3'],
     ['experiment=resntk_spectrum', 'experiment.depths=null', 'model.depth=3'],
+    # A seed that reaches the data subset (typed, or arora2020's config).
+    ['seed=1', 'dataset.seed=${seed}'],
+    ['experiment=arora2020_small_data', 'seed=1'],
     # Options the config files already use.
     ['experiment=alignment', 'experiment.schedule=step', 'experiment.decay_at=[0.5]'],
     ['dataset=digits', 'dataset.zca=0.1', 'dataset.stats_from=train_split'],

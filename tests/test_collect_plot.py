@@ -37,7 +37,7 @@ def write_run(root: Path, name: str, *, status: str = 'ok', seed: int = 0,
               n_train: int = 100, experiment: str = 'kernel_regression',
               run: str = 'ntkexp.experiments.kernel_regression.run',
               rows: bool = True, overrides=(), finished='2024-01-01T00:00:00',
-              config_hash: str | None = None) -> Path:
+              config_hash: str | None = None, data_seed: int | None = None) -> Path:
     """One run directory with rows for 2 kernels x 3 diag_reg (t = inf)."""
     run_dir = root / name
     (run_dir / '.hydra').mkdir(parents=True)
@@ -45,6 +45,8 @@ def write_run(root: Path, name: str, *, status: str = 'ok', seed: int = 0,
            'model': {'name': 'fc', 'width': 512, 'depth': 2},
            'dataset': {'name': 'digits', 'n_train': n_train, 'n_test': 50},
            'seed': seed, 'precision': 'float64'}
+    if data_seed is not None:
+        cfg['dataset']['seed'] = data_seed
     (run_dir / records.CONFIG_YAML).write_text(yaml.safe_dump(cfg))
     (run_dir / '.hydra' / 'overrides.yaml').write_text(yaml.safe_dump(
         [f'seed={seed}', f'dataset.n_train={n_train}', *overrides]))
@@ -105,8 +107,8 @@ def test_collect_table_has_every_run_row_and_run_columns(runs):
 def test_a_swept_key_named_like_a_row_column_gets_its_dotted_column(tmp_path):
     """``dataset.seed`` (the data subset) beside the init ``seed`` column: a
     column ``dataset.seed`` with the resolved value (``${seed}`` and the
-    like), so subsets stay apart in the summary; an override equal to its
-    row column (``model.width=512``) adds nothing."""
+    like), which the summary averages over like the init seed; an override
+    equal to its row column (``model.width=512``) adds nothing."""
     for name, data_seed in (('a', 3), ('b', 4), ('c', 0)):
         run_dir = write_run(tmp_path / 'runs', name, seed=0,
                             overrides=['dataset.seed=$\\{seed\\}', 'model.width=512'])
@@ -119,7 +121,8 @@ def test_a_swept_key_named_like_a_row_column_gets_its_dotted_column(tmp_path):
     summary = collect.summarize(frame)
     entry = summary[(summary['metric'] == 'accuracy') & (summary['kernel'] == 'nngp')
                     & (summary['diag_reg'] == 1e-2)]
-    assert sorted(entry['dataset.seed']) == [0, 3, 4] and (entry['count'] == 1).all()
+    assert 'dataset.seed' not in entry.columns
+    assert entry['count'].item() == entry['n_seeds'].item() == 3
     # Without a seed override the name is free, and still not the init seed's.
     run_dir = write_run(tmp_path / 'alone', 'd', seed=0, overrides=['dataset.seed=5'])
     (run_dir / '.hydra' / 'overrides.yaml').write_text(yaml.safe_dump(['dataset.seed=5']))
@@ -166,6 +169,27 @@ def test_summary_is_mean_and_std_over_seeds(runs):
     assert entry['count'].iloc[0] == 3 and entry['n_seeds'].iloc[0] == 3
     # 2 n_train x (1 kernel_seconds + 2 kernels x 3 regs x 2 metrics) settings.
     assert len(summary) == 2 * 13
+
+
+@pytest.mark.parametrize('pairs, override', [
+    ([(0, 0), (1, 1), (2, 2)], 'dataset.seed=${seed}'),   # lee2020-validation's
+    ([(0, 0), (0, 1), (1, 0), (1, 1)], None),             # a grid of both seeds
+])
+def test_summary_averages_over_the_data_seed_too(pairs, override, tmp_path):
+    """dataset.seed draws the data subset: a replicate like the init seed,
+    not a setting (the summary used to give each subset its own line)."""
+    for seed, data_seed in pairs:
+        write_run(tmp_path, f'{seed}_{data_seed}', seed=seed, data_seed=data_seed,
+                  overrides=[override or f'dataset.seed={data_seed}'])
+    frame = collect.collect([tmp_path])
+    assert set(zip(frame['seed'], frame['dataset.seed'])) == set(pairs)
+    summary = collect.summarize(frame)
+    assert 'dataset.seed' not in summary.columns and len(summary) == 13
+    entry = summary[(summary['metric'] == 'accuracy') & (summary['kernel'] == 'ntk') &
+                    (summary['diag_reg'] == 1e-3)]
+    values = [fake_accuracy('ntk', 1e-3, 100, seed) for seed, _ in pairs]
+    assert entry['mean'].item() == pytest.approx(np.mean(values))
+    assert entry['count'].item() == entry['n_seeds'].item() == len(pairs)
 
 
 def test_summary_counts_a_config_that_ran_twice_once(tmp_path):

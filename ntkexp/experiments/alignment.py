@@ -81,8 +81,8 @@ from ntkexp import training
 from ntkexp.empirical_ntk import AUTO, EmpiricalNTK
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
-from ntkexp.runner import (ConfigError, choice_name, command_line_keys, require,
-                           target_name)
+from ntkexp import runner
+from ntkexp.runner import ConfigError, choice_name, require, target_name
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def _check_sphere_lists_used(cfg: DictConfig) -> None:
     sweep over it would repeat one run), and so would the alphas where
     ``model.alpha_gamma`` sets alpha = depth^-gamma."""
     exp = cfg.experiment
-    given = command_line_keys()
+    given = runner.command_line_keys()
     depths = as_list(exp.get('depths', None), None)
     alphas = as_list(exp.get('alphas', None), None)
     model = cfg.model

@@ -75,6 +75,30 @@ from ntkexp.experiments.options import as_list, time_value
 from ntkexp.records import RowWriter
 
 
+def validate(cfg: DictConfig) -> None:
+    """A typed ``seed`` must reach the data: the kernel predictors have no
+    random initialisation, and the training subset is drawn by
+    ``dataset.seed``, so ``-m seed=0,1,2`` alone repeated one run (``ntkexp
+    collect`` then counted three seeds with a std of 0).
+
+    Raises:
+        ConfigError: ``seed`` typed while ``dataset.seed`` does not take it.
+    """
+    from ntkexp import runner  # pylint: disable=g-import-not-at-top
+    if 'seed' not in runner.command_line_keys() or cfg.get('dataset') is None:
+        return
+    data_seed = OmegaConf.to_container(cfg.dataset, resolve=False).get('seed', 0)
+    runner.require(
+        isinstance(data_seed, str) and '${seed}' in data_seed,
+        f"seed={cfg.get('seed')} would be ignored: experiment={cfg.experiment.name} "
+        'has no random initialisation (its kernel predictors are deterministic '
+        f"given the data), and dataset.seed={cfg.dataset.get('seed', 0)} draws the "
+        'training subset; ' + (
+            f"drop seed={cfg.get('seed')}" if 'dataset.seed' in runner.command_line_keys()
+            else f"type dataset.seed={cfg.get('seed')} instead")
+        + ", or add 'dataset.seed=${seed}' to draw it by seed")
+
+
 def model_id(cfg: DictConfig) -> str:
     """The architecture's identity for the kernel cache: its resolved config."""
     return json.dumps(OmegaConf.to_container(cfg.model, resolve=True),
