@@ -215,6 +215,10 @@ def unknown_key(cfg, key: str) -> str | None:
             parent = '.'.join(parts[:depth])
             rest = '.'.join(parts[depth:])
             elsewhere = [p for p in _key_paths(cfg) if p.endswith('.' + rest)]
+            if not elsewhere and depth < len(parts) - 1:
+                # A missing node (experiment=nads has no dataset): its leaf
+                # elsewhere (experiment.n_train for dataset.n_train).
+                elsewhere = [p for p in _key_paths(cfg) if p.endswith('.' + parts[-1])]
             if elsewhere:
                 return f"did you mean {' or '.join(elsewhere[:3])}?"
             close = difflib.get_close_matches(part, keys, n=3, cutoff=0.6)

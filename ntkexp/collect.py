@@ -42,9 +42,8 @@ from ntkexp import sweep
 RUN_COLUMNS = ('run_dir', 'status', 'wall_time_s', 'error', 'config_hash',
                'finished', 'experiment_run')
 # Columns averaged over (or measured) in the summary, not grouped by.
-# The seeds a summary averages over: the init seed and the data subset's
-# (dataset.seed, a column of its own when it was swept).
-SEED_COLUMNS = ('seed', 'dataset.seed')
+# The seeds a summary averages over: the init seed and the data subset's.
+SEED_COLUMNS = records.SEED_COLUMNS
 NOT_GROUPED = SEED_COLUMNS + ('value',) + RUN_COLUMNS
 # Group choices (the rows name them: model, dataset, experiment columns).
 _GROUP_KEYS = ('model', 'dataset', 'experiment', 'paths', 'hydra')
@@ -249,8 +248,11 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     aggregations = dict(mean=('value', 'mean'), std=('value', 'std'),
                         count=('value', 'count'))
     seeds = [c for c in SEED_COLUMNS if c in ok.columns]
-    if seeds:  # distinct (seed, dataset.seed) pairs
-        ok = ok.assign(_seeds=ok[seeds].astype(str).agg('/'.join, axis=1))
+    if seeds:  # distinct (seed, dataset.seed) pairs; a missing one is a value
+        pairs = ok[seeds[0]].map(str)
+        for column in seeds[1:]:
+            pairs = pairs + '/' + ok[column].map(str)
+        ok = ok.assign(_seeds=pairs)
         aggregations['n_seeds'] = ('_seeds', 'nunique')
     return ok.groupby(keys, dropna=False, sort=True).agg(**aggregations).reset_index()
 

@@ -603,6 +603,18 @@ class BlockCache:
         os.replace(tmp, final)
 
 
+def implementation(kernel_fn: Callable) -> str:
+    """What computes ``kernel_fn``'s kernels: ``'neural-tangents'``, or
+    ntkexp's own recursion (:mod:`ntkexp.fastconv`, selected by
+    ``model.fast_kernel``) as ``'ntkexp recursion (xla)'`` / ``'ntkexp
+    recursion (pallas <kind>)'``; calls it does not handle still go to
+    neural-tangents."""
+    if not getattr(kernel_fn, 'fastconv', False):
+        return 'neural-tangents'
+    kind = getattr(kernel_fn, 'pallas_kind', None)
+    return f'ntkexp recursion (pallas {kind})' if kind else 'ntkexp recursion (xla)'
+
+
 def existing_block_size(key_dir: Path) -> int | None:
     """Block size of a kernel already (partly) in the cache, if any."""
     if not key_dir.exists():

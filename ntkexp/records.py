@@ -138,15 +138,27 @@ def text_value(value: Any) -> Any:
     return str(value)
 
 
+#: Columns of seeds (the init seed; the data subset's, runner.DATA_SEED_COLUMN).
+SEED_COLUMNS = ('seed', 'dataset.seed')
+
+
 def arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Makes every column storable in parquet.
 
     Object columns of ints and floats become numeric; columns parquet cannot
     store as they are (mixed types, e.g. ``'inf'`` and 3 or True and 3)
-    become text (lists as JSON).
+    become text (lists as JSON). The seeds stay integers where some rows
+    have none (a row of all seeds): pandas' nullable ``Int64``, so tables
+    and figures say 3, not 3.0.
     """
     import pyarrow as pa  # pylint: disable=g-import-not-at-top
     frame = frame.copy()
+    for column in SEED_COLUMNS:
+        if column in frame.columns and frame[column].dtype.kind in 'fO':
+            values = pd.to_numeric(frame[column], errors='coerce')
+            whole = values.dropna()
+            if values.isna().equals(frame[column].isna()) and (whole == whole.round()).all():
+                frame[column] = values.astype('Int64')
     for column in frame.columns:
         if frame[column].dtype != object:
             continue

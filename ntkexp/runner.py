@@ -13,8 +13,11 @@ print.
 from __future__ import annotations
 
 import importlib
+import inspect
+import json
 import logging
 import math
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +27,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import interrupts, records
+from ntkexp.cli import CONF_DIR
 from ntkexp.data import builders, preprocess
 from ntkexp.experiments.options import as_list, time_value
 
@@ -31,10 +35,14 @@ log = logging.getLogger(__name__)
 
 # Model hyper-parameters copied onto every row (when the model has them).
 _MODEL_COLUMNS = ('width', 'depth', 'k', 'filter_size', 'readout', 'alpha',
-                  'alpha_gamma', 'normalize', 'W_std', 'b_std', 'activation',
-                  'parameterization')
-# Dataset options copied onto every row.
-_DATASET_COLUMNS = ('n_train', 'n_test', 'zca', 'standardize', 'stats_from', 'targets')
+                  'alpha_gamma', 'normalize', 'V_std', 'layout', 'block_style',
+                  'W_std', 'b_std', 'activation', 'parameterization')
+# Dataset options copied onto every row (the synthetic sets' d, target, noise,
+# scale and grid too); the subset seed as column 'dataset.seed', beside the
+# init seed.
+_DATASET_COLUMNS = ('n_train', 'n_test', 'n_valid', 'classes', 'zca', 'standardize',
+                    'stats_from', 'targets', 'd', 'target', 'noise', 'scale', 'grid')
+DATA_SEED_COLUMN = 'dataset.seed'
 
 
 class ConfigError(ValueError):
@@ -83,16 +91,24 @@ def base_columns(cfg: DictConfig) -> dict[str, Any]:
                  str(cfg.experiment.name),
     }
     # Resolved: a row says 3, not '${model.depth}' (config.yaml is resolved too).
-    for key in _MODEL_COLUMNS:
-        if cfg.get('model') is not None and key in cfg.model:
-            base[key] = OmegaConf.to_container(cfg.model, resolve=True)[key]
+    model = (OmegaConf.to_container(cfg.model, resolve=True)
+             if cfg.get('model') is not None else {})
+    base.update({key: model[key] for key in _MODEL_COLUMNS if key in model})
     if base.get('alpha_gamma') is not None:
         # The ResNet's alpha = depth^(-alpha_gamma) (Huang et al. 2020), not
         # model.alpha: the row says so by alpha_gamma, with alpha left empty.
         base['alpha'] = None
+    if base.get('layout') == 'flat':  # a flat ResNet has no filters to read out
+        base['filter_size'] = base['readout'] = None
+    dataset = (OmegaConf.to_container(cfg.dataset, resolve=True)
+               if cfg.get('dataset') is not None else {})
     for key in _DATASET_COLUMNS:
-        if cfg.get('dataset') is not None and key in cfg.dataset:
-            base[key] = OmegaConf.to_container(cfg.dataset, resolve=True)[key]
+        if key in dataset:
+            value = dataset[key]
+            # A list as its JSON text ([4, 9]), as collect stores swept lists.
+            base[key] = json.dumps(value) if isinstance(value, list) else value
+    if 'seed' in dataset:
+        base[DATA_SEED_COLUMN] = dataset['seed']
     base['precision'] = str(cfg.get('precision', 'float32'))
     base['matmul_precision'] = str(cfg.get('matmul_precision', 'highest'))
     return base
@@ -103,7 +119,8 @@ def base_column_sources() -> dict[str, str]:
     (``seed`` is the root ``seed``, not ``dataset.seed``; ``width`` is
     ``model.width``, ``n_train`` is ``dataset.n_train``, ...)."""
     return {'seed': 'seed', **{k: f'model.{k}' for k in _MODEL_COLUMNS},
-            **{k: f'dataset.{k}' for k in _DATASET_COLUMNS}}
+            **{k: f'dataset.{k}' for k in _DATASET_COLUMNS},
+            DATA_SEED_COLUMN: 'dataset.seed'}
 
 
 def require(condition: bool, message: str) -> None:
@@ -202,7 +219,9 @@ def validate(cfg: DictConfig) -> None:
     validator = cfg.experiment.get('validate', None)
     if validator:
         _function(validator, 'experiment.validate')(cfg)
+    _check_model_takes_the_data(cfg)
     _check_model_builds(cfg)
+    _check_width_used(cfg, command_line_keys())
 
 
 def _check_root_options(cfg: DictConfig) -> None:
@@ -260,11 +279,42 @@ def _check_dataset_options(cfg: DictConfig) -> None:
     except ValueError:
         raise ConfigError(f'dataset.n_valid={n_valid!r} must be an integer >= 0 '
                           '(0 = no validation split)') from None
+    _check_dataset_takes_its_options(cfg)
     run = cfg.experiment.get('run', None)
     require(not n_valid or run in VALIDATION_RUNS,
             f'dataset.n_valid={n_valid}: only experiment=kernel_regression (and the paper '
             f'configs that run it) scores a validation split; experiment.run='
             f'{run} would ignore it: drop dataset.n_valid')
+
+
+def _check_dataset_takes_its_options(cfg: DictConfig) -> None:
+    """An option an experiment file sets that the dataset's builder does not
+    take (``dataset.targets`` on a synthetic set, whose targets are its own)
+    is one line here, not Hydra's error from inside the run. A typed unknown
+    key never gets this far (the command line's key check)."""
+    dataset = cfg.get('dataset') or {}
+    target = dataset.get('_target_', None)
+    if not isinstance(target, str) or cfg.experiment.get('run') in OWN_INPUT_RUNS:
+        return  # (those experiments refuse a typed dataset themselves)
+    try:
+        builder = _locate(target)
+        parameters = inspect.signature(builder).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return  # _check_model_builds-like errors come from instantiate
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    name = choice_name('dataset', dataset)
+    for key in dataset:
+        if key == '_target_' or key in parameters:
+            continue
+        having = sorted(p.stem for p in (CONF_DIR / 'dataset').glob('*.yaml')
+                        if re.search(rf'^{re.escape(str(key))}:', p.read_text(), re.M))
+        raise ConfigError(
+            f'dataset={name} has no option {key} (set by experiment='
+            f'{choice_name("experiment", cfg.experiment)}: dataset.{key}='
+            f'{OmegaConf.select(cfg, f"dataset.{key}")}); use a dataset that has it ('
+            + ', '.join(f'dataset={h}' for h in having)
+            + f") or drop it with '~dataset.{key}'")
 
 
 def _check_shared_experiment_options(exp: DictConfig) -> None:
@@ -372,6 +422,62 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
                 "kernel.slurm sets the SLURM jobs of one kernel's blocks, which run "
                 "with kernel.jobs=N kernel.executor=slurm (a sweep's jobs take "
                 'hydra/launcher=slurm and hydra.launcher.*)')
+
+
+# Experiments that compute only infinite-width kernels (no finite network).
+KERNEL_ONLY_RUNS = ('ntkexp.experiments.kernel_regression.run',
+                    'ntkexp.experiments.kernel_precision.run',
+                    'ntkexp.experiments.alignment.run_sphere')
+
+
+def _check_width_used(cfg: DictConfig, given: set[str]) -> None:
+    """A typed ``model.width`` (or WRN's widening ``model.k``) in an
+    experiment of infinite-width kernels alone, in the NTK parameterisation,
+    whose kernels do not depend on it: a sweep over it repeated one result
+    under several widths. The standard parameterisation's kernels do depend on
+    the width (Sohl-Dickstein et al. 2020); a typed parameterisation is the
+    user's grid."""
+    model = cfg.get('model') or {}
+    if (cfg.experiment.get('run') not in KERNEL_ONLY_RUNS
+            or model.get('parameterization', 'ntk') != 'ntk'
+            or 'model.parameterization' in given):
+        return
+    for key in ('width', 'k'):
+        require(f'model.{key}' not in given or key not in model,
+                f'model.{key}={model.get(key)} would be ignored: experiment='
+                f'{cfg.experiment.name} computes infinite-width kernels, which in the '
+                'NTK parameterisation do not depend on the width; drop it (the '
+                'kernels of model.parameterization=standard do depend on it)')
+
+
+# Experiments that generate their own inputs instead of reading cfg.dataset.
+OWN_INPUT_RUNS = ('ntkexp.experiments.nads.run', 'ntkexp.experiments.alignment.run_sphere')
+# Datasets of vectors (N, d) (the rest give images unless dataset.flatten).
+VECTOR_DATASETS = ('circle', 'sphere', 'gaussian')
+
+
+def _check_model_takes_the_data(cfg: DictConfig) -> None:
+    """A convolutional model on vectors fails before the run starts (it
+    used to fail at the first kernel block, naming a probe's shape)."""
+    dataset, model = cfg.get('dataset'), cfg.get('model')
+    if dataset is None or model is None or cfg.experiment.get('run') in OWN_INPUT_RUNS:
+        return
+    from ntkexp.models import inputs  # pylint: disable=g-import-not-at-top
+    try:
+        layout = inputs.input_layout(model)
+    except ValueError:
+        return  # not one of ntkexp's architectures: its own checks apply
+    builder = str(dataset.get('_target_', '')).rsplit('.', 1)[-1]
+    name = choice_name('dataset', dataset)
+    gives = ('vectors' if builder in VECTOR_DATASETS else
+             'flattened images (dataset.flatten=true)' if dataset.get('flatten', False)
+             else 'images')
+    require(layout != 'image' or gives == 'images',
+            f"model={choice_name('model', model)} needs image inputs (N, H, W, C), "
+            f'and dataset={name} gives {gives}; '
+            + ('add dataset.flatten=false, or ' if gives != 'vectors' else
+               'use an image dataset (dataset=digits, mnist, cifar10, ...) or ')
+            + 'use model=fc or model=resnet (layout=flat)')
 
 
 def _check_model_builds(cfg: DictConfig) -> None:

@@ -135,6 +135,26 @@ def test_rows_carry_resolved_values_of_interpolated_options(tmp_path):
     assert records.read_status(tmp_path / 'run')['status'] == 'ok'
 
 
+@pytest.mark.parametrize('overrides, columns', [
+    # A flat ResNet reads its vector out directly: no filter size or readout.
+    (['model=resnet', 'model.V_std=2.0'],
+     dict(layout='flat', V_std=2.0, filter_size=None, readout=None)),
+    (['model=resnet', 'model.layout=image'],
+     dict(layout='image', filter_size=3, readout='gap')),
+    (['model=wrn_nt'], dict(block_style='neural_tangents', k=1)),
+    # The class subset, the data seed and the validation split.
+    (['experiment=huang2020_depth', 'dataset=digits'],
+     {'classes': '[4, 9]', 'dataset.seed': 0, 'n_valid': 0, 'dataset': 'digits'}),
+    (['dataset.seed=3', 'dataset.n_valid=10'], {'dataset.seed': 3, 'n_valid': 10}),
+    # The synthetic sets' own options.
+    (['dataset=gaussian', 'dataset.d=8', 'dataset.target=sin', 'dataset.noise=0.5'],
+     dict(d=8, target='sin', noise=0.5)),
+])
+def test_rows_say_what_the_model_and_data_were(overrides, columns, tmp_path):
+    base = runner.base_columns(_compose([f'paths.root={tmp_path}'] + overrides))
+    assert {k: base.get(k, 'missing') for k in columns} == columns
+
+
 def _two_rows(cfg, run_dir, rows):
     rows.add('loss', 1.0, step=0)
     rows.add('loss', 0.5, step=1)
@@ -174,11 +194,13 @@ def test_tables_store_a_column_of_mixed_types(tmp_path):
     ``write_tables`` stores it as text (as ``collect`` does)."""
     writer = records.RowWriter(tmp_path / records.ROWS_JSONL, {'seed': 0})
     writer.add('loss', 1.0, t=3)
-    writer.add('loss', 2.0, t='inf')
+    writer.add('loss', 2.0, t='inf', seed=None)  # a row of every seed
     writer.close()
     records.write_tables(tmp_path)
     stored = pd.read_parquet(tmp_path / records.ROWS_PARQUET)
     assert stored['t'].tolist() == ['3', 'inf']
+    # The seed stays an integer beside a row without one (tables print 0, not 0.0).
+    assert str(stored['seed'].dtype) == 'Int64' and stored['seed'].tolist() == [0, pd.NA]
     assert pd.read_csv(tmp_path / records.ROWS_CSV)['value'].tolist() == [1.0, 2.0]
 
 
@@ -380,6 +402,20 @@ def test_cli_default_run_prints_table(tmp_path):
     (['experiment=finite_width', 'experiment.widths=null', 'model.width=-5'],
      'model.width is -5; widths must be integers >= 1 (e.g. model.width=64)'),
     (['dataset.n_valid=-1'], 'dataset.n_valid=-1 must be an integer >= 0'),
+    # An experiment file's dataset option the dataset has not (it was a
+    # five-line Hydra error from inside the run).
+    (['experiment=kernel_precision', 'dataset=sphere'],
+     'dataset=sphere has no option targets (set by experiment=kernel_precision: '
+     'dataset.targets=onehot_centered); use a dataset that has it (dataset=cifar10, '
+     'dataset=cifar100, dataset=digits, dataset=fashion_mnist, dataset=mnist) or '
+     "drop it with '~dataset.targets'"),
+    # A convolutional model on vectors (it failed at the first kernel block).
+    (['model=lcn', 'dataset=circle'],
+     'model=lcn needs image inputs (N, H, W, C), and dataset=circle gives vectors; '
+     'use an image dataset'),
+    (['model=cnn', 'dataset.flatten=true'],
+     'dataset=digits gives flattened images (dataset.flatten=true); add '
+     'dataset.flatten=false'),
     (['experiment=finite_width', 'dataset.n_valid=100'],
      'dataset.n_valid=100: only experiment=kernel_regression (and the paper configs '
      'that run it) scores a validation split; experiment.run='
@@ -406,6 +442,10 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, args,
     (['-m', 'model=wrn,myrtle', 'model.k=2'],
      "unknown key 'model.k' with model=myrtle: 'model' has: _target_, depth, "
      'width,'),
+    # A node the experiment has not (nads makes its own data): the leaf elsewhere.
+    (['experiment=nads', 'dataset.n_train=32'],
+     "unknown key 'dataset.n_train' with experiment=nads: did you mean "
+     'experiment.n_train?'),
 ])
 def test_unknown_key_is_one_line_with_the_closest_keys(overrides, message,
                                                        capsys):
@@ -641,6 +681,15 @@ def as_hydra_job():
     (['experiment=huang2020_depth_resnet', 'model.alpha=0.3'],
      'model.alpha=0.3 would be ignored: model.alpha_gamma=0.5 sets alpha = '
      'depth^-0.5 at every depth; add model.alpha_gamma=null to use model.alpha'),
+    (['model.width=64'],
+     'model.width=64 would be ignored: experiment=kernel_regression computes '
+     'infinite-width kernels, which in the NTK parameterisation do not depend on '
+     'the width; drop it'),
+    (['experiment=resntk_spectrum', 'dataset.n_train=32'],
+     'dataset.n_train=32 would be ignored: experiment=resntk_spectrum reads no '
+     'dataset: it integrates the kernel over the sphere'),
+    (['experiment=resntk_spectrum', 'dataset=digits'],
+     'dataset=digits would be ignored: experiment=resntk_spectrum reads no dataset'),
     (['seed=1'],
      "seed=1 would be ignored: experiment=kernel_regression has no random "
      'initialisation (its kernel predictors are deterministic given the data), and '
@@ -709,6 +758,8 @@ def test_the_command_lines_lr_and_momentum_train_once_nothing_sets_them_aside(
     ['model=resnet', 'model.layout=image', 'model.filter_size=5', 'dataset=digits'],
     ['experiment=huang2020_depth_resnet', 'model.alpha_gamma=null', 'model.alpha=0.3'],
     ['experiment=resntk_spectrum', 'experiment.depths=null', 'model.depth=3'],
+    # The standard parameterisation's kernels depend on the width.
+    ['model.parameterization=standard', 'model.width=64'],
     # A seed that reaches the data subset (typed, or arora2020's config).
     ['seed=1', 'dataset.seed=${seed}'],
     ['experiment=arora2020_small_data', 'seed=1'],

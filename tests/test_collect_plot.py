@@ -192,6 +192,17 @@ def test_summary_averages_over_the_data_seed_too(pairs, override, tmp_path):
     assert entry['count'].item() == entry['n_seeds'].item() == len(pairs)
 
 
+def test_summary_of_runs_with_and_without_a_data_seed(tmp_path):
+    """nads generates its data (no dataset.seed) beside runs that have one:
+    the summary used to fail joining a missing seed as text."""
+    write_run(tmp_path, 'a', seed=0, data_seed=1, overrides=['dataset.seed=1'])
+    write_run(tmp_path, 'b', seed=1, experiment='nads')
+    frame = collect.collect([tmp_path])
+    assert frame['dataset.seed'].isna().sum() == 13 and (frame['dataset.seed'] == 1).sum() == 13
+    summary = collect.summarize(frame)
+    assert len(summary) == 2 * 13 and (summary['n_seeds'] == 1).all()
+
+
 def test_summary_counts_a_config_that_ran_twice_once(tmp_path):
     write_run(tmp_path, 'old', finished='2024-01-01T00:00:00', config_hash='same')
     new = write_run(tmp_path, 'new', seed=1, finished='2024-02-01T00:00:00',

@@ -41,6 +41,7 @@ def test_documented_experiment_runs_and_meets_its_expected_result(tmp_path):
         rows = pd.read_parquet(run_dir / 'rows.parquet')
         assert len(rows) == 6 and set(rows.metric) == {'relative_distance'}
         assert set(rows.experiment) == {'ntk_at_init'} and set(rows.width) == {width}
+        assert set(rows.n_points) == {cfg.experiment.n_points} == {16}  # not n_train
         assert frame.attrs['summary']['relative_distance'].tolist() == rows['value'].tolist()
         distance[width] = rows['value'].mean()
     # "about 0.11 at width 128 and 0.03 at 2048" (measured 0.115 and 0.033):

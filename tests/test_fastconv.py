@@ -1239,3 +1239,14 @@ def test_pallas_step_kind_is_checked():
             None, None, var, var, k=3, scale=1., shift=0., alpha=1., beta=1.,
             gamma=0., input_patches=(jnp.ones((1, 6, 6, 27)),) * 2,
             interpret=True)
+
+
+def test_implementation_names_what_computes_the_kernels():
+    """Logged by every run (kernel_regression.make_engine)."""
+    ours, theirs = 'ntkexp recursion (xla)', 'neural-tangents'
+    assert kernels.implementation(models.cnn(depth=2, width=8)[2]) == ours
+    assert kernels.implementation(models.fc(depth=2, width=8)[2]) == ours  # dense scan
+    for model in (models.cnn, models.fc):
+        assert kernels.implementation(model(depth=2, width=8, fast_kernel=False)[2]) == theirs
+    net = models.cnn(depth=2, width=8, fast_kernel='pallas_diagonal')[2]
+    assert kernels.implementation(net) == 'ntkexp recursion (pallas diagonal)'

@@ -313,6 +313,10 @@ def test_end_to_end_fc_wide_net_approaches_ntk(tmp_path):
     assert sorted(net['step'].unique()) == [0, 20, 40]
     assert sorted(net['width'].unique()) == [16, 1024]
     assert sorted(net['seed'].unique()) == [0, 1]
+    # Rows of all seeds (the analytic kernel's time) name none; the nets
+    # trained in float32 beside the float64 kernels.
+    assert frame.loc[frame['metric'] == 'kernel_seconds', 'seed'].isna().all()
+    assert set(frame['train_dtype']) == {'float32'} and set(frame['precision']) == {'float64'}
     np.testing.assert_allclose(net['t'], net['step'] * frame[
         frame['metric'] == 'lr']['value'].iloc[0])
     # lr = 0.2 * max_lr of the analytic NTK.

@@ -359,6 +359,11 @@ def test_run_job_end_to_end(tmp_path):
     assert acc['value'].between(0, 1).all()
     assert set(frame['dataset']) == {'directional'}
     assert (frame['image_h'] == 4).all() and (frame['n_train'] == 64).all()
+    # Each row says the precision its value was computed in: the kernels the
+    # run's (float64), the networks' train.dtype and the NADs' nad.dtype (float32).
+    precision = acc.set_index('view')['precision']
+    assert set(precision['finite']) == {'float32'} and set(precision['ntk']) == {'float64'}
+    assert set(frame.loc[frame['metric'] == 'nad_eigenvalue', 'precision']) == {'float32'}
     evals = frame[frame['metric'] == 'nad_eigenvalue'].sort_values('nad_index')
     assert len(evals) == 16 and np.all(np.diff(evals['value']) <= 0)
     assert (frame['metric'] == 'nad_pixel').sum() == 3 * 16

@@ -222,16 +222,26 @@ def _check_sphere(cfg: DictConfig) -> None:
                 + (' model.layout=image' if target == 'resnet' else '')
                 + '; use model=fc or model=resnet (layout=flat), with '
                 'experiment.depths for the depths')
-        _check_sphere_lists_used(cfg)
+        _check_sphere_options_used(cfg)
 
 
-def _check_sphere_lists_used(cfg: DictConfig) -> None:
-    """``run_sphere`` computes ``experiment.depths`` x ``experiment.alphas``:
-    a ``model.depth`` / ``model.alpha`` typed beside them would be ignored (a
-    sweep over it would repeat one run), and so would the alphas where
-    ``model.alpha_gamma`` sets alpha = depth^-gamma."""
+def _check_sphere_options_used(cfg: DictConfig) -> None:
+    """``run_sphere`` computes ``experiment.depths`` x ``experiment.alphas``
+    on the sphere: a ``model.depth`` / ``model.alpha`` typed beside them would
+    be ignored (a sweep over it would repeat one run), and so would the alphas
+    where ``model.alpha_gamma`` sets alpha = depth^-gamma, and any dataset
+    option (it reads no dataset)."""
     exp = cfg.experiment
     given = runner.command_line_keys()
+    typed = sorted(k for k in given if k == 'dataset' or k.startswith('dataset.'))
+    if typed:
+        key = typed[0]
+        value = (choice_name('dataset', cfg.get('dataset')) if key == 'dataset'
+                 else OmegaConf.select(cfg, key))
+        raise ConfigError(
+            f'{key}={value} would be ignored: experiment={exp.name} reads no dataset: '
+            'it integrates the kernel over the sphere S^(d-1) (experiment.d) and checks '
+            'it on experiment.gram_points uniform points; drop it')
     depths = as_list(exp.get('depths', None), None)
     alphas = as_list(exp.get('alphas', None), None)
     model = cfg.model
@@ -442,6 +452,7 @@ def _run_training(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
     steps = int(exp.steps)
     loss_name = str(exp.get('loss', 'mse'))
     dtype = _train_dtype(cfg)
+    rows.base['train_dtype'] = str(dtype)  # the network's; precision: the kernels'
 
     data = instantiate(cfg.dataset)
     rows.fill_sizes(data)  # null n_train / n_test: the sizes loaded
@@ -623,6 +634,7 @@ def _run_principal_component(cfg: DictConfig, run_dir, rows: RowWriter
     setup = str(exp.get('setup', None) or exp.name)
     dtype = _train_dtype(cfg)
     comp = int(exp.get('component', 2))
+    rows.base['train_dtype'] = str(dtype)  # the network's; precision: the kernels'
     amplitude = float(exp.get('amplitude', 0.5))
     steps = int(exp.steps)
 
@@ -761,6 +773,9 @@ def _run_sphere(cfg: DictConfig, run_dir, rows: RowWriter) -> pd.DataFrame:
     n_gram = int(exp.get('gram_points', 0))
     gram_lmax = int(exp.get('gram_lmax', 6))
     x_gram = spectrum.sphere_points(n_gram, d, int(cfg.get('seed', 0))) if n_gram else None
+    for column, key in runner.base_column_sources().items():
+        if key.startswith('dataset.'):  # no dataset is read (S^(d-1) is experiment.d)
+            rows.base.pop(column, None)
     summary = []
     for depth in depths:
         for alpha in alphas:

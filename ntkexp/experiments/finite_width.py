@@ -523,6 +523,12 @@ class _Setup:
             'float64' if self.kernel_dtype == np.float64 else 'float32'))
         if self.train_dtype == jnp.float64 and not jax.config.jax_enable_x64:
             raise ValueError('experiment.train_dtype=float64 needs precision=float64')
+        # precision is the kernels' and solves'; the networks train in this.
+        rows.base['train_dtype'] = str(self.train_dtype)
+        # A row of one seed says which; a row of all (the analytic kernels,
+        # the ensembles) names the seed only when there is one.
+        seeds = seeds_of(cfg)
+        rows.base['seed'] = seeds[0] if len(seeds) == 1 else None
 
         data = self.data = instantiate(cfg.dataset)
         rows.fill_sizes(data)  # null n_train / n_test: the sizes loaded

@@ -57,6 +57,7 @@ sub-matrices of it. With shifts each member computes its own kernels.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -75,6 +76,11 @@ from ntkexp.experiments.options import as_list, time_value
 from ntkexp.records import RowWriter
 
 
+log = logging.getLogger(__name__)
+# (model, implementation) pairs whose kernel implementation was logged.
+_LOGGED_IMPLEMENTATIONS: set[tuple[str, str]] = set()
+
+
 def validate(cfg: DictConfig) -> None:
     """A typed ``seed`` must reach the data: the kernel predictors have no
     random initialisation, and the training subset is drawn by
@@ -85,8 +91,9 @@ def validate(cfg: DictConfig) -> None:
         ConfigError: ``seed`` typed while ``dataset.seed`` does not take it.
     """
     from ntkexp import runner  # pylint: disable=g-import-not-at-top
-    if 'seed' not in runner.command_line_keys() or cfg.get('dataset') is None:
-        return
+    if ('seed' not in runner.command_line_keys() or cfg.get('dataset') is None
+            or cfg.experiment.get('run') != f'{__name__}.run'):
+        return  # experiment.run=mymodule.run may well use the seed
     data_seed = OmegaConf.to_container(cfg.dataset, resolve=False).get('seed', 0)
     runner.require(
         isinstance(data_seed, str) and '${seed}' in data_seed,
@@ -111,6 +118,11 @@ def make_engine(cfg: DictConfig, kernel_fn, get: tuple[str, ...]) -> kernels.Ker
     cache_dir = None
     if kcfg.get('cache', True) and cfg.get('paths', {}).get('cache'):
         cache_dir = Path(cfg.paths.cache) / 'kernels'
+    impl = kernels.implementation(kernel_fn)
+    if (model_id(cfg), impl) not in _LOGGED_IMPLEMENTATIONS:
+        _LOGGED_IMPLEMENTATIONS.add((model_id(cfg), impl))
+        log.info('infinite-width kernels by %s (model.fast_kernel=%s)', impl,
+                 cfg.model.get('fast_kernel', 'false'))
     return kernels.KernelEngine(
         kernel_fn=kernel_fn,
         model_id=model_id(cfg),

@@ -386,7 +386,8 @@ def _nad_rows(cfg: DictConfig, run_dir: Path, add: Callable,
     evals, nads = anisotropy.nads_from_gradients(grads)
     seconds = time.time() - start
     method = dict(eval_point=str(nad.eval_point), gradient=str(nad.gradient),
-                  n_networks=int(nad.n_networks), n_gradients=len(grads))
+                  n_networks=int(nad.n_networks), n_gradients=len(grads),
+                  precision=str(np.dtype(nad.get('dtype', 'float32'))))
     add('nad_seconds', seconds, **method)
     for k, value in enumerate(evals):
         add('nad_eigenvalue', value, nad_index=k, **method)
@@ -434,6 +435,10 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         run_dir: the run directory (``nads.npz`` goes there).
         rows: the run's row writer.
 
+    Each row's ``precision`` is the one its value was computed in: the NADs'
+    ``nad.dtype``, the finite networks' ``train.dtype``, the kernels'
+    ``kernel_precision`` (default: the run's ``precision``).
+
     Returns:
         One row per direction: ``freq_i, freq_j`` and the accuracy of each view
         (plus ``nad_energy``); without accuracy views, the NAD spectrum's
@@ -478,6 +483,7 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
     kernels = [str(k) for k in as_list(exp.get('kernels', ['ntk']))]
     if 'kernel' in views:
         _, _, kernel_fn = instantiate(cfg.model, out_dim=1)
+    kernel_precision = str(exp.get('kernel_precision', None) or cfg.get('precision', 'float64'))
 
     for i, j in directions:
         v = anisotropy.fourier_direction(height, width, i, j, part, channels)
@@ -490,21 +496,23 @@ def run(cfg: DictConfig, run_dir: Path, rows: RowWriter) -> pd.DataFrame:
         if trainer is not None:
             start = time.time()
             params = trainer.fit(x_train, y_train, seed)
-            add('train_seconds', time.time() - start, view='finite',
-                steps=trainer.total_steps, **where)
+            finite = dict(view='finite', precision=str(trainer.dtype), **where)
+            add('train_seconds', time.time() - start, steps=trainer.total_steps,
+                **finite)
             train_acc = float(np.mean(predicted_sign(
                 trainer.predict(params, x_train), exp.train.loss) == y_train))
             test_acc = float(np.mean(predicted_sign(
                 trainer.predict(params, x_test), exp.train.loss) == y_test))
-            add('train_accuracy', train_acc, view='finite', **where)
-            add('accuracy', test_acc, view='finite', **where)
+            add('train_accuracy', train_acc, **finite)
+            add('accuracy', test_acc, **finite)
             entry['finite'] = test_acc
         if kernel_fn is not None:
             accs, seconds = _kernel_accuracy(cfg, kernel_fn, kernels, x_train,
                                              y_train, x_test, y_test)
-            add('kernel_seconds', seconds, **where)
+            in_kernel = dict(precision=kernel_precision, **where)
+            add('kernel_seconds', seconds, **in_kernel)
             for (kernel, diag_reg), acc in accs.items():
-                add('accuracy', acc, view=kernel, diag_reg=diag_reg, **where)
+                add('accuracy', acc, view=kernel, diag_reg=diag_reg, **in_kernel)
                 entry[kernel] = acc
     if not summary:
         return pd.DataFrame([{f'nad_{k}': v for k, v in stats.items()}])

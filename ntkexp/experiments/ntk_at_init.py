@@ -39,6 +39,7 @@ def run(cfg, run_dir, rows):
         _, params = init_fn(jax.random.PRNGKey(init), x.shape)
         distance = (np.linalg.norm(np.asarray(empirical(x, None, params)) - infinite)
                     / np.linalg.norm(infinite))
-        rows.add('relative_distance', distance, init=init)
+        # A row names what it was measured on: the n_points inputs, not n_train.
+        rows.add('relative_distance', distance, init=init, n_points=len(x))
         table.append({'init': init, 'relative_distance': distance})
     return pd.DataFrame(table)
