@@ -387,13 +387,39 @@ def _skip_if_done(cfg, run_dir: Path) -> Path | None:
         ) from None
     if not cfg.get('skip_done', True):
         return None
-    done = records.find_finished_run(Path(cfg.paths.runs), config_hash)
-    if done is None or done.resolve() == run_dir.resolve():
+    finished = [d for d in records.finished_runs(Path(cfg.paths.runs), config_hash)
+                if d.resolve() != run_dir.resolve()]
+    names = runner.base_columns(cfg)
+    done = next((d for d in finished if not _names_differ(names, d)), None)
+    if done is None:
+        if finished:  # model=cnn_gap composes what model=cnn does
+            log.info('the same config ran ok in %s, named otherwise there; running '
+                     'it as %s', finished[0],
+                     ' '.join(f'{k}={names.get(k)}' for k in _NAME_COLUMNS))
         return None
     print(f'ntkexp: skipped, this config already ran ok in {done} '
           '(pass skip_done=false to run it again)')
     runner.cleanup_failed_start(run_dir)
     return done
+
+
+# Row columns that name a run's choices, not its config values.
+_NAME_COLUMNS = ('model', 'dataset', 'setup')
+
+
+def _names_differ(names: dict, done: Path) -> bool:
+    """Whether ``done``, a run of the same config, names it otherwise in its
+    rows than ``names`` (:func:`runner.base_columns`): ``model=cnn_gap``
+    composes what ``model=cnn`` does, but its rows must say cnn_gap."""
+    import json  # pylint: disable=g-import-not-at-top
+
+    from ntkexp import records  # pylint: disable=g-import-not-at-top
+    try:
+        with open(done / records.ROWS_JSONL, encoding='utf-8') as rows:
+            first = json.loads(rows.readline())
+    except (OSError, ValueError):
+        return False  # no rows to name anything
+    return any(k in first and first[k] != names.get(k) for k in _NAME_COLUMNS)
 
 
 def _sweep_job(cfg, hydra_cfg, run_dir: Path) -> str:

@@ -332,14 +332,16 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def find_finished_run(runs_root: Path, digest: str) -> Path | None:
-    """A run directory under ``runs_root`` with this config hash and status ok."""
+def finished_runs(runs_root: Path, digest: str) -> list[Path]:
+    """The run directories under ``runs_root`` with this config hash and
+    status ok, in path order."""
     runs_root = Path(runs_root)
     if not runs_root.exists():
-        return None
+        return []
+    found = []
     for status_path in sorted(runs_root.rglob(STATUS_JSON)):
         status = read_status(status_path.parent)
         if (status and status.get('status') == 'ok' and
                 status.get('config_hash') == digest):
-            return status_path.parent
-    return None
+            found.append(status_path.parent)
+    return found

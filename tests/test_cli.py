@@ -366,6 +366,20 @@ def test_cli_default_run_prints_table(tmp_path):
     assert len(list((tmp_path / 'runs').rglob('status.json'))) == 1
 
 
+def test_a_preset_composing_the_same_config_runs_under_its_own_name(tmp_path):
+    """model=cnn_gap composes what model=cnn does: it used to be skipped as
+    done, leaving no cnn_gap rows; each preset's run is then skipped."""
+    tiny = ['dataset.n_train=8', 'dataset.n_test=8', 'model.depth=1',
+            'kernel.progress=false']
+    for model, skipped in (('cnn', False), ('cnn_gap', False), ('cnn_gap', True),
+                           ('cnn', True)):
+        result = _ntkexp(['run', f'model={model}', *tiny], tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert ('skipped' in result.stdout) == skipped, (model, result.stdout[-500:])
+    runs = [records.read_rows(p.parent) for p in (tmp_path / 'runs').rglob('status.json')]
+    assert sorted(rows['model'].iloc[0] for rows in runs) == ['cnn', 'cnn_gap']
+
+
 @pytest.mark.parametrize('args, message', [
     (['model=nope'], "unknown model 'nope'; choose one of: cnn, cnn_gap, "
                      'cnn_vec, fc, lcn, myrtle, resnet, wrn, wrn_nt'),
