@@ -533,7 +533,7 @@ def test_diverging_predictor_is_flagged_with_the_fix(tmp_path, caplog):
     """lr at 3x the stability bound of the analytic NTK: the net and its
     linearisation diverge (the NTK reference, nt.predict's gradient flow,
     cannot). That is flagged by one warning per
-    predictor naming experiment.lr_kernel=empirical and a diverged_at_step
+    predictor naming experiment.lr_kernel=empirical_outputs and a diverged_at_step
     row, instead of silent 1e40 losses."""
     cfg = compose(tmp_path, 'experiment=finite_width', 'model=fc',
                   'model.depth=1', 'dataset=gaussian', 'dataset.n_train=8',
@@ -551,7 +551,7 @@ def test_diverging_predictor_is_flagged_with_the_fix(tmp_path, caplog):
     warnings = [r.getMessage() for r in caplog.records
                 if 'diverges' in r.getMessage()]
     assert len(warnings) == len(flagged)
-    assert all('experiment.lr_kernel=empirical' in w for w in warnings)
+    assert all('use experiment.lr_kernel=empirical_outputs' in w for w in warnings)
 
 
 def test_linear_predictors_under_full_batch_gd_are_flagged_at_a_tenfold_rise(caplog):
@@ -582,12 +582,12 @@ def test_linear_predictors_under_full_batch_gd_are_flagged_at_a_tenfold_rise(cap
     for step, loss in ((0, 0.25), (20, 3.0), (30, 300.0)):
         sgd(rows, 'linearized', step, loss)
     assert rows.added == [('diverged_at_step', 30, 'linearized')]
-    # The first fix named for the analytic rate also names the convolutional one.
+    # The first fix named for the analytic rate is the NTK over the outputs.
     analytic = fw_rows.DivergenceWatch(1.0, 'analytic')
     with caplog.at_level('WARNING', logger='ntkexp.experiments.finite_width'):
         analytic(Rows(), 'net', 0, 1.0)
         analytic(Rows(), 'net', 5, float('nan'))
-    assert 'experiment.lr_kernel=empirical_outputs' in caplog.records[-1].getMessage()
+    assert 'use experiment.lr_kernel=empirical_outputs' in caplog.records[-1].getMessage()
 
 
 @pytest.mark.slow

@@ -113,11 +113,14 @@ class DivergenceWatch:
             return
         self.flagged.add(name)
         rows.add('diverged_at_step', step, predictor=name, **self.tag)
-        fix = {'analytic': 'use experiment.lr_kernel=empirical (each '
-                           'width\'s rate from its initial empirical NTK; for '
-                           'a convolutional net experiment.lr_kernel='
-                           'empirical_outputs, the NTK over outputs too) or a '
-                           'smaller experiment.lr_fraction',
+        # empirical_outputs first: the traced NTK's bound (lr_kernel=empirical)
+        # can be half the true one, which does not cure a net of several
+        # outputs (a ten-class FC net diverged with it too).
+        fix = {'analytic': 'use experiment.lr_kernel=empirical_outputs (each '
+                           'width\'s rate from its initial empirical NTK over the '
+                           'outputs too; experiment.lr_kernel=empirical, the '
+                           'traced one, may still be too large) or a smaller '
+                           'experiment.lr_fraction',
                'empirical': 'use experiment.lr_kernel=empirical_outputs (the '
                             'NTK over outputs too) or a smaller '
                             'experiment.lr_fraction',
