@@ -189,7 +189,7 @@ def test_report_after_a_signal_says_not_run_and_survives_no_sweep_dir(
 
 def test_slurm_path_end_to_end_with_submitit_local(tmp_path):
     """hydra-submitit-launcher with submitit's local executor: two processes."""
-    result = run_cli(['run', '-m', 'hydra/launcher=slurm_local', 'model.width=64,128',
+    result = run_cli(['run', '-m', 'hydra/launcher=slurm_local', 'model.depth=1,2',
                       *TINY, f'paths.root={tmp_path}'], cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert 'sweep: 2 jobs' in result.stdout and '2 ok' in result.stdout
@@ -199,7 +199,7 @@ def test_slurm_path_end_to_end_with_submitit_local(tmp_path):
     assert len({s['pid'] for s in runs.values()} | {os.getpid()}) == 3
     assert list((tmp_path / 'runs').rglob('.submitit'))
     frame = collect.collect([tmp_path / 'runs'])
-    assert set(frame['width']) == {64, 128} and set(frame['status']) == {'ok'}
+    assert set(frame['depth']) == {1, 2} and set(frame['status']) == {'ok'}
     accuracy = frame[frame['metric'] == 'accuracy']
     assert set(accuracy['kernel']) == {'nngp', 'ntk'} and len(accuracy) == 4
     assert accuracy['value'].between(0.3, 1.0).all()  # 10 digit classes, 40 points
