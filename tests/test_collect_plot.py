@@ -552,3 +552,11 @@ def test_make_collect_and_plot_run_the_cli(tmp_path):
          f'FIGURES={tmp_path}/f'], cwd=repo, capture_output=True, text=True, check=True).stdout
     assert f'ntkexp collect {tmp_path}/runs -o {tmp_path}/t' in out
     assert f'ntkexp plot {tmp_path}/t.parquet -o {tmp_path}/f' in out
+
+
+def test_every_architecture_has_a_label_of_its_own():
+    """wrn and wrn_nt were both 'WRN': two bars of one name in a figure."""
+    from ntkexp.plots import figures  # pylint: disable=g-import-not-at-top
+    labels = figures.MODEL_LABELS
+    assert len(set(labels.values())) == len(labels)
+    assert set(labels) == {p.stem for p in (cli.CONF_DIR / 'model').glob('*.yaml')}

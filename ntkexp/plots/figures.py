@@ -7,7 +7,7 @@ from pathlib import Path
 #: Display names of the architectures (``model=`` choices) in every figure.
 MODEL_LABELS = {'fc': 'FC', 'cnn': 'CNN', 'cnn_vec': 'CNN-VEC',
                 'cnn_gap': 'CNN-GAP', 'myrtle': 'Myrtle', 'wrn': 'WRN',
-                'wrn_nt': 'WRN', 'resnet': 'ResNet', 'lcn': 'LCN'}
+                'wrn_nt': 'WRN (nt)', 'resnet': 'ResNet', 'lcn': 'LCN'}
 
 #: A PNG larger than this is re-saved with a 256-colour palette (plots use a
 #: handful of colours: the same picture, about a third of the bytes), so that
