@@ -307,14 +307,17 @@ def _check_dataset_takes_its_options(cfg: DictConfig) -> None:
     for key in dataset:
         if key == '_target_' or key in parameters:
             continue
+        source = ('typed' if f'dataset.{key}' in command_line_keys() else
+                  f'set by experiment={choice_name("experiment", cfg.experiment)}')
         having = sorted(p.stem for p in (CONF_DIR / 'dataset').glob('*.yaml')
                         if re.search(rf'^{re.escape(str(key))}:', p.read_text(), re.M))
+        use = ('use a dataset that has it (' + ', '.join(f'dataset={h}' for h in having)
+               + ') or ' if having else '')
+        drop = ('drop it from the command line' if source == 'typed' else
+                f"drop it with '~dataset.{key}'")
         raise ConfigError(
-            f'dataset={name} has no option {key} (set by experiment='
-            f'{choice_name("experiment", cfg.experiment)}: dataset.{key}='
-            f'{OmegaConf.select(cfg, f"dataset.{key}")}); use a dataset that has it ('
-            + ', '.join(f'dataset={h}' for h in having)
-            + f") or drop it with '~dataset.{key}'")
+            f'dataset={name} has no option {key} ({source}: dataset.{key}='
+            f'{OmegaConf.select(cfg, f"dataset.{key}")}); {use}{drop}')
 
 
 def _check_shared_experiment_options(exp: DictConfig) -> None:
@@ -481,16 +484,22 @@ def _check_model_takes_the_data(cfg: DictConfig) -> None:
 
 
 def _check_model_builds(cfg: DictConfig) -> None:
-    """Builds the model once, so that a bad hyper-parameter is one line."""
+    """Builds the model once, so that a bad hyper-parameter is one line, and
+    logs what will compute its infinite-width kernels (run.log says so)."""
     if cfg.get('model') is not None:
         from hydra.utils import instantiate  # pylint: disable=g-import-not-at-top
+
+        from ntkexp import kernels  # pylint: disable=g-import-not-at-top
         try:
-            instantiate(cfg.model)
+            _, _, kernel_fn = instantiate(cfg.model)
         except Exception as error:  # Hydra wraps the model's ValueError.
             cause = records.unwrapped(error)
             if isinstance(cause, ValueError):
                 raise ConfigError(f'model: {cause}') from None
             raise
+        log.info('model=%s: infinite-width kernels by %s (model.fast_kernel=%s)',
+                 choice_name('model', cfg.model), kernels.implementation(kernel_fn),
+                 cfg.model.get('fast_kernel', 'false'))
 
 
 MATMUL_PRECISIONS = ('highest', 'high', 'default')

@@ -560,3 +560,40 @@ def test_every_architecture_has_a_label_of_its_own():
     labels = figures.MODEL_LABELS
     assert len(set(labels.values())) == len(labels)
     assert set(labels) == {p.stem for p in (cli.CONF_DIR / 'model').glob('*.yaml')}
+
+
+def test_settings_swept_within_a_model_are_lines_not_seeds():
+    """Two FC runs at different lr_kernel or n_train were averaged as if they
+    were seeds (the width figure said 'seeds=4' of four seed-0 runs); a
+    setting that differs only between models (FC's W_std beside the
+    ResNet's) is the model's own and adds nothing."""
+    from ntkexp.plots import rows as plot_rows  # pylint: disable=g-import-not-at-top
+    frame = pd.DataFrame([
+        dict(model='fc', W_std=1.41, lr_kernel='analytic', n_train=32, b_std=0.1),
+        dict(model='fc', W_std=1.41, lr_kernel='empirical', n_train=32, b_std=0.1),
+        dict(model='resnet', W_std=1.0, lr_kernel='analytic', n_train=32, b_std=None),
+        dict(model='resnet', W_std=1.0, lr_kernel='analytic', n_train=32, b_std=np.nan)])
+    assert plot_rows.line_columns(frame) == ['model', 'lr_kernel']
+    frame.loc[3, 'n_train'] = 16
+    assert plot_rows.line_columns(frame) == ['model', 'n_train', 'lr_kernel']
+
+
+def test_width_figure_has_a_panel_per_setting_swept_beside_the_width(tmp_path):
+    """nth's committed figure averaged FC erf and FC relu as if they were
+    seeds ('seeds' 6 of 3 seeds x 2 activations): now a panel each."""
+    from ntkexp.plots.finite_width import accuracy  # pylint: disable=g-import-not-at-top
+    rows = []
+    for activation, level in (('erf', 0.5), ('relu', 0.7)):
+        for seed in range(3):
+            for width in (64, 128, 256):
+                run = f'{activation}-{seed}'
+                for step, value in ((0, 0.1), (10, level + 0.01 * seed)):
+                    rows.append(dict(model='fc', parameterization='ntk', activation=activation,
+                                     predictor='net', width=width, seed=seed, run_dir=run,
+                                     step=step, metric='test_accuracy', value=value))
+    paths = accuracy.plot_width_accuracy(pd.DataFrame(rows), tmp_path, 'sweep')
+    stats = pd.read_csv(tmp_path / 'sweep_width_accuracy.csv')
+    assert tmp_path / 'sweep_width_accuracy.csv' in paths
+    assert len(stats) == 2 * 3 and (stats['seeds'] == 3).all()
+    best = stats.groupby('activation')['best'].mean()
+    assert best.to_dict() == pytest.approx({'erf': 0.51, 'relu': 0.71})

@@ -1242,7 +1242,7 @@ def test_pallas_step_kind_is_checked():
 
 
 def test_implementation_names_what_computes_the_kernels():
-    """Logged by every run (kernel_regression.make_engine)."""
+    """Logged by every run (runner._check_model_builds, into run.log)."""
     ours, theirs = 'ntkexp recursion (xla)', 'neural-tangents'
     assert kernels.implementation(models.cnn(depth=2, width=8)[2]) == ours
     assert kernels.implementation(models.fc(depth=2, width=8)[2]) == ours  # dense scan

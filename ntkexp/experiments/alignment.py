@@ -75,13 +75,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ntkexp import ntk_drift
+from ntkexp import runner
 from ntkexp import solve
 from ntkexp import spectrum
 from ntkexp import training
 from ntkexp.empirical_ntk import AUTO, EmpiricalNTK
 from ntkexp.experiments.options import as_list
 from ntkexp.records import RowWriter
-from ntkexp import runner
 from ntkexp.runner import ConfigError, choice_name, require, target_name
 
 log = logging.getLogger(__name__)

@@ -57,7 +57,6 @@ sub-matrices of it. With shifts each member computes its own kernels.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 from pathlib import Path
@@ -74,11 +73,6 @@ from ntkexp import solve
 from ntkexp import spectrum
 from ntkexp.experiments.options import as_list, time_value
 from ntkexp.records import RowWriter
-
-
-log = logging.getLogger(__name__)
-# (model, implementation) pairs whose kernel implementation was logged.
-_LOGGED_IMPLEMENTATIONS: set[tuple[str, str]] = set()
 
 
 def validate(cfg: DictConfig) -> None:
@@ -118,11 +112,6 @@ def make_engine(cfg: DictConfig, kernel_fn, get: tuple[str, ...]) -> kernels.Ker
     cache_dir = None
     if kcfg.get('cache', True) and cfg.get('paths', {}).get('cache'):
         cache_dir = Path(cfg.paths.cache) / 'kernels'
-    impl = kernels.implementation(kernel_fn)
-    if (model_id(cfg), impl) not in _LOGGED_IMPLEMENTATIONS:
-        _LOGGED_IMPLEMENTATIONS.add((model_id(cfg), impl))
-        log.info('infinite-width kernels by %s (model.fast_kernel=%s)', impl,
-                 cfg.model.get('fast_kernel', 'false'))
     return kernels.KernelEngine(
         kernel_fn=kernel_fn,
         model_id=model_id(cfg),

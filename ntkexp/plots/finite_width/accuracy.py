@@ -617,6 +617,9 @@ def plot_width_accuracy(frame: pd.DataFrame, out_dir: Path,
         return []
     rows = converged_rows(rows, diverged_runs(frame))
     panels = [c for c in ('model', 'parameterization') if c in rows.columns]
+    # A panel per setting swept beside the width (n_train, lr_kernel, ...):
+    # runs of different settings are not seeds of one point.
+    panels += [c for c in line_columns(rows) if c not in panels]
     keys = panels + ['predictor', 'width']
     seed_keys = keys + ['run_dir', 'seed']
     runs = best_and_final(metric_rows(rows, 'test_accuracy'), seed_keys)
@@ -647,7 +650,7 @@ def plot_width_accuracy(frame: pd.DataFrame, out_dir: Path,
             mk = metric_rows(frame, metric)
             for c, value in zip(panels, key):
                 if c in mk.columns:
-                    mk = mk[mk[c] == value]
+                    mk = mk[mk[c].isna() if pd.isna(value) else mk[c] == value]
             _kernel_lines([axes[row][column]], mk)
         widths = sorted(part['width'].unique())
         for row in range(n_rows):
@@ -655,9 +658,11 @@ def plot_width_accuracy(frame: pd.DataFrame, out_dir: Path,
             axes[row][column].set_xticks(widths, [f'{int(w)}' for w in widths])
             axes[row][column].minorticks_off()
         axes[-1][column].set_xlabel('width $n$')
-        ax.set_title(', '.join(MODEL_LABELS.get(str(v), str(v)) if c == 'model'
-                               else f'{v} param.' for c, v in zip(panels, key)),
-                     fontsize=9)
+        ax.set_title(', '.join(
+            MODEL_LABELS.get(str(v), str(v)) if c == 'model' else
+            f'{v} param.' if c == 'parameterization' else
+            f'{c}={figures.value_text(v)}' for c, v in zip(panels, key)
+            if c in ('model', 'parameterization') or not pd.isna(v)), fontsize=9)
     axes[0][0].set_ylabel('test accuracy (best over training; dotted: final)')
     if n_rows == 2:
         axes[1][0].set_ylabel('test loss at the last step')
