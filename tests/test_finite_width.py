@@ -1701,3 +1701,22 @@ def test_width_accuracy_figure_per_predictor_and_width(tmp_path):
     np.testing.assert_allclose(table.loc[('net_centered', 128), 'final'], 0.25)
     assert table.loc[('net', 32), 'seeds'] == 1  # seed 1 diverged
     assert table.loc[('net_centered', 32), 'seeds'] == 2
+
+
+def test_drift_title_says_each_runs_last_step_when_they_differ(tmp_path, saved_figures):
+    """The title took the first row's step ('after 10 steps' over runs of 5,
+    10 and 100 steps); with one length it still names it."""
+    def rows(lasts):
+        return pd.DataFrame([
+            {'run_dir': f'{width}', 'model': 'fc', 'width': width, 'seed': 0, 'step': step,
+             'metric': 'ntk_drift', 'predictor': 'net', 'value': 0.1 * step / width}
+            for width, last in lasts for step in (0, last)])
+
+    def title():
+        fig = saved_figures['x_ntk_drift']
+        return fig.axes[0].get_title() or fig._suptitle.get_text()  # pylint: disable=protected-access
+
+    fw_plots.plot_ntk_drift(rows([(16, 5), (64, 10), (256, 100)]), tmp_path, 'x')
+    assert title().endswith("at each run's last step (5-100)")
+    fw_plots.plot_ntk_drift(rows([(16, 10), (64, 10)]), tmp_path, 'x')
+    assert title().endswith('after 10 steps')

@@ -55,6 +55,16 @@ def plain_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def step_range(rows: pd.DataFrame) -> tuple[float, float] | None:
+    """The smallest and largest ``step`` of ``rows`` (each run's last step,
+    for a figure's label: runs of different lengths must not be labelled
+    with one of them); None without steps."""
+    if 'step' not in rows.columns or rows['step'].dropna().empty:
+        return None
+    steps = rows['step'].dropna()
+    return float(steps.min()), float(steps.max())
+
+
 def metric_rows(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     return frame[frame['metric'] == metric]
 

@@ -15,7 +15,7 @@ from ntkexp.plots import drift_tables
 from ntkexp.plots import figures
 from ntkexp.plots.finite_width.common import (
     diverged_runs, line_key, loglog_by_model, metric_rows, model_label, note_diverged,
-    place_legend, plain_rows, save_figure, save_with_slopes, split_diverged)
+    place_legend, plain_rows, save_figure, save_with_slopes, split_diverged, step_range)
 from ntkexp.plots.rows import last_step, line_columns
 
 
@@ -101,9 +101,10 @@ def _plot_ntk_drift_widths(everything: pd.DataFrame, dropped: pd.DataFrame,
                          fontsize=10)
         place_legend(ax, len(keys), below=len(metrics) > 1)
     axes[0, 0].set_ylabel(r'$\|\Theta_t - \Theta_0\|_F / \|\Theta_0\|_F$')
-    steps = rows['step'].iloc[0] if 'step' in rows.columns else None
-    title = ('relative change of the empirical NTK' +
-             (f' after {steps:g} steps' if steps is not None else ''))
+    steps = step_range(rows)
+    title = ('relative change of the empirical NTK' + (
+        '' if steps is None else f' after {steps[0]:g} steps' if steps[0] == steps[1]
+        else f" at each run's last step ({steps[0]:g}-{steps[1]:g})"))
     if len(metrics) > 1:
         fig.suptitle(title)
     else:
@@ -415,8 +416,10 @@ def plot_nth(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
         bottom.set_xticks([], minor=True)
     axes[0][0].set_ylabel(r'residual $\|\Theta_t-\Theta_0-P\|_F\,/\,'
                           r'\|\Theta_t-\Theta_0\|_F$')
-    axes[1][0].set_ylabel(r'$\|\cdot\|_F / \|\Theta_0\|_F$ after '
-                          f'{last["step"].max():g} steps')
+    steps = step_range(last)
+    axes[1][0].set_ylabel(r'$\|\cdot\|_F / \|\Theta_0\|_F$ after ' + (
+        f'{steps[1]:g} steps' if steps[0] == steps[1]
+        else f"each run's last step ({steps[0]:g}-{steps[1]:g})"))
     fig.tight_layout()
     paths = save_with_slopes(fig, out_dir, f'{name}_nth', fits)
     table = out_dir / f'{name}_nth.csv'

@@ -13,7 +13,7 @@ from ntkexp.plots import figures
 from ntkexp.plots.finite_width.common import (
     DISTANCE_REFERENCE, MODEL_LABELS, PREDICTOR_LABELS, PREDICTOR_STYLE, diverged_runs,
     loglog_by_model, metric_rows, model_label, note_diverged, plain_rows, save_figure,
-    save_with_slopes, split_diverged)
+    save_with_slopes, split_diverged, step_range)
 from ntkexp.plots.rows import last_step, line_columns
 
 
@@ -50,9 +50,10 @@ def plot_distance(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
                                     labels[metric], styles[metric]):
             fits.append(dict(metric=metric, **fit))
     ax.set_xlabel('width $n$')
-    last = rows['step'].max() if 'step' in rows.columns else None
-    ax.set_ylabel(r'RMS $|f_t(x) - f^{\mathrm{ref}}_t(x)|$ on the test set'
-                  + (f' (step {last:g})' if last is not None else ''))
+    steps = step_range(rows)
+    ax.set_ylabel(r'RMS $|f_t(x) - f^{\mathrm{ref}}_t(x)|$ on the test set' + (
+        '' if steps is None else f' (step {steps[1]:g})' if steps[0] == steps[1]
+        else f" (each run's last step, {steps[0]:g}-{steps[1]:g})"))
     ax.set_title('finite network vs ' + ' and '.join(
         {'dist_ntk': 'its NTK dynamics', 'dist_linearized': 'its linearisation'}[m]
         for m in present))
