@@ -597,3 +597,17 @@ def test_width_figure_has_a_panel_per_setting_swept_beside_the_width(tmp_path):
     assert len(stats) == 2 * 3 and (stats['seeds'] == 3).all()
     best = stats.groupby('activation')['best'].mean()
     assert best.to_dict() == pytest.approx({'erf': 0.51, 'relu': 0.71})
+
+
+def test_ntk_at_init_title_counts_the_initialisations_of_each_line(tmp_path, saved_figures):
+    """It said the fewest rows at any width ('over 2'), whatever the lines had."""
+    from ntkexp.plots import ntk_at_init  # pylint: disable=g-import-not-at-top
+    frame = pd.DataFrame([
+        dict(experiment='ntk_at_init', model=model, width=width, init=i,
+             metric='relative_distance', value=1 / np.sqrt(width) + 0.001 * i)
+        for model, inits in (('fc', 3), ('cnn', 6)) for width in (64, 256)
+        for i in range(inits)])
+    ntk_at_init.plot(frame, tmp_path)
+    assert 'over 3-6 initialisations' in saved_figures['relative_distance'].axes[0].get_title()
+    ntk_at_init.plot(frame[frame['model'] == 'cnn'], tmp_path)
+    assert 'over 6 initialisations' in saved_figures['relative_distance'].axes[0].get_title()

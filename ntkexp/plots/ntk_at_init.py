@@ -49,7 +49,10 @@ def plot(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.plot([], [], ':', color='gray', lw=1, label='least-squares fits')
     ax.set_xticks(widths, [f'{w:g}' for w in widths])
     ax.xaxis.set_minor_locator(plt.NullLocator())
-    draws = rows.groupby('width').size().min()
+    # Per line and width (the fewest and the most, where they differ).
+    sizes = rows.groupby(line_columns(rows) + ['width'], dropna=False).size()
+    draws = (f'{sizes.min()}' if sizes.min() == sizes.max()
+             else f'{sizes.min()}-{sizes.max()}')
     ax.set_xlabel('width $n$')
     ax.set_ylabel(r'$\|\hat\Theta_0 - \Theta_\infty\|_F\,/\,\|\Theta_\infty\|_F$')
     ax.set_title(f'empirical NTK at initialisation vs infinite width\n'
