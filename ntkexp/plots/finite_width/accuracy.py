@@ -429,7 +429,9 @@ def _kernel_lines(axes, kernel: pd.DataFrame, style: str = '--') -> dict[str, fl
             kernel['parameterization'] == 'ntk').any():
         kernel = kernel[kernel['parameterization'] == 'ntk']
     drawn = {}
-    for kern, color in (('nngp', 'tab:green'), ('ntk', 'tab:red')):
+    # Greys: the predictors' lines take the colour cycle (C2 green and C3 red
+    # are the NTK dynamics', which the kernels' lines were hard to tell from).
+    for kern, color in (('nngp', '0.55'), ('ntk', 'black')):
         part = (kernel[kernel['kernel'] == kern] if 'kernel' in kernel.columns
                 else kernel.iloc[:0])
         if part.empty:
