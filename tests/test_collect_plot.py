@@ -611,3 +611,21 @@ def test_ntk_at_init_title_counts_the_initialisations_of_each_line(tmp_path, sav
     assert 'over 3-6 initialisations' in saved_figures['relative_distance'].axes[0].get_title()
     ntk_at_init.plot(frame[frame['model'] == 'cnn'], tmp_path)
     assert 'over 6 initialisations' in saved_figures['relative_distance'].axes[0].get_title()
+
+
+def test_nngp_against_ntk_gives_every_dataset_its_marker(tmp_path, saved_figures):
+    """Five markers for seven datasets left two drawn as the first one's."""
+    from ntkexp.plots.kernel_regression import architectures  # pylint: disable=g-import-not-at-top
+    datasets = ['cifar10', 'cifar100', 'circle', 'digits', 'gaussian', 'mnist', 'sphere']
+    frame = pd.DataFrame([
+        dict(experiment='kernel_regression', model=model, dataset=dataset, kernel=kernel,
+             diag_reg=1e-4, t=np.inf, metric='accuracy', value=0.5 + 0.01 * i,
+             status='ok', seed=0)
+        for i, dataset in enumerate(datasets) for model in ('fc', 'cnn')
+        for kernel in ('nngp', 'ntk')])
+    architectures.plot_nngp_vs_ntk(frame, tmp_path)
+    (ax,) = saved_figures['nngp_vs_ntk'].axes
+    paths = {}
+    for collection, text in zip(ax.collections, [t.get_text() for t in ax.get_legend().texts]):
+        paths[text.split(', ')[-1]] = collection.get_paths()[0].vertices.tobytes()
+    assert len(paths) == len(datasets) and len(set(paths.values())) == len(datasets)

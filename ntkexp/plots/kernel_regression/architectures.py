@@ -18,6 +18,10 @@ from ntkexp.plots.kernel_regression.common import (
     series_of, value_label, varies, with_title)
 from ntkexp.plots.kernel_regression.selection import architecture_table, selection_text
 
+#: One marker per dataset in the NNGP-against-NTK scatter (5 had left two
+#: of seven datasets in the first one's circles).
+DATASET_MARKERS = 'o^sDvP*Xhp'
+
 
 def _preprocessing_label(zca, stats_from: str, label_fit: bool) -> str:
     """'no ZCA' / 'ZCA 0.1', with where its statistics came from when the
@@ -191,7 +195,9 @@ def plot_nngp_vs_ntk(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                      else None)
         if colour_by:
             colors = model_colors(data) if colour_by == 'model' else {}
-            markers = dict(zip(facet_values(data, 'dataset'), 'o^sDv'))
+            datasets = facet_values(data, 'dataset')  # a marker each (there are 8)
+            markers = {d: DATASET_MARKERS[i % len(DATASET_MARKERS)]
+                       for i, d in enumerate(datasets)}
             levels = [colour_by] + ([marker_by] if marker_by else [])
             for value, part in table.groupby(level=levels, dropna=False):
                 value = value if isinstance(value, tuple) else (value,)
