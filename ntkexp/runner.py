@@ -222,6 +222,7 @@ def validate(cfg: DictConfig) -> None:
     _check_model_takes_the_data(cfg)
     _check_model_builds(cfg)
     _check_width_used(cfg, command_line_keys())
+    _check_kernel_jobs_used(cfg, command_line_keys())
 
 
 def _check_root_options(cfg: DictConfig) -> None:
@@ -451,6 +452,26 @@ def _check_width_used(cfg: DictConfig, given: set[str]) -> None:
                 f'{cfg.experiment.name} computes infinite-width kernels, which in the '
                 'NTK parameterisation do not depend on the width; drop it (the '
                 'kernels of model.parameterization=standard do depend on it)')
+
+
+# Experiments whose kernels kernel.jobs > 1 splits into submitit jobs
+# (kernel_regression.compute_kernels); the others compute them in this process.
+KERNEL_JOBS_RUNS = ('ntkexp.experiments.kernel_regression.run',
+                    'ntkexp.experiments.kernel_precision.run',
+                    'ntkexp.experiments.finite_width.run')
+
+
+def _check_kernel_jobs_used(cfg: DictConfig, given: set[str]) -> None:
+    """A typed ``kernel.jobs`` > 1 in an experiment that never splits its
+    kernels into jobs (alignment, nads, ...) is refused, not ignored."""
+    jobs = _integer((cfg.get('kernel') or {}).get('jobs', 1)) or 1
+    run = cfg.experiment.get('run')
+    require('kernel.jobs' not in given or jobs <= 1 or run in KERNEL_JOBS_RUNS
+            or not str(run).startswith('ntkexp.'),
+            f'kernel.jobs={jobs} would be ignored: experiment={cfg.experiment.name} '
+            'computes its kernels in this process; kernel.jobs splits the kernels of '
+            'kernel_regression, kernel_precision and finite_width (ntk_drift, nth) '
+            'runs; drop it')
 
 
 # Experiments that generate their own inputs instead of reading cfg.dataset.

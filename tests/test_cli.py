@@ -704,6 +704,9 @@ def as_hydra_job():
      'dataset: it integrates the kernel over the sphere'),
     (['experiment=resntk_spectrum', 'dataset=digits'],
      'dataset=digits would be ignored: experiment=resntk_spectrum reads no dataset'),
+    (['experiment=alignment', 'kernel.jobs=2'],
+     'kernel.jobs=2 would be ignored: experiment=alignment computes its kernels in '
+     'this process'),
     (['seed=1'],
      "seed=1 would be ignored: experiment=kernel_regression has no random "
      'initialisation (its kernel predictors are deterministic given the data), and '
@@ -772,6 +775,7 @@ def test_the_command_lines_lr_and_momentum_train_once_nothing_sets_them_aside(
     ['model=resnet', 'model.layout=image', 'model.filter_size=5', 'dataset=digits'],
     ['experiment=huang2020_depth_resnet', 'model.alpha_gamma=null', 'model.alpha=0.3'],
     ['experiment=resntk_spectrum', 'experiment.depths=null', 'model.depth=3'],
+    ['experiment=ntk_drift', 'kernel.jobs=2'],
     # The standard parameterisation's kernels depend on the width.
     ['model.parameterization=standard', 'model.width=64'],
     # A seed that reaches the data subset (typed, or arora2020's config).
