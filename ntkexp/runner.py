@@ -361,8 +361,12 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
     ``dataset.zca``; the ResNet's ``model.alpha`` only with
     ``model.alpha_gamma=null``, its ``filter_size`` / ``readout`` only with
     ``model.layout=image``; ``kernel.executor=slurm`` and ``kernel.slurm.*`` only
-    with ``kernel.jobs`` > 1 (docs/cluster.md). When both options are typed
-    (a sweep over a grid) the combination is the user's and runs.
+    with ``kernel.jobs`` > 1 (docs/cluster.md); finite_width's ``l2_center``
+    only with ``l2``, ``slice_steps`` with a ``slice``, ``percentiles`` with
+    ``functions``, ``kernel_diag_reg`` with ``kernel_inf``; kernel regression's
+    ``augment.*`` only with augmented members (or ``union``). When both
+    options are typed (a sweep over a grid) the combination is the user's and
+    runs.
     """
     exp = cfg.experiment
     dataset = cfg.get('dataset') or {}
@@ -378,6 +382,11 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
     decay = (schedule not in (None, 'step'),
              ('experiment.schedule',), f'experiment.schedule={schedule} does '
              'not decay in steps; add experiment.schedule=step')
+    augment = exp.get('augment', None) or {}
+    unaugmented = (not augment.get('members', 0) and not augment.get('union', False),
+                   ('experiment.augment.members', 'experiment.augment.union'),
+                   'experiment.augment.members=0 trains no augmented predictor; add '
+                   'experiment.augment.members=N (or experiment.augment.union=true)')
     set_aside = {  # option: (set aside?, by which options, why and the fix)
         'experiment.lr': (
             fraction is not None, ('experiment.lr_fraction',),
@@ -395,6 +404,25 @@ def _check_options_set_aside(cfg: DictConfig, given: set[str]) -> None:
             'experiment.optimizer=momentum'),
         'experiment.decay_at': decay,
         'experiment.decay_factor': decay,
+        'experiment.l2_center': (
+            not exp.get('l2', 0), ('experiment.l2',),
+            f"experiment.l2={exp.get('l2', 0)} adds no L2 term to centre; add "
+            'experiment.l2=1e-3'),
+        'experiment.slice_steps': (
+            exp.get('slice', None) is None, ('experiment.slice',),
+            'experiment.slice=null draws no NTK slice; add '
+            "'experiment.slice={x0: [1.0, 0.0], points: 100}'"),
+        'experiment.percentiles': (
+            not exp.get('functions', False), ('experiment.functions',),
+            'experiment.functions=false draws no infinite-width Gaussian to take '
+            'percentiles of; add experiment.functions=true'),
+        'experiment.kernel_diag_reg': (
+            not exp.get('kernel_inf', False), ('experiment.kernel_inf',),
+            'experiment.kernel_inf=false solves no kernel regression at t = inf; '
+            'add experiment.kernel_inf=true'),
+        'experiment.augment.flip': unaugmented,
+        'experiment.augment.crop': unaugmented,
+        'experiment.augment.seed': unaugmented,
         'experiment.final_lr_fraction': (
             schedule not in (None, 'cosine'), ('experiment.schedule',),
             f'experiment.schedule={schedule} is not cosine; add '

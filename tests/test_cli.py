@@ -704,6 +704,18 @@ def as_hydra_job():
      'dataset: it integrates the kernel over the sphere'),
     (['experiment=resntk_spectrum', 'dataset=digits'],
      'dataset=digits would be ignored: experiment=resntk_spectrum reads no dataset'),
+    (['experiment=finite_width', 'experiment.l2_center=init'],
+     'experiment.l2_center=init would be ignored: experiment.l2=0.0 adds no L2 term '
+     'to centre; add experiment.l2=1e-3'),
+    (['experiment=finite_width', 'experiment.percentiles=[5,95]'],
+     'experiment.percentiles=[5, 95] would be ignored: experiment.functions=false'),
+    (['experiment=finite_width', 'experiment.kernel_diag_reg=0.1'],
+     'experiment.kernel_diag_reg=0.1 would be ignored: experiment.kernel_inf=false'),
+    (['experiment=finite_width', 'experiment.slice_steps=[0,10]'],
+     'experiment.slice_steps=[0, 10] would be ignored: experiment.slice=null'),
+    (['experiment.augment.crop=2'],
+     'experiment.augment.crop=2 would be ignored: experiment.augment.members=0 '
+     'trains no augmented predictor'),
     (['experiment=alignment', 'kernel.jobs=2'],
      'kernel.jobs=2 would be ignored: experiment=alignment computes its kernels in '
      'this process'),
@@ -775,6 +787,9 @@ def test_the_command_lines_lr_and_momentum_train_once_nothing_sets_them_aside(
     ['model=resnet', 'model.layout=image', 'model.filter_size=5', 'dataset=digits'],
     ['experiment=huang2020_depth_resnet', 'model.alpha_gamma=null', 'model.alpha=0.3'],
     ['experiment=resntk_spectrum', 'experiment.depths=null', 'model.depth=3'],
+    ['experiment=finite_width', 'experiment.l2=1e-3', 'experiment.l2_center=init'],
+    ['experiment=jacot2018_fig2', 'experiment.percentiles=[5,95]'],
+    ['experiment.augment.members=2', 'experiment.augment.crop=2'],
     ['experiment=ntk_drift', 'kernel.jobs=2'],
     # The standard parameterisation's kernels depend on the width.
     ['model.parameterization=standard', 'model.width=64'],
