@@ -389,13 +389,14 @@ def _skip_if_done(cfg, run_dir: Path) -> Path | None:
         return None
     finished = [d for d in records.finished_runs(Path(cfg.paths.runs), config_hash)
                 if d.resolve() != run_dir.resolve()]
+    if not finished:
+        return None
     names = runner.base_columns(cfg)
     done = next((d for d in finished if not _names_differ(names, d)), None)
-    if done is None:
-        if finished:  # model=cnn_gap composes what model=cnn does
-            log.info('the same config ran ok in %s, named otherwise there; running '
-                     'it as %s', finished[0],
-                     ' '.join(f'{k}={names.get(k)}' for k in _NAME_COLUMNS))
+    if done is None:  # model=cnn_gap composes what model=cnn does
+        log.info('the same config ran ok in %s, named otherwise there; running '
+                 'it as %s', finished[0],
+                 ' '.join(f'{k}={names.get(k)}' for k in _NAME_COLUMNS))
         return None
     print(f'ntkexp: skipped, this config already ran ok in {done} '
           '(pass skip_done=false to run it again)')

@@ -42,9 +42,8 @@ from ntkexp import sweep
 RUN_COLUMNS = ('run_dir', 'status', 'wall_time_s', 'error', 'config_hash',
                'finished', 'experiment_run')
 # Columns averaged over (or measured) in the summary, not grouped by.
-# The seeds a summary averages over: the init seed and the data subset's.
-SEED_COLUMNS = records.SEED_COLUMNS
-NOT_GROUPED = SEED_COLUMNS + ('value',) + RUN_COLUMNS
+# The seeds a summary averages over (records.SEED_COLUMNS) are not grouped by.
+NOT_GROUPED = records.SEED_COLUMNS + ('value',) + RUN_COLUMNS
 # Group choices (the rows name them: model, dataset, experiment columns).
 _GROUP_KEYS = ('model', 'dataset', 'experiment', 'paths', 'hydra')
 # Override keys that are not parameters of the measurement.
@@ -247,7 +246,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         v, (list, tuple, dict)) else v) for c in keys if ok[c].dtype == object})
     aggregations = dict(mean=('value', 'mean'), std=('value', 'std'),
                         count=('value', 'count'))
-    seeds = [c for c in SEED_COLUMNS if c in ok.columns]
+    seeds = [c for c in records.SEED_COLUMNS if c in ok.columns]
     if seeds:  # distinct (seed, dataset.seed) pairs; a missing one is a value
         pairs = ok[seeds[0]].map(str)
         for column in seeds[1:]:

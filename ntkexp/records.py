@@ -138,8 +138,10 @@ def text_value(value: Any) -> Any:
     return str(value)
 
 
-#: Columns of seeds (the init seed; the data subset's, runner.DATA_SEED_COLUMN).
-SEED_COLUMNS = ('seed', 'dataset.seed')
+#: The data subset's seed (``dataset.seed``), a row column beside the init seed.
+DATA_SEED_COLUMN = 'dataset.seed'
+#: Columns of seeds: the init seed and the data subset's.
+SEED_COLUMNS = ('seed', DATA_SEED_COLUMN)
 
 
 def arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:

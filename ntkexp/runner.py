@@ -42,7 +42,6 @@ _MODEL_COLUMNS = ('width', 'depth', 'k', 'filter_size', 'readout', 'alpha',
 # init seed.
 _DATASET_COLUMNS = ('n_train', 'n_test', 'n_valid', 'classes', 'zca', 'standardize',
                     'stats_from', 'targets', 'd', 'target', 'noise', 'scale', 'grid')
-DATA_SEED_COLUMN = 'dataset.seed'
 
 
 class ConfigError(ValueError):
@@ -108,7 +107,7 @@ def base_columns(cfg: DictConfig) -> dict[str, Any]:
             # A list as its JSON text ([4, 9]), as collect stores swept lists.
             base[key] = json.dumps(value) if isinstance(value, list) else value
     if 'seed' in dataset:
-        base[DATA_SEED_COLUMN] = dataset['seed']
+        base[records.DATA_SEED_COLUMN] = dataset['seed']
     base['precision'] = str(cfg.get('precision', 'float32'))
     base['matmul_precision'] = str(cfg.get('matmul_precision', 'highest'))
     return base
@@ -120,7 +119,7 @@ def base_column_sources() -> dict[str, str]:
     ``model.width``, ``n_train`` is ``dataset.n_train``, ...)."""
     return {'seed': 'seed', **{k: f'model.{k}' for k in _MODEL_COLUMNS},
             **{k: f'dataset.{k}' for k in _DATASET_COLUMNS},
-            DATA_SEED_COLUMN: 'dataset.seed'}
+            records.DATA_SEED_COLUMN: 'dataset.seed'}
 
 
 def require(condition: bool, message: str) -> None:
@@ -128,6 +127,21 @@ def require(condition: bool, message: str) -> None:
     holds (the experiments' ``validate`` hooks check their options with it)."""
     if not condition:
         raise ConfigError(message)
+
+
+def require_scalar_not_beside_list(cfg: DictConfig, given: set[str], scalar: str,
+                                   listed: str, verb: str) -> None:
+    """Refuses ``scalar`` (e.g. ``seed``) typed while the experiment runs the
+    list ``listed`` (``experiment.seeds``) instead, which would ignore it (a
+    sweep over it would repeat one run); ``verb`` says what the experiment
+    does with the list (``trains``, ``computes``)."""
+    values = as_list(OmegaConf.select(cfg, listed, default=None), None)
+    if scalar in given and values is not None:
+        value = OmegaConf.select(cfg, scalar, default=None)
+        raise ConfigError(
+            f'{scalar}={value} would be ignored: experiment={cfg.experiment.name} '
+            f'{verb} {listed}={list(values)}; give {listed}=[{value}] instead, or '
+            f'add {listed}=null to use {scalar}')
 
 
 def _number(value: Any) -> float | None:

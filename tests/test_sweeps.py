@@ -56,6 +56,22 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.Comple
                           capture_output=True, timeout=timeout, check=False)
 
 
+def start_slow_sweep(tmp_path: Path, slow_experiment, *launcher: str,
+                     **popen) -> subprocess.Popen:
+    """``ntkexp run -m <slow experiment> seed=0,1`` (two jobs, each writing a
+    row and then sleeping), started to be stopped by a signal."""
+    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1',
+               **slow_experiment.env)
+    env.pop('NTKEXP_HOME', None)
+    return subprocess.Popen(
+        [str(NTKEXP), 'run', '-m', *launcher, slow_experiment.override, 'seed=0,1',
+         f'paths.root={tmp_path}'], cwd=tmp_path, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # A CI shell may start the tests with SIGINT ignored, which children
+        # inherit (and Python then keeps); a terminal's Ctrl-C is not ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)
+
+
 def statuses(root: Path) -> dict[str, dict]:
     return {str(p.parent.relative_to(root)): json.loads(p.read_text())
             for p in sorted(root.rglob(records.STATUS_JSON))}
@@ -238,16 +254,7 @@ def test_stopped_sweep_records_the_job_and_prints_the_summary(tmp_path,
                                                                slow_experiment):
     """Ctrl-C during a sweep's first job: the sweep stops there (exit 130),
     the job's record says so, and the summary names the job never run."""
-    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1',
-               **slow_experiment.env)
-    env.pop('NTKEXP_HOME', None)
-    process = subprocess.Popen(
-        [str(NTKEXP), 'run', '-m', slow_experiment.override, 'seed=0,1',
-         f'paths.root={tmp_path}'], cwd=tmp_path, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        # A CI shell may start the tests with SIGINT ignored, which children
-        # inherit (and Python then keeps); a terminal's Ctrl-C is not ignored.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = start_slow_sweep(tmp_path, slow_experiment)
     slow_experiment.signal_after_first_row(process, tmp_path / 'runs',
                                            signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
@@ -267,15 +274,8 @@ def test_ctrl_c_to_a_slurm_local_sweep_prints_no_traceback(tmp_path,
     submitit's local controllers and the jobs. The controllers'
     KeyboardInterrupt tracebacks go to ``.submitit/controllers.log``; the
     terminal shows ntkexp's lines only, and the jobs record the stop."""
-    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1',
-               **slow_experiment.env)
-    env.pop('NTKEXP_HOME', None)
-    process = subprocess.Popen(
-        [str(NTKEXP), 'run', '-m', 'hydra/launcher=slurm_local',
-         slow_experiment.override, 'seed=0,1', f'paths.root={tmp_path}'],
-        cwd=tmp_path, env=env, text=True, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = start_slow_sweep(tmp_path, slow_experiment, 'hydra/launcher=slurm_local',
+                               start_new_session=True)
     slow_experiment.signal_after_first_row(process, tmp_path / 'runs',
                                            signal.SIGINT, group=True)
     # The controllers keep this stdout: it closes when the last one ends.
@@ -304,14 +304,7 @@ def test_stopped_parallel_sweep_records_its_jobs(tmp_path, slow_experiment, sign
     sweep: joblib kills its workers before they can record anything, so the
     main process records the jobs as failed with the signal (job records and
     status.json), prints the summary, no traceback, and exits 128 + signal."""
-    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1',
-               **slow_experiment.env)
-    env.pop('NTKEXP_HOME', None)
-    process = subprocess.Popen(
-        [str(NTKEXP), 'run', '-m', 'hydra/launcher=parallel', slow_experiment.override,
-         'seed=0,1', f'paths.root={tmp_path}'], cwd=tmp_path, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = start_slow_sweep(tmp_path, slow_experiment, 'hydra/launcher=parallel')
     slow_experiment.signal_after_first_row(process, tmp_path / 'runs', signum)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stdout[-2000:] + stderr[-2000:]

@@ -242,16 +242,11 @@ def _check_sphere_options_used(cfg: DictConfig) -> None:
             f'{key}={value} would be ignored: experiment={exp.name} reads no dataset: '
             'it integrates the kernel over the sphere S^(d-1) (experiment.d) and checks '
             'it on experiment.gram_points uniform points; drop it')
-    depths = as_list(exp.get('depths', None), None)
+    for key in ('depth', 'alpha'):
+        runner.require_scalar_not_beside_list(cfg, given, f'model.{key}',
+                                              f'experiment.{key}s', 'computes')
     alphas = as_list(exp.get('alphas', None), None)
-    model = cfg.model
-    for key, values, plural in (('depth', depths, 'depths'), ('alpha', alphas, 'alphas')):
-        require(f'model.{key}' not in given or values is None or key not in model,
-                f'model.{key}={model.get(key)} would be ignored: experiment='
-                f'{exp.name} computes experiment.{plural}={list(values or [])}; give '
-                f'experiment.{plural}=[{model.get(key)}] instead, or add '
-                f'experiment.{plural}=null to use model.{key}')
-    gamma = model.get('alpha_gamma', None)
+    gamma = cfg.model.get('alpha_gamma', None)
     require(gamma is None or alphas is None,
             f'experiment.alphas={list(alphas or [])} would be ignored: '
             f'model.alpha_gamma={gamma} sets alpha = depth^-{gamma} at every depth; '

@@ -268,11 +268,7 @@ def _check_lists_used(cfg: DictConfig, given: set[str],
     """A run trains the lists; a scalar given on the command line beside them
     would be ignored (a sweep over it would repeat one run)."""
     exp = cfg.experiment
-    seeds = as_list(exp.get('seeds', None), None)
-    require('seed' not in given or seeds is None,
-            f'seed={cfg.get("seed")} would be ignored: experiment={exp.name} trains '
-            f'experiment.seeds={list(seeds or [])}; give experiment.seeds=[{cfg.get("seed")}] '
-            'instead, or add experiment.seeds=null to use seed')
+    runner.require_scalar_not_beside_list(cfg, given, 'seed', 'experiment.seeds', 'trains')
     require('model.width' not in given or widths is None,
             f'model.width={cfg.model.get("width")} would be ignored: experiment='
             f'{exp.name} trains the widths {list(widths or [])} '

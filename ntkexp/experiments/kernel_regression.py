@@ -85,7 +85,8 @@ def validate(cfg: DictConfig) -> None:
         ConfigError: ``seed`` typed while ``dataset.seed`` does not take it.
     """
     from ntkexp import runner  # pylint: disable=g-import-not-at-top
-    if ('seed' not in runner.command_line_keys() or cfg.get('dataset') is None
+    given = runner.command_line_keys()
+    if ('seed' not in given or cfg.get('dataset') is None
             or cfg.experiment.get('run') != f'{__name__}.run'):
         return  # experiment.run=mymodule.run may well use the seed
     data_seed = OmegaConf.to_container(cfg.dataset, resolve=False).get('seed', 0)
@@ -95,7 +96,7 @@ def validate(cfg: DictConfig) -> None:
         'has no random initialisation (its kernel predictors are deterministic '
         f"given the data), and dataset.seed={cfg.dataset.get('seed', 0)} draws the "
         'training subset; ' + (
-            f"drop seed={cfg.get('seed')}" if 'dataset.seed' in runner.command_line_keys()
+            f"drop seed={cfg.get('seed')}" if 'dataset.seed' in given
             else f"type dataset.seed={cfg.get('seed')} instead")
         + ", or add 'dataset.seed=${seed}' to draw it by seed")
 
